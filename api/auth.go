@@ -1,0 +1,319 @@
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wuyou/wuyou"
+)
+
+// Roles a token may carry in its "role" claim (CONTRACT §2).
+const (
+	RoleSeafarer = "seafarer" // sub is the seafarer id; reads only their own data
+	RoleCompany  = "company"  // company_id names the company whose crew it manages
+	RoleUnion    = "union"    // everything
+	RoleCarrier  = "carrier"  // /v1/carrier/* only
+)
+
+// Signing algorithms Wuyou accepts. Each is bound to one kind of key, so a
+// key's algorithm follows from the key itself.
+const (
+	AlgEdDSA = "EdDSA" // Ed25519
+	AlgES256 = "ES256" // ECDSA P-256, SHA-256
+	AlgRS256 = "RS256" // RSASSA-PKCS1-v1_5, SHA-256, at least 2048-bit modulus
+)
+
+const (
+	// MaxTokenBytes bounds a bearer token. Longer ones are refused before any
+	// decoding, so a megabyte of dots costs a length check.
+	MaxTokenBytes = 8 << 10
+	// clockLeeway absorbs clock skew between the issuer and Wuyou for exp and nbf.
+	clockLeeway = 30 * time.Second
+	// minRSABits is the smallest RSA modulus accepted in a JWKS or a key file.
+	minRSABits = 2048
+)
+
+// Principal is who a verified token speaks for.
+type Principal struct {
+	Role    string
+	Subject string
+	// CompanyID is set for the company role only; it is empty for every other
+	// role even if the token carried a company_id, so a check on CompanyID can
+	// never be passed by a seafarer's or carrier's token.
+	CompanyID string
+}
+
+// verificationKey is one public key from the JWKS together with the only
+// algorithm it may verify and the parser pinned to that algorithm.
+type verificationKey struct {
+	alg    string
+	public any // ed25519.PublicKey, *ecdsa.PublicKey or *rsa.PublicKey
+	parser *jwt.Parser
+}
+
+// Verifier checks bearer tokens against a fixed set of public keys.
+// It is safe for concurrent use.
+type Verifier struct {
+	keys map[string]verificationKey // by kid
+}
+
+// NewVerifier reads the JWKS JSON file at jwksPath; see NewVerifierFromJWKS.
+func NewVerifier(jwksPath, issuer, audience string, now func() time.Time) (*Verifier, error) {
+	data, err := os.ReadFile(jwksPath)
+	if err != nil {
+		return nil, fmt.Errorf("read JWKS: %w", err)
+	}
+	v, err := NewVerifierFromJWKS(data, issuer, audience, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", jwksPath, err)
+	}
+	return v, nil
+}
+
+// NewVerifierFromJWKS builds a Verifier from JWKS JSON. Tokens must carry the
+// given iss and aud. now is the clock for exp and nbf (nil means the system
+// clock).
+//
+// Keys are chosen by `kid` only; the algorithm is the key's (EdDSA/Ed25519,
+// ES256, RS256), never the token's own choice: a token whose header alg
+// differs from its key's alg is refused. none and HMAC are refused.
+//
+// Keys that cannot serve (no kid, kty/crv/alg Wuyou does not accept, use other
+// than "sig", RSA under 2048 bits, malformed) are skipped. It is an error when
+// no key is left, when two usable keys share a kid, or when issuer or audience
+// is empty. Private parts in the JWKS are ignored.
+func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() time.Time) (*Verifier, error) {
+	if issuer == "" {
+		return nil, errors.New("JWT issuer is required")
+	}
+	if audience == "" {
+		return nil, errors.New("JWT audience is required")
+	}
+	if now == nil {
+		now = wuyou.SystemClock
+	}
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(jwksJSON, &set); err != nil {
+		return nil, fmt.Errorf("parse JWKS: %w", err)
+	}
+
+	// One parser per algorithm, built once: per-request work is what jwt does.
+	parsers := make(map[string]*jwt.Parser, 3)
+	for _, alg := range []string{AlgEdDSA, AlgES256, AlgRS256} {
+		parsers[alg] = jwt.NewParser(
+			jwt.WithValidMethods([]string{alg}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithTimeFunc(now),
+			jwt.WithLeeway(clockLeeway),
+			jwt.WithStrictDecoding(),
+		)
+	}
+
+	v := &Verifier{keys: make(map[string]verificationKey, len(set.Keys))}
+	for _, m := range set.Keys {
+		alg, public, ok := usableKey(m)
+		if !ok {
+			continue
+		}
+		if _, dup := v.keys[m.KID]; dup {
+			return nil, fmt.Errorf("JWKS has two keys with kid %q", m.KID)
+		}
+		v.keys[m.KID] = verificationKey{alg: alg, public: public, parser: parsers[alg]}
+	}
+	if len(v.keys) == 0 {
+		return nil, errors.New("JWKS has no usable signing key (EdDSA/Ed25519, ES256/P-256 or RS256 with a kid)")
+	}
+	return v, nil
+}
+
+// usableKey returns the public key of m and the one algorithm it verifies,
+// or ok=false when Wuyou does not accept it.
+func usableKey(m jwkset.JWKMarshal) (alg string, public any, ok bool) {
+	if m.KID == "" || (m.USE != "" && m.USE != jwkset.UseSig) {
+		return "", nil, false
+	}
+	// Only the public members are read: a JWKS that also holds private keys
+	// must not put them in the verifier.
+	pub := jwkset.JWKMarshal{KTY: m.KTY, CRV: m.CRV, X: m.X, Y: m.Y, N: m.N, E: m.E}
+	jwk, err := jwkset.NewJWKFromMarshal(pub, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		return "", nil, false
+	}
+	switch k := jwk.Key().(type) {
+	case ed25519.PublicKey:
+		alg = AlgEdDSA
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return "", nil, false
+		}
+		alg = AlgES256
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return "", nil, false
+		}
+		alg = AlgRS256
+	default:
+		return "", nil, false
+	}
+	if m.ALG != "" && string(m.ALG) != alg {
+		return "", nil, false
+	}
+	return alg, jwk.Key(), true
+}
+
+// tokenClaims is the payload Wuyou reads and writes.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Role      string `json:"role,omitempty"`
+	CompanyID string `json:"company_id,omitempty"`
+}
+
+// tokenHeader is the part of a JOSE header read before the signature is checked.
+type tokenHeader struct {
+	Alg  string          `json:"alg"`
+	KID  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+// unauthorized is the error of every refused token: the caller learns that
+// the token is not accepted, not which check failed.
+func unauthorized(msg string) error { return wuyou.Errorf(wuyou.EUNAUTHORIZED, "%s", msg) }
+
+// Verify checks signature, exp (required), nbf, iss, aud, sub and role
+// (required; role one of the four; company role requires company_id). Any
+// failure → *wuyou.Error EUNAUTHORIZED with a short safe message.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	if len(token) == 0 {
+		return Principal{}, unauthorized("missing bearer token")
+	}
+	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
+		return Principal{}, unauthorized("invalid token")
+	}
+
+	// Choose the key by kid before parsing, so the parser admits exactly
+	// that key's algorithm and the token's alg header cannot pick another.
+	rawHeader, _, _ := strings.Cut(token, ".")
+	headerJSON, err := base64.RawURLEncoding.Strict().DecodeString(rawHeader)
+	if err != nil {
+		return Principal{}, unauthorized("invalid token")
+	}
+	var header tokenHeader
+	if err := json.Unmarshal(headerJSON, &header); err != nil {
+		return Principal{}, unauthorized("invalid token")
+	}
+	// RFC 7515 §4.1.11: extensions marked critical must be understood; Wuyou
+	// understands none.
+	if header.Crit != nil {
+		return Principal{}, unauthorized("invalid token")
+	}
+	key, ok := v.keys[header.KID]
+	if !ok || header.Alg != key.alg {
+		return Principal{}, unauthorized("invalid token")
+	}
+
+	var claims tokenClaims
+	_, err = key.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+		return key.public, nil
+	})
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Principal{}, unauthorized("token expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return Principal{}, unauthorized("token not yet valid")
+	case err != nil:
+		return Principal{}, unauthorized("invalid token")
+	}
+
+	p := Principal{Role: claims.Role, Subject: claims.Subject}
+	if p.Subject == "" {
+		return Principal{}, unauthorized("invalid token")
+	}
+	switch p.Role {
+	case RoleSeafarer, RoleUnion, RoleCarrier:
+	case RoleCompany:
+		if claims.CompanyID == "" {
+			return Principal{}, unauthorized("invalid token")
+		}
+		p.CompanyID = claims.CompanyID
+	default:
+		return Principal{}, unauthorized("invalid token")
+	}
+	return p, nil
+}
+
+// principalKey is the c.Locals key under which Authenticate stores the Principal.
+type principalKey struct{}
+
+// Authenticate is fiber middleware: reads "Authorization: Bearer <jwt>",
+// verifies, stores the Principal with c.Locals; returns an EUNAUTHORIZED
+// error otherwise (also when the header is missing or not Bearer). Refusals
+// carry a WWW-Authenticate: Bearer challenge (RFC 6750 §3).
+func Authenticate(v *Verifier) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p, err := authenticate(v, c.Get(fiber.HeaderAuthorization))
+		if err != nil {
+			c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge)
+			return err
+		}
+		c.Locals(principalKey{}, p)
+		return c.Next()
+	}
+}
+
+// bearerChallenge is the WWW-Authenticate value of every 401. It names no
+// error detail: the problem+json body says what may be said.
+const bearerChallenge = `Bearer realm="wuyou"`
+
+func authenticate(v *Verifier, header string) (Principal, error) {
+	if header == "" {
+		return Principal{}, unauthorized("missing bearer token")
+	}
+	scheme, token, _ := strings.Cut(header, " ")
+	// RFC 9110 §11.1: the scheme is case-insensitive.
+	if !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, unauthorized("authorization scheme must be Bearer")
+	}
+	return v.Verify(strings.TrimSpace(token))
+}
+
+// PrincipalOf returns the principal stored by Authenticate, or the zero
+// Principal (no role) on a route Authenticate did not run on.
+func PrincipalOf(c *fiber.Ctx) Principal {
+	p, _ := c.Locals(principalKey{}).(Principal)
+	return p
+}
+
+// Require allows only the given roles; others get EFORBIDDEN. A request that
+// did not pass Authenticate gets EUNAUTHORIZED.
+func Require(roles ...string) fiber.Handler {
+	allowed := make(map[string]bool, len(roles))
+	for _, r := range roles {
+		allowed[r] = true
+	}
+	return func(c *fiber.Ctx) error {
+		p := PrincipalOf(c)
+		if p.Role == "" {
+			c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge)
+			return unauthorized("missing bearer token")
+		}
+		if !allowed[p.Role] {
+			return wuyou.Errorf(wuyou.EFORBIDDEN, "role %s may not do this", p.Role)
+		}
+		return c.Next()
+	}
+}

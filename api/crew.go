@@ -1,0 +1,157 @@
+package api
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
+)
+
+// Tenancy: a company principal reaches only its own company and crew; a
+// seafarer only itself. Another tenant's resource is reported as not found,
+// so its existence does not leak.
+
+func (s *Server) companyFor(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	p := PrincipalOf(c)
+	if p.Role == RoleCompany && p.CompanyID != id {
+		return "", wuyou.Errorf(wuyou.ENOTFOUND, "company %s not found", id)
+	}
+	return id, nil
+}
+
+// seafarerFor loads the seafarer named by the :id parameter if the principal
+// may see it.
+func (s *Server) seafarerFor(c *fiber.Ctx, id string) (*crew.Seafarer, error) {
+	notFound := wuyou.Errorf(wuyou.ENOTFOUND, "seafarer %s not found", id)
+	p := PrincipalOf(c)
+	if p.Role == RoleSeafarer && p.Subject != id {
+		return nil, notFound
+	}
+	sf, err := s.cfg.Crew.Seafarer(c.UserContext(), id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Role == RoleCompany && sf.CompanyID != p.CompanyID {
+		return nil, notFound
+	}
+	return sf, nil
+}
+
+func bodyJSON(c *fiber.Ctx, v any) error {
+	if err := c.BodyParser(v); err != nil {
+		return wuyou.Errorf(wuyou.EINVALID, "body must be a JSON object of the documented fields: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) createCompany(c *fiber.Ctx) error {
+	var in struct {
+		Name           string `json:"name"`
+		RegistrationNo string `json:"registration_no"`
+	}
+	if err := bodyJSON(c, &in); err != nil {
+		return err
+	}
+	co, err := s.cfg.Crew.CreateCompany(c.UserContext(), in.Name, in.RegistrationNo)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(co)
+}
+
+func (s *Server) getCompany(c *fiber.Ctx) error {
+	id, err := s.companyFor(c)
+	if err != nil {
+		return err
+	}
+	co, err := s.cfg.Crew.Company(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(co)
+}
+
+func (s *Server) enrolSeafarer(c *fiber.Ctx) error {
+	companyID, err := s.companyFor(c)
+	if err != nil {
+		return err
+	}
+	var in crew.Enrolment
+	if err := bodyJSON(c, &in); err != nil {
+		return err
+	}
+	sf, created, err := s.cfg.Crew.Enrol(c.UserContext(), companyID, in)
+	if err != nil {
+		return err
+	}
+	if created {
+		c.Status(fiber.StatusCreated)
+	}
+	return c.JSON(sf)
+}
+
+// seafarerView is a seafarer with its balance, as lists show it.
+type seafarerView struct {
+	*crew.Seafarer
+	RemainingSeconds int64 `json:"remaining_seconds"`
+}
+
+func (s *Server) listSeafarers(c *fiber.Ctx) error {
+	companyID, err := s.companyFor(c)
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	if _, err := s.cfg.Crew.Company(ctx, companyID); err != nil {
+		return err
+	}
+	list, next, err := s.cfg.Crew.Seafarers(ctx, crew.SeafarerFilter{
+		CompanyID: companyID, VesselIMO: c.Query("vessel_imo"), Status: c.Query("status"),
+		Cursor: c.Query("cursor"), Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(list))
+	for i, sf := range list {
+		ids[i] = sf.ID
+	}
+	remaining, err := s.cfg.Quota.RemainingNow(ctx, ids)
+	if err != nil {
+		return err
+	}
+	out := page[seafarerView]{Items: make([]seafarerView, len(list)), NextCursor: next}
+	for i, sf := range list {
+		out.Items[i] = seafarerView{sf, remaining[sf.ID]}
+	}
+	return c.JSON(out)
+}
+
+func (s *Server) getSeafarer(c *fiber.Ctx) error {
+	sf, err := s.seafarerFor(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(sf)
+}
+
+func (s *Server) patchSeafarer(c *fiber.Ctx) error {
+	sf, err := s.seafarerFor(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	var u crew.SeafarerUpdate
+	if err := bodyJSON(c, &u); err != nil {
+		return err
+	}
+	updated, err := s.cfg.Crew.UpdateSeafarer(c.UserContext(), sf.ID, u)
+	if err != nil {
+		return err
+	}
+	return c.JSON(updated)
+}

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/wuyou/wuyou"
+)
+
+// problem is an RFC 9457 problem document.
+type problem struct {
+	Type   string             `json:"type"`
+	Title  string             `json:"title"`
+	Status int                `json:"status"`
+	Detail string             `json:"detail"`
+	Reason string             `json:"reason,omitempty"`
+	Errors []wuyou.FieldError `json:"errors,omitempty"`
+}
+
+// statusOf is the one place where domain error codes become HTTP statuses.
+var statusOf = map[string]int{
+	wuyou.EINVALID:       http.StatusBadRequest,
+	wuyou.EUNAUTHORIZED:  http.StatusUnauthorized,
+	wuyou.EFORBIDDEN:     http.StatusForbidden,
+	wuyou.ENOTFOUND:      http.StatusNotFound,
+	wuyou.ECONFLICT:      http.StatusConflict,
+	wuyou.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	wuyou.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	wuyou.ERATELIMITED:   http.StatusTooManyRequests,
+	wuyou.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	wuyou.EINTERNAL:      http.StatusInternalServerError,
+}
+
+// errorHandler renders every error as problem+json. Only unknown errors are
+// logged with detail; the client sees "internal error" for them.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		p := problem{Type: "about:blank"}
+		var we *wuyou.Error
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &we):
+			p.Status = statusOf[we.Code]
+			p.Detail, p.Errors, p.Reason = we.Message, we.Fields, we.Reason
+			p.Type = "https://wuyou.dev/problems/" + we.Code
+		case errors.As(err, &fe):
+			p.Status, p.Detail = fe.Code, fe.Message
+		default:
+			p.Status, p.Detail = http.StatusInternalServerError, "internal error"
+			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		}
+		if p.Status == 0 {
+			p.Status = http.StatusInternalServerError
+		}
+		p.Title = http.StatusText(p.Status)
+		if p.Status == http.StatusServiceUnavailable {
+			c.Set(fiber.HeaderRetryAfter, "5")
+		}
+		c.Status(p.Status)
+		c.Set(fiber.HeaderContentType, "application/problem+json")
+		return c.JSON(p, "application/problem+json")
+	}
+}
+
+// statusOfError is the status a domain error will be rendered with, or 0.
+func statusOfError(err error) int {
+	var we *wuyou.Error
+	if errors.As(err, &we) {
+		return statusOf[we.Code]
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/quota"
+)
+
+func (s *Server) getAllowance(c *fiber.Ctx) error {
+	sf, err := s.seafarerFor(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	a, err := s.cfg.Quota.Allowance(c.UserContext(), sf.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+func (s *Server) getMyAllowance(c *fiber.Ctx) error {
+	sf, err := s.seafarerFor(c, PrincipalOf(c).Subject)
+	if err != nil {
+		return err
+	}
+	a, err := s.cfg.Quota.Allowance(c.UserContext(), sf.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+// carrierAllowance answers the carrier's balance question by MSISDN, with
+// nothing about the seafarer beyond the balance.
+func (s *Server) carrierAllowance(c *fiber.Ctx) error {
+	msisdn := c.Params("msisdn")
+	ctx := c.UserContext()
+	sf, err := s.cfg.Crew.SeafarerByMSISDN(ctx, msisdn)
+	if err != nil {
+		return err
+	}
+	a, err := s.cfg.Quota.Allowance(ctx, sf.ID)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		MSISDN           string     `json:"msisdn"`
+		RemainingSeconds int64      `json:"remaining_seconds"`
+		RemainingMinutes int64      `json:"remaining_minutes"`
+		ExpiresAt        *time.Time `json:"expires_at"`
+	}{MSISDN: msisdn, RemainingSeconds: a.RemainingSeconds, RemainingMinutes: a.RemainingMinutes}
+	if t := a.EarliestExpiry(); !t.IsZero() {
+		out.ExpiresAt = &t
+	}
+	return c.JSON(out)
+}
+
+func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, wuyou.Invalid([]wuyou.FieldError{{Field: name, Message: "must be an RFC 3339 timestamp"}})
+	}
+	return t, nil
+}
+
+// getUsage lists ledger entries, newest first. A company never sees the
+// numbers its crew called: they are masked to the last four digits.
+func (s *Server) getUsage(c *fiber.Ctx) error {
+	sf, err := s.seafarerFor(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	from, err := queryTime(c, "from")
+	if err != nil {
+		return err
+	}
+	to, err := queryTime(c, "to")
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	entries, next, err := s.cfg.Quota.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit, Cursor: c.Query("cursor")})
+	if err != nil {
+		return err
+	}
+	if PrincipalOf(c).Role == RoleCompany {
+		for _, e := range entries {
+			e.CalledNumber = MaskNumber(e.CalledNumber)
+		}
+	}
+	return c.JSON(page[*quota.LedgerEntry]{Items: entries, NextCursor: next})
+}
+
+// MaskNumber keeps only the last four digits of a phone number.
+func MaskNumber(n string) string {
+	if len(n) <= 4 {
+		return strings.Repeat("*", len(n))
+	}
+	return strings.Repeat("*", len(n)-4) + n[len(n)-4:]
+}
+
+func (s *Server) createProgramme(c *fiber.Ctx) error {
+	var in quota.ProgrammeInput
+	if err := bodyJSON(c, &in); err != nil {
+		return err
+	}
+	p, err := s.cfg.Quota.CreateProgramme(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(p)
+}
+
+func (s *Server) getProgramme(c *fiber.Ctx) error {
+	p, err := s.cfg.Quota.Programme(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
+}
+
+// syncIssuanceLimit: issuances up to this many seafarers finish before the
+// response; larger ones run in the background (GET /v1/issuances/{id}).
+const syncIssuanceLimit = 100
+
+func (s *Server) startIssuance(c *fiber.Ctx) error {
+	key := c.Get("Idempotency-Key")
+	if key == "" {
+		return wuyou.Invalid([]wuyou.FieldError{{Field: "Idempotency-Key", Message: "header required"}})
+	}
+	var t quota.IssuanceTarget
+	if err := bodyJSON(c, &t); err != nil {
+		return err
+	}
+	iss, _, err := s.cfg.Issuer.StartAndRun(c.UserContext(), c.Params("id"), key, t, syncIssuanceLimit)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(iss)
+}
+
+func (s *Server) getIssuance(c *fiber.Ctx) error {
+	iss, err := s.cfg.Issuer.Issuance(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(iss)
+}
+
+func (s *Server) voidGrant(c *fiber.Ctx) error {
+	sf, err := s.seafarerFor(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	e, err := s.cfg.Quota.VoidGrant(ctx, sf.ID, c.Params("grant_id"))
+	if err != nil {
+		return err
+	}
+	if s.cfg.Ledger != nil {
+		if err := s.cfg.Ledger.PublishLedger(ctx, sf.ID, e); err != nil {
+			s.cfg.Log.Warn("void written but not yet published on the ledger topic", "entry", e.ID, "err", err)
+		}
+	}
+	return c.JSON(e)
+}

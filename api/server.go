@@ -1,0 +1,200 @@
+// Package api is how people and the carrier's systems reach Wuyou over HTTP:
+// routes, authentication, tenancy checks, problem+json errors, metrics and
+// the OpenAPI document. It holds no state of its own.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/quota"
+)
+
+// Quota is what the API needs of the quota package.
+type Quota interface {
+	Allowance(ctx context.Context, seafarerID string) (*quota.Allowance, error)
+	RemainingNow(ctx context.Context, seafarerIDs []string) (map[string]int64, error)
+	Ledger(ctx context.Context, seafarerID string, f quota.LedgerFilter) ([]*quota.LedgerEntry, string, error)
+	VoidGrant(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
+	CreateProgramme(ctx context.Context, in quota.ProgrammeInput) (*quota.Programme, error)
+	Programme(ctx context.Context, id string) (*quota.Programme, error)
+}
+
+// Issuer runs pack issuances.
+type Issuer interface {
+	StartAndRun(ctx context.Context, programmeID, key string, t quota.IssuanceTarget, syncLimit int) (*quota.Issuance, bool, error)
+	Issuance(ctx context.Context, id string) (*quota.Issuance, error)
+}
+
+// LedgerPublisher publishes ledger entries written by the API (voids) on the
+// ledger topic; nil publishes nothing.
+type LedgerPublisher interface {
+	PublishLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error
+}
+
+// Config is what the server is built from.
+type Config struct {
+	Crew     crew.Service
+	Quota    Quota
+	Issuer   Issuer
+	Ledger   LedgerPublisher
+	Verifier *Verifier
+	// Ready names the dependencies /readyz checks; each must answer quickly.
+	Ready    map[string]func(context.Context) error
+	Registry *prometheus.Registry
+	Log      *slog.Logger
+	Now      wuyou.Clock
+	// BodyLimit bounds every request body (bulk enrolment included).
+	BodyLimit int
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg Config
+	app *fiber.App
+	ln  net.Listener
+}
+
+// New builds the server and its routes.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = wuyou.SystemClock
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = 16 << 20
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg}
+	s.app = fiber.New(fiber.Config{
+		ErrorHandler:          errorHandler(cfg.Log),
+		BodyLimit:             cfg.BodyLimit,
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		StreamRequestBody:     true,
+	})
+	s.routes()
+	return s
+}
+
+// App exposes the fiber app, for tests (app.Test) and benchmarks.
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(newHTTPMetrics(s.cfg.Registry))
+
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", s.readyz)
+	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	app.Get("/metrics", func(c *fiber.Ctx) error { metrics(c.Context()); return nil })
+	app.Get("/openapi.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(openAPIDocument)
+	})
+
+	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier))
+	staff := Require(RoleUnion, RoleCompany)
+	anyPerson := Require(RoleUnion, RoleCompany, RoleSeafarer)
+	union := Require(RoleUnion)
+
+	v1.Post("/companies", union, s.createCompany)
+	v1.Get("/companies/:id", staff, s.getCompany)
+	v1.Post("/companies/:id/seafarers", staff, s.enrolSeafarer)
+	v1.Post(`/companies/:id/seafarers\:bulk`, staff, s.bulkEnrol)
+	v1.Get("/companies/:id/seafarers", staff, s.listSeafarers)
+	v1.Get("/seafarers/:id", anyPerson, s.getSeafarer)
+	v1.Patch("/seafarers/:id", staff, s.patchSeafarer)
+	v1.Get("/seafarers/:id/allowance", anyPerson, s.getAllowance)
+	v1.Get("/seafarers/:id/usage", anyPerson, s.getUsage)
+	v1.Get("/me/allowance", Require(RoleSeafarer), s.getMyAllowance)
+
+	v1.Post("/programmes", union, s.createProgramme)
+	v1.Get("/programmes/:id", union, s.getProgramme)
+	v1.Post("/programmes/:id/issuances", union, s.startIssuance)
+	v1.Get("/issuances/:id", union, s.getIssuance)
+	v1.Post(`/seafarers/:id/grants/:grant_id\:void`, union, s.voidGrant)
+
+	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(RoleCarrier), s.carrierAllowance)
+	app.Use(func(c *fiber.Ctx) error {
+		return wuyou.Errorf(wuyou.ENOTFOUND, "no route %s %s", c.Method(), c.Path())
+	})
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	status := fiber.Map{}
+	ok := true
+	for name, check := range s.cfg.Ready {
+		if err := check(ctx); err != nil {
+			status[name] = err.Error()
+			ok = false
+		} else {
+			status[name] = "ok"
+		}
+	}
+	if !ok {
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(status)
+	}
+	return c.JSON(status)
+}
+
+// Listen binds addr synchronously, so a taken port is an error here and not
+// a goroutine's log line, then serves in the background.
+func (s *Server) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen %s: %w", addr, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.cfg.Log.Error("http server stopped", "err", err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.app.ShutdownWithContext(ctx)
+}
+
+// queryLimit parses ?limit= (default 50, max 500).
+func queryLimit(c *fiber.Ctx) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 0, wuyou.Invalid([]wuyou.FieldError{{Field: "limit", Message: "must be an integer from 1 to 500"}})
+	}
+	return n, nil
+}
+
+// page is the contract's list envelope.
+type page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}

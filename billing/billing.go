@@ -1,0 +1,106 @@
+// Package billing owns what a call costs: rating one call against the tariff
+// (is it eligible, how many seconds are billable, which zone and prices apply),
+// the tariff itself and its versions, and (later) the monthly statements of
+// what the welfare fund owes the carrier and what each payer ran up in overage.
+//
+// Rating is pure: it needs no storage and no clock, only the call and the
+// tariff, so the metering debit in quota/ can call it for every event.
+package billing
+
+import (
+	"math"
+	"time"
+)
+
+// Money is integer minor units (fen) with an ISO 4217 currency code.
+type Money struct {
+	Minor    int64  `json:"minor"`
+	Currency string `json:"currency"`
+}
+
+// Call is what rating needs to know of one usage event.
+type Call struct {
+	Type            string    // carrier.usage.voice | carrier.usage.sms | carrier.usage.data
+	Time            time.Time // when the call started; decides which tariff version applies
+	DurationSeconds int64
+	VisitedCountry  string // ISO 3166 alpha-2
+	Direction       string // MO | MT
+	Network         string // terrestrial | maritime
+}
+
+// The values of Call.Type, Call.Direction and Call.Network that a tariff can
+// name. They are the carrier's own words (CONTRACT §5), repeated here so
+// billing does not depend on the carrier package that calls it.
+const (
+	typeVoice = "carrier.usage.voice"
+	typeSMS   = "carrier.usage.sms"
+	typeData  = "carrier.usage.data"
+
+	directionMO = "MO"
+	directionMT = "MT"
+
+	networkTerrestrial = "terrestrial"
+	networkMaritime    = "maritime"
+)
+
+// Rating is the outcome of rating one call, before grants are drawn.
+//
+// Increment, Zone, the prices and TariffVersion are filled for every call,
+// eligible or not, so a recorded call always says which tariff saw it.
+type Rating struct {
+	// Eligible is false for calls that are recorded but draw nothing: SMS,
+	// data, domestic calls, or whatever the tariff version does not cover.
+	Eligible bool
+	// BillableSeconds is the duration rounded up to a whole Increment
+	// (0 stays 0); it is 0 when the call is not eligible.
+	BillableSeconds int64
+	// Increment is the rounding increment in seconds (60 by default).
+	Increment int64
+	// Zone is the tariff zone the call was priced in.
+	Zone string
+	// OveragePrice is what the seafarer pays per started increment of overage.
+	OveragePrice Money
+	// WholesalePrice is what the welfare fund pays the carrier per started
+	// increment of covered time.
+	WholesalePrice Money
+	// TariffVersion identifies the tariff version applied: its effective_from
+	// in RFC 3339 UTC.
+	TariffVersion string
+}
+
+// OverageAmount prices overage seconds: every started increment costs
+// OveragePrice. No overage (0 or less) costs nothing, in the same currency.
+// r must come from Tariff.Rate, which always sets a positive Increment.
+func (r Rating) OverageAmount(overageSeconds int64) Money {
+	return priceOf(overageSeconds, r.Increment, r.OveragePrice)
+}
+
+// WelfareCost prices covered seconds the way OverageAmount prices overage,
+// at WholesalePrice: what the welfare fund owes the carrier for them.
+func (r Rating) WelfareCost(coveredSeconds int64) Money {
+	return priceOf(coveredSeconds, r.Increment, r.WholesalePrice)
+}
+
+func priceOf(seconds, increment int64, perIncrement Money) Money {
+	return Money{Minor: startedIncrements(seconds, increment) * perIncrement.Minor, Currency: perIncrement.Currency}
+}
+
+// startedIncrements is ceil(seconds/increment): a started increment is paid
+// in full. Zero or negative seconds start none.
+func startedIncrements(seconds, increment int64) int64 {
+	if seconds <= 0 {
+		return 0
+	}
+	n := seconds / increment
+	if seconds%increment != 0 {
+		n++
+	}
+	return n
+}
+
+// roundUp is seconds rounded up to a whole increment. Durations are bounded
+// long before this matters (a usage event is at most a week); the cap only
+// keeps absurd input from wrapping around to a negative number.
+func roundUp(seconds, increment int64) int64 {
+	return min(startedIncrements(seconds, increment), math.MaxInt64/increment) * increment
+}

@@ -1,0 +1,354 @@
+package carrier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/quota"
+)
+
+// Delivery guarantee, implemented by Consumer.run and written down here:
+//
+//   - Kafka delivers at least once: offsets are committed only after every
+//     effect of the batch is stored (debits in Redis, dead letters, late
+//     events, held events, ledger entries and notifications acknowledged by
+//     all in-sync replicas). A crash or rebalance before the commit
+//     redelivers the batch.
+//   - Each event's effect is applied once: the debit script remembers the
+//     identity (CloudEvents source + id) in the same atomic step that draws
+//     the grants, and refuses it again for the dedupe window
+//     (WUYOU_DEDUPE_WINDOW, by call time).
+//   - An event older than the dedupe window could no longer be recognised as
+//     a repeat, so it is never applied automatically: it goes to the late topic.
+//   - What Wuyou publishes downstream is at least once with deterministic ids
+//     (a redelivered event republishes its stored ledger entry under the same id).
+//
+// Order inside a batch: decode → resolve MSISDN → rate → debit (one pipeline)
+// → publish → commit.
+
+// Resolver finds the seafarer an MSISDN belongs to now.
+type Resolver interface {
+	// SeafarerIDByMSISDN returns the seafarer id, or an ENOTFOUND error.
+	SeafarerIDByMSISDN(ctx context.Context, msisdn string) (string, error)
+}
+
+// Meter applies rated usage to balances, many calls per round trip.
+type Meter interface {
+	DebitBatch(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
+	AddProgrammeUsage(ctx context.Context, programmeID string, seconds int64) error
+}
+
+// ConsumerConfig wires a Consumer.
+type ConsumerConfig struct {
+	Brokers      []string
+	Group        string
+	Topics       Topics
+	HomeCountry  string
+	DedupeWindow time.Duration
+	Tariff       *billing.Tariff
+	Resolver     Resolver
+	Meter        Meter
+	Held         *HeldStore
+	Publisher    *Publisher
+	Writer       *kafka.Writer
+	Metrics      *Metrics
+	Log          *slog.Logger
+	Now          wuyou.Clock
+	// BatchSize bounds one batch; BatchWait is how long to wait for a batch
+	// to fill once its first message has arrived.
+	BatchSize int
+	BatchWait time.Duration
+}
+
+// Consumer meters carrier.usage.v1 as a member of a consumer group.
+type Consumer struct {
+	cfg    ConsumerConfig
+	reader *kafka.Reader
+}
+
+// NewConsumer returns a consumer; Run starts it.
+func NewConsumer(cfg ConsumerConfig) *Consumer {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 5 * time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = wuyou.SystemClock
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:  cfg.Brokers,
+		GroupID:  cfg.Group,
+		Topic:    cfg.Topics.Usage,
+		MinBytes: 1,
+		MaxBytes: 16 << 20,
+		MaxWait:  100 * time.Millisecond,
+		// Commits are explicit (CommitMessages after the batch is stored);
+		// CommitInterval 0 makes them synchronous.
+		CommitInterval:    0,
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		QueueCapacity:     cfg.BatchSize * 2,
+		Logger:            nil,
+		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { cfg.Log.Debug("kafka reader: " + fmt.Sprintf(f, a...)) }),
+	})
+	return &Consumer{cfg: cfg, reader: r}
+}
+
+// Run consumes until ctx is done, then returns after the batch in hand is
+// stored and committed (or abandoned uncommitted if the store is down).
+func (c *Consumer) Run(ctx context.Context) error {
+	defer c.reader.Close()
+	for {
+		batch, err := c.fetch(ctx)
+		if len(batch) == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				c.cfg.Log.Warn("fetch from carrier.usage failed; retrying", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		// The batch in hand is finished even if ctx is cancelled meanwhile:
+		// a graceful stop commits what it applied.
+		if err := c.handleWithRetry(context.WithoutCancel(ctx), ctx, batch); err != nil {
+			return nil // stopping: uncommitted, redelivered to the next owner
+		}
+		if err := c.reader.CommitMessages(context.WithoutCancel(ctx), batch...); err != nil {
+			// A rebalance took the partition away: the new owner gets the
+			// batch again and dedupe makes that harmless.
+			c.cfg.Log.Warn("commit failed; the batch will be redelivered", "err", err)
+		}
+	}
+}
+
+// fetch waits for one message, then takes whatever else arrives within
+// BatchWait, up to BatchSize.
+func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
+	m, err := c.reader.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{m}
+	fill, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < c.cfg.BatchSize {
+		m, err := c.reader.FetchMessage(fill)
+		if err != nil {
+			break
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// handleWithRetry retries a batch whose effects could not be stored (Redis
+// or Kafka down) with backoff, without committing, until it succeeds or stop
+// is cancelled. Retrying is safe because applying is idempotent.
+func (c *Consumer) handleWithRetry(ctx, stop context.Context, batch []kafka.Message) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := c.handle(ctx, batch)
+		if err == nil {
+			c.cfg.Metrics.setHealthy(true)
+			return nil
+		}
+		c.cfg.Metrics.setHealthy(false)
+		c.cfg.Log.Error("batch not stored; will retry without committing", "events", len(batch), "err", err, "backoff", backoff)
+		if !sleep(stop, backoff) {
+			return err
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// handle applies one batch and publishes its outputs. It returns an error
+// only when something could not be stored; bad events are dead-lettered.
+func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
+	now := c.cfg.Now()
+	var (
+		out    []kafka.Message
+		usages []quota.Usage
+		held   []string
+	)
+	for _, m := range batch {
+		c.cfg.Metrics.Consumed.Inc()
+		c.cfg.Metrics.observeLag(m)
+		ev, err := DecodeUsageEvent(m.Value)
+		if err != nil {
+			out = append(out, c.deadLetter(m, err))
+			continue
+		}
+		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
+			out = append(out, kafka.Message{Topic: c.cfg.Topics.Late, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
+				{Key: "error", Value: []byte("call time older than the dedupe window; never applied automatically")},
+				{Key: "error_code", Value: []byte("late")},
+			}})
+			c.cfg.Metrics.Late.Inc()
+			continue
+		}
+		seafarerID, err := c.cfg.Resolver.SeafarerIDByMSISDN(ctx, ev.Subject)
+		if errNotRegistered(err) {
+			if err := c.cfg.Held.Hold(ctx, ev.Subject, ev.Identity(), m.Value); err != nil {
+				return fmt.Errorf("hold event for unregistered %s: %w", ev.Subject, err)
+			}
+			c.cfg.Metrics.Held.Inc()
+			held = append(held, ev.Subject)
+			continue
+		} else if err != nil {
+			return fmt.Errorf("resolve %s: %w", ev.Subject, err)
+		}
+		usages = append(usages, c.Usage(seafarerID, ev))
+	}
+	if len(usages) > 0 {
+		results, err := c.cfg.Meter.DebitBatch(ctx, usages)
+		if err != nil {
+			return err
+		}
+		msgs, err := c.effects(ctx, usages, results)
+		if err != nil {
+			return err
+		}
+		out = append(out, msgs...)
+	}
+	if err := c.cfg.Publisher.Write(ctx, out...); err != nil {
+		return fmt.Errorf("publish batch outputs: %w", err)
+	}
+	// An MSISDN enrolled while its event was being held would otherwise wait
+	// for the next enrolment: look again now that the event is stored.
+	for _, msisdn := range held {
+		if id, err := c.cfg.Resolver.SeafarerIDByMSISDN(ctx, msisdn); err == nil {
+			if err := c.ApplyHeld(ctx, msisdn, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Usage rates an event for a seafarer.
+func (c *Consumer) Usage(seafarerID string, ev *UsageEvent) quota.Usage {
+	r := c.cfg.Tariff.Rate(billing.Call{
+		Type: ev.Type, Time: ev.Time, DurationSeconds: ev.Data.DurationSeconds,
+		VisitedCountry: ev.Data.VisitedCountry, Direction: ev.Data.Direction, Network: ev.Data.Network,
+	}, c.cfg.HomeCountry)
+	return quota.Usage{
+		SeafarerID: seafarerID, MSISDN: ev.Subject, Source: ev.Source, EventID: ev.ID, Type: ev.Type,
+		CallTime: ev.Time, DurationSeconds: ev.Data.DurationSeconds, BillableSeconds: r.BillableSeconds,
+		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry,
+		OveragePrice: r.OveragePrice, Increment: r.Increment,
+	}
+}
+
+// effects turns debit results into ledger messages, notifications and
+// programme usage counters.
+func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []*quota.DebitResult) ([]kafka.Message, error) {
+	var out []kafka.Message
+	for i, r := range results {
+		u := usages[i]
+		if r.Entry != nil {
+			m, err := c.cfg.Publisher.LedgerMessage(u.SeafarerID, u.MSISDN, r.Entry)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		if r.Duplicate {
+			c.cfg.Metrics.Duplicates.Inc()
+			continue
+		}
+		c.cfg.Metrics.Applied.Inc()
+		for _, d := range r.Entry.Draws {
+			if d.ProgrammeID == "" {
+				continue
+			}
+			if err := c.cfg.Meter.AddProgrammeUsage(ctx, d.ProgrammeID, d.Seconds); err != nil {
+				return nil, err
+			}
+		}
+		msgs, err := c.notifications(u, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}
+
+// notifications reports a seafarer crossing the low mark (20% of the granted
+// total active now) or running out. Ids are deterministic per seafarer and
+// grant set, so a repeat is dropped downstream and the same crossing is
+// reported once.
+func (c *Consumer) notifications(u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
+	if r.Entry.CoveredSeconds == 0 || r.GrantedNow == 0 {
+		return nil, nil
+	}
+	before := r.RemainingNow + r.Entry.CoveredSeconds
+	low := r.GrantedNow / 5
+	data := map[string]any{
+		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN,
+		"remaining_seconds": r.RemainingNow, "granted_seconds": r.GrantedNow, "event_id": u.EventID,
+	}
+	grantSet := u.SeafarerID + "-" + strconv.FormatInt(r.GrantedNow, 10)
+	var out []kafka.Message
+	if r.RemainingNow < low && before >= low {
+		m, err := c.cfg.Publisher.NotificationMessage("low-"+grantSet, NotifyQuotaLow, u.SeafarerID, u.MSISDN, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if r.RemainingNow == 0 && before > 0 {
+		m, err := c.cfg.Publisher.NotificationMessage("exhausted-"+grantSet, NotifyQuotaExhausted, u.SeafarerID, u.MSISDN, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// deadLetter keeps the original bytes of an event that cannot be applied,
+// with the reason in the error and error_code headers.
+func (c *Consumer) deadLetter(m kafka.Message, err error) kafka.Message {
+	code := "invalid"
+	var we *wuyou.Error
+	if errors.As(err, &we) && we.Reason != "" {
+		code = we.Reason
+	}
+	c.cfg.Metrics.DeadLettered.WithLabelValues(code).Inc()
+	return kafka.Message{Topic: c.cfg.Topics.DeadLetter, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
+		{Key: "error", Value: []byte(wuyou.ErrorMessage(err))},
+		{Key: "error_code", Value: []byte(code)},
+		{Key: "original_partition", Value: []byte(strconv.Itoa(m.Partition))},
+		{Key: "original_offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	}}
+}
+
+// sleep waits d or until ctx is done; it reports whether the full d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

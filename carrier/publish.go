@@ -1,0 +1,109 @@
+package carrier
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wuyou/wuyou/quota"
+)
+
+// Notification types on wuyou.notifications.v1.
+const (
+	NotifyQuotaLow       = "wuyou.quota.low"
+	NotifyQuotaExhausted = "wuyou.quota.exhausted"
+	NotifyGrantIssued    = "wuyou.grant.issued"
+	NotifyGrantExpiring  = "wuyou.grant.expiring"
+)
+
+// outEvent is a CloudEvents 1.0 structured-mode document that Wuyou publishes.
+type outEvent struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Time            time.Time `json:"time"`
+	Subject         string    `json:"subject,omitempty"`
+	DataContentType string    `json:"datacontenttype"`
+	Data            any       `json:"data"`
+}
+
+// Source is the CloudEvents source of everything Wuyou publishes.
+const Source = "urn:wuyou"
+
+// NewWriter returns the producer for every topic Wuyou writes. Every write
+// waits for all in-sync replicas (a kafka.Writer{} literal would default to
+// RequireNone and could lose what it was told to send).
+func NewWriter(brokers []string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    1000,
+		WriteTimeout: 10 * time.Second,
+		ReadTimeout:  10 * time.Second,
+		MaxAttempts:  3,
+	}
+}
+
+// Publisher writes Wuyou's own events: the ledger and notifications.
+type Publisher struct {
+	w      *kafka.Writer
+	topics Topics
+	now    func() time.Time
+}
+
+// NewPublisher returns a publisher over w.
+func NewPublisher(w *kafka.Writer, topics Topics, now func() time.Time) *Publisher {
+	return &Publisher{w: w, topics: topics, now: now}
+}
+
+// LedgerMessage is the message for one ledger entry on wuyou.ledger.v1, keyed
+// by seafarer id. Its CloudEvents id is the entry id, so a repeat after a
+// crash can be dropped by readers.
+func (p *Publisher) LedgerMessage(seafarerID, msisdn string, e *quota.LedgerEntry) (kafka.Message, error) {
+	return p.message(p.topics.Ledger, seafarerID, outEvent{
+		ID: e.ID, Type: "wuyou.ledger." + e.Kind, Time: e.At, Subject: seafarerID, Data: struct {
+			SeafarerID string `json:"seafarer_id"`
+			MSISDN     string `json:"msisdn,omitempty"`
+			*quota.LedgerEntry
+		}{seafarerID, msisdn, e},
+	})
+}
+
+// NotificationMessage is one notification, keyed by seafarer id with the
+// MSISDN as subject. id must be deterministic for the fact it reports.
+func (p *Publisher) NotificationMessage(id, typ, seafarerID, msisdn string, data any) (kafka.Message, error) {
+	return p.message(p.topics.Notifications, seafarerID, outEvent{ID: id, Type: typ, Time: p.now(), Subject: msisdn, Data: data})
+}
+
+func (p *Publisher) message(topic, key string, ev outEvent) (kafka.Message, error) {
+	ev.SpecVersion, ev.Source, ev.DataContentType = "1.0", Source, "application/json"
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("carrier: encode %s: %w", ev.Type, err)
+	}
+	return kafka.Message{Topic: topic, Key: []byte(key), Value: b}, nil
+}
+
+// PublishLedger publishes one ledger entry now (used for entries written
+// outside the consumer, such as voids).
+func (p *Publisher) PublishLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error {
+	m, err := p.LedgerMessage(seafarerID, "", e)
+	if err != nil {
+		return err
+	}
+	return p.w.WriteMessages(ctx, m)
+}
+
+// Write sends messages and waits for the brokers to acknowledge all of them.
+func (p *Publisher) Write(ctx context.Context, msgs ...kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return p.w.WriteMessages(ctx, msgs...)
+}

@@ -1,0 +1,32 @@
+// Command wuyouctl is the operator CLI of Wuyou: it mints tokens offline and
+// talks to the wuyoud API (CONTRACT §6).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run executes one wuyouctl command line. The environment is read only where
+// the persistent flags take their defaults (root.go).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRootCmd(&globalOptions{}, os.Getenv)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}

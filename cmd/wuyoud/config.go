@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything wuyoud reads from its environment (CONTRACT §1). It
+// is parsed once, here; nothing else reads the environment.
+type Config struct {
+	HTTPAddr      string
+	RedisAddrs    []string
+	RedisPassword string
+	RedisDB       int
+	RedisPrefix   string
+	KafkaBrokers  []string
+	KafkaGroup    string
+	TopicPrefix   string
+	JWKSPath      string
+	JWTIssuer     string
+	JWTAudience   string
+	HomeCountry   string
+	TariffPath    string
+	DedupeWindow  time.Duration
+	// LedgerHorizon is how long ledger entries stay in Redis (never less
+	// than DedupeWindow); older ones remain on the ledger topic.
+	LedgerHorizon time.Duration
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration
+}
+
+// configVars lists every variable, for messages and docs.
+var configVars = []string{
+	"WUYOU_HTTP_ADDR", "WUYOU_REDIS_ADDRS", "WUYOU_REDIS_PASSWORD", "WUYOU_REDIS_DB", "WUYOU_REDIS_PREFIX",
+	"WUYOU_KAFKA_BROKERS", "WUYOU_KAFKA_GROUP", "WUYOU_TOPIC_PREFIX", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER",
+	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW", "WUYOU_LEDGER_HORIZON",
+	"WUYOU_SHUTDOWN_TIMEOUT",
+}
+
+// ConfigFromEnv reads the configuration with its defaults. It fails on a
+// value that cannot be parsed; Validate checks what is required.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		HTTPAddr:      get("WUYOU_HTTP_ADDR", ":8080"),
+		RedisAddrs:    splitList(get("WUYOU_REDIS_ADDRS", "")),
+		RedisPassword: getenv("WUYOU_REDIS_PASSWORD"),
+		RedisPrefix:   get("WUYOU_REDIS_PREFIX", "wuyou"),
+		KafkaBrokers:  splitList(get("WUYOU_KAFKA_BROKERS", "")),
+		KafkaGroup:    get("WUYOU_KAFKA_GROUP", "wuyou-metering"),
+		TopicPrefix:   getenv("WUYOU_TOPIC_PREFIX"),
+		JWKSPath:      get("WUYOU_JWT_JWKS", ""),
+		JWTIssuer:     get("WUYOU_JWT_ISSUER", ""),
+		JWTAudience:   get("WUYOU_JWT_AUDIENCE", "wuyou"),
+		HomeCountry:   get("WUYOU_HOME_COUNTRY", "CN"),
+		TariffPath:    get("WUYOU_TARIFF", ""),
+	}
+	var errs []error
+	var err error
+	if c.RedisDB, err = strconv.Atoi(get("WUYOU_REDIS_DB", "0")); err != nil {
+		errs = append(errs, fmt.Errorf("WUYOU_REDIS_DB: not a number: %q", getenv("WUYOU_REDIS_DB")))
+	}
+	duration := func(name, def string) time.Duration {
+		d, err := time.ParseDuration(get(name, def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: not a Go duration (like 720h): %q", name, getenv(name)))
+		}
+		return d
+	}
+	c.DedupeWindow = duration("WUYOU_DEDUPE_WINDOW", "720h")
+	c.LedgerHorizon = duration("WUYOU_LEDGER_HORIZON", "2160h")
+	c.ShutdownTimeout = duration("WUYOU_SHUTDOWN_TIMEOUT", "30s")
+	return c, errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate names every missing or invalid setting.
+func (c Config) Validate() error {
+	var errs []error
+	missing := func(name string, empty bool) {
+		if empty {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	missing("WUYOU_REDIS_ADDRS", len(c.RedisAddrs) == 0)
+	missing("WUYOU_KAFKA_BROKERS", len(c.KafkaBrokers) == 0)
+	missing("WUYOU_JWT_JWKS", c.JWKSPath == "")
+	missing("WUYOU_JWT_ISSUER", c.JWTIssuer == "")
+	missing("WUYOU_JWT_AUDIENCE", c.JWTAudience == "")
+	if len(c.HomeCountry) != 2 || strings.ToUpper(c.HomeCountry) != c.HomeCountry {
+		errs = append(errs, fmt.Errorf("WUYOU_HOME_COUNTRY must be an ISO 3166 alpha-2 code like CN, got %q", c.HomeCountry))
+	}
+	if c.DedupeWindow <= 0 {
+		errs = append(errs, errors.New("WUYOU_DEDUPE_WINDOW must be positive"))
+	}
+	if c.LedgerHorizon < c.DedupeWindow {
+		errs = append(errs, errors.New("WUYOU_LEDGER_HORIZON must not be shorter than WUYOU_DEDUPE_WINDOW"))
+	}
+	if c.RedisDB < 0 || (c.RedisDB != 0 && len(c.RedisAddrs) > 1) {
+		errs = append(errs, errors.New("WUYOU_REDIS_DB must be 0 with Redis Cluster (several WUYOU_REDIS_ADDRS)"))
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} ") {
+		errs = append(errs, errors.New("WUYOU_REDIS_PREFIX must be non-empty without braces or spaces"))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue is the configuration as logged at start, secrets masked.
+func (c Config) LogValue() slog.Value {
+	password := ""
+	if c.RedisPassword != "" {
+		password = "***"
+	}
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Any("redis_addrs", c.RedisAddrs),
+		slog.String("redis_password", password),
+		slog.Int("redis_db", c.RedisDB),
+		slog.String("redis_prefix", c.RedisPrefix),
+		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("kafka_group", c.KafkaGroup),
+		slog.String("topic_prefix", c.TopicPrefix),
+		slog.String("jwt_jwks", c.JWKSPath),
+		slog.String("jwt_issuer", c.JWTIssuer),
+		slog.String("jwt_audience", c.JWTAudience),
+		slog.String("home_country", c.HomeCountry),
+		slog.String("tariff", c.TariffPath),
+		slog.Duration("dedupe_window", c.DedupeWindow),
+		slog.Duration("ledger_horizon", c.LedgerHorizon),
+	)
+}

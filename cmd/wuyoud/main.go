@@ -1,0 +1,63 @@
+// Command wuyoud is the Wuyou service: the HTTP API and the metering
+// consumer in one process. `wuyoud dev` runs it with embedded stand-ins for
+// Kafka and Redis and seeded demo data, for trying it out.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "wuyoud:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  wuyoud                 run the service; configured by WUYOU_* environment variables
+  wuyoud dev [--simulate] [--http :8080]
+                         run with an embedded Kafka-protocol broker and Redis-compatible
+                         store and demo data; nothing is durable`
+
+// run starts the command named by args and returns when ctx is done.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if len(args) > 0 {
+		switch args[0] {
+		case "dev":
+			return runDev(ctx, args[1:], stdout, stderr)
+		case "-h", "--help", "help":
+			fmt.Fprintln(stdout, usage)
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+		}
+	}
+	cfg, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log.Info("starting wuyoud", "config", cfg)
+	s, err := start(ctx, cfg, deps{}, log)
+	if err != nil {
+		return err
+	}
+	log.Info("wuyoud ready", "http", s.addr.String())
+	<-ctx.Done()
+	log.Info("stopping wuyoud")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return s.stop(sctx)
+}

@@ -1,0 +1,99 @@
+// Package crew owns the registry: shipping companies, their seafarers, and
+// which seafarer an MSISDN belongs to. It enforces tenancy at the data level
+// only through the company id; who may ask is decided in api/.
+package crew
+
+import (
+	"context"
+	"time"
+)
+
+// Seafarer statuses.
+const (
+	StatusActive    = "active"
+	StatusSignedOff = "signed_off"
+	StatusSuspended = "suspended"
+)
+
+// Company is a shipping company that enrols its crew.
+type Company struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	RegistrationNo string    `json:"registration_no"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Seafarer is one enrolled seafarer. The seafarer's book number is unique
+// across all companies; an MSISDN belongs to at most one seafarer at a time.
+type Seafarer struct {
+	ID            string    `json:"id"`
+	CompanyID     string    `json:"company_id"`
+	BookNo        string    `json:"seafarer_book_no"`
+	Name          string    `json:"name"`
+	Nationality   string    `json:"nationality,omitempty"`
+	MSISDN        string    `json:"msisdn"`
+	VesselIMO     string    `json:"vessel_imo,omitempty"`
+	VesselName    string    `json:"vessel_name,omitempty"`
+	SignOn        string    `json:"sign_on,omitempty"`  // YYYY-MM-DD
+	SignOff       string    `json:"sign_off,omitempty"` // YYYY-MM-DD
+	UnionMemberNo string    `json:"union_member_no,omitempty"`
+	Status        string    `json:"status"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Enrolment is the input to enrol (or re-enrol) one seafarer. Its JSON and
+// CSV field names are the contract's.
+type Enrolment struct {
+	BookNo        string `json:"seafarer_book_no"`
+	Name          string `json:"name"`
+	Nationality   string `json:"nationality"`
+	MSISDN        string `json:"msisdn"`
+	VesselIMO     string `json:"vessel_imo"`
+	VesselName    string `json:"vessel_name"`
+	SignOn        string `json:"sign_on"`
+	SignOff       string `json:"sign_off"`
+	UnionMemberNo string `json:"union_member_no"`
+}
+
+// SeafarerUpdate changes some fields of a seafarer; nil fields stay as they are.
+type SeafarerUpdate struct {
+	MSISDN     *string `json:"msisdn"`
+	VesselIMO  *string `json:"vessel_imo"`
+	VesselName *string `json:"vessel_name"`
+	SignOff    *string `json:"sign_off"`
+	Status     *string `json:"status"`
+}
+
+// SeafarerFilter selects seafarers of one company, optionally of one vessel
+// or status, a page at a time.
+type SeafarerFilter struct {
+	CompanyID string
+	VesselIMO string
+	Status    string
+	Cursor    string
+	Limit     int
+}
+
+// Service is the registry.
+type Service interface {
+	// CreateCompany validates and stores a new company. EINVALID.
+	CreateCompany(ctx context.Context, name, registrationNo string) (*Company, error)
+	// Company returns one company. ENOTFOUND.
+	Company(ctx context.Context, id string) (*Company, error)
+
+	// Enrol creates a seafarer in the company, or updates the one with the
+	// same book number there (created reports which). EINVALID; ENOTFOUND for
+	// an unknown company; ECONFLICT when the book number is enrolled in
+	// another company or the MSISDN belongs to another seafarer.
+	Enrol(ctx context.Context, companyID string, e Enrolment) (s *Seafarer, created bool, err error)
+	// Seafarer returns one seafarer. ENOTFOUND.
+	Seafarer(ctx context.Context, id string) (*Seafarer, error)
+	// UpdateSeafarer applies u. EINVALID, ENOTFOUND, ECONFLICT (MSISDN taken).
+	UpdateSeafarer(ctx context.Context, id string, u SeafarerUpdate) (*Seafarer, error)
+	// Seafarers lists a page of a company's seafarers ordered by id and the
+	// cursor of the next page ("" at the end).
+	Seafarers(ctx context.Context, f SeafarerFilter) ([]*Seafarer, string, error)
+	// SeafarerByMSISDN resolves the seafarer an MSISDN belongs to now. ENOTFOUND.
+	SeafarerByMSISDN(ctx context.Context, msisdn string) (*Seafarer, error)
+}

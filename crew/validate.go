@@ -1,0 +1,296 @@
+package crew
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/wuyou/wuyou"
+)
+
+// Field limits of an enrolment (contract §4).
+const (
+	maxBookNoLen        = 32  // bytes; the book number is ASCII only
+	maxNameRunes        = 100 // characters, not bytes: 张伟 is 2, not 6
+	maxVesselNameRunes  = 100
+	maxUnionMemberRunes = 32
+)
+
+// dateLayout is the contract's date format for sign_on and sign_off.
+const dateLayout = "2006-01-02"
+
+// Normalize removes what people add around values without changing the
+// values: surrounding whitespace (including the ideographic space U+3000)
+// on every field, lower-case nationality codes, and an "IMO" prefix on the
+// vessel's IMO number ("IMO 9074729" → "9074729"). It does not repair
+// anything else: an MSISDN written "+86 138 0000 0001" stays invalid.
+func (e *Enrolment) Normalize() {
+	e.BookNo = strings.TrimSpace(e.BookNo)
+	e.Name = strings.TrimSpace(e.Name)
+	e.Nationality = strings.ToUpper(strings.TrimSpace(e.Nationality))
+	e.MSISDN = strings.TrimSpace(e.MSISDN)
+	e.VesselIMO = NormalizeIMO(e.VesselIMO)
+	e.VesselName = strings.TrimSpace(e.VesselName)
+	e.SignOn = strings.TrimSpace(e.SignOn)
+	e.SignOff = strings.TrimSpace(e.SignOff)
+	e.UnionMemberNo = strings.TrimSpace(e.UnionMemberNo)
+}
+
+// Validate checks every field of an enrolment against the contract and
+// returns nil or an EINVALID *wuyou.Error whose Fields name every bad field
+// (one message per field, in contract order). Call Normalize first; Validate
+// does not trim.
+func (e Enrolment) Validate() error {
+	return wuyou.Invalid(e.fieldErrors())
+}
+
+func (e Enrolment) fieldErrors() []wuyou.FieldError {
+	var errs []wuyou.FieldError
+	add := func(field, msg string) {
+		if msg != "" {
+			errs = append(errs, wuyou.FieldError{Field: field, Message: msg})
+		}
+	}
+	add("seafarer_book_no", checkBookNo(e.BookNo))
+	add("name", checkText(e.Name, true, maxNameRunes))
+	add("nationality", checkCountry(e.Nationality))
+	add("msisdn", checkMSISDN(e.MSISDN))
+	add("vessel_imo", checkIMO(e.VesselIMO))
+	add("vessel_name", checkText(e.VesselName, false, maxVesselNameRunes))
+	signOnMsg, signOffMsg := checkDate(e.SignOn), checkDate(e.SignOff)
+	if signOnMsg == "" && signOffMsg == "" && e.SignOn != "" && e.SignOff != "" && e.SignOff < e.SignOn {
+		// YYYY-MM-DD strings order like the dates they name.
+		signOffMsg = "must not be before sign_on (" + e.SignOn + ")"
+	}
+	add("sign_on", signOnMsg)
+	add("sign_off", signOffMsg)
+	add("union_member_no", checkText(e.UnionMemberNo, false, maxUnionMemberRunes))
+	return errs
+}
+
+// Normalize trims the fields present the way Enrolment.Normalize does. It
+// replaces the pointers rather than writing through them, so the caller's
+// strings are left alone.
+func (u *SeafarerUpdate) Normalize() {
+	trim := func(p *string, f func(string) string) *string {
+		if p == nil {
+			return nil
+		}
+		s := f(*p)
+		return &s
+	}
+	u.MSISDN = trim(u.MSISDN, strings.TrimSpace)
+	u.VesselIMO = trim(u.VesselIMO, NormalizeIMO)
+	u.VesselName = trim(u.VesselName, strings.TrimSpace)
+	u.SignOff = trim(u.SignOff, strings.TrimSpace)
+	u.Status = trim(u.Status, strings.TrimSpace)
+}
+
+// ValidateUpdate checks the fields present in u (non-nil) with the rules of
+// Validate and returns nil or an EINVALID *wuyou.Error naming every bad
+// field. An empty vessel_imo, vessel_name or sign_off clears that field; an
+// empty msisdn is refused. Whether sign_off falls before the stored sign_on
+// is for the caller to check against the record (the dates compare as
+// strings).
+func ValidateUpdate(u SeafarerUpdate) error {
+	var errs []wuyou.FieldError
+	add := func(field string, p *string, check func(string) string) {
+		if p == nil {
+			return
+		}
+		if msg := check(*p); msg != "" {
+			errs = append(errs, wuyou.FieldError{Field: field, Message: msg})
+		}
+	}
+	add("msisdn", u.MSISDN, checkMSISDN)
+	add("vessel_imo", u.VesselIMO, checkIMO)
+	add("vessel_name", u.VesselName, func(s string) string { return checkText(s, false, maxVesselNameRunes) })
+	add("sign_off", u.SignOff, checkDate)
+	add("status", u.Status, func(s string) string {
+		switch s {
+		case StatusActive, StatusSignedOff, StatusSuspended:
+			return ""
+		}
+		return "must be one of " + StatusActive + ", " + StatusSignedOff + ", " + StatusSuspended
+	})
+	return wuyou.Invalid(errs)
+}
+
+// ValidMSISDN reports whether s is an E.164 number as the contract writes
+// it: "+" then 8 to 15 ASCII digits, the first not 0 (no country code
+// starts with 0). No spaces, dashes or other punctuation.
+func ValidMSISDN(s string) bool {
+	if len(s) < 1+8 || len(s) > 1+15 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	return allDigits(s[1:])
+}
+
+// ValidIMO reports whether s is a 7-digit IMO ship number whose last digit
+// is its check digit: the first six digits weighted 7, 6, 5, 4, 3, 2, summed,
+// mod 10 (9074729: 9·7+0·6+7·5+4·4+7·3+2·2 = 139 → 9). s must be the bare
+// digits; NormalizeIMO strips an "IMO" prefix.
+func ValidIMO(s string) bool {
+	if len(s) != 7 || !allDigits(s) {
+		return false
+	}
+	sum := 0
+	for i := 0; i < 6; i++ {
+		sum += int(s[i]-'0') * (7 - i)
+	}
+	return sum%10 == int(s[6]-'0')
+}
+
+// NormalizeIMO trims s and strips an "IMO" prefix in any case, with or
+// without a space after it: "IMO 9074729", "imo9074729" → "9074729".
+func NormalizeIMO(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 3 && strings.EqualFold(s[:3], "IMO") {
+		s = strings.TrimSpace(s[3:])
+	}
+	return s
+}
+
+// ValidCountry reports whether s is an officially assigned ISO 3166-1
+// alpha-2 code, in upper case ("CN", "PH"). User-assigned codes such as XK
+// and reserved ones such as UK are not.
+func ValidCountry(s string) bool {
+	return len(s) == 2 && countries[s]
+}
+
+// countries is the set of codes in iso3166Alpha2.
+var countries = func() map[string]bool {
+	m := make(map[string]bool, 249)
+	for _, c := range strings.Fields(iso3166Alpha2) {
+		m[c] = true
+	}
+	return m
+}()
+
+// iso3166Alpha2 lists the 249 officially assigned ISO 3166-1 alpha-2 codes
+// (as of 2024; the same list as tzdata's iso3166.tab).
+const iso3166Alpha2 = "" +
+	"AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ " +
+	"BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ " +
+	"CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ " +
+	"DE DJ DK DM DO DZ " +
+	"EC EE EG EH ER ES ET " +
+	"FI FJ FK FM FO FR " +
+	"GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY " +
+	"HK HM HN HR HT HU " +
+	"ID IE IL IM IN IO IQ IR IS IT " +
+	"JE JM JO JP " +
+	"KE KG KH KI KM KN KP KR KW KY KZ " +
+	"LA LB LC LI LK LR LS LT LU LV LY " +
+	"MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ " +
+	"NA NC NE NF NG NI NL NO NP NR NU NZ " +
+	"OM " +
+	"PA PE PF PG PH PK PL PM PN PR PS PT PW PY " +
+	"QA " +
+	"RE RO RS RU RW " +
+	"SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ " +
+	"TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ " +
+	"UA UG UM US UY UZ " +
+	"VA VC VE VG VI VN VU " +
+	"WF WS " +
+	"YE YT " +
+	"ZA ZM ZW "
+
+// The check functions return "" for a good value or the message for a bad one.
+
+func checkBookNo(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case len(s) > maxBookNoLen:
+		return "must be at most " + strconv.Itoa(maxBookNoLen) + " characters"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return "may contain only letters A-Z, digits and hyphens"
+		}
+	}
+	return ""
+}
+
+// checkText checks a free-text field: UTF-8, at most max characters, no
+// control characters (tabs and newlines included: they break reports and
+// CSV exports), and no U+FFFD, which is what bytes that were not UTF-8
+// become after a JSON decoder or a careless conversion.
+func checkText(s string, required bool, max int) string {
+	switch {
+	case s == "":
+		if required {
+			return "is required"
+		}
+		return ""
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8 text; save the file as UTF-8 (not GBK or another code page)"
+	case utf8.RuneCountInString(s) > max:
+		return "must be at most " + strconv.Itoa(max) + " characters"
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r):
+			return "must not contain control characters (tabs, line breaks and the like)"
+		case r == utf8.RuneError:
+			return "contains U+FFFD, the mark of text that was not valid UTF-8"
+		}
+	}
+	return ""
+}
+
+func checkMSISDN(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case !ValidMSISDN(s):
+		return "must be an E.164 number: '+' then 8 to 15 digits, not starting with 0, no spaces (e.g. +8613800000001)"
+	}
+	return ""
+}
+
+func checkCountry(s string) string {
+	if s == "" || ValidCountry(s) {
+		return ""
+	}
+	return "must be an ISO 3166-1 alpha-2 country code such as CN or PH"
+}
+
+func checkIMO(s string) string {
+	switch {
+	case s == "":
+		return ""
+	case len(s) != 7 || !allDigits(s):
+		return "must be a 7-digit IMO number (e.g. 9074729)"
+	case !ValidIMO(s):
+		return "is not a valid IMO number: the check digit does not match"
+	}
+	return ""
+}
+
+func checkDate(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) != len(dateLayout) || s[4] != '-' || s[7] != '-' ||
+		!allDigits(s[:4]) || !allDigits(s[5:7]) || !allDigits(s[8:]) {
+		return "must be a date written YYYY-MM-DD"
+	}
+	if _, err := time.Parse(dateLayout, s); err != nil {
+		return "is not a real date"
+	}
+	return ""
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

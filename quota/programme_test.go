@@ -1,0 +1,191 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/internal/redistest"
+)
+
+// programmeTestNow is the fixed clock of the programme and issuance tests.
+var programmeTestNow = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// MustProgrammeStore returns a store on the test Redis under a fresh prefix,
+// with a fixed clock.
+func MustProgrammeStore(tb testing.TB) *RedisStore {
+	tb.Helper()
+	rdb, prefix := redistest.MustClient(tb)
+	return NewRedisStore(rdb, prefix, func() time.Time { return programmeTestNow }, Options{})
+}
+
+// validProgrammeInput is a programme every rule accepts.
+func validProgrammeInput() ProgrammeInput {
+	return ProgrammeInput{
+		Name: "出海无忧 2026 Q4", PackSeconds: 3600, ValidDays: 90, Priority: 10, BudgetPacks: 1000,
+		StartsAt: programmeTestNow.AddDate(0, -1, 0), EndsAt: programmeTestNow.AddDate(1, 0, 0),
+	}
+}
+
+// MustProgramme creates a programme with the given budget (0 = unlimited).
+func MustProgramme(tb testing.TB, s *RedisStore, budgetPacks int64) *Programme {
+	tb.Helper()
+	in := validProgrammeInput()
+	in.BudgetPacks = budgetPacks
+	p, err := s.CreateProgramme(context.Background(), in)
+	if err != nil {
+		tb.Fatalf("create programme: %v", err)
+	}
+	return p
+}
+
+func fieldsOf(tb testing.TB, err error) []string {
+	tb.Helper()
+	var e *wuyou.Error
+	if !errors.As(err, &e) || e.Code != wuyou.EINVALID {
+		tb.Fatalf("want an EINVALID error, got %v", err)
+	}
+	var fields []string
+	for _, f := range e.Fields {
+		fields = append(fields, f.Field)
+	}
+	return fields
+}
+
+func TestProgrammeValidationNamesEachBadField(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(*ProgrammeInput)
+		field string
+	}{
+		{"empty name", func(in *ProgrammeInput) { in.Name = "  " }, "name"},
+		{"name over 200 characters", func(in *ProgrammeInput) { in.Name = strings.Repeat("海", 201) }, "name"},
+		{"pack under a minute", func(in *ProgrammeInput) { in.PackSeconds = 59 }, "pack_seconds"},
+		{"pack over 10,000,000 seconds", func(in *ProgrammeInput) { in.PackSeconds = 10_000_001 }, "pack_seconds"},
+		{"no valid days", func(in *ProgrammeInput) { in.ValidDays = 0 }, "valid_days"},
+		{"valid over 3660 days", func(in *ProgrammeInput) { in.ValidDays = 3661 }, "valid_days"},
+		{"negative priority", func(in *ProgrammeInput) { in.Priority = -1 }, "priority"},
+		{"priority over 1000", func(in *ProgrammeInput) { in.Priority = 1001 }, "priority"},
+		{"negative budget", func(in *ProgrammeInput) { in.BudgetPacks = -1 }, "budget_packs"},
+		{"no start", func(in *ProgrammeInput) { in.StartsAt = time.Time{} }, "starts_at"},
+		{"no end", func(in *ProgrammeInput) { in.EndsAt = time.Time{} }, "ends_at"},
+		{"end not after start", func(in *ProgrammeInput) { in.EndsAt = in.StartsAt }, "ends_at"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := validProgrammeInput()
+			tc.edit(&in)
+			got := fieldsOf(t, in.Validate())
+			if len(got) != 1 || got[0] != tc.field {
+				t.Fatalf("fields = %v, want [%s]", got, tc.field)
+			}
+		})
+	}
+	t.Run("every bad field at once", func(t *testing.T) {
+		got := fieldsOf(t, ProgrammeInput{Priority: -1, BudgetPacks: -1}.Validate())
+		want := []string{"name", "pack_seconds", "valid_days", "priority", "budget_packs", "starts_at", "ends_at"}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("fields = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestProgrammeValidationAcceptsTheLimits(t *testing.T) {
+	for _, in := range []ProgrammeInput{
+		{Name: strings.Repeat("海", 200), PackSeconds: 60, ValidDays: 1, Priority: 0, BudgetPacks: 0},
+		{Name: "x", PackSeconds: 10_000_000, ValidDays: 3660, Priority: 1000, BudgetPacks: 1},
+	} {
+		in.StartsAt, in.EndsAt = programmeTestNow, programmeTestNow.Add(time.Second)
+		if err := in.Validate(); err != nil {
+			t.Errorf("%+v: %v", in, err)
+		}
+	}
+}
+
+func TestCreatedProgrammeReadsBackWithNothingIssued(t *testing.T) {
+	t.Parallel()
+	s := MustProgrammeStore(t)
+	ctx := context.Background()
+	in := validProgrammeInput()
+	in.Name = "  Spring Festival at sea  "
+	created, err := s.CreateProgramme(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(created.ID, "pg_") || created.Name != "Spring Festival at sea" {
+		t.Fatalf("created %+v", created)
+	}
+	got, err := s.Programme(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PackSeconds != 3600 || got.ValidDays != 90 || got.Priority != 10 || got.BudgetPacks != 1000 ||
+		!got.StartsAt.Equal(in.StartsAt) || !got.EndsAt.Equal(in.EndsAt) || !got.CreatedAt.Equal(programmeTestNow) {
+		t.Fatalf("read back %+v", got)
+	}
+	if got.PacksIssued != 0 || got.BudgetRemainingPacks == nil || *got.BudgetRemainingPacks != 1000 ||
+		got.SecondsGranted != 0 || got.SecondsUsed != 0 {
+		t.Fatalf("counters %+v", got)
+	}
+	if *created.BudgetRemainingPacks != 1000 {
+		t.Fatalf("created budget remaining %d", *created.BudgetRemainingPacks)
+	}
+}
+
+func TestUnlimitedProgrammeShowsNullBudgetRemaining(t *testing.T) {
+	t.Parallel()
+	s := MustProgrammeStore(t)
+	p := MustProgramme(t, s, 0)
+	got, err := s.Programme(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(got)
+	if !strings.Contains(string(js), `"budget_remaining_packs":null`) || !strings.Contains(string(js), `"packs_issued":0`) {
+		t.Fatalf("json %s", js)
+	}
+}
+
+func TestUnknownProgrammeIsNotFound(t *testing.T) {
+	t.Parallel()
+	s := MustProgrammeStore(t)
+	ctx := context.Background()
+	for _, id := range []string{"", "pg_01JDOESNOTEXIST"} {
+		if _, err := s.Programme(ctx, id); wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
+			t.Errorf("Programme(%q) = %v, want ENOTFOUND", id, err)
+		}
+	}
+	// Usage counted against an unknown id does not make it exist.
+	if err := s.AddProgrammeUsage(ctx, "pg_01JDOESNOTEXIST", 60); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Programme(ctx, "pg_01JDOESNOTEXIST"); wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
+		t.Errorf("after usage: %v, want ENOTFOUND", err)
+	}
+}
+
+func TestProgrammeUsageAddsUpToSecondsUsed(t *testing.T) {
+	t.Parallel()
+	s := MustProgrammeStore(t)
+	ctx := context.Background()
+	p := MustProgramme(t, s, 10)
+	for _, sec := range []int64{125, 0, 60} {
+		if err := s.AddProgrammeUsage(ctx, p.ID, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddProgrammeUsage(ctx, p.ID, -1); wuyou.ErrorCode(err) != wuyou.EINVALID {
+		t.Fatalf("negative usage: %v, want EINVALID", err)
+	}
+	got, err := s.Programme(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SecondsUsed != 185 {
+		t.Fatalf("seconds_used = %d, want 185", got.SecondsUsed)
+	}
+}

@@ -1,0 +1,187 @@
+// Package quota owns free minutes: welfare programmes, the grants (packs)
+// issued from them, the metering debit that draws calls from grants, and the
+// ledger that explains every balance.
+//
+// Rules it guarantees (PRODUCT.md):
+//   - a call draws only from grants active at the call's own time, lowest
+//     priority number first, then earliest expiry, then earliest issued;
+//   - a grant's remaining amount never goes below zero; billable = covered + overage;
+//   - a call event is applied at most once per identity (source + id) within
+//     the dedupe window;
+//   - every change to a balance is a ledger entry, so that for each seafarer
+//     sum(grants) - sum(draws) - sum(voids) = remaining;
+//   - a programme never issues beyond its budget, even concurrently.
+package quota
+
+import (
+	"context"
+	"time"
+
+	"github.com/wuyou/wuyou/billing"
+)
+
+// Grant statuses as shown to users.
+const (
+	GrantActive    = "active"
+	GrantPending   = "pending"
+	GrantExpired   = "expired"
+	GrantVoided    = "voided"
+	GrantExhausted = "exhausted"
+)
+
+// Ledger entry kinds.
+const (
+	KindDebit = "debit"
+	KindGrant = "grant"
+	KindVoid  = "void"
+)
+
+// Programme is a welfare programme: what one pack is worth and how many packs
+// the union may issue.
+type Programme struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	PackSeconds int64     `json:"pack_seconds"`
+	ValidDays   int       `json:"valid_days"`
+	Priority    int       `json:"priority"`
+	BudgetPacks int64     `json:"budget_packs"` // 0 = unlimited
+	StartsAt    time.Time `json:"starts_at"`
+	EndsAt      time.Time `json:"ends_at"`
+	CreatedAt   time.Time `json:"created_at"`
+
+	PacksIssued          int64  `json:"packs_issued"`
+	BudgetRemainingPacks *int64 `json:"budget_remaining_packs"` // null when unlimited
+	SecondsGranted       int64  `json:"seconds_granted"`
+	SecondsUsed          int64  `json:"seconds_used"`
+}
+
+// Grant is one pack held by one seafarer.
+type Grant struct {
+	ID               string    `json:"id"`
+	ProgrammeID      string    `json:"programme_id"`
+	GrantedSeconds   int64     `json:"granted_seconds"`
+	RemainingSeconds int64     `json:"remaining_seconds"`
+	EffectiveAt      time.Time `json:"effective_at"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	IssuedAt         time.Time `json:"issued_at"`
+	Priority         int       `json:"priority"`
+	Status           string    `json:"status"`
+	Voided           bool      `json:"-"`
+}
+
+// ActiveAt reports whether the grant can be drawn from at t.
+func (g *Grant) ActiveAt(t time.Time) bool {
+	return !g.Voided && !t.Before(g.EffectiveAt) && t.Before(g.ExpiresAt)
+}
+
+// StatusAt is the grant's status as seen at now.
+func (g *Grant) StatusAt(now time.Time) string {
+	switch {
+	case g.Voided:
+		return GrantVoided
+	case now.Before(g.EffectiveAt):
+		return GrantPending
+	case !now.Before(g.ExpiresAt):
+		return GrantExpired
+	case g.RemainingSeconds == 0:
+		return GrantExhausted
+	}
+	return GrantActive
+}
+
+// Draw is the part of one call taken from one grant.
+type Draw struct {
+	GrantID     string `json:"grant_id"`
+	ProgrammeID string `json:"programme_id,omitempty"`
+	Seconds     int64  `json:"seconds"`
+}
+
+// LedgerEntry is one change to a seafarer's balance.
+type LedgerEntry struct {
+	ID              string        `json:"id"`
+	Kind            string        `json:"kind"`
+	At              time.Time     `json:"at"`
+	EventID         string        `json:"event_id,omitempty"`
+	Source          string        `json:"source,omitempty"`
+	Type            string        `json:"type,omitempty"`
+	CallTime        *time.Time    `json:"call_time,omitempty"`
+	DurationSeconds int64         `json:"duration_seconds"`
+	BillableSeconds int64         `json:"billable_seconds"`
+	CoveredSeconds  int64         `json:"covered_seconds"`
+	OverageSeconds  int64         `json:"overage_seconds"`
+	OverageAmount   billing.Money `json:"overage_amount"`
+	CalledNumber    string        `json:"called_number,omitempty"`
+	VisitedCountry  string        `json:"visited_country,omitempty"`
+	MSISDN          string        `json:"msisdn,omitempty"`
+	Draws           []Draw        `json:"draws"`
+	// For grant and void entries: the grant and the seconds it added or removed.
+	GrantID     string `json:"grant_id,omitempty"`
+	ProgrammeID string `json:"programme_id,omitempty"`
+	Seconds     int64  `json:"seconds,omitempty"`
+}
+
+// Usage is what a call asks of the seafarer's grants, after rating.
+type Usage struct {
+	SeafarerID      string
+	MSISDN          string
+	Source, EventID string // identity of the carrier event
+	Type            string
+	CallTime        time.Time
+	DurationSeconds int64
+	BillableSeconds int64 // 0 when the call is not eligible
+	CalledNumber    string
+	VisitedCountry  string
+	// Overage pricing: OveragePrice per started Increment seconds.
+	OveragePrice billing.Money
+	Increment    int64
+}
+
+// DebitResult is the outcome of applying one usage.
+type DebitResult struct {
+	Entry     *LedgerEntry
+	Duplicate bool // the identity was seen before: nothing changed
+	// Balance after the debit, over grants active now.
+	RemainingNow int64
+	GrantedNow   int64
+}
+
+// Allowance is a seafarer's balance now.
+type Allowance struct {
+	SeafarerID       string    `json:"seafarer_id"`
+	RemainingSeconds int64     `json:"remaining_seconds"`
+	RemainingMinutes int64     `json:"remaining_minutes"`
+	Grants           []*Grant  `json:"grants"`
+	Period           string    `json:"period"`
+	UsedSeconds      int64     `json:"used_seconds"`
+	OverageSeconds   int64     `json:"overage_seconds"`
+	AsOf             time.Time `json:"as_of"`
+}
+
+// EarliestExpiry is the earliest expiry among grants active now, or the zero time.
+func (a *Allowance) EarliestExpiry() time.Time {
+	var t time.Time
+	for _, g := range a.Grants {
+		if g.Status == GrantActive && (t.IsZero() || g.ExpiresAt.Before(t)) {
+			t = g.ExpiresAt
+		}
+	}
+	return t
+}
+
+// Meter applies usage to balances; the carrier consumer depends on it.
+type Meter interface {
+	// Debit applies u at most once per (Source, EventID) and returns the
+	// ledger entry (the stored one when Duplicate).
+	Debit(ctx context.Context, u Usage) (*DebitResult, error)
+}
+
+// ProgrammeInput creates a programme.
+type ProgrammeInput struct {
+	Name        string    `json:"name"`
+	PackSeconds int64     `json:"pack_seconds"`
+	ValidDays   int       `json:"valid_days"`
+	Priority    int       `json:"priority"`
+	BudgetPacks int64     `json:"budget_packs"`
+	StartsAt    time.Time `json:"starts_at"`
+	EndsAt      time.Time `json:"ends_at"`
+}

@@ -1,0 +1,465 @@
+package quota
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wuyou/wuyou"
+)
+
+// Options tune retention.
+type Options struct {
+	// DedupeWindow is how long event identities are remembered, by call time.
+	DedupeWindow time.Duration
+	// LedgerHorizon is how long ledger entries stay in Redis, by their time;
+	// older ones remain only on the ledger topic. It is never shorter than
+	// DedupeWindow, so a duplicate can always be answered with its entry.
+	LedgerHorizon time.Duration
+}
+
+// RedisStore keeps grants, balances and the ledger in Redis.
+//
+// Layout (T = "<prefix>:{s:<seafarer id>}", one hash slot per seafarer):
+//
+//	T:g   hash  grant id -> "granted:remaining:effective:expires:priority:issued_ms:voided:programme"
+//	T:seen zset identity -> call time (unix s); forgotten after the dedupe window
+//	T:l   hash  ledger entry id -> entry JSON
+//	T:lt  zset  ledger entry id -> entry time (unix s); trimmed after the ledger horizon
+//	T:u   hash  "YYYY-MM:calls|billable|covered|overage|amount" -> counter
+type RedisStore struct {
+	rdb    redis.UniversalClient
+	prefix string
+	now    wuyou.Clock
+	opts   Options
+}
+
+// NewRedisStore returns a store under prefix.
+func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock, opts Options) *RedisStore {
+	if opts.DedupeWindow <= 0 {
+		opts.DedupeWindow = 720 * time.Hour
+	}
+	if opts.LedgerHorizon < opts.DedupeWindow {
+		opts.LedgerHorizon = opts.DedupeWindow
+	}
+	return &RedisStore{rdb: rdb, prefix: prefix, now: now, opts: opts}
+}
+
+// DedupeWindow is the window identities are remembered for.
+func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
+
+type seafarerKeys struct{ grants, seen, ledger, ledgerIdx, usage string }
+
+func (s *RedisStore) keys(seafarerID string) seafarerKeys {
+	t := s.prefix + ":{s:" + seafarerID + "}"
+	return seafarerKeys{t + ":g", t + ":seen", t + ":l", t + ":lt", t + ":u"}
+}
+
+// Period is the calendar month (UTC) of t, as "YYYY-MM".
+func Period(t time.Time) string { return t.UTC().Format("2006-01") }
+
+// DebitEntryID is the ledger entry id of the call with this identity: the
+// same event always yields the same id, so repeats downstream can be dropped.
+func DebitEntryID(source, eventID string) string {
+	h := sha256.Sum256([]byte(source + "\x00" + eventID))
+	return "d_" + hex.EncodeToString(h[:10])
+}
+
+// debitHead is the part of a debit entry known before grants are drawn; the
+// script appends covered, overage, amount and draws.
+type debitHead struct {
+	ID              string    `json:"id"`
+	Kind            string    `json:"kind"`
+	At              time.Time `json:"at"`
+	EventID         string    `json:"event_id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	MSISDN          string    `json:"msisdn"`
+	CallTime        time.Time `json:"call_time"`
+	DurationSeconds int64     `json:"duration_seconds"`
+	CalledNumber    string    `json:"called_number"`
+	VisitedCountry  string    `json:"visited_country"`
+	BillableSeconds int64     `json:"billable_seconds"`
+}
+
+// Debit applies one call. See Meter.
+func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
+	cmd, err := s.debitCmd(ctx, s.rdb, u)
+	if err != nil {
+		return nil, err
+	}
+	return debitResult(cmd)
+}
+
+// DebitBatch applies many calls in one pipeline: one round trip for the batch.
+// Results are in the order of us; the first error stops nothing (each script
+// is its own atomic unit) but is returned.
+func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult, error) {
+	cmds := make([]*redis.Cmd, len(us))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range us {
+			c, err := s.debitCmd(ctx, p, u)
+			if err != nil {
+				return err
+			}
+			cmds[i] = c
+		}
+		return nil
+	})
+	if err != nil && !isNoScript(err) {
+		return nil, fmt.Errorf("quota: debit batch: %w", err)
+	}
+	if isNoScript(err) { // a restarted Redis lost its script cache: load and retry once
+		if err := debitScript.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("quota: load debit script: %w", err)
+		}
+		return s.DebitBatch(ctx, us)
+	}
+	out := make([]*DebitResult, len(us))
+	for i, c := range cmds {
+		r, err := debitResult(c)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+type scripter interface {
+	redis.Scripter
+}
+
+func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.Cmd, error) {
+	if u.SeafarerID == "" || u.Source == "" || u.EventID == "" {
+		return nil, wuyou.Errorf(wuyou.EINVALID, "usage needs a seafarer, a source and an event id")
+	}
+	if u.BillableSeconds < 0 {
+		return nil, wuyou.Errorf(wuyou.EINVALID, "billable seconds must not be negative")
+	}
+	incr := u.Increment
+	if incr <= 0 {
+		incr = 60
+	}
+	now := s.now()
+	entryID := DebitEntryID(u.Source, u.EventID)
+	head, err := json.Marshal(debitHead{
+		ID: entryID, Kind: KindDebit, At: now, EventID: u.EventID, Source: u.Source, Type: u.Type,
+		MSISDN: u.MSISDN, CallTime: u.CallTime.UTC(), DurationSeconds: u.DurationSeconds,
+		CalledNumber: u.CalledNumber, VisitedCountry: u.VisitedCountry, BillableSeconds: u.BillableSeconds,
+	})
+	if err != nil {
+		return nil, err
+	}
+	head = append(head[:len(head)-1], `,"covered_seconds":`...)
+	k := s.keys(u.SeafarerID)
+	callTime := u.CallTime.Unix()
+	return debitScript.Run(ctx, r,
+		[]string{k.grants, k.seen, k.ledger, k.ledgerIdx, k.usage},
+		entryID[2:], entryID, callTime, u.BillableSeconds,
+		now.Add(-s.opts.DedupeWindow).Unix(), now.Add(-s.opts.LedgerHorizon).Unix(),
+		head, u.OveragePrice.Minor, incr, u.OveragePrice.Currency, Period(u.CallTime), now.Unix(),
+	), nil
+}
+
+func debitResult(c *redis.Cmd) (*DebitResult, error) {
+	vals, err := c.Slice()
+	if err != nil {
+		return nil, fmt.Errorf("quota: debit: %w", err)
+	}
+	r := &DebitResult{Duplicate: vals[0].(int64) == 1, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
+	if js, _ := vals[1].(string); js != "" {
+		var e LedgerEntry
+		if err := json.Unmarshal([]byte(js), &e); err != nil {
+			return nil, fmt.Errorf("quota: stored ledger entry: %w", err)
+		}
+		r.Entry = &e
+	}
+	return r, nil
+}
+
+// GrantInput is one pack to add to one seafarer.
+type GrantInput struct {
+	ID          string // deterministic per (issuance, seafarer) so a retry adds nothing
+	SeafarerID  string
+	ProgrammeID string
+	Seconds     int64
+	EffectiveAt time.Time
+	ExpiresAt   time.Time
+	Priority    int
+}
+
+// AddGrant adds a grant once; added is false when it already existed.
+func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, entry *LedgerEntry, err error) {
+	if in.Seconds <= 0 || !in.ExpiresAt.After(in.EffectiveAt) || in.Priority < 0 {
+		return false, nil, wuyou.Errorf(wuyou.EINVALID, "grant needs positive seconds, a priority >= 0 and an expiry after its effective time")
+	}
+	now := s.now()
+	enc := fmt.Sprintf("%d:%d:%d:%d:%d:%d:0:%s", in.Seconds, in.Seconds, in.EffectiveAt.Unix(), in.ExpiresAt.Unix(), in.Priority, now.UnixMilli(), in.ProgrammeID)
+	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
+	js, err := json.Marshal(entry)
+	if err != nil {
+		return false, nil, err
+	}
+	k := s.keys(in.SeafarerID)
+	n, err := grantScript.Run(ctx, s.rdb, []string{k.grants, k.ledger, k.ledgerIdx}, in.ID, enc, entry.ID, js, now.Unix()).Int()
+	if err != nil {
+		return false, nil, fmt.Errorf("quota: add grant: %w", err)
+	}
+	return n == 1, entry, nil
+}
+
+// VoidGrant sets a grant's remaining seconds to zero. ENOTFOUND; ECONFLICT
+// when it is already voided.
+func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) (*LedgerEntry, error) {
+	now := s.now()
+	entry := &LedgerEntry{ID: "v_" + grantID, Kind: KindVoid, At: now, GrantID: grantID}
+	head, err := json.Marshal(struct {
+		ID      string    `json:"id"`
+		Kind    string    `json:"kind"`
+		At      time.Time `json:"at"`
+		GrantID string    `json:"grant_id"`
+	}{entry.ID, entry.Kind, entry.At, grantID})
+	if err != nil {
+		return nil, err
+	}
+	head = append(head[:len(head)-1], `,"seconds":`...)
+	k := s.keys(seafarerID)
+	removed, err := voidScript.Run(ctx, s.rdb, []string{k.grants, k.ledger, k.ledgerIdx}, grantID, entry.ID, head, now.Unix()).Int64()
+	switch {
+	case err != nil && strings.Contains(err.Error(), "ENOTFOUND"):
+		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "grant %s not found", grantID)
+	case err != nil && strings.Contains(err.Error(), "EVOIDED"):
+		return nil, wuyou.Errorf(wuyou.ECONFLICT, "grant %s is already voided", grantID)
+	case err != nil:
+		return nil, fmt.Errorf("quota: void grant: %w", err)
+	}
+	entry.Seconds = removed
+	entry.Draws = []Draw{}
+	return entry, nil
+}
+
+func parseGrant(id, v string) (*Grant, error) {
+	f := strings.Split(v, ":")
+	if len(f) != 8 {
+		return nil, fmt.Errorf("quota: grant %s: malformed %q", id, v)
+	}
+	n := make([]int64, 6)
+	for i := range n {
+		x, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("quota: grant %s: malformed %q", id, v)
+		}
+		n[i] = x
+	}
+	return &Grant{
+		ID: id, ProgrammeID: f[7], GrantedSeconds: n[0], RemainingSeconds: n[1],
+		EffectiveAt: time.Unix(n[2], 0).UTC(), ExpiresAt: time.Unix(n[3], 0).UTC(),
+		Priority: int(n[4]), IssuedAt: time.UnixMilli(n[5]).UTC(), Voided: f[6] == "1",
+	}, nil
+}
+
+// sortGrants puts grants in drawing order.
+func sortGrants(gs []*Grant) {
+	sort.Slice(gs, func(i, j int) bool {
+		a, b := gs[i], gs[j]
+		if a.Priority != b.Priority {
+			return a.Priority < b.Priority
+		}
+		if !a.ExpiresAt.Equal(b.ExpiresAt) {
+			return a.ExpiresAt.Before(b.ExpiresAt)
+		}
+		if !a.IssuedAt.Equal(b.IssuedAt) {
+			return a.IssuedAt.Before(b.IssuedAt)
+		}
+		return a.ID < b.ID
+	})
+}
+
+// Grants returns a seafarer's grants in drawing order, with status as of now.
+func (s *RedisStore) Grants(ctx context.Context, seafarerID string) ([]*Grant, error) {
+	m, err := s.rdb.HGetAll(ctx, s.keys(seafarerID).grants).Result()
+	if err != nil {
+		return nil, fmt.Errorf("quota: grants: %w", err)
+	}
+	return grantsFrom(m, s.now())
+}
+
+func grantsFrom(m map[string]string, now time.Time) ([]*Grant, error) {
+	gs := make([]*Grant, 0, len(m))
+	for id, v := range m {
+		g, err := parseGrant(id, v)
+		if err != nil {
+			return nil, err
+		}
+		g.Status = g.StatusAt(now)
+		gs = append(gs, g)
+	}
+	sortGrants(gs)
+	return gs, nil
+}
+
+// Allowance reads a seafarer's balance in one round trip.
+func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowance, error) {
+	now := s.now()
+	period := Period(now)
+	k := s.keys(seafarerID)
+	var grants *redis.MapStringStringCmd
+	var usage *redis.SliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		grants = p.HGetAll(ctx, k.grants)
+		usage = p.HMGet(ctx, k.usage, period+":billable", period+":overage")
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quota: allowance: %w", err)
+	}
+	gs, err := grantsFrom(grants.Val(), now)
+	if err != nil {
+		return nil, err
+	}
+	a := &Allowance{SeafarerID: seafarerID, Grants: gs, Period: period, AsOf: now}
+	for _, g := range gs {
+		if g.ActiveAt(now) {
+			a.RemainingSeconds += g.RemainingSeconds
+		}
+	}
+	a.RemainingMinutes = a.RemainingSeconds / 60
+	u := usage.Val()
+	a.UsedSeconds = toInt64(u[0])
+	a.OverageSeconds = toInt64(u[1])
+	return a, nil
+}
+
+// RemainingNow returns, for each seafarer, the seconds left on grants active
+// now, in one pipelined round trip.
+func (s *RedisStore) RemainingNow(ctx context.Context, seafarerIDs []string) (map[string]int64, error) {
+	now := s.now()
+	cmds := make([]*redis.MapStringStringCmd, len(seafarerIDs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range seafarerIDs {
+			cmds[i] = p.HGetAll(ctx, s.keys(id).grants)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quota: remaining: %w", err)
+	}
+	out := make(map[string]int64, len(seafarerIDs))
+	for i, id := range seafarerIDs {
+		gs, err := grantsFrom(cmds[i].Val(), now)
+		if err != nil {
+			return nil, err
+		}
+		var rem int64
+		for _, g := range gs {
+			if g.ActiveAt(now) {
+				rem += g.RemainingSeconds
+			}
+		}
+		out[id] = rem
+	}
+	return out, nil
+}
+
+func toInt64(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// LedgerFilter selects ledger entries by time (inclusive from, exclusive to;
+// zero = open), newest first.
+type LedgerFilter struct {
+	From, To time.Time
+	Limit    int
+	Cursor   string // opaque: the score and id of the last entry returned
+}
+
+// Ledger returns a page of a seafarer's ledger entries, newest first, and the
+// cursor of the next page ("" at the end). A debit's time is its call time;
+// a grant's or void's is when it was written.
+func (s *RedisStore) Ledger(ctx context.Context, seafarerID string, f LedgerFilter) ([]*LedgerEntry, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	max, min := "+inf", "-inf"
+	if !f.To.IsZero() {
+		max = "(" + strconv.FormatInt(f.To.Unix(), 10)
+	}
+	if !f.From.IsZero() {
+		min = strconv.FormatInt(f.From.Unix(), 10)
+	}
+	offset := int64(0)
+	if f.Cursor != "" {
+		score, off, ok := strings.Cut(f.Cursor, ".")
+		n, err1 := strconv.ParseInt(score, 10, 64)
+		o, err2 := strconv.ParseInt(off, 10, 64)
+		if !ok || err1 != nil || err2 != nil || o < 0 {
+			return nil, "", wuyou.Errorf(wuyou.EINVALID, "cursor: malformed")
+		}
+		// Entries sharing one score are paged by offset within that score.
+		max = strconv.FormatInt(n, 10)
+		offset = o
+	}
+	k := s.keys(seafarerID)
+	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, k.ledgerIdx, &redis.ZRangeBy{Max: max, Min: min, Offset: offset, Count: int64(f.Limit) + 1}).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("quota: ledger: %w", err)
+	}
+	next := ""
+	if len(zs) > f.Limit {
+		zs = zs[:f.Limit]
+		last := int64(zs[len(zs)-1].Score)
+		// count how many returned entries (plus the skipped offset) share the last score
+		same := int64(0)
+		for _, z := range zs {
+			if int64(z.Score) == last {
+				same++
+			}
+		}
+		if f.Cursor != "" && strings.HasPrefix(f.Cursor, strconv.FormatInt(last, 10)+".") {
+			same += offset
+		}
+		next = strconv.FormatInt(last, 10) + "." + strconv.FormatInt(same, 10)
+	}
+	if len(zs) == 0 {
+		return []*LedgerEntry{}, "", nil
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		ids[i] = z.Member.(string)
+	}
+	vals, err := s.rdb.HMGet(ctx, k.ledger, ids...).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("quota: ledger: %w", err)
+	}
+	out := make([]*LedgerEntry, 0, len(vals))
+	for _, v := range vals {
+		js, ok := v.(string)
+		if !ok {
+			continue // trimmed between the two reads
+		}
+		var e LedgerEntry
+		if err := json.Unmarshal([]byte(js), &e); err != nil {
+			return nil, "", fmt.Errorf("quota: ledger entry: %w", err)
+		}
+		if e.Draws == nil {
+			e.Draws = []Draw{}
+		}
+		out = append(out, &e)
+	}
+	return out, next, nil
+}
