@@ -90,6 +90,8 @@ func New(cfg Config) *Server {
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		StreamRequestBody:     true,
+		// MSISDNs in paths arrive as %2B…; match and read them decoded.
+		UnescapePath: true,
 	})
 	s.routes()
 	return s

@@ -507,8 +507,9 @@ func (s *RedisStore) changeLocked(ctx context.Context, id, token string, reclaim
 }
 
 // writeProfile stores sf with writeProfileScript and returns the MSISDN the
-// profile held before. Refusals come back as *wuyou.Error wrapping nothing;
-// see refused.
+// profile held before. A refusal by the script (nothing was written) comes
+// back as a *refusal wrapping a *wuyou.Error; any other error leaves it open
+// whether the write happened.
 func (s *RedisStore) writeProfile(ctx context.Context, sf *Seafarer, token, mode string, now time.Time) (string, error) {
 	keys := []string{s.profileKey(sf.ID), s.historyKey(sf.ID), s.lockKey(sf.ID)}
 	args := append([]any{token, mode, formatTime(now), sf.MSISDN}, profileFields(sf)...)

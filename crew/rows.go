@@ -20,7 +20,7 @@ const (
 	// not a row). Reading row MaxBulkRows+1 returns an ETOOLARGE
 	// *wuyou.Error "more than 10000 rows …" instead of the row; the rows
 	// before it have been returned already and the caller decides what to
-	// do with them (the bulk endpoint refuses the whole body).
+	// do with them (apply them and report the error, or refuse the body).
 	MaxBulkRows = 10000
 	// MaxBulkBytes is the most bytes one body may hold: about 1 KiB for each
 	// of MaxBulkRows rows at the longest field values, with room to spare.

@@ -407,7 +407,7 @@ type issuanceState struct {
 // JSON) returns the issuance recorded first with created=false; with another
 // body it is ECONFLICT. EINVALID for a missing or over-long key, a bad
 // target, or an effective_at so early that the packs would already have
-// expired. ENOTFOUND for an unknown programme, and for an unknown company
+// expired or more than 3660 days ahead. ENOTFOUND for an unknown programme, and for an unknown company
 // when the roster reports one (a company or vessel without crew gives an
 // issuance of total 0, done at once).
 func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, t IssuanceTarget) (iss *Issuance, created bool, err error) {
@@ -438,9 +438,13 @@ func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, 
 	if t.EffectiveAt != nil {
 		effective = *t.EffectiveAt
 	}
-	if !effective.Add(time.Duration(prog.ValidDays) * 24 * time.Hour).After(now) {
+	switch {
+	case !effective.Add(time.Duration(prog.ValidDays) * 24 * time.Hour).After(now):
 		return nil, false, wuyou.Invalid([]wuyou.FieldError{{Field: "effective_at",
 			Message: fmt.Sprintf("packs effective then would already have expired (they are valid %d days)", prog.ValidDays)}})
+	case effective.After(now.AddDate(0, 0, maxValidDays)):
+		return nil, false, wuyou.Invalid([]wuyou.FieldError{{Field: "effective_at",
+			Message: fmt.Sprintf("must be at most %d days from now", maxValidDays)}})
 	}
 	ids, err := i.resolve(ctx, t)
 	if err != nil {

@@ -308,6 +308,9 @@ func TestIssuanceSkipsSeafarersNotActiveAndFailsUnknownOnes(t *testing.T) {
 			if fmt.Sprint(iss.Failures) != fmt.Sprint(want) {
 				t.Fatalf("failures %v, want %v", iss.Failures, want)
 			}
+			if page, err := is.Failures(context.Background(), iss.ID, 0, 10); err != nil || fmt.Sprint(page) != fmt.Sprint(want) {
+				t.Fatalf("failures page %v (%v), want %v", page, err, want)
+			}
 			counts := grantCounts(t, s, []string{"sf_active", "sf_off", "sf_suspended", "sf_ghost"})
 			if counts["sf_active"] != 1 || sumCounts(counts) != 1 {
 				t.Fatalf("grants held %v, want one for sf_active only", counts)
@@ -531,15 +534,16 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 	}
 }
 
-func TestIssuanceEffectiveSoEarlyThatPacksExpiredIsInvalid(t *testing.T) {
+func TestIssuanceEffectiveWhenPacksWouldHaveExpiredOrOverTenYearsAheadIsInvalid(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	p := MustProgramme(t, s, 0)
 	is := NewIssuer(s, newFakeRoster(), s.now)
-	eff := programmeTestNow.AddDate(0, 0, -p.ValidDays)
-	_, _, err := is.Start(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: []string{"sf_1"}, EffectiveAt: &eff})
-	if got := fieldsOf(t, err); len(got) != 1 || got[0] != "effective_at" {
-		t.Fatalf("fields %v", got)
+	for _, eff := range []time.Time{programmeTestNow.AddDate(0, 0, -p.ValidDays), programmeTestNow.AddDate(0, 0, 3661)} {
+		_, _, err := is.Start(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: []string{"sf_1"}, EffectiveAt: &eff})
+		if got := fieldsOf(t, err); len(got) != 1 || got[0] != "effective_at" {
+			t.Fatalf("effective %s: fields %v", eff, got)
+		}
 	}
 }
 

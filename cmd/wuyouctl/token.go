@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
 )
 
@@ -46,7 +48,7 @@ uses when it is given no --kid.`,
 			}
 			token, err := key.Mint(claims, time.Now().UTC())
 			if err != nil {
-				return err
+				return mintError(err)
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), token)
 			return err
@@ -65,6 +67,25 @@ uses when it is given no --kid.`,
 		_ = cmd.MarkFlagRequired(name) // cannot fail: the flags exist
 	}
 	return cmd
+}
+
+// mintError names the flags behind the claims Mint refused, so the operator
+// sees "--company-id: required" rather than the claim's name.
+func mintError(err error) error {
+	var e *wuyou.Error
+	if !errors.As(err, &e) || len(e.Fields) == 0 {
+		return err
+	}
+	flagOf := map[string]string{"iss": "iss", "aud": "aud", "sub": "sub", "role": "role", "company_id": "company-id", "ttl": "ttl"}
+	problems := make([]string, 0, len(e.Fields))
+	for _, f := range e.Fields {
+		name := f.Field
+		if flag, ok := flagOf[name]; ok {
+			name = "--" + flag
+		}
+		problems = append(problems, name+": "+f.Message)
+	}
+	return fmt.Errorf("cannot mint: %s", strings.Join(problems, "; "))
 }
 
 func newTokenKeygenCmd() *cobra.Command {

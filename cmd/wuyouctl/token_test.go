@@ -101,22 +101,24 @@ func TestTokenMint_RefusesWhatTheServerWouldRefuse(t *testing.T) {
 	keyPath, _ := MustKeygen(t, api.AlgEdDSA, "k1")
 	base := []string{"token", "mint", "--key", keyPath, "--kid", "k1", "--iss", testIssuer}
 	tests := []struct {
-		name string
-		args []string
+		name    string
+		args    []string
+		wantErr string
 	}{
-		{"missing --role", append(base, "--sub", "sf-1")},
-		{"missing --sub", append(base, "--role", "union")},
-		{"missing --key", []string{"token", "mint", "--iss", testIssuer, "--sub", "a", "--role", "union"}},
-		{"unknown role", append(base, "--sub", "sf-1", "--role", "admin")},
-		{"company role without --company-id", append(base, "--sub", "staff-7", "--role", "company")},
-		{"non-positive --ttl", append(base, "--sub", "sf-1", "--role", "seafarer", "--ttl", "0s")},
-		{"key file that does not exist", []string{"token", "mint", "--key", filepath.Join(t.TempDir(), "nope.pem"), "--iss", testIssuer, "--sub", "a", "--role", "union"}},
-		{"a stray argument", append(base, "--sub", "sf-1", "--role", "seafarer", "extra")},
+		{"missing --role", append(base, "--sub", "sf-1"), `"role" not set`},
+		{"missing --sub", append(base, "--role", "union"), `"sub" not set`},
+		{"missing --key", []string{"token", "mint", "--iss", testIssuer, "--sub", "a", "--role", "union"}, `"key" not set`},
+		{"unknown role", append(base, "--sub", "sf-1", "--role", "admin"), `--role: unknown role "admin"`},
+		{"company role without --company-id", append(base, "--sub", "staff-7", "--role", "company"), "--company-id: required"},
+		{"--company-id on another role", append(base, "--sub", "sf-1", "--role", "seafarer", "--company-id", "co-1"), "--company-id: only the company role"},
+		{"non-positive --ttl", append(base, "--sub", "sf-1", "--role", "seafarer", "--ttl", "0s"), "--ttl: must be positive"},
+		{"key file that does not exist", []string{"token", "mint", "--key", filepath.Join(t.TempDir(), "nope.pem"), "--iss", testIssuer, "--sub", "a", "--role", "union"}, "nope.pem"},
+		{"a stray argument", append(base, "--sub", "sf-1", "--role", "seafarer", "extra"), "unknown command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := runCaptured(tt.args...)
-			require.Error(t, err)
+			require.ErrorContains(t, err, tt.wantErr)
 			require.Empty(t, out, "no token is printed")
 		})
 	}

@@ -185,7 +185,7 @@ func printDevGuide(w io.Writer, s *service, key *api.SigningKey, d *demoData) er
 	fmt.Fprintf(w, "  curl -s %s/v1/me/allowance -H 'Authorization: Bearer %s'\n", base, seafarer)
 	fmt.Fprintf(w, "  curl -s %s/v1/companies/%s/seafarers -H 'Authorization: Bearer %s'\n", base, d.company.ID, company)
 	fmt.Fprintf(w, "  curl -s %s/v1/seafarers/%s/usage -H 'Authorization: Bearer %s'\n", base, d.seafarers[0].ID, union)
-	fmt.Fprintf(w, "  curl -s %s/v1/carrier/subscribers/%s/allowance -H 'Authorization: Bearer %s'\n", base, strings.ReplaceAll(d.msisdns[0], "+", "%%2B"), carrierTok)
+	fmt.Fprintf(w, "  curl -s %s/v1/carrier/subscribers/%s/allowance -H 'Authorization: Bearer %s'\n", base, strings.ReplaceAll(d.msisdns[0], "+", "%2B"), carrierTok)
 	fmt.Fprintf(w, "  curl -s %s/v1/programmes/%s -H 'Authorization: Bearer %s'\n", base, d.programme.ID, union)
 	fmt.Fprintf(w, "\nSend a call yourself: go run ./cmd/carriersim --brokers %s --count 10 --msisdn-range %s-%s\n",
 		strings.Join(s.cfg.KafkaBrokers, ","), d.msisdns[0], d.msisdns[len(d.msisdns)-1])

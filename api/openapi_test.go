@@ -1,0 +1,273 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// openAPIMethods are the operation keys of an OpenAPI path item.
+var openAPIMethods = map[string]bool{
+	"get": true, "put": true, "post": true, "delete": true,
+	"options": true, "head": true, "patch": true, "trace": true,
+}
+
+// openAPIPath converts a fiber route path to its OpenAPI form: ":id" becomes
+// "{id}" and an escaped colon "\:" a literal ":" (".../seafarers\:bulk" is
+// ".../seafarers:bulk", as the contract writes it).
+func openAPIPath(fiberPath string) string {
+	var b strings.Builder
+	for i := 0; i < len(fiberPath); i++ {
+		c := fiberPath[i]
+		switch {
+		case c == '\\' && i+1 < len(fiberPath) && fiberPath[i+1] == ':':
+			b.WriteByte(':')
+			i++
+		case c == ':':
+			j := i + 1
+			for j < len(fiberPath) && (fiberPath[j] == '_' || fiberPath[j] >= 'a' && fiberPath[j] <= 'z' ||
+				fiberPath[j] >= 'A' && fiberPath[j] <= 'Z' || fiberPath[j] >= '0' && fiberPath[j] <= '9') {
+				j++
+			}
+			b.WriteString("{" + fiberPath[i+1:j] + "}")
+			if j < len(fiberPath) && fiberPath[j] == '?' { // optional parameter
+				j++
+			}
+			i = j - 1
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func TestOpenAPIPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/healthz":                                  "/healthz",
+		"/v1/companies/:id":                         "/v1/companies/{id}",
+		`/v1/companies/:id/seafarers\:bulk`:         "/v1/companies/{id}/seafarers:bulk",
+		`/v1/seafarers/:id/grants/:grant_id\:void`:  "/v1/seafarers/{id}/grants/{grant_id}:void",
+		"/v1/carrier/subscribers/:msisdn/allowance": "/v1/carrier/subscribers/{msisdn}/allowance",
+	} {
+		if got := openAPIPath(in); got != want {
+			t.Errorf("openAPIPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// openAPIDoc is the part of the document the tests read.
+type openAPIDoc struct {
+	OpenAPI string                                `json:"openapi"`
+	Paths   map[string]map[string]json.RawMessage `json:"paths"`
+}
+
+func mustParseOpenAPI(t *testing.T) openAPIDoc {
+	t.Helper()
+	var doc openAPIDoc
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("api/openapi.json is not valid JSON: %v", err)
+	}
+	return doc
+}
+
+// TestOpenAPIDescribesEveryRoute keeps api/openapi.json and routes() in
+// step: a route added without its description, or a description left after
+// its route is gone, fails here.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	s := New(Config{})
+	registered := map[string]bool{}
+	for _, r := range s.App().GetRoutes(true) {
+		if r.Method == fiber.MethodHead { // fiber adds HEAD to every GET
+			continue
+		}
+		registered[r.Method+" "+openAPIPath(r.Path)] = true
+	}
+	if len(registered) == 0 {
+		t.Fatal("the server registers no routes")
+	}
+
+	documented := map[string]bool{}
+	for path, item := range mustParseOpenAPI(t).Paths {
+		for key := range item {
+			if openAPIMethods[key] {
+				documented[strings.ToUpper(key)+" "+path] = true
+			}
+		}
+	}
+
+	var undocumented, unregistered []string
+	for op := range registered {
+		if !documented[op] {
+			undocumented = append(undocumented, op)
+		}
+	}
+	for op := range documented {
+		if !registered[op] {
+			unregistered = append(unregistered, op)
+		}
+	}
+	sort.Strings(undocumented)
+	sort.Strings(unregistered)
+	if len(undocumented) > 0 {
+		t.Errorf("routes registered in server.go but missing from api/openapi.json:\n\t%s", strings.Join(undocumented, "\n\t"))
+	}
+	if len(unregistered) > 0 {
+		t.Errorf("operations in api/openapi.json that server.go does not register:\n\t%s", strings.Join(unregistered, "\n\t"))
+	}
+}
+
+// TestOpenAPIDocumentIsValidJSON checks the document's shape (OpenAPI 3.x,
+// every $ref resolves, every path parameter declared, /v1 secured and the
+// operations routes not) and that GET /openapi.json serves it.
+func TestOpenAPIDocumentIsValidJSON(t *testing.T) {
+	doc := mustParseOpenAPI(t)
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi = %q, want 3.x", doc.OpenAPI)
+	}
+	if len(doc.Paths) == 0 {
+		t.Fatal("the document has no paths")
+	}
+
+	var whole any
+	if err := json.Unmarshal(openAPIDocument, &whole); err != nil {
+		t.Fatal(err)
+	}
+	checkRefs(t, whole, whole, "#")
+
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if !openAPIMethods[method] {
+				continue
+			}
+			var o struct {
+				Summary    string                       `json:"summary"`
+				Security   *[]map[string][]string       `json:"security"`
+				Parameters []map[string]json.RawMessage `json:"parameters"`
+				Responses  map[string]json.RawMessage   `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &o); err != nil {
+				t.Errorf("%s %s: %v", method, path, err)
+				continue
+			}
+			name := strings.ToUpper(method) + " " + path
+			if o.Summary == "" {
+				t.Errorf("%s: no summary", name)
+			}
+			if len(o.Responses) == 0 {
+				t.Errorf("%s: no responses", name)
+			}
+			secured := o.Security == nil || len(*o.Security) > 0 // nil inherits the document's bearerAuth
+			if v1 := strings.HasPrefix(path, "/v1/"); v1 != secured {
+				t.Errorf("%s: secured = %v, want %v", name, secured, v1)
+			}
+			if v1 := strings.HasPrefix(path, "/v1/"); v1 && o.Responses["401"] == nil {
+				t.Errorf("%s: no 401 response", name)
+			}
+			declared := map[string]bool{}
+			for _, p := range o.Parameters {
+				p = resolveParameter(t, whole, p)
+				var in, pname string
+				_ = json.Unmarshal(p["in"], &in)
+				_ = json.Unmarshal(p["name"], &pname)
+				if in == "path" {
+					declared[pname] = true
+				}
+			}
+			for _, seg := range strings.Split(path, "{")[1:] {
+				pname, _, _ := strings.Cut(seg, "}")
+				if !declared[pname] {
+					t.Errorf("%s: path parameter %q not declared", name, pname)
+				}
+				delete(declared, pname)
+			}
+			for pname := range declared {
+				t.Errorf("%s: declares path parameter %q that the path lacks", name, pname)
+			}
+		}
+	}
+
+	resp, err := New(Config{}).App().Test(httptest.NewRequest(http.MethodGet, "/openapi.json", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /openapi.json = %d, want 200: %s", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get(fiber.HeaderContentType); !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
+		t.Errorf("GET /openapi.json Content-Type = %q, want application/json", ct)
+	}
+	if string(body) != string(openAPIDocument) {
+		t.Error("GET /openapi.json does not serve api/openapi.json")
+	}
+}
+
+// checkRefs fails the test for every "$ref" in v that does not name a node
+// of root.
+func checkRefs(t *testing.T, root, v any, at string) {
+	t.Helper()
+	switch v := v.(type) {
+	case map[string]any:
+		for k, child := range v {
+			if k == "$ref" {
+				ref, _ := child.(string)
+				if _, err := lookupRef(root, ref); err != nil {
+					t.Errorf("%s: %v", at, err)
+				}
+				continue
+			}
+			checkRefs(t, root, child, at+"/"+k)
+		}
+	case []any:
+		for i, child := range v {
+			checkRefs(t, root, child, fmt.Sprintf("%s/%d", at, i))
+		}
+	}
+}
+
+// lookupRef resolves a local JSON pointer reference ("#/components/...").
+func lookupRef(root any, ref string) (any, error) {
+	rest, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil, fmt.Errorf("$ref %q is not local", ref)
+	}
+	node := root
+	for _, tok := range strings.Split(rest, "/") {
+		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		m, ok := node.(map[string]any)
+		if !ok || m[tok] == nil {
+			return nil, fmt.Errorf("$ref %q does not resolve", ref)
+		}
+		node = m[tok]
+	}
+	return node, nil
+}
+
+// resolveParameter follows a parameter's $ref, if it has one.
+func resolveParameter(t *testing.T, root any, p map[string]json.RawMessage) map[string]json.RawMessage {
+	t.Helper()
+	var ref string
+	if raw, ok := p["$ref"]; !ok || json.Unmarshal(raw, &ref) != nil {
+		return p
+	}
+	node, err := lookupRef(root, ref)
+	if err != nil {
+		t.Error(err)
+		return p
+	}
+	raw, _ := json.Marshal(node)
+	var out map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &out)
+	return out
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/carrier"
+	"github.com/wuyou/wuyou/internal/redistest"
+)
+
+// harness is a running wuyoud against a real Redis and an in-process
+// Kafka-protocol broker, reached over real HTTP and Kafka connections.
+type harness struct {
+	t       *testing.T
+	svc     *service
+	base    string
+	key     *api.SigningKey
+	broker  *kfake.Cluster
+	topics  carrier.Topics
+	cfg     Config
+	started time.Time
+}
+
+const testIssuer = "https://issuer.test"
+
+func mustHarness(t *testing.T) *harness {
+	t.Helper()
+	rdb, prefix := redistest.MustClient(t)
+	topics := carrier.NewTopics("")
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))
+	require.NoError(t, err)
+	t.Cleanup(broker.Close)
+
+	key, err := api.GenerateSigningKey("ES256")
+	require.NoError(t, err)
+	jwks, err := api.JWKS(key)
+	require.NoError(t, err)
+	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
+	require.NoError(t, os.WriteFile(jwksPath, jwks, 0o600))
+
+	env := map[string]string{
+		"WUYOU_HTTP_ADDR":     "127.0.0.1:0",
+		"WUYOU_REDIS_ADDRS":   redistest.Addrs()[0],
+		"WUYOU_REDIS_PREFIX":  prefix,
+		"WUYOU_KAFKA_BROKERS": broker.ListenAddrs()[0],
+		"WUYOU_KAFKA_GROUP":   "e2e",
+		"WUYOU_JWT_JWKS":      jwksPath,
+		"WUYOU_JWT_ISSUER":    testIssuer,
+	}
+	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	_ = rdb // the service dials Redis itself from the configuration
+	svc, err := start(context.Background(), cfg, deps{}, log)
+	require.NoError(t, err)
+	h := &harness{t: t, svc: svc, base: "http://" + svc.addr.String(), key: key, broker: broker, topics: topics, cfg: cfg, started: time.Now()}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, svc.stop(ctx), "graceful stop")
+	})
+	return h
+}
+
+func (h *harness) token(role, sub, companyID string) string {
+	h.t.Helper()
+	tok, err := h.key.Mint(api.TokenClaims{Issuer: testIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour}, time.Now())
+	require.NoError(h.t, err)
+	return tok
+}
+
+// call sends a request and decodes the JSON answer into out (if not nil),
+// returning the status.
+func (h *harness) call(method, path, token string, body any, out any, headers ...string) int {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(h.t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, h.base+path, rd)
+	require.NoError(h.t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(h.t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(h.t, err)
+	if out != nil && res.StatusCode < 300 {
+		require.NoError(h.t, json.Unmarshal(b, out), "body: %s", b)
+	}
+	if res.StatusCode >= 300 && testing.Verbose() {
+		h.t.Logf("%s %s -> %d %s", method, path, res.StatusCode, b)
+	}
+	return res.StatusCode
+}
+
+// produce publishes usage events on carrier.usage.v1 as the carrier would.
+func (h *harness) produce(events ...carrier.UsageEvent) {
+	h.t.Helper()
+	w := carrier.NewWriter(h.cfg.KafkaBrokers)
+	defer w.Close()
+	msgs := make([]kafka.Message, len(events))
+	for i, ev := range events {
+		b, err := json.Marshal(ev)
+		require.NoError(h.t, err)
+		msgs[i] = kafka.Message{Topic: h.topics.Usage, Key: []byte(ev.Subject), Value: b}
+	}
+	require.NoError(h.t, w.WriteMessages(context.Background(), msgs...))
+}
+
+func voiceCall(id, msisdn string, at time.Time, seconds int64, country string) carrier.UsageEvent {
+	return carrier.UsageEvent{
+		SpecVersion: "1.0", ID: id, Source: "urn:carrier:test", Type: carrier.TypeVoice, Time: at.UTC().Truncate(time.Second), Subject: msisdn,
+		Data: carrier.UsageData{CallID: "c-" + id, Direction: "MO", DurationSeconds: seconds, CalledNumber: "+861012345678", VisitedCountry: country, Network: "terrestrial"},
+	}
+}
+
+type allowanceBody struct {
+	SeafarerID       string `json:"seafarer_id"`
+	RemainingSeconds int64  `json:"remaining_seconds"`
+	RemainingMinutes int64  `json:"remaining_minutes"`
+	UsedSeconds      int64  `json:"used_seconds"`
+	OverageSeconds   int64  `json:"overage_seconds"`
+	Grants           []struct {
+		ID               string `json:"id"`
+		RemainingSeconds int64  `json:"remaining_seconds"`
+		Status           string `json:"status"`
+	} `json:"grants"`
+}
+
+// waitAllowance polls until the seafarer's used seconds reach want.
+func (h *harness) waitUsed(seafarerID, token string, want int64) allowanceBody {
+	h.t.Helper()
+	var a allowanceBody
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		require.Equal(h.t, http.StatusOK, h.call("GET", "/v1/seafarers/"+seafarerID+"/allowance", token, nil, &a))
+		if a.UsedSeconds >= want {
+			return a
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("used seconds of %s stayed at %d, want %d", seafarerID, a.UsedSeconds, want)
+	return a
+}
+
+// TestThinPath_CallIsMeteredFromCarrierEventToAllowance walks the whole path
+// over HTTP, Kafka and Redis: company → seafarer → programme → pack → a
+// carrier voice event → the allowance shows the call drawn, rounded up to
+// whole minutes; a duplicate of the event changes nothing.
+func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
+	h := mustHarness(t)
+	union := h.token(api.RoleUnion, "staff-1", "")
+
+	var company struct{ ID string }
+	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/companies", union, map[string]string{"name": "Ocean Crew Ltd", "registration_no": "REG-1"}, &company))
+	companyTok := h.token(api.RoleCompany, "manager", company.ID)
+
+	var sf struct {
+		ID     string
+		Status string
+	}
+	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/companies/"+company.ID+"/seafarers", companyTok, map[string]string{
+		"seafarer_book_no": "B1234567", "name": "张伟", "msisdn": "+8613900000001", "nationality": "CN", "vessel_imo": "9074729",
+	}, &sf))
+	require.Equal(t, "active", sf.Status)
+
+	var prog struct{ ID string }
+	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/programmes", union, map[string]any{
+		"name": "Q4 pack", "pack_seconds": 1800, "valid_days": 30, "priority": 1, "budget_packs": 10,
+		"starts_at": time.Now().Add(-time.Hour).UTC(), "ends_at": time.Now().Add(90 * 24 * time.Hour).UTC(),
+	}, &prog))
+	var iss struct {
+		Status string
+		Issued int64
+	}
+	require.Equal(t, http.StatusAccepted, h.call("POST", "/v1/programmes/"+prog.ID+"/issuances", union,
+		map[string]any{"seafarer_ids": []string{sf.ID}}, &iss, "Idempotency-Key", "k-1"))
+	require.Equal(t, "done", iss.Status)
+	require.EqualValues(t, 1, iss.Issued)
+
+	seafarerTok := h.token(api.RoleSeafarer, sf.ID, "")
+	var before allowanceBody
+	require.Equal(t, http.StatusOK, h.call("GET", "/v1/me/allowance", seafarerTok, nil, &before))
+	require.EqualValues(t, 1800, before.RemainingSeconds)
+
+	// 125 s abroad bills 180 s (rounded up to whole minutes); sent twice.
+	call := voiceCall("cdr-1", "+8613900000001", time.Now().Add(time.Second), 125, "SG")
+	h.produce(call, call)
+	after := h.waitUsed(sf.ID, seafarerTok, 180)
+	require.EqualValues(t, 1800-180, after.RemainingSeconds)
+	require.EqualValues(t, (1800-180)/60, after.RemainingMinutes)
+
+	// The duplicate arrives again later; a second, different call follows.
+	// Once the second call shows, the duplicate must have been refused.
+	h.produce(call, voiceCall("cdr-2", "+8613900000001", time.Now().Add(2*time.Second), 60, "JP"))
+	after = h.waitUsed(sf.ID, seafarerTok, 240)
+	require.EqualValues(t, 240, after.UsedSeconds, "the duplicated event was applied once")
+	require.EqualValues(t, 1800-240, after.RemainingSeconds)
+
+	var carrierView struct {
+		MSISDN           string `json:"msisdn"`
+		RemainingSeconds int64  `json:"remaining_seconds"`
+	}
+	require.Equal(t, http.StatusOK, h.call("GET", "/v1/carrier/subscribers/%2B8613900000001/allowance", h.token(api.RoleCarrier, "cmcc", ""), nil, &carrierView))
+	require.EqualValues(t, 1800-240, carrierView.RemainingSeconds)
+	require.Equal(t, "+8613900000001", carrierView.MSISDN)
+
+	var usage struct {
+		Items []struct {
+			Kind           string `json:"kind"`
+			EventID        string `json:"event_id"`
+			CoveredSeconds int64  `json:"covered_seconds"`
+			CalledNumber   string `json:"called_number"`
+		} `json:"items"`
+	}
+	require.Equal(t, http.StatusOK, h.call("GET", "/v1/seafarers/"+sf.ID+"/usage", companyTok, nil, &usage))
+	require.Len(t, usage.Items, 3, "two debits and the grant")
+	require.Equal(t, "cdr-2", usage.Items[0].EventID, "newest first")
+	require.Equal(t, "*********5678", usage.Items[0].CalledNumber, "companies never see called numbers")
+
+	// cdr-1 applied, refused twice (each refusal republishes the stored entry
+	// under the same id, so a crash before publishing loses nothing), cdr-2 applied.
+	ledger := readTopic(t, h.cfg.KafkaBrokers, h.topics.Ledger, 4)
+	ids := map[string]bool{}
+	for _, m := range ledger {
+		var ev struct{ ID, Type string }
+		require.NoError(t, json.Unmarshal(m.Value, &ev))
+		ids[ev.ID] = true
+	}
+	require.Len(t, ids, 2, "both debits published on the ledger topic under deterministic ids")
+}
+
+// TestMalformedEventIsDeadLetteredAndTheConsumerMovesOn: a bad event lands on
+// the DLQ with its original bytes and reasons, and the next good one is applied.
+func TestMalformedEventIsDeadLetteredAndTheConsumerMovesOn(t *testing.T) {
+	h := mustHarness(t)
+	union := h.token(api.RoleUnion, "staff-1", "")
+	var company struct{ ID string }
+	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/companies", union, map[string]string{"name": "Blue Sea", "registration_no": "REG-2"}, &company))
+	var sf struct{ ID string }
+	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/companies/"+company.ID+"/seafarers", union, map[string]string{
+		"seafarer_book_no": "B7654321", "name": "Li Na", "msisdn": "+8613900000002",
+	}, &sf))
+
+	w := carrier.NewWriter(h.cfg.KafkaBrokers)
+	defer w.Close()
+	bad := []byte(`{"specversion":"1.0","id":"x"`)
+	require.NoError(t, w.WriteMessages(context.Background(), kafka.Message{Topic: h.topics.Usage, Key: []byte("+8613900000002"), Value: bad}))
+	h.produce(voiceCall("cdr-ok", "+8613900000002", time.Now(), 61, "NL"))
+	a := h.waitUsed(sf.ID, union, 120)
+	require.EqualValues(t, 120, a.OverageSeconds, "no grants: the whole call is overage")
+
+	dlq := readTopic(t, h.cfg.KafkaBrokers, h.topics.DeadLetter, 1)
+	require.Equal(t, bad, dlq[0].Value, "original bytes kept")
+	headers := map[string]string{}
+	for _, hd := range dlq[0].Headers {
+		headers[hd.Key] = string(hd.Value)
+	}
+	require.Equal(t, "malformed_json", headers["error_code"])
+	require.NotEmpty(t, headers["error"])
+}
+
+// readTopic reads at least n messages from the start of a topic.
+func readTopic(t *testing.T, brokers []string, topic string, n int) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	var out []kafka.Message
+	for len(out) < n {
+		m, err := r.ReadMessage(ctx)
+		require.NoError(t, err, fmt.Sprintf("reading %s: got %d of %d", topic, len(out), n))
+		out = append(out, m)
+	}
+	return out
+}
