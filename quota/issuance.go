@@ -114,6 +114,23 @@ type BatchRoster interface {
 	SeafarerStatuses(ctx context.Context, seafarerIDs []string) ([]string, error)
 }
 
+// GrantPublisher announces the grants an issuance added: their ledger
+// entries on the ledger topic and a grant-issued notification each.
+type GrantPublisher interface {
+	// PublishGrants is called once per batch after the batch's grants are
+	// stored and before the batch counts as done, so every grant is
+	// published at least once: again after a crash or when a run is
+	// repeated. Entry ids ("g_" + grant id) are deterministic, so readers
+	// drop repeats. An error stops the run; the batch is redone on resume.
+	PublishGrants(ctx context.Context, grants []IssuedGrant) error
+}
+
+// IssuedGrant is one grant an issuance gave a seafarer and its ledger entry.
+type IssuedGrant struct {
+	Grant GrantInput
+	Entry *LedgerEntry
+}
+
 // seafarerActive is the one roster status that receives packs.
 const seafarerActive = "active"
 
@@ -350,7 +367,8 @@ return 1
 // and the grant missing; the next Run repeats A (which returns the recorded
 // outcome and reserves nothing) and B (which adds the grant if missing). The
 // issuance's progress ("next") moves only past targets whose B is done, so
-// every reserved pack is eventually granted, exactly once. Runs of the same
+// every reserved pack is eventually granted, exactly once, and announced to
+// the Publisher at least once (after step B, before "next" moves). Runs of the same
 // issuance may overlap (a replica resuming while another still runs): they
 // only repeat each other's idempotent work.
 type Issuer struct {
@@ -361,6 +379,9 @@ type Issuer struct {
 	// Log receives the errors of background runs; nil means slog.Default().
 	// Set it before the first call.
 	Log *slog.Logger
+	// Publisher, when set (before the first call), announces every grant
+	// the issuer adds.
+	Publisher GrantPublisher
 
 	mu       sync.Mutex
 	closed   bool
@@ -765,8 +786,14 @@ func (i *Issuer) Run(ctx context.Context, issuanceID string) error {
 				return err
 			}
 		}
-		if err := i.addGrants(ctx, issuanceID, grant, ids, outcomes); err != nil {
+		added, err := i.addGrants(ctx, issuanceID, grant, ids, outcomes)
+		if err != nil {
 			return err
+		}
+		if i.Publisher != nil && len(added) > 0 {
+			if err := i.Publisher.PublishGrants(ctx, added); err != nil {
+				return fmt.Errorf("quota: issuance %s: publish grants: %w", issuanceID, err)
+			}
 		}
 		next += int64(len(ids))
 	}
@@ -844,23 +871,30 @@ func (i *Issuer) statuses(ctx context.Context, ids []string) ([]string, error) {
 	return out, err
 }
 
-// addGrants is step B: the grant of every seafarer decided "issued".
-func (i *Issuer) addGrants(ctx context.Context, issuanceID string, g GrantInput, ids, outcomes []string) error {
-	var issued []string
+// addGrants is step B: the grant of every seafarer decided "issued". It
+// returns them all, those a previous run already added included.
+func (i *Issuer) addGrants(ctx context.Context, issuanceID string, g GrantInput, ids, outcomes []string) ([]IssuedGrant, error) {
+	var grants []IssuedGrant
 	for j, o := range outcomes {
 		if o == "issued" {
-			issued = append(issued, ids[j])
+			in := g
+			in.SeafarerID = ids[j]
+			in.ID = IssuanceGrantID(issuanceID, ids[j])
+			grants = append(grants, IssuedGrant{Grant: in})
 		}
 	}
-	return concurrently(ctx, len(issued), grantWorkers, func(ctx context.Context, j int) error {
-		in := g
-		in.SeafarerID = issued[j]
-		in.ID = IssuanceGrantID(issuanceID, issued[j])
-		if _, _, err := i.store.AddGrant(ctx, in); err != nil {
-			return fmt.Errorf("quota: issuance %s: grant to %s: %w", issuanceID, issued[j], err)
+	err := concurrently(ctx, len(grants), grantWorkers, func(ctx context.Context, j int) error {
+		_, entry, err := i.store.AddGrant(ctx, grants[j].Grant)
+		if err != nil {
+			return fmt.Errorf("quota: issuance %s: grant to %s: %w", issuanceID, grants[j].Grant.SeafarerID, err)
 		}
+		grants[j].Entry = entry
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return grants, nil
 }
 
 // concurrently calls fn(ctx, 0..n-1) on at most workers goroutines and

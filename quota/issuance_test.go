@@ -688,6 +688,63 @@ func TestIssuanceCrashedBetweenReservingAndGrantingAddsTheGrantOnResume(t *testi
 	assertEachHoldsOneGrantFrom(t, s, iss.ID, crew, func(id string) bool { return id < crew[1500] })
 }
 
+// recordingPublisher remembers the grants published to it and fails the
+// calls listed in failOn (1-based).
+type recordingPublisher struct {
+	mu     sync.Mutex
+	calls  int
+	failOn map[int]bool
+	seen   map[string]int // entry id -> times published
+}
+
+func (p *recordingPublisher) PublishGrants(_ context.Context, grants []IssuedGrant) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.failOn[p.calls] {
+		return errors.New("kafka unavailable")
+	}
+	for _, g := range grants {
+		if g.Entry == nil || g.Entry.ID != "g_"+g.Grant.ID || g.Entry.Kind != KindGrant || g.Entry.GrantID != g.Grant.ID {
+			return fmt.Errorf("published %+v", g)
+		}
+		p.seen[g.Entry.ID]++
+	}
+	return nil
+}
+
+func TestIssuancePublishesEveryGrantAtLeastOnceEvenWhenPublishingFails(t *testing.T) {
+	t.Parallel()
+	s := MustProgrammeStore(t)
+	p := MustProgramme(t, s, 0)
+	roster := newFakeRoster()
+	crew := roster.crew("sf", 3*issuanceBatch)
+	roster.status[crew[0]] = "signed_off"
+	is := NewIssuer(s, roster, s.now)
+	pub := &recordingPublisher{failOn: map[int]bool{2: true}, seen: map[string]int{}}
+	is.Publisher = pub
+	ctx := context.Background()
+	iss, _, err := is.Start(ctx, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := is.Run(ctx, iss.ID); err == nil {
+		t.Fatal("run with a failing publisher returned no error")
+	}
+	if err := is.Run(ctx, iss.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range crew[1:] {
+		if pub.seen["g_"+IssuanceGrantID(iss.ID, id)] == 0 {
+			t.Fatalf("grant of %s never published", id)
+		}
+	}
+	if len(pub.seen) != len(crew)-1 {
+		t.Fatalf("%d grants published, want %d", len(pub.seen), len(crew)-1)
+	}
+	assertEachHoldsOneGrantFrom(t, s, iss.ID, crew, func(id string) bool { return id != crew[0] })
+}
+
 func TestStartAndRunFinishesSmallIssuancesBeforeReturning(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)

@@ -59,6 +59,7 @@ type options struct {
 	start       time.Time // zero: call times follow the wall clock
 	step        time.Duration
 	batch       int
+	brokerWait  time.Duration
 	summaryPath string
 	sim         sim.Config
 }
@@ -104,6 +105,7 @@ usage: carriersim --brokers HOST:PORT[,...] (--msisdn-range +FIRST-+LAST | --sea
 	fs.StringVar(&startS, "start", "", "call time of the first event (RFC 3339); call times then advance by --step (default: the wall clock)")
 	fs.DurationVar(&o.step, "step", 0, "with --start, call time between events (default 1/rate, 1s at max rate)")
 	fs.IntVar(&o.batch, "batch", 500, "most events per produce request")
+	fs.DurationVar(&o.brokerWait, "broker-wait", 30*time.Second, "how long to retry while the broker is unreachable or lacks the topic")
 	fs.StringVar(&o.summaryPath, "summary", "", "also write the JSON summary to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -132,8 +134,8 @@ usage: carriersim --brokers HOST:PORT[,...] (--msisdn-range +FIRST-+LAST | --sea
 	if o.rate, err = parseRate(rateS); err != nil {
 		return bad("--rate: %v", err)
 	}
-	if o.count < 0 || o.duration < 0 || o.step < 0 || o.batch < 1 {
-		return bad("--count, --duration and --step must not be negative, --batch must be positive")
+	if o.count < 0 || o.duration < 0 || o.step < 0 || o.brokerWait < 0 || o.batch < 1 {
+		return bad("--count, --duration, --step and --broker-wait must not be negative, --batch must be positive")
 	}
 	if startS != "" {
 		if o.start, err = time.Parse(time.RFC3339, startS); err != nil {
@@ -300,11 +302,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			evs = append(evs, ev)
 			msgs = append(msgs, kafka.Message{Key: ev.Key, Value: ev.Value})
 		}
-		// A batch is not cut short by an interrupt: what was handed to the
-		// broker is either acknowledged and counted, or reported as failed.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := w.WriteMessages(wctx, msgs...)
-		cancel()
+		err := write(ctx, w, msgs, o.brokerWait, stderr)
 		var werrs kafka.WriteErrors
 		switch {
 		case err == nil:
@@ -367,6 +365,32 @@ func stopReason(ctx context.Context, duration time.Duration) string {
 		return "interrupted"
 	}
 	return "duration"
+}
+
+// write produces one batch. An interrupt does not cut it short: what was
+// handed to the broker is either acknowledged and counted, or reported as
+// failed. While the broker cannot be reached or does not know the topic
+// (nothing of the batch was sent), it retries for up to wait.
+func write(ctx context.Context, w *kafka.Writer, msgs []kafka.Message, wait time.Duration, stderr io.Writer) error {
+	giveUp := time.Now().Add(wait)
+	backoff := 250 * time.Millisecond
+	for {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := w.WriteMessages(wctx, msgs...)
+		cancel()
+		var werrs kafka.WriteErrors
+		if err == nil || errors.As(err, &werrs) || errors.Is(err, context.DeadlineExceeded) ||
+			ctx.Err() != nil || time.Now().Add(backoff).After(giveUp) {
+			return err
+		}
+		fmt.Fprintf(stderr, "carriersim: broker not ready (%v), retrying\n", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 func rateString(r float64) string {

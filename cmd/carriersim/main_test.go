@@ -290,14 +290,29 @@ func TestAnUnreachableBrokerFailsTheRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := run(ctx, []string{
-		"--brokers", "127.0.0.1:1", "--count", "10", "--rate", "max",
+		"--brokers", "127.0.0.1:1", "--count", "10", "--rate", "max", "--broker-wait", "1s",
 		"--msisdn-range", "+8613800000001-+8613800000003",
 	}, &stdout, &stderr)
 	if err == nil {
 		t.Fatal("run succeeded without a broker")
 	}
+	if !strings.Contains(stderr.String(), "retrying") {
+		t.Errorf("no retry while the broker was unreachable:\n%s", stderr.String())
+	}
 	var rep report
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil || rep.Stopped != "error" || rep.Totals.Sent != 0 {
 		t.Fatalf("summary after a failed run: stopped %q, sent %d (%v)", rep.Stopped, rep.Totals.Sent, jerr)
+	}
+}
+
+func TestAMissingTopicFailsTheRunNamingIt(t *testing.T) {
+	addr := MustKfake(t)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{
+		"--brokers", addr, "--topic-prefix", "staging.", "--count", "5", "--broker-wait", "500ms",
+		"--msisdn-range", "+8613800000001-+8613800000002",
+	}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "staging.carrier.usage.v1") {
+		t.Fatalf("run against a broker without the topic: %v", err)
 	}
 }
