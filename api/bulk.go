@@ -15,8 +15,8 @@ import (
 type bulkResult struct {
 	Row    int                `json:"row"`
 	Status string             `json:"status"`
-	ID     string             `json:"id,omitempty"`
-	Errors []wuyou.FieldError `json:"errors,omitempty"`
+	ID     string             `json:"id"`
+	Errors []wuyou.FieldError `json:"errors"`
 }
 
 type bulkReport struct {
@@ -84,6 +84,9 @@ func (s *Server) bulkEnrol(c *fiber.Ctx) error {
 		if res.Status == "" {
 			res.Status = "failed"
 			rep.Failed++
+		}
+		if res.Errors == nil {
+			res.Errors = []wuyou.FieldError{}
 		}
 		rep.Results = append(rep.Results, res)
 	}

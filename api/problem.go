@@ -1,9 +1,14 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -48,6 +53,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.Type = "https://wuyou.dev/problems/" + we.Code
 		case errors.As(err, &fe):
 			p.Status, p.Detail = fe.Code, fe.Message
+		case dependencyDown(err):
+			p.Status, p.Detail = http.StatusServiceUnavailable, "a dependency is unavailable; retry shortly"
+			log.Warn("dependency unavailable", "method", c.Method(), "path", c.Path(), "err", err)
 		default:
 			p.Status, p.Detail = http.StatusInternalServerError, "internal error"
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
@@ -65,11 +73,21 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	}
 }
 
+// dependencyDown reports errors of an unreachable or unresponsive Redis or
+// Kafka: network errors and timeouts. They are 503, not 500.
+func dependencyDown(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
+}
+
 // statusOfError is the status a domain error will be rendered with, or 0.
 func statusOfError(err error) int {
 	var we *wuyou.Error
 	if errors.As(err, &we) {
 		return statusOf[we.Code]
+	} else if dependencyDown(err) {
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -156,7 +156,10 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	}
 	if !ok {
 		c.Set(fiber.HeaderRetryAfter, "5")
-		return c.Status(fiber.StatusServiceUnavailable).JSON(status)
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
+			"type": "about:blank", "title": "Service Unavailable", "status": fiber.StatusServiceUnavailable,
+			"detail": "a dependency is not ready", "checks": status,
+		}, "application/problem+json")
 	}
 	return c.JSON(status)
 }

@@ -30,13 +30,13 @@ type Seafarer struct {
 	CompanyID     string    `json:"company_id"`
 	BookNo        string    `json:"seafarer_book_no"`
 	Name          string    `json:"name"`
-	Nationality   string    `json:"nationality,omitempty"`
+	Nationality   string    `json:"nationality"`
 	MSISDN        string    `json:"msisdn"`
-	VesselIMO     string    `json:"vessel_imo,omitempty"`
-	VesselName    string    `json:"vessel_name,omitempty"`
-	SignOn        string    `json:"sign_on,omitempty"`  // YYYY-MM-DD
-	SignOff       string    `json:"sign_off,omitempty"` // YYYY-MM-DD
-	UnionMemberNo string    `json:"union_member_no,omitempty"`
+	VesselIMO     string    `json:"vessel_imo"`
+	VesselName    string    `json:"vessel_name"`
+	SignOn        string    `json:"sign_on"`  // YYYY-MM-DD
+	SignOff       string    `json:"sign_off"` // YYYY-MM-DD
+	UnionMemberNo string    `json:"union_member_no"`
 	Status        string    `json:"status"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`

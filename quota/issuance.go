@@ -366,9 +366,9 @@ return 1
 // by IssuanceGrantID). A crash between A and B leaves the outcome recorded
 // and the grant missing; the next Run repeats A (which returns the recorded
 // outcome and reserves nothing) and B (which adds the grant if missing). The
-// issuance's progress ("next") moves only past targets whose B is done, so
-// every reserved pack is eventually granted, exactly once, and announced to
-// the Publisher at least once (after step B, before "next" moves). Runs of the same
+// issuance's progress ("next") moves only past targets whose B is done (and
+// whose grants the Publisher accepted), so every reserved pack is eventually
+// granted exactly once and announced at least once. Runs of the same
 // issuance may overlap (a replica resuming while another still runs): they
 // only repeat each other's idempotent work.
 type Issuer struct {
@@ -415,8 +415,8 @@ func (i *Issuer) log() *slog.Logger {
 // issuanceState is what Run needs of a stored issuance beyond Issuance.
 type issuanceState struct {
 	*Issuance
-	key, body string
-	next      int64
+	body string // SHA-256 of the request body
+	next int64
 }
 
 // Start validates the request, resolves the target into a stored list of
@@ -428,9 +428,9 @@ type issuanceState struct {
 // JSON) returns the issuance recorded first with created=false; with another
 // body it is ECONFLICT. EINVALID for a missing or over-long key, a bad
 // target, or an effective_at so early that the packs would already have
-// expired or more than 3660 days ahead. ENOTFOUND for an unknown programme, and for an unknown company
-// when the roster reports one (a company or vessel without crew gives an
-// issuance of total 0, done at once).
+// expired or more than 3660 days ahead. ENOTFOUND for an unknown programme,
+// and for an unknown company when the roster reports one (a company or
+// vessel without crew gives an issuance of total 0, done at once).
 func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, t IssuanceTarget) (iss *Issuance, created bool, err error) {
 	t.Normalize()
 	var errs []wuyou.FieldError
@@ -706,7 +706,7 @@ func (i *Issuer) state(ctx context.Context, programmeID, issuanceID string, with
 			Total: n[0], Issued: n[1], Skipped: n[2], Failed: n[3], Failures: []IssuanceFailure{},
 			EffectiveAt: time.Unix(n[5], 0).UTC(), CreatedAt: time.UnixMilli(n[6]).UTC(), UpdatedAt: time.UnixMilli(n[7]).UTC(),
 		},
-		key: m["idempotency_key"], body: m["body"], next: n[4],
+		body: m["body"], next: n[4],
 	}
 	if withFailures {
 		st.Failures = failuresFrom(fails.Val())

@@ -101,17 +101,17 @@ type LedgerEntry struct {
 	ID              string        `json:"id"`
 	Kind            string        `json:"kind"`
 	At              time.Time     `json:"at"`
-	EventID         string        `json:"event_id,omitempty"`
+	EventID         string        `json:"event_id"`
 	Source          string        `json:"source,omitempty"`
 	Type            string        `json:"type,omitempty"`
-	CallTime        *time.Time    `json:"call_time,omitempty"`
+	CallTime        *time.Time    `json:"call_time"`
 	DurationSeconds int64         `json:"duration_seconds"`
 	BillableSeconds int64         `json:"billable_seconds"`
 	CoveredSeconds  int64         `json:"covered_seconds"`
 	OverageSeconds  int64         `json:"overage_seconds"`
 	OverageAmount   billing.Money `json:"overage_amount"`
-	CalledNumber    string        `json:"called_number,omitempty"`
-	VisitedCountry  string        `json:"visited_country,omitempty"`
+	CalledNumber    string        `json:"called_number"`
+	VisitedCountry  string        `json:"visited_country"`
 	MSISDN          string        `json:"msisdn,omitempty"`
 	Draws           []Draw        `json:"draws"`
 	// For grant and void entries: the grant and the seconds it added or removed.

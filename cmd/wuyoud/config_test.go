@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaultsFollowTheContract(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{}))
+	require.NoError(t, err)
+	require.Equal(t, ":8080", c.HTTPAddr)
+	require.Equal(t, "wuyou", c.RedisPrefix)
+	require.Equal(t, "wuyou-metering", c.KafkaGroup)
+	require.Equal(t, "", c.TopicPrefix)
+	require.Equal(t, "wuyou", c.JWTAudience)
+	require.Equal(t, "CN", c.HomeCountry)
+	require.Equal(t, 720*time.Hour, c.DedupeWindow)
+	require.Equal(t, 0, c.RedisDB)
+}
+
+func TestConfigMissingRequiredVariablesAreNamed(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_KAFKA_BROKERS": "k:9092"}))
+	require.NoError(t, err)
+	err = c.Validate()
+	require.Error(t, err)
+	for _, name := range []string{"WUYOU_REDIS_ADDRS", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER"} {
+		require.Contains(t, err.Error(), name)
+	}
+	require.NotContains(t, err.Error(), "WUYOU_KAFKA_BROKERS", "a variable that is set is not reported")
+}
+
+func TestConfigRejectsUnparseableValues(t *testing.T) {
+	_, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_DEDUPE_WINDOW": "30 days", "WUYOU_REDIS_DB": "one"}))
+	require.ErrorContains(t, err, "WUYOU_DEDUPE_WINDOW")
+	require.ErrorContains(t, err, "WUYOU_REDIS_DB")
+}
+
+func TestConfigSeveralRedisAddressesMeanClusterAndForbidDB(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{
+		"WUYOU_REDIS_ADDRS": "a:7000, b:7001,c:7002", "WUYOU_REDIS_DB": "2", "WUYOU_KAFKA_BROKERS": "k:9092",
+		"WUYOU_JWT_JWKS": "/j", "WUYOU_JWT_ISSUER": "i",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"a:7000", "b:7001", "c:7002"}, c.RedisAddrs)
+	require.ErrorContains(t, c.Validate(), "WUYOU_REDIS_DB")
+}
+
+func TestConfigLogMasksThePassword(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_REDIS_PASSWORD": "s3cr3t-value"}))
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", c)
+	require.NotContains(t, buf.String(), "s3cr3t-value")
+	require.Contains(t, buf.String(), `"redis_password":"***"`)
+}
+
+func TestRunStopsWithAMessageNamingTheMissingVariable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), nil, envOf(map[string]string{}), &out, &errOut)
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "WUYOU_REDIS_ADDRS is required"), err.Error())
+}
