@@ -20,8 +20,8 @@ FUZZTIME ?= 60s
 # starting a Redis when none answers; when it fails, so does the target.
 test:
 	$(GO) vet ./...
-	addrs="$$(bash scripts/test-redis.sh)"; \
-	echo "tests use Redis at $$addrs"; \
+	@addrs="$$(bash scripts/test-redis.sh)"; \
+	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs $(GO) test -race -count=1 -timeout 20m ./..."; \
 	WUYOU_TEST_REDIS_ADDRS="$$addrs" $(GO) test -race -count=1 -timeout 20m ./...
 
 build:
@@ -29,7 +29,7 @@ build:
 
 # Every FuzzXxx of every package, one after the other.
 fuzz:
-	addrs="$$(bash scripts/test-redis.sh)"; \
+	@addrs="$$(bash scripts/test-redis.sh)"; \
 	export WUYOU_TEST_REDIS_ADDRS="$$addrs"; \
 	for pkg in $$($(GO) list ./...); do \
 		for target in $$($(GO) test -list 'Fuzz.*' "$$pkg" | grep '^Fuzz' || true); do \
@@ -39,7 +39,7 @@ fuzz:
 	done
 
 bench:
-	if [[ -f bench/run.sh ]]; then \
+	@if [[ -f bench/run.sh ]]; then \
 		addrs="$$(bash scripts/test-redis.sh)"; \
 		WUYOU_TEST_REDIS_ADDRS="$$addrs" bash bench/run.sh; \
 	else \

@@ -107,3 +107,40 @@ func (p *Publisher) Write(ctx context.Context, msgs ...kafka.Message) error {
 	}
 	return p.w.WriteMessages(ctx, msgs...)
 }
+
+// MSISDNs finds the current MSISDN of seafarers, for notification subjects.
+type MSISDNs interface {
+	MSISDNOf(ctx context.Context, seafarerID string) (string, error)
+}
+
+// GrantPublisher publishes issued grants: the ledger entry and a
+// wuyou.grant.issued notification for each, under ids derived from the grant
+// id, so a batch republished after a crash is dropped downstream.
+type GrantPublisher struct {
+	*Publisher
+	MSISDNs MSISDNs
+}
+
+// PublishGrants implements quota.GrantPublisher.
+func (p GrantPublisher) PublishGrants(ctx context.Context, grants []quota.IssuedGrant) error {
+	msgs := make([]kafka.Message, 0, 2*len(grants))
+	for _, g := range grants {
+		msisdn, err := p.MSISDNs.MSISDNOf(ctx, g.Grant.SeafarerID)
+		if err != nil {
+			return err
+		}
+		m, err := p.LedgerMessage(g.Grant.SeafarerID, msisdn, g.Entry)
+		if err != nil {
+			return err
+		}
+		n, err := p.NotificationMessage("issued-"+g.Grant.ID, NotifyGrantIssued, g.Grant.SeafarerID, msisdn, map[string]any{
+			"seafarer_id": g.Grant.SeafarerID, "msisdn": msisdn, "grant_id": g.Grant.ID, "programme_id": g.Grant.ProgrammeID,
+			"granted_seconds": g.Grant.Seconds, "effective_at": g.Grant.EffectiveAt.UTC(), "expires_at": g.Grant.ExpiresAt.UTC(),
+		})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m, n)
+	}
+	return p.Write(ctx, msgs...)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/quota"
 )
 
 // harness is a running wuyoud against a real Redis and an in-process
@@ -245,16 +246,19 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 	require.Equal(t, "cdr-2", usage.Items[0].EventID, "newest first")
 	require.Equal(t, "*********5678", usage.Items[0].CalledNumber, "companies never see called numbers")
 
-	// cdr-1 applied, refused twice (each refusal republishes the stored entry
-	// under the same id, so a crash before publishing loses nothing), cdr-2 applied.
-	ledger := readTopic(t, h.cfg.KafkaBrokers, h.topics.Ledger, 4)
-	ids := map[string]bool{}
+	// The grant, cdr-1 applied, cdr-1 refused twice (each refusal republishes
+	// the stored entry under the same id, so a crash before publishing loses
+	// nothing), cdr-2 applied.
+	ledger := readTopic(t, h.cfg.KafkaBrokers, h.topics.Ledger, 5)
+	types := map[string]string{}
 	for _, m := range ledger {
 		var ev struct{ ID, Type string }
 		require.NoError(t, json.Unmarshal(m.Value, &ev))
-		ids[ev.ID] = true
+		types[ev.ID] = ev.Type
 	}
-	require.Len(t, ids, 2, "both debits published on the ledger topic under deterministic ids")
+	require.Len(t, types, 3, "one grant and two debits, under deterministic ids")
+	require.Equal(t, "wuyou.ledger.debit", types[quota.DebitEntryID("urn:carrier:test", "cdr-1")])
+	require.Equal(t, "wuyou.ledger.debit", types[quota.DebitEntryID("urn:carrier:test", "cdr-2")])
 }
 
 // TestMalformedEventIsDeadLetteredAndTheConsumerMovesOn: a bad event lands on

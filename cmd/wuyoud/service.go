@@ -100,6 +100,8 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	s.crew = crew.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now)
 	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{DedupeWindow: cfg.DedupeWindow, LedgerHorizon: cfg.LedgerHorizon})
 	s.issuer = quota.NewIssuer(s.quota, roster{s.crew}, d.now)
+	s.issuer.Log = log
+	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: resolver{s.crew}}
 	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix)
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
@@ -211,6 +213,14 @@ func (r resolver) SeafarerIDByMSISDN(ctx context.Context, msisdn string) (string
 		return "", err
 	}
 	return sf.ID, nil
+}
+
+func (r resolver) MSISDNOf(ctx context.Context, seafarerID string) (string, error) {
+	sf, err := r.crew.Seafarer(ctx, seafarerID)
+	if err != nil {
+		return "", err
+	}
+	return sf.MSISDN, nil
 }
 
 // roster adapts the crew registry to issuances.
