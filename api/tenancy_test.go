@@ -1,0 +1,613 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/quota"
+)
+
+// The tenancy rules (CONTRACT §2): a company sees only its own crew, a
+// seafarer only themself, union staff everything, the carrier balances by
+// MSISDN and nothing else. A forbidden role is 403; another tenant's resource
+// is 404, so that its existence does not leak.
+
+const tenancyIssuer = "https://issuer.wuyou.test"
+
+// calledNumber is what the seeded calls of A1 and B1 dialled.
+const calledNumber = "+861012345678"
+
+// apiFixture is a real server over the Redis stores on a fresh key prefix,
+// seeded with two companies A and B, each with two seafarers holding one
+// pack of the same programme, and one call each for A1 and B1.
+type apiFixture struct {
+	server *Server
+	app    *fiber.App
+	crew   *crew.RedisStore
+	quota  *quota.RedisStore
+	issuer *quota.Issuer
+	key    *SigningKey
+
+	companyA, companyB *crew.Company
+	a1, a2, b1, b2     *crew.Seafarer
+	programme          *quota.Programme
+	// issuanceA and issuanceB gave the programme's packs to A's and B's crew.
+	issuanceA, issuanceB *quota.Issuance
+
+	// Tokens of the four roles; the company and seafarer are A's.
+	union, companyAToken, seafarerA1, carrierToken string
+
+	seq atomic.Int64 // makes book numbers, MSISDNs and keys unique per request
+}
+
+// testRoster adapts the crew registry to issuances, as wuyoud's roster does.
+type testRoster struct{ crew *crew.RedisStore }
+
+func (r testRoster) SeafarerStatus(ctx context.Context, id string) (string, error) {
+	sf, err := r.crew.Seafarer(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return sf.Status, nil
+}
+
+func (r testRoster) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
+	if _, err := r.crew.Company(ctx, companyID); err != nil {
+		return err
+	}
+	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{CompanyID: companyID}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
+}
+
+func (r testRoster) VesselCrew(ctx context.Context, imo string, fn func(string) error) error {
+	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
+}
+
+// MustAPIServer builds the server over real Redis stores on a fresh prefix,
+// with a verifier for a freshly generated key, and nothing seeded.
+func MustAPIServer(tb testing.TB) *apiFixture {
+	tb.Helper()
+	rdb, prefix := redistest.MustClient(tb)
+	key, err := GenerateSigningKey(AlgEdDSA)
+	require.NoError(tb, err)
+	jwks, err := JWKS(key)
+	require.NoError(tb, err)
+	verifier, err := NewVerifierFromJWKS(jwks, tenancyIssuer, "wuyou", nil)
+	require.NoError(tb, err)
+
+	f := &apiFixture{key: key}
+	f.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
+	f.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
+	f.issuer = quota.NewIssuer(f.quota, testRoster{f.crew}, wuyou.SystemClock)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.issuer.Log = log
+	f.server = New(Config{Crew: f.crew, Quota: f.quota, Issuer: f.issuer, Verifier: verifier, Log: log})
+	f.app = f.server.App()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = f.issuer.Close(ctx)
+	})
+	f.union = f.token(tb, RoleUnion, "union-officer-1", "")
+	f.carrierToken = f.token(tb, RoleCarrier, "carrier-cmcc", "")
+	return f
+}
+
+// MustAPIFixture is MustAPIServer seeded with companies A and B (see apiFixture).
+func MustAPIFixture(tb testing.TB) *apiFixture {
+	tb.Helper()
+	f := MustAPIServer(tb)
+	ctx := context.Background()
+	var err error
+	f.companyA, err = f.crew.CreateCompany(ctx, "Alpha Shipping", "REG-A")
+	require.NoError(tb, err)
+	f.companyB, err = f.crew.CreateCompany(ctx, "Beta Maritime", "REG-B")
+	require.NoError(tb, err)
+	enrol := func(co *crew.Company, book, name, msisdn string) *crew.Seafarer {
+		sf, created, err := f.crew.Enrol(ctx, co.ID, crew.Enrolment{
+			BookNo: book, Name: name, Nationality: "CN", MSISDN: msisdn, VesselIMO: "9074729", SignOn: "2026-01-15",
+		})
+		require.NoError(tb, err)
+		require.True(tb, created)
+		return sf
+	}
+	f.a1 = enrol(f.companyA, "A-0001", "Li Wei", "+8613800000001")
+	f.a2 = enrol(f.companyA, "A-0002", "Wang Fang", "+8613800000002")
+	f.b1 = enrol(f.companyB, "B-0001", "Zhang Min", "+8613900000001")
+	f.b2 = enrol(f.companyB, "B-0002", "Chen Jie", "+8613900000002")
+
+	now := time.Now().UTC()
+	f.programme, err = f.quota.CreateProgramme(ctx, quota.ProgrammeInput{
+		Name: "Worry-free at sea", PackSeconds: 3600, ValidDays: 90, Priority: 1,
+		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(365 * 24 * time.Hour),
+	})
+	require.NoError(tb, err)
+	issue := func(co *crew.Company) *quota.Issuance {
+		iss, _, err := f.issuer.StartAndRun(ctx, f.programme.ID, "seed-"+co.ID, quota.IssuanceTarget{CompanyID: co.ID}, 100)
+		require.NoError(tb, err)
+		require.Equal(tb, quota.IssuanceDone, iss.Status)
+		require.EqualValues(tb, 2, iss.Issued)
+		return iss
+	}
+	f.issuanceA, f.issuanceB = issue(f.companyA), issue(f.companyB)
+	for _, sf := range []*crew.Seafarer{f.a1, f.b1} {
+		_, err := f.quota.Debit(ctx, quota.Usage{
+			SeafarerID: sf.ID, MSISDN: sf.MSISDN, Source: "urn:carrier:test", EventID: "cdr-" + sf.ID,
+			Type: "carrier.usage.voice", CallTime: now.Add(-10 * time.Minute), DurationSeconds: 125, BillableSeconds: 180,
+			CalledNumber: calledNumber, VisitedCountry: "SG",
+			OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60,
+		})
+		require.NoError(tb, err)
+	}
+
+	f.companyAToken = f.token(tb, RoleCompany, "crew-manager-a", f.companyA.ID)
+	f.seafarerA1 = f.token(tb, RoleSeafarer, f.a1.ID, "")
+	return f
+}
+
+func (f *apiFixture) token(tb testing.TB, role, sub, companyID string) string {
+	tb.Helper()
+	tok, err := f.key.Mint(TokenClaims{
+		Issuer: tenancyIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour,
+	}, time.Now())
+	require.NoError(tb, err)
+	return tok
+}
+
+// next returns a number not returned before by this fixture.
+func (f *apiFixture) next() int64 { return f.seq.Add(1) }
+
+// apiRequest is one request to the fixture's server.
+type apiRequest struct {
+	method, path, token string
+	contentType         string
+	body                []byte
+	header              map[string]string
+	// timeout is app.Test's: 0 means its default (1s), -1 none.
+	timeout int
+}
+
+// do sends r through app.Test and returns the status, the headers and the body.
+func (f *apiFixture) do(tb testing.TB, r apiRequest) (int, http.Header, []byte) {
+	tb.Helper()
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req := httptest.NewRequest(r.method, r.path, body)
+	if r.contentType != "" {
+		req.Header.Set(fiber.HeaderContentType, r.contentType)
+	}
+	if r.token != "" {
+		req.Header.Set(fiber.HeaderAuthorization, "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	timeout := r.timeout
+	if timeout == 0 {
+		timeout = 10_000 // a Redis under -race is slower than app.Test's 1s default allows
+	}
+	res, err := f.app.Test(req, timeout)
+	require.NoError(tb, err, "%s %s", r.method, r.path)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(tb, err)
+	return res.StatusCode, res.Header, b
+}
+
+// msisdnPath is an MSISDN as a path segment: its "+" percent-encoded.
+func msisdnPath(msisdn string) string { return strings.ReplaceAll(msisdn, "+", "%2B") }
+
+func mustJSON(tb testing.TB, v any) []byte {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(tb, err)
+	return b
+}
+
+// tenant says whose resource a request names: A's (the caller's own, or A1
+// themself for the seafarer) or B's (another tenant's).
+type tenant int
+
+const (
+	tenantA tenant = iota
+	tenantB
+)
+
+// grants says what each role gets on a route, for A's and for B's resource.
+type grants struct {
+	union, company, seafarer, carrier [2]int
+}
+
+func both(status int) [2]int    { return [2]int{status, status} }
+func ownOnly(status int) [2]int { return [2]int{status, http.StatusNotFound} }
+
+var forbidden = both(http.StatusForbidden)
+
+// tenancyRoute is one registered /v1 route and who may use it.
+type tenancyRoute struct {
+	method, route string // exactly as server.go registers it
+	// action describes the request; %s is replaced by the resource label.
+	action string
+	// resource labels A's and B's resource; empty for a route that names no
+	// tenant's resource (it is then tried once, as "A").
+	resource [2]string
+	path     func(tb testing.TB, f *apiFixture, tn tenant) string
+	// body returns the request's content type and body; nil sends none.
+	body   func(tb testing.TB, f *apiFixture, tn tenant) (string, []byte)
+	header func(f *apiFixture, tn tenant) map[string]string
+	want   grants
+	// check, when set, inspects a 2xx body further.
+	check func(t *testing.T, role string, tn tenant, body []byte)
+}
+
+func jsonBody(v func(f *apiFixture, tn tenant) any) func(testing.TB, *apiFixture, tenant) (string, []byte) {
+	return func(tb testing.TB, f *apiFixture, tn tenant) (string, []byte) {
+		return fiber.MIMEApplicationJSON, mustJSON(tb, v(f, tn))
+	}
+}
+
+func (f *apiFixture) company(tn tenant) *crew.Company {
+	if tn == tenantA {
+		return f.companyA
+	}
+	return f.companyB
+}
+
+// seafarer is A1 for A (the seafarer token's own record) and B1 for B.
+func (f *apiFixture) seafarer(tn tenant) *crew.Seafarer {
+	if tn == tenantA {
+		return f.a1
+	}
+	return f.b1
+}
+
+// newEnrolment is a valid enrolment with a book number and MSISDN not used before.
+func (f *apiFixture) newEnrolment() crew.Enrolment {
+	n := f.next()
+	return crew.Enrolment{
+		BookNo: fmt.Sprintf("T-%06d", n), Name: "New Hand", Nationality: "PH",
+		MSISDN: fmt.Sprintf("+6391700%05d", n), VesselIMO: "9074729", SignOn: "2026-02-01",
+	}
+}
+
+var (
+	companies = [2]string{"company A", "company B"}
+	crewOf    = [2]string{"A's crew", "B's crew"}
+	seafarers = [2]string{"A's seafarer A1", "B's seafarer B1"}
+)
+
+// tenancyRoutes lists every /v1 route. TestTenancy fails when server.go
+// registers a /v1 route that is missing here.
+func tenancyRoutes() []tenancyRoute {
+	const ok, created, accepted = http.StatusOK, http.StatusCreated, http.StatusAccepted
+	staffOnCompany := func(status int) grants {
+		return grants{union: both(status), company: ownOnly(status), seafarer: forbidden, carrier: forbidden}
+	}
+	personOnSeafarer := grants{union: both(ok), company: ownOnly(ok), seafarer: ownOnly(ok), carrier: forbidden}
+	unionOnly := func(status int) grants {
+		return grants{union: both(status), company: forbidden, seafarer: forbidden, carrier: forbidden}
+	}
+	return []tenancyRoute{
+		{
+			method: "POST", route: "/v1/companies", action: "creates a company",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/companies" },
+			body: jsonBody(func(f *apiFixture, _ tenant) any {
+				return map[string]string{"name": "Gamma Lines", "registration_no": fmt.Sprintf("REG-G%d", f.next())}
+			}),
+			want: unionOnly(created),
+		},
+		{
+			method: "GET", route: "/v1/companies/:id", action: "reads %s", resource: companies,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string { return "/v1/companies/" + f.company(tn).ID },
+			want: staffOnCompany(ok),
+		},
+		{
+			method: "POST", route: "/v1/companies/:id/seafarers", action: "enrols a seafarer in %s", resource: companies,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/companies/" + f.company(tn).ID + "/seafarers"
+			},
+			body: jsonBody(func(f *apiFixture, _ tenant) any { return f.newEnrolment() }),
+			want: staffOnCompany(created),
+		},
+		{
+			method: "POST", route: `/v1/companies/:id/seafarers\:bulk`, action: "bulk-enrols into %s", resource: companies,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/companies/" + f.company(tn).ID + "/seafarers:bulk"
+			},
+			body: jsonBody(func(f *apiFixture, _ tenant) any { return []crew.Enrolment{f.newEnrolment()} }),
+			want: staffOnCompany(ok),
+		},
+		{
+			method: "GET", route: "/v1/companies/:id/seafarers", action: "lists %s", resource: crewOf,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/companies/" + f.company(tn).ID + "/seafarers"
+			},
+			want: staffOnCompany(ok),
+		},
+		{
+			method: "GET", route: "/v1/seafarers/:id", action: "reads %s", resource: seafarers,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string { return "/v1/seafarers/" + f.seafarer(tn).ID },
+			want: personOnSeafarer,
+		},
+		{
+			method: "PATCH", route: "/v1/seafarers/:id", action: "updates %s", resource: seafarers,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string { return "/v1/seafarers/" + f.seafarer(tn).ID },
+			body: jsonBody(func(f *apiFixture, _ tenant) any {
+				return map[string]string{"vessel_name": fmt.Sprintf("MV Dong Fang %d", f.next())}
+			}),
+			want: staffOnCompany(ok),
+		},
+		{
+			method: "GET", route: "/v1/seafarers/:id/allowance", action: "reads the allowance of %s", resource: seafarers,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/seafarers/" + f.seafarer(tn).ID + "/allowance"
+			},
+			want: personOnSeafarer,
+		},
+		{
+			method: "GET", route: "/v1/seafarers/:id/usage", action: "reads the usage of %s", resource: seafarers,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/seafarers/" + f.seafarer(tn).ID + "/usage"
+			},
+			want: personOnSeafarer,
+			check: func(t *testing.T, role string, _ tenant, body []byte) {
+				// A company never sees the numbers its crew called.
+				want := calledNumber
+				if role == RoleCompany {
+					want = MaskNumber(calledNumber)
+					require.Equal(t, "*********5678", want, "masked to the last 4 digits")
+					require.NotContains(t, string(body), calledNumber)
+				}
+				var page struct {
+					Items []quota.LedgerEntry `json:"items"`
+				}
+				require.NoError(t, json.Unmarshal(body, &page))
+				var called []string
+				for _, e := range page.Items {
+					if e.Kind == quota.KindDebit {
+						called = append(called, e.CalledNumber)
+					}
+				}
+				require.Equal(t, []string{want}, called, "called numbers of the debits")
+			},
+		},
+		{
+			method: "GET", route: "/v1/me/allowance", action: "reads its own allowance",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/me/allowance" },
+			want: grants{union: forbidden, company: forbidden, seafarer: both(ok), carrier: forbidden},
+			check: func(t *testing.T, _ string, _ tenant, body []byte) {
+				var a quota.Allowance
+				require.NoError(t, json.Unmarshal(body, &a))
+				require.NotEmpty(t, a.Grants)
+			},
+		},
+		{
+			method: "POST", route: "/v1/programmes", action: "creates a programme",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/programmes" },
+			body: jsonBody(func(*apiFixture, tenant) any {
+				now := time.Now().UTC()
+				return quota.ProgrammeInput{Name: "Spring Festival", PackSeconds: 1800, ValidDays: 30, Priority: 2,
+					StartsAt: now, EndsAt: now.Add(60 * 24 * time.Hour)}
+			}),
+			want: unionOnly(created),
+		},
+		{
+			method: "GET", route: "/v1/programmes/:id", action: "reads a programme",
+			path: func(_ testing.TB, f *apiFixture, _ tenant) string { return "/v1/programmes/" + f.programme.ID },
+			want: unionOnly(ok),
+		},
+		{
+			method: "POST", route: "/v1/programmes/:id/issuances", action: "issues packs to %s", resource: crewOf,
+			path: func(_ testing.TB, f *apiFixture, _ tenant) string {
+				return "/v1/programmes/" + f.programme.ID + "/issuances"
+			},
+			body: jsonBody(func(f *apiFixture, tn tenant) any { return map[string]string{"company_id": f.company(tn).ID} }),
+			header: func(f *apiFixture, _ tenant) map[string]string {
+				return map[string]string{"Idempotency-Key": fmt.Sprintf("tenancy-%d", f.next())}
+			},
+			want: unionOnly(accepted),
+		},
+		{
+			method: "GET", route: "/v1/issuances/:id", action: "reads the issuance to %s", resource: crewOf,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				if tn == tenantA {
+					return "/v1/issuances/" + f.issuanceA.ID
+				}
+				return "/v1/issuances/" + f.issuanceB.ID
+			},
+			want: unionOnly(ok),
+		},
+		{
+			method: "POST", route: `/v1/seafarers/:id/grants/:grant_id\:void`, action: "voids a grant of %s", resource: seafarers,
+			path: func(tb testing.TB, f *apiFixture, tn tenant) string {
+				// A grant of its own for every request, so voids do not
+				// collide and the seeded balances stay as they are.
+				sf := f.seafarer(tn)
+				id := fmt.Sprintf("gr_tenancy%d", f.next())
+				now := time.Now().UTC()
+				_, _, err := f.quota.AddGrant(context.Background(), quota.GrantInput{
+					ID: id, SeafarerID: sf.ID, ProgrammeID: f.programme.ID, Seconds: 600,
+					EffectiveAt: now, ExpiresAt: now.Add(time.Hour), Priority: 1,
+				})
+				require.NoError(tb, err)
+				return "/v1/seafarers/" + sf.ID + "/grants/" + id + ":void"
+			},
+			want: unionOnly(ok),
+		},
+		{
+			method: "GET", route: "/v1/carrier/subscribers/:msisdn/allowance", action: "reads the balance of the MSISDN of %s", resource: seafarers,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/carrier/subscribers/" + msisdnPath(f.seafarer(tn).MSISDN) + "/allowance"
+			},
+			// The carrier asks for any registered MSISDN; /v1/carrier/* is
+			// the carrier's alone (CONTRACT §4 lists only the carrier).
+			want: grants{union: forbidden, company: forbidden, seafarer: forbidden, carrier: both(ok)},
+			check: func(t *testing.T, _ string, _ tenant, body []byte) {
+				var out map[string]any
+				require.NoError(t, json.Unmarshal(body, &out))
+				require.ElementsMatch(t, []string{"msisdn", "remaining_seconds", "remaining_minutes", "expires_at"}, keysOf(out),
+					"the carrier sees the balance and nothing else")
+			},
+		},
+	}
+}
+
+func keysOf(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// v1Routes returns "METHOD path" of every /v1 route the server registers.
+func v1Routes(s *Server) []string {
+	var out []string
+	for _, r := range s.App().GetRoutes(true) {
+		if r.Method == fiber.MethodHead || !strings.HasPrefix(r.Path, "/v1/") {
+			continue // fiber adds HEAD to every GET
+		}
+		out = append(out, r.Method+" "+r.Path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestTenancy(t *testing.T) {
+	f := MustAPIFixture(t)
+	routes := tenancyRoutes()
+
+	t.Run("every /v1 route has a case", func(t *testing.T) {
+		covered := map[string]bool{}
+		for _, rc := range routes {
+			covered[rc.method+" "+rc.route] = true
+		}
+		registered := v1Routes(f.server)
+		require.NotEmpty(t, registered)
+		for _, r := range registered {
+			if !covered[r] {
+				t.Errorf("server.go registers %s but tenancyRoutes has no case for it: add one", r)
+			}
+			delete(covered, r)
+		}
+		for r := range covered {
+			t.Errorf("tenancyRoutes has a case for %s, which server.go does not register", r)
+		}
+	})
+
+	roles := []struct {
+		name, role, token string
+		want              func(grants) [2]int
+	}{
+		{"union", RoleUnion, f.union, func(g grants) [2]int { return g.union }},
+		{"company A", RoleCompany, f.companyAToken, func(g grants) [2]int { return g.company }},
+		{"seafarer A1", RoleSeafarer, f.seafarerA1, func(g grants) [2]int { return g.seafarer }},
+		{"carrier", RoleCarrier, f.carrierToken, func(g grants) [2]int { return g.carrier }},
+	}
+	for _, rc := range routes {
+		tenants := []tenant{tenantA, tenantB}
+		if rc.resource[tenantA] == "" {
+			tenants = tenants[:1]
+		}
+		for _, role := range roles {
+			for _, tn := range tenants {
+				want := role.want(rc.want)[tn]
+				action := rc.action
+				if strings.Contains(action, "%s") {
+					action = fmt.Sprintf(action, rc.resource[tn])
+				}
+				t.Run(fmt.Sprintf("%s %s → %d", role.name, action, want), func(t *testing.T) {
+					status, header, body := f.do(t, rc.request(t, f, tn, role.token))
+					require.Equal(t, want, status, "%s %s: %s", rc.method, rc.route, body)
+					if status >= 300 {
+						require.Equal(t, "application/problem+json", header.Get(fiber.HeaderContentType), "%s", body)
+						return
+					}
+					if rc.check != nil {
+						rc.check(t, role.role, tn, body)
+					}
+				})
+			}
+		}
+		t.Run(fmt.Sprintf("no token: %s %s → 401", rc.method, rc.route), func(t *testing.T) {
+			status, header, body := f.do(t, rc.request(t, f, tenantA, ""))
+			require.Equal(t, http.StatusUnauthorized, status, "%s", body)
+			require.Equal(t, `Bearer realm="wuyou"`, header.Get(fiber.HeaderWWWAuthenticate))
+		})
+	}
+
+	// What the route table cannot say: a seafarer's colleague is another
+	// tenant too, the carrier's unknown MSISDN, and tokens of B.
+	seafarerA2 := "/v1/seafarers/" + f.a2.ID
+	companyBToken := f.token(t, RoleCompany, "crew-manager-b", f.companyB.ID)
+	seafarerB1 := f.token(t, RoleSeafarer, f.b1.ID, "")
+	for _, tc := range []struct {
+		name, method, path, token string
+		want                      int
+	}{
+		{"seafarer A1 reads colleague A2 → 404", "GET", seafarerA2, f.seafarerA1, http.StatusNotFound},
+		{"seafarer A1 reads the allowance of colleague A2 → 404", "GET", seafarerA2 + "/allowance", f.seafarerA1, http.StatusNotFound},
+		{"seafarer A1 reads the usage of colleague A2 → 404", "GET", seafarerA2 + "/usage", f.seafarerA1, http.StatusNotFound},
+		{"company A reads its seafarer A2 → 200", "GET", seafarerA2, f.companyAToken, http.StatusOK},
+		{"company A reads B's seafarer B2 → 404", "GET", "/v1/seafarers/" + f.b2.ID, f.companyAToken, http.StatusNotFound},
+		{"company A reads a company that does not exist → 404", "GET", "/v1/companies/co_nosuchcompany", f.companyAToken, http.StatusNotFound},
+		{"company B reads company A → 404", "GET", "/v1/companies/" + f.companyA.ID, companyBToken, http.StatusNotFound},
+		{"company B reads A's seafarer A1 → 404", "GET", "/v1/seafarers/" + f.a1.ID, companyBToken, http.StatusNotFound},
+		{"company B reads the usage of A's seafarer A1 → 404", "GET", "/v1/seafarers/" + f.a1.ID + "/usage", companyBToken, http.StatusNotFound},
+		{"seafarer B1 reads A's seafarer A1 → 404", "GET", "/v1/seafarers/" + f.a1.ID, seafarerB1, http.StatusNotFound},
+		{"seafarer B1 reads their own allowance → 200", "GET", "/v1/me/allowance", seafarerB1, http.StatusOK},
+		{"carrier reads the balance of A's seafarer A2 → 200", "GET", "/v1/carrier/subscribers/" + msisdnPath(f.a2.MSISDN) + "/allowance", f.carrierToken, http.StatusOK},
+		{"carrier reads the balance of an unregistered MSISDN → 404", "GET", "/v1/carrier/subscribers/%2B8613700000000/allowance", f.carrierToken, http.StatusNotFound},
+		{"union reads a seafarer that does not exist → 404", "GET", "/v1/seafarers/sf_nosuchseafarer", f.union, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, header, body := f.do(t, apiRequest{method: tc.method, path: tc.path, token: tc.token})
+			require.Equal(t, tc.want, status, "%s", body)
+			if status >= 300 {
+				require.Equal(t, "application/problem+json", header.Get(fiber.HeaderContentType))
+			}
+		})
+	}
+
+	t.Run("a 404 for another tenant's seafarer reads like one for no seafarer", func(t *testing.T) {
+		_, _, other := f.do(t, apiRequest{method: "GET", path: "/v1/seafarers/" + f.b1.ID, token: f.companyAToken})
+		_, _, none := f.do(t, apiRequest{method: "GET", path: "/v1/seafarers/sf_nosuchseafarer", token: f.companyAToken})
+		var p1, p2 problem
+		require.NoError(t, json.Unmarshal(other, &p1))
+		require.NoError(t, json.Unmarshal(none, &p2))
+		require.Equal(t, p2.Type, p1.Type)
+		require.Equal(t, p2.Title, p1.Title)
+		require.Equal(t, strings.Replace(p2.Detail, "sf_nosuchseafarer", f.b1.ID, 1), p1.Detail)
+	})
+}
+
+// request builds the route's request for tenant tn, sent with token.
+func (rc tenancyRoute) request(tb testing.TB, f *apiFixture, tn tenant, token string) apiRequest {
+	r := apiRequest{method: rc.method, path: rc.path(tb, f, tn), token: token}
+	if rc.body != nil {
+		r.contentType, r.body = rc.body(tb, f, tn)
+	}
+	if rc.header != nil {
+		r.header = rc.header(f, tn)
+	}
+	return r
+}
