@@ -218,6 +218,11 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	if err != nil {
 		return false, nil, fmt.Errorf("quota: add grant: %w", err)
 	}
+	// Indexed also when the grant existed: a retry after a crash between the
+	// two steps repairs the index (ZADD is idempotent).
+	if err := s.indexExpiry(ctx, in.SeafarerID, in.ID, in.ExpiresAt); err != nil {
+		return false, nil, err
+	}
 	return n == 1, entry, nil
 }
 

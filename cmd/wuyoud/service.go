@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -145,12 +146,17 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("consumer stopped", "err", err)
 		}
 	}()
-	s.background.Add(1)
+	s.background.Add(2)
 	go func() {
 		defer s.background.Done()
 		if err := s.issuer.Resume(cctx); err != nil && cctx.Err() == nil {
 			log.Error("resuming issuances failed", "err", err)
 		}
+	}()
+	warner := &carrier.ExpiryWarner{Store: s.quota, Publisher: publisher, MSISDNs: resolver{s.crew}, Owner: replicaName(), Now: d.now, Log: log}
+	go func() {
+		defer s.background.Done()
+		warner.Run(cctx, time.Minute)
 	}()
 	return s, nil
 }
@@ -180,6 +186,12 @@ func (s *service) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("redis: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// replicaName names this process among replicas (for leases).
+func replicaName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // pingKafka checks that a broker answers a metadata request.
