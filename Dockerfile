@@ -9,6 +9,9 @@
 
 # ---- build: static binaries --------------------------------------------------
 FROM golang:1.26 AS build
+# go.mod asks for a given patch release; an older cached golang:1.26 fetches
+# it instead of refusing to build (the image defaults to GOTOOLCHAIN=local).
+ENV GOTOOLCHAIN=auto
 WORKDIR /src
 # Modules first, so a source change does not download them again.
 COPY go.mod go.sum ./
@@ -25,8 +28,10 @@ RUN apt-get update \
 	&& apt-get install -y --no-install-recommends ca-certificates curl \
 	&& rm -rf /var/lib/apt/lists/* \
 	&& groupadd --system --gid 10001 wuyou \
-	&& useradd --system --uid 10001 --gid wuyou --no-create-home --shell /usr/sbin/nologin wuyou
+	&& useradd --system --uid 10001 --gid wuyou --create-home --home-dir /home/wuyou --shell /usr/sbin/nologin wuyou
 COPY --from=build /out/ /usr/local/bin/
+# Non-root; its home is the working directory, the one place it may write.
 USER 10001:10001
+WORKDIR /home/wuyou
 EXPOSE 8080
 ENTRYPOINT ["wuyoud"]

@@ -185,22 +185,31 @@ func New(cfg Config) (*Generator, error) {
 func (g *Generator) Next(now time.Time) Event {
 	now = now.UTC().Truncate(time.Second)
 	c := g.cfg
+	// One draw picks the kind: [0, Malformed) malformed, then duplicates,
+	// late, reordered; the rest fresh.
 	u := g.rng.Float64()
+	malformed := c.Malformed
+	duplicate := malformed + c.Duplicates
+	late := duplicate + c.Late
+	reordered := late + c.Reorder
 	switch {
-	case u < c.Malformed:
+	case u < malformed:
 		return g.malformed(now)
-	case u < c.Malformed+c.Duplicates && len(g.recent) > 0:
+	case u < duplicate:
+		if len(g.recent) == 0 {
+			// Nothing to redeliver yet: send a fresh event instead.
+			return g.remember(g.valid(now, Fresh))
+		}
 		ev := g.recent[g.rng.IntN(len(g.recent))]
 		ev.Kind = Duplicate
 		return ev
-	case u < c.Malformed+c.Duplicates+c.Late:
+	case u < late:
 		age := c.LateAge + time.Duration(g.rng.Int64N(int64(24*time.Hour)))
 		return g.remember(g.valid(now.Add(-age).Truncate(time.Second), Late))
-	case u < c.Malformed+c.Duplicates+c.Late+c.Reorder:
+	case u < reordered:
 		back := time.Second + time.Duration(g.rng.Int64N(int64(time.Hour)))
 		return g.remember(g.valid(now.Add(-back).Truncate(time.Second), Reordered))
 	default:
-		// A duplicate drawn before any valid event exists becomes a fresh one.
 		return g.remember(g.valid(now, Fresh))
 	}
 }
