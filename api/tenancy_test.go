@@ -80,6 +80,27 @@ func (r testRoster) VesselCrew(ctx context.Context, imo string, fn func(string) 
 	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
 }
 
+// testStatementRegistry adapts the crew registry and the programmes to
+// billing.Registry, as wuyoud's statementRegistry does.
+type testStatementRegistry struct {
+	crew  *crew.RedisStore
+	quota *quota.RedisStore
+}
+
+func (r testStatementRegistry) ProgrammeExists(ctx context.Context, id string) error {
+	_, err := r.quota.Programme(ctx, id)
+	return err
+}
+
+func (r testStatementRegistry) SeafarerExists(ctx context.Context, id string) error {
+	_, err := r.crew.Seafarer(ctx, id)
+	return err
+}
+
+func (r testStatementRegistry) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
+	return testRoster{r.crew}.CompanyCrew(ctx, companyID, fn)
+}
+
 // MustAPIServer builds the server over real Redis stores on a fresh prefix,
 // with a verifier for a freshly generated key, and nothing seeded.
 func MustAPIServer(tb testing.TB) *apiFixture {
@@ -98,7 +119,10 @@ func MustAPIServer(tb testing.TB) *apiFixture {
 	f.issuer = quota.NewIssuer(f.quota, testRoster{f.crew}, wuyou.SystemClock)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.issuer.Log = log
-	f.server = New(Config{Crew: f.crew, Quota: f.quota, Issuer: f.issuer, Verifier: verifier, Log: log})
+	statements := &billing.Statements{
+		Store: f.quota, Registry: testStatementRegistry{f.crew, f.quota}, Now: wuyou.SystemClock, Currency: "CNY",
+	}
+	f.server = New(Config{Crew: f.crew, Quota: f.quota, Issuer: f.issuer, Billing: statements, Verifier: verifier, Log: log})
 	f.app = f.server.App()
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -232,15 +256,15 @@ const (
 	tenantB
 )
 
-// grants says what each role gets on a route, for A's and for B's resource.
-type grants struct {
+// routeAccess says what each role gets on a route, for A's and for B's resource.
+type routeAccess struct {
 	union, company, seafarer, carrier [2]int
 }
 
-func both(status int) [2]int    { return [2]int{status, status} }
-func ownOnly(status int) [2]int { return [2]int{status, http.StatusNotFound} }
+func everyTenant(status int) [2]int   { return [2]int{status, status} }
+func ownTenantOnly(status int) [2]int { return [2]int{status, http.StatusNotFound} }
 
-var forbidden = both(http.StatusForbidden)
+var denied = everyTenant(http.StatusForbidden)
 
 // tenancyRoute is one registered /v1 route and who may use it.
 type tenancyRoute struct {
@@ -254,7 +278,7 @@ type tenancyRoute struct {
 	// body returns the request's content type and body; nil sends none.
 	body   func(tb testing.TB, f *apiFixture, tn tenant) (string, []byte)
 	header func(f *apiFixture, tn tenant) map[string]string
-	want   grants
+	want   routeAccess
 	// check, when set, inspects a 2xx body further.
 	check func(t *testing.T, role string, tn tenant, body []byte)
 }
@@ -290,21 +314,21 @@ func (f *apiFixture) newEnrolment() crew.Enrolment {
 }
 
 var (
-	companies = [2]string{"company A", "company B"}
-	crewOf    = [2]string{"A's crew", "B's crew"}
-	seafarers = [2]string{"A's seafarer A1", "B's seafarer B1"}
+	companyLabels  = [2]string{"company A", "company B"}
+	crewLabels     = [2]string{"A's crew", "B's crew"}
+	seafarerLabels = [2]string{"A's seafarer A1", "B's seafarer B1"}
 )
 
 // tenancyRoutes lists every /v1 route. TestTenancy fails when server.go
 // registers a /v1 route that is missing here.
 func tenancyRoutes() []tenancyRoute {
 	const ok, created, accepted = http.StatusOK, http.StatusCreated, http.StatusAccepted
-	staffOnCompany := func(status int) grants {
-		return grants{union: both(status), company: ownOnly(status), seafarer: forbidden, carrier: forbidden}
+	staffOnCompany := func(status int) routeAccess {
+		return routeAccess{union: everyTenant(status), company: ownTenantOnly(status), seafarer: denied, carrier: denied}
 	}
-	personOnSeafarer := grants{union: both(ok), company: ownOnly(ok), seafarer: ownOnly(ok), carrier: forbidden}
-	unionOnly := func(status int) grants {
-		return grants{union: both(status), company: forbidden, seafarer: forbidden, carrier: forbidden}
+	personOnSeafarer := routeAccess{union: everyTenant(ok), company: ownTenantOnly(ok), seafarer: ownTenantOnly(ok), carrier: denied}
+	unionOnly := func(status int) routeAccess {
+		return routeAccess{union: everyTenant(status), company: denied, seafarer: denied, carrier: denied}
 	}
 	return []tenancyRoute{
 		{
@@ -316,12 +340,12 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(created),
 		},
 		{
-			method: "GET", route: "/v1/companies/:id", action: "reads %s", resource: companies,
+			method: "GET", route: "/v1/companies/:id", action: "reads %s", resource: companyLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string { return "/v1/companies/" + f.company(tn).ID },
 			want: staffOnCompany(ok),
 		},
 		{
-			method: "POST", route: "/v1/companies/:id/seafarers", action: "enrols a seafarer in %s", resource: companies,
+			method: "POST", route: "/v1/companies/:id/seafarers", action: "enrols a seafarer in %s", resource: companyLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/companies/" + f.company(tn).ID + "/seafarers"
 			},
@@ -329,7 +353,7 @@ func tenancyRoutes() []tenancyRoute {
 			want: staffOnCompany(created),
 		},
 		{
-			method: "POST", route: `/v1/companies/:id/seafarers\:bulk`, action: "bulk-enrols into %s", resource: companies,
+			method: "POST", route: `/v1/companies/:id/seafarers\:bulk`, action: "bulk-enrols into %s", resource: companyLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/companies/" + f.company(tn).ID + "/seafarers:bulk"
 			},
@@ -337,19 +361,19 @@ func tenancyRoutes() []tenancyRoute {
 			want: staffOnCompany(ok),
 		},
 		{
-			method: "GET", route: "/v1/companies/:id/seafarers", action: "lists %s", resource: crewOf,
+			method: "GET", route: "/v1/companies/:id/seafarers", action: "lists %s", resource: crewLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/companies/" + f.company(tn).ID + "/seafarers"
 			},
 			want: staffOnCompany(ok),
 		},
 		{
-			method: "GET", route: "/v1/seafarers/:id", action: "reads %s", resource: seafarers,
+			method: "GET", route: "/v1/seafarers/:id", action: "reads %s", resource: seafarerLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string { return "/v1/seafarers/" + f.seafarer(tn).ID },
 			want: personOnSeafarer,
 		},
 		{
-			method: "PATCH", route: "/v1/seafarers/:id", action: "updates %s", resource: seafarers,
+			method: "PATCH", route: "/v1/seafarers/:id", action: "updates %s", resource: seafarerLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string { return "/v1/seafarers/" + f.seafarer(tn).ID },
 			body: jsonBody(func(f *apiFixture, _ tenant) any {
 				return map[string]string{"vessel_name": fmt.Sprintf("MV Dong Fang %d", f.next())}
@@ -357,14 +381,14 @@ func tenancyRoutes() []tenancyRoute {
 			want: staffOnCompany(ok),
 		},
 		{
-			method: "GET", route: "/v1/seafarers/:id/allowance", action: "reads the allowance of %s", resource: seafarers,
+			method: "GET", route: "/v1/seafarers/:id/allowance", action: "reads the allowance of %s", resource: seafarerLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/seafarers/" + f.seafarer(tn).ID + "/allowance"
 			},
 			want: personOnSeafarer,
 		},
 		{
-			method: "GET", route: "/v1/seafarers/:id/usage", action: "reads the usage of %s", resource: seafarers,
+			method: "GET", route: "/v1/seafarers/:id/usage", action: "reads the usage of %s", resource: seafarerLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/seafarers/" + f.seafarer(tn).ID + "/usage"
 			},
@@ -391,9 +415,9 @@ func tenancyRoutes() []tenancyRoute {
 			},
 		},
 		{
-			method: "GET", route: "/v1/me/allowance", action: "reads its own allowance",
+			method: "GET", route: "/v1/me/allowance", action: "asks for my allowance",
 			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/me/allowance" },
-			want: grants{union: forbidden, company: forbidden, seafarer: both(ok), carrier: forbidden},
+			want: routeAccess{union: denied, company: denied, seafarer: everyTenant(ok), carrier: denied},
 			check: func(t *testing.T, _ string, _ tenant, body []byte) {
 				var a quota.Allowance
 				require.NoError(t, json.Unmarshal(body, &a))
@@ -416,7 +440,7 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(ok),
 		},
 		{
-			method: "POST", route: "/v1/programmes/:id/issuances", action: "issues packs to %s", resource: crewOf,
+			method: "POST", route: "/v1/programmes/:id/issuances", action: "issues packs to %s", resource: crewLabels,
 			path: func(_ testing.TB, f *apiFixture, _ tenant) string {
 				return "/v1/programmes/" + f.programme.ID + "/issuances"
 			},
@@ -427,7 +451,7 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(accepted),
 		},
 		{
-			method: "GET", route: "/v1/issuances/:id", action: "reads the issuance to %s", resource: crewOf,
+			method: "GET", route: "/v1/issuances/:id", action: "reads the issuance to %s", resource: crewLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				if tn == tenantA {
 					return "/v1/issuances/" + f.issuanceA.ID
@@ -437,7 +461,7 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(ok),
 		},
 		{
-			method: "POST", route: `/v1/seafarers/:id/grants/:grant_id\:void`, action: "voids a grant of %s", resource: seafarers,
+			method: "POST", route: `/v1/seafarers/:id/grants/:grant_id\:void`, action: "voids a grant of %s", resource: seafarerLabels,
 			path: func(tb testing.TB, f *apiFixture, tn tenant) string {
 				// A grant of its own for every request, so voids do not
 				// collide and the seeded balances stay as they are.
@@ -454,19 +478,41 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(ok),
 		},
 		{
-			method: "GET", route: "/v1/carrier/subscribers/:msisdn/allowance", action: "reads the balance of the MSISDN of %s", resource: seafarers,
+			method: "GET", route: "/v1/carrier/subscribers/:msisdn/allowance", action: "reads the balance of the MSISDN of %s", resource: seafarerLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/carrier/subscribers/" + msisdnPath(f.seafarer(tn).MSISDN) + "/allowance"
 			},
 			// The carrier asks for any registered MSISDN; /v1/carrier/* is
 			// the carrier's alone (CONTRACT §4 lists only the carrier).
-			want: grants{union: forbidden, company: forbidden, seafarer: forbidden, carrier: both(ok)},
+			want: routeAccess{union: denied, company: denied, seafarer: denied, carrier: everyTenant(ok)},
 			check: func(t *testing.T, _ string, _ tenant, body []byte) {
 				var out map[string]any
 				require.NoError(t, json.Unmarshal(body, &out))
 				require.ElementsMatch(t, []string{"msisdn", "remaining_seconds", "remaining_minutes", "expires_at"}, keysOf(out),
 					"the carrier sees the balance and nothing else")
 			},
+		},
+		{
+			method: "GET", route: "/v1/statements", action: "reads the statement of %s", resource: companyLabels,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=company:" + f.company(tn).ID
+			},
+			want: staffOnCompany(ok),
+		},
+		{
+			method: "POST", route: `/v1/periods/:period\:close`, action: "closes a past period",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/periods/2020-01:close" },
+			want: unionOnly(ok),
+		},
+		{
+			method: "POST", route: "/v1/reconciliations", action: "reconciles the carrier's settlement",
+			path: func(testing.TB, *apiFixture, tenant) string {
+				return "/v1/reconciliations?period=" + quota.Period(time.Now())
+			},
+			body: func(_ testing.TB, f *apiFixture, _ tenant) (string, []byte) {
+				return "text/csv", []byte("msisdn,calls,billable_seconds,covered_seconds\n" + f.a1.MSISDN + ",1,180,180\n")
+			},
+			want: unionOnly(ok),
 		},
 	}
 }
@@ -493,6 +539,7 @@ func v1Routes(s *Server) []string {
 }
 
 func TestTenancy(t *testing.T) {
+	t.Parallel()
 	f := MustAPIFixture(t)
 	routes := tenancyRoutes()
 
@@ -516,12 +563,12 @@ func TestTenancy(t *testing.T) {
 
 	roles := []struct {
 		name, role, token string
-		want              func(grants) [2]int
+		want              func(routeAccess) [2]int
 	}{
-		{"union", RoleUnion, f.union, func(g grants) [2]int { return g.union }},
-		{"company A", RoleCompany, f.companyAToken, func(g grants) [2]int { return g.company }},
-		{"seafarer A1", RoleSeafarer, f.seafarerA1, func(g grants) [2]int { return g.seafarer }},
-		{"carrier", RoleCarrier, f.carrierToken, func(g grants) [2]int { return g.carrier }},
+		{"union", RoleUnion, f.union, func(g routeAccess) [2]int { return g.union }},
+		{"company A", RoleCompany, f.companyAToken, func(g routeAccess) [2]int { return g.company }},
+		{"seafarer A1", RoleSeafarer, f.seafarerA1, func(g routeAccess) [2]int { return g.seafarer }},
+		{"carrier", RoleCarrier, f.carrierToken, func(g routeAccess) [2]int { return g.carrier }},
 	}
 	for _, rc := range routes {
 		tenants := []tenant{tenantA, tenantB}
@@ -578,6 +625,9 @@ func TestTenancy(t *testing.T) {
 		{"carrier reads the balance of A's seafarer A2 → 200", "GET", "/v1/carrier/subscribers/" + msisdnPath(f.a2.MSISDN) + "/allowance", f.carrierToken, http.StatusOK},
 		{"carrier reads the balance of an unregistered MSISDN → 404", "GET", "/v1/carrier/subscribers/%2B8613700000000/allowance", f.carrierToken, http.StatusNotFound},
 		{"union reads a seafarer that does not exist → 404", "GET", "/v1/seafarers/sf_nosuchseafarer", f.union, http.StatusNotFound},
+		{"company A reads the statement of A's seafarer A1 → 403", "GET", "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=seafarer:" + f.a1.ID, f.companyAToken, http.StatusForbidden},
+		{"company A reads the statement of a programme → 403", "GET", "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=programme:" + f.programme.ID, f.companyAToken, http.StatusForbidden},
+		{"union reads the statement of A's seafarer A1 → 200", "GET", "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=seafarer:" + f.a1.ID, f.union, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, header, body := f.do(t, apiRequest{method: tc.method, path: tc.path, token: tc.token})

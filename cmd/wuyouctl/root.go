@@ -42,6 +42,10 @@ func newRootCmd(opts *globalOptions, getenv func(string) string) *cobra.Command 
 	flags.StringVar(&opts.Token, "token", "", "bearer token for the API (env "+envToken+")")
 
 	root.AddCommand(newTokenCmd())
+	root.AddCommand(newCrewCmd(opts))
+	root.AddCommand(newAllowanceCmd(opts))
+	root.AddCommand(newIssueCmd(opts))
+	root.AddCommand(newStatementCmd(opts))
 	return root
 }
 

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wuyou/wuyou/billing"
+)
+
+// statementAPI answers GET /v1/statements with st, checking the query.
+func statementAPI(t *testing.T, period, payer string, st billing.Statement) *httptest.Server {
+	return fakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/v1/statements", r.URL.Path)
+		require.Equal(t, period, r.URL.Query().Get("period"))
+		require.Equal(t, payer, r.URL.Query().Get("payer"))
+		writeJSON(w, http.StatusOK, st)
+	})
+}
+
+func cny(minor int64) billing.Money { return billing.Money{Minor: minor, Currency: "CNY"} }
+
+func companyStatement() billing.Statement {
+	closedAt := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	lines := []billing.Line{
+		{SeafarerID: "sf_a", Figures: billing.Figures{Calls: 3, BillableSeconds: 300, CoveredSeconds: 240, OverageSeconds: 60, OverageAmount: cny(99), WelfareCost: cny(180)}},
+		{SeafarerID: "sf_a", AdjustsPeriod: "2026-10", Figures: billing.Figures{Calls: 1, BillableSeconds: 60, CoveredSeconds: 60, OverageAmount: cny(0), WelfareCost: cny(45)}},
+	}
+	total := billing.Figures{Calls: 4, BillableSeconds: 360, CoveredSeconds: 300, OverageSeconds: 60, OverageAmount: cny(99), WelfareCost: cny(225)}
+	return billing.Statement{Period: "2026-11", Payer: "company:co_1", Status: billing.PeriodClosed, ClosedAt: &closedAt,
+		Figures: total, Totals: total, Lines: lines}
+}
+
+func TestStatement_PrintsTotalsAndALinePerSeafarerAndAdjustedPeriod(t *testing.T) {
+	srv := statementAPI(t, "2026-11", "company:co_1", companyStatement())
+	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1")
+	require.NoError(t, res.err, res.stderr)
+	require.Equal(t, `statement of 2026-11 for company:co_1 (closed at 2026-12-02T09:00:00Z)
+4 calls: 6 min billable, 5 min covered, 1 min overage
+welfare cost 2.25 CNY, overage amount 0.99 CNY
+
+SEAFARER  ADJUSTS  CALLS  BILLABLE  COVERED  OVERAGE  OVERAGE AMOUNT  WELFARE COST
+sf_a               3      5 min     4 min    1 min    0.99 CNY        1.80 CNY
+sf_a      2026-10  1      1 min     1 min    0 s      0.00 CNY        0.45 CNY
+`, res.stdout)
+}
+
+func TestStatement_CSVPrintsTheLinesWithAHeaderRow(t *testing.T) {
+	srv := statementAPI(t, "2026-11", "company:co_1", companyStatement())
+	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1", "--csv")
+	require.NoError(t, res.err, res.stderr)
+	require.Equal(t, `seafarer_id,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency
+sf_a,,3,300,240,60,99,180,CNY
+sf_a,2026-10,1,60,60,0,0,45,CNY
+`, res.stdout)
+}
+
+func TestStatement_ShowsTheServersProblem(t *testing.T) {
+	srv := fakeAPI(t, func(w http.ResponseWriter, _ *http.Request) {
+		writeProblem(w, http.StatusNotFound, "company co_9 not found")
+	})
+	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_9")
+	require.EqualError(t, res.err, "404 Not Found: company co_9 not found")
+}
+
+func TestStatement_RefusesABadCommandLineBeforeAsking(t *testing.T) {
+	srv := fakeAPI(t, func(http.ResponseWriter, *http.Request) { t.Error("nothing should be sent") })
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--period", "November", "--payer", "company:co_1"}, "--period"},
+		{[]string{"--period", "2026-11", "--payer", "ship:1"}, "--payer"},
+		{[]string{"--payer", "company:co_1"}, "period"},
+		{[]string{"--period", "2026-11", "--payer", "company:co_1", "--csv", "--json"}, "exclude"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			res := runCLI(srv, append([]string{"statement"}, tc.args...)...)
+			require.ErrorContains(t, res.err, tc.want)
+		})
+	}
+}

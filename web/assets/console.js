@@ -1,0 +1,624 @@
+// Wuyou console for company and union staff: crew and balances, crew list
+// upload, programmes, issuances with live progress, monthly statements.
+// Only what the token's role may do is shown; the API enforces it anyway.
+(function () {
+  'use strict';
+  var t = W.t, $ = W.$, h = W.h;
+  var enc = encodeURIComponent;
+  var COLUMNS = ['seafarer_book_no', 'name', 'nationality', 'msisdn', 'vessel_imo', 'vessel_name', 'sign_on', 'sign_off', 'union_member_no'];
+  var POLL_MS = 1000;
+
+  var me = null; // the token's claims
+  var crew = { company: '', items: [], cursor: '' };
+  var upload = null; // {report, header, records}
+  var issuance = { pending: null, timer: 0 };
+  var shown = { programme: null, statement: null }; // redrawn when the language changes
+
+  W.addStrings({
+    en: {
+      title: 'Wuyou console', consoleName: 'Wuyou console',
+      signInHelp: 'Paste the token your identity provider issued to you.',
+      wrongRole: 'This console is for company and union staff.',
+      'wrongRole.seafarer': 'This console is for company and union staff. Seafarers see their minutes at /.',
+      'wrongRole.carrier': 'This console is for company and union staff; carrier systems use the API.',
+      'role.union': 'Union staff', 'role.company': 'Company · {0}',
+      'tab.crew': 'Crew', 'tab.upload': 'Upload crew list', 'tab.programmes': 'Programmes', 'tab.issue': 'Issue packs', 'tab.statements': 'Statements',
+      companyId: 'Company ID', programmeId: 'Programme ID', show: 'Show', more: 'More', working: 'Working…',
+      needCompany: 'Enter a company ID.', created: 'Created {0}.',
+      'crew.title': 'Crew and balances', 'crew.vessel': 'Vessel IMO (optional)', 'crew.status': 'Status', 'crew.any': 'Any',
+      'crew.show': 'Show crew', 'crew.count': 'Seafarers shown', 'crew.active': 'Active', 'crew.minutes': 'Minutes left in total',
+      'crew.none': 'Without free minutes', 'crew.empty': 'No seafarers match.',
+      'sf.active': 'Active', 'sf.signed_off': 'Signed off', 'sf.suspended': 'Suspended',
+      'col.name': 'Name', 'col.book': 'Book no.', 'col.phone': 'Phone', 'col.vessel': 'Vessel', 'col.signOn': 'Sign-on',
+      'col.status': 'Status', 'col.left': 'Minutes left', 'col.row': 'Row', 'col.result': 'Result', 'col.details': 'Details',
+      'col.seafarer': 'Seafarer', 'col.reason': 'Reason',
+      'upload.title': 'Upload a crew list',
+      'upload.help': 'A CSV file (UTF-8) whose first line names the columns below; seafarer_book_no, name and msisdn are required. Each row stands alone: a bad row is reported and the others are enrolled.',
+      'upload.file': 'CSV file', 'upload.send': 'Upload', 'upload.template': 'Download an empty template',
+      'upload.result': 'Result', 'upload.total': 'Rows', 'upload.created': 'Enrolled', 'upload.updated': 'Updated',
+      'upload.failed': 'Failed', 'upload.failedCsv': 'Download failed rows (CSV)', 'upload.needFile': 'Choose a CSV file.',
+      'res.created': 'Enrolled', 'res.updated': 'Updated', 'res.failed': 'Failed',
+      'prog.new': 'New programme', 'prog.name': 'Name', 'prog.packMinutes': 'Minutes per pack', 'prog.validDays': 'Valid for (days)',
+      'prog.priority': 'Priority (lower is drawn first)', 'prog.budget': 'Budget in packs (0 = unlimited)', 'prog.starts': 'Starts',
+      'prog.ends': 'Ends', 'prog.create': 'Create programme', 'prog.usage': 'Budget and usage',
+      'prog.pack': '{0} min per pack, valid {1} days, priority {2}', 'prog.runs': 'Runs {0} – {1}',
+      'prog.issued': 'Packs issued', 'prog.budgetLeft': 'Packs left in budget', 'prog.unlimited': 'Unlimited',
+      'prog.granted': 'Minutes granted', 'prog.used': 'Minutes used', 'prog.budgetUsed': 'Budget used: {0}%', 'prog.minutesUsed': 'Granted minutes used: {0}%',
+      'issue.title': 'Issue packs', 'issue.to': 'Issue to', 'issue.company': "A company's crew", 'issue.vessel': "A vessel's crew",
+      'issue.vesselImo': 'Vessel IMO', 'issue.send': 'Issue packs',
+      'issue.help': "One pack per seafarer. Seafarers who are not active are skipped; nothing is issued beyond the programme's budget.",
+      'issue.heading': 'Issuance {0}', 'issue.running': 'Running', 'issue.done': 'Done', 'issue.progress': '{0} of {1} seafarers processed',
+      'issue.issued': 'Issued', 'issue.skipped': 'Skipped (not active)', 'issue.failed': 'Failed', 'issue.total': 'Seafarers',
+      'issue.failedFor': '{0}: {1} seafarers (show)', 'issue.firstFailures': 'The first {0} of {1} failures are listed.', 'reason.budget_exhausted': 'Budget exhausted', 'reason.seafarer_not_found': 'Seafarer not found',
+      'st.title': 'Monthly statement', 'st.period': 'Month', 'st.payer': 'Payer', 'st.programme': 'Programme', 'st.company': 'Company',
+      'st.seafarer': 'Seafarer', 'st.id': 'Payer ID', 'st.csv': 'Download CSV', 'st.calls': 'Calls', 'st.billable': 'Billable minutes',
+      'st.covered': 'Covered minutes', 'st.overage': 'Overage minutes', 'st.overageAmount': 'Overage billed', 'st.welfare': 'Welfare fund cost',
+      'st.lines': 'Lines', 'st.noLines': 'No lines for this month.', 'st.status.open': 'Open: figures may still change',
+      'st.status.closed': 'Closed', 'st.when': 'When',
+      'st.country': 'Country', 'st.adjusts': 'Adjusts period'
+    },
+    'zh-CN': {
+      title: '出海无忧控制台', consoleName: '控制台',
+      signInHelp: '请粘贴身份提供方签发给您的令牌。',
+      wrongRole: '本控制台供公司和工会工作人员使用。',
+      'wrongRole.seafarer': '本控制台供公司和工会工作人员使用。船员请在 / 查看剩余分钟。',
+      'wrongRole.carrier': '本控制台供公司和工会工作人员使用；运营商系统请使用 API。',
+      'role.union': '工会工作人员', 'role.company': '公司 · {0}',
+      'tab.crew': '船员', 'tab.upload': '上传船员名单', 'tab.programmes': '福利计划', 'tab.issue': '发放套餐', 'tab.statements': '对账单',
+      companyId: '公司 ID', programmeId: '计划 ID', show: '查看', more: '更多', working: '处理中…',
+      needCompany: '请输入公司 ID。', created: '已创建 {0}。',
+      'crew.title': '船员与余额', 'crew.vessel': '船舶 IMO（可选）', 'crew.status': '状态', 'crew.any': '全部',
+      'crew.show': '查看船员', 'crew.count': '显示船员', 'crew.active': '在职', 'crew.minutes': '剩余分钟合计',
+      'crew.none': '无免费分钟', 'crew.empty': '没有符合条件的船员。',
+      'sf.active': '在职', 'sf.signed_off': '已离船', 'sf.suspended': '已暂停',
+      'col.name': '姓名', 'col.book': '海员证号', 'col.phone': '手机号', 'col.vessel': '船舶', 'col.signOn': '上船日期',
+      'col.status': '状态', 'col.left': '剩余分钟', 'col.row': '行', 'col.result': '结果', 'col.details': '详情',
+      'col.seafarer': '船员', 'col.reason': '原因',
+      'upload.title': '上传船员名单',
+      'upload.help': 'CSV 文件（UTF-8），第一行为下列列名；seafarer_book_no、name、msisdn 必填。每行独立处理：出错的行会单独报告，其余行照常登记。',
+      'upload.file': 'CSV 文件', 'upload.send': '上传', 'upload.template': '下载空白模板',
+      'upload.result': '结果', 'upload.total': '行数', 'upload.created': '新登记', 'upload.updated': '已更新',
+      'upload.failed': '失败', 'upload.failedCsv': '下载失败行（CSV）', 'upload.needFile': '请选择 CSV 文件。',
+      'res.created': '新登记', 'res.updated': '已更新', 'res.failed': '失败',
+      'prog.new': '新建福利计划', 'prog.name': '名称', 'prog.packMinutes': '每个套餐分钟数', 'prog.validDays': '有效天数',
+      'prog.priority': '优先级（数字小的先扣）', 'prog.budget': '预算套餐数（0 为不限）', 'prog.starts': '开始日期',
+      'prog.ends': '结束日期', 'prog.create': '创建计划', 'prog.usage': '预算与使用',
+      'prog.pack': '每个套餐 {0} 分钟，有效 {1} 天，优先级 {2}', 'prog.runs': '{0} 至 {1}',
+      'prog.issued': '已发放套餐', 'prog.budgetLeft': '剩余预算套餐', 'prog.unlimited': '不限',
+      'prog.granted': '已发放分钟', 'prog.used': '已使用分钟', 'prog.budgetUsed': '预算已用 {0}%', 'prog.minutesUsed': '已发分钟已用 {0}%',
+      'issue.title': '发放套餐', 'issue.to': '发放对象', 'issue.company': '某公司全体船员', 'issue.vessel': '某船全体船员',
+      'issue.vesselImo': '船舶 IMO', 'issue.send': '发放套餐',
+      'issue.help': '每位船员一个套餐。非在职船员将被跳过；发放不会超出计划预算。',
+      'issue.heading': '发放批次 {0}', 'issue.running': '进行中', 'issue.done': '已完成', 'issue.progress': '已处理 {0} / {1} 位船员',
+      'issue.issued': '已发放', 'issue.skipped': '已跳过（非在职）', 'issue.failed': '失败', 'issue.total': '船员数',
+      'issue.failedFor': '{0}：{1} 位船员（查看）', 'issue.firstFailures': '仅列出 {1} 个失败中的前 {0} 个。', 'reason.budget_exhausted': '预算已用完', 'reason.seafarer_not_found': '找不到船员',
+      'st.title': '月度对账单', 'st.period': '月份', 'st.payer': '付费方', 'st.programme': '福利计划', 'st.company': '公司',
+      'st.seafarer': '船员', 'st.id': '付费方 ID', 'st.csv': '下载 CSV', 'st.calls': '通话次数', 'st.billable': '计费分钟',
+      'st.covered': '套餐覆盖分钟', 'st.overage': '超出分钟', 'st.overageAmount': '超出费用', 'st.welfare': '福利基金支出',
+      'st.lines': '明细', 'st.noLines': '本月没有明细。', 'st.status.open': '未结账：数字仍可能变化',
+      'st.status.closed': '已结账', 'st.when': '时间',
+      'st.country': '国家/地区', 'st.adjusts': '调整账期'
+    }
+  });
+
+  // ---- messages ----
+
+  function say(text, level, fields) {
+    var box = $('message');
+    W.clear(box);
+    box.className = 'alert ' + (level || 'danger');
+    if (!text) { box.hidden = true; return; }
+    box.appendChild(document.createTextNode(text));
+    if (fields && fields.length) {
+      box.appendChild(h('ul', { class: 'errors' }, fields.map(function (f) { return h('li', {}, [(f.field ? f.field + ': ' : '') + f.message]); })));
+    }
+    box.hidden = false;
+  }
+
+  function fail(e) {
+    if (e.status === 401) { W.setToken(''); showSignIn(e.message); return; }
+    say(e.message, 'danger', e.problem && e.problem.errors);
+  }
+
+  // busy disables a button while fn runs and reports its failure.
+  async function busy(button, fn) {
+    say('');
+    var label = button.textContent;
+    button.disabled = true;
+    button.textContent = t('working');
+    try { await fn(); } catch (e) { fail(e); } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  // ---- sign-in and roles ----
+
+  function showSignIn(problem) {
+    me = null;
+    stopPolling();
+    // Nothing of the last person's work stays in the page.
+    crew = { company: '', items: [], cursor: '' };
+    upload = null;
+    shown = { programme: null, statement: null };
+    issuance.last = null;
+    ['crew-result', 'upload-result', 'issue-view'].forEach(function (id) { W.show(id, false); });
+    ['programme-view', 'statement-view', 'crew-rows', 'upload-rows'].forEach(function (id) { W.clear($(id)); });
+    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id', 'upload-file'].forEach(function (id) { $(id).value = ''; });
+    W.show('view', false);
+    W.show('signout', false);
+    $('who').textContent = '';
+    W.show('status', false);
+    W.show('signin', true);
+    $('signin-error').textContent = problem || '';
+    W.show('signin-error', !!problem);
+  }
+
+  function isUnion() { return me && me.role === 'union'; }
+
+  function enter() {
+    var problem = W.signInProblem(W.token(), ['company', 'union']);
+    if (problem) { showSignIn(problem); return; }
+    me = W.claims(W.token());
+    W.show('signin', false);
+    W.show('status', false);
+    W.show('signout', true);
+    W.show('view', true);
+    say('');
+    var tabs = document.querySelectorAll('.tab');
+    for (var i = 0; i < tabs.length; i++) tabs[i].hidden = tabs[i].getAttribute('data-roles').split(' ').indexOf(me.role) < 0;
+    var unionOnly = document.querySelectorAll('.union-only');
+    for (i = 0; i < unionOnly.length; i++) unionOnly[i].hidden = !isUnion();
+    var kind = $('st-kind');
+    if (!isUnion()) {
+      kind.value = 'company';
+      $('st-id').value = me.company_id || '';
+    }
+    kind.disabled = $('st-id').disabled = !isUnion();
+    renderWho();
+    var saved = null;
+    try { saved = sessionStorage.getItem('wuyou.tab'); } catch (e) { saved = null; }
+    select(saved && $('tab-' + saved) && !$('tab-' + saved).hidden ? saved : 'crew');
+    if (!isUnion()) { loadCompanyName(); loadCrew(false); }
+  }
+
+  function renderWho() {
+    if (!me) return;
+    $('who').textContent = isUnion() ? t('role.union') : t('role.company', me.companyName || me.company_id || '');
+  }
+
+  // A company sees its own name rather than its id.
+  async function loadCompanyName() {
+    try {
+      var c = await W.api('/v1/companies/' + enc(me.company_id));
+      if (me && c && c.name) { me.companyName = c.name; renderWho(); }
+    } catch (e) { fail(e); }
+  }
+
+  function select(name) {
+    var tabs = document.querySelectorAll('.tab');
+    for (var i = 0; i < tabs.length; i++) {
+      var tab = tabs[i], on = tab.id === 'tab-' + name;
+      tab.setAttribute('aria-selected', on ? 'true' : 'false');
+      $(tab.getAttribute('aria-controls')).hidden = !on;
+    }
+    try { sessionStorage.setItem('wuyou.tab', name); } catch (e) { /* not remembered */ }
+  }
+
+  // companyOf is the company a form acts on: the token's own for a company,
+  // the one typed in for union staff.
+  function companyOf(inputId) {
+    if (!isUnion()) return me.company_id || '';
+    var v = $(inputId).value.trim();
+    if (v) remember(v);
+    return v;
+  }
+  function remember(company) {
+    ['crew-company', 'upload-company'].forEach(function (id) { if (!$(id).value) $(id).value = company; });
+  }
+
+  function stat(label, value, id) {
+    return h('div', { class: 'stat', id: id }, [h('b', {}, [value]), h('span', {}, [label])]);
+  }
+  function fill(box, kids) { W.clear(box); kids.forEach(function (k) { box.appendChild(k); }); }
+
+  // ---- crew ----
+
+  async function loadCrew(append) {
+    var company = companyOf('crew-company');
+    if (!company) { say(t('needCompany')); return; }
+    var q = new URLSearchParams({ limit: '100' });
+    if ($('crew-vessel').value.trim()) q.set('vessel_imo', $('crew-vessel').value.trim());
+    if ($('crew-status').value) q.set('status', $('crew-status').value);
+    if (append && crew.cursor) q.set('cursor', crew.cursor);
+    try {
+      var page = await W.api('/v1/companies/' + enc(company) + '/seafarers?' + q);
+      crew.company = company;
+      crew.items = append ? crew.items.concat(page.items || []) : (page.items || []);
+      crew.cursor = page.next_cursor || '';
+      renderCrew();
+    } catch (e) { fail(e); }
+  }
+
+  function renderCrew() {
+    if (!crew.company) return;
+    W.show('crew-result', true);
+    var seconds = 0, active = 0, none = 0;
+    var rows = crew.items.map(function (sf) {
+      seconds += sf.remaining_seconds || 0;
+      if (sf.status === 'active') active++;
+      if (!sf.remaining_seconds) none++;
+      return h('tr', {}, [
+        h('td', { 'data-label': '' }, [h('strong', {}, [sf.name])]),
+        h('td', { class: 'mono', 'data-label': t('col.book') }, [sf.seafarer_book_no]),
+        h('td', { class: 'mono', 'data-label': t('col.phone') }, [sf.msisdn]),
+        h('td', { 'data-label': t('col.vessel') }, [sf.vessel_name || sf.vessel_imo || '–']),
+        h('td', { 'data-label': t('col.signOn') }, [sf.sign_on || '–']),
+        h('td', { 'data-label': t('col.status') }, [h('span', { class: 'badge ' + sf.status }, [t('sf.' + sf.status) || sf.status])]),
+        h('td', { class: 'num', 'data-label': t('col.left') }, [W.num(W.minutes(sf.remaining_seconds))])
+      ]);
+    });
+    if (!rows.length) rows = [h('tr', {}, [h('td', { colspan: '7', class: 'muted' }, [t('crew.empty')])])];
+    fill($('crew-rows'), rows);
+    fill($('crew-stats'), [
+      stat(t('crew.count'), W.num(crew.items.length)), stat(t('crew.active'), W.num(active)),
+      stat(t('crew.minutes'), W.num(W.minutes(seconds))), stat(t('crew.none'), W.num(none))
+    ]);
+    W.show('crew-more', !!crew.cursor);
+  }
+
+  // ---- crew list upload ----
+
+  // parseCSV reads RFC 4180 CSV as the API does: a leading byte order mark
+  // dropped, quoted fields with commas, quotes and line breaks, blank lines
+  // skipped, so record i here is data row i of the API's report.
+  function parseCSV(text) {
+    if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
+    var records = [], rec = [], field = '', quoted = false, i = 0, c;
+    function endField() { rec.push(field); field = ''; }
+    function endRecord() {
+      endField();
+      if (!(rec.length === 1 && rec[0] === '')) records.push(rec);
+      rec = [];
+    }
+    for (; i < text.length; i++) {
+      c = text[i];
+      if (quoted) {
+        if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') quoted = false; else field += c;
+      } else if (c === '"' && field.trim() === '') { field = ''; quoted = true; } else if (c === ',') endField();
+      else if (c === '\n') endRecord();
+      else if (c === '\r' && text[i + 1] === '\n') { /* CRLF: the \n ends the record */ } else field += c;
+    }
+    if (field !== '' || rec.length) endRecord();
+    return records;
+  }
+
+  function csvLine(fields) {
+    return fields.map(function (f) {
+      f = f === undefined || f === null ? '' : String(f);
+      return /[",\r\n]/.test(f) || /^\s|\s$/.test(f) ? '"' + f.replace(/"/g, '""') + '"' : f;
+    }).join(',') + '\r\n';
+  }
+
+  async function sendCrewList() {
+    var file = $('upload-file').files[0];
+    if (!file) { say(t('upload.needFile')); return; }
+    var company = companyOf('upload-company');
+    if (!company) { say(t('needCompany')); return; }
+    var text = await file.text();
+    var report = await W.api('/v1/companies/' + enc(company) + '/seafarers:bulk', {
+      method: 'POST', body: text, headers: { 'Content-Type': 'text/csv; charset=utf-8' }
+    });
+    var records = parseCSV(text);
+    upload = { report: report, header: records[0] || [], rows: records.slice(1), name: file.name };
+    renderUpload();
+    if (crew.company === company) loadCrew(false);
+  }
+
+  function renderUpload() {
+    if (!upload) return;
+    var r = upload.report, header = upload.header.map(function (c) { return c.trim().toLowerCase(); });
+    var col = function (rec, name) { var i = header.indexOf(name); return rec && i >= 0 ? rec[i] : ''; };
+    W.show('upload-result', true);
+    fill($('upload-stats'), [
+      stat(t('upload.total'), W.num(r.total), 'upload-total'), stat(t('upload.created'), W.num(r.created), 'upload-created'),
+      stat(t('upload.updated'), W.num(r.updated), 'upload-updated'), stat(t('upload.failed'), W.num(r.failed), 'upload-failed-count')
+    ]);
+    // Failed rows first: they are what needs doing.
+    var results = (r.results || []).slice().sort(function (a, b) {
+      return ((a.status === 'failed') ? 0 : 1) - ((b.status === 'failed') ? 0 : 1) || a.row - b.row;
+    });
+    fill($('upload-rows'), results.map(function (res) {
+      var rec = upload.rows[res.row - 1];
+      var details = res.status === 'failed'
+        ? h('ul', { class: 'errors' }, (res.errors || []).map(function (e) { return h('li', {}, [(e.field ? e.field + ': ' : '') + e.message]); }))
+        : h('span', { class: 'mono muted' }, [res.id]);
+      return h('tr', { class: res.status === 'failed' ? 'failed' : '', 'data-row': String(res.row) }, [
+        h('td', { class: 'num', 'data-label': t('col.row') }, [String(res.row)]),
+        h('td', { 'data-label': t('col.result') }, [h('span', { class: 'badge ' + res.status }, [t('res.' + res.status) || res.status])]),
+        h('td', { class: 'mono', 'data-label': t('col.book') }, [col(rec, 'seafarer_book_no') || '–']),
+        h('td', { 'data-label': t('col.name') }, [col(rec, 'name') || '–']),
+        h('td', { class: 'wrap', 'data-label': t('col.details') }, [details])
+      ]);
+    }));
+    W.show('upload-failed', r.failed > 0);
+  }
+
+  // failedRowsCSV is the uploaded file's failed rows as they were, with the
+  // reasons in an extra "errors" column the API ignores: fix, upload again.
+  function failedRowsCSV() {
+    var out = '\uFEFF' + csvLine(upload.header.concat(['errors']));
+    upload.report.results.forEach(function (res) {
+      if (res.status !== 'failed') return;
+      var rec = (upload.rows[res.row - 1] || []).slice();
+      while (rec.length < upload.header.length) rec.push('');
+      out += csvLine(rec.slice(0, upload.header.length).concat([(res.errors || []).map(function (e) {
+        return (e.field ? e.field + ': ' : '') + e.message;
+      }).join('; ')]));
+    });
+    return out;
+  }
+
+  // ---- programmes ----
+
+  function dateInput(d) { return d.toISOString().slice(0, 10); }
+
+  async function createProgramme() {
+    var body = {
+      name: $('prog-name').value.trim(),
+      pack_seconds: Math.round(Number($('prog-minutes').value) * 60),
+      valid_days: Number($('prog-days').value),
+      priority: Number($('prog-priority').value),
+      budget_packs: Number($('prog-budget').value),
+      starts_at: $('prog-starts').value + 'T00:00:00Z',
+      ends_at: $('prog-ends').value + 'T23:59:59Z'
+    };
+    var p = await W.api('/v1/programmes', { method: 'POST', body: body });
+    $('programme-id').value = p.id;
+    $('issue-programme').value = p.id;
+    say(t('created', p.id), 'ok');
+    renderProgramme(p);
+  }
+
+  async function showProgramme() {
+    renderProgramme(await W.api('/v1/programmes/' + enc($('programme-id').value.trim())));
+  }
+
+  function renderProgramme(p) {
+    shown.programme = p;
+    var unlimited = !p.budget_packs;
+    var kids = [
+      h('h3', {}, [p.name, ' ', h('span', { class: 'mono muted' }, [p.id])]),
+      h('p', {}, [t('prog.pack', W.num(W.minutes(p.pack_seconds)), p.valid_days, p.priority)]),
+      h('p', { class: 'muted' }, [t('prog.runs', W.date(p.starts_at), W.date(p.ends_at))]),
+      h('div', { class: 'stats' }, [
+        stat(t('prog.issued'), W.num(p.packs_issued) + (unlimited ? '' : ' / ' + W.num(p.budget_packs)), 'prog-issued'),
+        stat(t('prog.budgetLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs)),
+        stat(t('prog.granted'), W.num(W.minutes(p.seconds_granted))), stat(t('prog.used'), W.num(W.minutes(p.seconds_used)), 'prog-used')
+      ])
+    ];
+    if (!unlimited) {
+      var used = p.packs_issued / p.budget_packs;
+      kids.push(h('p', { class: 'small' }, [t('prog.budgetUsed', Math.round(used * 100))]), W.bar(used, t('prog.budgetUsed', Math.round(used * 100))));
+    }
+    if (p.seconds_granted) {
+      var drawn = p.seconds_used / p.seconds_granted;
+      kids.push(h('p', { class: 'small' }, [t('prog.minutesUsed', Math.round(drawn * 100))]), W.bar(drawn, t('prog.minutesUsed', Math.round(drawn * 100))));
+    }
+    fill($('programme-view'), kids);
+  }
+
+  // ---- issuances ----
+
+  function randomKey() {
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+  }
+
+  async function issue() {
+    var programme = $('issue-programme').value.trim();
+    var target = $('issue-target').value.trim();
+    var kind = document.querySelector('input[name="issue-kind"]:checked').value;
+    var body = kind === 'company' ? { company_id: target } : { vessel_imo: target };
+    // A retry of the same request after a lost answer reuses its key, so
+    // the API returns the same issuance instead of starting a second one.
+    var sig = programme + '|' + JSON.stringify(body);
+    if (!issuance.pending || issuance.pending.sig !== sig) issuance.pending = { sig: sig, key: randomKey() };
+    stopPolling();
+    var iss = await W.api('/v1/programmes/' + enc(programme) + '/issuances', {
+      method: 'POST', body: body, headers: { 'Idempotency-Key': issuance.pending.key }
+    });
+    issuance.pending = null;
+    renderIssuance(iss);
+    if (iss.status !== 'done') poll(iss.id);
+  }
+
+  function stopPolling() { clearTimeout(issuance.timer); issuance.timer = 0; }
+
+  function poll(id) {
+    issuance.timer = setTimeout(async function () {
+      try {
+        var iss = await W.api('/v1/issuances/' + enc(id));
+        renderIssuance(iss);
+        if (iss.status !== 'done') poll(id);
+      } catch (e) {
+        if (e.status === 0 || e.status >= 500 || e.status === 429) poll(id); else fail(e);
+      }
+    }, POLL_MS);
+  }
+
+  function renderIssuance(iss) {
+    issuance.last = iss;
+    W.show('issue-view', true);
+    var processed = iss.issued + iss.skipped + iss.failed;
+    var done = iss.status === 'done';
+    $('issue-heading').textContent = t('issue.heading', iss.id);
+    $('issue-status').textContent = done ? t('issue.done') : t('issue.running');
+    $('issue-status').className = 'badge ' + (done ? 'done' : 'running');
+    var fraction = iss.total ? processed / iss.total : (done ? 1 : 0);
+    var b = W.bar(fraction, t('issue.progress', processed, iss.total));
+    b.classList.add('tall');
+    b.id = 'issue-progressbar';
+    fill($('issue-bar'), [h('p', { class: 'small' }, [t('issue.progress', W.num(processed), W.num(iss.total))]), b]);
+    fill($('issue-stats'), [
+      stat(t('issue.total'), W.num(iss.total), 'issue-total'), stat(t('issue.issued'), W.num(iss.issued), 'issue-issued'),
+      stat(t('issue.skipped'), W.num(iss.skipped), 'issue-skipped'), stat(t('issue.failed'), W.num(iss.failed), 'issue-failed')
+    ]);
+    // Failures by reason, each with the seafarers it hit behind a toggle.
+    var byReason = {};
+    (iss.failures || []).forEach(function (f) { (byReason[f.reason] = byReason[f.reason] || []).push(f.seafarer_id); });
+    fill($('issue-failures'), Object.keys(byReason).map(function (reason) {
+      var ids = byReason[reason];
+      return h('details', { class: 'failure' }, [
+        h('summary', {}, [t('issue.failedFor', t('reason.' + reason) || reason, W.num(ids.length))]),
+        h('p', { class: 'mono wrap small' }, [ids.join(', ')])
+      ]);
+    }).concat(iss.failed > (iss.failures || []).length
+      ? [h('p', { class: 'muted small' }, [t('issue.firstFailures', W.num((iss.failures || []).length), W.num(iss.failed))])] : []));
+  }
+
+  function targetLabel() {
+    var kind = document.querySelector('input[name="issue-kind"]:checked').value;
+    var label = $('issue-target-label');
+    label.setAttribute('data-i18n', kind === 'company' ? 'companyId' : 'issue.vesselImo');
+    label.textContent = t(label.getAttribute('data-i18n'));
+  }
+
+  // ---- statements ----
+
+  function statementURL() {
+    var kind = isUnion() ? $('st-kind').value : 'company';
+    var id = isUnion() ? $('st-id').value.trim() : me.company_id;
+    return '/v1/statements?period=' + enc($('st-period').value) + '&payer=' + enc(kind + ':' + id);
+  }
+
+  function money(m) {
+    if (m === null || m === undefined) return '–';
+    if (typeof m === 'number') return W.num(m);
+    if (typeof m !== 'object' || m.minor === undefined) return String(m);
+    try {
+      return new Intl.NumberFormat(W.lang(), { style: 'currency', currency: m.currency || 'CNY' }).format(m.minor / 100);
+    } catch (e) { return (m.minor / 100).toFixed(2) + ' ' + (m.currency || ''); }
+  }
+
+  function cell(key, v) {
+    if (v && typeof v === 'object' && v.minor !== undefined) return money(v);
+    if (typeof v === 'number' && /_seconds$/.test(key)) return W.num(W.minutes(v));
+    if (typeof v === 'number') return W.num(v);
+    if (v && typeof v === 'object') return JSON.stringify(v);
+    return v === undefined || v === null || v === '' ? '–' : String(v);
+  }
+
+  // lineColumns names the statement line fields the console knows.
+  var lineColumns = {
+    seafarer_id: 'col.seafarer', calls: 'st.calls', billable_seconds: 'st.billable', covered_seconds: 'st.covered',
+    overage_seconds: 'st.overage', overage_amount: 'st.overageAmount', welfare_cost: 'st.welfare', call_time: 'st.when',
+    visited_country: 'st.country', msisdn: 'col.phone', adjusts_period: 'st.adjusts'
+  };
+
+  async function showStatement() {
+    renderStatement(await W.api(statementURL()));
+  }
+
+  function renderStatement(s) {
+    shown.statement = s;
+    var totals = s.totals || s;
+    var lines = s.lines || [];
+    // Lines of one statement may differ in their fields (figures, calls,
+    // adjustments): the table has a column for every field any line has.
+    var keys = [];
+    lines.forEach(function (l) { Object.keys(l).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); }); });
+    fill($('statement-view'), [
+      h('div', { class: 'row' }, [
+        h('h3', { id: 'st-heading' }, [[s.payer, s.period].filter(Boolean).join(' · ')]),
+        s.status ? h('span', { class: 'badge ' + (s.status === 'closed' ? 'done' : 'running') }, [t('st.status.' + s.status) || s.status]) : null
+      ]),
+      h('div', { class: 'stats' }, [
+        stat(t('st.calls'), cell('calls', totals.calls), 'st-calls'), stat(t('st.billable'), cell('billable_seconds', totals.billable_seconds)),
+        stat(t('st.covered'), cell('covered_seconds', totals.covered_seconds)), stat(t('st.overage'), cell('overage_seconds', totals.overage_seconds)),
+        stat(t('st.overageAmount'), money(totals.overage_amount), 'st-overage-amount'), stat(t('st.welfare'), money(totals.welfare_cost), 'st-welfare')
+      ]),
+      h('h3', {}, [t('st.lines')]),
+      lines.length ? h('div', { class: 'scroll' }, [h('table', { id: 'st-lines' }, [
+        h('thead', {}, [h('tr', {}, keys.map(function (k) {
+          return h('th', { class: /seconds|amount|cost|^calls$/.test(k) ? 'num' : '' }, [t(lineColumns[k]) || k.replace(/_seconds$/, ' (min)').replace(/_/g, ' ')]);
+        }))]),
+        h('tbody', {}, lines.map(function (l) {
+          return h('tr', {}, keys.map(function (k) {
+            var v = l[k];
+            if (k === 'call_time' && v) v = W.dateTime(v);
+            if (k === 'visited_country' && v) v = W.country(v);
+            return h('td', { class: typeof l[k] === 'number' || (l[k] && l[k].minor !== undefined) ? 'num' : (/_id$/.test(k) ? 'mono' : '') }, [cell(k, v)]);
+          }));
+        }))
+      ])]) : h('p', { class: 'muted' }, [t('st.noLines')])
+    ]);
+  }
+
+  async function downloadStatement() {
+    var res = await W.api(statementURL(), { raw: true, headers: { Accept: 'text/csv' } });
+    var payer = isUnion() ? $('st-kind').value + '-' + $('st-id').value.trim() : 'company-' + me.company_id;
+    W.download('statement-' + $('st-period').value + '-' + payer + '.csv', await res.blob());
+  }
+
+  // ---- wiring ----
+
+  function onSubmit(formId, buttonSelector, fn) {
+    $(formId).addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      busy($(formId).querySelector(buttonSelector), fn);
+    });
+  }
+
+  function start() {
+    W.chrome(function () { showSignIn(''); });
+    W.takeLinkToken();
+    W.translate(document);
+    W.onLang(function () {
+      renderWho(); renderCrew(); renderUpload();
+      if (issuance.last) renderIssuance(issuance.last);
+      if (shown.programme) renderProgramme(shown.programme);
+      if (shown.statement) renderStatement(shown.statement);
+      targetLabel();
+    });
+    $('upload-columns').textContent = COLUMNS.join(', ');
+    var today = new Date();
+    $('prog-starts').value = dateInput(today);
+    $('prog-ends').value = dateInput(new Date(today.getTime() + 365 * 86400000));
+    $('st-period').value = dateInput(today).slice(0, 7);
+
+    $('signin-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      W.setToken($('token').value);
+      $('token').value = '';
+      enter();
+    });
+    var tabs = document.querySelectorAll('.tab');
+    for (var i = 0; i < tabs.length; i++) {
+      tabs[i].addEventListener('click', function (ev) { select(ev.currentTarget.id.slice(4)); });
+    }
+    onSubmit('crew-form', 'button[type=submit]', function () { return loadCrew(false); });
+    $('crew-more').addEventListener('click', function () { busy($('crew-more'), function () { return loadCrew(true); }); });
+    onSubmit('upload-form', 'button[type=submit]', sendCrewList);
+    $('upload-template').addEventListener('click', function () {
+      W.download('crew-template.csv', new Blob(['\uFEFF' + csvLine(COLUMNS)], { type: 'text/csv' }));
+    });
+    $('upload-failed').addEventListener('click', function () {
+      W.download('failed-rows-' + upload.name.replace(/\.csv$/i, '') + '.csv', new Blob([failedRowsCSV()], { type: 'text/csv' }));
+    });
+    onSubmit('programme-form', 'button[type=submit]', createProgramme);
+    onSubmit('programme-lookup', 'button[type=submit]', showProgramme);
+    onSubmit('issue-form', 'button[type=submit]', issue);
+    var kinds = document.querySelectorAll('input[name="issue-kind"]');
+    for (i = 0; i < kinds.length; i++) kinds[i].addEventListener('change', targetLabel);
+    onSubmit('statement-form', 'button[type=submit]', showStatement);
+    $('st-csv').addEventListener('click', function () {
+      if (!$('statement-form').reportValidity()) return;
+      busy($('st-csv'), downloadStatement);
+    });
+    if (W.token()) enter(); else showSignIn('');
+  }
+
+  start();
+})();

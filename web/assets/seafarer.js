@@ -1,0 +1,220 @@
+// Wuyou seafarer page: minutes left, packs and their expiry, this month's
+// calls. Two API requests per view, sent together: GET /v1/me/allowance and
+// GET /v1/seafarers/{id}/usage.
+(function () {
+  'use strict';
+  var t = W.t, $ = W.$, h = W.h;
+  var WEEK = 7 * 24 * 3600 * 1000;
+  var CALLS_PER_PAGE = 20;
+  var state = { allowance: null, calls: [], cursor: '', from: '' };
+
+  W.addStrings({
+    en: {
+      title: 'Wuyou · free call minutes at sea',
+      signInHelp: 'Open this page from your union app, or paste the token it gave you.',
+      wrongRole: 'This page is for seafarers. Staff use the console at /console.',
+      'wrongRole.company': 'This page is for seafarers. Company staff use the console at /console.',
+      'wrongRole.union': 'This page is for seafarers. Union staff use the console at /console.',
+      minutesLeft: 'Free minutes left', ofActive: 'of {0} min in your active packs',
+      thisMonth: 'This month', usedMinutes: 'Minutes used', overageMinutes: 'Overage minutes',
+      overageHelp: 'Overage is billed by your carrier at the roaming tariff.',
+      packs: 'Your packs', pack: 'Pack of {0} min', packLeft: '{0} of {1} min left',
+      expires: 'Expires {0}', expired: 'Expired {0}', startsOn: 'Starts {0}', daysLeft: 'in {0} days', today: 'today',
+      'status.active': 'Active', 'status.pending': 'Not yet valid', 'status.expired': 'Expired',
+      'status.voided': 'Withdrawn', 'status.exhausted': 'Used up', noPacks: 'You have no packs yet.',
+      calls: 'Calls this month', call: 'Call', min: 'Min', paidBy: 'Paid by',
+      covered: 'Free', overage: 'Overage', split: '{0} free + {1} overage', notCharged: 'Not metered',
+      noCalls: 'No calls abroad this month.', moreCalls: 'More calls', asOf: 'Updated {0}.',
+      'warn.none': 'You have no active pack: calls abroad are billed at the roaming tariff.',
+      'warn.exhausted': 'Your free minutes are used up: calls abroad are now billed at the roaming tariff.',
+      'warn.low': 'Only {0} free minutes left.',
+      'warn.expiring': '{0} min expire {1} ({2}). Use them before then.'
+    },
+    'zh-CN': {
+      title: '出海无忧 · 海上免费通话分钟',
+      signInHelp: '请从工会应用打开本页，或粘贴工会应用给您的令牌。',
+      wrongRole: '本页面供船员使用。工作人员请使用 /console 控制台。',
+      'wrongRole.company': '本页面供船员使用。公司工作人员请使用 /console 控制台。',
+      'wrongRole.union': '本页面供船员使用。工会工作人员请使用 /console 控制台。',
+      minutesLeft: '剩余免费分钟', ofActive: '有效套餐共 {0} 分钟',
+      thisMonth: '本月', usedMinutes: '已用分钟', overageMinutes: '超出分钟',
+      overageHelp: '超出部分由运营商按漫游资费收费。',
+      packs: '我的套餐', pack: '{0} 分钟套餐', packLeft: '剩余 {0} / {1} 分钟',
+      expires: '{0} 到期', expired: '已于 {0} 到期', startsOn: '{0} 生效', daysLeft: '还有 {0} 天', today: '今天',
+      'status.active': '有效', 'status.pending': '未生效', 'status.expired': '已过期',
+      'status.voided': '已撤销', 'status.exhausted': '已用完', noPacks: '您还没有套餐。',
+      calls: '本月通话', call: '通话', min: '分钟', paidBy: '计费',
+      covered: '免费', overage: '超出', split: '免费 {0} + 超出 {1}', notCharged: '不计费',
+      noCalls: '本月没有境外通话。', moreCalls: '更多通话', asOf: '更新于 {0}。',
+      'warn.none': '您没有有效套餐：境外通话将按漫游资费收费。',
+      'warn.exhausted': '免费分钟已用完：境外通话现按漫游资费收费。',
+      'warn.low': '免费分钟仅剩 {0} 分钟。',
+      'warn.expiring': '{0} 分钟将于 {1}（{2}）到期，请尽快使用。'
+    }
+  });
+
+  function setStatus(text) {
+    $('status').textContent = text || '';
+    W.show('status', !!text);
+  }
+
+  function showSignIn(problem) {
+    state.allowance = null;
+    W.show('view', false);
+    W.show('signout', false);
+    W.show('signin', true);
+    setStatus('');
+    $('signin-error').textContent = problem || '';
+    W.show('signin-error', !!problem);
+  }
+
+  async function load() {
+    var problem = W.signInProblem(W.token(), ['seafarer']);
+    if (problem) { showSignIn(problem); return; }
+    W.show('signin', false);
+    W.show('signout', true);
+    if (!state.allowance) setStatus(t('loading'));
+    var id = W.claims(W.token()).sub;
+    var now = new Date();
+    state.from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString().replace('.000Z', 'Z');
+    try {
+      var both = await Promise.all([W.api('/v1/me/allowance'), fetchCalls(id, '')]);
+      state.allowance = both[0];
+      state.calls = both[1].calls;
+      state.cursor = both[1].cursor;
+      setStatus('');
+      render();
+    } catch (e) {
+      if (e.status === 401) { W.setToken(''); showSignIn(e.message); return; }
+      setStatus(e.message);
+    }
+  }
+
+  async function fetchCalls(id, cursor) {
+    var q = '?from=' + encodeURIComponent(state.from) + '&limit=' + CALLS_PER_PAGE + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
+    var page = await W.api('/v1/seafarers/' + encodeURIComponent(id) + '/usage' + q);
+    var calls = (page.items || []).filter(function (e) { return e.kind === 'debit' && (!e.type || /voice$/.test(e.type)); });
+    return { calls: calls, cursor: page.next_cursor || '' };
+  }
+
+  async function more() {
+    var btn = $('more');
+    btn.disabled = true;
+    try {
+      var next = await fetchCalls(state.allowance.seafarer_id, state.cursor);
+      state.calls = state.calls.concat(next.calls);
+      state.cursor = next.cursor;
+      renderCalls();
+    } catch (e) {
+      setStatus(e.message);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function render() {
+    var a = state.allowance;
+    if (!a) return;
+    W.show('view', true);
+    var grants = a.grants || [];
+    var active = grants.filter(function (g) { return g.status === 'active'; });
+    var granted = active.reduce(function (s, g) { return s + g.granted_seconds; }, 0);
+
+    $('remaining').textContent = W.num(a.remaining_minutes);
+    $('remaining-note').textContent = active.length ? t('ofActive', W.num(W.minutes(granted))) : '';
+    $('used').textContent = W.num(W.minutes(a.used_seconds));
+    $('overage').textContent = W.num(W.minutes(a.overage_seconds));
+    $('overage').className = a.overage_seconds > 0 ? 'warn-text' : '';
+    $('as-of').textContent = t('asOf', W.dateTime(a.as_of));
+
+    renderWarnings(a, active, granted);
+    renderPacks(grants);
+    renderCalls();
+  }
+
+  // Warnings follow the carrier notifications: low below 20% of the active
+  // total, and a pack with minutes left that expires within seven days.
+  function renderWarnings(a, active, granted) {
+    var box = W.clear($('warnings'));
+    var add = function (level, text) { box.appendChild(h('p', { class: 'alert ' + level, role: 'alert' }, [text])); };
+    if (!active.length) add('danger', t('warn.none'));
+    else if (a.remaining_seconds <= 0) add('danger', t('warn.exhausted'));
+    else if (a.remaining_seconds * 5 < granted) add('warn', t('warn.low', W.num(a.remaining_minutes)));
+    var now = Date.now();
+    active.forEach(function (g) {
+      var left = new Date(g.expires_at).getTime() - now;
+      if (g.remaining_seconds > 0 && left < WEEK) {
+        add('warn', t('warn.expiring', W.num(W.minutes(g.remaining_seconds)), W.date(g.expires_at), inDays(g.expires_at)));
+      }
+    });
+  }
+
+  function inDays(iso) {
+    var days = Math.ceil((new Date(iso).getTime() - Date.now()) / 86400000);
+    return days <= 0 ? t('today') : t('daysLeft', days);
+  }
+
+  var statusOrder = { active: 0, pending: 1, exhausted: 2, expired: 3, voided: 4 };
+
+  function renderPacks(grants) {
+    var list = W.clear($('packs'));
+    if (!grants.length) { list.appendChild(h('li', { class: 'muted' }, [t('noPacks')])); return; }
+    grants.slice().sort(function (x, y) {
+      return (statusOrder[x.status] - statusOrder[y.status]) || (new Date(x.expires_at) - new Date(y.expires_at));
+    }).forEach(function (g) {
+      var live = g.status === 'active' || g.status === 'pending';
+      var when;
+      if (g.status === 'pending') when = t('startsOn', W.date(g.effective_at));
+      else if (g.status === 'expired') when = t('expired', W.date(g.expires_at));
+      else when = t('expires', W.date(g.expires_at)) + (live ? ' · ' + inDays(g.expires_at) : '');
+      var soon = g.status === 'active' && g.remaining_seconds > 0 && new Date(g.expires_at) - Date.now() < WEEK;
+      list.appendChild(h('li', { class: live ? 'pack' : 'pack done' }, [
+        h('div', { class: 'row' }, [
+          h('strong', {}, [t('pack', W.num(W.minutes(g.granted_seconds)))]),
+          h('span', { class: 'badge ' + g.status }, [t('status.' + g.status)])
+        ]),
+        h('div', {}, [t('packLeft', W.num(W.minutes(g.remaining_seconds)), W.num(W.minutes(g.granted_seconds)))]),
+        W.bar(g.granted_seconds ? g.remaining_seconds / g.granted_seconds : 0, t('packLeft', W.minutes(g.remaining_seconds), W.minutes(g.granted_seconds))),
+        h('div', { class: soon ? 'warn-text small' : 'muted small' }, [when])
+      ]));
+    });
+  }
+
+  function renderCalls() {
+    var body = W.clear($('calls'));
+    state.calls.forEach(function (c) {
+      var paid, cls;
+      if (c.billable_seconds === 0) { paid = t('notCharged'); cls = 'badge'; }
+      else if (c.overage_seconds === 0) { paid = t('covered'); cls = 'badge covered'; }
+      else if (c.covered_seconds === 0) { paid = t('overage'); cls = 'badge overage'; }
+      else { paid = t('split', W.minutes(c.covered_seconds), W.minutes(c.overage_seconds)); cls = 'badge overage'; }
+      var at = c.call_time || c.at;
+      body.appendChild(h('tr', {}, [
+        h('td', {}, [h('span', { class: 'place' }, [W.country(c.visited_country)]), h('time', { datetime: at }, [W.dateTime(at)])]),
+        h('td', { class: 'num' }, [W.num(W.minutes(c.billable_seconds))]),
+        h('td', {}, [h('span', { class: cls }, [paid])])
+      ]));
+    });
+    W.show('no-calls', !state.calls.length);
+    W.show('more', !!state.cursor);
+  }
+
+  function start() {
+    W.chrome(function () { showSignIn(''); });
+    W.takeLinkToken();
+    W.translate(document);
+    W.onLang(render);
+    $('signin-form').addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      W.setToken($('token').value);
+      $('token').value = '';
+      load();
+    });
+    $('refresh').addEventListener('click', load);
+    $('more').addEventListener('click', more);
+    window.addEventListener('hashchange', function () { if (/token=/.test(location.hash)) { W.takeLinkToken(); load(); } });
+    if (W.token()) load(); else showSignIn('');
+  }
+
+  start();
+})();

@@ -1,0 +1,196 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/quota"
+)
+
+// stack is the service as `wuyoud dev` runs it, minus Kafka: the real API
+// (with the pages mounted by routes()) over real HTTP, on the crew and quota
+// stores, on the embedded Redis-compatible store, with a signing key the
+// test holds. Calls are metered through the quota store, as the consumer
+// does after rating a carrier event.
+type stack struct {
+	t         *testing.T
+	base      string
+	key       *api.SigningKey
+	crew      *crew.RedisStore
+	quota     *quota.RedisStore
+	issuer    *quota.Issuer
+	company   *crew.Company
+	seafarers []*crew.Seafarer
+}
+
+const testIssuer = "https://issuer.web.test"
+
+func mustStack(t *testing.T) *stack {
+	t.Helper()
+	store := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: store.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+
+	key, err := api.GenerateSigningKey("EdDSA")
+	must(t, err)
+	jwks, err := api.JWKS(key)
+	must(t, err)
+	verifier, err := api.NewVerifierFromJWKS(jwks, testIssuer, "wuyou", time.Now)
+	must(t, err)
+
+	s := &stack{t: t, key: key}
+	s.crew = crew.NewRedisStore(rdb, "wuyou", wuyou.SystemClock)
+	s.quota = quota.NewRedisStore(rdb, "wuyou", wuyou.SystemClock, quota.Options{})
+	s.issuer = quota.NewIssuer(s.quota, roster{s.crew}, wuyou.SystemClock)
+	s.issuer.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	statements := &billing.Statements{Store: s.quota, Registry: registry{roster{s.crew}, s.quota}, Now: wuyou.SystemClock, Currency: "CNY"}
+	server := api.New(api.Config{
+		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Billing: statements, Verifier: verifier,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	addr, err := server.Listen("127.0.0.1:0")
+	must(t, err)
+	s.base = "http://" + addr.String()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = server.Shutdown(ctx)
+		_ = s.issuer.Close(ctx)
+	})
+	return s
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (s *stack) token(role, sub, companyID string) string {
+	s.t.Helper()
+	tok, err := s.key.Mint(api.TokenClaims{Issuer: testIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour}, time.Now())
+	must(s.t, err)
+	return tok
+}
+
+// seedDemo enrols the demo company and its three seafarers, as `wuyoud dev`
+// does, and gives each a 300-minute pack effective from effective.
+func (s *stack) seedDemo(effective time.Time) *quota.Programme {
+	s.t.Helper()
+	ctx := context.Background()
+	var err error
+	s.company, err = s.crew.CreateCompany(ctx, "COSCO Demo Shipping 中远示范航运", "91310000MA1FL0001X")
+	must(s.t, err)
+	for _, e := range []crew.Enrolment{
+		{BookNo: "C12345678", Name: "张伟", Nationality: "CN", MSISDN: "+8613800000001", VesselIMO: "9074729", VesselName: "MV Demo Star", SignOn: "2026-09-01", UnionMemberNo: "U-0001"},
+		{BookNo: "C23456789", Name: "李娜", Nationality: "CN", MSISDN: "+8613800000002", VesselIMO: "9074729", VesselName: "MV Demo Star", SignOn: "2026-09-01", UnionMemberNo: "U-0002"},
+		{BookNo: "C34567890", Name: "Wang Fang", Nationality: "CN", MSISDN: "+8613800000003", VesselIMO: "9074729", VesselName: "MV Demo Star", SignOn: "2026-10-15"},
+	} {
+		sf, _, err := s.crew.Enrol(ctx, s.company.ID, e)
+		must(s.t, err)
+		s.seafarers = append(s.seafarers, sf)
+	}
+	p := s.programme("出海无忧 2026 Q4 welfare pack", 300, 90, 1000)
+	s.issue(p, "seed", quota.IssuanceTarget{CompanyID: s.company.ID, EffectiveAt: &effective})
+	return p
+}
+
+func (s *stack) programme(name string, minutes int64, validDays int, budget int64) *quota.Programme {
+	s.t.Helper()
+	now := time.Now().UTC()
+	p, err := s.quota.CreateProgramme(context.Background(), quota.ProgrammeInput{
+		Name: name, PackSeconds: minutes * 60, ValidDays: validDays, Priority: 10,
+		BudgetPacks: budget, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
+	})
+	must(s.t, err)
+	return p
+}
+
+func (s *stack) issue(p *quota.Programme, key string, target quota.IssuanceTarget) {
+	s.t.Helper()
+	iss, _, err := s.issuer.StartAndRun(context.Background(), p.ID, key, target, 1000)
+	must(s.t, err)
+	if iss.Status != "done" || iss.Issued != iss.Total {
+		s.t.Fatalf("seed issuance %s: %+v", key, iss)
+	}
+}
+
+// call meters one voice call abroad of sf, rated as the default tariff
+// does: billable seconds are the duration rounded up to whole minutes.
+func (s *stack) call(sf *crew.Seafarer, id string, at time.Time, seconds int64, country string) *quota.DebitResult {
+	s.t.Helper()
+	res, err := s.quota.Debit(context.Background(), quota.Usage{
+		SeafarerID: sf.ID, MSISDN: sf.MSISDN, Source: "urn:carrier:web-test", EventID: id, Type: "carrier.usage.voice",
+		CallTime: at.UTC().Truncate(time.Second), DurationSeconds: seconds, BillableSeconds: (seconds + 59) / 60 * 60,
+		CalledNumber: "+861012345678", VisitedCountry: country,
+		OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60,
+	})
+	must(s.t, err)
+	return res
+}
+
+// enrolFleet enrols n active seafarers in a new company.
+func (s *stack) enrolFleet(name string, n int) *crew.Company {
+	s.t.Helper()
+	ctx := context.Background()
+	c, err := s.crew.CreateCompany(ctx, name, "REG-"+name)
+	must(s.t, err)
+	for i := range n {
+		_, _, err := s.crew.Enrol(ctx, c.ID, crew.Enrolment{
+			BookNo: fmt.Sprintf("F%08d", i+1), Name: fmt.Sprintf("Crew %03d", i+1), Nationality: "CN",
+			MSISDN: fmt.Sprintf("+86139%08d", i+1), VesselIMO: "9321483", VesselName: "MV Big Fleet",
+		})
+		must(s.t, err)
+	}
+	return c
+}
+
+// roster gives issuances the crew registry, as wuyoud wires it.
+type roster struct{ crew *crew.RedisStore }
+
+func (r roster) SeafarerStatus(ctx context.Context, id string) (string, error) {
+	sf, err := r.crew.Seafarer(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return sf.Status, nil
+}
+
+func (r roster) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
+	if _, err := r.crew.Company(ctx, companyID); err != nil {
+		return err
+	}
+	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{CompanyID: companyID}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
+}
+
+func (r roster) VesselCrew(ctx context.Context, imo string, fn func(string) error) error {
+	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
+}
+
+// registry tells statements which payers exist, as wuyoud wires it.
+type registry struct {
+	roster
+	quota *quota.RedisStore
+}
+
+func (r registry) ProgrammeExists(ctx context.Context, id string) error {
+	_, err := r.quota.Programme(ctx, id)
+	return err
+}
+
+func (r registry) SeafarerExists(ctx context.Context, id string) error {
+	_, err := r.crew.Seafarer(ctx, id)
+	return err
+}
