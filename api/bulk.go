@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -57,40 +59,79 @@ func (s *Server) bulkEnrol(c *fiber.Ctx) error {
 	}
 	rows = crew.Dedupe(rows)
 	rep := bulkReport{Results: []bulkResult{}}
-	for {
-		row, err := rows.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
+	// Rows are enrolled bulkParallelism at a time: each enrolment is a few
+	// Redis round trips, and rows of one file never contend (Dedupe has
+	// refused repeated book numbers and MSISDNs). Results keep file order.
+	chunk := make([]crew.Row, 0, bulkParallelism)
+	for done := false; !done; {
+		chunk = chunk[:0]
+		for len(chunk) < bulkParallelism {
+			row, err := rows.Next()
+			if errors.Is(err, io.EOF) {
+				done = true
+				break
+			} else if err != nil {
+				return err
+			}
+			chunk = append(chunk, row)
+		}
+		results, err := s.enrolRows(ctx, companyID, chunk)
+		if err != nil {
 			return err
 		}
-		rep.Total++
-		res := bulkResult{Row: row.N, Errors: row.Errors}
-		if len(row.Errors) == 0 {
+		for _, res := range results {
+			rep.Total++
+			switch res.Status {
+			case "created":
+				rep.Created++
+			case "updated":
+				rep.Updated++
+			default:
+				rep.Failed++
+			}
+			rep.Results = append(rep.Results, res)
+		}
+	}
+	return c.JSON(rep)
+}
+
+// bulkParallelism bounds the enrolments of one bulk request in flight.
+const bulkParallelism = 32
+
+// enrolRows enrols valid rows concurrently and reports each row. An
+// unexpected error (Redis down) fails the request; rows already enrolled stay.
+func (s *Server) enrolRows(ctx context.Context, companyID string, rows []crew.Row) ([]bulkResult, error) {
+	results := make([]bulkResult, len(rows))
+	errs := make([]error, len(rows))
+	var wg sync.WaitGroup
+	for i, row := range rows {
+		results[i] = bulkResult{Row: row.N, Status: "failed", Errors: row.Errors}
+		if len(row.Errors) > 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			sf, created, err := s.cfg.Crew.Enrol(ctx, companyID, row.Enrolment)
 			switch {
 			case err != nil && wuyou.ErrorCode(err) == wuyou.EINTERNAL:
-				return err
+				errs[i] = err
 			case err != nil:
-				res.Errors = fieldErrors(err)
+				results[i].Errors = fieldErrors(err)
 			case created:
-				res.Status, res.ID = "created", sf.ID
-				rep.Created++
+				results[i].Status, results[i].ID = "created", sf.ID
 			default:
-				res.Status, res.ID = "updated", sf.ID
-				rep.Updated++
+				results[i].Status, results[i].ID = "updated", sf.ID
 			}
-		}
-		if res.Status == "" {
-			res.Status = "failed"
-			rep.Failed++
-		}
-		if res.Errors == nil {
-			res.Errors = []wuyou.FieldError{}
-		}
-		rep.Results = append(rep.Results, res)
+		}()
 	}
-	return c.JSON(rep)
+	wg.Wait()
+	for i := range results {
+		if results[i].Errors == nil {
+			results[i].Errors = []wuyou.FieldError{}
+		}
+	}
+	return results, errors.Join(errs...)
 }
 
 // fieldErrors turns a domain error into per-field errors for a row report.
