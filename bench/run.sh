@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Wuyou's benchmarks in one command (`make bench` runs it). It builds the
+# measurement programs of bench/cmd, runs each against a real Redis with a
+# baseline measured in the same run, prints the table and writes
+# BENCHMARKS.md from what they printed. Figures are never typed by hand.
+#
+#   bash bench/run.sh
+#
+# Redis: $WUYOU_TEST_REDIS_ADDRS, else whatever scripts/test-redis.sh finds
+# or starts. wrk is installed with apt-get when missing and we are root.
+# Bounded in time: every step has a timeout, and all of them together share
+# a budget of $BENCH_BUDGET seconds (default 480; a run takes about 3-4
+# minutes). Exits non-zero when a measurement failed; BENCHMARKS.md is
+# still written, showing that line as not measured.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+budget=${BENCH_BUDGET:-480}
+started=$SECONDS
+say() { printf '== %s\n' "$*" >&2; }
+
+# step_timeout WANT: seconds a step may take, WANT at most, within the budget.
+step_timeout() {
+	local left=$((budget - (SECONDS - started)))
+	((left < $1)) && echo "$left" || echo "$1"
+}
+
+addrs=${WUYOU_TEST_REDIS_ADDRS:-}
+if [[ -z $addrs ]]; then
+	addrs=$(bash scripts/test-redis.sh)
+fi
+export WUYOU_TEST_REDIS_ADDRS=$addrs
+command_line="WUYOU_TEST_REDIS_ADDRS=$addrs bash bench/run.sh"
+
+date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
+load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+go_version=$(go version)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/wuyou-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+bin=$work/bin
+results=$work/results
+: >"$results"
+failed=()
+
+say "building bench/cmd/... (Redis at $addrs)"
+timeout "$(step_timeout 180)" go build -o "$bin/" ./bench/cmd/...
+
+# measure NAME WANT CMD...: runs one measurement, its figures into $results.
+measure() {
+	local name=$1 want=$2 secs
+	shift 2
+	secs=$(step_timeout "$want")
+	if ((secs < 10)); then
+		say "$name: skipped, the ${budget}s budget is spent"
+		echo "info $name.skipped the run's time budget was spent" >>"$results"
+		failed+=("$name")
+		return
+	fi
+	say "$name (at most ${secs}s)"
+	if ! timeout "$secs" "$@" >>"$results"; then
+		say "$name: FAILED"
+		echo "info $name.skipped failed (see the run's output)" >>"$results"
+		failed+=("$name")
+	fi
+}
+
+measure metering 200 "$bin/wuyoubench" metering
+measure issuance 90 "$bin/wuyoubench" issuance
+
+# wrk for the allowance reads: Debian packages it; wrk2 is not packaged, so
+# bench/cmd/loadgen measures the p99 at a fixed rate instead.
+if ! command -v wrk >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+	say "installing wrk with apt-get"
+	export DEBIAN_FRONTEND=noninteractive
+	{ apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2 || true
+fi
+if command -v wrk >/dev/null; then
+	measure allowance 120 "$bin/wuyoubench" allowance -wrk "$(command -v wrk)" -loadgen "$bin/loadgen"
+else
+	say "allowance: skipped, wrk is missing (install it, or run as root so this script can)"
+	echo "info allowance.skipped wrk is not installed" >>"$results"
+	failed+=(allowance)
+fi
+
+# Bulk enrolment is a Go benchmark of its own; its rows/s metric goes in the table.
+bulk_command="go test -run x -bench BulkEnrol10k -benchtime 3x ./bench/"
+if [[ -f bench/bulk_enrol_test.go ]]; then
+	secs=$(step_timeout 240)
+	say "bulk enrolment: $bulk_command (at most ${secs}s)"
+	echo "info bulk_enrol.command $bulk_command" >>"$results"
+	if out=$(timeout "$secs" $bulk_command 2>&1); then
+		printf '%s\n' "$out" >&2
+		# "BenchmarkBulkEnrol10k-2  3  123 ns/op  8100 rows/s ...": every value-unit pair.
+		line=$(grep -m1 '^BenchmarkBulkEnrol10k' <<<"$out" || true)
+		rate=$(awk '{ for (i = 3; i < NF; i++) if ($(i + 1) == "rows/s") print $i }' <<<"$line")
+		if [[ -n $rate ]]; then
+			echo "bulk_enrol.rate $rate rows/s" >>"$results"
+			metrics=$(awk '{ s = ""; for (i = 3; i < NF; i += 2) s = s (s == "" ? "" : ", ") $i " " $(i + 1); print s }' <<<"$line")
+			echo "info bulk_enrol.setup posts a 10,000-row CSV to the bulk enrolment route of the real API over Redis, 3 times; it reported $metrics" >>"$results"
+		else
+			echo "info bulk_enrol.skipped the benchmark reported no rows/s" >>"$results"
+			failed+=(bulk_enrol)
+		fi
+	else
+		printf '%s\n' "$out" >&2
+		echo "info bulk_enrol.skipped failed (see the run's output)" >>"$results"
+		failed+=(bulk_enrol)
+	fi
+else
+	echo "info bulk_enrol.skipped bench/bulk_enrol_test.go is not there yet" >>"$results"
+fi
+
+say "done in $((SECONDS - started))s"
+echo
+"$bin/wuyoubench" report -results "$results" -out BENCHMARKS.md \
+	-date "$date_utc" -nproc "$(nproc)" -cpu "${cpu:-unknown}" -load "$load" -go "$go_version" -command "$command_line"
+echo
+say "wrote BENCHMARKS.md"
+if ((${#failed[@]} > 0)); then
+	say "not measured: ${failed[*]}"
+	exit 1
+fi
