@@ -5,12 +5,14 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -68,7 +70,23 @@ type verificationKey struct {
 // It is safe for concurrent use.
 type Verifier struct {
 	keys map[string]verificationKey // by kid
+	now  func() time.Time
+
+	// verified remembers tokens whose signature and claims were checked, so
+	// a client repeating its token (every request of a session) costs a
+	// hash and a map lookup instead of a signature verification. An entry
+	// is used only until the token's own expiry; the map is bounded.
+	mu       sync.RWMutex
+	verified map[[32]byte]verifiedToken
 }
+
+type verifiedToken struct {
+	p   Principal
+	exp time.Time
+}
+
+// maxVerifiedTokens bounds the cache of verified tokens (about 150 B each).
+const maxVerifiedTokens = 100_000
 
 // NewVerifier reads the JWKS JSON file at jwksPath; see NewVerifierFromJWKS.
 func NewVerifier(jwksPath, issuer, audience string, now func() time.Time) (*Verifier, error) {
@@ -124,7 +142,7 @@ func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() ti
 		)
 	}
 
-	v := &Verifier{keys: make(map[string]verificationKey, len(set.Keys))}
+	v := &Verifier{keys: make(map[string]verificationKey, len(set.Keys)), now: now, verified: map[[32]byte]verifiedToken{}}
 	for _, m := range set.Keys {
 		alg, public, ok := usableKey(m)
 		if !ok {
@@ -198,11 +216,42 @@ func unauthorized(msg string) error { return wuyou.Errorf(wuyou.EUNAUTHORIZED, "
 // (required; role one of the four; company role requires company_id). Any
 // failure → *wuyou.Error EUNAUTHORIZED with a short safe message.
 func (v *Verifier) Verify(token string) (Principal, error) {
+	if len(token) == 0 || len(token) > MaxTokenBytes {
+		return v.verify(token)
+	}
+	sum := sha256.Sum256([]byte(token))
+	v.mu.RLock()
+	hit, ok := v.verified[sum]
+	v.mu.RUnlock()
+	if ok && v.now().Before(hit.exp) {
+		return hit.p, nil
+	}
+	p, exp, err := v.verifyClaims(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	v.mu.Lock()
+	if len(v.verified) >= maxVerifiedTokens {
+		clear(v.verified) // rare; the next requests verify again
+	}
+	v.verified[sum] = verifiedToken{p: p, exp: exp}
+	v.mu.Unlock()
+	return p, nil
+}
+
+func (v *Verifier) verify(token string) (Principal, error) {
+	p, _, err := v.verifyClaims(token)
+	return p, err
+}
+
+// verifyClaims checks everything about a token and returns its principal
+// and expiry.
+func (v *Verifier) verifyClaims(token string) (Principal, time.Time, error) {
 	if len(token) == 0 {
-		return Principal{}, unauthorized("missing bearer token")
+		return Principal{}, time.Time{}, unauthorized("missing bearer token")
 	}
 	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 
 	// Choose the key by kid before parsing, so the parser admits exactly
@@ -210,20 +259,20 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	rawHeader, _, _ := strings.Cut(token, ".")
 	headerJSON, err := base64.RawURLEncoding.Strict().DecodeString(rawHeader)
 	if err != nil {
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	var header tokenHeader
 	if err := json.Unmarshal(headerJSON, &header); err != nil {
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	// RFC 7515 §4.1.11: extensions marked critical must be understood; Wuyou
 	// understands none.
 	if header.Crit != nil {
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	key, ok := v.keys[header.KID]
 	if !ok || header.Alg != key.alg {
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 
 	var claims tokenClaims
@@ -232,28 +281,28 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	})
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return Principal{}, unauthorized("token expired")
+		return Principal{}, time.Time{}, unauthorized("token expired")
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return Principal{}, unauthorized("token not yet valid")
+		return Principal{}, time.Time{}, unauthorized("token not yet valid")
 	case err != nil:
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 
 	p := Principal{Role: claims.Role, Subject: claims.Subject}
 	if p.Subject == "" {
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	switch p.Role {
 	case RoleSeafarer, RoleUnion, RoleCarrier:
 	case RoleCompany:
 		if claims.CompanyID == "" {
-			return Principal{}, unauthorized("invalid token")
+			return Principal{}, time.Time{}, unauthorized("invalid token")
 		}
 		p.CompanyID = claims.CompanyID
 	default:
-		return Principal{}, unauthorized("invalid token")
+		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
-	return p, nil
+	return p, claims.ExpiresAt.Time, nil
 }
 
 // principalKey is the c.Locals key under which Authenticate stores the Principal.

@@ -11,25 +11,34 @@ import (
 )
 
 func (s *Server) getAllowance(c *fiber.Ctx) error {
-	sf, err := s.seafarerFor(c, c.Params("id"))
-	if err != nil {
-		return err
-	}
-	a, err := s.cfg.Quota.Allowance(c.UserContext(), sf.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(a)
+	return s.allowance(c, c.Params("id"))
 }
 
 func (s *Server) getMyAllowance(c *fiber.Ctx) error {
-	sf, err := s.seafarerFor(c, PrincipalOf(c).Subject)
+	return s.allowance(c, PrincipalOf(c).Subject)
+}
+
+// allowance answers a seafarer reading its own balance with one Redis round
+// trip: the token already names the seafarer, so the profile is read only
+// when there are no grants at all (to tell "nothing yet" from "no such
+// seafarer"). Staff reads check tenancy on the profile first.
+func (s *Server) allowance(c *fiber.Ctx, id string) error {
+	ctx := c.UserContext()
+	p := PrincipalOf(c)
+	self := p.Role == RoleSeafarer && p.Subject == id
+	if !self {
+		if _, err := s.seafarerFor(c, id); err != nil {
+			return err
+		}
+	}
+	a, err := s.cfg.Quota.Allowance(ctx, id)
 	if err != nil {
 		return err
 	}
-	a, err := s.cfg.Quota.Allowance(c.UserContext(), sf.ID)
-	if err != nil {
-		return err
+	if self && len(a.Grants) == 0 {
+		if _, err := s.seafarerFor(c, id); err != nil {
+			return err
+		}
 	}
 	return c.JSON(a)
 }
