@@ -20,6 +20,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/web"
 )
 
 // Quota is what the API needs of the quota package.
@@ -50,14 +51,24 @@ type Config struct {
 	Quota    Quota
 	Issuer   Issuer
 	Ledger   LedgerPublisher
+	Billing  Billing // statements, periods, reconciliation; nil answers 503
 	Verifier *Verifier
 	// Ready names the dependencies /readyz checks; each must answer quickly.
 	Ready    map[string]func(context.Context) error
 	Registry *prometheus.Registry
 	Log      *slog.Logger
 	Now      wuyou.Clock
-	// BodyLimit bounds every request body (bulk enrolment included).
+	// BodyLimit bounds every request body (bulk enrolment included); 0
+	// means crew.MaxBulkBytes (16 MiB). Larger bodies get 413.
 	BodyLimit int
+	// WriteRateLimit is how many write requests (POST, PUT, PATCH, DELETE
+	// under /v1) one principal may make a minute; 0 means
+	// DefaultWriteRateLimit, negative no limit. Over it: 429 with Retry-After.
+	WriteRateLimit int
+	// RateLimitStorage holds the write budgets. nil keeps them in this
+	// process, so each replica limits alone; a RedisRateLimitStore shares
+	// them between every replica on the same Redis.
+	RateLimitStorage fiber.Storage
 }
 
 // Server is the HTTP API.
@@ -76,20 +87,30 @@ func New(cfg Config) *Server {
 		cfg.Now = wuyou.SystemClock
 	}
 	if cfg.BodyLimit == 0 {
-		cfg.BodyLimit = 16 << 20
+		cfg.BodyLimit = crew.MaxBulkBytes
+	}
+	if cfg.WriteRateLimit == 0 {
+		cfg.WriteRateLimit = DefaultWriteRateLimit
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{cfg: cfg}
 	s.app = fiber.New(fiber.Config{
-		ErrorHandler:          errorHandler(cfg.Log),
+		ErrorHandler:          refuseOversized(errorHandler(cfg.Log)),
 		BodyLimit:             cfg.BodyLimit,
 		DisableStartupMessage: true,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          60 * time.Second,
-		IdleTimeout:           120 * time.Second,
-		StreamRequestBody:     true,
+		// A client gets ReadTimeout to send a request and WriteTimeout to
+		// take the answer; an idle keep-alive connection is closed after
+		// IdleTimeout.
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  120 * time.Second,
+		// Request head and body limits: see limits.go.
+		ReadBufferSize:               readBufferSize,
+		ReduceMemoryUsage:            true,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 		// MSISDNs in paths arrive as %2B…; match and read them decoded.
 		UnescapePath: true,
 	})
@@ -103,6 +124,7 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) routes() {
 	app := s.app
 	app.Use(newHTTPMetrics(s.cfg.Registry))
+	app.Use(limitBody(s.cfg.BodyLimit))
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", s.readyz)
@@ -113,7 +135,9 @@ func (s *Server) routes() {
 		return c.Send(openAPIDocument)
 	})
 
-	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier))
+	// Order matters: a request is authenticated before it may cost a Redis
+	// round trip (the rate limit) or a buffered body.
+	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier), s.limitWrites(), bufferChunkedBody(s.cfg.BodyLimit))
 	staff := Require(RoleUnion, RoleCompany)
 	anyPerson := Require(RoleUnion, RoleCompany, RoleSeafarer)
 	union := Require(RoleUnion)
@@ -136,22 +160,51 @@ func (s *Server) routes() {
 	v1.Post(`/seafarers/:id/grants/:grant_id\:void`, union, s.voidGrant)
 
 	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(RoleCarrier), s.carrierAllowance)
+
+	v1.Get("/statements", staff, s.getStatement)
+	v1.Post(`/periods/:period\:close`, union, s.closePeriod)
+	v1.Post("/reconciliations", union, s.reconcile)
+	web.Mount(app) // the seafarer page "/", the staff "/console" and their "/assets/*"
 	app.Use(func(c *fiber.Ctx) error {
 		return wuyou.Errorf(wuyou.ENOTFOUND, "no route %s %s", c.Method(), c.Path())
 	})
 }
 
+// readyTimeout bounds /readyz as a whole.
+const readyTimeout = 2 * time.Second
+
+// readyz runs every check at once and answers within readyTimeout even when
+// a check ignores its context (a Redis client bounds socket reads by its own
+// ReadTimeout, not by the context): such a check is reported as timed out
+// and left to finish on its own.
 func (s *Server) readyz(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(c.UserContext(), readyTimeout)
 	defer cancel()
-	status := fiber.Map{}
-	ok := true
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(s.cfg.Ready))
 	for name, check := range s.cfg.Ready {
-		if err := check(ctx); err != nil {
-			status[name] = err.Error()
+		go func() { results <- result{name, check(ctx)} }()
+	}
+	status := fiber.Map{}
+	for name := range s.cfg.Ready {
+		status[name] = "no answer within " + readyTimeout.String()
+	}
+	ok := true
+wait:
+	for range s.cfg.Ready {
+		select {
+		case r := <-results:
+			if r.err != nil {
+				status[r.name], ok = r.err.Error(), false
+			} else {
+				status[r.name] = "ok"
+			}
+		case <-ctx.Done():
 			ok = false
-		} else {
-			status[name] = "ok"
+			break wait
 		}
 	}
 	if !ok {
@@ -173,7 +226,7 @@ func (s *Server) Listen(addr string) (net.Addr, error) {
 	}
 	s.ln = ln
 	go func() {
-		if err := s.app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := s.app.Listener(lingeringListener{ln}); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.cfg.Log.Error("http server stopped", "err", err)
 		}
 	}()

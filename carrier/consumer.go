@@ -32,7 +32,7 @@ import (
 //     (a redelivered event republishes its stored ledger entry under the same id).
 //
 // Order inside a batch: decode → resolve MSISDN → rate → debit (one pipeline)
-// → publish → commit.
+// → index statements → publish → commit.
 
 // Resolver finds the seafarer an MSISDN belongs to now.
 type Resolver interface {
@@ -44,6 +44,10 @@ type Resolver interface {
 type Meter interface {
 	DebitBatch(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
 	AddProgrammeUsage(ctx context.Context, programmeID string, seconds int64) error
+	// IndexStatements records which statements the debits were counted in
+	// (and settles debits that raced with a period's close); it is
+	// idempotent and is called for repeated debits too.
+	IndexStatements(ctx context.Context, debits []quota.StatementDebit) error
 }
 
 // ConsumerConfig wires a Consumer.
@@ -130,12 +134,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err := c.handleWithRetry(context.WithoutCancel(ctx), ctx, batch); err != nil {
 			return nil // stopping: uncommitted, redelivered to the next owner
 		}
-		if err := c.reader.CommitMessages(context.WithoutCancel(ctx), batch...); err != nil {
+		if err := c.commit(ctx, batch); err != nil {
 			// A rebalance took the partition away: the new owner gets the
 			// batch again and dedupe makes that harmless.
 			c.cfg.Log.Warn("commit failed; the batch will be redelivered", "err", err)
 		}
 	}
+}
+
+// commitTimeout bounds an offset commit. A commit that times out is
+// harmless: a later commit covers its offsets, or the batch is redelivered
+// and dedupe refuses it.
+const commitTimeout = 10 * time.Second
+
+// commit commits a stored batch's offsets, even while stopping (a graceful
+// stop commits what it applied), but waits at most commitTimeout: kafka-go
+// hands a synchronous commit to the current generation's commit loop, and
+// while the group rebalances or its coordinator is unreachable there is none
+// to take it, so an unbounded commit would stall the consumer until there is.
+func (c *Consumer) commit(ctx context.Context, batch []kafka.Message) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	return c.reader.CommitMessages(ctx, batch...)
 }
 
 // fetch waits for one message, then takes whatever else arrives within
@@ -252,13 +272,22 @@ func (c *Consumer) Usage(seafarerID string, ev *UsageEvent) quota.Usage {
 		SeafarerID: seafarerID, MSISDN: ev.Subject, Source: ev.Source, EventID: ev.ID, Type: ev.Type,
 		CallTime: ev.Time, DurationSeconds: ev.Data.DurationSeconds, BillableSeconds: r.BillableSeconds,
 		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry,
-		OveragePrice: r.OveragePrice, Increment: r.Increment,
+		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
 	}
 }
 
 // effects turns debit results into ledger messages, notifications and
 // programme usage counters.
 func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []*quota.DebitResult) ([]kafka.Message, error) {
+	// Statements first, duplicates included: a batch redelivered after a
+	// crash between the debit and this step repairs the index.
+	debits := make([]quota.StatementDebit, len(results))
+	for i, r := range results {
+		debits[i] = quota.StatementDebit{SeafarerID: usages[i].SeafarerID, Entry: r.Entry}
+	}
+	if err := c.cfg.Meter.IndexStatements(ctx, debits); err != nil {
+		return nil, err
+	}
 	var out []kafka.Message
 	for i, r := range results {
 		u := usages[i]

@@ -34,6 +34,18 @@ type outEvent struct {
 // Source is the CloudEvents source of everything Wuyou publishes.
 const Source = "urn:wuyou"
 
+// Bounds of one write. kafka-go bounds each attempt to produce a batch by
+// writeTimeout and its transport bounds dialing (5 s) and metadata (6 s),
+// but a caller's wait for its batch is bounded only by the caller's
+// context: behind a batch of another caller that is still retrying, or
+// across library defaults that change. Every write therefore runs under
+// publishTimeout, stated here: all attempts with their backoff, and no longer.
+const (
+	writeTimeout   = 10 * time.Second
+	writeAttempts  = 3
+	publishTimeout = writeAttempts*writeTimeout + 15*time.Second
+)
+
 // NewWriter returns the producer for every topic Wuyou writes. Every write
 // waits for all in-sync replicas (a kafka.Writer{} literal would default to
 // RequireNone and could lose what it was told to send).
@@ -44,9 +56,9 @@ func NewWriter(brokers []string) *kafka.Writer {
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 2 * time.Millisecond,
 		BatchSize:    1000,
-		WriteTimeout: 10 * time.Second,
-		ReadTimeout:  10 * time.Second,
-		MaxAttempts:  3,
+		WriteTimeout: writeTimeout,
+		ReadTimeout:  writeTimeout,
+		MaxAttempts:  writeAttempts,
 	}
 }
 
@@ -97,14 +109,17 @@ func (p *Publisher) PublishLedger(ctx context.Context, seafarerID string, e *quo
 	if err != nil {
 		return err
 	}
-	return p.w.WriteMessages(ctx, m)
+	return p.Write(ctx, m)
 }
 
-// Write sends messages and waits for the brokers to acknowledge all of them.
+// Write sends messages and waits for the brokers to acknowledge all of them,
+// at most publishTimeout (less when ctx ends sooner).
 func (p *Publisher) Write(ctx context.Context, msgs ...kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	return p.w.WriteMessages(ctx, msgs...)
 }
 

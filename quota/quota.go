@@ -110,10 +110,18 @@ type LedgerEntry struct {
 	CoveredSeconds  int64         `json:"covered_seconds"`
 	OverageSeconds  int64         `json:"overage_seconds"`
 	OverageAmount   billing.Money `json:"overage_amount"`
-	CalledNumber    string        `json:"called_number"`
-	VisitedCountry  string        `json:"visited_country"`
-	MSISDN          string        `json:"msisdn,omitempty"`
-	Draws           []Draw        `json:"draws"`
+	// WelfareCost is what the welfare fund owes the carrier for the covered
+	// seconds: the wholesale price per started increment (debits only).
+	WelfareCost *billing.Money `json:"welfare_cost,omitempty"`
+	// StatementPeriod is the period whose statements count the call: its own
+	// period, or, when that was closed before the call was metered, the first
+	// open period after it, with AdjustsPeriod naming the call's own period.
+	StatementPeriod string `json:"statement_period,omitempty"`
+	AdjustsPeriod   string `json:"adjusts_period,omitempty"`
+	CalledNumber    string `json:"called_number"`
+	VisitedCountry  string `json:"visited_country"`
+	MSISDN          string `json:"msisdn,omitempty"`
+	Draws           []Draw `json:"draws"`
 	// For grant and void entries: the grant and the seconds it added or removed.
 	GrantID     string `json:"grant_id,omitempty"`
 	ProgrammeID string `json:"programme_id,omitempty"`
@@ -134,6 +142,9 @@ type Usage struct {
 	// Overage pricing: OveragePrice per started Increment seconds.
 	OveragePrice billing.Money
 	Increment    int64
+	// WholesalePrice is what the welfare fund pays per started Increment of
+	// covered seconds (same currency as OveragePrice).
+	WholesalePrice billing.Money
 }
 
 // DebitResult is the outcome of applying one usage.

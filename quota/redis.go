@@ -35,11 +35,13 @@ type Options struct {
 //	T:l   hash  ledger entry id -> entry JSON
 //	T:lt  zset  ledger entry id -> entry time (unix s); trimmed after the ledger horizon
 //	T:u   hash  "YYYY-MM:calls|billable|covered|overage|amount" -> counter
+//	T:s:YYYY-MM, T:c:YYYY-MM  statement figures; see statements.go
 type RedisStore struct {
-	rdb    redis.UniversalClient
-	prefix string
-	now    wuyou.Clock
-	opts   Options
+	rdb     redis.UniversalClient
+	prefix  string
+	now     wuyou.Clock
+	opts    Options
+	periods periodCache // closed periods, as the debit last saw them
 }
 
 // NewRedisStore returns a store under prefix.
@@ -92,11 +94,17 @@ type debitHead struct {
 
 // Debit applies one call. See Meter.
 func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
-	cmd, err := s.debitCmd(ctx, s.rdb, u)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		cmd, err := s.debitCmd(ctx, s.rdb, u)
+		if err != nil {
+			return nil, err
+		}
+		if isStale(cmd.Err()) && attempt < 2 {
+			s.periods.forget() // the period list moved on: read it again
+			continue
+		}
+		return debitResult(cmd)
 	}
-	return debitResult(cmd)
 }
 
 // DebitBatch applies many calls in one pipeline: one round trip for the batch.
@@ -114,7 +122,7 @@ func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult
 		}
 		return nil
 	})
-	if err != nil && !isNoScript(err) {
+	if err != nil && !isNoScript(err) && !isStale(err) {
 		return nil, fmt.Errorf("quota: debit batch: %w", err)
 	}
 	if isNoScript(err) { // a restarted Redis lost its script cache: load and retry once
@@ -124,7 +132,13 @@ func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult
 		return s.DebitBatch(ctx, us)
 	}
 	out := make([]*DebitResult, len(us))
+	if err := s.retryStale(ctx, us, cmds, out); err != nil {
+		return nil, err
+	}
 	for i, c := range cmds {
+		if out[i] != nil {
+			continue
+		}
 		r, err := debitResult(c)
 		if err != nil {
 			return nil, err
@@ -166,11 +180,16 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	head = append(head[:len(head)-1], `,"covered_seconds":`...)
 	k := s.keys(u.SeafarerID)
 	callTime := u.CallTime.Unix()
+	stmtKeys, stmtArgs, err := s.statementArgs(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	return debitScript.Run(ctx, r,
-		[]string{k.grants, k.seen, k.ledger, k.ledgerIdx, k.usage},
-		entryID[2:], entryID, callTime, u.BillableSeconds,
-		now.Add(-s.opts.DedupeWindow).Unix(), now.Add(-s.opts.LedgerHorizon).Unix(),
-		head, u.OveragePrice.Minor, incr, u.OveragePrice.Currency, Period(u.CallTime), now.Unix(),
+		append([]string{k.grants, k.seen, k.ledger, k.ledgerIdx, k.usage}, stmtKeys...),
+		append([]any{entryID[2:], entryID, callTime, u.BillableSeconds,
+			now.Add(-s.opts.DedupeWindow).Unix(), now.Add(-s.opts.LedgerHorizon).Unix(),
+			head, u.OveragePrice.Minor, incr, u.OveragePrice.Currency, Period(u.CallTime), now.Unix(),
+		}, stmtArgs...)...,
 	), nil
 }
 
@@ -203,8 +222,12 @@ type GrantInput struct {
 
 // AddGrant adds a grant once; added is false when it already existed.
 func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, entry *LedgerEntry, err error) {
-	if in.Seconds <= 0 || !in.ExpiresAt.After(in.EffectiveAt) || in.Priority < 0 {
+	// Times are kept in whole seconds: compare them as stored.
+	if in.Seconds <= 0 || in.ExpiresAt.Unix() <= in.EffectiveAt.Unix() || in.Priority < 0 {
 		return false, nil, wuyou.Errorf(wuyou.EINVALID, "grant needs positive seconds, a priority >= 0 and an expiry after its effective time")
+	}
+	if in.ID == "" || !plainID(in.ID) || !plainID(in.ProgrammeID) {
+		return false, nil, wuyou.Errorf(wuyou.EINVALID, "grant and programme ids must be printable ASCII without spaces, quotes, backslashes or colons")
 	}
 	now := s.now()
 	enc := fmt.Sprintf("%d:%d:%d:%d:%d:%d:0:%s", in.Seconds, in.Seconds, in.EffectiveAt.Unix(), in.ExpiresAt.Unix(), in.Priority, now.UnixMilli(), in.ProgrammeID)
@@ -224,6 +247,19 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 		return false, nil, err
 	}
 	return n == 1, entry, nil
+}
+
+// plainID reports whether id can be stored as is: the debit script writes
+// grant and programme ids into JSON, and a grant's record separates its
+// fields with colons, both without escaping. A grant id that broke the JSON
+// would fail every later debit drawing from it, after the debit was stored.
+func plainID(id string) bool {
+	for _, r := range id {
+		if r <= ' ' || r > '~' || r == ':' || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // VoidGrant sets a grant's remaining seconds to zero. ENOTFOUND; ECONFLICT

@@ -10,11 +10,14 @@ import "github.com/redis/go-redis/v9"
 // Every script below touches only keys under one seafarer's hash tag
 // ("<prefix>:{s:<id>}"), so it runs unchanged on Redis Cluster.
 
-// luaParseGrant is shared by the scripts that read grants.
+// luaParseGrant is shared by the scripts that read grants. Fields may be
+// empty (a grant without a programme ends in ":"), so the split keeps empty
+// fields: skipping them would leave prog nil and fail the script part-way,
+// after earlier grants of the same call were already written.
 const luaParseGrant = `
 local function parse(id, v)
   local f = {}
-  for x in string.gmatch(v, '[^:]+') do f[#f+1] = x end
+  for x in string.gmatch(v .. ':', '([^:]*):') do f[#f+1] = x end
   return {id=id, granted=tonumber(f[1]), rem=tonumber(f[2]), eff=tonumber(f[3]), exp=tonumber(f[4]),
           prio=tonumber(f[5]), iss=tonumber(f[6]), void=f[7], prog=f[8]}
 end
@@ -34,15 +37,33 @@ end
 // ARGV[7] entry JSON up to and including `"covered_seconds":`,
 // ARGV[8] overage price per increment (minor units), ARGV[9] increment (s),
 // ARGV[10] currency, ARGV[11] period "YYYY-MM", ARGV[12] now (unix s).
+// Statements (statements.go): KEYS[6] statement figures of the call's period,
+// KEYS[7] those of the first period after it believed open, KEYS[8] figures
+// by MSISDN of the call's period; ARGV[13] wholesale price per increment
+// (minor units), ARGV[14] "1" when the call's period is closed by the cached
+// list, ARGV[15] the period of KEYS[7], ARGV[16] MSISDN, ARGV[17] expiry of
+// KEYS[8] (unix s).
 // Reply: {duplicate 0|1, entry JSON, remaining now, granted now} where the
 // last two sum grants active at now; on a duplicate the stored entry is
-// returned (or "" when trimmed) and nothing changes.
+// returned (or "" when trimmed) and nothing changes. Error "ESTALE …" (before
+// any write) when the period of KEYS[7] turns out to be closed as well.
 var debitScript = redis.NewScript(luaParseGrant + `
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   return {1, redis.call('HGET', KEYS[3], ARGV[2]) or '', 0, 0}
 end
 local t = tonumber(ARGV[3])
 local now = tonumber(ARGV[12])
+-- The statement that counts this call: its own period's (KEYS[6]) unless
+-- that period is closed, by the cached list or because this seafarer's
+-- figures of it are frozen; then the first open period after it (KEYS[7])
+-- as an adjustment naming the call's period. Checked before any write.
+local stmtp, stmtk, adjp = ARGV[11], KEYS[6], ''
+if ARGV[14] == '1' or redis.call('HEXISTS', KEYS[6], 'frozen') == 1 then
+  if redis.call('HEXISTS', KEYS[7], 'frozen') == 1 then
+    return redis.error_reply('ESTALE closed periods: ' .. ARGV[15] .. ' is closed too')
+  end
+  stmtp, stmtk, adjp = ARGV[15], KEYS[7], ARGV[11]
+end
 local all = redis.call('HGETALL', KEYS[1])
 local grants, cand = {}, {}
 for i = 1, #all, 2 do
@@ -58,7 +79,7 @@ table.sort(cand, function(a, b)
 end)
 local need = tonumber(ARGV[4])
 local covered = 0
-local draws = {}
+local draws, taken = {}, {}
 for _, g in ipairs(cand) do
   if need == 0 then break end
   local take = math.min(need, g.rem)
@@ -67,27 +88,71 @@ for _, g in ipairs(cand) do
   covered = covered + take
   redis.call('HSET', KEYS[1], g.id, encode(g))
   draws[#draws+1] = '{"grant_id":"' .. g.id .. '","programme_id":"' .. g.prog .. '","seconds":' .. take .. '}'
+  taken[#taken+1] = {g.prog, take}
 end
 local incr = tonumber(ARGV[9])
 local amount = math.floor((need + incr - 1) / incr) * tonumber(ARGV[8])
+-- Welfare cost: the wholesale price per started increment of covered time.
+-- Each increment is charged to the programme whose draw starts it, so the
+-- programmes' shares add up to the call's cost.
+local wprice = tonumber(ARGV[13])
+local welfare = math.floor((covered + incr - 1) / incr) * wprice
+local shares, sorder, drawn = {}, {}, 0
+for _, d in ipairs(taken) do
+  local before = math.floor((drawn + incr - 1) / incr)
+  drawn = drawn + d[2]
+  if d[1] ~= '' then
+    local sh = shares[d[1]]
+    if not sh then sh = {0, 0}; shares[d[1]] = sh; sorder[#sorder+1] = d[1] end
+    sh[1] = sh[1] + d[2]
+    sh[2] = sh[2] + (math.floor((drawn + incr - 1) / incr) - before) * wprice
+  end
+end
 local entry = ARGV[7] .. covered .. ',"overage_seconds":' .. need ..
-  ',"overage_amount":{"minor":' .. amount .. ',"currency":"' .. ARGV[10] .. '"},"draws":[' ..
+  ',"overage_amount":{"minor":' .. amount .. ',"currency":"' .. ARGV[10] .. '"}' ..
+  ',"welfare_cost":{"minor":' .. welfare .. ',"currency":"' .. ARGV[10] .. '"}' ..
+  ',"statement_period":"' .. stmtp .. '","adjusts_period":"' .. adjp .. '","draws":[' ..
   table.concat(draws, ',') .. ']}'
-redis.call('HSET', KEYS[3], ARGV[2], entry)
-redis.call('ZADD', KEYS[4], t, ARGV[2])
-redis.call('ZADD', KEYS[2], t, ARGV[1])
+-- Forget old identities and entries before storing this call's, so a call
+-- at the window's edge is not forgotten by its own debit: a repeat later in
+-- the same batch must still be a duplicate, answered with this entry.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6], 'LIMIT', 0, 64)
 if #old > 0 then
   redis.call('HDEL', KEYS[3], unpack(old))
   redis.call('ZREM', KEYS[4], unpack(old))
 end
+redis.call('HSET', KEYS[3], ARGV[2], entry)
+redis.call('ZADD', KEYS[4], t, ARGV[2])
+redis.call('ZADD', KEYS[2], t, ARGV[1])
 local p = ARGV[11]
 redis.call('HINCRBY', KEYS[5], p .. ':calls', 1)
 redis.call('HINCRBY', KEYS[5], p .. ':billable', tonumber(ARGV[4]))
 redis.call('HINCRBY', KEYS[5], p .. ':covered', covered)
 redis.call('HINCRBY', KEYS[5], p .. ':overage', need)
 redis.call('HINCRBY', KEYS[5], p .. ':amount', amount)
+-- Statement figures; an adjustment's fields are prefixed "a:<its period>:".
+local pre = ''
+if adjp ~= '' then pre = 'a:' .. adjp .. ':' end
+redis.call('HINCRBY', stmtk, pre .. 'calls', 1)
+redis.call('HINCRBY', stmtk, pre .. 'billable', tonumber(ARGV[4]))
+redis.call('HINCRBY', stmtk, pre .. 'covered', covered)
+redis.call('HINCRBY', stmtk, pre .. 'overage', need)
+redis.call('HINCRBY', stmtk, pre .. 'amount', amount)
+redis.call('HINCRBY', stmtk, pre .. 'welfare', welfare)
+redis.call('HSET', stmtk, 'cur', ARGV[10])
+for _, id in ipairs(sorder) do
+  local q = pre .. 'p:' .. id .. ':'
+  redis.call('HINCRBY', stmtk, q .. 'calls', 1)
+  redis.call('HINCRBY', stmtk, q .. 'covered', shares[id][1])
+  redis.call('HINCRBY', stmtk, q .. 'welfare', shares[id][2])
+end
+-- By the call's own period and the MSISDN it was made from (reconciliation).
+local m = ARGV[16]
+redis.call('HINCRBY', KEYS[8], m .. ':calls', 1)
+redis.call('HINCRBY', KEYS[8], m .. ':billable', tonumber(ARGV[4]))
+redis.call('HINCRBY', KEYS[8], m .. ':covered', covered)
+redis.call('EXPIREAT', KEYS[8], tonumber(ARGV[17]))
 local rem, granted = 0, 0
 for _, g in ipairs(grants) do
   if g.void == '0' and g.eff <= now and now < g.exp then

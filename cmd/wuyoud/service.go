@@ -51,7 +51,11 @@ type deps struct {
 }
 
 // newRedis dials Redis: one address is a single node, several a cluster.
-// Every call has a timeout, so a hung Redis surfaces as an error.
+// Every call has a timeout, so a hung Redis surfaces as an error. A context
+// deadline shorter than these does not cut a command short
+// (ContextTimeoutEnabled stays off: a command abandoned mid-flight has an
+// unknown outcome and costs its connection); a caller that must answer
+// sooner, like /readyz, stops waiting instead.
 func newRedis(cfg Config) redis.UniversalClient {
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:         cfg.RedisAddrs,
@@ -119,7 +123,9 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 
 	s.server = api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Ledger: publisher, Verifier: verifier,
+		Billing:  newStatements(s.quota, s.crew, tariff, d.now),
 		Registry: reg, Log: log, Now: d.now,
+		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
 		Ready: map[string]func(context.Context) error{
 			"redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
 			"kafka": func(ctx context.Context) error { return pingKafka(ctx, cfg.KafkaBrokers) },

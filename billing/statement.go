@@ -1,0 +1,440 @@
+package billing
+
+// Statements: what each payer owes for one period.
+//
+// A period is a calendar month in UTC, and a call belongs to the period of
+// its own time (when it started), never of its arrival. The welfare fund
+// (through each programme whose packs covered a call) owes the carrier the
+// wholesale price of covered time; companies and their seafarers owe the
+// overage amount. Both are priced per call, per started increment (see
+// Rating.OverageAmount and Rating.WelfareCost), and a statement's totals are
+// the sums of those per-call amounts: nothing is rounded at the statement
+// level.
+//
+// Closing a period freezes its statements. A call metered after its period
+// was closed is counted in the first open period after it, on an adjustment
+// line naming the period it belongs to; the closed statement never changes.
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wuyou/wuyou"
+)
+
+// Payer kinds (CONTRACT §4: payer=programme:{id}|company:{id}|seafarer:{id}).
+const (
+	PayerProgramme = "programme"
+	PayerCompany   = "company"
+	PayerSeafarer  = "seafarer"
+)
+
+// Period states.
+const (
+	PeriodOpen    = "open"    // calls of the period are still counted in it
+	PeriodClosing = "closing" // a close has started: new calls of the period become adjustments
+	PeriodClosed  = "closed"  // its statements are frozen
+)
+
+const periodLayout = "2006-01"
+
+// PeriodOf is the period ("YYYY-MM", UTC) of t.
+func PeriodOf(t time.Time) string { return t.UTC().Format(periodLayout) }
+
+// PeriodBounds returns the first instant of period and the first instant of
+// the next one. EINVALID unless period is "YYYY-MM".
+func PeriodBounds(period string) (start, end time.Time, err error) {
+	start, err = time.Parse(periodLayout, period)
+	if err != nil || len(period) != len(periodLayout) || start.Year() < 2000 {
+		return time.Time{}, time.Time{}, wuyou.Invalid([]wuyou.FieldError{{Field: "period", Message: "must be a month as YYYY-MM"}})
+	}
+	return start, start.AddDate(0, 1, 0), nil
+}
+
+// NextPeriod is the period after period, which must be valid.
+func NextPeriod(period string) string {
+	_, end, err := PeriodBounds(period)
+	if err != nil {
+		panic("billing: NextPeriod of an invalid period " + period)
+	}
+	return PeriodOf(end)
+}
+
+// Payer names who a statement is for.
+type Payer struct {
+	Kind string // PayerProgramme, PayerCompany or PayerSeafarer
+	ID   string
+}
+
+func (p Payer) String() string { return p.Kind + ":" + p.ID }
+
+// ParsePayer reads "programme:{id}", "company:{id}" or "seafarer:{id}". EINVALID.
+func ParsePayer(s string) (Payer, error) {
+	kind, id, _ := strings.Cut(s, ":")
+	switch {
+	case kind != PayerProgramme && kind != PayerCompany && kind != PayerSeafarer:
+		return Payer{}, wuyou.Invalid([]wuyou.FieldError{{Field: "payer", Message: "must be programme:{id}, company:{id} or seafarer:{id}"}})
+	case id == "" || len(id) > 128 || strings.ContainsAny(id, ":{} \t\r\n"):
+		return Payer{}, wuyou.Invalid([]wuyou.FieldError{{Field: "payer", Message: "needs an id after " + kind + ":"}})
+	}
+	return Payer{Kind: kind, ID: id}, nil
+}
+
+// Figures are what calls add up to. Money is summed in minor units; adding
+// figures in two different currencies is an error, never a conversion.
+type Figures struct {
+	Calls           int64 `json:"calls"`
+	BillableSeconds int64 `json:"billable_seconds"`
+	CoveredSeconds  int64 `json:"covered_seconds"`
+	OverageSeconds  int64 `json:"overage_seconds"`
+	OverageAmount   Money `json:"overage_amount"`
+	WelfareCost     Money `json:"welfare_cost"`
+}
+
+// IsZero reports figures of no call.
+func (f Figures) IsZero() bool {
+	return f.Calls == 0 && f.BillableSeconds == 0 && f.CoveredSeconds == 0 && f.OverageSeconds == 0 &&
+		f.OverageAmount.Minor == 0 && f.WelfareCost.Minor == 0
+}
+
+// Add adds g to f. EUNPROCESSABLE when their money is in different currencies.
+func (f *Figures) Add(g Figures) error {
+	oa, err := addMoney(f.OverageAmount, g.OverageAmount)
+	if err != nil {
+		return err
+	}
+	wc, err := addMoney(f.WelfareCost, g.WelfareCost)
+	if err != nil {
+		return err
+	}
+	f.Calls += g.Calls
+	f.BillableSeconds += g.BillableSeconds
+	f.CoveredSeconds += g.CoveredSeconds
+	f.OverageSeconds += g.OverageSeconds
+	f.OverageAmount, f.WelfareCost = oa, wc
+	return nil
+}
+
+// addMoney sums two amounts; an empty currency takes the other's.
+func addMoney(a, b Money) (Money, error) {
+	switch {
+	case a.Currency == "":
+		a.Currency = b.Currency
+	case b.Currency != "" && b.Currency != a.Currency:
+		return Money{}, wuyou.Errorf(wuyou.EUNPROCESSABLE, "amounts in %s and %s cannot be added", a.Currency, b.Currency)
+	}
+	a.Minor += b.Minor
+	return a, nil
+}
+
+// withCurrency gives empty currencies the default.
+func (f Figures) withCurrency(currency string) Figures {
+	if f.OverageAmount.Currency == "" {
+		f.OverageAmount.Currency = currency
+	}
+	if f.WelfareCost.Currency == "" {
+		f.WelfareCost.Currency = currency
+	}
+	return f
+}
+
+// Adjustment is what calls of an earlier, closed period add to a later
+// period's statement: they were metered after their own period closed.
+type Adjustment struct {
+	Period string // the closed period the calls belong to
+	Figures
+}
+
+// SeafarerUsage is one seafarer's figures in one statement period: the calls
+// of the period itself and the adjustments counted in it.
+type SeafarerUsage struct {
+	SeafarerID  string
+	Period      Figures
+	Adjustments []Adjustment // by Period, ascending
+}
+
+// CallLine is one call counted in a seafarer's statement.
+type CallLine struct {
+	EntryID        string    `json:"entry_id"`
+	EventID        string    `json:"event_id"`
+	CallTime       time.Time `json:"call_time"`
+	MSISDN         string    `json:"msisdn"`
+	VisitedCountry string    `json:"visited_country"`
+	// AdjustsPeriod is set when the call belongs to an earlier, closed period.
+	AdjustsPeriod string `json:"adjusts_period,omitempty"`
+	Figures
+}
+
+// PeriodState is where a period is in its life.
+type PeriodState struct {
+	Period   string     `json:"period"`
+	Status   string     `json:"status"`
+	ClosedAt *time.Time `json:"closed_at,omitempty"` // when the close started: the cut
+	// Seafarers is, in a close's reply, how many seafarers' figures it froze.
+	Seafarers *int64 `json:"seafarers,omitempty"`
+}
+
+// StatementStore is what statements are built from. Figures of a closed
+// period are its frozen figures: a store never returns for a closed period
+// anything that was counted after it closed.
+type StatementStore interface {
+	// PeriodState returns the state of period (open when never closed).
+	PeriodState(ctx context.Context, period string) (*PeriodState, error)
+	// ClosePeriod freezes period's statements and returns its state; closing
+	// a closed period again changes nothing.
+	ClosePeriod(ctx context.Context, period string) (*PeriodState, error)
+	// ProgrammeUsage calls fn, in no particular order, for every seafarer who
+	// has figures of the programme's packs in period's statement: the seconds
+	// its packs covered and their welfare cost. It stops at fn's first error.
+	ProgrammeUsage(ctx context.Context, period, programmeID string, fn func(SeafarerUsage) error) error
+	// SeafarersUsage returns the figures of each listed seafarer in period's
+	// statement, in the order asked (zero figures for one without calls).
+	SeafarersUsage(ctx context.Context, period string, seafarerIDs []string) ([]SeafarerUsage, error)
+	// SeafarerCalls returns the calls counted in a seafarer's statement of
+	// period, by call time.
+	SeafarerCalls(ctx context.Context, period, seafarerID string) ([]CallLine, error)
+	// UsageByMSISDN calls fn with Wuyou's figures of every call made in
+	// period (by call time, whatever statement counts it), per seafarer and
+	// the MSISDN the call was made from.
+	UsageByMSISDN(ctx context.Context, period string, fn func(SettlementRow) error) error
+}
+
+// Registry tells whether a payer exists and who a company's crew is.
+type Registry interface {
+	// ProgrammeExists returns ENOTFOUND for an unknown programme.
+	ProgrammeExists(ctx context.Context, id string) error
+	// SeafarerExists returns ENOTFOUND for an unknown seafarer.
+	SeafarerExists(ctx context.Context, id string) error
+	// CompanyCrew calls fn with every seafarer id of the company, in id
+	// order. ENOTFOUND for an unknown company.
+	CompanyCrew(ctx context.Context, companyID string, fn func(seafarerID string) error) error
+}
+
+// Statements builds statements, closes periods and reconciles with the carrier.
+type Statements struct {
+	Store    StatementStore
+	Registry Registry
+	Now      wuyou.Clock
+	// Currency is shown on a statement without any amount (the tariff's).
+	Currency string
+}
+
+// Line is one line of a statement: a seafarer's figures (programme and
+// company payers; a seafarer with adjustments has one more line per
+// adjusted period) or one call (seafarer payer).
+type Line struct {
+	SeafarerID string `json:"seafarer_id,omitempty"`
+	// Call lines only.
+	EntryID        string     `json:"entry_id,omitempty"`
+	EventID        string     `json:"event_id,omitempty"`
+	CallTime       *time.Time `json:"call_time,omitempty"`
+	MSISDN         string     `json:"msisdn,omitempty"`
+	VisitedCountry string     `json:"visited_country,omitempty"`
+	// AdjustsPeriod names the closed period an adjustment line's calls
+	// belong to; empty on lines of the statement's own period.
+	AdjustsPeriod string `json:"adjusts_period,omitempty"`
+	Figures
+}
+
+// Statement is what one payer owes for one period. Its figures are the
+// totals of its lines, repeated under "totals". A statement of a closed
+// period is the same, byte for byte, every time it is produced.
+type Statement struct {
+	Period   string     `json:"period"`
+	Payer    string     `json:"payer"`
+	Status   string     `json:"status"`
+	ClosedAt *time.Time `json:"closed_at,omitempty"`
+	Figures
+	Totals Figures `json:"totals"`
+	Lines  []Line  `json:"lines"`
+}
+
+// batchSize is how many seafarers' figures are read at once.
+const batchSize = 1000
+
+// Statement builds payer's statement of period. EINVALID (period),
+// ENOTFOUND (payer), EUNPROCESSABLE (amounts in several currencies).
+func (s *Statements) Statement(ctx context.Context, period string, payer Payer) (*Statement, error) {
+	if _, _, err := PeriodBounds(period); err != nil {
+		return nil, err
+	}
+	state, err := s.Store.PeriodState(ctx, period)
+	if err != nil {
+		return nil, err
+	}
+	st := &Statement{Period: period, Payer: payer.String(), Status: state.Status, ClosedAt: state.ClosedAt, Lines: []Line{}}
+	switch payer.Kind {
+	case PayerProgramme:
+		if err := s.Registry.ProgrammeExists(ctx, payer.ID); err != nil {
+			return nil, err
+		}
+		err = s.Store.ProgrammeUsage(ctx, period, payer.ID, func(u SeafarerUsage) error {
+			st.Lines = appendUsage(st.Lines, u)
+			return nil
+		})
+		sortLines(st.Lines)
+	case PayerCompany:
+		err = s.companyLines(ctx, period, payer.ID, st)
+	case PayerSeafarer:
+		if err := s.Registry.SeafarerExists(ctx, payer.ID); err != nil {
+			return nil, err
+		}
+		var calls []CallLine
+		if calls, err = s.Store.SeafarerCalls(ctx, period, payer.ID); err == nil {
+			for _, c := range calls {
+				st.Lines = append(st.Lines, Line{
+					EntryID: c.EntryID, EventID: c.EventID, CallTime: &c.CallTime, MSISDN: c.MSISDN,
+					VisitedCountry: c.VisitedCountry, AdjustsPeriod: c.AdjustsPeriod, Figures: c.Figures,
+				})
+			}
+		}
+	default:
+		return nil, wuyou.Errorf(wuyou.EINVALID, "unknown payer kind %q", payer.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range st.Lines {
+		if err := st.Figures.Add(st.Lines[i].Figures); err != nil {
+			return nil, err
+		}
+	}
+	currency := s.Currency
+	for _, c := range []string{st.WelfareCost.Currency, st.OverageAmount.Currency} {
+		if c != "" {
+			currency = c
+		}
+	}
+	for i := range st.Lines {
+		st.Lines[i].Figures = st.Lines[i].Figures.withCurrency(currency)
+	}
+	st.Figures = st.Figures.withCurrency(currency)
+	st.Totals = st.Figures
+	return st, nil
+}
+
+// companyLines adds a line per crew member with figures, in id order.
+func (s *Statements) companyLines(ctx context.Context, period, companyID string, st *Statement) error {
+	ids := make([]string, 0, batchSize)
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		us, err := s.Store.SeafarersUsage(ctx, period, ids)
+		if err != nil {
+			return err
+		}
+		for _, u := range us {
+			st.Lines = appendUsage(st.Lines, u)
+		}
+		ids = ids[:0]
+		return nil
+	}
+	err := s.Registry.CompanyCrew(ctx, companyID, func(id string) error {
+		ids = append(ids, id)
+		if len(ids) == batchSize {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	sortLines(st.Lines)
+	return nil
+}
+
+// appendUsage adds a seafarer's lines: one for the period's own calls (when
+// there were any) and one per adjusted period.
+func appendUsage(lines []Line, u SeafarerUsage) []Line {
+	if !u.Period.IsZero() {
+		lines = append(lines, Line{SeafarerID: u.SeafarerID, Figures: u.Period})
+	}
+	for _, a := range u.Adjustments {
+		if !a.Figures.IsZero() {
+			lines = append(lines, Line{SeafarerID: u.SeafarerID, AdjustsPeriod: a.Period, Figures: a.Figures})
+		}
+	}
+	return lines
+}
+
+// sortLines orders seafarer lines by seafarer, the period's own line first,
+// then adjustments by period.
+func sortLines(lines []Line) {
+	sort.Slice(lines, func(i, j int) bool {
+		if lines[i].SeafarerID != lines[j].SeafarerID {
+			return lines[i].SeafarerID < lines[j].SeafarerID
+		}
+		return lines[i].AdjustsPeriod < lines[j].AdjustsPeriod
+	})
+}
+
+// ClosePeriod freezes period's statements. Only a period that has ended can
+// be closed (EUNPROCESSABLE otherwise); closing it again returns its state.
+// EINVALID for a malformed period.
+func (s *Statements) ClosePeriod(ctx context.Context, period string) (*PeriodState, error) {
+	_, end, err := PeriodBounds(period)
+	if err != nil {
+		return nil, err
+	}
+	if now := s.now(); now.Before(end) {
+		return nil, &wuyou.Error{Code: wuyou.EUNPROCESSABLE, Reason: "period_not_ended",
+			Message: fmt.Sprintf("period %s has not ended: it can be closed from %s", period, end.Format(time.RFC3339))}
+	}
+	return s.Store.ClosePeriod(ctx, period)
+}
+
+func (s *Statements) now() time.Time {
+	if s.Now == nil {
+		return wuyou.SystemClock()
+	}
+	return s.Now()
+}
+
+// WriteCSV writes the statement's lines as CSV with a header row. Seafarer
+// lines (programme and company payers) start with seafarer_id, call lines
+// (seafarer payer) with entry_id; both end with the figures, money in minor
+// units of the currency column.
+func (st *Statement) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	figures := []string{"adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
+		"overage_amount_minor", "welfare_cost_minor", "currency"}
+	calls := strings.HasPrefix(st.Payer, PayerSeafarer+":")
+	head := []string{"seafarer_id"}
+	if calls {
+		head = []string{"entry_id", "event_id", "call_time", "msisdn", "visited_country"}
+	}
+	if err := cw.Write(append(head, figures...)); err != nil {
+		return err
+	}
+	num := func(n int64) string { return strconv.FormatInt(n, 10) }
+	rec := make([]string, 0, len(head)+len(figures))
+	for _, l := range st.Lines {
+		rec = rec[:0]
+		if calls {
+			at := ""
+			if l.CallTime != nil {
+				at = l.CallTime.UTC().Format(time.RFC3339)
+			}
+			rec = append(rec, l.EntryID, l.EventID, at, l.MSISDN, l.VisitedCountry)
+		} else {
+			rec = append(rec, l.SeafarerID)
+		}
+		rec = append(rec, l.AdjustsPeriod, num(l.Calls), num(l.BillableSeconds), num(l.CoveredSeconds),
+			num(l.OverageSeconds), num(l.OverageAmount.Minor), num(l.WelfareCost.Minor), l.OverageAmount.Currency)
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
