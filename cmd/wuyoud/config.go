@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wuyou/wuyou/api"
 )
 
 // Config is everything wuyoud reads from its environment (CONTRACT §1). It
@@ -31,6 +33,9 @@ type Config struct {
 	LedgerHorizon time.Duration
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
+	// WriteRateLimit is how many write requests one token may make a
+	// minute, counted in Redis across every replica.
+	WriteRateLimit int
 }
 
 // configVars lists every variable, for messages and docs.
@@ -38,7 +43,7 @@ var configVars = []string{
 	"WUYOU_HTTP_ADDR", "WUYOU_REDIS_ADDRS", "WUYOU_REDIS_PASSWORD", "WUYOU_REDIS_DB", "WUYOU_REDIS_PREFIX",
 	"WUYOU_KAFKA_BROKERS", "WUYOU_KAFKA_GROUP", "WUYOU_TOPIC_PREFIX", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER",
 	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW", "WUYOU_LEDGER_HORIZON",
-	"WUYOU_SHUTDOWN_TIMEOUT",
+	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT",
 }
 
 // ConfigFromEnv reads the configuration with its defaults. It fails on a
@@ -68,6 +73,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	var err error
 	if c.RedisDB, err = strconv.Atoi(get("WUYOU_REDIS_DB", "0")); err != nil {
 		errs = append(errs, fmt.Errorf("WUYOU_REDIS_DB: not a number: %q", getenv("WUYOU_REDIS_DB")))
+	}
+	if c.WriteRateLimit, err = strconv.Atoi(get("WUYOU_WRITE_RATE_LIMIT", strconv.Itoa(api.DefaultWriteRateLimit))); err != nil {
+		errs = append(errs, fmt.Errorf("WUYOU_WRITE_RATE_LIMIT: not a number: %q", getenv("WUYOU_WRITE_RATE_LIMIT")))
 	}
 	duration := func(name, def string) time.Duration {
 		d, err := time.ParseDuration(get(name, def))
@@ -117,6 +125,9 @@ func (c Config) Validate() error {
 	if c.RedisDB < 0 || (c.RedisDB != 0 && len(c.RedisAddrs) > 1) {
 		errs = append(errs, errors.New("WUYOU_REDIS_DB must be 0 with Redis Cluster (several WUYOU_REDIS_ADDRS)"))
 	}
+	if c.WriteRateLimit <= 0 {
+		errs = append(errs, errors.New("WUYOU_WRITE_RATE_LIMIT must be a positive number of write requests per token a minute"))
+	}
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} ") {
 		errs = append(errs, errors.New("WUYOU_REDIS_PREFIX must be non-empty without braces or spaces"))
 	}
@@ -145,5 +156,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tariff", c.TariffPath),
 		slog.Duration("dedupe_window", c.DedupeWindow),
 		slog.Duration("ledger_horizon", c.LedgerHorizon),
+		slog.Int("write_rate_limit", c.WriteRateLimit),
 	)
 }

@@ -68,3 +68,16 @@ func TestRunStopsWithAMessageNamingTheMissingVariable(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "WUYOU_REDIS_ADDRS is required"), err.Error())
 }
+
+func TestConfigWriteRateLimitDefaultsTo600AndMustBePositive(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{}))
+	require.NoError(t, err)
+	require.Equal(t, 600, c.WriteRateLimit)
+
+	_, err = ConfigFromEnv(envOf(map[string]string{"WUYOU_WRITE_RATE_LIMIT": "lots"}))
+	require.ErrorContains(t, err, "WUYOU_WRITE_RATE_LIMIT")
+
+	c, err = ConfigFromEnv(envOf(map[string]string{"WUYOU_WRITE_RATE_LIMIT": "0"}))
+	require.NoError(t, err)
+	require.ErrorContains(t, c.Validate(), "WUYOU_WRITE_RATE_LIMIT")
+}
