@@ -34,10 +34,11 @@ import (
 // Order inside a batch: decode → resolve MSISDN → rate → debit (one pipeline)
 // → index statements → publish → commit.
 
-// Resolver finds the seafarer an MSISDN belongs to now.
+// Resolver finds the seafarers MSISDNs belong to now.
 type Resolver interface {
-	// SeafarerIDByMSISDN returns the seafarer id, or an ENOTFOUND error.
-	SeafarerIDByMSISDN(ctx context.Context, msisdn string) (string, error)
+	// SeafarerIDsByMSISDN maps each registered MSISDN to its seafarer id;
+	// unregistered ones are absent. One call per batch.
+	SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error)
 }
 
 // Meter applies rated usage to balances, many calls per round trip.
@@ -207,6 +208,12 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 		usages []quota.Usage
 		held   []string
 	)
+	type valid struct {
+		m  kafka.Message
+		ev *UsageEvent
+	}
+	events := make([]valid, 0, len(batch))
+	subjects := make([]string, 0, len(batch))
 	for _, m := range batch {
 		c.cfg.Metrics.Consumed.Inc()
 		c.cfg.Metrics.observeLag(m)
@@ -223,18 +230,24 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 			c.cfg.Metrics.Late.Inc()
 			continue
 		}
-		seafarerID, err := c.cfg.Resolver.SeafarerIDByMSISDN(ctx, ev.Subject)
-		if errNotRegistered(err) {
-			if err := c.cfg.Held.Hold(ctx, ev.Subject, ev.Identity(), m.Value); err != nil {
-				return fmt.Errorf("hold event for unregistered %s: %w", ev.Subject, err)
+		events = append(events, valid{m, ev})
+		subjects = append(subjects, ev.Subject)
+	}
+	owners, err := c.cfg.Resolver.SeafarerIDsByMSISDN(ctx, subjects)
+	if err != nil {
+		return fmt.Errorf("resolve MSISDNs: %w", err)
+	}
+	for _, v := range events {
+		seafarerID, ok := owners[v.ev.Subject]
+		if !ok {
+			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.m.Value); err != nil {
+				return fmt.Errorf("hold event for unregistered %s: %w", v.ev.Subject, err)
 			}
 			c.cfg.Metrics.Held.Inc()
-			held = append(held, ev.Subject)
+			held = append(held, v.ev.Subject)
 			continue
-		} else if err != nil {
-			return fmt.Errorf("resolve %s: %w", ev.Subject, err)
 		}
-		usages = append(usages, c.Usage(seafarerID, ev))
+		usages = append(usages, c.Usage(seafarerID, v.ev))
 	}
 	if len(usages) > 0 {
 		results, err := c.cfg.Meter.DebitBatch(ctx, usages)
@@ -252,11 +265,16 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	// An MSISDN enrolled while its event was being held would otherwise wait
 	// for the next enrolment: look again now that the event is stored.
-	for _, msisdn := range held {
-		if id, err := c.cfg.Resolver.SeafarerIDByMSISDN(ctx, msisdn); err == nil {
-			if err := c.ApplyHeld(ctx, msisdn, id); err != nil {
-				return err
-			}
+	if len(held) == 0 {
+		return nil
+	}
+	owners, err = c.cfg.Resolver.SeafarerIDsByMSISDN(ctx, held)
+	if err != nil {
+		return nil // held durably; applied at enrolment or with the next event
+	}
+	for msisdn, id := range owners {
+		if err := c.ApplyHeld(ctx, msisdn, id); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -289,6 +307,7 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 		return nil, err
 	}
 	var out []kafka.Message
+	used := map[string]int64{} // covered seconds per programme, one counter write each
 	for i, r := range results {
 		u := usages[i]
 		if r.Entry != nil {
@@ -307,15 +326,18 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 			if d.ProgrammeID == "" {
 				continue
 			}
-			if err := c.cfg.Meter.AddProgrammeUsage(ctx, d.ProgrammeID, d.Seconds); err != nil {
-				return nil, err
-			}
+			used[d.ProgrammeID] += d.Seconds
 		}
 		msgs, err := c.notifications(u, r)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, msgs...)
+	}
+	for programmeID, seconds := range used {
+		if err := c.cfg.Meter.AddProgrammeUsage(ctx, programmeID, seconds); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

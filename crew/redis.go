@@ -1041,3 +1041,44 @@ func seafarerNotFound(id string) error {
 func companyNotFound(id string) error {
 	return wuyou.Errorf(wuyou.ENOTFOUND, "company %s not found", id)
 }
+
+// SeafarerIDsByMSISDN resolves many MSISDNs in two pipelined round trips (the
+// claims, then the owners' current numbers), with the same checks as
+// SeafarerByMSISDN. MSISDNs that resolve to nobody are absent from the map.
+func (s *RedisStore) SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error) {
+	claims := make([]*redis.StringCmd, len(msisdns))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range msisdns {
+			if ValidMSISDN(m) {
+				claims[i] = p.Get(ctx, s.msisdnKey(m))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("crew: resolve MSISDNs: %w", err)
+	}
+	owners := make([]string, len(msisdns))
+	current := make([]*redis.StringCmd, len(msisdns))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range claims {
+			if c == nil || c.Err() != nil {
+				continue
+			}
+			owners[i] = claimOwner(c.Val())
+			current[i] = p.HGet(ctx, s.profileKey(owners[i]), "msisdn")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("crew: resolve MSISDNs: %w", err)
+	}
+	out := make(map[string]string, len(msisdns))
+	for i, c := range current {
+		// a claim whose owner is gone or has moved to another number is debris
+		if c != nil && c.Err() == nil && c.Val() == msisdns[i] {
+			out[msisdns[i]] = owners[i]
+		}
+	}
+	return out, nil
+}

@@ -225,12 +225,8 @@ func pingKafka(ctx context.Context, brokers []string) error {
 // resolver adapts the crew registry to the consumer's needs.
 type resolver struct{ crew *crew.RedisStore }
 
-func (r resolver) SeafarerIDByMSISDN(ctx context.Context, msisdn string) (string, error) {
-	sf, err := r.crew.SeafarerByMSISDN(ctx, msisdn)
-	if err != nil {
-		return "", err
-	}
-	return sf.ID, nil
+func (r resolver) SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error) {
+	return r.crew.SeafarerIDsByMSISDN(ctx, msisdns)
 }
 
 func (r resolver) MSISDNOf(ctx context.Context, seafarerID string) (string, error) {

@@ -462,10 +462,6 @@ func produce(ctx context.Context, brokers []string, topic string, events []sim.E
 // resolver finds seafarers by MSISDN in the registry, as cmd/wuyoud's does.
 type resolver struct{ crew *crew.RedisStore }
 
-func (r resolver) SeafarerIDByMSISDN(ctx context.Context, msisdn string) (string, error) {
-	sf, err := r.crew.SeafarerByMSISDN(ctx, msisdn)
-	if err != nil {
-		return "", err
-	}
-	return sf.ID, nil
+func (r resolver) SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error) {
+	return r.crew.SeafarerIDsByMSISDN(ctx, msisdns)
 }
