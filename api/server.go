@@ -159,7 +159,8 @@ func (s *Server) routes() {
 	v1.Get("/issuances/:id", union, s.getIssuance)
 	v1.Post(`/seafarers/:id/grants/:grant_id\:void`, union, s.voidGrant)
 
-	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(RoleCarrier), s.carrierAllowance)
+	// Union staff "may do everything" (CONTRACT §2), so they can ask as the carrier would.
+	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(RoleCarrier, RoleUnion), s.carrierAllowance)
 
 	v1.Get("/statements", staff, s.getStatement)
 	v1.Post(`/periods/:period\:close`, union, s.closePeriod)

@@ -482,9 +482,9 @@ func tenancyRoutes() []tenancyRoute {
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/carrier/subscribers/" + msisdnPath(f.seafarer(tn).MSISDN) + "/allowance"
 			},
-			// The carrier asks for any registered MSISDN; /v1/carrier/* is
-			// the carrier's alone (CONTRACT §4 lists only the carrier).
-			want: routeAccess{union: denied, company: denied, seafarer: denied, carrier: everyTenant(ok)},
+			// The carrier asks for any registered MSISDN; union staff may do
+			// everything (CONTRACT §2); nobody else reaches /v1/carrier/*.
+			want: routeAccess{union: everyTenant(ok), company: denied, seafarer: denied, carrier: everyTenant(ok)},
 			check: func(t *testing.T, _ string, _ tenant, body []byte) {
 				var out map[string]any
 				require.NoError(t, json.Unmarshal(body, &out))
