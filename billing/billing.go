@@ -1,7 +1,8 @@
 // Package billing owns what a call costs: rating one call against the tariff
 // (is it eligible, how many seconds are billable, which zone and prices apply),
-// the tariff itself and its versions, and (later) the monthly statements of
-// what the welfare fund owes the carrier and what each payer ran up in overage.
+// the tariff itself and its versions, the monthly statements of what the
+// welfare fund owes the carrier and what each payer ran up in overage, and
+// the reconciliation of those figures with the carrier's settlement file.
 //
 // Rating is pure: it needs no storage and no clock, only the call and the
 // tariff, so the metering debit in quota/ can call it for every event.
