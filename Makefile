@@ -1,41 +1,62 @@
 # Wuyou — everyday targets. `make test` is what CI runs (.ci/run).
 #
-#   make test             go vet, then every test with the race detector against a real Redis
+#   make test             go vet, then every test with the race detector against a real Redis,
+#                         then each fuzz target for FUZZ_SHORT (default 3s)
 #   make build            build every package and binary
 #   make fuzz             run each fuzz target for FUZZTIME (default 60s)
 #   make bench            run bench/run.sh, when there is one
 #   make dev              start the service in embedded mode (nothing to install, nothing durable)
 #   make test-redis-stop  stop the throwaway Redis `make test` may have started
+#   make chaos            the fault harness in long mode, both fsync modes (test-artifacts/chaos.json)
+#   make test-cluster     the Redis-backed tests against a throwaway 3-master Redis Cluster
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := test
 
-GO       ?= go
-FUZZTIME ?= 60s
+GO         ?= go
+FUZZTIME   ?= 60s
+FUZZ_SHORT ?= 3s
 
-.PHONY: test build fuzz bench dev test-redis-stop
+.PHONY: test build fuzz bench dev test-redis-stop test-cluster chaos
 
 # scripts/test-redis.sh prints the Redis address(es) integration tests use,
 # starting a Redis when none answers; when it fails, so does the target.
+# After the tests, every fuzz target runs briefly on top of its checked-in
+# corpus (testdata/fuzz/), so a regression a fuzzer finds fast fails CI.
 test:
 	$(GO) vet ./...
 	@addrs="$$(bash scripts/test-redis.sh)"; \
 	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs $(GO) test -race -count=1 -timeout 20m ./..."; \
 	WUYOU_TEST_REDIS_ADDRS="$$addrs" $(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) run ./test/chaos -mode short -report test-artifacts/chaos-short.json
+	@$(MAKE) --no-print-directory test-cluster
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
 build:
 	$(GO) build ./...
 
-# Every FuzzXxx of every package, one after the other.
+# Every FuzzXxx of every package, one after the other. `go test -list`
+# prints a package's targets before its "ok <package>" line; it is asked
+# only about the packages whose tests mention a fuzz target, as linking every
+# test binary just to list nothing costs more than the short runs.
 fuzz:
 	@addrs="$$(bash scripts/test-redis.sh)"; \
 	export WUYOU_TEST_REDIS_ADDRS="$$addrs"; \
-	for pkg in $$($(GO) list ./...); do \
-		for target in $$($(GO) test -list 'Fuzz.*' "$$pkg" | grep '^Fuzz' || true); do \
-			echo "== $$pkg $$target ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
-		done; \
+	pkgs="$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | sort -u)"; \
+	listing="$$([[ -z "$$pkgs" ]] || $(GO) test -list '^Fuzz' $$pkgs)"; \
+	targets=(); pending=(); \
+	while read -r first second _; do \
+		case "$$first" in \
+			Fuzz*) pending+=("$$first") ;; \
+			ok) for t in "$${pending[@]}"; do targets+=("$$second $$t"); done; pending=() ;; \
+		esac; \
+	done <<< "$$listing"; \
+	echo "fuzz: $${#targets[@]} targets, $(FUZZTIME) each"; \
+	for entry in "$${targets[@]}"; do \
+		pkg="$${entry% *}"; target="$${entry#* }"; \
+		echo "== $$pkg $$target ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg"; \
 	done
 
 bench:
@@ -51,3 +72,24 @@ dev:
 
 test-redis-stop:
 	bash scripts/test-redis.sh --stop
+
+# The Redis-backed packages again, against a throwaway 3-master Redis Cluster
+# (scripts/test-redis-cluster.sh), so a script or command whose keys span
+# hash slots fails with CROSSSLOT here. No -race: it is the same code as above.
+# The cluster is stopped afterwards, whether the tests pass or not.
+CLUSTER_PKGS ?= ./quota/ ./crew/ ./carrier/ ./cmd/wuyoud/ ./api/
+test-cluster:
+	@addrs="$$(bash scripts/test-redis-cluster.sh)"; \
+	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs $(GO) test -count=1 -timeout 20m $(CLUSTER_PKGS)"; \
+	rc=0; WUYOU_TEST_REDIS_ADDRS="$$addrs" $(GO) test -count=1 -timeout 20m $(CLUSTER_PKGS) || rc=$$?; \
+	bash scripts/test-redis-cluster.sh --stop; \
+	exit $$rc
+
+# The fault harness (test/chaos, RELIABILITY.md) in long mode: SIGKILLs of
+# wuyoud and redis-server, Redis made unreachable, broker restarts, under
+# appendfsync always and everysec. It fails when an event is applied twice,
+# or lost under always. It needs redis-server on PATH (scripts/test-redis.sh
+# installs Debian's when it is missing and we are root).
+chaos:
+	@command -v redis-server >/dev/null || bash scripts/test-redis.sh >/dev/null
+	$(GO) run ./test/chaos -mode long -fsync both -report test-artifacts/chaos.json

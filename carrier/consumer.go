@@ -44,7 +44,9 @@ type Resolver interface {
 // Meter applies rated usage to balances, many calls per round trip.
 type Meter interface {
 	DebitBatch(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
-	AddProgrammeUsage(ctx context.Context, programmeID string, seconds int64) error
+	// SyncProgrammeUsage carries seafarers' use of programmes over to the
+	// programmes' counters; idempotent, called for repeated debits too.
+	SyncProgrammeUsage(ctx context.Context, pairs []quota.SeafarerProgramme) error
 	// IndexStatements records which statements the debits were counted in
 	// (and settles debits that raced with a period's close); it is
 	// idempotent and is called for repeated debits too.
@@ -307,7 +309,7 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 		return nil, err
 	}
 	var out []kafka.Message
-	used := map[string]int64{} // covered seconds per programme, one counter write each
+	used := map[quota.SeafarerProgramme]bool{}
 	for i, r := range results {
 		u := usages[i]
 		if r.Entry != nil {
@@ -317,16 +319,18 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 			}
 			out = append(out, m)
 		}
+		if r.Entry != nil {
+			// Repeats too: what a crash cut short is completed on redelivery.
+			for _, d := range r.Entry.Draws {
+				if d.ProgrammeID != "" {
+					used[quota.SeafarerProgramme{SeafarerID: u.SeafarerID, ProgrammeID: d.ProgrammeID}] = true
+				}
+			}
+		}
 		if r.Duplicate {
 			c.cfg.Metrics.Duplicates.Inc()
-			continue
-		}
-		c.cfg.Metrics.Applied.Inc()
-		for _, d := range r.Entry.Draws {
-			if d.ProgrammeID == "" {
-				continue
-			}
-			used[d.ProgrammeID] += d.Seconds
+		} else {
+			c.cfg.Metrics.Applied.Inc()
 		}
 		msgs, err := c.notifications(u, r)
 		if err != nil {
@@ -334,10 +338,12 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 		}
 		out = append(out, msgs...)
 	}
-	for programmeID, seconds := range used {
-		if err := c.cfg.Meter.AddProgrammeUsage(ctx, programmeID, seconds); err != nil {
-			return nil, err
-		}
+	pairs := make([]quota.SeafarerProgramme, 0, len(used))
+	for sp := range used {
+		pairs = append(pairs, sp)
+	}
+	if err := c.cfg.Meter.SyncProgrammeUsage(ctx, pairs); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -346,11 +352,19 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 // total active now) or running out. Ids are deterministic per seafarer and
 // grant set, so a repeat is dropped downstream and the same crossing is
 // reported once.
+//
+// A repeated event whose first application drew seconds sends them again if
+// the state still says so: the first application may have been cut short by
+// a crash before its notifications were published; the same ids let readers
+// drop what they already have.
 func (c *Consumer) notifications(u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
-	if r.Entry.CoveredSeconds == 0 || r.GrantedNow == 0 {
+	if r.Entry == nil || r.Entry.CoveredSeconds == 0 || r.GrantedNow == 0 {
 		return nil, nil
 	}
 	before := r.RemainingNow + r.Entry.CoveredSeconds
+	if r.Duplicate {
+		before = r.GrantedNow // the crossing happened when it was first applied
+	}
 	low := r.GrantedNow / 5
 	data := map[string]any{
 		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN,

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
 )
@@ -129,19 +130,61 @@ func (s *RedisStore) Programme(ctx context.Context, id string) (*Programme, erro
 	return programmeFrom(id, m)
 }
 
-// AddProgrammeUsage adds seconds drawn from the programme's grants to its
-// seconds_used counter. The metering consumer calls it after a debit with the
-// covered seconds of that debit's draws, per programme. It is a plain
-// increment: calling it twice for the same debit counts twice. EINVALID for
-// an empty programme id or negative seconds.
-func (s *RedisStore) AddProgrammeUsage(ctx context.Context, programmeID string, seconds int64) error {
-	if programmeID == "" || seconds < 0 {
-		return wuyou.Errorf(wuyou.EINVALID, "programme usage needs a programme id and seconds >= 0")
-	}
-	if seconds == 0 {
+// SeafarerProgramme names one seafarer's use of one programme.
+type SeafarerProgramme struct{ SeafarerID, ProgrammeID string }
+
+// syncUsageScript raises a programme's seconds_used to account for one
+// seafarer's cumulative use of it, exactly once however often it runs.
+//
+// KEYS[1] programme hash, KEYS[2] per-programme hash seafarer id -> seconds
+// already counted. ARGV[1] seafarer id, ARGV[2] the seafarer's cumulative
+// seconds drawn from the programme. Reply: the seconds added (0 on a repeat
+// or a stale value).
+var syncUsageScript = redis.NewScript(`
+local counted = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local now = tonumber(ARGV[2])
+if now <= counted then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], now)
+redis.call('HINCRBY', KEYS[1], 'seconds_used', now - counted)
+return now - counted
+`)
+
+// SyncProgrammeUsage brings programmes' seconds_used up to date with what the
+// seafarers drew from them. A seafarer's use of a programme is kept by the
+// debit itself (atomically with the draw) and only grows, so carrying it
+// over is idempotent: repeating it after a crash, for a redelivered batch,
+// adds nothing twice and misses nothing. Two pipelined round trips.
+func (s *RedisStore) SyncProgrammeUsage(ctx context.Context, pairs []SeafarerProgramme) error {
+	if len(pairs) == 0 {
 		return nil
 	}
-	if err := s.rdb.HIncrBy(ctx, s.programmeKey(programmeID), "seconds_used", seconds).Err(); err != nil {
+	used := make([]*redis.StringCmd, len(pairs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sp := range pairs {
+			used[i] = p.HGet(ctx, s.keys(sp.SeafarerID).usage, "used:"+sp.ProgrammeID)
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return fmt.Errorf("quota: programme usage: %w", err)
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sp := range pairs {
+			n, err := used[i].Int64()
+			if err != nil {
+				continue // nothing drawn from it yet
+			}
+			syncUsageScript.Run(ctx, p, []string{s.programmeKey(sp.ProgrammeID), s.programmeTag(sp.ProgrammeID) + ":usedby"}, sp.SeafarerID, n)
+		}
+		return nil
+	})
+	if isNoScript(err) {
+		if err := syncUsageScript.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("quota: programme usage: %w", err)
+		}
+		return s.SyncProgrammeUsage(ctx, pairs)
+	}
+	if err != nil {
 		return fmt.Errorf("quota: programme usage: %w", err)
 	}
 	return nil

@@ -159,33 +159,46 @@ func TestUnknownProgrammeIsNotFound(t *testing.T) {
 			t.Errorf("Programme(%q) = %v, want ENOTFOUND", id, err)
 		}
 	}
-	// Usage counted against an unknown id does not make it exist.
-	if err := s.AddProgrammeUsage(ctx, "pg_01JDOESNOTEXIST", 60); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Programme(ctx, "pg_01JDOESNOTEXIST"); wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
-		t.Errorf("after usage: %v, want ENOTFOUND", err)
-	}
 }
 
-func TestProgrammeUsageAddsUpToSecondsUsed(t *testing.T) {
+// TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced: seconds
+// used are carried from the seafarers' own cumulative use, so syncing again
+// (a redelivered batch after a crash) adds nothing, and a later draw adds
+// only the difference.
+func TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	ctx := context.Background()
 	p := MustProgramme(t, s, 10)
-	for _, sec := range []int64{125, 0, 60} {
-		if err := s.AddProgrammeUsage(ctx, p.ID, sec); err != nil {
+	now := time.Now()
+	for _, sf := range []string{"sf_a", "sf_b"} {
+		if _, _, err := s.AddGrant(ctx, GrantInput{ID: "gr_" + sf, SeafarerID: sf, ProgrammeID: p.ID, Seconds: 600,
+			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour), Priority: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.AddProgrammeUsage(ctx, p.ID, -1); wuyou.ErrorCode(err) != wuyou.EINVALID {
-		t.Fatalf("negative usage: %v, want EINVALID", err)
+	debit := func(sf, id string, sec int64) {
+		if _, err := s.Debit(ctx, Usage{SeafarerID: sf, Source: "s", EventID: id, CallTime: now, BillableSeconds: sec, Increment: 60}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pairs := []SeafarerProgramme{{"sf_a", p.ID}, {"sf_b", p.ID}, {"sf_c", p.ID}}
+	debit("sf_a", "e1", 120)
+	debit("sf_b", "e2", 60)
+	for range 3 {
+		if err := s.SyncProgrammeUsage(ctx, pairs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	debit("sf_a", "e3", 180)
+	if err := s.SyncProgrammeUsage(ctx, pairs); err != nil {
+		t.Fatal(err)
 	}
 	got, err := s.Programme(ctx, p.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.SecondsUsed != 185 {
-		t.Fatalf("seconds_used = %d, want 185", got.SecondsUsed)
+	if got.SecondsUsed != 360 {
+		t.Fatalf("seconds_used = %d, want 360", got.SecondsUsed)
 	}
 }

@@ -45,14 +45,32 @@ end
 // KEYS[8] (unix s).
 // Reply: {duplicate 0|1, entry JSON, remaining now, granted now} where the
 // last two sum grants active at now; on a duplicate the stored entry is
-// returned (or "" when trimmed) and nothing changes. Error "ESTALE …" (before
+// returned (or "" when trimmed) with the balance, and nothing changes.
+// KEYS[5] also keeps "used:<programme>": the seconds this seafarer has drawn
+// from each programme, which only grows (see SyncProgrammeUsage). Error "ESTALE …" (before
 // any write) when the period of KEYS[7] turns out to be closed as well.
 var debitScript = redis.NewScript(luaParseGrant + `
+local now = tonumber(ARGV[12])
+-- balance sums the grants active at now.
+local function balance(grants)
+  local rem, granted = 0, 0
+  for _, g in ipairs(grants) do
+    if g.void == '0' and g.eff <= now and now < g.exp then
+      rem = rem + g.rem
+      granted = granted + g.granted
+    end
+  end
+  return rem, granted
+end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  return {1, redis.call('HGET', KEYS[3], ARGV[2]) or '', 0, 0}
+  -- A repeat changes nothing but reports the balance as it is, so the
+  -- caller can repeat the effects of a first application it lost in a crash.
+  local all, grants = redis.call('HGETALL', KEYS[1]), {}
+  for i = 1, #all, 2 do grants[#grants+1] = parse(all[i], all[i+1]) end
+  local rem, granted = balance(grants)
+  return {1, redis.call('HGET', KEYS[3], ARGV[2]) or '', rem, granted}
 end
 local t = tonumber(ARGV[3])
-local now = tonumber(ARGV[12])
 -- The statement that counts this call: its own period's (KEYS[6]) unless
 -- that period is closed, by the cached list or because this seafarer's
 -- figures of it are frozen; then the first open period after it (KEYS[7])
@@ -89,6 +107,10 @@ for _, g in ipairs(cand) do
   redis.call('HSET', KEYS[1], g.id, encode(g))
   draws[#draws+1] = '{"grant_id":"' .. g.id .. '","programme_id":"' .. g.prog .. '","seconds":' .. take .. '}'
   taken[#taken+1] = {g.prog, take}
+  if g.prog ~= '' then
+    -- cumulative seconds this seafarer drew from the programme (only grows)
+    redis.call('HINCRBY', KEYS[5], 'used:' .. g.prog, take)
+  end
 end
 local incr = tonumber(ARGV[9])
 local amount = math.floor((need + incr - 1) / incr) * tonumber(ARGV[8])
@@ -153,13 +175,7 @@ redis.call('HINCRBY', KEYS[8], m .. ':calls', 1)
 redis.call('HINCRBY', KEYS[8], m .. ':billable', tonumber(ARGV[4]))
 redis.call('HINCRBY', KEYS[8], m .. ':covered', covered)
 redis.call('EXPIREAT', KEYS[8], tonumber(ARGV[17]))
-local rem, granted = 0, 0
-for _, g in ipairs(grants) do
-  if g.void == '0' and g.eff <= now and now < g.exp then
-    rem = rem + g.rem
-    granted = granted + g.granted
-  end
-end
+local rem, granted = balance(grants)
 return {0, entry, rem, granted}
 `)
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func mustHarness(t *testing.T) *harness {
 
 	env := map[string]string{
 		"WUYOU_HTTP_ADDR":     "127.0.0.1:0",
-		"WUYOU_REDIS_ADDRS":   redistest.Addrs()[0],
+		"WUYOU_REDIS_ADDRS":   strings.Join(redistest.Addrs(), ","), // all of them: several mean Redis Cluster
 		"WUYOU_REDIS_PREFIX":  prefix,
 		"WUYOU_KAFKA_BROKERS": broker.ListenAddrs()[0],
 		"WUYOU_KAFKA_GROUP":   "e2e",

@@ -11,8 +11,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +57,32 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Keys returns the keys matching pattern, scanning every master when
+// clustered: SCAN through a cluster client asks one node only.
+func Keys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
+	var mu sync.Mutex
+	var keys []string
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err := c.ForEachMaster(ctx, scan)
+		return keys, err
+	case *redis.Client:
+		err := scan(ctx, c)
+		return keys, err
+	default:
+		return nil, fmt.Errorf("redistest: cannot scan over %T", rdb)
+	}
 }
 
 // cleanup deletes the test's keys, on every master when clustered.
