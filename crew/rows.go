@@ -319,6 +319,9 @@ func NewJSONRowReader(r io.Reader) (RowReader, error) {
 
 func newJSONRowReader(r io.Reader, l limits) (RowReader, error) {
 	dec := json.NewDecoder(body(r, l))
+	// Numbers stay text: a number out of float64's range (1e999) is then a
+	// wrong kind of body or row, not a decoder failure.
+	dec.UseNumber()
 	tok, err := dec.Token()
 	switch {
 	case err == io.EOF:

@@ -377,6 +377,7 @@ func TestJSONThatIsNotAnArrayIsFatal(t *testing.T) {
 		`{"name":"张伟"}`:    "not an object",
 		`"E1"`:             "not a string",
 		`null`:             "not null",
+		`1e999`:            "not a number",
 		`]`:                "malformed JSON",
 		`seafarer_book_no`: "malformed JSON",
 	} {
@@ -394,6 +395,7 @@ func TestJSONMalformedInsideTheArrayIsFatalAfterTheRowsBeforeIt(t *testing.T) {
 		`[{"seafarer_book_no":"E1","name":"张伟","msisdn":"+8613800000001"}}`:             "malformed JSON",
 		`[{"seafarer_book_no":"E1","name":"张伟","msisdn":"+8613800000001"}] [`:           "after the JSON array",
 		`[{"seafarer_book_no":"E1","name":"张伟","msisdn":"+8613800000001"}] x`:           "after the JSON array",
+		`[{"seafarer_book_no":"E1","name":"张伟","msisdn":"+8613800000001"}] 1e999`:       "after the JSON array",
 	} {
 		rr, err := NewJSONRowReader(strings.NewReader(body))
 		require.NoError(t, err, body)

@@ -41,6 +41,8 @@ const usageText = `usage:
   wuyoubench metering  [flags]   debit script vs HINCRBY script; end-to-end Kafka drain
   wuyoubench allowance [flags]   GET /v1/me/allowance under wrk vs a plain fiber handler
   wuyoubench issuance  [flags]   issuance to 10,000 seafarers vs bare AddGrant calls
+  wuyoubench memory    [flags]   Redis bytes per seafarer, ledger entry and event identity; fleet projection
+  wuyoubench scaling   [flags]   end-to-end metering with 1 vs 8 partitions, 1 vs 2 consumers; profile
   wuyoubench report    [flags]   render the collected lines as a table and BENCHMARKS.md
 
 Redis: WUYOU_TEST_REDIS_ADDRS (comma-separated; several mean Redis Cluster),
@@ -80,6 +82,10 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 		return runAllowance(ctx, args[1:], env, out, progress)
 	case "issuance":
 		return runIssuance(ctx, args[1:], env, out, progress)
+	case "memory":
+		return runMemory(ctx, args[1:], env, out, progress)
+	case "scaling":
+		return runScaling(ctx, args[1:], env, out, progress)
 	case "report":
 		return runReport(args[1:], stdout)
 	case "-h", "--help", "help":

@@ -167,7 +167,9 @@ func (c *collected) rows() []row {
 			r.ratio = c.ratio("bulk_enrol.ratio")
 		}
 	}
-	return append(rows, r)
+	rows = append(rows, r)
+	rows = append(rows, c.memoryRows()...)
+	return append(rows, c.scalingRows()...)
 }
 
 func (c *collected) table() string {
@@ -200,6 +202,7 @@ func (c *collected) document(m machine) string {
 	for _, r := range c.rows() {
 		fmt.Fprintf(&b, "- **%s** — %s\n", r.what, orDash(r.bound))
 	}
+	b.WriteString(c.timeSection())
 	b.WriteString("\n## How each line is measured\n\n")
 	for _, r := range c.rows() {
 		var ran []string
