@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// target renders a figure against an upper bound: met, or missed by how much.
+func target(value, bound float64) string {
+	if value <= bound {
+		return fmt.Sprintf("**%.2f×** of the target: met", value/bound)
+	}
+	return fmt.Sprintf("**%.2f×** of the target: missed by %s B", value/bound, thousands(value-bound))
+}
+
+// inBytes formats a size in bytes with thousands separators.
+func inBytes(v float64) string { return thousands(v) + " B" }
+
+// memoryRows are line 6: what Redis keeps per seafarer, entry and identity.
+func (c *collected) memoryRows() []row {
+	cmd := []string{c.infos["memory.command"]}
+	setup, bound := c.infos["memory.setup"], c.notes["memory"]
+	missing := c.notMeasured("memory")
+	rows := []row{
+		{what: "6a. Redis memory per seafarer: profile, indexes, two grants (no calls)", figure: missing, baseline: "target ≤ 1,536 B", ratio: "—", setup: setup, bound: bound, commands: cmd},
+		{what: "6b. Redis memory per ledger entry (a seafarer at a full 2160 h horizon)", figure: missing, baseline: "target ≤ 200 B", ratio: "—", setup: "as 6a", bound: "see 6a", commands: cmd},
+		{what: "6c. Redis memory per remembered event identity (a full 720 h dedupe window)", figure: missing, baseline: "target ≤ 100 B", ratio: "—", setup: "as 6a", bound: "see 6a", commands: cmd},
+		{what: "6d. Projection: 1.9 million seafarers, 3 calls a day, 720 h window, 2160 h horizon", figure: missing, baseline: "—", ratio: "—", setup: "as 6a", bound: "see 6a", commands: cmd},
+	}
+	if c.has("memory.seafarer", "memory.seafarer.grant_ledger") {
+		v, gl := c.figures["memory.seafarer"], c.figures["memory.seafarer.grant_ledger"]
+		rows[0].figure = fmt.Sprintf("%s (enrolment %s, two grants %s); %s of it are the grants' two ledger entries, so %s without them",
+			inBytes(v), inBytes(c.figures["memory.seafarer.enrol"]), inBytes(c.figures["memory.seafarer.grants"]), inBytes(gl), inBytes(v-gl))
+		rows[0].ratio = target(v-gl, targetPerSeafarer) + " (without the grants' ledger entries); with them " + target(v, targetPerSeafarer)
+	}
+	if c.has("memory.entry", "memory.steady.entries") {
+		rows[1].figure = fmt.Sprintf("%s (%.0f entries a seafarer; %s each with 3 calls: `memory.entry.shallow`; %s per call in all, with its identity)",
+			inBytes(c.figures["memory.entry"]), c.figures["memory.steady.entries"], inBytes(c.figures["memory.entry.shallow"]), inBytes(c.figures["memory.debit"]))
+		rows[1].ratio = target(c.figures["memory.entry"], targetPerEntry)
+	}
+	if c.has("memory.identity", "memory.steady.identities") {
+		rows[2].figure = fmt.Sprintf("%s (%.0f identities a seafarer)", inBytes(c.figures["memory.identity"]), c.figures["memory.steady.identities"])
+		rows[2].ratio = target(c.figures["memory.identity"], targetPerIdentity)
+	}
+	if c.has("memory.fleet.total", "memory.fleet.ledger", "memory.fleet.identities", "memory.fleet.seafarers", "memory.steady_seafarer") {
+		rows[3].figure = fmt.Sprintf("%.1f GB used_memory (%s a seafarer at steady state): ledger %.1f GB, identities %.1f GB, profiles, indexes and grants %.1f GB; about %.1f GB of RSS at the measured fragmentation of %.2f",
+			c.figures["memory.fleet.total"], inBytes(c.figures["memory.steady_seafarer"]), c.figures["memory.fleet.ledger"], c.figures["memory.fleet.identities"],
+			c.figures["memory.fleet.seafarers"], c.figures["memory.fleet.rss"], c.figures["memory.fragmentation"])
+		rows[3].baseline = fmt.Sprintf("at the targets: %.1f GB", (fleetSeafarers*(targetPerSeafarer+callsPerDay*ledgerHorizon.Hours()/24*targetPerEntry+callsPerDay*dedupeWindow.Hours()/24*targetPerIdentity))/1e9)
+		rows[3].ratio = fmt.Sprintf("**%.2f×** (projection ÷ at the targets)", c.figures["memory.fleet.total"]*1e9/(fleetSeafarers*(targetPerSeafarer+callsPerDay*ledgerHorizon.Hours()/24*targetPerEntry+callsPerDay*dedupeWindow.Hours()/24*targetPerIdentity)))
+	}
+	return rows
+}
+
+// scalingRows are line 7: the end-to-end rate with more partitions and consumers.
+func (c *collected) scalingRows() []row {
+	cmd := []string{c.infos["scaling.command"]}
+	setup := c.infos["scaling.setup"]
+	missing := c.notMeasured("scaling")
+	shape := func(k string) string {
+		s := c.rate("scaling."+k+".rate") + fmt.Sprintf(" (Redis busy %.0f%%, %.0f µs of Redis CPU per event", 100*c.figures["scaling."+k+".redis_busy"], c.figures["scaling."+k+".redis_cpu_us_per_event"])
+		if c.figures["scaling."+k+".redelivered"] > 0 {
+			s += fmt.Sprintf("; %.0f events redelivered by the rebalance and refused as repeats", c.figures["scaling."+k+".redelivered"])
+		}
+		return s + ")"
+	}
+	rows := []row{
+		{what: "7a. Metering end to end, 1 → 8 partitions (1 consumer)", figure: missing, baseline: "—", ratio: "—", setup: setup, bound: c.notes["scaling.p8c1"], commands: cmd},
+		{what: "7b. Metering end to end, 1 → 2 consumers in one group (8 partitions)", figure: missing, baseline: "—", ratio: "—", setup: "as 7a", bound: c.notes["scaling.p8c2"], commands: cmd},
+	}
+	if c.has("scaling.p1c1.rate", "scaling.p8c1.rate", "scaling.partitions.ratio") {
+		rows[0].figure = "8 partitions: " + shape("p8c1")
+		rows[0].baseline = "1 partition: " + shape("p1c1")
+		rows[0].ratio = c.ratio("scaling.partitions.ratio") + " (8 ÷ 1 partitions)"
+	}
+	if c.has("scaling.p8c2.rate", "scaling.p8c1.rate", "scaling.consumers.ratio") {
+		rows[1].figure = "2 consumers: " + shape("p8c2") + "; " + c.infos["scaling.p8c2.split"]
+		rows[1].baseline = "1 consumer: " + c.rate("scaling.p8c1.rate")
+		rows[1].ratio = c.ratio("scaling.consumers.ratio") + " (2 ÷ 1 consumers)"
+	}
+	return rows
+}
+
+// earlierRun is the end-to-end metering of the BENCHMARKS.md written on
+// 2026-11-28 20:56 UTC, before the consumer resolved MSISDNs and synced
+// programme usage per batch; kept to show the change, not re-measured.
+var earlierRun = struct {
+	date, load                        string
+	rate, ratio, commands, roundTrips float64
+}{"2026-11-28 20:56 UTC", "5.11", 2447, 0.89, 6.05, 2.63}
+
+// timeSection is "Where the time goes": the profile of the metering path
+// and Redis's commandstats, from the scaling run with 8 partitions and 1 consumer.
+func (c *collected) timeSection() string {
+	if !c.has("scaling.p8c1.rate") {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n## Where the time goes (metering end to end)\n\n")
+	k := "scaling.p8c1."
+	fmt.Fprintf(&b, "- **Redis**: %.0f µs of Redis main-thread CPU per event; EVALSHA ran %.2f times per event (once for the debit script, the rest for the per-pair programme-usage script of SyncProgrammeUsage) at %.1f µs a call on average (INFO commandstats, reset before the run; a script's time includes the commands it calls, which are also listed on their own); %.2f commands in %.3f round trips per event from the consumer. The commands the scripts call: %s.\n",
+		c.figures[k+"redis_cpu_us_per_event"], c.figures[k+"evalsha_calls_per_event"], c.figures[k+"evalsha_usec_per_call"],
+		c.figures[k+"commands_per_event"], c.figures[k+"round_trips_per_event"], orDash(c.infos[k+"commandstats"]))
+	fmt.Fprintf(&b, "- **The consumer process** (CPU profile of `wuyoubench scaling`, consumer, kafka-go and kfake broker together; %.2f cores while draining):\n", c.figures[k+"self_cores"])
+	var keys []string
+	for key := range c.infos {
+		if strings.HasPrefix(key, "profile.") {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		b.WriteString("  - not profiled in this run\n")
+	}
+	for _, key := range keys {
+		fmt.Fprintf(&b, "  - %s\n", c.infos[key])
+	}
+	if c.has("metering.e2e.rate", "metering.e2e.ratio", "metering.e2e.commands_per_event", "metering.e2e.round_trips_per_event") {
+		fmt.Fprintf(&b, "- **Before and after the per-batch MSISDN resolution and programme usage** (line 2): this run %s, %.2f× the direct rate, %.2f commands in %.2f round trips per event; the earlier run of %s (load average %s, before that change, on a busier machine: not comparable in raw events/s) %s events/s, %.2f× direct, %.2f commands in %.2f round trips per event.\n",
+			c.rate("metering.e2e.rate"), c.figures["metering.e2e.ratio"], c.figures["metering.e2e.commands_per_event"], c.figures["metering.e2e.round_trips_per_event"],
+			earlierRun.date, earlierRun.load, thousands(earlierRun.rate), earlierRun.ratio, earlierRun.commands, earlierRun.roundTrips)
+	}
+	return b.String()
+}
