@@ -202,7 +202,7 @@ func (c *collected) document(m machine) string {
 	for _, r := range c.rows() {
 		fmt.Fprintf(&b, "- **%s** — %s\n", r.what, orDash(r.bound))
 	}
-	b.WriteString(c.timeSection())
+	b.WriteString(c.timeSection(m.Load))
 	b.WriteString("\n## How each line is measured\n\n")
 	for _, r := range c.rows() {
 		var ran []string

@@ -92,7 +92,7 @@ var earlierRun = struct {
 
 // timeSection is "Where the time goes": the profile of the metering path
 // and Redis's commandstats, from the scaling run with 8 partitions and 1 consumer.
-func (c *collected) timeSection() string {
+func (c *collected) timeSection(load string) string {
 	if !c.has("scaling.p8c1.rate") {
 		return ""
 	}
@@ -117,9 +117,17 @@ func (c *collected) timeSection() string {
 		fmt.Fprintf(&b, "  - %s\n", c.infos[key])
 	}
 	if c.has("metering.e2e.rate", "metering.e2e.ratio", "metering.e2e.commands_per_event", "metering.e2e.round_trips_per_event") {
-		fmt.Fprintf(&b, "- **Before and after the per-batch MSISDN resolution and programme usage** (line 2): this run %s, %.2f× the direct rate, %.2f commands in %.2f round trips per event; the earlier run of %s (load average %s, before that change, on a busier machine: not comparable in raw events/s) %s events/s, %.2f× direct, %.2f commands in %.2f round trips per event.\n",
+		fmt.Fprintf(&b, "- **Before and after the per-batch MSISDN resolution and programme usage** (line 2): this run %s, %.2f× the direct rate, %.2f commands in %.2f round trips per event; the earlier run of %s (before that change; load average %s then, %s at the start of this run, on a shared machine, so raw events/s are not comparable across the two runs, round trips per event are) %s events/s, %.2f× direct, %.2f commands in %.2f round trips per event.\n",
 			c.rate("metering.e2e.rate"), c.figures["metering.e2e.ratio"], c.figures["metering.e2e.commands_per_event"], c.figures["metering.e2e.round_trips_per_event"],
-			earlierRun.date, earlierRun.load, thousands(earlierRun.rate), earlierRun.ratio, earlierRun.commands, earlierRun.roundTrips)
+			earlierRun.date, earlierRun.load, firstField(load), thousands(earlierRun.rate), earlierRun.ratio, earlierRun.commands, earlierRun.roundTrips)
 	}
 	return b.String()
+}
+
+// firstField is the first word of s (the 1-minute load average), or "—".
+func firstField(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return "—"
 }
