@@ -133,27 +133,33 @@ func (s *RedisStore) Programme(ctx context.Context, id string) (*Programme, erro
 // SeafarerProgramme names one seafarer's use of one programme.
 type SeafarerProgramme struct{ SeafarerID, ProgrammeID string }
 
-// syncUsageScript raises a programme's seconds_used to account for one
-// seafarer's cumulative use of it, exactly once however often it runs.
+// syncUsageScript raises a programme's seconds_used to account for its
+// seafarers' cumulative use of it, exactly once however often it runs.
 //
 // KEYS[1] programme hash, KEYS[2] per-programme hash seafarer id -> seconds
-// already counted. ARGV[1] seafarer id, ARGV[2] the seafarer's cumulative
-// seconds drawn from the programme. Reply: the seconds added (0 on a repeat
-// or a stale value).
+// already counted. ARGV: pairs of seafarer id and that seafarer's cumulative
+// seconds drawn from the programme. Reply: the seconds added (0 when every
+// pair is a repeat or stale).
 var syncUsageScript = redis.NewScript(`
-local counted = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local now = tonumber(ARGV[2])
-if now <= counted then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], now)
-redis.call('HINCRBY', KEYS[1], 'seconds_used', now - counted)
-return now - counted
+local added = 0
+for i = 1, #ARGV, 2 do
+  local counted = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  local now = tonumber(ARGV[i+1])
+  if now > counted then
+    redis.call('HSET', KEYS[2], ARGV[i], now)
+    added = added + now - counted
+  end
+end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'seconds_used', added) end
+return added
 `)
 
 // SyncProgrammeUsage brings programmes' seconds_used up to date with what the
 // seafarers drew from them. A seafarer's use of a programme is kept by the
 // debit itself (atomically with the draw) and only grows, so carrying it
 // over is idempotent: repeating it after a crash, for a redelivered batch,
-// adds nothing twice and misses nothing. Two pipelined round trips.
+// adds nothing twice and misses nothing. Two pipelined round trips, one
+// script per programme.
 func (s *RedisStore) SyncProgrammeUsage(ctx context.Context, pairs []SeafarerProgramme) error {
 	if len(pairs) == 0 {
 		return nil
@@ -168,13 +174,15 @@ func (s *RedisStore) SyncProgrammeUsage(ctx context.Context, pairs []SeafarerPro
 	if err != nil && err != redis.Nil {
 		return fmt.Errorf("quota: programme usage: %w", err)
 	}
+	byProgramme := map[string][]any{}
+	for i, sp := range pairs {
+		if n, err := used[i].Int64(); err == nil { // else nothing drawn from it yet
+			byProgramme[sp.ProgrammeID] = append(byProgramme[sp.ProgrammeID], sp.SeafarerID, n)
+		}
+	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, sp := range pairs {
-			n, err := used[i].Int64()
-			if err != nil {
-				continue // nothing drawn from it yet
-			}
-			syncUsageScript.Run(ctx, p, []string{s.programmeKey(sp.ProgrammeID), s.programmeTag(sp.ProgrammeID) + ":usedby"}, sp.SeafarerID, n)
+		for programmeID, args := range byProgramme {
+			syncUsageScript.Run(ctx, p, []string{s.programmeKey(programmeID), s.programmeTag(programmeID) + ":usedby"}, args...)
 		}
 		return nil
 	})
