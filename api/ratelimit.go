@@ -33,7 +33,9 @@ import (
 
 // DefaultWriteRateLimit is the write budget of a principal, per minute, when
 // Config.WriteRateLimit is 0.
-const DefaultWriteRateLimit = 600
+// Generous on purpose: a crew manager enrolling seafarers one request at a
+// time must not be throttled; it stops a runaway client, not normal work.
+const DefaultWriteRateLimit = 6000
 
 // rateLimitWindow is the length of one fixed window.
 const rateLimitWindow = time.Minute

@@ -69,10 +69,10 @@ func TestRunStopsWithAMessageNamingTheMissingVariable(t *testing.T) {
 	require.True(t, strings.Contains(err.Error(), "WUYOU_REDIS_ADDRS is required"), err.Error())
 }
 
-func TestConfigWriteRateLimitDefaultsTo600AndMustBePositive(t *testing.T) {
+func TestConfigWriteRateLimitDefaultsToTheAPIsDefaultAndMustBePositive(t *testing.T) {
 	c, err := ConfigFromEnv(envOf(map[string]string{}))
 	require.NoError(t, err)
-	require.Equal(t, 600, c.WriteRateLimit)
+	require.Equal(t, 6000, c.WriteRateLimit)
 
 	_, err = ConfigFromEnv(envOf(map[string]string{"WUYOU_WRITE_RATE_LIMIT": "lots"}))
 	require.ErrorContains(t, err, "WUYOU_WRITE_RATE_LIMIT")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,8 +26,8 @@ func TestWriteBudgetIsCountedInRedisUnderTheDeploymentPrefix(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusCreated, res.StatusCode)
-	require.Equal(t, "600", res.Header.Get("X-RateLimit-Limit"))
-	require.Equal(t, "599", res.Header.Get("X-RateLimit-Remaining"))
+	require.Equal(t, strconv.Itoa(api.DefaultWriteRateLimit), res.Header.Get("X-RateLimit-Limit"))
+	require.Equal(t, strconv.Itoa(api.DefaultWriteRateLimit-1), res.Header.Get("X-RateLimit-Remaining"))
 
 	rdb, _ := redistest.MustClient(t)
 	ctx := context.Background()
