@@ -86,7 +86,7 @@ func mustServerOn(tb testing.TB, rdb redis.UniversalClient, prefix string, v *Ve
 	ls := &liveServer{rdb: rdb, prefix: prefix}
 	ls.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
 	ls.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	issuer := quota.NewIssuer(ls.quota, liveRoster{ls.crew}, wuyou.SystemClock)
+	issuer := quota.NewIssuer(ls.quota, ls.crew, wuyou.SystemClock)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	issuer.Log = log
 	cfg := Config{
@@ -174,28 +174,6 @@ func jsonOf(tb testing.TB, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(tb, err)
 	return b
-}
-
-// liveRoster adapts the crew registry to issuances, as wuyoud's roster does.
-type liveRoster struct{ crew *crew.RedisStore }
-
-func (r liveRoster) SeafarerStatus(ctx context.Context, id string) (string, error) {
-	sf, err := r.crew.Seafarer(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return sf.Status, nil
-}
-
-func (r liveRoster) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
-	if _, err := r.crew.Company(ctx, companyID); err != nil {
-		return err
-	}
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{CompanyID: companyID}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
-}
-
-func (r liveRoster) VesselCrew(ctx context.Context, imo string, fn func(string) error) error {
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
 }
 
 // bearer is an Authorization header value.

@@ -58,49 +58,6 @@ type apiFixture struct {
 	seq atomic.Int64 // makes book numbers, MSISDNs and keys unique per request
 }
 
-// testRoster adapts the crew registry to issuances, as wuyoud's roster does.
-type testRoster struct{ crew *crew.RedisStore }
-
-func (r testRoster) SeafarerStatus(ctx context.Context, id string) (string, error) {
-	sf, err := r.crew.Seafarer(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return sf.Status, nil
-}
-
-func (r testRoster) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
-	if _, err := r.crew.Company(ctx, companyID); err != nil {
-		return err
-	}
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{CompanyID: companyID}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
-}
-
-func (r testRoster) VesselCrew(ctx context.Context, imo string, fn func(string) error) error {
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
-}
-
-// testStatementRegistry adapts the crew registry and the programmes to
-// billing.Registry, as wuyoud's statementRegistry does.
-type testStatementRegistry struct {
-	crew  *crew.RedisStore
-	quota *quota.RedisStore
-}
-
-func (r testStatementRegistry) ProgrammeExists(ctx context.Context, id string) error {
-	_, err := r.quota.Programme(ctx, id)
-	return err
-}
-
-func (r testStatementRegistry) SeafarerExists(ctx context.Context, id string) error {
-	_, err := r.crew.Seafarer(ctx, id)
-	return err
-}
-
-func (r testStatementRegistry) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
-	return testRoster{r.crew}.CompanyCrew(ctx, companyID, fn)
-}
-
 // MustAPIServer builds the server over real Redis stores on a fresh prefix,
 // with a verifier for a freshly generated key, and nothing seeded.
 func MustAPIServer(tb testing.TB) *apiFixture {
@@ -116,11 +73,11 @@ func MustAPIServer(tb testing.TB) *apiFixture {
 	f := &apiFixture{key: key}
 	f.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
 	f.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	f.issuer = quota.NewIssuer(f.quota, testRoster{f.crew}, wuyou.SystemClock)
+	f.issuer = quota.NewIssuer(f.quota, f.crew, wuyou.SystemClock)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.issuer.Log = log
 	statements := &billing.Statements{
-		Store: f.quota, Registry: testStatementRegistry{f.crew, f.quota}, Now: wuyou.SystemClock, Currency: "CNY",
+		Store: f.quota, Registry: billing.JoinRegistry{Programmes: f.quota, Crews: f.crew}, Now: wuyou.SystemClock, Currency: "CNY",
 	}
 	f.server = New(Config{Crew: f.crew, Quota: f.quota, Issuer: f.issuer, Billing: statements, Verifier: verifier, Log: log})
 	f.app = f.server.App()

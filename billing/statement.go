@@ -207,13 +207,29 @@ type StatementStore interface {
 
 // Registry tells whether a payer exists and who a company's crew is.
 type Registry interface {
+	Programmes
+	Crews
+}
+
+// Programmes is the part of Registry the programme store answers.
+type Programmes interface {
 	// ProgrammeExists returns ENOTFOUND for an unknown programme.
 	ProgrammeExists(ctx context.Context, id string) error
+}
+
+// Crews is the part of Registry the crew registry answers.
+type Crews interface {
 	// SeafarerExists returns ENOTFOUND for an unknown seafarer.
 	SeafarerExists(ctx context.Context, id string) error
 	// CompanyCrew calls fn with every seafarer id of the company, in id
 	// order. ENOTFOUND for an unknown company.
 	CompanyCrew(ctx context.Context, companyID string, fn func(seafarerID string) error) error
+}
+
+// JoinRegistry is a Registry made of its two owners' parts.
+type JoinRegistry struct {
+	Programmes
+	Crews
 }
 
 // Statements builds statements, closes periods and reconciles with the carrier.

@@ -264,3 +264,9 @@ func newID(prefix string, t time.Time) (string, error) {
 	}
 	return prefix + id.String(), nil
 }
+
+// ProgrammeExists returns nil for a known programme. ENOTFOUND.
+func (s *RedisStore) ProgrammeExists(ctx context.Context, id string) error {
+	_, err := s.Programme(ctx, id)
+	return err
+}

@@ -52,9 +52,9 @@ func mustStack(t *testing.T) *stack {
 	s := &stack{t: t, key: key}
 	s.crew = crew.NewRedisStore(rdb, "wuyou", wuyou.SystemClock)
 	s.quota = quota.NewRedisStore(rdb, "wuyou", wuyou.SystemClock, quota.Options{})
-	s.issuer = quota.NewIssuer(s.quota, roster{s.crew}, wuyou.SystemClock)
+	s.issuer = quota.NewIssuer(s.quota, s.crew, wuyou.SystemClock)
 	s.issuer.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	statements := &billing.Statements{Store: s.quota, Registry: registry{roster{s.crew}, s.quota}, Now: wuyou.SystemClock, Currency: "CNY"}
+	statements := &billing.Statements{Store: s.quota, Registry: billing.JoinRegistry{Programmes: s.quota, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY"}
 	server := api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Billing: statements, Verifier: verifier,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -155,42 +155,4 @@ func (s *stack) enrolFleet(name string, n int) *crew.Company {
 		must(s.t, err)
 	}
 	return c
-}
-
-// roster gives issuances the crew registry, as wuyoud wires it.
-type roster struct{ crew *crew.RedisStore }
-
-func (r roster) SeafarerStatus(ctx context.Context, id string) (string, error) {
-	sf, err := r.crew.Seafarer(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return sf.Status, nil
-}
-
-func (r roster) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
-	if _, err := r.crew.Company(ctx, companyID); err != nil {
-		return err
-	}
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{CompanyID: companyID}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
-}
-
-func (r roster) VesselCrew(ctx context.Context, imo string, fn func(string) error) error {
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
-}
-
-// registry tells statements which payers exist, as wuyoud wires it.
-type registry struct {
-	roster
-	quota *quota.RedisStore
-}
-
-func (r registry) ProgrammeExists(ctx context.Context, id string) error {
-	_, err := r.quota.Programme(ctx, id)
-	return err
-}
-
-func (r registry) SeafarerExists(ctx context.Context, id string) error {
-	_, err := r.crew.Seafarer(ctx, id)
-	return err
 }

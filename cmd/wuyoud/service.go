@@ -104,13 +104,13 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 
 	s.crew = crew.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now)
 	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{DedupeWindow: cfg.DedupeWindow, LedgerHorizon: cfg.LedgerHorizon})
-	s.issuer = quota.NewIssuer(s.quota, roster{s.crew}, d.now)
+	s.issuer = quota.NewIssuer(s.quota, s.crew, d.now)
 	s.issuer.Log = log
-	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: resolver{s.crew}}
+	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew}
 	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix)
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
-		DedupeWindow: cfg.DedupeWindow, Tariff: tariff, Resolver: resolver{s.crew}, Meter: s.quota,
+		DedupeWindow: cfg.DedupeWindow, Tariff: tariff, Resolver: s.crew, Meter: s.quota,
 		Held: held, Publisher: publisher, Metrics: metrics, Log: log, Now: d.now,
 	})
 	// Usage that arrived before its MSISDN was registered is applied as soon
@@ -159,7 +159,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("resuming issuances failed", "err", err)
 		}
 	}()
-	warner := &carrier.ExpiryWarner{Store: s.quota, Publisher: publisher, MSISDNs: resolver{s.crew}, Owner: replicaName(), Now: d.now, Log: log}
+	warner := &carrier.ExpiryWarner{Store: s.quota, Publisher: publisher, MSISDNs: s.crew, Owner: replicaName(), Now: d.now, Log: log}
 	go func() {
 		defer s.background.Done()
 		warner.Run(cctx, time.Minute)
@@ -220,41 +220,4 @@ func pingKafka(ctx context.Context, brokers []string) error {
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("no Kafka broker answers: %w", errors.Join(errs...))
-}
-
-// resolver adapts the crew registry to the consumer's needs.
-type resolver struct{ crew *crew.RedisStore }
-
-func (r resolver) SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error) {
-	return r.crew.SeafarerIDsByMSISDN(ctx, msisdns)
-}
-
-func (r resolver) MSISDNOf(ctx context.Context, seafarerID string) (string, error) {
-	sf, err := r.crew.Seafarer(ctx, seafarerID)
-	if err != nil {
-		return "", err
-	}
-	return sf.MSISDN, nil
-}
-
-// roster adapts the crew registry to issuances.
-type roster struct{ crew *crew.RedisStore }
-
-func (r roster) SeafarerStatus(ctx context.Context, id string) (string, error) {
-	sf, err := r.crew.Seafarer(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return sf.Status, nil
-}
-
-func (r roster) CompanyCrew(ctx context.Context, companyID string, fn func(string) error) error {
-	if _, err := r.crew.Company(ctx, companyID); err != nil {
-		return err
-	}
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{CompanyID: companyID}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
-}
-
-func (r roster) VesselCrew(ctx context.Context, imo string, fn func(string) error) error {
-	return r.crew.EachSeafarer(ctx, crew.SeafarerFilter{VesselIMO: imo}, func(sf *crew.Seafarer) error { return fn(sf.ID) })
 }
