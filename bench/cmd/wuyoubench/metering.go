@@ -220,7 +220,7 @@ func meterEndToEnd(ctx context.Context, l *lab, prefix string, c meteringConfig,
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	consumer := carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
-		DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: resolver{registry}, Meter: store,
+		DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
 		Held: carrier.NewHeldStore(rdb, prefix), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
 		Metrics: carrier.NewMetrics(reg), Log: log, Now: wuyou.SystemClock,
 	})
@@ -457,11 +457,4 @@ func produce(ctx context.Context, brokers []string, topic string, events []sim.E
 		}
 	}
 	return nil
-}
-
-// resolver finds seafarers by MSISDN in the registry, as cmd/wuyoud's does.
-type resolver struct{ crew *crew.RedisStore }
-
-func (r resolver) SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error) {
-	return r.crew.SeafarerIDsByMSISDN(ctx, msisdns)
 }
