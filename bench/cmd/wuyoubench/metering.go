@@ -277,7 +277,7 @@ drain:
 	out.figure("metering.e2e.commands_per_event", float64(drained.Commands)/n.applied, "commands")
 	out.figure("metering.e2e.round_trips_per_event", float64(drained.RoundTrips)/n.applied, "round-trips")
 	out.info("metering.e2e.setup", "%d simulated voice events (carriersim, 100%% voice, no faults) over %d enrolled MSISDNs, produced first to kfake (in process, 4 partitions); timed from the first event consumed to the last applied (group join excluded); consumer wired as cmd/wuyoud wires it (batches of 500, ledger entries published, offsets committed per batch)", len(events), c.Seafarers)
-	out.note("metering.e2e", "%s The consumer handles one batch at a time: it resolves the batch's MSISDNs in two pipelines (the claims, then the owners' current numbers), pipelines the batch's debits, indexes statements in one pipeline, syncs programme usage once per seafarer and programme in the batch, then publishes the ledger entries and commits offsets, waiting for the broker's acks: %.2f Redis round trips per event, measured.", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied)
+	out.note("metering.e2e", "%s The consumer handles one batch at a time: it resolves the batch's MSISDNs in two pipelines (the claims, then the owners' current numbers), pipelines the batch's debits, indexes statements in one pipeline, syncs programme usage with one script per programme in the batch, then publishes the ledger entries and commits offsets, waiting for the broker's acks: %.2f Redis round trips per event, measured.", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied)
 	return rate, nil
 }
 
