@@ -16,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wuyou/wuyou"
 )
@@ -899,39 +900,19 @@ func (i *Issuer) addGrants(ctx context.Context, issuanceID string, g GrantInput,
 
 // concurrently calls fn(ctx, 0..n-1) on at most workers goroutines and
 // returns the first error; after one, the remaining calls are not made.
-func concurrently(ctx context.Context, n, workers int, fn func(ctx context.Context, j int) error) error {
-	if n == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if err := fn(ctx, j); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-feed:
+func concurrently(parent context.Context, n, workers int, fn func(ctx context.Context, j int) error) error {
+	g, ctx := errgroup.WithContext(parent)
+	g.SetLimit(workers)
 	for j := range n {
-		select {
-		case jobs <- j:
-		case <-ctx.Done():
-			break feed
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return fn(ctx, j) })
 	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	return nil
+	return parent.Err()
 }
 
 // claim marks an issuance as run by this process; false when it already is

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 )
 
 const usageText = `usage:
@@ -345,33 +346,19 @@ func (u cost) bound(self string) string {
 }
 
 // concurrently calls fn(0..n-1) on workers goroutines and returns the first error.
-func concurrently(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				if err := fn(ctx, i); err != nil {
-					cancel(err)
-				}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
+func concurrently(parent context.Context, n, workers int, fn func(ctx context.Context, j int) error) error {
+	g, ctx := errgroup.WithContext(parent)
+	g.SetLimit(workers)
+	for j := range n {
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return fn(ctx, j) })
 	}
-	close(jobs)
-	wg.Wait()
-	return context.Cause(ctx)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return parent.Err()
 }
 
 // median of a non-empty slice (sorted in place).
