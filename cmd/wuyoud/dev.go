@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
+	"github.com/wuyou/wuyou/cmd/carriersim/sim"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
 )
@@ -199,29 +198,31 @@ func portOf(addr string) string {
 	return ":8080"
 }
 
-// simulateCalls produces one voice call abroad every two seconds.
+// simulateCalls produces one carrier voice call every two seconds from the
+// demo seafarers, made by carriersim's generator (mostly abroad, some
+// domestic, which draw nothing).
 func simulateCalls(ctx context.Context, brokers []string, topic string, msisdns []string, stdout io.Writer) {
+	cfg := sim.DefaultConfig()
+	cfg.Source, cfg.MSISDNs, cfg.VoiceShare = "urn:carrier:dev-simulator", msisdns, 1
+	cfg.Seed, cfg.FirstSeq = time.Now().UnixNano(), time.Now().Unix()
+	gen, err := sim.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stdout, "simulate:", err)
+		return
+	}
 	w := carrier.NewWriter(brokers)
 	defer w.Close()
-	countries := []string{"SG", "JP", "NL", "BR", "AE", "AU"}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
-	for seq := 1; ; seq++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		msisdn := msisdns[rand.IntN(len(msisdns))]
-		ev := carrier.UsageEvent{
-			SpecVersion: "1.0", ID: fmt.Sprintf("sim-%d-%d", time.Now().Unix(), seq), Source: "urn:carrier:dev-simulator",
-			Type: carrier.TypeVoice, Time: time.Now().UTC().Truncate(time.Second), Subject: msisdn,
-			Data: carrier.UsageData{CallID: fmt.Sprintf("c-%d", seq), Direction: "MO", DurationSeconds: int64(30 + rand.IntN(600)),
-				CalledNumber: "+8610" + fmt.Sprintf("%08d", rand.IntN(1e8)), VisitedCountry: countries[rand.IntN(len(countries))], Network: "terrestrial"},
-		}
-		b, _ := json.Marshal(ev)
-		if err := w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: []byte(msisdn), Value: b}); err != nil && ctx.Err() == nil {
-			fmt.Fprintln(stdout, "simulate: produce failed:", err)
+		case now := <-t.C:
+			ev := gen.Next(now)
+			if err := w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: ev.Key, Value: ev.Value}); err != nil && ctx.Err() == nil {
+				fmt.Fprintln(stdout, "simulate: produce failed:", err)
+			}
 		}
 	}
 }
