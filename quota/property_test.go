@@ -278,15 +278,6 @@ func readWholeLedger(t require.TestingT, s *RedisStore, seafarerID string, limit
 	return all
 }
 
-// ledgerTime is the time a ledger entry is filed under: a debit's call
-// time, else when it was written.
-func ledgerTime(e *LedgerEntry) time.Time {
-	if e.Kind == KindDebit && e.CallTime != nil {
-		return *e.CallTime
-	}
-	return e.At
-}
-
 // requireLedgerExplainsEveryBalance checks PRODUCT.md's invariants on what
 // the store exposes, without the model: remaining never below zero;
 // billable = covered + overage for every call; the calls never cover more

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -32,10 +31,10 @@ type Options struct {
 //
 //	T:g   hash  grant id -> "granted:remaining:effective:expires:priority:issued_ms:voided:programme"
 //	T:seen zset identity -> call time (unix s); forgotten after the dedupe window
-//	T:l   hash  ledger entry id -> entry JSON
-//	T:lt  zset  ledger entry id -> entry time (unix s); trimmed after the ledger horizon
-//	T:u   hash  "YYYY-MM:calls|billable|covered|overage|amount" -> counter
-//	T:s:YYYY-MM, T:c:YYYY-MM  statement figures; see statements.go
+//	T:l:<week> string the ledger entries of one week, as compact records; see ledger.go
+//	T:u   hash  "used:<programme>" -> seconds drawn from the programme
+//	T:s:YYYY-MM, T:c:YYYY-MM  statement figures; see statements.go (the
+//	      allowance's used and overage seconds are those of the current month)
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	prefix  string
@@ -58,11 +57,11 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock, op
 // DedupeWindow is the window identities are remembered for.
 func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
 
-type seafarerKeys struct{ grants, seen, ledger, ledgerIdx, usage string }
+type seafarerKeys struct{ grants, seen, usage string }
 
 func (s *RedisStore) keys(seafarerID string) seafarerKeys {
 	t := s.prefix + ":{s:" + seafarerID + "}"
-	return seafarerKeys{t + ":g", t + ":seen", t + ":l", t + ":lt", t + ":u"}
+	return seafarerKeys{t + ":g", t + ":seen", t + ":u"}
 }
 
 // Period is the calendar month (UTC) of t, as "YYYY-MM".
@@ -73,23 +72,6 @@ func Period(t time.Time) string { return t.UTC().Format("2006-01") }
 func DebitEntryID(source, eventID string) string {
 	h := sha256.Sum256([]byte(source + "\x00" + eventID))
 	return "d_" + hex.EncodeToString(h[:10])
-}
-
-// debitHead is the part of a debit entry known before grants are drawn; the
-// script appends covered, overage, amount and draws.
-type debitHead struct {
-	ID              string    `json:"id"`
-	Kind            string    `json:"kind"`
-	At              time.Time `json:"at"`
-	EventID         string    `json:"event_id"`
-	Source          string    `json:"source"`
-	Type            string    `json:"type"`
-	MSISDN          string    `json:"msisdn"`
-	CallTime        time.Time `json:"call_time"`
-	DurationSeconds int64     `json:"duration_seconds"`
-	CalledNumber    string    `json:"called_number"`
-	VisitedCountry  string    `json:"visited_country"`
-	BillableSeconds int64     `json:"billable_seconds"`
 }
 
 // Debit applies one call. See Meter.
@@ -103,7 +85,7 @@ func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
 			s.periods.forget() // the period list moved on: read it again
 			continue
 		}
-		return debitResult(cmd)
+		return s.debitResult(ctx, cmd, u)
 	}
 }
 
@@ -139,7 +121,7 @@ func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult
 		if out[i] != nil {
 			continue
 		}
-		r, err := debitResult(c)
+		r, err := s.debitResult(ctx, c, us[i])
 		if err != nil {
 			return nil, err
 		}
@@ -168,45 +150,71 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 		incr = 60
 	}
 	now := s.now()
-	entryID := DebitEntryID(u.Source, u.EventID)
-	head, err := json.Marshal(debitHead{
-		ID: entryID, Kind: KindDebit, At: now, EventID: u.EventID, Source: u.Source, Type: u.Type,
-		MSISDN: u.MSISDN, CallTime: u.CallTime.UTC(), DurationSeconds: u.DurationSeconds,
-		CalledNumber: u.CalledNumber, VisitedCountry: u.VisitedCountry, BillableSeconds: u.BillableSeconds,
-	})
-	if err != nil {
-		return nil, err
-	}
-	head = append(head[:len(head)-1], `,"covered_seconds":`...)
-	k := s.keys(u.SeafarerID)
+	identity := DebitEntryID(u.Source, u.EventID)[2:]
 	callTime := u.CallTime.Unix()
 	stmtKeys, stmtArgs, err := s.statementArgs(ctx, u)
 	if err != nil {
 		return nil, err
 	}
+	k := s.keys(u.SeafarerID)
 	return debitScript.Run(ctx, r,
-		append([]string{k.grants, k.seen, k.ledger, k.ledgerIdx, k.usage}, stmtKeys...),
-		append([]any{entryID[2:], entryID, callTime, u.BillableSeconds,
-			now.Add(-s.opts.DedupeWindow).Unix(), now.Add(-s.opts.LedgerHorizon).Unix(),
-			head, u.OveragePrice.Minor, incr, u.OveragePrice.Currency, Period(u.CallTime), now.Unix(),
-		}, stmtArgs...)...,
+		append([]string{k.grants, k.seen, s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime)), k.usage}, stmtKeys...),
+		append([]any{identity, callTime, u.BillableSeconds, now.Add(-s.opts.DedupeWindow).Unix(),
+			debitRecordHead(u, identity, now), debitSearch(u, identity), s.ledgerTTL(u.CallTime),
+			u.OveragePrice.Minor, incr, escapeField(u.OveragePrice.Currency), Period(u.CallTime), now.Unix(),
+		}, append(stmtArgs, u.OveragePrice.Currency)...)...,
 	), nil
 }
 
-func debitResult(c *redis.Cmd) (*DebitResult, error) {
+// debitResult reads a debit script's reply; u is the usage it applied.
+func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*DebitResult, error) {
 	vals, err := c.Slice()
 	if err != nil {
 		return nil, fmt.Errorf("quota: debit: %w", err)
 	}
 	r := &DebitResult{Duplicate: vals[0].(int64) == 1, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
-	if js, _ := vals[1].(string); js != "" {
-		var e LedgerEntry
-		if err := json.Unmarshal([]byte(js), &e); err != nil {
-			return nil, fmt.Errorf("quota: stored ledger entry: %w", err)
+	rec, _ := vals[1].(string)
+	call := u.CallTime
+	if r.Duplicate && rec == "" {
+		// A repeat naming another call time than the first: the first's
+		// record is filed under its own time.
+		first, _ := strconv.ParseInt(fmt.Sprint(vals[4]), 10, 64)
+		call = time.Unix(first, 0)
+		if first != u.CallTime.Unix() {
+			first := u
+			first.CallTime = call
+			if rec, err = s.storedDebit(ctx, first); err != nil {
+				return nil, err
+			}
 		}
-		r.Entry = &e
+	}
+	if rec != "" {
+		e, err := decodeRecord(ledgerBucket(call), rec)
+		if err != nil {
+			return nil, err
+		}
+		e.Source = u.Source
+		r.Entry = e
 	}
 	return r, nil
+}
+
+// storedDebit is the stored record of u's first application, or "" when
+// its bucket expired.
+func (s *RedisStore) storedDebit(ctx context.Context, u Usage) (string, error) {
+	b, err := s.rdb.Get(ctx, s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime))).Result()
+	if err == redis.Nil {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("quota: debit: stored entry: %w", err)
+	}
+	search := debitSearch(u, DebitEntryID(u.Source, u.EventID)[2:])
+	i := strings.Index(b, search)
+	if i < 0 {
+		return "", nil
+	}
+	rec, _, _ := strings.Cut(b[i+1:], "\n")
+	return rec, nil
 }
 
 // GrantInput is one pack to add to one seafarer.
@@ -231,13 +239,11 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	}
 	now := s.now()
 	enc := fmt.Sprintf("%d:%d:%d:%d:%d:%d:0:%s", in.Seconds, in.Seconds, in.EffectiveAt.Unix(), in.ExpiresAt.Unix(), in.Priority, now.UnixMilli(), in.ProgrammeID)
+	now = now.Truncate(time.Millisecond) // as the ledger keeps it
 	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
-	js, err := json.Marshal(entry)
-	if err != nil {
-		return false, nil, err
-	}
 	k := s.keys(in.SeafarerID)
-	n, err := grantScript.Run(ctx, s.rdb, []string{k.grants, k.ledger, k.ledgerIdx}, in.ID, enc, entry.ID, js, now.Unix()).Int()
+	n, err := grantScript.Run(ctx, s.rdb, []string{k.grants, s.ledgerKey(in.SeafarerID, ledgerBucket(now))},
+		in.ID, enc, grantRecord(now, in.ID, in.ProgrammeID, in.Seconds), s.ledgerTTL(now)).Int()
 	if err != nil {
 		return false, nil, fmt.Errorf("quota: add grant: %w", err)
 	}
@@ -265,20 +271,14 @@ func plainID(id string) bool {
 // VoidGrant sets a grant's remaining seconds to zero. ENOTFOUND; ECONFLICT
 // when it is already voided.
 func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) (*LedgerEntry, error) {
-	now := s.now()
-	entry := &LedgerEntry{ID: "v_" + grantID, Kind: KindVoid, At: now, GrantID: grantID}
-	head, err := json.Marshal(struct {
-		ID      string    `json:"id"`
-		Kind    string    `json:"kind"`
-		At      time.Time `json:"at"`
-		GrantID string    `json:"grant_id"`
-	}{entry.ID, entry.Kind, entry.At, grantID})
-	if err != nil {
-		return nil, err
+	if !plainID(grantID) {
+		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "grant %s not found", grantID)
 	}
-	head = append(head[:len(head)-1], `,"seconds":`...)
+	now := s.now().Truncate(time.Millisecond) // as the ledger keeps it
+	entry := &LedgerEntry{ID: "v_" + grantID, Kind: KindVoid, At: now, GrantID: grantID}
 	k := s.keys(seafarerID)
-	removed, err := voidScript.Run(ctx, s.rdb, []string{k.grants, k.ledger, k.ledgerIdx}, grantID, entry.ID, head, now.Unix()).Int64()
+	removed, err := voidScript.Run(ctx, s.rdb, []string{k.grants, s.ledgerKey(seafarerID, ledgerBucket(now))},
+		grantID, voidRecordHead(now, grantID), s.ledgerTTL(now)).Int64()
 	switch {
 	case err != nil && strings.Contains(err.Error(), "ENOTFOUND"):
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "grant %s not found", grantID)
@@ -361,7 +361,7 @@ func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowan
 	var usage *redis.SliceCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		grants = p.HGetAll(ctx, k.grants)
-		usage = p.HMGet(ctx, k.usage, period+":billable", period+":overage")
+		usage = p.HMGet(ctx, s.statementKey(seafarerID, period), "billable", "overage")
 		return nil
 	})
 	if err != nil {
@@ -419,88 +419,4 @@ func toInt64(v any) int64 {
 	s, _ := v.(string)
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
-}
-
-// LedgerFilter selects ledger entries by time (inclusive from, exclusive to;
-// zero = open), newest first.
-type LedgerFilter struct {
-	From, To time.Time
-	Limit    int
-	Cursor   string // opaque: the score and id of the last entry returned
-}
-
-// Ledger returns a page of a seafarer's ledger entries, newest first, and the
-// cursor of the next page ("" at the end). A debit's time is its call time;
-// a grant's or void's is when it was written.
-func (s *RedisStore) Ledger(ctx context.Context, seafarerID string, f LedgerFilter) ([]*LedgerEntry, string, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	max, min := "+inf", "-inf"
-	if !f.To.IsZero() {
-		max = "(" + strconv.FormatInt(f.To.Unix(), 10)
-	}
-	if !f.From.IsZero() {
-		min = strconv.FormatInt(f.From.Unix(), 10)
-	}
-	offset := int64(0)
-	if f.Cursor != "" {
-		score, off, ok := strings.Cut(f.Cursor, ".")
-		n, err1 := strconv.ParseInt(score, 10, 64)
-		o, err2 := strconv.ParseInt(off, 10, 64)
-		if !ok || err1 != nil || err2 != nil || o < 0 {
-			return nil, "", wuyou.Errorf(wuyou.EINVALID, "cursor: malformed")
-		}
-		// Entries sharing one score are paged by offset within that score.
-		max = strconv.FormatInt(n, 10)
-		offset = o
-	}
-	k := s.keys(seafarerID)
-	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, k.ledgerIdx, &redis.ZRangeBy{Max: max, Min: min, Offset: offset, Count: int64(f.Limit) + 1}).Result()
-	if err != nil {
-		return nil, "", fmt.Errorf("quota: ledger: %w", err)
-	}
-	next := ""
-	if len(zs) > f.Limit {
-		zs = zs[:f.Limit]
-		last := int64(zs[len(zs)-1].Score)
-		// count how many returned entries (plus the skipped offset) share the last score
-		same := int64(0)
-		for _, z := range zs {
-			if int64(z.Score) == last {
-				same++
-			}
-		}
-		if f.Cursor != "" && strings.HasPrefix(f.Cursor, strconv.FormatInt(last, 10)+".") {
-			same += offset
-		}
-		next = strconv.FormatInt(last, 10) + "." + strconv.FormatInt(same, 10)
-	}
-	if len(zs) == 0 {
-		return []*LedgerEntry{}, "", nil
-	}
-	ids := make([]string, len(zs))
-	for i, z := range zs {
-		ids[i] = z.Member.(string)
-	}
-	vals, err := s.rdb.HMGet(ctx, k.ledger, ids...).Result()
-	if err != nil {
-		return nil, "", fmt.Errorf("quota: ledger: %w", err)
-	}
-	out := make([]*LedgerEntry, 0, len(vals))
-	for _, v := range vals {
-		js, ok := v.(string)
-		if !ok {
-			continue // trimmed between the two reads
-		}
-		var e LedgerEntry
-		if err := json.Unmarshal([]byte(js), &e); err != nil {
-			return nil, "", fmt.Errorf("quota: ledger entry: %w", err)
-		}
-		if e.Draws == nil {
-			e.Draws = []Draw{}
-		}
-		out = append(out, &e)
-	}
-	return out, next, nil
 }

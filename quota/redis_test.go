@@ -419,24 +419,38 @@ func TestLedgerPagesNewestFirstWithCursor(t *testing.T) {
 	require.Equal(t, wuyou.EINVALID, wuyou.ErrorCode(err))
 }
 
-func TestLedgerTrimmedAfterHorizon(t *testing.T) {
-	s, clock, rdb := MustMeterStore(t, Options{DedupeWindow: meterDay, LedgerHorizon: 2 * meterDay})
+// Ledger entries live in weekly buckets that Redis expires a ledger horizon
+// after their week ends: the expiry is set from the store's clock, so an
+// old call's bucket lives shorter than a recent one's, and a bucket whose
+// time is up is really gone (this test waits for Redis to expire one).
+func TestLedgerBucketsExpireAfterHorizon(t *testing.T) {
+	const horizon = 10 * meterDay
+	s, clock, rdb := MustMeterStore(t, Options{DedupeWindow: meterDay, LedgerHorizon: horizon})
 	ctx := context.Background()
 	const sf = "sf-trim"
 	MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
-	old := MustDebit(t, s, voiceCall(sf, "cdr-old", meterNow.Add(-time.Hour), 60))
-	clock.Advance(2*meterDay + time.Minute) // the old call is now 2 days and an hour old
-	recent := MustDebit(t, s, voiceCall(sf, "cdr-recent", clock.Now().Add(-time.Minute), 60))
+	old := MustDebit(t, s, voiceCall(sf, "cdr-old", meterNow.Add(-8*meterDay), 60))
+	recent := MustDebit(t, s, voiceCall(sf, "cdr-recent", meterNow.Add(-time.Minute), 60))
 
-	entries := readWholeLedger(t, s, sf, 50)
-	require.Len(t, entries, 1)
-	require.Equal(t, recent.Entry.ID, entries[0].ID)
-	k := s.keys(sf)
-	for _, id := range []string{old.Entry.ID, "g_gr_1"} {
-		require.False(t, rdb.HExists(ctx, k.ledger, id).Val(), "%s gone from the ledger hash", id)
-		require.Equal(t, redis.Nil, rdb.ZScore(ctx, k.ledgerIdx, id).Err(), "%s gone from the ledger index", id)
+	ttl := func(call time.Time) time.Duration {
+		return rdb.TTL(ctx, s.ledgerKey(sf, ledgerBucket(call))).Val()
 	}
-	require.Equal(t, map[string]int64{"gr_1": 480}, remainingByGrant(t, s, sf), "trimming the ledger changes no balance")
+	weekEnd := func(call time.Time) time.Time { return time.Unix((ledgerBucket(call)+1)*ledgerWeek, 0) }
+	require.InDelta(t, weekEnd(*recent.Entry.CallTime).Add(horizon).Sub(meterNow).Seconds(), ttl(*recent.Entry.CallTime).Seconds(), 2,
+		"the recent call's week lives until a horizon after it ends")
+	require.InDelta(t, weekEnd(*old.Entry.CallTime).Add(horizon).Sub(meterNow).Seconds(), ttl(*old.Entry.CallTime).Seconds(), 2,
+		"the old call's week too, which is sooner")
+	require.Len(t, readWholeLedger(t, s, sf, 50), 3, "both calls and the grant, while their buckets live")
+
+	// A call whose week ended more than a horizon ago: its bucket is given
+	// the shortest life Redis has (a second) and then it is gone.
+	clock.Advance(30 * meterDay)
+	late := voiceCall(sf, "cdr-late", clock.Now().Add(-horizon-8*meterDay), 60) // gr_1 was active then
+	MustDebit(t, s, late)
+	require.LessOrEqual(t, ttl(late.CallTime), time.Second)
+	require.Eventually(t, func() bool { return rdb.Exists(ctx, s.ledgerKey(sf, ledgerBucket(late.CallTime))).Val() == 0 },
+		5*time.Second, 100*time.Millisecond, "Redis expires the bucket")
+	require.Equal(t, map[string]int64{"gr_1": 480}, remainingByGrant(t, s, sf), "the old call found no active grant; expiring ledger buckets changes no balance")
 }
 
 func TestDedupeIdentitiesForgottenAfterWindowByCallTime(t *testing.T) {

@@ -29,26 +29,29 @@ end
 // debitScript applies one call to a seafarer's grants, at most once.
 //
 // KEYS[1] grants hash, KEYS[2] seen-identities zset (score: call time),
-// KEYS[3] ledger hash (entry id -> JSON), KEYS[4] ledger index zset (score:
-// the entry's time), KEYS[5] per-period usage counters hash.
-// ARGV[1] identity member, ARGV[2] entry id, ARGV[3] call time (unix s),
-// ARGV[4] billable seconds, ARGV[5] dedupe cutoff (unix s; identities with an
-// older call time are forgotten), ARGV[6] ledger cutoff (unix s),
-// ARGV[7] entry JSON up to and including `"covered_seconds":`,
-// ARGV[8] overage price per increment (minor units), ARGV[9] increment (s),
-// ARGV[10] currency, ARGV[11] period "YYYY-MM", ARGV[12] now (unix s).
-// Statements (statements.go): KEYS[6] statement figures of the call's period,
-// KEYS[7] those of the first period after it believed open, KEYS[8] figures
+// KEYS[3] ledger bucket of the call's week (see ledger.go), KEYS[4] the
+// seafarer's "used:<programme>" counters: the seconds drawn from each
+// programme, which only grow (see SyncProgrammeUsage).
+// ARGV[1] identity, ARGV[2] call time (unix s), ARGV[3] billable seconds,
+// ARGV[4] dedupe cutoff (unix s; identities with an older call time are
+// forgotten), ARGV[5] the entry's record up to its billable seconds and a
+// space, ARGV[6] what precedes a stored record of this identity in the
+// bucket, ARGV[7] the bucket's time to live (s), ARGV[8] overage price per
+// increment (minor units), ARGV[9] increment (s), ARGV[10] currency (escaped
+// for the record), ARGV[11] period "YYYY-MM" of the call, ARGV[12] now (unix s).
+// Statements (statements.go): KEYS[5] statement figures of the call's period,
+// KEYS[6] those of the first period after it believed open, KEYS[7] figures
 // by MSISDN of the call's period; ARGV[13] wholesale price per increment
 // (minor units), ARGV[14] "1" when the call's period is closed by the cached
-// list, ARGV[15] the period of KEYS[7], ARGV[16] MSISDN, ARGV[17] expiry of
-// KEYS[8] (unix s).
-// Reply: {duplicate 0|1, entry JSON, remaining now, granted now} where the
-// last two sum grants active at now; on a duplicate the stored entry is
-// returned (or "" when trimmed) with the balance, and nothing changes.
-// KEYS[5] also keeps "used:<programme>": the seconds this seafarer has drawn
-// from each programme, which only grows (see SyncProgrammeUsage). Error "ESTALE …" (before
-// any write) when the period of KEYS[7] turns out to be closed as well.
+// list, ARGV[15] the period of KEYS[6], ARGV[16] MSISDN, ARGV[17] expiry of
+// KEYS[7] (unix s), ARGV[18] the currency as is.
+// Reply: {duplicate 0|1, record, remaining now, granted now} where the last
+// two sum grants active at now. On a duplicate nothing changes, and the reply
+// is {1, the stored record, remaining, granted, the first call time}: the
+// record is "" when it expired or when the repeat names another call time
+// (its bucket may be another; the caller reads it from the first's).
+// Error "ESTALE …" (before any write) when the period of KEYS[6] turns out to
+// be closed as well.
 var debitScript = redis.NewScript(luaParseGrant + `
 local now = tonumber(ARGV[12])
 -- balance sums the grants active at now.
@@ -62,25 +65,35 @@ local function balance(grants)
   end
   return rem, granted
 end
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+local seen = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if seen then
   -- A repeat changes nothing but reports the balance as it is, so the
   -- caller can repeat the effects of a first application it lost in a crash.
   local all, grants = redis.call('HGETALL', KEYS[1]), {}
   for i = 1, #all, 2 do grants[#grants+1] = parse(all[i], all[i+1]) end
   local rem, granted = balance(grants)
-  return {1, redis.call('HGET', KEYS[3], ARGV[2]) or '', rem, granted}
+  local rec = ''
+  local b = tonumber(seen) == tonumber(ARGV[2]) and redis.call('GET', KEYS[3])
+  if b then
+    local i = string.find(b, ARGV[6], 1, true)
+    if i then
+      local j = string.find(b, '\n', i + 1, true)
+      rec = string.sub(b, i + 1, (j or 0) - 1)
+    end
+  end
+  return {1, rec, rem, granted, seen}
 end
-local t = tonumber(ARGV[3])
--- The statement that counts this call: its own period's (KEYS[6]) unless
+local t = tonumber(ARGV[2])
+-- The statement that counts this call: its own period's (KEYS[5]) unless
 -- that period is closed, by the cached list or because this seafarer's
--- figures of it are frozen; then the first open period after it (KEYS[7])
+-- figures of it are frozen; then the first open period after it (KEYS[6])
 -- as an adjustment naming the call's period. Checked before any write.
-local stmtp, stmtk, adjp = ARGV[11], KEYS[6], ''
-if ARGV[14] == '1' or redis.call('HEXISTS', KEYS[6], 'frozen') == 1 then
-  if redis.call('HEXISTS', KEYS[7], 'frozen') == 1 then
+local stmtp, stmtk, adjp = ARGV[11], KEYS[5], ''
+if ARGV[14] == '1' or redis.call('HEXISTS', KEYS[5], 'frozen') == 1 then
+  if redis.call('HEXISTS', KEYS[6], 'frozen') == 1 then
     return redis.error_reply('ESTALE closed periods: ' .. ARGV[15] .. ' is closed too')
   end
-  stmtp, stmtk, adjp = ARGV[15], KEYS[7], ARGV[11]
+  stmtp, stmtk, adjp = ARGV[15], KEYS[6], ARGV[11]
 end
 local all = redis.call('HGETALL', KEYS[1])
 local grants, cand = {}, {}
@@ -95,7 +108,8 @@ table.sort(cand, function(a, b)
   if a.iss ~= b.iss then return a.iss < b.iss end
   return a.id < b.id
 end)
-local need = tonumber(ARGV[4])
+local billable = tonumber(ARGV[3])
+local need = billable
 local covered = 0
 local draws, taken = {}, {}
 for _, g in ipairs(cand) do
@@ -105,11 +119,10 @@ for _, g in ipairs(cand) do
   need = need - take
   covered = covered + take
   redis.call('HSET', KEYS[1], g.id, encode(g))
-  draws[#draws+1] = '{"grant_id":"' .. g.id .. '","programme_id":"' .. g.prog .. '","seconds":' .. take .. '}'
+  draws[#draws+1] = g.id .. ':' .. g.prog .. ':' .. take
   taken[#taken+1] = {g.prog, take}
   if g.prog ~= '' then
-    -- cumulative seconds this seafarer drew from the programme (only grows)
-    redis.call('HINCRBY', KEYS[5], 'used:' .. g.prog, take)
+    redis.call('HINCRBY', KEYS[4], 'used:' .. g.prog, take)
   end
 end
 local incr = tonumber(ARGV[9])
@@ -130,39 +143,25 @@ for _, d in ipairs(taken) do
     sh[2] = sh[2] + (math.floor((drawn + incr - 1) / incr) - before) * wprice
   end
 end
-local entry = ARGV[7] .. covered .. ',"overage_seconds":' .. need ..
-  ',"overage_amount":{"minor":' .. amount .. ',"currency":"' .. ARGV[10] .. '"}' ..
-  ',"welfare_cost":{"minor":' .. welfare .. ',"currency":"' .. ARGV[10] .. '"}' ..
-  ',"statement_period":"' .. stmtp .. '","adjusts_period":"' .. adjp .. '","draws":[' ..
-  table.concat(draws, ',') .. ']}'
--- Forget old identities and entries before storing this call's, so a call
--- at the window's edge is not forgotten by its own debit: a repeat later in
--- the same batch must still be a duplicate, answered with this entry.
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
-local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6], 'LIMIT', 0, 64)
-if #old > 0 then
-  redis.call('HDEL', KEYS[3], unpack(old))
-  redis.call('ZREM', KEYS[4], unpack(old))
-end
-redis.call('HSET', KEYS[3], ARGV[2], entry)
-redis.call('ZADD', KEYS[4], t, ARGV[2])
+local rec = ARGV[5] .. covered .. ' ' .. amount .. ' ' .. ARGV[10] .. ' ' .. welfare .. ' ' .. stmtp .. ' ' .. adjp
+if #draws > 0 then rec = rec .. ' ' .. table.concat(draws, ' ') end
+-- Forget old identities before remembering this call's, so a call at the
+-- window's edge is not forgotten by its own debit: a repeat later in the
+-- same batch must still be a duplicate, answered with this record.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
 redis.call('ZADD', KEYS[2], t, ARGV[1])
-local p = ARGV[11]
-redis.call('HINCRBY', KEYS[5], p .. ':calls', 1)
-redis.call('HINCRBY', KEYS[5], p .. ':billable', tonumber(ARGV[4]))
-redis.call('HINCRBY', KEYS[5], p .. ':covered', covered)
-redis.call('HINCRBY', KEYS[5], p .. ':overage', need)
-redis.call('HINCRBY', KEYS[5], p .. ':amount', amount)
+local b = redis.call('GET', KEYS[3]) or ''
+redis.call('SET', KEYS[3], b .. '\n' .. rec, 'EX', ARGV[7])
 -- Statement figures; an adjustment's fields are prefixed "a:<its period>:".
 local pre = ''
 if adjp ~= '' then pre = 'a:' .. adjp .. ':' end
 redis.call('HINCRBY', stmtk, pre .. 'calls', 1)
-redis.call('HINCRBY', stmtk, pre .. 'billable', tonumber(ARGV[4]))
+redis.call('HINCRBY', stmtk, pre .. 'billable', billable)
 redis.call('HINCRBY', stmtk, pre .. 'covered', covered)
 redis.call('HINCRBY', stmtk, pre .. 'overage', need)
 redis.call('HINCRBY', stmtk, pre .. 'amount', amount)
 redis.call('HINCRBY', stmtk, pre .. 'welfare', welfare)
-redis.call('HSET', stmtk, 'cur', ARGV[10])
+redis.call('HSET', stmtk, 'cur', ARGV[18])
 for _, id in ipairs(sorder) do
   local q = pre .. 'p:' .. id .. ':'
   redis.call('HINCRBY', stmtk, q .. 'calls', 1)
@@ -171,32 +170,32 @@ for _, id in ipairs(sorder) do
 end
 -- By the call's own period and the MSISDN it was made from (reconciliation).
 local m = ARGV[16]
-redis.call('HINCRBY', KEYS[8], m .. ':calls', 1)
-redis.call('HINCRBY', KEYS[8], m .. ':billable', tonumber(ARGV[4]))
-redis.call('HINCRBY', KEYS[8], m .. ':covered', covered)
-redis.call('EXPIREAT', KEYS[8], tonumber(ARGV[17]))
+redis.call('HINCRBY', KEYS[7], m .. ':calls', 1)
+redis.call('HINCRBY', KEYS[7], m .. ':billable', billable)
+redis.call('HINCRBY', KEYS[7], m .. ':covered', covered)
+redis.call('EXPIREAT', KEYS[7], tonumber(ARGV[17]))
 local rem, granted = balance(grants)
-return {0, entry, rem, granted}
+return {0, rec, rem, granted}
 `)
 
 // grantScript adds a grant once.
 //
-// KEYS[1] grants hash, KEYS[2] ledger hash, KEYS[3] ledger index zset.
-// ARGV[1] grant id, ARGV[2] encoded grant, ARGV[3] ledger entry id,
-// ARGV[4] ledger entry JSON, ARGV[5] entry score (unix s).
+// KEYS[1] grants hash, KEYS[2] ledger bucket of now.
+// ARGV[1] grant id, ARGV[2] encoded grant, ARGV[3] ledger record,
+// ARGV[4] the bucket's time to live (s).
 // Reply: 1 when added, 0 when the grant already existed (nothing changes).
 var grantScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+local b = redis.call('GET', KEYS[2]) or ''
+redis.call('SET', KEYS[2], b .. '\n' .. ARGV[3], 'EX', ARGV[4])
 return 1
 `)
 
 // voidScript sets a grant's remaining amount to zero and marks it voided.
 //
-// KEYS[1] grants hash, KEYS[2] ledger hash, KEYS[3] ledger index zset.
-// ARGV[1] grant id, ARGV[2] ledger entry id, ARGV[3] entry JSON up to and
-// including `"seconds":`, ARGV[4] entry score (unix s).
+// KEYS[1] grants hash, KEYS[2] ledger bucket of now.
+// ARGV[1] grant id, ARGV[2] the ledger record without the seconds removed,
+// ARGV[3] the bucket's time to live (s).
 // Reply: the seconds removed; error "ENOTFOUND" or "EVOIDED".
 var voidScript = redis.NewScript(luaParseGrant + `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -207,7 +206,7 @@ local removed = g.rem
 g.rem = 0
 g.void = '1'
 redis.call('HSET', KEYS[1], ARGV[1], encode(g))
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. removed .. ',"draws":[]}')
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+local b = redis.call('GET', KEYS[2]) or ''
+redis.call('SET', KEYS[2], b .. '\n' .. ARGV[2] .. removed, 'EX', ARGV[3])
 return removed
 `)

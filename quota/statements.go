@@ -264,7 +264,6 @@ func wrapErr(what string, err error) error {
 // settle makes sure a seafarer's figures in closed period w are either
 // frozen by its close or moved to an open period, and indexed there.
 func (s *RedisStore) settle(ctx context.Context, seafarerID, w string) error {
-	k := s.keys(seafarerID)
 	for range 100 { // each step moves to a later period; closes are rare
 		closed, err := s.readPeriods(ctx)
 		if err != nil {
@@ -275,10 +274,9 @@ func (s *RedisStore) settle(ctx context.Context, seafarerID, w string) error {
 		}
 		start, end := monthBounds(w)
 		target := firstOpenAfter(w, closed)
-		reply, err := reclassifyScript.Run(ctx, s.rdb,
-			[]string{s.statementKey(seafarerID, w), s.statementKey(seafarerID, target), k.ledger, k.ledgerIdx},
-			w, target, start.Add(-s.opts.DedupeWindow-24*time.Hour).Unix(), end.Unix(),
-		).StringSlice()
+		keys := append([]string{s.statementKey(seafarerID, w), s.statementKey(seafarerID, target)},
+			s.ledgerKeysBetween(seafarerID, start.Add(-s.opts.DedupeWindow-24*time.Hour), end)...)
+		reply, err := reclassifyScript.Run(ctx, s.rdb, keys, w, target).StringSlice()
 		if isStale(err) {
 			continue // target was closed meanwhile: read the list again
 		} else if err != nil {
@@ -336,9 +334,9 @@ func monthBounds(period string) (start, end time.Time) {
 // and rewrites the ledger entries counted in it to say so.
 //
 // KEYS[1] statement hash of the closed period W, KEYS[2] that of the target
-// period R, KEYS[3] ledger hash, KEYS[4] ledger index zset.
-// ARGV[1] W, ARGV[2] R, ARGV[3] earliest call time an entry counted in W can
-// have (unix s), ARGV[4] end of W (unix s, exclusive).
+// period R, KEYS[3…] the ledger buckets that can hold calls counted in W
+// (calls made from a dedupe window before W to its end).
+// ARGV[1] W, ARGV[2] R.
 // Reply: {"closed", ""} when the close froze W's figures (nothing moves),
 // else {"moved", the period now holding them} (moved now or before).
 // Error "ESTALE" (nothing written) when R's figures are frozen too.
@@ -362,19 +360,23 @@ for i = 1, #all, 2 do
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'frozen', 'moved:' .. ARGV[2])
-local tag = '"statement_period":"' .. ARGV[1] .. '","adjusts_period":"'
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[3], '(' .. ARGV[4])) do
-  local e = redis.call('HGET', KEYS[3], id)
-  if e then
-    local i, j = string.find(e, tag, 1, true)
-    if i then
-      local rest = string.sub(e, j + 1)
-      local q = string.find(rest, '"', 1, true)
-      local adj = string.sub(rest, 1, q - 1)
-      if adj == '' then adj = ARGV[1] end
-      redis.call('HSET', KEYS[3], id, string.sub(e, 1, i - 1) .. '"statement_period":"' .. ARGV[2] ..
-        '","adjusts_period":"' .. adj .. string.sub(rest, q))
-    end
+-- A debit record's 16th and 17th fields are its statement and adjusted
+-- periods (ledger.go); its 18th on are draws.
+local function restate(rec)
+  if string.sub(rec, 1, 2) ~= 'd ' then return rec end
+  local f = {}
+  for x in string.gmatch(rec .. ' ', '([^ ]*) ') do f[#f+1] = x end
+  if f[16] ~= ARGV[1] then return rec end
+  f[16] = ARGV[2]
+  if f[17] == '' then f[17] = ARGV[1] end
+  return table.concat(f, ' ')
+end
+for i = 3, #KEYS do
+  local b = redis.call('GET', KEYS[i])
+  if b and string.find(b, ' ' .. ARGV[1] .. ' ', 1, true) then
+    local out = {}
+    for rec in string.gmatch(b, '\n([^\n]*)') do out[#out+1] = restate(rec) end
+    redis.call('SET', KEYS[i], '\n' .. table.concat(out, '\n'), 'KEEPTTL')
   end
 end
 return {'moved', ARGV[2]}
@@ -745,50 +747,25 @@ func (s *RedisStore) storedLines(ctx context.Context, key string) ([]billing.Cal
 // made from a dedupe window before it to its end) and keeps those that are.
 func (s *RedisStore) callLines(ctx context.Context, period, seafarerID string) ([]billing.CallLine, error) {
 	start, end := monthBounds(period)
-	k := s.keys(seafarerID)
+	entries, err := s.ledgerBetween(ctx, seafarerID, start.Add(-s.opts.DedupeWindow-24*time.Hour), end)
+	if err != nil {
+		return nil, fmt.Errorf("quota: statement lines: %w", err)
+	}
 	lines := []billing.CallLine{}
-	const page = 1000
-	for offset := int64(0); ; offset += page {
-		ids, err := s.rdb.ZRangeByScore(ctx, k.ledgerIdx, &redis.ZRangeBy{
-			Min: strconv.FormatInt(start.Add(-s.opts.DedupeWindow-24*time.Hour).Unix(), 10),
-			Max: "(" + strconv.FormatInt(end.Unix(), 10), Offset: offset, Count: page,
-		}).Result()
-		if err != nil {
-			return nil, fmt.Errorf("quota: statement lines: %w", err)
+	for _, e := range entries {
+		if e.Kind != KindDebit || e.StatementPeriod != period || e.CallTime == nil {
+			continue
 		}
-		if len(ids) == 0 {
-			break
+		l := billing.CallLine{
+			EntryID: e.ID, EventID: e.EventID, CallTime: e.CallTime.UTC(), MSISDN: e.MSISDN,
+			VisitedCountry: e.VisitedCountry, AdjustsPeriod: e.AdjustsPeriod,
+			Figures: billing.Figures{Calls: 1, BillableSeconds: e.BillableSeconds, CoveredSeconds: e.CoveredSeconds,
+				OverageSeconds: e.OverageSeconds, OverageAmount: e.OverageAmount},
 		}
-		vals, err := s.rdb.HMGet(ctx, k.ledger, ids...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("quota: statement lines: %w", err)
+		if e.WelfareCost != nil {
+			l.WelfareCost = *e.WelfareCost
 		}
-		for _, v := range vals {
-			js, ok := v.(string)
-			if !ok {
-				continue
-			}
-			var e LedgerEntry
-			if err := json.Unmarshal([]byte(js), &e); err != nil {
-				return nil, fmt.Errorf("quota: ledger entry: %w", err)
-			}
-			if e.Kind != KindDebit || e.StatementPeriod != period || e.CallTime == nil {
-				continue
-			}
-			l := billing.CallLine{
-				EntryID: e.ID, EventID: e.EventID, CallTime: e.CallTime.UTC(), MSISDN: e.MSISDN,
-				VisitedCountry: e.VisitedCountry, AdjustsPeriod: e.AdjustsPeriod,
-				Figures: billing.Figures{Calls: 1, BillableSeconds: e.BillableSeconds, CoveredSeconds: e.CoveredSeconds,
-					OverageSeconds: e.OverageSeconds, OverageAmount: e.OverageAmount},
-			}
-			if e.WelfareCost != nil {
-				l.WelfareCost = *e.WelfareCost
-			}
-			lines = append(lines, l)
-		}
-		if len(ids) < page {
-			break
-		}
+		lines = append(lines, l)
 	}
 	sort.Slice(lines, func(i, j int) bool {
 		if !lines[i].CallTime.Equal(lines[j].CallTime) {
