@@ -49,7 +49,11 @@ func ledgerBucket(t time.Time) int64 {
 }
 
 func (s *RedisStore) ledgerKey(seafarerID string, bucket int64) string {
-	return s.prefix + ":{s:" + seafarerID + "}:l:" + strconv.FormatInt(bucket, 10)
+	return ledgerKey(s.prefix, seafarerID, bucket)
+}
+
+func ledgerKey(prefix, seafarerID string, bucket int64) string {
+	return prefix + ":{s:" + seafarerID + "}:l:" + strconv.FormatInt(bucket, 10)
 }
 
 // ledgerTTL is how long, from now, the bucket of t must live: until a
@@ -60,13 +64,18 @@ func (s *RedisStore) ledgerTTL(t time.Time) int64 {
 	return max(ttl, 1)
 }
 
-// ledgerKeysBetween are the buckets that can hold entries with a time in
-// [from, to).
 func (s *RedisStore) ledgerKeysBetween(seafarerID string, from, to time.Time) []string {
+	return LedgerKeys(s.prefix, seafarerID, from, to)
+}
+
+// LedgerKeys are the Redis keys of the ledger buckets, under prefix, that can
+// hold a seafarer's entries with a time in [from, to), newest first (for
+// tools that measure or inspect them; reads go through Ledger).
+func LedgerKeys(prefix, seafarerID string, from, to time.Time) []string {
 	first, last := ledgerBucket(from), ledgerBucket(to.Add(-time.Second))
 	keys := make([]string, 0, max(last-first+1, 0))
 	for b := last; b >= first; b-- {
-		keys = append(keys, s.ledgerKey(seafarerID, b))
+		keys = append(keys, ledgerKey(prefix, seafarerID, b))
 	}
 	return keys
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -224,10 +225,11 @@ func memoryNote(perSeafarer, grantLedger float64, d depthFigures, samples []kind
 		parts += fmt.Sprintf("%s %.0f B", s.kind, s.mean)
 	}
 	return fmt.Sprintf("MEMORY USAGE by key kind (mean of the sample, after three calls; shared lists are divided by their members): %s. "+
-		"Per seafarer, %.0f B of the %.0f B are the two grants' own ledger entries (T:l and T:lt). "+
-		"A ledger entry is the entry's JSON (about %.0f characters, with field names repeated in every entry) as a hash field plus its id twice more, in the T:lt index and as the hash field name; once a seafarer has more than 128 entries or an entry is over 64 bytes, both are hashtable/skiplist encodings with a dict entry and an SDS per member, which is what bounds it. "+
+		"Per seafarer, %.0f B of the %.0f B are the two grants' own ledger entries (the weekly bucket T:l:<week> that holds them, a key of its own). "+
+		"A ledger entry is a compact record (about %.0f characters at steady state: ids, numbers and the event's own text, space-separated) appended to the string of its week; "+
+		"what it costs beyond its characters is its share of the bucket key's overhead (key, object, expiry entry: about 150 B a week, shared by that week's entries) and the allocator's rounding of the string, which is what bounds it. "+
 		"An identity is a 20-hex-character member with its score in T:seen; up to 128 of them stay in a compact listpack, beyond that a skiplist plus dict.",
-		parts, grantLedger, perSeafarer, d.entryJSON)
+		parts, grantLedger, perSeafarer, d.record)
 }
 
 // fleet is the seafarers the measurement enrols and how it calls them.
@@ -368,7 +370,11 @@ func (f *fleet) debit(ctx context.Context, store *quota.RedisStore, usages []quo
 	return nil
 }
 
-func (f *fleet) ledgerKeys(id string) []string { return []string{f.tag(id) + ":l", f.tag(id) + ":lt"} }
+// ledgerKeys are the weekly ledger buckets a seafarer's entries can be in:
+// calls are spread over a ledger horizon before now.
+func (f *fleet) ledgerKeys(id string) []string {
+	return quota.LedgerKeys(f.prefix, id, f.now.Add(-ledgerHorizon-8*24*time.Hour), f.now.Add(24*time.Hour))
+}
 
 // debitKeyKinds are the keys whose growth per call is split into ledger entry and identity.
 func (f *fleet) debitKeyKinds() map[string]func(string) []string {
@@ -415,8 +421,7 @@ func keyKindUsage(ctx context.Context, rdb redis.UniversalClient, f *fleet, samp
 		{"msisdn_claim", func(i int) []string { return []string{f.prefix + ":msisdn:" + f.msisdns[i]} }},
 		{"book_claim", func(i int) []string { return []string{fmt.Sprintf("%s:book:BK%08d", f.prefix, i)} }},
 		{"grants", func(i int) []string { return []string{f.tag(f.ids[i]) + ":g"} }},
-		{"ledger", func(i int) []string { return []string{f.tag(f.ids[i]) + ":l"} }},
-		{"ledger_index", func(i int) []string { return []string{f.tag(f.ids[i]) + ":lt"} }},
+		{"ledger", func(i int) []string { return f.ledgerKeys(f.ids[i]) }},
 		{"seen", func(i int) []string { return []string{f.tag(f.ids[i]) + ":seen"} }},
 		{"usage", func(i int) []string { return []string{f.tag(f.ids[i]) + ":u"} }},
 		{"statement", func(i int) []string {
@@ -470,7 +475,7 @@ func keyKindUsage(ctx context.Context, rdb redis.UniversalClient, f *fleet, samp
 type depthFigures struct {
 	entry, identity, perSeafarer float64
 	entries, identities          float64
-	entryJSON                    float64
+	record                       float64 // characters of a record, its newline included
 }
 
 // depth enrols c.DepthSeafarers more seafarers and calls each 3 times a day
@@ -510,24 +515,20 @@ func (f *fleet) depth(ctx context.Context, addr string, meter *redis.Client, pre
 	if err := deep.debit(ctx, store, usages, c.Batch); err != nil {
 		return d, err
 	}
-	var ledger, seen, entries, identities, jsonLen int64
+	var ledger, seen, entries, identities, recordLen int64
 	for _, id := range deep.ids {
 		t := deep.tag(id)
-		l, _ := rdb.MemoryUsage(ctx, t+":l", 0).Result()
-		lt, _ := rdb.MemoryUsage(ctx, t+":lt", 0).Result()
-		s, _ := rdb.MemoryUsage(ctx, t+":seen", 0).Result()
-		ne, _ := rdb.HLen(ctx, t+":l").Result()
-		ni, _ := rdb.ZCard(ctx, t+":seen").Result()
-		ledger += l + lt
-		seen += s
-		entries += ne
-		identities += ni
-	}
-	for _, id := range deep.ids[:min(20, len(deep.ids))] {
-		vals, _ := rdb.HVals(ctx, deep.tag(id)+":l").Result()
-		for _, v := range vals {
-			jsonLen += int64(len(v))
+		for _, k := range deep.ledgerKeys(id) {
+			l, _ := rdb.MemoryUsage(ctx, k, 0).Result()
+			v, _ := rdb.Get(ctx, k).Result()
+			ledger += l
+			entries += int64(strings.Count(v, "\n"))
+			recordLen += int64(len(v))
 		}
+		s, _ := rdb.MemoryUsage(ctx, t+":seen", 0).Result()
+		ni, _ := rdb.ZCard(ctx, t+":seen").Result()
+		seen += s
+		identities += ni
 	}
 	_ = rdb.Close()
 	after, err := used()
@@ -539,13 +540,8 @@ func (f *fleet) depth(ctx context.Context, addr string, meter *redis.Client, pre
 	d.entry = float64(ledger) / float64(entries)
 	d.identity = float64(seen) / float64(identities)
 	d.perSeafarer = float64(after-before) / n
-	var sampled int64
-	for _, id := range deep.ids[:min(20, len(deep.ids))] {
-		k, _ := meter.HLen(ctx, deep.tag(id)+":l").Result()
-		sampled += k
-	}
-	if sampled > 0 {
-		d.entryJSON = float64(jsonLen) / float64(sampled)
+	if entries > 0 {
+		d.record = float64(recordLen) / float64(entries)
 	}
 	return d, nil
 }
