@@ -40,6 +40,7 @@ import (
 
 const usageText = `usage:
   wuyoubench metering  [flags]   debit script vs HINCRBY script; end-to-end Kafka drain
+  wuyoubench catchup   [flags]   drain a backlog of 1,000,000 events: time, events/s, first vs last tenth
   wuyoubench allowance [flags]   GET /v1/me/allowance under wrk vs a plain fiber handler
   wuyoubench issuance  [flags]   issuance to 10,000 seafarers vs bare AddGrant calls
   wuyoubench memory    [flags]   Redis bytes per seafarer, ledger entry and event identity; fleet projection
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 	switch args[0] {
 	case "metering":
 		return runMetering(ctx, args[1:], env, out, progress)
+	case "catchup":
+		return runCatchup(ctx, args[1:], env, out, progress)
 	case "allowance":
 		return runAllowance(ctx, args[1:], env, out, progress)
 	case "issuance":

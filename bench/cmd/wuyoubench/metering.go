@@ -214,58 +214,13 @@ func meterEndToEnd(ctx context.Context, l *lab, prefix string, c meteringConfig,
 	}
 	out.info("metering.e2e.produce_setup", "%d events produced before the consumer started, in %.1f s", len(events), time.Since(started).Seconds())
 
-	reg := prometheus.NewRegistry()
-	writer := carrier.NewWriter(brokers)
-	defer writer.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	consumer := carrier.NewConsumer(carrier.ConsumerConfig{
-		Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
-		DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
-		Held: carrier.NewHeldStore(rdb, prefix), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
-		Metrics: carrier.NewMetrics(reg), Log: log, Now: wuyou.SystemClock,
-	})
-
 	progress("e2e: consumer started; draining")
-	cctx, stopConsumer := context.WithCancel(ctx)
-	defer stopConsumer()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = consumer.Run(cctx)
-	}()
-	joinedAt := time.Now()
-	var first sample
-	limit := time.After(c.DrainLimit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	var n meteringCounters
-	partial := false
-drain:
-	for n.settled() < float64(len(events)) {
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-limit:
-			partial = true
-			break drain
-		case <-tick.C:
-		}
-		n = readCounters(reg)
-		if first.at.IsZero() && n.consumed > 0 {
-			first = l.sample(ctx)
-		}
+	d, err := drainBacklog(ctx, l, prefix, store, registry, brokers, topics, len(events), c.DrainLimit, nil)
+	if err != nil {
+		return 0, err
 	}
-	drained := l.sample(ctx).since(first)
-	stopConsumer()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		return 0, errors.New("consumer did not stop within 30 s")
-	}
-	if n.settled() != n.applied || n.applied == 0 {
-		return 0, fmt.Errorf("of %d events, %v applied (%+v): the simulated events should all be applied", len(events), n.applied, n)
-	}
-	if partial {
+	n, drained := d.counts, d.last.since(d.first)
+	if d.partial {
 		out.info("metering.e2e.partial", "the drain limit of %s ran out with %d of the %d events applied, so the rate is over those (raise -drain-limit, or run on a quieter machine, to drain them all)", c.DrainLimit, int(n.applied), len(events))
 	} else if err := checkBillable(ctx, store, ids, summary); err != nil {
 		return 0, err
@@ -273,12 +228,81 @@ drain:
 
 	rate := n.applied / drained.Wall.Seconds()
 	out.figure("metering.e2e.rate", rate, "events/s")
-	out.figure("metering.e2e.group_join", first.at.Sub(joinedAt).Seconds(), "s")
+	out.figure("metering.e2e.group_join", d.first.at.Sub(d.joined).Seconds(), "s")
 	out.figure("metering.e2e.commands_per_event", float64(drained.Commands)/n.applied, "commands")
 	out.figure("metering.e2e.round_trips_per_event", float64(drained.RoundTrips)/n.applied, "round-trips")
 	out.info("metering.e2e.setup", "%d simulated voice events (carriersim, 100%% voice, no faults) over %d enrolled MSISDNs, produced first to kfake (in process, 4 partitions); timed from the first event consumed to the last applied (group join excluded); consumer wired as cmd/wuyoud wires it (batches of 500, ledger entries published, offsets committed per batch)", len(events), c.Seafarers)
 	out.note("metering.e2e", "%s The consumer handles one batch at a time: it resolves the batch's MSISDNs in two pipelines (the claims, then the owners' current numbers), pipelines the batch's debits, indexes statements in one pipeline, syncs programme usage with one script per programme in the batch, then publishes the ledger entries and commits offsets, waiting for the broker's acks: %.2f Redis round trips per event, measured.", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied)
 	return rate, nil
+}
+
+// backlogDrain is how a consumer drained a backlog.
+type backlogDrain struct {
+	counts  meteringCounters // the consumer's counters when it stopped
+	joined  time.Time        // when it started, before joining its group
+	first   sample           // when it had consumed its first event
+	last    sample           // when it had applied the last, or the limit ran out
+	partial bool             // the drain limit ran out before every event was applied
+}
+
+// drainBacklog starts a consumer wired as cmd/wuyoud wires it on the total
+// events already produced to brokers (all valid and fresh), waits until all
+// are applied or limit has passed, and stops it. onPoll, when not nil, is
+// given the counters at every poll (every 5 ms) from the first event consumed.
+func drainBacklog(ctx context.Context, l *lab, prefix string, store *quota.RedisStore, registry *crew.RedisStore, brokers []string, topics carrier.Topics, total int, limit time.Duration, onPoll func(n meteringCounters)) (backlogDrain, error) {
+	reg := prometheus.NewRegistry()
+	writer := carrier.NewWriter(brokers)
+	defer writer.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	consumer := carrier.NewConsumer(carrier.ConsumerConfig{
+		Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
+		DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
+		Held: carrier.NewHeldStore(l.rdb, prefix), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
+		Metrics: carrier.NewMetrics(reg), Log: log, Now: wuyou.SystemClock,
+	})
+
+	cctx, stopConsumer := context.WithCancel(ctx)
+	defer stopConsumer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = consumer.Run(cctx)
+	}()
+	d := backlogDrain{joined: time.Now()}
+	deadline := time.After(limit)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var n meteringCounters
+drain:
+	for n.settled() < float64(total) {
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-deadline:
+			d.partial = true
+			break drain
+		case <-tick.C:
+			n = readCounters(reg)
+			if d.first.at.IsZero() && n.consumed > 0 {
+				d.first = l.sample(ctx)
+			}
+			if onPoll != nil && !d.first.at.IsZero() {
+				onPoll(n)
+			}
+		}
+	}
+	d.last = l.sample(ctx)
+	d.counts = n
+	stopConsumer()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		return d, errors.New("consumer did not stop within 30 s")
+	}
+	if n.settled() != n.applied || n.applied == 0 {
+		return d, fmt.Errorf("of %d events, %v applied (%+v): the simulated events should all be applied", total, n.applied, n)
+	}
+	return d, nil
 }
 
 // meteringCounters are the consumer's counters, read from its registry.
@@ -350,6 +374,21 @@ func benchMSISDNs(n int) []string {
 // simEvents generates n valid voice calls with carriersim over msisdns, call
 // times spread over the 40 minutes before now.
 func simEvents(n int, msisdns []string, seed int64, now time.Time) ([]sim.Event, *sim.Summary, error) {
+	events := make([]sim.Event, 0, n)
+	summary, err := simStream(n, msisdns, seed, now, func(ev sim.Event) error {
+		events = append(events, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return events, summary, nil
+}
+
+// simStream generates the events simEvents does and hands them to fn one at
+// a time, so that a caller need not hold them all; it stops at fn's first
+// error.
+func simStream(n int, msisdns []string, seed int64, now time.Time, fn func(sim.Event) error) (*sim.Summary, error) {
 	cfg := sim.DefaultConfig()
 	cfg.Seed = seed
 	cfg.Source = fmt.Sprintf("urn:carrier:bench-%d", seed)
@@ -358,18 +397,19 @@ func simEvents(n int, msisdns []string, seed int64, now time.Time) ([]sim.Event,
 	cfg.VoiceShare = 1
 	cfg.Start = now.Add(-40 * time.Minute)
 	cfg.Step = 40 * time.Minute / time.Duration(max(n, 1))
-	events := make([]sim.Event, 0, n)
 	g, err := sim.New(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	summary := sim.NewSummary(cfg)
 	for i := range n {
 		ev := g.Next(cfg.Start.Add(time.Duration(i) * cfg.Step))
+		if err := fn(ev); err != nil {
+			return nil, err
+		}
 		summary.Record(ev)
-		events = append(events, ev)
 	}
-	return events, summary, nil
+	return summary, nil
 }
 
 // rater returns carrier.Consumer.Usage of a consumer that belongs to no

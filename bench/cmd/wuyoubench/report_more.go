@@ -17,6 +17,50 @@ func target(value, bound float64) string {
 // inBytes formats a size in bytes with thousands separators.
 func inBytes(v float64) string { return thousands(v) + " B" }
 
+// catchupRow is line 2b: a backlog drained, against line 2's steady rate.
+func (c *collected) catchupRow() row {
+	events := "1,000,000"
+	if c.has("catchup.events") {
+		events = thousands(c.figures["catchup.events"])
+	}
+	r := row{what: "2b. Catch-up: drain a backlog of " + events + " events", figure: c.notMeasured("catchup"), baseline: "—", ratio: "—",
+		setup: c.infos["catchup.setup"], bound: c.notes["catchup"], commands: []string{c.infos["catchup.command"]}}
+	if !c.has("catchup.rate", "catchup.seconds", "catchup.applied") {
+		return r
+	}
+	if p, ok := c.infos["catchup.partial"]; ok {
+		r.figure = fmt.Sprintf("not drained: %s of %s events applied in %.0f s, %s", thousands(c.figures["catchup.applied"]), events, c.figures["catchup.seconds"], c.rate("catchup.rate"))
+		r.setup += "; " + p
+	} else {
+		r.figure = fmt.Sprintf("drained in %.0f s: %s", c.figures["catchup.seconds"], c.rate("catchup.rate"))
+	}
+	if c.has("catchup.first_tenth.rate", "catchup.last_tenth.rate") {
+		r.figure += fmt.Sprintf("; first tenth of the backlog %s, last tenth %s (last ÷ first: %.2f×)",
+			c.tenth("first"), c.tenth("last"), c.figures["catchup.last_tenth.rate"]/c.figures["catchup.first_tenth.rate"])
+	}
+	if c.has("metering.e2e.rate") {
+		r.baseline = "the end-to-end rate of line 2: " + c.rate("metering.e2e.rate")
+		r.ratio = fmt.Sprintf("**%.2f×** (catch-up ÷ end to end)", c.figures["catchup.rate"]/c.figures["metering.e2e.rate"])
+	}
+	if c.has("catchup.redis_memory_before", "catchup.redis_memory_after", "catchup.group_join", "catchup.round_trips_per_event") {
+		r.setup += fmt.Sprintf("; Redis's used_memory went from %.0f MB to %.0f MB while it drained (the whole Redis, other clients' keys included); %.3f round trips to Redis per event; the consumer group join took %.1f s before the first event",
+			c.figures["catchup.redis_memory_before"]/1e6, c.figures["catchup.redis_memory_after"]/1e6, c.figures["catchup.round_trips_per_event"], c.figures["catchup.group_join"])
+	}
+	return r
+}
+
+// tenth is the rate over the first or last tenth of the catch-up, with what
+// tells a Redis slowing as it fills (its CPU per event) from a busier
+// machine.
+func (c *collected) tenth(which string) string {
+	k := "catchup." + which + "_tenth."
+	s := c.rate(k + "rate")
+	if c.has(k+"redis_cpu_us_per_event", k+"machine_busy") {
+		s += fmt.Sprintf(" (%.0f µs of Redis CPU per event, machine %.0f%% busy)", c.figures[k+"redis_cpu_us_per_event"], 100*c.figures[k+"machine_busy"])
+	}
+	return s
+}
+
 // memoryRows are line 6: what Redis keeps per seafarer, entry and identity.
 func (c *collected) memoryRows() []row {
 	cmd := []string{c.infos["memory.command"]}
