@@ -6,7 +6,7 @@ package carrier
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"regexp"
 	"time"
 

@@ -2,8 +2,8 @@ package carrier
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"time"
 
 	"github.com/segmentio/kafka-go"
