@@ -59,7 +59,8 @@ type MSISDNPeriod struct {
 //	<prefix>:{s:<id>}:p               hash    seafarer profile: id, company_id, seafarer_book_no, name,
 //	                                          nationality, msisdn, vessel_imo, vessel_name, sign_on,
 //	                                          sign_off, union_member_no, status, created_at, updated_at
-//	<prefix>:{s:<id>}:msisdns         list    MSISDN history, oldest first, "msisdn|from|to" (to empty while current)
+//	<prefix>:{s:<id>}:msisdns         list    MSISDNs held before the current one (whose period starts at the
+//	                                          profile's msisdn_since, else created_at), oldest first, "msisdn|from|to"
 //	<prefix>:{s:<id>}:lock            string  token of the request changing the seafarer (PX lockTTL)
 //	<prefix>:{co:<id>}:p              hash    company: id, name, registration_no, created_at
 //	<prefix>:{co:<id>}:crew           zset    the company's seafarer ids, all score 0 (ordered by id)
@@ -192,7 +193,11 @@ return 0
 `)
 
 	// writeProfileScript stores a seafarer's profile and keeps its MSISDN
-	// history, only while the writer holds the seafarer's lock.
+	// history, only while the writer holds the seafarer's lock. The current
+	// MSISDN's period is in the profile (msisdn_since, else created_at); the
+	// list keeps only numbers held before, so a seafarer who never changed
+	// number has none (a list written before this layout ends with the
+	// current number's open period, which is closed on the next change).
 	// KEYS[1] profile hash, KEYS[2] MSISDN history list, KEYS[3] lock, all
 	// under the seafarer's tag.
 	// ARGV[1] lock token, ARGV[2] "create" or "update", ARGV[3] now
@@ -205,10 +210,15 @@ local exists = redis.call('EXISTS', KEYS[1]) == 1
 if ARGV[2] == 'create' and exists then return redis.error_reply('WUYOU_EXISTS') end
 if ARGV[2] == 'update' and not exists then return redis.error_reply('WUYOU_NOT_FOUND') end
 local old = redis.call('HGET', KEYS[1], 'msisdn') or ''
-if old ~= ARGV[4] then
+if old ~= '' and old ~= ARGV[4] then
   local last = redis.call('LINDEX', KEYS[2], -1)
-  if last and string.sub(last, -1) == '|' then redis.call('LSET', KEYS[2], -1, last .. ARGV[3]) end
-  redis.call('RPUSH', KEYS[2], ARGV[4] .. '|' .. ARGV[3] .. '|')
+  if last and string.sub(last, -1) == '|' then
+    redis.call('LSET', KEYS[2], -1, last .. ARGV[3])
+  else
+    local since = redis.call('HGET', KEYS[1], 'msisdn_since') or redis.call('HGET', KEYS[1], 'created_at')
+    redis.call('RPUSH', KEYS[2], old .. '|' .. since .. '|' .. ARGV[3])
+  end
+  redis.call('HSET', KEYS[1], 'msisdn_since', ARGV[3])
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 return old
@@ -589,14 +599,35 @@ func (s *RedisStore) MSISDNHistory(ctx context.Context, seafarerID string) ([]MS
 	if !plausibleID(seafarerID) {
 		return nil, seafarerNotFound(seafarerID)
 	}
-	entries, err := s.rdb.LRange(ctx, s.historyKey(seafarerID), 0, -1).Result()
+	var entries *redis.StringSliceCmd
+	var current *redis.SliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		entries = p.LRange(ctx, s.historyKey(seafarerID), 0, -1)
+		current = p.HMGet(ctx, s.profileKey(seafarerID), "msisdn", "msisdn_since", "created_at")
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("crew: MSISDN history of %s: %w", seafarerID, err)
 	}
-	if len(entries) == 0 {
-		if _, err := s.Seafarer(ctx, seafarerID); err != nil {
-			return nil, err
-		}
+	cur := current.Val()
+	if cur[0] == nil {
+		return nil, seafarerNotFound(seafarerID)
+	}
+	msisdn, _ := cur[0].(string)
+	since, ok := cur[1].(string)
+	if !ok {
+		since, _ = cur[2].(string)
+	}
+	return parseHistory(seafarerID, entries.Val(), msisdn, since)
+}
+
+// parseHistory reads the list of numbers held before and appends the
+// current one, unless the list (in the layout before msisdn_since) already
+// ends with its open period.
+func parseHistory(seafarerID string, entries []string, msisdn, since string) ([]MSISDNPeriod, error) {
+	var err error
+	if n := len(entries); n == 0 || !strings.HasSuffix(entries[n-1], "|") {
+		entries = append(entries, msisdn+"|"+since+"|")
 	}
 	periods := make([]MSISDNPeriod, 0, len(entries))
 	for _, entry := range entries {

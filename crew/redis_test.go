@@ -822,3 +822,32 @@ func TestOnMSISDNAssignedIsCalledWhenANumberStartsToResolve(t *testing.T) {
 		t.Fatalf("calls = %+v, want %+v", calls, want)
 	}
 }
+
+// A seafarer who never changed number keeps no history list (the profile
+// says since when the number is held); one enrolled when the list also
+// held the current number's open period has that period closed, not
+// repeated, on the next change.
+func TestMSISDNHistoryListOnlyHoldsEarlierNumbers(t *testing.T) {
+	t.Parallel()
+	s, clock, rdb := MustStore(t)
+	ctx := context.Background()
+	co := MustCompany(t, s, "R1")
+	fresh := MustEnrol(t, s, co.ID, enrolment("E1", msisdn(1)))
+	if n := rdb.Exists(ctx, s.historyKey(fresh.ID)).Val(); n != 0 {
+		t.Fatalf("a new seafarer has a history list")
+	}
+
+	older := MustEnrol(t, s, co.ID, enrolment("E2", msisdn(2)))
+	rdb.RPush(ctx, s.historyKey(older.ID), msisdn(2)+"|"+formatTime(epoch)+"|") // the earlier layout
+	clock.Advance(time.Hour)
+	changedAt := clock.Now()
+	next := msisdn(3)
+	if _, err := s.UpdateSeafarer(ctx, older.ID, SeafarerUpdate{MSISDN: &next}); err != nil {
+		t.Fatal(err)
+	}
+	history, err := s.MSISDNHistory(ctx, older.ID)
+	want := []MSISDNPeriod{{MSISDN: msisdn(2), From: epoch, To: changedAt}, {MSISDN: next, From: changedAt}}
+	if err != nil || !slices.Equal(history, want) {
+		t.Fatalf("MSISDNHistory = %+v, %v; want %+v", history, err, want)
+	}
+}
