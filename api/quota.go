@@ -40,7 +40,7 @@ func (s *Server) allowance(c *fiber.Ctx, id string) error {
 			return err
 		}
 	}
-	return c.JSON(a)
+	return writeAllowanceJSON(c, a)
 }
 
 // carrierAllowance answers the carrier's balance question by MSISDN, with

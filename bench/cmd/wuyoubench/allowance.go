@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,10 @@ type allowanceConfig struct {
 	Threads   int
 	Conns     int
 	Duration  time.Duration
+	// CPUProfile, when set, is where the CPU profile of this process
+	// (the API server, Redis client included) during the wrk run against
+	// the API is written.
+	CPUProfile string
 }
 
 func runAllowance(ctx context.Context, args []string, env environment, out *results, progress func(string, ...any)) error {
@@ -71,6 +76,7 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	fs.IntVar(&c.Threads, "threads", 2, "wrk -t")
 	fs.IntVar(&c.Conns, "conns", 32, "wrk -c, and the load generator's connections")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "wrk -d, and the load generator's duration")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the CPU profile of the API server during the wrk run against it to this file (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,14 +155,26 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	out.info("allowance.setup", "%d enrolled seafarers, two grants and one call each; requests rotate through their tokens (EdDSA); api.New over the Redis stores vs a plain fiber handler answering the same path with a fixed JSON, each on its own port in one process, wrk on the same machine", c.Seafarers)
 
 	progress("allowance: wrk against the plain fiber handler (%s)", c.Duration)
-	plain, _, err := runWrk(ctx, l, c.Wrk, wrkArgs(plainURL))
+	plain, plainLoad, err := runWrk(ctx, l, c.Wrk, wrkArgs(plainURL))
 	if err != nil {
 		return fmt.Errorf("wrk, plain handler: %w", err)
 	}
 	progress("allowance: wrk against GET %s (%s)", allowancePath, c.Duration)
+	stopProfile, err := startCPUProfile(c.CPUProfile)
+	if err != nil {
+		return err
+	}
+	redisBefore := redisCommandsProcessed(ctx, rdb)
 	full, load, err := runWrk(ctx, l, c.Wrk, wrkArgs(apiURL))
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		return fmt.Errorf("wrk, API: %w", err)
+	}
+	redisAll := int64(-1)
+	if after := redisCommandsProcessed(ctx, rdb); redisBefore >= 0 && after >= 0 {
+		redisAll = after - redisBefore
 	}
 	out.figure("allowance.api.rps", full["rps"], "req/s")
 	out.figure("allowance.api.p50_ms", full["p50_us"]/1000, "ms")
@@ -165,8 +183,17 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	out.figure("allowance.plain.p50_ms", plain["p50_us"]/1000, "ms")
 	out.figure("allowance.plain.p99_ms", plain["p99_us"]/1000, "ms")
 	out.figure("allowance.ratio", full["rps"]/plain["rps"], "x")
-	out.note("allowance", "%s wrk (%d threads) used %.2f cores of the same machine. Each request verifies an EdDSA token, reads the seafarer's profile to check tenancy, then the allowance (grants and usage in one pipeline), and encodes the JSON: %.2f Redis round trips per request, measured, against none for the plain handler.",
-		load.server.bound("the API server"), c.Threads, load.wrkCPU.Seconds()/load.server.Wall.Seconds(), float64(load.server.RoundTrips)/full["requests"])
+	// CPU per request is steadier than requests per second on a machine
+	// shared with other work: a slice of CPU taken by someone else lowers
+	// the rate but not what a request costs.
+	apiCPU := float64(load.server.SelfCPU.Microseconds()) / full["requests"]
+	plainCPU := float64(plainLoad.server.SelfCPU.Microseconds()) / plain["requests"]
+	out.figure("allowance.api.cpu_us", apiCPU, "µs/req")
+	out.figure("allowance.plain.cpu_us", plainCPU, "µs/req")
+	out.note("allowance", "%s wrk (%d threads) used %.2f cores of the same machine. The server process spent %.0f µs of CPU a request against %.0f µs for the plain handler. %s Each request verifies an EdDSA token (a hash and a map lookup once the token has been seen), reads the allowance (the token names the seafarer, so no profile is read while the seafarer has grants) and encodes the JSON: %.2f Redis commands in %.2f round trips per request, measured, against none for the plain handler.",
+		load.server.bound("the API server"), c.Threads, load.wrkCPU.Seconds()/load.server.Wall.Seconds(), apiCPU, plainCPU,
+		redisShare(load.server, redisAll, full["requests"]),
+		float64(load.server.Commands)/full["requests"], float64(load.server.RoundTrips)/full["requests"])
 
 	if c.Loadgen == "" {
 		out.info("allowance.half_skipped", "no load generator given")
@@ -276,6 +303,54 @@ func checkAllowance(baseURL, token, seafarerID string) error {
 		return fmt.Errorf("GET %s answered %d %s; want 200 with the seafarer's two grants", allowancePath, res.StatusCode, body)
 	}
 	return nil
+}
+
+// redisCommandsProcessed is the Redis's count of commands processed, from
+// every client (of the first node); -1 when unknown.
+func redisCommandsProcessed(ctx context.Context, rdb redis.UniversalClient) int64 {
+	stats, err := redisInfo(ctx, rdb, "stats")
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(stats["total_commands_processed"], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// redisShare says how much of what Redis did during a run this process
+// asked for. Redis's CPU counts every client of the same Redis, and other
+// work on a shared machine may use it at the same time: then its busy share
+// says nothing about this benchmark's requests. all is the commands Redis
+// processed from every client in the run (negative: unknown).
+func redisShare(u cost, all int64, requests float64) string {
+	if all <= 0 || u.RedisCPU < 0 || requests <= 0 {
+		return ""
+	}
+	ours := float64(u.Commands) / float64(all)
+	return fmt.Sprintf("Redis processed %d commands in that time, %.0f%% of them this benchmark's; its main thread's time shared in that proportion is %.0f µs a request.",
+		all, 100*min(ours, 1), float64(u.RedisCPU.Microseconds())*min(ours, 1)/requests)
+}
+
+// startCPUProfile starts profiling this process's CPU into path; the
+// returned function stops and closes it. An empty path profiles nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // loadCost is what a load run cost the server side and the load tool.
