@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 )
@@ -31,12 +33,13 @@ import (
 //
 //	d <t> <identity> <at> <event id> <type> <msisdn> <duration> <called> <country>
 //	  <billable> <covered> <overage minor> <currency> <welfare minor>
-//	  <statement period> <adjusts period> [<grant>:<programme>:<seconds> ...]
+//	  <statement period> <adjusts period> [<grant>:<seconds> ...]
 //	g <t> <at> <grant> <programme> <seconds>
 //	v <t> <at> <grant> <seconds>
 //
 // A debit's identity is the event's (DebitEntryID without "d_"); its source
-// is not kept (the ledger topic carries it). Overage seconds are billable −
+// is not kept (the ledger topic carries it), nor the programme of each draw
+// (the grant names it; reads fill it in from the grants). Overage seconds are billable −
 // covered. The debit script writes the tail from "<covered>" on.
 const ledgerWeek = 7 * 24 * 3600
 
@@ -210,15 +213,12 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 		}
 		e.OverageSeconds = e.BillableSeconds - e.CoveredSeconds
 		for _, d := range f[17:] {
-			parts := strings.Split(d, ":")
-			if len(parts) != 3 {
+			grant, sec, ok := strings.Cut(d, ":")
+			n, err := strconv.ParseInt(sec, 10, 64)
+			if !ok || err != nil {
 				return bad()
 			}
-			n, err := strconv.ParseInt(parts[2], 10, 64)
-			if err != nil {
-				return bad()
-			}
-			e.Draws = append(e.Draws, Draw{GrantID: parts[0], ProgrammeID: parts[1], Seconds: n})
+			e.Draws = append(e.Draws, Draw{GrantID: grant, Seconds: n})
 		}
 	case "g":
 		if len(f) != 6 {
@@ -269,10 +269,18 @@ func (s *RedisStore) ledgerBetween(ctx context.Context, seafarerID string, from,
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	var buckets *redis.SliceCmd
+	var grants *redis.MapStringStringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		buckets = p.MGet(ctx, keys...)
+		grants = p.HGetAll(ctx, s.keys(seafarerID).grants)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("quota: ledger: %w", err)
 	}
+	vals := buckets.Val()
+	programmes := programmesOf(grants.Val())
 	var out []*LedgerEntry
 	for i, v := range vals {
 		str, ok := v.(string)
@@ -285,11 +293,28 @@ func (s *RedisStore) ledgerBetween(ctx context.Context, seafarerID string, from,
 		}
 		for _, e := range es {
 			if t := ledgerTime(e); !t.Before(from) && t.Before(to) {
+				nameProgrammes(e, programmes)
 				out = append(out, e)
 			}
 		}
 	}
 	return out, nil
+}
+
+// programmesOf maps grant ids to their programmes, from a grants hash.
+func programmesOf(grants map[string]string) map[string]string {
+	out := make(map[string]string, len(grants))
+	for id, v := range grants {
+		out[id] = v[strings.LastIndexByte(v, ':')+1:]
+	}
+	return out
+}
+
+// nameProgrammes fills in the programme of each of e's draws.
+func nameProgrammes(e *LedgerEntry, programmes map[string]string) {
+	for i := range e.Draws {
+		e.Draws[i].ProgrammeID = programmes[e.Draws[i].GrantID]
+	}
 }
 
 // ledgerTime is the time an entry is filed under: a debit's call time, else

@@ -24,7 +24,7 @@ func FuzzLedgerRecord(f *testing.F) {
 		at := call.Add(90*time.Second + 250*time.Millisecond)
 		u := Usage{EventID: eventID, Source: "s", Type: typ, MSISDN: msisdn, CalledNumber: called,
 			VisitedCountry: country, CallTime: call, DurationSeconds: duration, BillableSeconds: 120}
-		rec := debitRecordHead(u, "0123456789abcdef0123", at) + "60 150 CNY 30 2026-12 2026-11 gr_1:pr:40 gr_2::20"
+		rec := debitRecordHead(u, "0123456789abcdef0123", at) + "60 150 CNY 30 2026-12 2026-11 gr_1:40 gr_2:20"
 		require.NotContains(t, rec, "\n", "a record is one line")
 		e, err := decodeRecord(ledgerBucket(call), rec)
 		require.NoError(t, err)
@@ -34,7 +34,7 @@ func FuzzLedgerRecord(f *testing.F) {
 			BillableSeconds: 120, CoveredSeconds: 60, OverageSeconds: 60,
 			OverageAmount: billing.Money{Minor: 150, Currency: "CNY"}, WelfareCost: &billing.Money{Minor: 30, Currency: "CNY"},
 			StatementPeriod: "2026-12", AdjustsPeriod: "2026-11",
-			Draws: []Draw{{GrantID: "gr_1", ProgrammeID: "pr", Seconds: 40}, {GrantID: "gr_2", Seconds: 20}},
+			Draws: []Draw{{GrantID: "gr_1", Seconds: 40}, {GrantID: "gr_2", Seconds: 20}},
 		}, e)
 	})
 }
@@ -53,7 +53,7 @@ func TestGrantAndVoidRecordsReadBack(t *testing.T) {
 // error naming it, never a zero entry.
 func TestMalformedLedgerRecordsAreRefused(t *testing.T) {
 	for _, rec := range []string{"", "x 1 2", "g 1 0 gr_1 pr", "v 1 0 gr_1 many", "d 1 id 0 e v m 1 c SG 60",
-		"d 1 id 0 e v m 1 c SG 60 60 0 CNY 0 2026-11  gr_1:60"} {
+		"d 1 id 0 e v m 1 c SG 60 60 0 CNY 0 2026-11  gr_1:pr_1:60"} {
 		_, err := decodeRecord(0, rec)
 		require.Error(t, err, "%q", rec)
 	}

@@ -194,6 +194,12 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 			return nil, err
 		}
 		e.Source = u.Source
+		programmes := make(map[string]string, (len(vals)-5)/2)
+		for i := 5; i+1 < len(vals); i += 2 {
+			id, _ := vals[i].(string)
+			programmes[id], _ = vals[i+1].(string)
+		}
+		nameProgrammes(e, programmes)
 		r.Entry = e
 	}
 	return r, nil

@@ -45,11 +45,13 @@ end
 // (minor units), ARGV[14] "1" when the call's period is closed by the cached
 // list, ARGV[15] the period of KEYS[6], ARGV[16] MSISDN, ARGV[17] expiry of
 // KEYS[7] (unix s), ARGV[18] the currency as is.
-// Reply: {duplicate 0|1, record, remaining now, granted now} where the last
-// two sum grants active at now. On a duplicate nothing changes, and the reply
-// is {1, the stored record, remaining, granted, the first call time}: the
-// record is "" when it expired or when the repeat names another call time
-// (its bucket may be another; the caller reads it from the first's).
+// Reply: {duplicate 0|1, record, remaining now, granted now, first call
+// time, grant id, programme id, …}: remaining and granted sum the grants
+// active at now; the pairs name the programme of each grant drawn (records
+// do not repeat it; every grant's on a duplicate). On a duplicate nothing
+// changes; the first call time is the stored one (else 0), and the record
+// is "" when it expired or when the repeat names another call time (its
+// bucket may be another; the caller reads it from the first's).
 // Error "ESTALE …" (before any write) when the period of KEYS[6] turns out to
 // be closed as well.
 var debitScript = redis.NewScript(luaParseGrant + `
@@ -81,7 +83,9 @@ if seen then
       rec = string.sub(b, i + 1, (j or 0) - 1)
     end
   end
-  return {1, rec, rem, granted, seen}
+  local reply = {1, rec, rem, granted, seen}
+  for _, g in ipairs(grants) do reply[#reply+1] = g.id; reply[#reply+1] = g.prog end
+  return reply
 end
 local t = tonumber(ARGV[2])
 -- The statement that counts this call: its own period's (KEYS[5]) unless
@@ -119,8 +123,8 @@ for _, g in ipairs(cand) do
   need = need - take
   covered = covered + take
   redis.call('HSET', KEYS[1], g.id, encode(g))
-  draws[#draws+1] = g.id .. ':' .. g.prog .. ':' .. take
-  taken[#taken+1] = {g.prog, take}
+  draws[#draws+1] = g.id .. ':' .. take
+  taken[#taken+1] = {g.prog, take, g.id}
   if g.prog ~= '' then
     redis.call('HINCRBY', KEYS[4], 'used:' .. g.prog, take)
   end
@@ -175,7 +179,9 @@ redis.call('HINCRBY', KEYS[7], m .. ':billable', billable)
 redis.call('HINCRBY', KEYS[7], m .. ':covered', covered)
 redis.call('EXPIREAT', KEYS[7], tonumber(ARGV[17]))
 local rem, granted = balance(grants)
-return {0, rec, rem, granted}
+local reply = {0, rec, rem, granted, 0}
+for _, d in ipairs(taken) do reply[#reply+1] = d[3]; reply[#reply+1] = d[1] end
+return reply
 `)
 
 // grantScript adds a grant once.
