@@ -40,7 +40,7 @@ func (s *Server) allowance(c *fiber.Ctx, id string) error {
 			return err
 		}
 	}
-	return writeAllowanceJSON(c, a)
+	return c.JSON(a)
 }
 
 // carrierAllowance answers the carrier's balance question by MSISDN, with

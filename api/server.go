@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -97,7 +98,11 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg}
 	s.app = fiber.New(fiber.Config{
-		ErrorHandler:          refuseOversized(errorHandler(cfg.Log)),
+		ErrorHandler: refuseOversized(errorHandler(cfg.Log)),
+		// Answers are encoded by goccy/go-json (encoding/json's output,
+		// without its reflection on every call); request bodies are still
+		// decoded by encoding/json, whose error messages the API passes on.
+		JSONEncoder:           json.Marshal,
 		BodyLimit:             cfg.BodyLimit,
 		DisableStartupMessage: true,
 		// A client gets ReadTimeout to send a request and WriteTimeout to
