@@ -41,6 +41,7 @@ type RedisStore struct {
 	now     wuyou.Clock
 	opts    Options
 	periods periodCache // closed periods, as the debit last saw them
+	reads   readBatcher // allowance reads waiting for a round trip
 }
 
 // NewRedisStore returns a store under prefix.
@@ -358,22 +359,21 @@ func grantsFrom(m map[string]string, now time.Time) ([]*Grant, error) {
 	return gs, nil
 }
 
-// Allowance reads a seafarer's balance in one round trip.
+// Allowance reads a seafarer's balance in one round trip. Reads made at
+// the same time share round trips (see readBatcher): the allowance is the
+// most frequent request, and on a busy server the round trip, not Redis's
+// work for it, is most of its cost.
 func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowance, error) {
 	now := s.now()
 	period := Period(now)
-	k := s.keys(seafarerID)
-	var grants *redis.MapStringStringCmd
-	var usage *redis.SliceCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		grants = p.HGetAll(ctx, k.grants)
-		usage = p.HMGet(ctx, s.statementKey(seafarerID, period), "billable", "overage")
-		return nil
-	})
-	if err != nil {
+	r := &allowanceRead{grantsKey: s.keys(seafarerID).grants, usageKey: s.statementKey(seafarerID, period), done: make(chan struct{})}
+	if err := s.reads.read(ctx, s.rdb, r); err != nil {
+		return nil, err
+	}
+	if err := r.err; err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("quota: allowance: %w", err)
 	}
-	gs, err := grantsFrom(grants.Val(), now)
+	gs, err := grantsFrom(r.grants.Val(), now)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +384,7 @@ func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowan
 		}
 	}
 	a.RemainingMinutes = a.RemainingSeconds / 60
-	u := usage.Val()
+	u := r.usage.Val()
 	a.UsedSeconds = toInt64(u[0])
 	a.OverageSeconds = toInt64(u[1])
 	return a, nil

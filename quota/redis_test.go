@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
@@ -611,4 +613,37 @@ func TestGrantRejectsWhatCouldNeverBeDrawnOrStored(t *testing.T) {
 	gs, err := s.Grants(context.Background(), "sf-bad-grant")
 	require.NoError(t, err)
 	require.Empty(t, gs)
+}
+
+// Allowance reads made at once share pipelines; each caller still gets its
+// own seafarer's balance, whatever else was in the round trip.
+func TestConcurrentAllowanceReadsEachGetTheirOwnBalance(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{})
+	ctx := context.Background()
+	const seafarers = 40
+	for i := range seafarers {
+		MustAddGrant(t, s, activeGrant(fmt.Sprintf("sf-%d", i), "gr_1", int64(60*(i+1))))
+	}
+	var g errgroup.Group
+	for round := range 10 {
+		for i := range seafarers {
+			g.Go(func() error {
+				sf := fmt.Sprintf("sf-%d", i)
+				a, err := s.Allowance(ctx, sf)
+				if err != nil {
+					return err
+				}
+				if a.SeafarerID != sf || a.RemainingSeconds != int64(60*(i+1)) || len(a.Grants) != 1 {
+					return fmt.Errorf("round %d: %s got %+v", round, sf, a)
+				}
+				return nil
+			})
+		}
+	}
+	require.NoError(t, g.Wait())
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.Allowance(cancelled, "sf-0")
+	require.ErrorIs(t, err, context.Canceled, "a caller that gives up is answered at once")
 }
