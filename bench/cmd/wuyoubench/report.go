@@ -203,6 +203,7 @@ func (c *collected) document(m machine) string {
 		fmt.Fprintf(&b, "- **%s** — %s\n", r.what, orDash(r.bound))
 	}
 	b.WriteString(c.timeSection(m.Load))
+	b.WriteString(c.changeSection(m.Load))
 	b.WriteString("\n## How each line is measured\n\n")
 	for _, r := range c.rows() {
 		var ran []string

@@ -168,6 +168,44 @@ func (c *collected) timeSection(load string) string {
 	return b.String()
 }
 
+// storageRun is the run of 2026-11-28 21:30 UTC, before the ledger became
+// compact weekly records, allowance reads shared pipelines and the consumer
+// and API encoded JSON with goccy/go-json; kept to show the change.
+var storageRun = struct {
+	date, load                                   string
+	debit, e2e, allowance, halfP99, entry, perSf float64
+	fleetGB                                      float64
+}{"2026-11-28 21:30 UTC", "3.54", 0.05, 0.67, 0.17, 179.03, 966, 2311, 524.3}
+
+// changeSection is "Before and after": this run's ratios next to those of
+// storageRun. Ratios, each against its own same-run baseline, compare
+// across runs; raw rates do not.
+func (c *collected) changeSection(load string) string {
+	var b strings.Builder
+	line := func(what string, before, now float64, unit string, digits int) {
+		fmt.Fprintf(&b, "| %s | %.*f%s | %.*f%s |\n", what, digits, before, unit, digits, now, unit)
+	}
+	row := func(what string, before float64, key, unit string, digits int) {
+		if c.has(key) {
+			line(what, before, c.figures[key], unit, digits)
+		}
+	}
+	fmt.Fprintf(&b, "\n## Before and after the compact ledger, shared allowance reads and goccy/go-json\n\n")
+	fmt.Fprintf(&b, "Before: the run of %s (load average %s then, %s at the start of this run). The ledger was a JSON entry per call in a hash plus a zset index, trimmed by the debit script, which also kept per-month counters duplicating the statement figures; each allowance read was a round trip of its own; the consumer and the API used encoding/json.\n\n", storageRun.date, storageRun.load, firstField(load))
+	b.WriteString("| Measurement | Before | This run |\n|---|---|---|\n")
+	row("debit script ÷ one-HINCRBY script", storageRun.debit, "metering.direct.ratio", "×", 2)
+	row("metering end to end ÷ direct", storageRun.e2e, "metering.e2e.ratio", "×", 2)
+	row("allowance reads ÷ plain fiber handler", storageRun.allowance, "allowance.ratio", "×", 2)
+	row("allowance p99 at half the maximum rate", storageRun.halfP99, "allowance.half.api.p99_ms", " ms", 2)
+	row("Redis bytes per ledger entry (steady state)", storageRun.entry, "memory.entry", " B", 0)
+	if c.has("memory.seafarer", "memory.seafarer.grant_ledger") {
+		line("Redis bytes per seafarer, two grants, without their ledger entries", storageRun.perSf,
+			c.figures["memory.seafarer"]-c.figures["memory.seafarer.grant_ledger"], " B", 0)
+	}
+	row("projection, 1.9 million seafarers", storageRun.fleetGB, "memory.fleet.total", " GB", 1)
+	return b.String()
+}
+
 // firstField is the first word of s (the 1-minute load average), or "—".
 func firstField(s string) string {
 	if f := strings.Fields(s); len(f) > 0 {
