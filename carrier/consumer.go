@@ -32,7 +32,9 @@ import (
 //     (a redelivered event republishes its stored ledger entry under the same id).
 //
 // Order inside a batch: decode → resolve MSISDN → rate → debit (one pipeline)
-// → index statements → publish → commit.
+// → index statements → publish → commit. Three batches are in hand at once,
+// each at another of these stages (Run); batches pass every stage, and are
+// committed, in the order fetched.
 
 // Resolver finds the seafarers MSISDNs belong to now.
 type Resolver interface {
@@ -118,13 +120,80 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 
 // Run consumes until ctx is done, then returns after the batch in hand is
 // stored and committed (or abandoned uncommitted if the store is down).
+//
+// Batches go through three stages, each a batch ahead of the next: prepare
+// (fetch, decode, resolve MSISDNs), debit (one pipeline of scripts), and
+// finish (statement index, programme usage, publishing, commit). So the
+// consumer's own work and the broker's acknowledgements overlap Redis's
+// debits. Every stage takes batches in the order fetched, and only finish
+// commits, so offsets are committed in order and only for batches whose
+// effects are all stored.
 func (c *Consumer) Run(ctx context.Context) error {
-	defer c.reader.Close()
+	prepared := make(chan *preparedBatch) // unbuffered: one batch prepared ahead
+	debited := make(chan *debitedBatch)   // and one debited ahead of finishing
+	prepCtx, stopPrep := context.WithCancel(ctx)
+	prepDone, finishDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(prepDone)
+		c.prepareLoop(prepCtx, prepared)
+	}()
+	go func() {
+		defer close(finishDone)
+		c.finishLoop(ctx, debited)
+	}()
+	defer func() {
+		stopPrep()
+		<-prepDone
+		close(debited)
+		<-finishDone // the batch being finished is committed, even when stopping
+		c.reader.Close()
+	}()
+	for {
+		var p *preparedBatch
+		select {
+		case p = <-prepared:
+		case <-ctx.Done():
+			return nil
+		}
+		var d *debitedBatch
+		if err := c.retry(ctx, func() (err error) { d, err = c.debit(context.WithoutCancel(ctx), p); return err }); err != nil {
+			return nil // stopping: uncommitted, redelivered to the next owner
+		}
+		select {
+		case debited <- d:
+		case <-finishDone:
+			return nil // finishing stopped: this batch is redelivered
+		case <-ctx.Done():
+			return nil // stopping: debited but uncommitted; redelivery repairs its effects
+		}
+	}
+}
+
+// finishLoop stores the effects of debited batches and commits them, in
+// order, until debited is closed or a batch cannot be stored before stop.
+func (c *Consumer) finishLoop(stop context.Context, debited <-chan *debitedBatch) {
+	for d := range debited {
+		// The batch in hand is finished even if stop is cancelled meanwhile:
+		// a graceful stop commits what it applied.
+		if err := c.retry(stop, func() error { return c.finish(context.WithoutCancel(stop), d) }); err != nil {
+			return // stopping: uncommitted, redelivered to the next owner
+		}
+		if err := c.commit(stop, d.batch); err != nil {
+			// A rebalance took the partition away: the new owner gets the
+			// batch again and dedupe makes that harmless.
+			c.cfg.Log.Warn("commit failed; the batch will be redelivered", "err", err)
+		}
+	}
+}
+
+// prepareLoop fetches and prepares batches and hands them over in order,
+// until ctx is done.
+func (c *Consumer) prepareLoop(ctx context.Context, out chan<- *preparedBatch) {
 	for {
 		batch, err := c.fetch(ctx)
 		if len(batch) == 0 {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			if err != nil {
 				c.cfg.Log.Warn("fetch from carrier.usage failed; retrying", "err", err)
@@ -132,15 +201,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		// The batch in hand is finished even if ctx is cancelled meanwhile:
-		// a graceful stop commits what it applied.
-		if err := c.handleWithRetry(context.WithoutCancel(ctx), ctx, batch); err != nil {
-			return nil // stopping: uncommitted, redelivered to the next owner
+		var p *preparedBatch
+		if err := c.retry(ctx, func() (err error) { p, err = c.prepare(ctx, batch); return err }); err != nil {
+			return // stopping: never applied, so never committed
 		}
-		if err := c.commit(ctx, batch); err != nil {
-			// A rebalance took the partition away: the new owner gets the
-			// batch again and dedupe makes that harmless.
-			c.cfg.Log.Warn("commit failed; the batch will be redelivered", "err", err)
+		select {
+		case out <- p:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -181,19 +249,20 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 	return batch, nil
 }
 
-// handleWithRetry retries a batch whose effects could not be stored (Redis
-// or Kafka down) with backoff, without committing, until it succeeds or stop
-// is cancelled. Retrying is safe because applying is idempotent.
-func (c *Consumer) handleWithRetry(ctx, stop context.Context, batch []kafka.Message) error {
+// retry runs step until it succeeds or stop is cancelled, with backoff: a
+// step fails only when something could not be read or stored (Redis or
+// Kafka down), and repeating it is safe because applying is idempotent.
+// Nothing is committed meanwhile.
+func (c *Consumer) retry(stop context.Context, step func() error) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := c.handle(ctx, batch)
+		err := step()
 		if err == nil {
 			c.cfg.Metrics.setHealthy(true)
 			return nil
 		}
 		c.cfg.Metrics.setHealthy(false)
-		c.cfg.Log.Error("batch not stored; will retry without committing", "events", len(batch), "err", err, "backoff", backoff)
+		c.cfg.Log.Error("batch not stored; will retry without committing", "err", err, "backoff", backoff)
 		if !sleep(stop, backoff) {
 			return err
 		}
@@ -201,62 +270,94 @@ func (c *Consumer) handleWithRetry(ctx, stop context.Context, batch []kafka.Mess
 	}
 }
 
-// handle applies one batch and publishes its outputs. It returns an error
-// only when something could not be stored; bad events are dead-lettered.
-func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
+// preparedBatch is a batch decoded and resolved, ready to apply.
+type preparedBatch struct {
+	batch  []kafka.Message
+	out    []kafka.Message // dead letters and late events
+	events []validEvent
+	owners map[string]string // MSISDN -> seafarer id, when the batch was prepared
+}
+
+type validEvent struct {
+	m  kafka.Message
+	ev *UsageEvent
+}
+
+// prepare decodes a batch, sets aside what cannot be applied and resolves
+// the MSISDNs of the rest. It writes nothing.
+func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*preparedBatch, error) {
 	now := c.cfg.Now()
-	var (
-		out    []kafka.Message
-		usages []quota.Usage
-		held   []string
-	)
-	type valid struct {
-		m  kafka.Message
-		ev *UsageEvent
-	}
-	events := make([]valid, 0, len(batch))
+	p := &preparedBatch{batch: batch, events: make([]validEvent, 0, len(batch))}
 	subjects := make([]string, 0, len(batch))
 	for _, m := range batch {
 		c.cfg.Metrics.Consumed.Inc()
 		c.cfg.Metrics.observeLag(m)
 		ev, err := DecodeUsageEvent(m.Value)
 		if err != nil {
-			out = append(out, c.deadLetter(m, err))
+			p.out = append(p.out, c.deadLetter(m, err))
 			continue
 		}
 		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
-			out = append(out, kafka.Message{Topic: c.cfg.Topics.Late, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
+			p.out = append(p.out, kafka.Message{Topic: c.cfg.Topics.Late, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
 				{Key: "error", Value: []byte("call time older than the dedupe window; never applied automatically")},
 				{Key: "error_code", Value: []byte("late")},
 			}})
 			c.cfg.Metrics.Late.Inc()
 			continue
 		}
-		events = append(events, valid{m, ev})
+		p.events = append(p.events, validEvent{m, ev})
 		subjects = append(subjects, ev.Subject)
 	}
 	owners, err := c.cfg.Resolver.SeafarerIDsByMSISDN(ctx, subjects)
 	if err != nil {
-		return fmt.Errorf("resolve MSISDNs: %w", err)
+		return nil, fmt.Errorf("resolve MSISDNs: %w", err)
 	}
-	for _, v := range events {
-		seafarerID, ok := owners[v.ev.Subject]
+	p.owners = owners
+	return p, nil
+}
+
+// debitedBatch is a batch whose debits are stored.
+type debitedBatch struct {
+	*preparedBatch
+	usages  []quota.Usage
+	results []*quota.DebitResult
+	held    []string // MSISDNs whose events were held
+}
+
+// debit holds the events of unregistered MSISDNs and applies the rest in one
+// pipeline. It returns an error only when something could not be stored.
+func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, error) {
+	d := &debitedBatch{preparedBatch: p}
+	for _, v := range p.events {
+		seafarerID, ok := p.owners[v.ev.Subject]
 		if !ok {
 			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.m.Value); err != nil {
-				return fmt.Errorf("hold event for unregistered %s: %w", v.ev.Subject, err)
+				return nil, fmt.Errorf("hold event for unregistered %s: %w", v.ev.Subject, err)
 			}
 			c.cfg.Metrics.Held.Inc()
-			held = append(held, v.ev.Subject)
+			d.held = append(d.held, v.ev.Subject)
 			continue
 		}
-		usages = append(usages, c.Usage(seafarerID, v.ev))
+		d.usages = append(d.usages, c.Usage(seafarerID, v.ev))
 	}
-	if len(usages) > 0 {
-		results, err := c.cfg.Meter.DebitBatch(ctx, usages)
+	if len(d.usages) > 0 {
+		results, err := c.cfg.Meter.DebitBatch(ctx, d.usages)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		msgs, err := c.effects(ctx, usages, results)
+		d.results = results
+	}
+	return d, nil
+}
+
+// finish stores a debited batch's effects and publishes its outputs (dead
+// letters and late events from prepare included). Every step is idempotent,
+// so a retry repeats it whole. It returns an error only when something could
+// not be stored.
+func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
+	out := append([]kafka.Message(nil), d.out...)
+	if len(d.usages) > 0 {
+		msgs, err := c.effects(ctx, d.usages, d.results)
 		if err != nil {
 			return err
 		}
@@ -265,12 +366,13 @@ func (c *Consumer) handle(ctx context.Context, batch []kafka.Message) error {
 	if err := c.cfg.Publisher.Write(ctx, out...); err != nil {
 		return fmt.Errorf("publish batch outputs: %w", err)
 	}
-	// An MSISDN enrolled while its event was being held would otherwise wait
-	// for the next enrolment: look again now that the event is stored.
-	if len(held) == 0 {
+	// An MSISDN enrolled while its event was being held (or after its batch
+	// was prepared) would otherwise wait for the next enrolment: look again
+	// now that the event is stored.
+	if len(d.held) == 0 {
 		return nil
 	}
-	owners, err = c.cfg.Resolver.SeafarerIDsByMSISDN(ctx, held)
+	owners, err := c.cfg.Resolver.SeafarerIDsByMSISDN(ctx, d.held)
 	if err != nil {
 		return nil // held durably; applied at enrolment or with the next event
 	}
