@@ -127,7 +127,9 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 // consumer's own work and the broker's acknowledgements overlap Redis's
 // debits. Every stage takes batches in the order fetched, and only finish
 // commits, so offsets are committed in order and only for batches whose
-// effects are all stored.
+// effects are all stored. Fetching and committing thus run in different
+// goroutines; kafka.Reader is safe for concurrent use (its maintainers, in
+// segmentio/kafka-go#201).
 func (c *Consumer) Run(ctx context.Context) error {
 	prepared := make(chan *preparedBatch) // unbuffered: one batch prepared ahead
 	debited := make(chan *debitedBatch)   // and one debited ahead of finishing
