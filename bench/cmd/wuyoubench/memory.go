@@ -230,7 +230,7 @@ func memoryNote(perSeafarer, grantLedger float64, d depthFigures, samples []kind
 		"what it costs beyond its characters is its share of the bucket key's overhead (key, object, expiry entry: about 150 B a week, shared by that week's entries) and the allocator's rounding of the string, which is what bounds it. "+
 		"An identity is a 20-hex-character member with its score in T:seen; up to 128 of them stay in a compact listpack, beyond that a skiplist plus dict. "+
 		"What bounds a seafarer without calls: 29-character ids repeated in every key and index member; the profile hash (14 fields with their names); the MSISDN and book-number claims, each a key of its own (a key costs about 70 B before its value) so that they can be claimed atomically in any cluster slot; "+
-		"the grants hash, whose values (about 79 characters, a 29-character programme id among them) exceed Redis's default hash-max-listpack-value of 64, so it takes the hashtable encoding; and the expiry index, a member per grant in a skiplist ordered by expiry time for the expiry warner's windowed scans.",
+		"the grants hash, whose values (67 characters here, 79 with a real 29-character programme id) exceed Redis's default hash-max-listpack-value of 64, so it takes the hashtable encoding; and the expiry index, a member per grant in a skiplist ordered by expiry time for the expiry warner's windowed scans.",
 		parts, grantLedger, perSeafarer, d.record)
 }
 
