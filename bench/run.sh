@@ -9,8 +9,8 @@
 # Redis: $WUYOU_TEST_REDIS_ADDRS, else whatever scripts/test-redis.sh finds
 # or starts. wrk is installed with apt-get when missing and we are root.
 # Bounded in time: every step has a timeout, and all of them together share
-# a budget of $BENCH_BUDGET seconds (default 900; a run takes about 10-12
-# minutes, 3-5 of them the catch-up drain of 1,000,000 events). Exits
+# a budget of $BENCH_BUDGET seconds (default 900; a run took 7-8 minutes on
+# 2026-11-29, 2-3 of them the catch-up drain of 1,000,000 events). Exits
 # non-zero when a measurement failed; BENCHMARKS.md is still written,
 # showing that line as not measured.
 set -euo pipefail
