@@ -16,9 +16,9 @@ import (
 
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/internal/fanout"
 )
 
 // Issuance statuses.
@@ -857,7 +857,7 @@ func (i *Issuer) statuses(ctx context.Context, ids []string) ([]string, error) {
 		return out, nil
 	}
 	out := make([]string, len(ids))
-	err := concurrently(ctx, len(ids), lookupWorkers, func(ctx context.Context, j int) error {
+	err := fanout.Each(ctx, len(ids), lookupWorkers, func(ctx context.Context, j int) error {
 		s, err := i.roster.SeafarerStatus(ctx, ids[j])
 		switch {
 		case wuyou.ErrorCode(err) == wuyou.ENOTFOUND:
@@ -884,7 +884,7 @@ func (i *Issuer) addGrants(ctx context.Context, issuanceID string, g GrantInput,
 			grants = append(grants, IssuedGrant{Grant: in})
 		}
 	}
-	err := concurrently(ctx, len(grants), grantWorkers, func(ctx context.Context, j int) error {
+	err := fanout.Each(ctx, len(grants), grantWorkers, func(ctx context.Context, j int) error {
 		_, entry, err := i.store.AddGrant(ctx, grants[j].Grant)
 		if err != nil {
 			return fmt.Errorf("quota: issuance %s: grant to %s: %w", issuanceID, grants[j].Grant.SeafarerID, err)
@@ -896,23 +896,6 @@ func (i *Issuer) addGrants(ctx context.Context, issuanceID string, g GrantInput,
 		return nil, err
 	}
 	return grants, nil
-}
-
-// concurrently calls fn(ctx, 0..n-1) on at most workers goroutines and
-// returns the first error; after one, the remaining calls are not made.
-func concurrently(parent context.Context, n, workers int, fn func(ctx context.Context, j int) error) error {
-	g, ctx := errgroup.WithContext(parent)
-	g.SetLimit(workers)
-	for j := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return fn(ctx, j) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return parent.Err()
 }
 
 // claim marks an issuance as run by this process; false when it already is

@@ -66,7 +66,7 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 	}
 	companyID := MustCompany(t, p.api, union, "Crash Shipping")
 	crew := MustEnrolCrew(t, p.api, union, companyID, numbers)
-	effective, start := callWindow(time.Now())
+	effective, start := sim.CallWindow(time.Now())
 	packs := []int64{1800, 7200, 60000}
 	grants := map[string]*modelGrant{}
 	programmeOf := map[string]string{} // seafarer id -> programme id

@@ -643,17 +643,3 @@ func MustFreeAddr(tb testing.TB) string {
 	require.NoError(tb, l.Close())
 	return addr
 }
-
-// callWindow picks when the simulated calls happen: within the current
-// month, after the packs' effective time, never in the future by more than
-// a little: effective = max(now-6h, start of month), first call 65 minutes
-// later (reordered calls reach up to an hour back).
-func callWindow(now time.Time) (effective, start time.Time) {
-	now = now.UTC().Truncate(time.Second)
-	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	effective = now.Add(-6 * time.Hour)
-	if effective.Before(monthStart) {
-		effective = monthStart
-	}
-	return effective, effective.Add(65 * time.Minute)
-}

@@ -50,7 +50,7 @@ func TestStreamWithDuplicatesReorderLateMalformedAndLateEnrolmentMatchesIndepend
 	union := st.MustToken(t, api.RoleUnion, "staff-1", "")
 	carrierTok := st.MustToken(t, api.RoleCarrier, "cmcc", "")
 
-	effective, start := callWindow(time.Now())
+	effective, start := sim.CallWindow(time.Now())
 	var known []string
 	for i := 1; i <= 20; i++ {
 		known = append(known, fmt.Sprintf("+86137%08d", i))

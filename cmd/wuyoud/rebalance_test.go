@@ -38,7 +38,7 @@ func TestTwoConsumersShareAGroupAcrossARebalanceWithoutDoubleOrMissedApplication
 	}
 	companyID := MustCompany(t, first.api, union, "Rebalance Maritime")
 	crew := MustEnrolCrew(t, first.api, union, companyID, numbers)
-	effective, start := callWindow(time.Now())
+	effective, start := sim.CallWindow(time.Now())
 	const pack = 7200
 	ids := make([]string, len(crew))
 	for i, sf := range crew {

@@ -338,7 +338,7 @@ func runMode(ctx context.Context, o options, fsync string, runSeed uint64, redis
 	for i := range msisdns {
 		msisdns[i] = fmt.Sprintf("+86139%08d", i+1)
 	}
-	effective, start := callWindow(time.Now())
+	effective, start := sim.CallWindow(time.Now())
 	client := func() apiClient { return apiClient{base: w.current().base, token: token} }
 	crew, err := seed(client(), msisdns, packSeconds, effective)
 	if err != nil {
@@ -610,19 +610,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// callWindow picks when the simulated calls happen: in the current month,
-// after the packs' effective time (max(now−6h, start of month)), the first
-// 65 minutes after it (reordered calls reach an hour back).
-func callWindow(now time.Time) (effective, start time.Time) {
-	now = now.UTC().Truncate(time.Second)
-	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	effective = now.Add(-6 * time.Hour)
-	if effective.Before(monthStart) {
-		effective = monthStart
-	}
-	return effective, effective.Add(65 * time.Minute)
 }
 
 func printReport(out io.Writer, rep report) {

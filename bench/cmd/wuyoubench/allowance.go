@@ -25,6 +25,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/fanout"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -246,7 +247,7 @@ func seedAllowances(ctx context.Context, rdb redis.UniversalClient, prefix strin
 	if err != nil {
 		return nil, err
 	}
-	err = concurrently(ctx, n, 16, func(ctx context.Context, i int) error {
+	err = fanout.Each(ctx, n, 16, func(ctx context.Context, i int) error {
 		for g, days := range []int{30, 90} {
 			_, _, err := store.AddGrant(ctx, quota.GrantInput{
 				ID: fmt.Sprintf("gr_bench_%d_%d", i, g), SeafarerID: ids[i], ProgrammeID: "pg_bench", Seconds: 1800,

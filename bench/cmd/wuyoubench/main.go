@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 )
 
 const usageText = `usage:
@@ -346,22 +345,6 @@ func (u cost) bound(self string) string {
 	default:
 		return shares + " Nothing is saturated: waiting on round trips (each step waits for the previous reply) bounds it."
 	}
-}
-
-// concurrently calls fn(0..n-1) on workers goroutines and returns the first error.
-func concurrently(parent context.Context, n, workers int, fn func(ctx context.Context, j int) error) error {
-	g, ctx := errgroup.WithContext(parent)
-	g.SetLimit(workers)
-	for j := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { return fn(ctx, j) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return parent.Err()
 }
 
 // median of a non-empty slice (sorted in place).

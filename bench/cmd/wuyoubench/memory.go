@@ -15,6 +15,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/fanout"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -262,7 +263,7 @@ func (f *fleet) enrol(ctx context.Context, rdb redis.UniversalClient, n, workers
 	for i := range msisdns {
 		msisdns[i] = fmt.Sprintf("+86139%08d", first+i)
 	}
-	err := concurrently(ctx, n, workers, func(ctx context.Context, i int) error {
+	err := fanout.Each(ctx, n, workers, func(ctx context.Context, i int) error {
 		k := first + i
 		sf, _, err := registry.Enrol(ctx, companies[i/500], crew.Enrolment{
 			BookNo: fmt.Sprintf("BK%08d", k), Name: fmt.Sprintf("Seafarer %d", k), Nationality: "CN", MSISDN: msisdns[i],
@@ -292,7 +293,7 @@ func benchIMO(v int) string {
 // grant gives each of ids two grants of seconds, effective from `back` ago.
 func (f *fleet) grant(ctx context.Context, rdb redis.UniversalClient, ids []string, workers int, back time.Duration, seconds int64) error {
 	store := quota.NewRedisStore(rdb, f.prefix, wuyou.SystemClock, quota.Options{})
-	return concurrently(ctx, len(ids), workers, func(ctx context.Context, i int) error {
+	return fanout.Each(ctx, len(ids), workers, func(ctx context.Context, i int) error {
 		for g, prog := range []string{"pg_01JBENCHWELFARE", "pg_01JBENCHUNION"} {
 			_, _, err := store.AddGrant(ctx, quota.GrantInput{
 				ID: fmt.Sprintf("gr_01JBENCH%d_%s", g, ids[i]), SeafarerID: ids[i], ProgrammeID: prog, Seconds: seconds,

@@ -19,6 +19,7 @@ import (
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/cmd/carriersim/sim"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/fanout"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -341,7 +342,7 @@ func checkBillable(ctx context.Context, store *quota.RedisStore, ids []string, s
 		return nil // the calls straddle a month: allowances show this month only
 	}
 	used := make([]int64, len(ids))
-	err := concurrently(ctx, len(ids), 16, func(ctx context.Context, i int) error {
+	err := fanout.Each(ctx, len(ids), 16, func(ctx context.Context, i int) error {
 		a, err := store.Allowance(ctx, ids[i])
 		if err != nil {
 			return err
@@ -451,7 +452,7 @@ func hincrbyAll(ctx context.Context, rdb redis.UniversalClient, prefix string, u
 
 // grantEach gives every seafarer one grant, active from a day ago for 30 days.
 func grantEach(ctx context.Context, store *quota.RedisStore, ids []string, programmeID string, seconds int64, now time.Time, workers int) error {
-	return concurrently(ctx, len(ids), workers, func(ctx context.Context, i int) error {
+	return fanout.Each(ctx, len(ids), workers, func(ctx context.Context, i int) error {
 		_, _, err := store.AddGrant(ctx, quota.GrantInput{
 			ID: "gr_bench_" + ids[i], SeafarerID: ids[i], ProgrammeID: programmeID, Seconds: seconds,
 			EffectiveAt: now.Add(-24 * time.Hour), ExpiresAt: now.Add(30 * 24 * time.Hour), Priority: 1,
@@ -468,7 +469,7 @@ func enrolEach(ctx context.Context, registry *crew.RedisStore, msisdns []string,
 		return nil, err
 	}
 	ids := make([]string, len(msisdns))
-	err = concurrently(ctx, len(msisdns), workers, func(ctx context.Context, i int) error {
+	err = fanout.Each(ctx, len(msisdns), workers, func(ctx context.Context, i int) error {
 		sf, _, err := registry.Enrol(ctx, company.ID, crew.Enrolment{
 			BookNo: fmt.Sprintf("BK%08d", i), Name: fmt.Sprintf("Seafarer %d", i), Nationality: "CN", MSISDN: msisdns[i],
 		})

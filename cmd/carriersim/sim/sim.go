@@ -136,6 +136,20 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// CallWindow picks when a test's simulated calls happen, so that packs
+// granted at effective cover them: in the current month, after effective
+// (max(now−6h, start of month)), starting 65 minutes after it (Reordered
+// calls reach up to an hour back), never far in the future.
+func CallWindow(now time.Time) (effective, start time.Time) {
+	now = now.UTC().Truncate(time.Second)
+	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	effective = now.Add(-6 * time.Hour)
+	if effective.Before(monthStart) {
+		effective = monthStart
+	}
+	return effective, effective.Add(65 * time.Minute)
+}
+
 // Event is one generated message and what it means for the expected totals.
 type Event struct {
 	Key   []byte // the Kafka key: the subscriber's MSISDN
