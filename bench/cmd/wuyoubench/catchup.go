@@ -12,8 +12,6 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/cmd/carriersim/sim"
-	"github.com/wuyou/wuyou/crew"
-	"github.com/wuyou/wuyou/quota"
 )
 
 // catchupConfig sizes the catch-up measurement.
@@ -53,25 +51,12 @@ func runCatchup(ctx context.Context, args []string, env environment, out *result
 	}
 	defer l.close()
 	now := wuyou.SystemClock()
-	store := quota.NewRedisStore(l.rdb, l.prefix, wuyou.SystemClock, quota.Options{})
-	registry := crew.NewRedisStore(l.rdb, l.prefix, wuyou.SystemClock)
-	msisdns := benchMSISDNs(c.Seafarers)
-
 	progress("catchup: enrolling and granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
-	ids, err := enrolEach(ctx, registry, msisdns, c.Workers)
+	f, err := enrolFleet(ctx, l.rdb, l.prefix, c.Seafarers, c.PackSeconds, c.Workers)
 	if err != nil {
 		return err
 	}
-	prog, err := store.CreateProgramme(ctx, quota.ProgrammeInput{
-		Name: "bench pack", PackSeconds: c.PackSeconds, ValidDays: 30, Priority: 1,
-		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(90 * 24 * time.Hour),
-	})
-	if err != nil {
-		return err
-	}
-	if err := grantEach(ctx, store, ids, prog.ID, c.PackSeconds, now, c.Workers); err != nil {
-		return err
-	}
+	store, registry, msisdns, ids := f.store, f.registry, f.msisdns, f.ids
 
 	topics := carrier.NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(c.Partitions), topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))

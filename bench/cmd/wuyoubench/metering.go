@@ -171,30 +171,15 @@ func meterDirect(ctx context.Context, l *lab, prefix string, c meteringConfig, o
 // broker, then starts a consumer wired as cmd/wuyoud wires it and times it
 // draining them all. It returns the rate (events/s).
 func meterEndToEnd(ctx context.Context, l *lab, prefix string, c meteringConfig, out *results, progress func(string, ...any)) (float64, error) {
-	rdb := l.rdb
 	now := wuyou.SystemClock()
-	store := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	registry := crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
-	msisdns := benchMSISDNs(c.Seafarers)
-
-	progress("e2e: enrolling %d seafarers", c.Seafarers)
+	progress("e2e: enrolling and granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
 	started := time.Now()
-	ids, err := enrolEach(ctx, registry, msisdns, c.Workers)
+	f, err := enrolFleet(ctx, l.rdb, prefix, c.Seafarers, c.PackSeconds, c.Workers)
 	if err != nil {
 		return 0, err
 	}
-	out.info("metering.e2e.enrol_setup", "%d seafarers enrolled one Enrol call each (%d workers) in %.1f s", len(ids), c.Workers, time.Since(started).Seconds())
-	prog, err := store.CreateProgramme(ctx, quota.ProgrammeInput{
-		Name: "bench pack", PackSeconds: c.PackSeconds, ValidDays: 30, Priority: 1,
-		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(90 * 24 * time.Hour),
-	})
-	if err != nil {
-		return 0, err
-	}
-	progress("e2e: granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
-	if err := grantEach(ctx, store, ids, prog.ID, c.PackSeconds, now, c.Workers); err != nil {
-		return 0, err
-	}
+	store, registry, msisdns, ids := f.store, f.registry, f.msisdns, f.ids
+	out.info("metering.e2e.enrol_setup", "%d seafarers enrolled one Enrol call each and granted a pack each (%d workers) in %.1f s", len(ids), c.Workers, time.Since(started).Seconds())
 
 	topics := carrier.NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))
@@ -448,6 +433,40 @@ func hincrbyAll(ctx context.Context, rdb redis.UniversalClient, prefix string, u
 		}
 	}
 	return nil
+}
+
+// enrolledFleet is what the end-to-end measurements drain events against:
+// seafarers enrolled under a prefix, one per MSISDN, each with one grant
+// from a bench programme.
+type enrolledFleet struct {
+	store        *quota.RedisStore
+	registry     *crew.RedisStore
+	msisdns, ids []string
+}
+
+// enrolFleet enrols n seafarers under prefix and grants each packSeconds.
+func enrolFleet(ctx context.Context, rdb redis.UniversalClient, prefix string, n int, packSeconds int64, workers int) (*enrolledFleet, error) {
+	now := wuyou.SystemClock()
+	f := &enrolledFleet{
+		store:    quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{}),
+		registry: crew.NewRedisStore(rdb, prefix, wuyou.SystemClock),
+		msisdns:  benchMSISDNs(n),
+	}
+	var err error
+	if f.ids, err = enrolEach(ctx, f.registry, f.msisdns, workers); err != nil {
+		return nil, err
+	}
+	prog, err := f.store.CreateProgramme(ctx, quota.ProgrammeInput{
+		Name: "bench pack", PackSeconds: packSeconds, ValidDays: 30, Priority: 1,
+		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(90 * 24 * time.Hour),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := grantEach(ctx, f.store, f.ids, prog.ID, packSeconds, now, workers); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // grantEach gives every seafarer one grant, active from a day ago for 30 days.

@@ -68,25 +68,12 @@ func runScaling(ctx context.Context, args []string, _ environment, out *results,
 		return err
 	}
 	defer l.close()
-	now := wuyou.SystemClock()
-	store := quota.NewRedisStore(l.rdb, l.prefix, wuyou.SystemClock, quota.Options{})
-	registry := crew.NewRedisStore(l.rdb, l.prefix, wuyou.SystemClock)
-	msisdns := benchMSISDNs(c.Seafarers)
 	progress("scaling: enrolling and granting %d seafarers", c.Seafarers)
-	ids, err := enrolEach(ctx, registry, msisdns, c.Workers)
+	f, err := enrolFleet(ctx, l.rdb, l.prefix, c.Seafarers, 1_000_000, c.Workers)
 	if err != nil {
 		return err
 	}
-	prog, err := store.CreateProgramme(ctx, quota.ProgrammeInput{
-		Name: "bench pack", PackSeconds: 1_000_000, ValidDays: 30, Priority: 1,
-		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(90 * 24 * time.Hour),
-	})
-	if err != nil {
-		return err
-	}
-	if err := grantEach(ctx, store, ids, prog.ID, 1_000_000, now, c.Workers); err != nil {
-		return err
-	}
+	store, registry, msisdns := f.store, f.registry, f.msisdns
 
 	// A short drain first, unreported, so the first measured run does not
 	// pay for loading scripts and warming connections.
