@@ -175,22 +175,18 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 	}
 	r := &DebitResult{Duplicate: vals[0].(int64) == 1, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
 	rec, _ := vals[1].(string)
-	call := u.CallTime
-	if r.Duplicate && rec == "" {
+	first := u // the application whose record rec is
+	if score, _ := vals[4].(string); r.Duplicate && rec == "" && score != strconv.FormatInt(u.CallTime.Unix(), 10) {
 		// A repeat naming another call time than the first: the first's
-		// record is filed under its own time.
-		first, _ := strconv.ParseInt(fmt.Sprint(vals[4]), 10, 64)
-		call = time.Unix(first, 0)
-		if first != u.CallTime.Unix() {
-			first := u
-			first.CallTime = call
-			if rec, err = s.storedDebit(ctx, first); err != nil {
-				return nil, err
-			}
+		// record is filed under the first's time.
+		t, _ := strconv.ParseInt(score, 10, 64)
+		first.CallTime = time.Unix(t, 0)
+		if rec, err = s.storedDebit(ctx, first); err != nil {
+			return nil, err
 		}
 	}
 	if rec != "" {
-		e, err := decodeRecord(ledgerBucket(call), rec)
+		e, err := decodeRecord(ledgerBucket(first.CallTime), rec)
 		if err != nil {
 			return nil, err
 		}
