@@ -189,11 +189,10 @@ func entryOffsets(at time.Time) (sec, ms string) {
 func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 	f := strings.Split(rec, " ")
 	bad := func() (*LedgerEntry, error) { return nil, fmt.Errorf("quota: malformed ledger record %q", rec) }
+	malformed := false // a number field did not parse
 	num := func(i int) int64 {
 		n, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil {
-			f[0] = "?" // marks the record bad
-		}
+		malformed = malformed || err != nil
 		return n
 	}
 	if len(f) < 2 {
@@ -240,7 +239,7 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 	default:
 		return bad()
 	}
-	if f[0] == "?" {
+	if malformed {
 		return bad()
 	}
 	return e, nil
