@@ -390,19 +390,17 @@ func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowan
 // now, in one pipelined round trip.
 func (s *RedisStore) RemainingNow(ctx context.Context, seafarerIDs []string) (map[string]int64, error) {
 	now := s.now()
-	cmds := make([]*redis.MapStringStringCmd, len(seafarerIDs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range seafarerIDs {
-			cmds[i] = p.HGetAll(ctx, s.keys(id).grants)
-		}
-		return nil
-	})
+	keys := make([]string, len(seafarerIDs))
+	for i, id := range seafarerIDs {
+		keys[i] = s.keys(id).grants
+	}
+	hs, err := s.hashes(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("quota: remaining: %w", err)
 	}
 	out := make(map[string]int64, len(seafarerIDs))
 	for i, id := range seafarerIDs {
-		gs, err := grantsFrom(cmds[i].Val(), now)
+		gs, err := grantsFrom(hs[i], now)
 		if err != nil {
 			return nil, err
 		}

@@ -556,15 +556,29 @@ func (s *RedisStore) eachMember(ctx context.Context, key string, fn func([]strin
 
 // statementHashes reads the statement hashes of seafarerIDs in period.
 func (s *RedisStore) statementHashes(ctx context.Context, period string, seafarerIDs []string) ([]map[string]string, error) {
-	cmds := make([]*redis.MapStringStringCmd, len(seafarerIDs))
+	keys := make([]string, len(seafarerIDs))
+	for i, id := range seafarerIDs {
+		keys[i] = s.statementKey(id, period)
+	}
+	hs, err := s.hashes(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("quota: statement figures: %w", err)
+	}
+	return hs, nil
+}
+
+// hashes reads many hashes in one pipelined round trip (a missing one is
+// empty).
+func (s *RedisStore) hashes(ctx context.Context, keys []string) ([]map[string]string, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range seafarerIDs {
-			cmds[i] = p.HGetAll(ctx, s.statementKey(id, period))
+		for i, k := range keys {
+			cmds[i] = p.HGetAll(ctx, k)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("quota: statement figures: %w", err)
+		return nil, err
 	}
 	out := make([]map[string]string, len(cmds))
 	for i, c := range cmds {
@@ -783,19 +797,17 @@ func (s *RedisStore) UsageByMSISDN(ctx context.Context, period string, fn func(b
 	}
 	var mu sync.Mutex // fn is called from one goroutine at a time
 	return s.eachMember(ctx, s.callersKey(period), func(ids []string) error {
-		cmds := make([]*redis.MapStringStringCmd, len(ids))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				cmds[i] = p.HGetAll(ctx, s.callsKey(id, period))
-			}
-			return nil
-		})
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = s.callsKey(id, period)
+		}
+		hs, err := s.hashes(ctx, keys)
 		if err != nil {
 			return fmt.Errorf("quota: figures by MSISDN: %w", err)
 		}
-		for _, c := range cmds {
+		for _, h := range hs {
 			rows := map[string]*billing.SettlementRow{}
-			for field, v := range c.Val() {
+			for field, v := range h {
 				i := strings.LastIndexByte(field, ':')
 				if i < 0 {
 					continue
