@@ -43,13 +43,7 @@ const (
 //
 //	go test -run x -bench BulkEnrol10k -benchtime 3x ./bench/
 func BenchmarkBulkEnrol10k(b *testing.B) {
-	rdb, prefix := redistest.MustClient(b)
-	b.Cleanup(func() { // before redistest's one-key-at-a-time cleanup
-		if err := unlinkPrefix(rdb, prefix); err != nil {
-			b.Logf("bench: deleting keys under %s: %v", prefix, err)
-		}
-	})
-	b.Cleanup(cleanUpOnSignal(rdb, prefix))
+	rdb, prefix := mustBenchClient(b)
 
 	key, err := api.GenerateSigningKey(api.AlgEdDSA)
 	if err != nil {
@@ -153,6 +147,19 @@ func crewListCSV(b *testing.B, i int) []byte {
 		b.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// mustBenchClient is a Redis client and a fresh key prefix whose keys are
+// deleted when the benchmark ends, or when it is interrupted.
+func mustBenchClient(b *testing.B) (redis.UniversalClient, string) {
+	rdb, prefix := redistest.MustClient(b)
+	b.Cleanup(func() { // before redistest's one-key-at-a-time cleanup
+		if err := unlinkPrefix(rdb, prefix); err != nil {
+			b.Logf("bench: deleting keys under %s: %v", prefix, err)
+		}
+	})
+	b.Cleanup(cleanUpOnSignal(rdb, prefix))
+	return rdb, prefix
 }
 
 // cleanUpOnSignal deletes the keys under prefix and exits when SIGINT or

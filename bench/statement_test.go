@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wuyou/wuyou/billing"
-	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -33,13 +32,7 @@ const (
 //
 //	go test -run x -bench ProgrammeStatement100k -benchtime 3x ./bench/
 func BenchmarkProgrammeStatement100k(b *testing.B) {
-	rdb, prefix := redistest.MustClient(b)
-	b.Cleanup(func() { // before redistest's one-key-at-a-time cleanup
-		if err := unlinkPrefix(rdb, prefix); err != nil {
-			b.Logf("bench: deleting keys under %s: %v", prefix, err)
-		}
-	})
-	b.Cleanup(cleanUpOnSignal(rdb, prefix))
+	rdb, prefix := mustBenchClient(b)
 
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	store := quota.NewRedisStore(rdb, prefix, func() time.Time { return now }, quota.Options{})
