@@ -118,9 +118,15 @@ func ValidateUpdate(u SeafarerUpdate) error {
 	return wuyou.Invalid(errs)
 }
 
+// MSISDNRule says in words what ValidMSISDN accepts, for the messages of
+// every place that refuses an MSISDN ("msisdn must be " + MSISDNRule).
+const MSISDNRule = "an E.164 number: '+' then 8 to 15 digits, not starting with 0, no spaces (e.g. +8613800000001)"
+
 // ValidMSISDN reports whether s is an E.164 number as the contract writes
 // it: "+" then 8 to 15 ASCII digits, the first not 0 (no country code
-// starts with 0). No spaces, dashes or other punctuation.
+// starts with 0). No spaces, dashes or other punctuation. It is the one
+// MSISDN rule of Wuyou: enrolment, the carrier's usage events, the
+// settlement reconciliation and carriersim all call it.
 func ValidMSISDN(s string) bool {
 	if len(s) < 1+8 || len(s) > 1+15 || s[0] != '+' || s[1] == '0' {
 		return false
@@ -248,7 +254,7 @@ func checkMSISDN(s string) string {
 	case s == "":
 		return "is required"
 	case !ValidMSISDN(s):
-		return "must be an E.164 number: '+' then 8 to 15 digits, not starting with 0, no spaces (e.g. +8613800000001)"
+		return "must be " + MSISDNRule
 	}
 	return ""
 }

@@ -161,8 +161,20 @@ func TestMSISDNIsE164(t *testing.T) {
 		{"dashes", "+86-138-0000-0001", false},
 		{"letters", "+86138000000O1", false},
 		{"full-width digits", "+８６１３８０００００００１", false},
+		{"Arabic-Indic digits", "+٨٦١٣٨٠٠٠٠٠٠٠١", false},
 		{"plus only", "+", false},
 		{"empty", "", false},
+		{"+0 alone", "+0", false},
+		{"8 digits starting with 0", "+01234567", false},
+		{"15 digits starting with 0", "+012345678901234", false},
+		{"all zeros", "+000000000", false},
+		{"leading space", " +8613800000001", false},
+		{"trailing space", "+8613800000001 ", false},
+		{"trailing newline", "+8613800000001\n", false},
+		{"tab inside", "+86\t13800000001", false},
+		{"two plus signs", "++8613800000001", false},
+		{"plus at the end", "8613800000001+", false},
+		{"NUL inside", "+861380000\x000001", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +184,16 @@ func TestMSISDNIsE164(t *testing.T) {
 			assertFieldValid(t, e, "msisdn", tt.ok)
 		})
 	}
+}
+
+// The message every package gives for a refused MSISDN is crew's, so the
+// rule reads the same in the API, the dead letters and the reconciliation.
+func TestRefusedMSISDNMessageStatesTheOneRule(t *testing.T) {
+	e := validEnrolment()
+	e.MSISDN = "+0123456789"
+	require.Equal(t, []wuyou.FieldError{{Field: "msisdn", Message: "must be " + MSISDNRule}}, fieldErrors(t, e.Validate()))
+	require.Contains(t, MSISDNRule, "8 to 15 digits")
+	require.Contains(t, MSISDNRule, "not starting with 0")
 }
 
 func TestNationalityIsAnAssignedISOCountryCode(t *testing.T) {
