@@ -179,6 +179,10 @@ type observed struct {
 	Remaining     int64
 	Debits        int
 	DebitEventIDs map[string]int // event id → debit entries carrying it
+	// Σ over the debit entries of the ledger: what the ledger says was
+	// billed and covered, whatever the allowance's counters say.
+	LedgerBillable int64
+	LedgerCovered  int64
 }
 
 // observe reads a seafarer's allowance and pages through its ledger.
@@ -196,8 +200,10 @@ func observe(c apiClient, seafarerID string) (observed, error) {
 	for pages := 0; pages < 1000; pages++ {
 		var page struct {
 			Items []struct {
-				Kind    string `json:"kind"`
-				EventID string `json:"event_id"`
+				Kind            string `json:"kind"`
+				EventID         string `json:"event_id"`
+				BillableSeconds int64  `json:"billable_seconds"`
+				CoveredSeconds  int64  `json:"covered_seconds"`
 			} `json:"items"`
 			NextCursor string `json:"next_cursor"`
 		}
@@ -208,6 +214,8 @@ func observe(c apiClient, seafarerID string) (observed, error) {
 			if e.Kind == "debit" {
 				o.Debits++
 				o.DebitEventIDs[e.EventID]++
+				o.LedgerBillable += e.BillableSeconds
+				o.LedgerCovered += e.CoveredSeconds
 			}
 		}
 		if page.NextCursor == "" {
@@ -229,6 +237,15 @@ type verdict struct {
 	// RemainingWrong counts seafarers whose remaining seconds differ from
 	// pack − min(pack, billable): a balance that disagrees with its usage.
 	RemainingWrong int `json:"remaining_wrong"`
+	// LedgerSumsWrong counts seafarers whose debit entries, summed, bill or
+	// cover other seconds than the model: Σ billable_seconds ≠ the billable
+	// seconds of the distinct calls, or Σ covered_seconds ≠ min(pack,
+	// billable). A ledger can carry exactly the right event ids and still
+	// explain a wrong balance.
+	LedgerSumsWrong int `json:"ledger_sums_wrong"`
+	// sumsWrongWithRightIDs counts those of them whose debit entries carry
+	// exactly the expected event ids, once each.
+	sumsWrongWithRightIDs int
 	// LostOnLedgerTopic counts the lost events whose debit entry is on
 	// wuyou.ledger.v1: applied and published, then lost from Redis.
 	LostOnLedgerTopic int      `json:"lost_on_ledger_topic"`
@@ -237,12 +254,12 @@ type verdict struct {
 }
 
 // counts is the verdict without its examples, to tell whether it changed.
-func (v verdict) counts() [6]int64 {
-	return [6]int64{int64(v.EventsApplied), int64(v.EventsLost), int64(v.EventsDoubled), v.SecondsLost, v.SecondsDoubled, int64(v.RemainingWrong)}
+func (v verdict) counts() [7]int64 {
+	return [7]int64{int64(v.EventsApplied), int64(v.EventsLost), int64(v.EventsDoubled), v.SecondsLost, v.SecondsDoubled, int64(v.RemainingWrong), int64(v.LedgerSumsWrong)}
 }
 
 func (v verdict) clean() bool {
-	return v.EventsLost == 0 && v.EventsDoubled == 0 && v.SecondsLost == 0 && v.SecondsDoubled == 0 && v.RemainingWrong == 0
+	return v.EventsLost == 0 && v.EventsDoubled == 0 && v.SecondsLost == 0 && v.SecondsDoubled == 0 && v.RemainingWrong == 0 && v.LedgerSumsWrong == 0
 }
 
 // compare reads every seafarer's account and compares it with the model.
@@ -265,8 +282,10 @@ func compare(ctx context.Context, c apiClient, crew []seafarer, want map[string]
 		if err != nil {
 			return v, err
 		}
+		rightIDs := len(o.DebitEventIDs) == len(w.EventIDs) && o.Debits == len(w.EventIDs)
 		for id := range w.EventIDs {
 			if o.DebitEventIDs[id] == 0 {
+				rightIDs = false
 				v.EventsLost++
 				v.lostIDs = append(v.lostIDs, id)
 				note("%s: event %s has no debit entry", sf.MSISDN, id)
@@ -296,6 +315,31 @@ func compare(ctx context.Context, c apiClient, crew []seafarer, want map[string]
 			v.RemainingWrong++
 			note("%s: remaining %d s, expected %d s", sf.MSISDN, o.Remaining, wantRemaining)
 		}
+		if wrong := ledgerSums(sf.MSISDN, w, o, packSeconds); wrong != "" {
+			v.LedgerSumsWrong++
+			if rightIDs {
+				v.sumsWrongWithRightIDs++
+			}
+			note("%s", wrong)
+		}
 	}
 	return v, nil
+}
+
+// ledgerSums compares the sums of one seafarer's debit entries with the
+// model and says what differs ("" when nothing does). Every call of the
+// stream lies inside the one pack's validity, so the pack covers the first
+// seconds billed, whatever order the calls were applied in: Σ covered =
+// min(pack, Σ billable).
+func ledgerSums(msisdn string, w *expected, o observed, packSeconds int64) string {
+	wantCovered := min(packSeconds, w.Billable)
+	switch {
+	case o.LedgerBillable != w.Billable && o.LedgerCovered != wantCovered:
+		return fmt.Sprintf("%s: ledger bills %d s and covers %d s, expected %d s and %d s", msisdn, o.LedgerBillable, o.LedgerCovered, w.Billable, wantCovered)
+	case o.LedgerBillable != w.Billable:
+		return fmt.Sprintf("%s: ledger bills %d s, expected %d s", msisdn, o.LedgerBillable, w.Billable)
+	case o.LedgerCovered != wantCovered:
+		return fmt.Sprintf("%s: ledger covers %d s, expected %d s", msisdn, o.LedgerCovered, wantCovered)
+	}
+	return ""
 }
