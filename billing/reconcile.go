@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // SettlementColumns is the header of the carrier's settlement CSV (any
@@ -266,7 +267,7 @@ func (sr *settlementReader) parse(rec []string) (SettlementRow, int, string, err
 		}
 	}
 	row := SettlementRow{MSISDN: normalizeMSISDN(rec[sr.col[0]])}
-	if !validMSISDN(row.MSISDN) {
+	if !crew.ValidMSISDN(row.MSISDN) { // the one MSISDN rule: +0… is refused here as at enrolment
 		row.MSISDN = strings.TrimSpace(rec[sr.col[0]]) // reported as sent
 		return row, sr.n, "msisdn must be E.164: + and 8 to 15 digits", nil
 	}
@@ -289,18 +290,6 @@ func normalizeMSISDN(s string) string {
 		s = "+" + s
 	}
 	return s
-}
-
-func validMSISDN(s string) bool {
-	if len(s) < 9 || len(s) > 16 || s[0] != '+' {
-		return false
-	}
-	for _, c := range s[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // ReconciliationCSVHeader is the header of a reconciliation report as CSV.

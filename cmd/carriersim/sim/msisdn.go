@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/wuyou/wuyou/crew"
 )
 
 // MaxMSISDNs bounds how many subscribers one run simulates.
@@ -21,8 +23,8 @@ func ParseMSISDNRange(s string) ([]string, error) {
 		hiS = "+" + hiS
 	}
 	loS = strings.TrimSpace(loS)
-	if !ok || !msisdnRE.MatchString(loS) || !msisdnRE.MatchString(hiS) {
-		return nil, fmt.Errorf("MSISDN range %q: want +FIRST-+LAST, both E.164 (+ and 8-15 digits)", s)
+	if !ok || !crew.ValidMSISDN(loS) || !crew.ValidMSISDN(hiS) {
+		return nil, fmt.Errorf("MSISDN range %q: want +FIRST-+LAST, each %s", s, crew.MSISDNRule)
 	}
 	if len(loS) != len(hiS) {
 		return nil, fmt.Errorf("MSISDN range %q: both ends must have the same number of digits", s)
@@ -78,8 +80,8 @@ func ReadMSISDNs(r io.Reader) ([]string, error) {
 		if m == "" {
 			continue
 		}
-		if !msisdnRE.MatchString(m) {
-			return nil, fmt.Errorf("line %d: %q is not an E.164 MSISDN (+ and 8-15 digits)", line, m)
+		if !crew.ValidMSISDN(m) {
+			return nil, fmt.Errorf("line %d: MSISDN %q: must be %s", line, m, crew.MSISDNRule)
 		}
 		if !seen[m] {
 			seen[m] = true

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/crew"
 )
 
 func TestMSISDNRangeIncludesBothEnds(t *testing.T) {
@@ -30,6 +31,7 @@ func TestMSISDNRangeRefusesNonsense(t *testing.T) {
 		"different lengths": "+8613800000001-+86138000000100",
 		"too many":          "+8613800000000-+8613899999999",
 		"letters":           "+86138000000ab-+8613800000100",
+		"starts with +0":    "+0123456789-+0123456799",
 	} {
 		if _, err := sim.ParseMSISDNRange(in); err == nil {
 			t.Errorf("%s: %q accepted", name, in)
@@ -59,9 +61,25 @@ func TestMSISDNsReadFromAPlainListOrACrewCSV(t *testing.T) {
 		"empty":          "# nothing\n",
 		"not E.164":      "13800000001\n",
 		"bad CSV number": "name,msisdn\nLi Wei,13800000001\n",
+		"starts with +0": "+0123456789\n",
 	} {
 		if _, err := sim.ReadMSISDNs(strings.NewReader(in)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// carriersim refuses what Wuyou refuses: it uses crew's one MSISDN rule, so
+// it never generates events for a number enrolment would not accept.
+func TestSimulatorUsesCrewsMSISDNRule(t *testing.T) {
+	t.Parallel()
+	cfg := sim.DefaultConfig()
+	cfg.MSISDNs = []string{"+0123456789"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), crew.MSISDNRule) {
+		t.Fatalf("a +0 MSISDN: %v", err)
+	}
+	cfg.MSISDNs = []string{"+8613800000001"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wuyou/wuyou/carrier"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // Kind says what an emitted message is, so a caller can tell which of them
@@ -92,7 +93,6 @@ func DefaultConfig() Config {
 }
 
 var (
-	msisdnRE  = regexp.MustCompile(`^\+[0-9]{8,15}$`)
 	countryRE = regexp.MustCompile(`^[A-Z]{2}$`)
 )
 
@@ -102,8 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("no MSISDNs to generate events for")
 	}
 	for _, m := range c.MSISDNs {
-		if !msisdnRE.MatchString(m) {
-			return fmt.Errorf("MSISDN %q is not E.164 (+ and 8-15 digits)", m)
+		if !crew.ValidMSISDN(m) {
+			return fmt.Errorf("MSISDN %q: must be %s", m, crew.MSISDNRule)
 		}
 	}
 	if c.Source == "" || len(c.Source) > 256 {
