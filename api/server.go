@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	v1.Get("/statements", staff, s.getStatement)
 	v1.Post(`/periods/:period\:close`, union, s.closePeriod)
 	v1.Post("/reconciliations", union, s.reconcile)
+	v1.Get("/ops/ledger-audit", union, s.ledgerAudit)
 	web.Mount(app) // the seafarer page "/", the staff "/console" and their "/assets/*"
 	app.Use(func(c *fiber.Ctx) error {
 		return wuyou.Errorf(wuyou.ENOTFOUND, "no route %s %s", c.Method(), c.Path())
