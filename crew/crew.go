@@ -65,6 +65,13 @@ type SeafarerUpdate struct {
 	Status     *string `json:"status"`
 }
 
+// MSISDNAt is one call to attribute: the MSISDN it was made from and when it
+// started (the CloudEvents time, contract §5). See SeafarerIDsAt.
+type MSISDNAt struct {
+	MSISDN string
+	At     time.Time
+}
+
 // SeafarerFilter selects seafarers of one company, optionally of one vessel
 // or status, a page at a time.
 type SeafarerFilter struct {

@@ -67,6 +67,8 @@ type MSISDNPeriod struct {
 //	<prefix>:{co:<id>}:vessel:<imo>   zset    the company's seafarer ids on one vessel
 //	<prefix>:{v:<imo>}:crew           zset    seafarer ids on one vessel, across companies
 //	<prefix>:msisdn:<msisdn>          string  claim "<seafarer id> <unix ms>": who the MSISDN belongs to
+//	<prefix>:{m:<msisdn>}:holders     hash    who held the MSISDN when, "<seafarer id>|<from>" → state
+//	                                          (see resolve_at.go); derived from the seafarers' histories
 //	<prefix>:book:<book no>           string  claim "<seafarer id> <unix ms>": who holds the book number
 //	<prefix>:regno:<registration no>  string  claim "<company id> <unix ms>": who holds the registration number
 //
@@ -372,14 +374,22 @@ func (s *RedisStore) create(ctx context.Context, id, token string, started time.
 	now := s.now().UTC()
 	sf := &Seafarer{ID: id, CompanyID: companyID, BookNo: e.BookNo, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
 	applyEnrolment(sf, e)
+	holding := &numberChange{SeafarerID: id, To: e.MSISDN, At: now}
+	if err := holding.begin(ctx, s); err != nil {
+		giveUp()
+		holding.undo(ctx, s)
+		return nil, fmt.Errorf("crew: enrol: %w", err)
+	}
 	if _, err := s.writeProfile(ctx, sf, token, "create", now); err != nil {
 		if refused(err) {
 			giveUp()
+			holding.undo(ctx, s)
 		}
 		// Otherwise the profile may have been written: the claims either
 		// hold or are stale, and both are handled on the next claim.
 		return nil, fmt.Errorf("crew: enrol: %w", err)
 	}
+	holding.confirm(ctx, s)
 	if err := s.index(ctx, nil, sf); err != nil {
 		return nil, fmt.Errorf("crew: enrol: %w", err)
 	}
@@ -497,12 +507,38 @@ func (s *RedisStore) changeLocked(ctx context.Context, id, token string, reclaim
 	}
 
 	next.UpdatedAt = s.now().UTC()
+	var holding *numberChange
+	if moved {
+		holding, err = s.startNumberChange(ctx, id, cur.MSISDN, next.MSISDN, next.UpdatedAt)
+		if err == nil {
+			err = holding.begin(ctx, s)
+			if err != nil {
+				holding.undo(ctx, s)
+			}
+		}
+		if err != nil {
+			giveUp()
+			return nil, false, fmt.Errorf("crew: update seafarer %s: %w", id, err)
+		}
+	}
 	old, err := s.writeProfile(ctx, &next, token, "update", next.UpdatedAt)
 	if err != nil {
 		if refused(err) {
 			giveUp()
+			if holding != nil {
+				holding.undo(ctx, s)
+			}
 		}
 		return nil, false, fmt.Errorf("crew: update seafarer %s: %w", id, err)
+	}
+	if holding != nil {
+		holding.confirm(ctx, s)
+	} else if reclaim {
+		// An enrolment again: rewrite the holders index from the history,
+		// repairing what a crash (or an index older than the history) left.
+		if err := s.RecordMSISDNHolders(ctx, id); err != nil {
+			return nil, false, fmt.Errorf("crew: update seafarer %s: %w", id, err)
+		}
 	}
 	if old != "" && old != next.MSISDN {
 		// The old number stops resolving now that the profile no longer lists
