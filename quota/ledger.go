@@ -43,9 +43,9 @@ import (
 // are billable − covered. The debit script writes the tail from "<covered>"
 // on.
 //
-// Appending rewrites the week's string (GET, then SET with its expiry), so a
-// debit copies its week: about 3 KB at three calls a day; a seafarer making
-// a hundred calls a day would copy about 100 KB a call.
+// Records are added with APPEND (and the bucket's absolute expiry set
+// again), never by reading the string and writing it back: a write can never
+// drop what another wrote, and a debit costs the same however full its week.
 const ledgerWeek = 7 * 24 * 3600
 
 func ledgerBucket(t time.Time) int64 {
@@ -65,7 +65,8 @@ func ledgerKey(prefix, seafarerID string, bucket int64) string {
 }
 
 // ledgerTTL is how long, from now, the bucket of t must live: until a
-// ledger horizon after its week ends, and at least a second.
+// ledger horizon after its week ends, and at least a second. Every write to
+// a bucket sets this, so each sets the same end.
 func (s *RedisStore) ledgerTTL(t time.Time) int64 {
 	end := (ledgerBucket(t) + 1) * ledgerWeek
 	ttl := end + int64(s.opts.LedgerHorizon/time.Second) - s.now().Unix()
@@ -354,7 +355,9 @@ func (s *RedisStore) Ledger(ctx context.Context, seafarerID string, f LedgerFilt
 	if !f.From.IsZero() && f.From.After(from) {
 		from = f.From
 	}
-	if !f.To.IsZero() {
+	// Nothing is filed later than that (calls after now + the clock skew
+	// are refused), and bounding the range bounds the buckets read.
+	if !f.To.IsZero() && f.To.Before(to) {
 		to = f.To
 	}
 	var offset int64

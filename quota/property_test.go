@@ -33,8 +33,9 @@ type meterHarness struct {
 	now      time.Time
 	model    *meterModel
 
-	identities []meterIdentity // every identity sent so far, in order
-	grantIDs   []string        // every grant added so far, in order
+	identities []meterIdentity         // every identity sent so far, in order
+	first      map[meterIdentity]Usage // what each identity was first sent with
+	grantIDs   []string                // every grant added so far, in order
 	nextGrant  int
 	nextEvent  int
 }
@@ -46,7 +47,7 @@ func (id meterIdentity) key() string { return id.Source + "\x00" + id.EventID }
 var propertySources = []string{"urn:carrier:cmcc:roaming", "urn:carrier:cmcc:maritime"}
 
 func newMeterHarness(rdb redis.UniversalClient, prefix, seafarer string) *meterHarness {
-	h := &meterHarness{ctx: context.Background(), seafarer: seafarer, now: propertyT0.Add(24 * time.Hour), model: newMeterModel()}
+	h := &meterHarness{ctx: context.Background(), seafarer: seafarer, now: propertyT0.Add(24 * time.Hour), model: newMeterModel(), first: map[meterIdentity]Usage{}}
 	// The windows are longer than any sequence's span, so nothing is
 	// forgotten or trimmed while the model remembers it.
 	h.store = NewRedisStore(rdb, prefix, func() time.Time { return h.now }, Options{DedupeWindow: 90 * 24 * time.Hour, LedgerHorizon: 90 * 24 * time.Hour})
@@ -114,7 +115,8 @@ func (h *meterHarness) newGrantID(t *rapid.T) string {
 
 func (h *meterHarness) newIdentity(t *rapid.T) meterIdentity {
 	h.nextEvent++
-	return meterIdentity{Source: rapid.SampledFrom(propertySources).Draw(t, "source"), EventID: fmt.Sprintf("cdr-%d", h.nextEvent)}
+	// Identities are claimed across seafarers: each harness has its own.
+	return meterIdentity{Source: rapid.SampledFrom(propertySources).Draw(t, "source"), EventID: fmt.Sprintf("cdr-%s-%d", h.seafarer, h.nextEvent)}
 }
 
 func (h *meterHarness) addGrant(t *rapid.T, id string) {
@@ -142,8 +144,13 @@ func (h *meterHarness) addGrant(t *rapid.T, id string) {
 }
 
 // usageFor draws a call for id: its call time on the grid (±1s), up to one
-// grid slot ahead of now; billable a whole number of minutes, maybe 0.
+// grid slot ahead of now; billable a whole number of minutes, maybe 0. An
+// identity sent before is mostly sent again as it was (a redelivery), and
+// sometimes with other content (a conflicting duplicate).
 func (h *meterHarness) usageFor(t *rapid.T, id meterIdentity) Usage {
+	if u, ok := h.first[id]; ok && rapid.IntRange(0, 3).Draw(t, "redelivered as sent") > 0 {
+		return u
+	}
 	slots := int(h.now.Sub(propertyT0)/propertyGrid) + 1
 	callTime := propertyT0.Add(time.Duration(rapid.IntRange(0, slots).Draw(t, "call slot"))*propertyGrid +
 		time.Duration(rapid.IntRange(-1, 1).Draw(t, "call jitter"))*time.Second)
@@ -192,6 +199,15 @@ func (h *meterHarness) debitBatch(t *rapid.T) {
 }
 
 func (h *meterHarness) requireDebitMatchesModel(t *rapid.T, id meterIdentity, u Usage, got *DebitResult) {
+	require.NoError(t, got.Err)
+	if f, ok := h.first[id]; ok && f.fingerprint() != u.fingerprint() {
+		require.True(t, got.Conflicting, "event %s sent again with other content conflicts", id.EventID)
+		require.Nil(t, got.Entry, "a conflicting duplicate changes nothing")
+		return
+	} else if !ok {
+		h.first[id] = u
+	}
+	require.False(t, got.Conflicting, "event %s", id.EventID)
 	want, duplicate := h.model.debit(id.key(), u.CallTime.Unix(), u.BillableSeconds, u.OveragePrice.Minor, u.Increment, u.OveragePrice.Currency)
 	require.Equal(t, duplicate, got.Duplicate, "event %s duplicate", id.EventID)
 	requireDebitEntry(t, id, want, got.Entry)
@@ -356,12 +372,18 @@ func TestDebitBatchAppliesAnIdentityRepeatedWithinTheBatchOnce(t *testing.T) {
 		n := rapid.IntRange(len(distinct)+1, 3*len(distinct)+1).Draw(rt, "batch size")
 		us := make([]Usage, n)
 		ids := make([]meterIdentity, n)
+		sent := map[meterIdentity]Usage{}
 		for i := range us {
 			ids[i] = distinct[min(i, len(distinct)-1)]
 			if i >= len(distinct) {
 				ids[i] = rapid.SampledFrom(distinct).Draw(rt, "repeated event")
 			}
+			if u, ok := sent[ids[i]]; ok {
+				us[i] = u // redelivered as sent
+				continue
+			}
 			us[i] = h.usageFor(rt, ids[i])
+			sent[ids[i]] = us[i]
 		}
 		// Shuffle so the repeats are not always after all the originals.
 		perm := rapid.Permutation(indexes(n)).Draw(rt, "order")

@@ -7,7 +7,7 @@
 //     priority number first, then earliest expiry, then earliest issued;
 //   - a grant's remaining amount never goes below zero; billable = covered + overage;
 //   - a call event is applied at most once per identity (source + id) within
-//     the dedupe window;
+//     the dedupe window, across all seafarers (identity.go);
 //   - every change to a balance is a ledger entry, so that for each seafarer
 //     sum(grants) - sum(draws) - sum(voids) = remaining;
 //   - a programme never issues beyond its budget, even concurrently.
@@ -15,6 +15,9 @@ package quota
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/wuyou/wuyou/billing"
@@ -145,16 +148,58 @@ type Usage struct {
 	// WholesalePrice is what the welfare fund pays per started Increment of
 	// covered seconds (same currency as OveragePrice).
 	WholesalePrice billing.Money
+	// Fingerprint names the event's content: two deliveries of one
+	// identity with different fingerprints are two different calls
+	// claiming one identity. Empty: derived from the fields above.
+	Fingerprint string
+}
+
+// fingerprint is u.Fingerprint, or one derived from what u asks.
+func (u Usage) fingerprint() string {
+	if u.Fingerprint != "" {
+		return u.Fingerprint
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\x00%d\x00%s\x00%s", u.MSISDN, u.Type, u.CallTime.Unix(), u.DurationSeconds,
+		u.BillableSeconds, u.CalledNumber, u.VisitedCountry)
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // DebitResult is the outcome of applying one usage.
 type DebitResult struct {
-	Entry     *LedgerEntry
-	Duplicate bool // the identity was seen before: nothing changed
+	// SeafarerID is who the usage was charged to: the seafarer the
+	// identity was first claimed for.
+	SeafarerID string
+	Entry      *LedgerEntry
+	Duplicate  bool // the identity was seen before: nothing changed
+	// Conflicting: the identity was first claimed by an event with other
+	// content; nothing changed.
+	Conflicting bool
+	// Err is why this usage alone could not be applied (an
+	// "apply_failed" *wuyou.Error); nothing of it is stored.
+	Err error
 	// Balance after the debit, over grants active now.
 	RemainingNow int64
 	GrantedNow   int64
+	// Notes are the notifications this identity triggered, the same on
+	// every repeat.
+	Notes []Note
 }
+
+// Note is a low or exhausted mark crossed by one call, once per grant set.
+type Note struct {
+	Kind             string // NoteLow or NoteExhausted
+	GrantSet         string // names the set of grants active when it was crossed
+	RemainingSeconds int64
+	GrantedSeconds   int64
+	At               time.Time // when it was crossed
+}
+
+// Note kinds.
+const (
+	NoteLow       = "low"
+	NoteExhausted = "exhausted"
+)
 
 // Allowance is a seafarer's balance now.
 type Allowance struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -33,6 +34,7 @@ type Options struct {
 //	T:seen zset identity -> call time (unix s); forgotten after the dedupe window
 //	T:l:<week> string the ledger entries of one week, as compact records; see ledger.go
 //	T:u   hash  "used:<programme>" -> seconds drawn from the programme
+//	T:n   hash  "<low|exhausted>:<grant set>" -> the identity that announced it and what (debitScript)
 //	T:s:YYYY-MM, T:c:YYYY-MM  statement figures; see statements.go (the
 //	      allowance's used and overage seconds are those of the current month)
 type RedisStore struct {
@@ -58,11 +60,11 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock, op
 // DedupeWindow is the window identities are remembered for.
 func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
 
-type seafarerKeys struct{ grants, seen, usage string }
+type seafarerKeys struct{ grants, seen, usage, notes string }
 
 func (s *RedisStore) keys(seafarerID string) seafarerKeys {
 	t := s.prefix + ":{s:" + seafarerID + "}"
-	return seafarerKeys{t + ":g", t + ":seen", t + ":u"}
+	return seafarerKeys{t + ":g", t + ":seen", t + ":u", t + ":n"}
 }
 
 // Period is the calendar month (UTC) of t, as "YYYY-MM".
@@ -77,6 +79,19 @@ func DebitEntryID(source, eventID string) string {
 
 // Debit applies one call. See Meter.
 func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
+	rs, err := s.DebitBatch(ctx, []Usage{u})
+	if err != nil {
+		return nil, err
+	}
+	if rs[0].Err != nil {
+		return nil, rs[0].Err
+	}
+	return rs[0], nil
+}
+
+// debitOne runs the debit script for one usage outside a pipeline, retrying
+// a stale list of closed periods.
+func (s *RedisStore) debitOne(ctx context.Context, u Usage) (*DebitResult, error) {
 	for attempt := 0; ; attempt++ {
 		cmd, err := s.debitCmd(ctx, s.rdb, u)
 		if err != nil {
@@ -86,45 +101,110 @@ func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
 			s.periods.forget() // the period list moved on: read it again
 			continue
 		}
+		if err := cmd.Err(); err != nil {
+			return nil, classify(err)
+		}
 		return s.debitResult(ctx, cmd, u)
 	}
 }
 
-// DebitBatch applies many calls in one pipeline: one round trip for the batch.
-// Results are in the order of us; the first error stops nothing (each script
-// is its own atomic unit) but is returned.
+// DebitBatch applies many calls: one round trip to claim their identities
+// across all seafarers, one to debit. Results are in the order of us. An
+// error is returned only when Redis could not be reached or refused
+// service (an outage: nothing to do but retry the batch); a failure that
+// belongs to one usage is that result's Err, and the others are applied.
+//
+// Identity (source + event id) is claimed globally before the debit (see
+// claimScript): the first usage that claims it names the seafarer it is
+// charged to and a fingerprint of its content. A later usage with the same
+// identity and fingerprint is debited to the claimed seafarer (the
+// seafarer's own dedupe then answers it as a duplicate, or applies it if a
+// crash came between claim and debit); one with another fingerprint is
+// Conflicting and changes nothing.
 func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult, error) {
+	out := make([]*DebitResult, len(us))
+	claims, err := s.claim(ctx, us)
+	if err != nil {
+		return nil, err
+	}
+	todo := make([]Usage, 0, len(us))
+	at := make([]int, 0, len(us))
+	for i, u := range us {
+		c := claims[i]
+		switch {
+		case c.err != nil:
+			out[i] = &DebitResult{SeafarerID: u.SeafarerID, Err: c.err}
+		case c.fingerprint != u.fingerprint():
+			out[i] = &DebitResult{SeafarerID: c.seafarerID, Conflicting: true}
+		default:
+			u.SeafarerID = c.seafarerID
+			todo = append(todo, u)
+			at = append(at, i)
+		}
+	}
+	rs, err := s.debitPipeline(ctx, todo)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range rs {
+		out[at[j]] = r
+	}
+	return out, nil
+}
+
+func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitResult, error) {
+	if len(us) == 0 {
+		return nil, nil
+	}
+	out := make([]*DebitResult, len(us))
 	cmds := make([]*redis.Cmd, len(us))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, u := range us {
 			c, err := s.debitCmd(ctx, p, u)
 			if err != nil {
-				return err
+				out[i] = &DebitResult{SeafarerID: u.SeafarerID, Err: err}
+				continue
 			}
 			cmds[i] = c
 		}
 		return nil
 	})
-	if err != nil && !isNoScript(err) && !isStale(err) {
-		return nil, fmt.Errorf("quota: debit batch: %w", err)
-	}
-	if isNoScript(err) { // a restarted Redis lost its script cache: load and retry once
+	if isNoScript(err) { // a restarted Redis lost its script cache: load and retry
 		if err := debitScript.Load(ctx, s.rdb).Err(); err != nil {
 			return nil, fmt.Errorf("quota: load debit script: %w", err)
 		}
-		return s.DebitBatch(ctx, us)
-	}
-	out := make([]*DebitResult, len(us))
-	if err := s.retryStale(ctx, us, cmds, out); err != nil {
-		return nil, err
+		return s.debitPipeline(ctx, us)
 	}
 	for i, c := range cmds {
-		if out[i] != nil {
+		if c == nil {
+			continue
+		}
+		if err := c.Err(); err != nil {
+			if isStale(err) {
+				s.periods.forget()
+				r, err := s.debitOne(ctx, us[i])
+				if err != nil && isOutage(err) {
+					return nil, err
+				}
+				if err != nil {
+					r = &DebitResult{SeafarerID: us[i].SeafarerID, Err: err}
+				}
+				out[i] = r
+				continue
+			}
+			if err := classify(err); isOutage(err) {
+				return nil, err
+			} else {
+				out[i] = &DebitResult{SeafarerID: us[i].SeafarerID, Err: err}
+			}
 			continue
 		}
 		r, err := s.debitResult(ctx, c, us[i])
 		if err != nil {
-			return nil, err
+			if isOutage(err) {
+				return nil, err
+			}
+			r = &DebitResult{SeafarerID: us[i].SeafarerID, Err: err}
 		}
 		out[i] = r
 	}
@@ -135,8 +215,76 @@ func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
+// outagePrefixes are the error replies with which Redis refuses service as
+// a whole (loading, busy, out of memory, no master, read-only replica…):
+// retrying later helps. Any other error reply to a script is about the call
+// the script was given.
+var outagePrefixes = []string{"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY",
+	"NOREPLICAS", "OOM", "MISCONF", "NOSCRIPT", "EXECABORT", "MOVED", "ASK", "CROSSSLOT", "NOAUTH", "WRONGPASS", "NOPERM"}
+
+// classify turns a debit's error into an outage (wrapped as is: the batch
+// is retried) or a failure of that call alone (an EINTERNAL *wuyou.Error
+// with Reason "apply_failed").
+func classify(err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return fmt.Errorf("quota: debit: %w", err) // the connection, a timeout: an outage
+	}
+	msg := rerr.Error()
+	for _, p := range outagePrefixes {
+		if strings.HasPrefix(msg, p) {
+			return fmt.Errorf("quota: debit: %w", err)
+		}
+	}
+	return &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: "the debit script refused the call: " + msg}
+}
+
+// isOutage reports whether err means Redis is out of reach or out of
+// service, rather than that one call could not be applied.
+func isOutage(err error) bool {
+	if err == nil {
+		return false
+	}
+	var we *wuyou.Error
+	return !errors.As(err, &we)
+}
+
 type scripter interface {
 	redis.Scripter
+}
+
+// lowPercent is the low-balance mark: wuyou.quota.low is announced when a
+// call takes the active grants' remaining below this share of their total.
+const lowPercent = 20
+
+// debitCall is the debit script's keys and arguments, named, in the order
+// the script reads them (scripts.go).
+type debitCall struct {
+	grants, seen, ledger, usage, stmt, nextStmt, calls, notes string
+
+	identity                   string
+	callTime, billable, cutoff int64
+	recordHead, searchHead     string
+	ledgerTTL                  int64
+	overagePrice, increment    int64
+	currencyEscaped, period    string
+	now                        int64
+	wholesalePrice             int64
+	periodClosed, nextPeriod   string
+	msisdn                     string
+	callsExpireAt              int64
+	currency                   string
+	lowPercent, notesTTL       int64
+	atMs                       int64
+}
+
+func (d *debitCall) run(ctx context.Context, r scripter) *redis.Cmd {
+	return debitScript.Run(ctx, r,
+		[]string{d.grants, d.seen, d.ledger, d.usage, d.stmt, d.nextStmt, d.calls, d.notes},
+		d.identity, d.callTime, d.billable, d.cutoff, d.recordHead, d.searchHead, d.ledgerTTL,
+		d.overagePrice, d.increment, d.currencyEscaped, d.period, d.now,
+		d.wholesalePrice, d.periodClosed, d.nextPeriod, d.msisdn, d.callsExpireAt, d.currency,
+		d.lowPercent, d.notesTTL, d.atMs)
 }
 
 func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.Cmd, error) {
@@ -152,28 +300,47 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	}
 	now := s.now()
 	identity := DebitEntryID(u.Source, u.EventID)[2:]
-	callTime := u.CallTime.Unix()
-	stmtKeys, stmtArgs, err := s.statementArgs(ctx, u)
+	st, err := s.statementArgs(ctx, u)
 	if err != nil {
 		return nil, err
 	}
 	k := s.keys(u.SeafarerID)
-	return debitScript.Run(ctx, r,
-		append([]string{k.grants, k.seen, s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime)), k.usage}, stmtKeys...),
-		append([]any{identity, callTime, u.BillableSeconds, now.Add(-s.opts.DedupeWindow).Unix(),
-			debitRecordHead(u, identity, now), debitSearch(u, identity), s.ledgerTTL(u.CallTime),
-			u.OveragePrice.Minor, incr, escapeField(u.OveragePrice.Currency), Period(u.CallTime), now.Unix(),
-		}, append(stmtArgs, u.OveragePrice.Currency)...)...,
-	), nil
+	d := debitCall{
+		grants: k.grants, seen: k.seen, ledger: s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime)), usage: k.usage,
+		stmt: st.stmt, nextStmt: st.nextStmt, calls: st.calls, notes: k.notes,
+		identity: identity, callTime: u.CallTime.Unix(), billable: u.BillableSeconds,
+		cutoff:     now.Add(-s.opts.DedupeWindow).Unix(),
+		recordHead: debitRecordHead(u, identity, now), searchHead: debitSearch(u, identity),
+		ledgerTTL:    s.ledgerTTL(u.CallTime),
+		overagePrice: u.OveragePrice.Minor, increment: incr, currencyEscaped: escapeField(u.OveragePrice.Currency),
+		period: Period(u.CallTime), now: now.Unix(),
+		wholesalePrice: st.wholesalePrice, periodClosed: st.periodClosed, nextPeriod: st.nextPeriod,
+		msisdn: u.MSISDN, callsExpireAt: st.callsExpireAt, currency: u.OveragePrice.Currency,
+		lowPercent: lowPercent, notesTTL: int64((s.opts.DedupeWindow + 24*time.Hour) / time.Second),
+		atMs: now.UnixMilli(),
+	}
+	return d.run(ctx, r), nil
 }
 
 // debitResult reads a debit script's reply; u is the usage it applied.
 func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*DebitResult, error) {
 	vals, err := c.Slice()
 	if err != nil {
-		return nil, fmt.Errorf("quota: debit: %w", err)
+		return nil, classify(err)
 	}
-	r := &DebitResult{Duplicate: vals[0].(int64) == 1, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
+	if len(vals) < 6 {
+		return nil, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("debit script replied %d values", len(vals))}
+	}
+	r := &DebitResult{SeafarerID: u.SeafarerID, Duplicate: vals[0].(int64) == 1, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
+	notes, _ := vals[5].([]any)
+	for _, n := range notes {
+		str, _ := n.(string)
+		note, err := parseNote(str)
+		if err != nil {
+			return nil, err
+		}
+		r.Notes = append(r.Notes, note)
+	}
 	rec, _ := vals[1].(string)
 	first := u // the application whose record rec is
 	if score, _ := vals[4].(string); r.Duplicate && rec == "" && score != strconv.FormatInt(u.CallTime.Unix(), 10) {
@@ -188,11 +355,11 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 	if rec != "" {
 		e, err := decodeRecord(ledgerBucket(first.CallTime), rec)
 		if err != nil {
-			return nil, err
+			return nil, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: err.Error()}
 		}
 		e.Source = u.Source
-		programmes := make(map[string]string, (len(vals)-5)/2)
-		for i := 5; i+1 < len(vals); i += 2 {
+		programmes := make(map[string]string, (len(vals)-6)/2)
+		for i := 6; i+1 < len(vals); i += 2 {
 			id, _ := vals[i].(string)
 			programmes[id], _ = vals[i+1].(string)
 		}
@@ -200,6 +367,22 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 		r.Entry = e
 	}
 	return r, nil
+}
+
+// parseNote reads one note of the debit script's reply:
+// "kind set remaining granted at_ms".
+func parseNote(s string) (Note, error) {
+	f := strings.Fields(s)
+	if len(f) != 5 {
+		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
+	}
+	rem, err1 := strconv.ParseInt(f[2], 10, 64)
+	granted, err2 := strconv.ParseInt(f[3], 10, 64)
+	ms, err3 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
+	}
+	return Note{Kind: f[0], GrantSet: f[1], RemainingSeconds: rem, GrantedSeconds: granted, At: time.UnixMilli(ms).UTC()}, nil
 }
 
 // storedDebit is the stored record of u's first application, or "" when

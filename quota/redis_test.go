@@ -235,12 +235,27 @@ func TestDuplicateEventIsAppliedOnce(t *testing.T) {
 	first := MustDebit(t, s, voiceCall(sf, "cdr-1", meterNow.Add(-time.Minute), 120))
 	require.False(t, first.Duplicate)
 
-	// Delivered again, even with other fields: the first application stands.
-	again := voiceCall(sf, "cdr-1", meterNow.Add(-time.Hour), 600)
-	r := MustDebit(t, s, again)
+	// Delivered again as it was: the first application stands.
+	r := MustDebit(t, s, voiceCall(sf, "cdr-1", meterNow.Add(-time.Minute), 120))
 	require.True(t, r.Duplicate)
 	require.Equal(t, first.Entry, r.Entry, "a duplicate returns the stored entry")
+
+	// The same identity with other content is another call claiming it:
+	// conflicting, and nothing changes.
+	rs, err := s.DebitBatch(ctx, []Usage{voiceCall(sf, "cdr-1", meterNow.Add(-time.Hour), 600)})
+	require.NoError(t, err)
+	require.True(t, rs[0].Conflicting)
+	require.Nil(t, rs[0].Entry)
 	require.Equal(t, map[string]int64{"gr_1": 480}, remainingByGrant(t, s, sf))
+
+	// So is the same identity sent for another seafarer's MSISDN: one
+	// identity is applied once across all seafarers.
+	elsewhere := voiceCall("sf-dup-other", "cdr-1", meterNow.Add(-time.Minute), 120)
+	elsewhere.MSISDN = "+8613800000002"
+	rs, err = s.DebitBatch(ctx, []Usage{elsewhere})
+	require.NoError(t, err)
+	require.True(t, rs[0].Conflicting, "an identity already applied to one seafarer is not applied to another")
+	require.Empty(t, remainingByGrant(t, s, "sf-dup-other"))
 
 	// The same id from another source is another event.
 	other := voiceCall(sf, "cdr-1", meterNow.Add(-time.Minute), 120)
@@ -251,7 +266,7 @@ func TestDuplicateEventIsAppliedOnce(t *testing.T) {
 
 	// Twice in one batch, and once more in the next batch.
 	twice := voiceCall(sf, "cdr-2", meterNow.Add(-time.Minute), 60)
-	rs, err := s.DebitBatch(ctx, []Usage{twice, twice})
+	rs, err = s.DebitBatch(ctx, []Usage{twice, twice})
 	require.NoError(t, err)
 	require.False(t, rs[0].Duplicate)
 	require.True(t, rs[1].Duplicate)
@@ -352,7 +367,7 @@ func TestOverageAmountPricedPerStartedIncrement(t *testing.T) {
 			if c.granted > 0 {
 				MustAddGrant(t, s, activeGrant(sf, "gr_1", c.granted))
 			}
-			u := voiceCall(sf, "cdr-1", meterNow, c.billable)
+			u := voiceCall(sf, "cdr-"+c.name, meterNow, c.billable)
 			u.OveragePrice = billing.Money{Minor: c.price, Currency: "USD"}
 			u.Increment = c.increment
 			r := MustDebit(t, s, u)

@@ -26,85 +26,107 @@ local function encode(g)
 end
 `
 
-// debitScript applies one call to a seafarer's grants, at most once.
+// debitScript applies one call to a seafarer's grants, at most once. Its
+// keys and arguments are built in one place, debitCall.run (redis.go), and
+// named at the top of the script. Every key is in the seafarer's slot.
 //
-// KEYS[1] grants hash, KEYS[2] seen-identities zset (score: call time),
-// KEYS[3] ledger bucket of the call's week (see ledger.go), KEYS[4] the
-// seafarer's "used:<programme>" counters: the seconds drawn from each
-// programme, which only grow (see SyncProgrammeUsage).
-// ARGV[1] identity, ARGV[2] call time (unix s), ARGV[3] billable seconds,
-// ARGV[4] dedupe cutoff (unix s; identities with an older call time are
-// forgotten), ARGV[5] the entry's record up to its billable seconds and a
-// space, ARGV[6] what precedes a stored record of this identity in the
-// bucket, ARGV[7] the bucket's time to live (s), ARGV[8] overage price per
-// increment (minor units), ARGV[9] increment (s), ARGV[10] currency (escaped
-// for the record), ARGV[11] period "YYYY-MM" of the call, ARGV[12] now (unix s).
-// Statements (statements.go): KEYS[5] statement figures of the call's period,
-// KEYS[6] those of the first period after it believed open, KEYS[7] figures
-// by MSISDN of the call's period; ARGV[13] wholesale price per increment
-// (minor units), ARGV[14] "1" when the call's period is closed by the cached
-// list, ARGV[15] the period of KEYS[6], ARGV[16] MSISDN, ARGV[17] expiry of
-// KEYS[7] (unix s), ARGV[18] the currency as is.
 // Reply: {duplicate 0|1, record, remaining now, granted now, first call
-// time, grant id, programme id, …}: remaining and granted sum the grants
-// active at now; the pairs name the programme of each grant drawn (records
-// do not repeat it; every grant's on a duplicate). On a duplicate nothing
-// changes; the first call time is the stored one (else 0), and the record
+// time, notes, grant id, programme id, …}: remaining and granted sum the
+// grants active at now; notes are the notifications this identity
+// triggered, each "kind set remaining granted at_ms" (kind low|exhausted;
+// set names the grant set, see below); the pairs name the programme of each
+// grant drawn (records do not repeat it; every grant's on a duplicate). On a
+// duplicate nothing changes: the first call time is the stored one (else
+// 0), the notes are those the first application triggered, and the record
 // is "" when it expired or when the repeat names another call time (its
 // bucket may be another; the caller reads it from the first's).
-// Error "ESTALE …" (before any write) when the period of KEYS[6] turns out to
-// be closed as well.
+// Error "ESTALE …" (before any write) when the next open period turns out
+// to be closed as well. Nothing is written before every check has passed,
+// so an error leaves the seafarer's keys as they were.
+//
+// Notifications: the grant set is the sorted ids of the grants active at
+// now (its SHA-1); "low" is announced when this call takes the set's
+// remaining below lowPercent of its granted total, "exhausted" when it
+// takes it to zero. Within one set remaining only falls, so each is
+// announced at most once per set; the notes hash remembers which identity
+// announced it, so a redelivery repeats exactly the same notification.
 var debitScript = redis.NewScript(luaParseGrant + `
-local now = tonumber(ARGV[12])
--- balance sums the grants active at now.
-local function balance(grants)
-  local rem, granted = 0, 0
+local grantsKey, seenKey, ledgerKey, usageKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stmtKey, nextStmtKey, callsKey, notesKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local identity, callTime, billable = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local dedupeCutoff, recordHead, searchHead = ARGV[4], ARGV[5], ARGV[6]
+local ledgerTTL, overagePrice, incr = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local currencyEscaped, period, now = ARGV[10], ARGV[11], tonumber(ARGV[12])
+local wprice, periodClosed, nextPeriod = tonumber(ARGV[13]), ARGV[14], ARGV[15]
+local msisdn, callsExpireAt, currency = ARGV[16], tonumber(ARGV[17]), ARGV[18]
+local lowPercent, notesTTL, atMs = tonumber(ARGV[19]), tonumber(ARGV[20]), ARGV[21]
+
+-- activeSet sums the grants active at now and names their set.
+local function activeSet(grants)
+  local rem, granted, ids = 0, 0, {}
   for _, g in ipairs(grants) do
     if g.void == '0' and g.eff <= now and now < g.exp then
       rem = rem + g.rem
       granted = granted + g.granted
+      ids[#ids+1] = g.id
     end
   end
-  return rem, granted
+  table.sort(ids)
+  return rem, granted, redis.sha1hex(table.concat(ids, ' '))
 end
-local seen = redis.call('ZSCORE', KEYS[2], ARGV[1])
+local function readGrants()
+  local all, grants = redis.call('HGETALL', grantsKey), {}
+  for i = 1, #all, 2 do grants[#grants+1] = parse(all[i], all[i+1]) end
+  return grants
+end
+-- notesOf lists the notifications identity announced.
+local function notesOf()
+  local all, out = redis.call('HGETALL', notesKey), {}
+  for i = 1, #all, 2 do
+    local who, rest = string.match(all[i+1], '^(%S+) (.*)$')
+    if who == identity then
+      local kind, set = string.match(all[i], '^(%a+):(%x+)$')
+      out[#out+1] = kind .. ' ' .. set .. ' ' .. rest
+    end
+  end
+  return out
+end
+
+local seen = redis.call('ZSCORE', seenKey, identity)
 if seen then
   -- A repeat changes nothing but reports the balance as it is, so the
   -- caller can repeat the effects of a first application it lost in a crash.
-  local all, grants = redis.call('HGETALL', KEYS[1]), {}
-  for i = 1, #all, 2 do grants[#grants+1] = parse(all[i], all[i+1]) end
-  local rem, granted = balance(grants)
+  local grants = readGrants()
+  local rem, granted = activeSet(grants)
   local rec = ''
-  local b = tonumber(seen) == tonumber(ARGV[2]) and redis.call('GET', KEYS[3])
+  local b = tonumber(seen) == callTime and redis.call('GET', ledgerKey)
   if b then
-    local i = string.find(b, ARGV[6], 1, true)
+    local i = string.find(b, searchHead, 1, true)
     if i then
       local j = string.find(b, '\n', i + 1, true)
       rec = string.sub(b, i + 1, (j or 0) - 1)
     end
   end
-  local reply = {1, rec, rem, granted, seen}
+  local reply = {1, rec, rem, granted, seen, notesOf()}
   for _, g in ipairs(grants) do reply[#reply+1] = g.id; reply[#reply+1] = g.prog end
   return reply
 end
-local t = tonumber(ARGV[2])
--- The statement that counts this call: its own period's (KEYS[5]) unless
--- that period is closed, by the cached list or because this seafarer's
--- figures of it are frozen; then the first open period after it (KEYS[6])
--- as an adjustment naming the call's period. Checked before any write.
-local stmtp, stmtk, adjp = ARGV[11], KEYS[5], ''
-if ARGV[14] == '1' or redis.call('HEXISTS', KEYS[5], 'frozen') == 1 then
-  if redis.call('HEXISTS', KEYS[6], 'frozen') == 1 then
-    return redis.error_reply('ESTALE closed periods: ' .. ARGV[15] .. ' is closed too')
+-- The statement that counts this call: its own period's unless that
+-- period is closed, by the cached list or because this seafarer's figures
+-- of it are frozen; then the first open period after it as an adjustment
+-- naming the call's period. Checked before any write.
+local stmtp, stmtk, adjp = period, stmtKey, ''
+if periodClosed == '1' or redis.call('HEXISTS', stmtKey, 'frozen') == 1 then
+  if redis.call('HEXISTS', nextStmtKey, 'frozen') == 1 then
+    return redis.error_reply('ESTALE closed periods: ' .. nextPeriod .. ' is closed too')
   end
-  stmtp, stmtk, adjp = ARGV[15], KEYS[6], ARGV[11]
+  stmtp, stmtk, adjp = nextPeriod, nextStmtKey, period
 end
-local all = redis.call('HGETALL', KEYS[1])
-local grants, cand = {}, {}
-for i = 1, #all, 2 do
-  local g = parse(all[i], all[i+1])
-  grants[#grants+1] = g
-  if g.void == '0' and g.rem > 0 and g.eff <= t and t < g.exp then cand[#cand+1] = g end
+local grants = readGrants()
+local remBefore, grantedNow, set = activeSet(grants)
+local cand = {}
+for _, g in ipairs(grants) do
+  if g.void == '0' and g.rem > 0 and g.eff <= callTime and callTime < g.exp then cand[#cand+1] = g end
 end
 table.sort(cand, function(a, b)
   if a.prio ~= b.prio then return a.prio < b.prio end
@@ -112,7 +134,6 @@ table.sort(cand, function(a, b)
   if a.iss ~= b.iss then return a.iss < b.iss end
   return a.id < b.id
 end)
-local billable = tonumber(ARGV[3])
 local need = billable
 local covered = 0
 local draws, taken = {}, {}
@@ -122,19 +143,17 @@ for _, g in ipairs(cand) do
   g.rem = g.rem - take
   need = need - take
   covered = covered + take
-  redis.call('HSET', KEYS[1], g.id, encode(g))
+  redis.call('HSET', grantsKey, g.id, encode(g))
   draws[#draws+1] = g.id .. ':' .. take
   taken[#taken+1] = {g.prog, take, g.id}
   if g.prog ~= '' then
-    redis.call('HINCRBY', KEYS[4], 'used:' .. g.prog, take)
+    redis.call('HINCRBY', usageKey, 'used:' .. g.prog, take)
   end
 end
-local incr = tonumber(ARGV[9])
-local amount = math.floor((need + incr - 1) / incr) * tonumber(ARGV[8])
+local amount = math.floor((need + incr - 1) / incr) * overagePrice
 -- Welfare cost: the wholesale price per started increment of covered time.
 -- Each increment is charged to the programme whose draw starts it, so the
 -- programmes' shares add up to the call's cost.
-local wprice = tonumber(ARGV[13])
 local welfare = math.floor((covered + incr - 1) / incr) * wprice
 local shares, sorder, drawn = {}, {}, 0
 for _, d in ipairs(taken) do
@@ -147,15 +166,18 @@ for _, d in ipairs(taken) do
     sh[2] = sh[2] + (math.floor((drawn + incr - 1) / incr) - before) * wprice
   end
 end
-local rec = ARGV[5] .. covered .. ' ' .. amount .. ' ' .. ARGV[10] .. ' ' .. welfare .. ' ' .. stmtp .. ' ' .. adjp
+local rec = recordHead .. covered .. ' ' .. amount .. ' ' .. currencyEscaped .. ' ' .. welfare .. ' ' .. stmtp .. ' ' .. adjp
 if #draws > 0 then rec = rec .. ' ' .. table.concat(draws, ' ') end
 -- Forget old identities before remembering this call's, so a call at the
 -- window's edge is not forgotten by its own debit: a repeat later in the
 -- same batch must still be a duplicate, answered with this record.
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-redis.call('ZADD', KEYS[2], t, ARGV[1])
-local b = redis.call('GET', KEYS[3]) or ''
-redis.call('SET', KEYS[3], b .. '\n' .. rec, 'EX', ARGV[7])
+redis.call('ZREMRANGEBYSCORE', seenKey, '-inf', '(' .. dedupeCutoff)
+redis.call('ZADD', seenKey, callTime, identity)
+-- APPEND, not a read and a rewrite: the record is added to the week's
+-- string in place, whatever else wrote to it. Every write to the bucket
+-- sets the expiry to the same time: a horizon after its week ends.
+redis.call('APPEND', ledgerKey, '\n' .. rec)
+redis.call('EXPIRE', ledgerKey, ledgerTTL)
 -- Statement figures; an adjustment's fields are prefixed "a:<its period>:".
 local pre = ''
 if adjp ~= '' then pre = 'a:' .. adjp .. ':' end
@@ -165,7 +187,7 @@ redis.call('HINCRBY', stmtk, pre .. 'covered', covered)
 redis.call('HINCRBY', stmtk, pre .. 'overage', need)
 redis.call('HINCRBY', stmtk, pre .. 'amount', amount)
 redis.call('HINCRBY', stmtk, pre .. 'welfare', welfare)
-redis.call('HSET', stmtk, 'cur', ARGV[18])
+redis.call('HSET', stmtk, 'cur', currency)
 for _, id in ipairs(sorder) do
   local q = pre .. 'p:' .. id .. ':'
   redis.call('HINCRBY', stmtk, q .. 'calls', 1)
@@ -173,13 +195,25 @@ for _, id in ipairs(sorder) do
   redis.call('HINCRBY', stmtk, q .. 'welfare', shares[id][2])
 end
 -- By the call's own period and the MSISDN it was made from (reconciliation).
-local m = ARGV[16]
-redis.call('HINCRBY', KEYS[7], m .. ':calls', 1)
-redis.call('HINCRBY', KEYS[7], m .. ':billable', billable)
-redis.call('HINCRBY', KEYS[7], m .. ':covered', covered)
-redis.call('EXPIREAT', KEYS[7], tonumber(ARGV[17]))
-local rem, granted = balance(grants)
-local reply = {0, rec, rem, granted, 0}
+redis.call('HINCRBY', callsKey, msisdn .. ':calls', 1)
+redis.call('HINCRBY', callsKey, msisdn .. ':billable', billable)
+redis.call('HINCRBY', callsKey, msisdn .. ':covered', covered)
+redis.call('EXPIREAT', callsKey, callsExpireAt)
+local remAfter = activeSet(grants)
+local notes = {}
+local function announce(kind)
+  local v = identity .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
+  if redis.call('HSETNX', notesKey, kind .. ':' .. set, v) == 1 then
+    notes[#notes+1] = kind .. ' ' .. set .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
+  end
+end
+if grantedNow > 0 then
+  local low = math.floor(grantedNow * lowPercent / 100)
+  if remAfter < low and remBefore >= low then announce('low') end
+  if remAfter == 0 and remBefore > 0 then announce('exhausted') end
+  if #notes > 0 then redis.call('EXPIRE', notesKey, notesTTL) end
+end
+local reply = {0, rec, remAfter, grantedNow, 0, notes}
 for _, d in ipairs(taken) do reply[#reply+1] = d[3]; reply[#reply+1] = d[1] end
 return reply
 `)
@@ -192,8 +226,8 @@ return reply
 // Reply: 1 when added, 0 when the grant already existed (nothing changes).
 var grantScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local b = redis.call('GET', KEYS[2]) or ''
-redis.call('SET', KEYS[2], b .. '\n' .. ARGV[3], 'EX', ARGV[4])
+redis.call('APPEND', KEYS[2], '\n' .. ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 `)
 
@@ -212,7 +246,7 @@ local removed = g.rem
 g.rem = 0
 g.void = '1'
 redis.call('HSET', KEYS[1], ARGV[1], encode(g))
-local b = redis.call('GET', KEYS[2]) or ''
-redis.call('SET', KEYS[2], b .. '\n' .. ARGV[2] .. removed, 'EX', ARGV[3])
+redis.call('APPEND', KEYS[2], '\n' .. ARGV[2] .. removed)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return removed
 `)

@@ -160,10 +160,19 @@ func firstOpenAfter(period string, closed map[string]string) string {
 }
 
 // statementArgs are the debit script's statement keys and arguments for u.
-func (s *RedisStore) statementArgs(ctx context.Context, u Usage) ([]string, []any, error) {
+// statementCall is the part of a debit's keys and arguments that decides
+// which statement counts the call.
+type statementCall struct {
+	stmt, nextStmt, calls    string
+	wholesalePrice           int64
+	periodClosed, nextPeriod string
+	callsExpireAt            int64
+}
+
+func (s *RedisStore) statementArgs(ctx context.Context, u Usage) (statementCall, error) {
 	closed, err := s.periods.get(ctx, s.readPeriods)
 	if err != nil {
-		return nil, nil, err
+		return statementCall{}, err
 	}
 	period := Period(u.CallTime)
 	next := firstOpenAfter(period, closed)
@@ -173,26 +182,10 @@ func (s *RedisStore) statementArgs(ctx context.Context, u Usage) ([]string, []an
 	}
 	month := time.Date(u.CallTime.UTC().Year(), u.CallTime.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
 	expireAt := month.AddDate(0, 1, 0).Add(reconciliationRetention).Unix()
-	keys := []string{s.statementKey(u.SeafarerID, period), s.statementKey(u.SeafarerID, next), s.callsKey(u.SeafarerID, period)}
-	return keys, []any{u.WholesalePrice.Minor, flag, next, u.MSISDN, expireAt}, nil
-}
-
-// retryStale applies again, one at a time after reading the closed periods
-// afresh, the debits the script refused because the list it was given was
-// stale (a refused debit changed nothing).
-func (s *RedisStore) retryStale(ctx context.Context, us []Usage, cmds []*redis.Cmd, out []*DebitResult) error {
-	for i, c := range cmds {
-		if c == nil || !isStale(c.Err()) {
-			continue
-		}
-		s.periods.forget()
-		r, err := s.Debit(ctx, us[i])
-		if err != nil {
-			return err
-		}
-		out[i] = r
-	}
-	return nil
+	return statementCall{
+		stmt: s.statementKey(u.SeafarerID, period), nextStmt: s.statementKey(u.SeafarerID, next), calls: s.callsKey(u.SeafarerID, period),
+		wholesalePrice: u.WholesalePrice.Minor, periodClosed: flag, nextPeriod: next, callsExpireAt: expireAt,
+	}, nil
 }
 
 // StatementDebit is one applied or repeated debit to index for statements.
