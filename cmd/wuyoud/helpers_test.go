@@ -643,3 +643,123 @@ func MustFreeAddr(tb testing.TB) string {
 	require.NoError(tb, l.Close())
 	return addr
 }
+
+// ---- Hostile input (hostile_test.go, hostile_property_test.go) ----------
+
+// brokerMaxMessageBytes is the broker's message.max.bytes that the hostile
+// tests set explicitly: Kafka's default, the bound one dead letter must fit.
+const brokerMaxMessageBytes = 1048588
+
+// MustWuyouStackWithBroker is MustWuyouStack whose broker takes extra
+// options (broker configs such as message.max.bytes).
+func MustWuyouStackWithBroker(tb testing.TB, usagePartitions int32, opts ...kfake.Opt) *wuyouStack {
+	tb.Helper()
+	rdb, prefix := redistest.MustClient(tb)
+	topics := carrier.NewTopics("")
+	opts = append([]kfake.Opt{kfake.NumBrokers(1),
+		kfake.SeedTopics(usagePartitions, topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...)}, opts...)
+	broker, err := kfake.NewCluster(opts...)
+	require.NoError(tb, err)
+	tb.Cleanup(broker.Close)
+
+	key, err := api.GenerateSigningKey(api.AlgES256)
+	require.NoError(tb, err)
+	jwks, err := api.JWKS(key)
+	require.NoError(tb, err)
+	jwksPath := filepath.Join(tb.TempDir(), "jwks.json")
+	require.NoError(tb, os.WriteFile(jwksPath, jwks, 0o600))
+	return &wuyouStack{rdb: rdb, prefix: prefix, broker: broker, brokers: broker.ListenAddrs(), topics: topics, key: key, jwksPath: jwksPath}
+}
+
+// MustReadFrom reads one partition of topic from offset from to its end
+// offset as of the call.
+func MustReadFrom(tb testing.TB, brokers []string, topic string, partition int, from int64) []kafka.Message {
+	tb.Helper()
+	end := MustEndOffsets(tb, brokers, topic, partition+1)[partition]
+	if from >= end {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	require.NoError(tb, r.SetOffset(from))
+	var out []kafka.Message
+	for {
+		m, err := r.ReadMessage(ctx)
+		require.NoError(tb, err, "reading %s/%d from %d up to offset %d", topic, partition, from, end)
+		out = append(out, m)
+		if m.Offset >= end-1 {
+			return out
+		}
+	}
+}
+
+// RequireReady requires /readyz to answer 200.
+func RequireReady(tb testing.TB, c apiClient) {
+	tb.Helper()
+	res, err := testHTTP.Get(c.base + "/readyz")
+	require.NoError(tb, err)
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(tb, http.StatusOK, res.StatusCode, "/readyz: %s", b)
+}
+
+// RequireUsageRangeTo9999 requires a seafarer's usage over a range that
+// reaches the year 9999 to answer 200.
+func RequireUsageRangeTo9999(tb testing.TB, c apiClient, token, seafarerID string) {
+	tb.Helper()
+	q := "?from=" + url.QueryEscape("2000-01-01T00:00:00Z") + "&to=" + url.QueryEscape("9999-12-31T23:59:59Z") + "&limit=500"
+	status, body := c.MustDo(tb, "GET", "/v1/seafarers/"+seafarerID+"/usage"+q, token, nil, nil)
+	require.Equal(tb, http.StatusOK, status, "usage up to 9999: %s", body)
+}
+
+// notification is one message of wuyou.notifications.v1, as the test reads it.
+type notification struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Subject string          `json:"subject"`
+	Source  string          `json:"source"`
+	Data    json.RawMessage `json:"data"`
+	Key     string          `json:"-"`
+}
+
+// MustNotifications reads every notification of the given types.
+func MustNotifications(tb testing.TB, st *wuyouStack, types ...string) []notification {
+	tb.Helper()
+	want := map[string]bool{}
+	for _, t := range types {
+		want[t] = true
+	}
+	var out []notification
+	for _, m := range MustReadToEnd(tb, st.brokers, st.topics.Notifications, 1) {
+		var n notification
+		require.NoError(tb, json.Unmarshal(m.Value, &n), "notification %q", m.Value)
+		n.Key = string(m.Key)
+		if want[n.Type] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// RequireSameIDSameData requires every repeat of a notification id to carry
+// the same type, subject and data as its first copy, and returns the first
+// copy of each id in the order they first appeared.
+func RequireSameIDSameData(tb testing.TB, ns []notification) []notification {
+	tb.Helper()
+	first := map[string]notification{}
+	var distinct []notification
+	for _, n := range ns {
+		f, seen := first[n.ID]
+		if !seen {
+			first[n.ID] = n
+			distinct = append(distinct, n)
+			continue
+		}
+		require.Equal(tb, f.Type, n.Type, "notification %s repeated with another type", n.ID)
+		require.Equal(tb, f.Subject, n.Subject, "notification %s repeated with another subject", n.ID)
+		require.JSONEq(tb, string(f.Data), string(n.Data), "notification %s repeated with other data", n.ID)
+	}
+	return distinct
+}
