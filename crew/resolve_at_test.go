@@ -128,13 +128,11 @@ func TestACallBeforeTheFirstEnrolmentOfANumberGoesToItsFirstHolder(t *testing.T)
 	c := MustEnrol(t, s, co.ID, enrolment("C1", msisdn(3)))
 
 	// Held as unregistered until the number was first enrolled, then
-	// applied to that first holder — even after the number moved on to B.
-	// A number's first holder is the one who held it first, not whoever
-	// holds the seafarer's earliest number.
+	// applied to its first holder, even after the number moved on to B;
+	// the first holder is per number (A took msisdn(2) only on day two).
 	MustAttribute(t, s,
-		[]MSISDNAt{{msisdn(1), epoch.Add(-72 * time.Hour)}, {msisdn(2), epoch}, {msisdn(3), epoch}},
-		[]string{a.ID, a.ID, c.ID})
-	_ = b
+		[]MSISDNAt{{msisdn(1), epoch.Add(-72 * time.Hour)}, {msisdn(1), clock.Now()}, {msisdn(2), epoch}, {msisdn(3), epoch}},
+		[]string{a.ID, b.ID, a.ID, c.ID})
 }
 
 func TestACallInAGapAfterANumberWasGivenUpGoesToNobody(t *testing.T) {
