@@ -380,6 +380,11 @@ func (s *RedisStore) create(ctx context.Context, id, token string, started time.
 		holding.undo(ctx, s)
 		return nil, fmt.Errorf("crew: enrol: %w", err)
 	}
+	if time.Since(started) > maxClaimHold {
+		giveUp()
+		holding.undo(ctx, s)
+		return nil, tooSlow()
+	}
 	if _, err := s.writeProfile(ctx, sf, token, "create", now); err != nil {
 		if refused(err) {
 			giveUp()
@@ -519,6 +524,11 @@ func (s *RedisStore) changeLocked(ctx context.Context, id, token string, reclaim
 		if err != nil {
 			giveUp()
 			return nil, false, fmt.Errorf("crew: update seafarer %s: %w", id, err)
+		}
+		if time.Since(started) > maxClaimHold {
+			giveUp()
+			holding.undo(ctx, s)
+			return nil, false, tooSlow()
 		}
 	}
 	old, err := s.writeProfile(ctx, &next, token, "update", next.UpdatedAt)
