@@ -17,14 +17,16 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
 // run executes one wuyouctl command line. The environment is read only where
 // the persistent flags take their defaults (root.go).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := newRootCmd(&globalOptions{}, os.Getenv)
+	opts := &globalOptions{}
+	root := newRootCmd(opts, os.Getenv)
+	root.AddCommand(newDLQCmd(os.Getenv), newAuditCmd(opts))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
