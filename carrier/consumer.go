@@ -2,7 +2,8 @@ package carrier
 
 import (
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -31,15 +33,27 @@ import (
 //   - What Wuyou publishes downstream is at least once with deterministic ids
 //     (a redelivered event republishes its stored ledger entry under the same id).
 //
-// Order inside a batch: decode → resolve MSISDN → rate → debit (one pipeline)
-// → index statements → publish → commit. Three batches are in hand at once,
+//   - No single message stops metering. What is wrong with one event — it
+//     does not decode, its call time is beyond now + the clock skew, its
+//     identity was claimed by another call, the debit script refuses it,
+//     one of its outputs cannot be encoded or is refused by the broker — is
+//     that event's alone: it is dead-lettered with the reason (a copy cut
+//     to fit when too large) and the rest of the batch goes on. Only an
+//     outage (Redis, Kafka) fails a stage, and a failed stage is retried
+//     whole, without committing, until it succeeds or the consumer stops.
+//
+// Order inside a batch: decode → resolve MSISDN at call time → rate → claim
+// identities and debit (two pipelines) → index statements → publish → commit. Three batches are in hand at once,
 // each at another of these stages (Run); batches pass every stage, and are
 // committed, in the order fetched.
 
-// Resolver finds the seafarers MSISDNs belong to now.
+// Resolver finds the seafarers MSISDNs belong to.
 type Resolver interface {
-	// SeafarerIDsByMSISDN maps each registered MSISDN to its seafarer id;
-	// unregistered ones are absent. One call per batch.
+	// SeafarerIDsAt names, for each call, the seafarer who held its MSISDN
+	// at the call's time ("" for none). One call per batch.
+	SeafarerIDsAt(ctx context.Context, calls []crew.MSISDNAt) ([]string, error)
+	// SeafarerIDsByMSISDN maps each registered MSISDN to its seafarer id
+	// now; unregistered ones are absent.
 	SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error)
 }
 
@@ -62,15 +76,18 @@ type ConsumerConfig struct {
 	Topics       Topics
 	HomeCountry  string
 	DedupeWindow time.Duration
-	Tariff       *billing.Tariff
-	Resolver     Resolver
-	Meter        Meter
-	Held         *HeldStore
-	Publisher    *Publisher
-	Writer       *kafka.Writer
-	Metrics      *Metrics
-	Log          *slog.Logger
-	Now          wuyou.Clock
+	// ClockSkew is how far after now a call's time may lie
+	// (WUYOU_CLOCK_SKEW); later ones are dead-lettered as invalid_field.
+	ClockSkew time.Duration
+	Tariff    *billing.Tariff
+	Resolver  Resolver
+	Meter     Meter
+	Held      *HeldStore
+	Publisher *Publisher
+	Writer    *kafka.Writer
+	Metrics   *Metrics
+	Log       *slog.Logger
+	Now       wuyou.Clock
 	// BatchSize bounds one batch; BatchWait is how long to wait for a batch
 	// to fill once its first message has arrived.
 	BatchSize int
@@ -96,6 +113,9 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 	}
 	if cfg.Now == nil {
 		cfg.Now = wuyou.SystemClock
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = 24 * time.Hour
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:  cfg.Brokers,
@@ -275,81 +295,135 @@ func (c *Consumer) retry(stop context.Context, step func() error) error {
 // preparedBatch is a batch decoded and resolved, ready to apply.
 type preparedBatch struct {
 	batch  []kafka.Message
-	out    []kafka.Message // dead letters and late events
+	out    []output // dead letters and late events
 	events []validEvent
-	owners map[string]string // MSISDN -> seafarer id, when the batch was prepared
 }
 
 type validEvent struct {
-	m  kafka.Message
-	ev *UsageEvent
+	m        kafka.Message
+	ev       *UsageEvent
+	seafarer string // who held the MSISDN at the call's time; "" for none
+}
+
+// output is one message to publish, and the event it comes from (nil for
+// none), which is dead-lettered in its place if the broker refuses it.
+type output struct {
+	msg    kafka.Message
+	source *kafka.Message
 }
 
 // prepare decodes a batch, sets aside what cannot be applied and resolves
-// the MSISDNs of the rest. It writes nothing.
+// the MSISDNs of the rest by call time. It writes nothing.
 func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*preparedBatch, error) {
 	now := c.cfg.Now()
 	p := &preparedBatch{batch: batch, events: make([]validEvent, 0, len(batch))}
-	subjects := make([]string, 0, len(batch))
-	for _, m := range batch {
+	calls := make([]crew.MSISDNAt, 0, len(batch))
+	for i := range batch {
+		m := &batch[i]
 		c.cfg.Metrics.Consumed.Inc()
-		c.cfg.Metrics.observeLag(m)
+		c.cfg.Metrics.observeLag(*m)
 		ev, err := DecodeUsageEvent(m.Value)
+		if err == nil {
+			err = CheckCallTime(ev.Time, now, c.cfg.ClockSkew)
+		}
 		if err != nil {
-			p.out = append(p.out, c.deadLetter(m, err))
+			p.out = append(p.out, output{msg: c.deadLetter(*m, err)})
 			continue
 		}
 		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
-			p.out = append(p.out, kafka.Message{Topic: c.cfg.Topics.Late, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
-				{Key: "error", Value: []byte("call time older than the dedupe window; never applied automatically")},
-				{Key: "error_code", Value: []byte("late")},
-			}})
-			c.cfg.Metrics.Late.Inc()
+			p.out = append(p.out, output{msg: c.lateMessage(*m, "call time older than the dedupe window; never applied automatically")})
 			continue
 		}
-		p.events = append(p.events, validEvent{m, ev})
-		subjects = append(subjects, ev.Subject)
+		p.events = append(p.events, validEvent{m: *m, ev: ev})
+		calls = append(calls, crew.MSISDNAt{MSISDN: ev.Subject, At: ev.Time})
 	}
-	owners, err := c.cfg.Resolver.SeafarerIDsByMSISDN(ctx, subjects)
+	if len(calls) == 0 {
+		return p, nil
+	}
+	owners, err := c.cfg.Resolver.SeafarerIDsAt(ctx, calls)
 	if err != nil {
 		return nil, fmt.Errorf("resolve MSISDNs: %w", err)
 	}
-	p.owners = owners
+	for i := range p.events {
+		p.events[i].seafarer = owners[i]
+	}
 	return p, nil
+}
+
+// lateMessage is m for the late topic.
+func (c *Consumer) lateMessage(m kafka.Message, why string) kafka.Message {
+	c.cfg.Metrics.Late.Inc()
+	return kafka.Message{Topic: c.cfg.Topics.Late, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
+		{Key: "error", Value: []byte(why)},
+		{Key: "error_code", Value: []byte("late")},
+	}}
 }
 
 // debitedBatch is a batch whose debits are stored.
 type debitedBatch struct {
 	*preparedBatch
-	usages  []quota.Usage
-	results []*quota.DebitResult
+	applied []appliedEvent
 	held    []string // MSISDNs whose events were held
+}
+
+// appliedEvent is one event handed to the meter and what became of it.
+type appliedEvent struct {
+	m      kafka.Message
+	usage  quota.Usage
+	result *quota.DebitResult
 }
 
 // debit holds the events of unregistered MSISDNs and applies the rest in one
 // pipeline. It returns an error only when something could not be stored.
 func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, error) {
 	d := &debitedBatch{preparedBatch: p}
+	var (
+		usages []quota.Usage
+		from   []kafka.Message
+	)
 	for _, v := range p.events {
-		seafarerID, ok := p.owners[v.ev.Subject]
-		if !ok {
-			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.m.Value); err != nil {
-				return nil, fmt.Errorf("hold event for unregistered %s: %w", v.ev.Subject, err)
+		if v.seafarer == "" {
+			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.ev.Time, v.m.Value); err != nil {
+				return nil, fmt.Errorf("hold event for an unregistered MSISDN: %w", err)
 			}
 			c.cfg.Metrics.Held.Inc()
 			d.held = append(d.held, v.ev.Subject)
 			continue
 		}
-		d.usages = append(d.usages, c.Usage(seafarerID, v.ev))
-	}
-	if len(d.usages) > 0 {
-		results, err := c.cfg.Meter.DebitBatch(ctx, d.usages)
+		u, err := c.rate(v.seafarer, v.ev)
 		if err != nil {
-			return nil, err
+			d.out = append(d.out, output{msg: c.deadLetter(v.m, err)})
+			continue
 		}
-		d.results = results
+		usages = append(usages, u)
+		from = append(from, v.m)
 	}
+	applied, err := c.apply(ctx, usages, from)
+	if err != nil {
+		return nil, err
+	}
+	d.applied = applied
 	return d, nil
+}
+
+// apply debits usages (from the messages in from) and sets aside, as dead
+// letters in the consumer's own outputs, those the meter refused alone.
+func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka.Message) ([]appliedEvent, error) {
+	if len(usages) == 0 {
+		return nil, nil
+	}
+	results, err := c.cfg.Meter.DebitBatch(ctx, usages)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]appliedEvent, len(usages))
+	for i, r := range results {
+		out[i] = appliedEvent{m: from[i], usage: usages[i], result: r}
+		if r.SeafarerID != "" {
+			out[i].usage.SeafarerID = r.SeafarerID
+		}
+	}
+	return out, nil
 }
 
 // finish stores a debited batch's effects and publishes its outputs (dead
@@ -357,15 +431,13 @@ func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, 
 // so a retry repeats it whole. It returns an error only when something could
 // not be stored.
 func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
-	out := append([]kafka.Message(nil), d.out...)
-	if len(d.usages) > 0 {
-		msgs, err := c.effects(ctx, d.usages, d.results)
-		if err != nil {
-			return err
-		}
-		out = append(out, msgs...)
+	out := append([]output(nil), d.out...)
+	msgs, err := c.effects(ctx, d.applied)
+	if err != nil {
+		return err
 	}
-	if err := c.cfg.Publisher.Write(ctx, out...); err != nil {
+	out = append(out, msgs...)
+	if err := c.publish(ctx, out); err != nil {
 		return fmt.Errorf("publish batch outputs: %w", err)
 	}
 	// An MSISDN enrolled while its event was being held (or after its batch
@@ -397,50 +469,93 @@ func (c *Consumer) Usage(seafarerID string, ev *UsageEvent) quota.Usage {
 		CallTime: ev.Time, DurationSeconds: ev.Data.DurationSeconds, BillableSeconds: r.BillableSeconds,
 		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry,
 		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
+		Fingerprint: fingerprint(ev),
 	}
 }
 
+// rate is Usage for one event of a batch: a rating that fails (a panic in
+// a tariff) is that event's failure, reason rating_failed.
+func (c *Consumer) rate(seafarerID string, ev *UsageEvent) (u quota.Usage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.cfg.Log.Error("rating failed", "source", ev.Source, "id", ev.ID, "panic", p)
+			err = &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "rating_failed", Message: fmt.Sprintf("rating failed: %v", p)}
+		}
+	}()
+	return c.Usage(seafarerID, ev), nil
+}
+
+// fingerprint names what an event says, apart from its identity: two
+// deliveries of one identity with different fingerprints are different
+// calls. Every field that rating or the ledger reads is in it.
+func fingerprint(ev *UsageEvent) string {
+	h := sha256.New()
+	d := ev.Data
+	for _, f := range []string{ev.Type, ev.Subject, strconv.FormatInt(ev.Time.UnixNano(), 10), d.CallID, d.Direction,
+		strconv.FormatInt(d.DurationSeconds, 10), d.CalledNumber, d.VisitedCountry, d.Network} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
 // effects turns debit results into ledger messages, notifications and
-// programme usage counters.
-func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []*quota.DebitResult) ([]kafka.Message, error) {
+// programme usage counters, and the events the meter refused into dead
+// letters.
+func (c *Consumer) effects(ctx context.Context, applied []appliedEvent) ([]output, error) {
+	if len(applied) == 0 {
+		return nil, nil
+	}
 	// Statements first, duplicates included: a batch redelivered after a
 	// crash between the debit and this step repairs the index.
-	debits := make([]quota.StatementDebit, len(results))
-	for i, r := range results {
-		debits[i] = quota.StatementDebit{SeafarerID: usages[i].SeafarerID, Entry: r.Entry}
+	debits := make([]quota.StatementDebit, 0, len(applied))
+	for _, a := range applied {
+		if a.result.Entry != nil {
+			debits = append(debits, quota.StatementDebit{SeafarerID: a.usage.SeafarerID, Entry: a.result.Entry})
+		}
 	}
 	if err := c.cfg.Meter.IndexStatements(ctx, debits); err != nil {
 		return nil, err
 	}
-	var out []kafka.Message
+	var out []output
 	used := map[quota.SeafarerProgramme]bool{}
-	for i, r := range results {
-		u := usages[i]
-		if r.Entry != nil {
-			m, err := c.cfg.Publisher.LedgerMessage(u.SeafarerID, u.MSISDN, r.Entry)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		if r.Entry != nil {
-			// Repeats too: what a crash cut short is completed on redelivery.
-			for _, d := range r.Entry.Draws {
-				if d.ProgrammeID != "" {
-					used[quota.SeafarerProgramme{SeafarerID: u.SeafarerID, ProgrammeID: d.ProgrammeID}] = true
-				}
-			}
+	for i := range applied {
+		a := &applied[i]
+		u, r := a.usage, a.result
+		switch {
+		case r.Err != nil:
+			out = append(out, output{msg: c.deadLetter(a.m, r.Err)})
+			continue
+		case r.Conflicting:
+			out = append(out, output{msg: c.deadLetter(a.m, &wuyou.Error{Code: wuyou.ECONFLICT, Reason: "conflicting_duplicate",
+				Message: "an event with this source and id but other content was applied first"})})
+			continue
 		}
 		if r.Duplicate {
 			c.cfg.Metrics.Duplicates.Inc()
 		} else {
 			c.cfg.Metrics.Applied.Inc()
 		}
-		msgs, err := c.notifications(u, r)
-		if err != nil {
-			return nil, err
+		if r.Entry == nil {
+			continue // a repeat whose entry expired: nothing left to repeat
 		}
-		out = append(out, msgs...)
+		msgs, err := c.eventOutputs(u, r)
+		if err != nil {
+			// Applied, but its outputs cannot be encoded: the event is
+			// dead-lettered so an operator sees it; the rest goes on.
+			c.cfg.Log.Error("outputs of an applied event cannot be encoded", "source", u.Source, "id", u.EventID, "err", err)
+			out = append(out, output{msg: c.deadLetter(a.m, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "output_failed", Message: err.Error()})})
+			continue
+		}
+		for _, m := range msgs {
+			out = append(out, output{msg: m, source: &a.m})
+		}
+		// Repeats too: what a crash cut short is completed on redelivery.
+		for _, d := range r.Entry.Draws {
+			if d.ProgrammeID != "" {
+				used[quota.SeafarerProgramme{SeafarerID: u.SeafarerID, ProgrammeID: d.ProgrammeID}] = true
+			}
+		}
 	}
 	pairs := make([]quota.SeafarerProgramme, 0, len(used))
 	for sp := range used {
@@ -452,39 +567,15 @@ func (c *Consumer) effects(ctx context.Context, usages []quota.Usage, results []
 	return out, nil
 }
 
-// notifications reports a seafarer crossing the low mark (20% of the granted
-// total active now) or running out. Ids are deterministic per seafarer and
-// grant set, so a repeat is dropped downstream and the same crossing is
-// reported once.
-//
-// A repeated event whose first application drew seconds sends them again if
-// the state still says so: the first application may have been cut short by
-// a crash before its notifications were published; the same ids let readers
-// drop what they already have.
-func (c *Consumer) notifications(u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
-	if r.Entry == nil || r.Entry.CoveredSeconds == 0 || r.GrantedNow == 0 {
-		return nil, nil
+// eventOutputs are an applied event's ledger message and notifications.
+func (c *Consumer) eventOutputs(u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
+	m, err := c.cfg.Publisher.LedgerMessage(u.SeafarerID, u.MSISDN, r.Entry)
+	if err != nil {
+		return nil, err
 	}
-	before := r.RemainingNow + r.Entry.CoveredSeconds
-	if r.Duplicate {
-		before = r.GrantedNow // the crossing happened when it was first applied
-	}
-	low := r.GrantedNow / 5
-	data := map[string]any{
-		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN,
-		"remaining_seconds": r.RemainingNow, "granted_seconds": r.GrantedNow, "event_id": u.EventID,
-	}
-	grantSet := u.SeafarerID + "-" + strconv.FormatInt(r.GrantedNow, 10)
-	var out []kafka.Message
-	if r.RemainingNow < low && before >= low {
-		m, err := c.cfg.Publisher.NotificationMessage("low-"+grantSet, NotifyQuotaLow, u.SeafarerID, u.MSISDN, data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	if r.RemainingNow == 0 && before > 0 {
-		m, err := c.cfg.Publisher.NotificationMessage("exhausted-"+grantSet, NotifyQuotaExhausted, u.SeafarerID, u.MSISDN, data)
+	out := []kafka.Message{m}
+	for _, n := range r.Notes {
+		m, err := c.notification(u, n)
 		if err != nil {
 			return nil, err
 		}
@@ -493,21 +584,20 @@ func (c *Consumer) notifications(u quota.Usage, r *quota.DebitResult) ([]kafka.M
 	return out, nil
 }
 
-// deadLetter keeps the original bytes of an event that cannot be applied,
-// with the reason in the error and error_code headers.
-func (c *Consumer) deadLetter(m kafka.Message, err error) kafka.Message {
-	code := "invalid"
-	var we *wuyou.Error
-	if errors.As(err, &we) && we.Reason != "" {
-		code = we.Reason
+// notification announces a low or exhausted mark the debit crossed. The
+// debit decided it once per grant set and remembers it with the event, so
+// a redelivery publishes the same id with the same content.
+func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, error) {
+	typ := NotifyQuotaLow
+	if n.Kind == quota.NoteExhausted {
+		typ = NotifyQuotaExhausted
 	}
-	c.cfg.Metrics.DeadLettered.WithLabelValues(code).Inc()
-	return kafka.Message{Topic: c.cfg.Topics.DeadLetter, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
-		{Key: "error", Value: []byte(wuyou.ErrorMessage(err))},
-		{Key: "error_code", Value: []byte(code)},
-		{Key: "original_partition", Value: []byte(strconv.Itoa(m.Partition))},
-		{Key: "original_offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
-	}}
+	data := map[string]any{
+		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN,
+		"remaining_seconds": n.RemainingSeconds, "granted_seconds": n.GrantedSeconds, "event_id": u.EventID,
+	}
+	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:16]
+	return c.cfg.Publisher.NotificationMessageAt(id, typ, u.SeafarerID, u.MSISDN, n.At, data)
 }
 
 // sleep waits d or until ctx is done; it reports whether the full d passed.

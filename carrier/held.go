@@ -3,16 +3,20 @@ package carrier
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
 )
 
-// HeldStore keeps usage events for MSISDNs that are not registered yet, in
-// Redis (durable with AOF), one hash per MSISDN: identity -> original bytes.
+// HeldStore keeps usage events for MSISDNs that nobody held at the call's
+// time, in Redis (durable with AOF): one hash per MSISDN, identity ->
+// original bytes, and one sorted set of MSISDNs by the earliest call time
+// they hold, so events older than the dedupe window leave (ExpireHeld).
 // Holding the same event twice keeps one copy.
 type HeldStore struct {
 	rdb    redis.UniversalClient
@@ -25,10 +29,17 @@ func NewHeldStore(rdb redis.UniversalClient, prefix string) *HeldStore {
 }
 
 func (h *HeldStore) key(msisdn string) string { return h.prefix + ":{m:" + msisdn + "}:held" }
+func (h *HeldStore) indexKey() string         { return h.prefix + ":held:due" }
 
-// Hold keeps one event.
-func (h *HeldStore) Hold(ctx context.Context, msisdn, identity string, raw []byte) error {
-	return h.rdb.HSet(ctx, h.key(msisdn), identity, raw).Err()
+// Hold keeps one event made at callTime.
+func (h *HeldStore) Hold(ctx context.Context, msisdn, identity string, callTime time.Time, raw []byte) error {
+	// Two keys in different slots, written in order: an index entry
+	// without events is dropped by ExpireHeld; events are indexed before
+	// the batch that holds them is committed.
+	if err := h.rdb.HSet(ctx, h.key(msisdn), identity, raw).Err(); err != nil {
+		return err
+	}
+	return h.rdb.ZAddLT(ctx, h.indexKey(), redis.Z{Score: float64(callTime.Unix()), Member: msisdn}).Err()
 }
 
 // Held returns the events kept for msisdn, by identity.
@@ -44,10 +55,30 @@ func (h *HeldStore) Release(ctx context.Context, msisdn string, identities ...st
 	return h.rdb.HDel(ctx, h.key(msisdn), identities...).Err()
 }
 
-// ApplyHeld applies the events held for msisdn to seafarerID, by their own
-// call time (usually as overage: grants active then may be few). It is called
-// when an MSISDN is enrolled and is safe to repeat: debits are deduplicated,
-// and an event is released only after its effects are published.
+// due lists up to n MSISDNs holding an event made before cutoff.
+func (h *HeldStore) due(ctx context.Context, cutoff time.Time, n int64) ([]string, error) {
+	return h.rdb.ZRangeByScore(ctx, h.indexKey(), &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(cutoff.Unix(), 10), Count: n}).Result()
+}
+
+// reindex sets msisdn's place in the index to its earliest held call, or
+// takes it out when nothing is held.
+func (h *HeldStore) reindex(ctx context.Context, msisdn string, earliest time.Time, any bool) error {
+	if !any {
+		return h.rdb.ZRem(ctx, h.indexKey(), msisdn).Err()
+	}
+	return h.rdb.ZAdd(ctx, h.indexKey(), redis.Z{Score: float64(earliest.Unix()), Member: msisdn}).Err()
+}
+
+// ApplyHeld applies the events held for msisdn, each to the seafarer who
+// held the number at its call time (by the number's history: the first
+// holder for calls before anyone held it), by their own call time (usually
+// as overage: grants active then may be few). It is called when an MSISDN
+// is enrolled, with the seafarer it now belongs to, and is safe to repeat:
+// debits are deduplicated, and an event is released only after its effects
+// are published. Calls made while nobody held the number (between two
+// holders) stay held until they expire. Events made more than the dedupe
+// window before now go to the late topic instead: an enrolment receives
+// only the calls its dedupe window can still protect.
 func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) error {
 	events, err := c.cfg.Held.Held(ctx, msisdn)
 	if err != nil || len(events) == 0 {
@@ -55,42 +86,149 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 	}
 	now := c.cfg.Now()
 	var (
-		out        []kafka.Message
+		out        []output
 		usages     []quota.Usage
-		identities []string
+		from       []kafka.Message
+		released   []string
+		pending    []string
+		pendingEvs []*UsageEvent
+		pendingMs  []kafka.Message
+		earliest   time.Time
+		kept       bool
 	)
 	for identity, raw := range events {
-		identities = append(identities, identity)
-		ev, err := DecodeUsageEvent([]byte(raw))
+		m := kafka.Message{Topic: c.cfg.Topics.Usage, Key: []byte(msisdn), Value: []byte(raw), Partition: -1, Offset: -1}
+		ev, err := DecodeUsageEvent(m.Value)
 		if err != nil { // cannot happen for what Hold kept, but never lose it silently
-			out = append(out, c.deadLetter(kafka.Message{Key: []byte(msisdn), Value: []byte(raw)}, err))
+			out = append(out, output{msg: c.deadLetter(m, err)})
+			released = append(released, identity)
 			continue
 		}
 		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
-			out = append(out, kafka.Message{Topic: c.cfg.Topics.Late, Key: []byte(msisdn), Value: []byte(raw), Headers: []kafka.Header{
-				{Key: "error", Value: []byte("held until enrolment beyond the dedupe window; never applied automatically")},
-				{Key: "error_code", Value: []byte("late")},
-			}})
+			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN beyond the dedupe window; never applied automatically")})
+			released = append(released, identity)
 			continue
 		}
-		usages = append(usages, c.Usage(seafarerID, ev))
+		pending, pendingEvs, pendingMs = append(pending, identity), append(pendingEvs, ev), append(pendingMs, m)
 	}
-	if len(usages) > 0 {
-		results, err := c.cfg.Meter.DebitBatch(ctx, usages)
-		if err != nil {
-			return err
+	if len(pending) > 0 {
+		calls := make([]crew.MSISDNAt, len(pendingEvs))
+		for i, ev := range pendingEvs {
+			calls[i] = crew.MSISDNAt{MSISDN: msisdn, At: ev.Time}
 		}
-		msgs, err := c.effects(ctx, usages, results)
+		owners, err := c.cfg.Resolver.SeafarerIDsAt(ctx, calls)
 		if err != nil {
-			return err
+			return fmt.Errorf("resolve held events: %w", err)
 		}
-		out = append(out, msgs...)
+		for i, ev := range pendingEvs {
+			if owners[i] == "" {
+				if !kept || ev.Time.Before(earliest) {
+					earliest = ev.Time
+				}
+				kept = true
+				continue
+			}
+			released = append(released, pending[i])
+			u, err := c.rate(owners[i], ev)
+			if err != nil {
+				out = append(out, output{msg: c.deadLetter(pendingMs[i], err)})
+				continue
+			}
+			usages = append(usages, u)
+			from = append(from, pendingMs[i])
+		}
 	}
-	if err := c.cfg.Publisher.Write(ctx, out...); err != nil {
+	applied, err := c.apply(ctx, usages, from)
+	if err != nil {
+		return err
+	}
+	msgs, err := c.effects(ctx, applied)
+	if err != nil {
+		return err
+	}
+	if err := c.publish(ctx, append(out, msgs...)); err != nil {
 		return fmt.Errorf("publish held events' effects: %w", err)
 	}
-	return c.cfg.Held.Release(ctx, msisdn, identities...)
+	if err := c.cfg.Held.Release(ctx, msisdn, released...); err != nil {
+		return err
+	}
+	return c.cfg.Held.reindex(ctx, msisdn, earliest, kept)
 }
 
-// errNotRegistered reports whether err means the MSISDN has no seafarer.
-func errNotRegistered(err error) bool { return wuyou.ErrorCode(err) == wuyou.ENOTFOUND }
+// ExpireHeld sends the held events made more than the dedupe window ago to
+// the late topic, counting them, and forgets them: a number nobody enrols
+// does not keep its calls for ever. It returns how many left. Running it on
+// several replicas at once may publish an event twice, never lose one.
+func (c *Consumer) ExpireHeld(ctx context.Context) (int, error) {
+	cutoff := c.cfg.Now().Add(-c.cfg.DedupeWindow)
+	total := 0
+	for {
+		msisdns, err := c.cfg.Held.due(ctx, cutoff, 100)
+		if err != nil || len(msisdns) == 0 {
+			return total, err
+		}
+		for _, msisdn := range msisdns {
+			n, err := c.expireHeldOf(ctx, msisdn, cutoff)
+			if err != nil {
+				return total, err
+			}
+			total += n
+		}
+	}
+}
+
+func (c *Consumer) expireHeldOf(ctx context.Context, msisdn string, cutoff time.Time) (int, error) {
+	events, err := c.cfg.Held.Held(ctx, msisdn)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		out      []output
+		gone     []string
+		earliest time.Time
+		kept     bool
+	)
+	for identity, raw := range events {
+		m := kafka.Message{Topic: c.cfg.Topics.Usage, Key: []byte(msisdn), Value: []byte(raw), Partition: -1, Offset: -1}
+		ev, err := DecodeUsageEvent(m.Value)
+		switch {
+		case err != nil:
+			out = append(out, output{msg: c.deadLetter(m, err)})
+		case ev.Time.Before(cutoff):
+			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN for the whole dedupe window; never applied automatically")})
+		default:
+			if !kept || ev.Time.Before(earliest) {
+				earliest = ev.Time
+			}
+			kept = true
+			continue
+		}
+		gone = append(gone, identity)
+	}
+	if err := c.publish(ctx, out); err != nil {
+		return 0, err
+	}
+	if err := c.cfg.Held.Release(ctx, msisdn, gone...); err != nil {
+		return 0, err
+	}
+	c.cfg.Metrics.HeldExpired.Add(float64(len(gone)))
+	return len(gone), c.cfg.Held.reindex(ctx, msisdn, earliest, kept)
+}
+
+// RunHeldExpiry calls ExpireHeld every interval until ctx is done.
+func (c *Consumer) RunHeldExpiry(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := c.ExpireHeld(ctx); err != nil && ctx.Err() == nil {
+			c.cfg.Log.Warn("held events not expired yet; will retry", "err", err)
+		} else if n > 0 {
+			c.cfg.Log.Info("held events older than the dedupe window sent to the late topic", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -15,6 +15,7 @@ type Metrics struct {
 	Duplicates   prometheus.Counter
 	Late         prometheus.Counter
 	Held         prometheus.Counter
+	HeldExpired  prometheus.Counter
 	DeadLettered *prometheus.CounterVec
 	Lag          *prometheus.GaugeVec
 	healthy      atomic.Bool
@@ -33,6 +34,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Duplicates: counter("events_duplicate_total", "Usage events recognised as already applied."),
 		Late:       counter("events_late_total", "Usage events older than the dedupe window, sent to the late topic."),
 		Held:       counter("events_held_total", "Usage events for unregistered MSISDNs, kept until enrolment."),
+		HeldExpired: counter("events_held_expired_total",
+			"Held usage events whose MSISDN was not enrolled within the dedupe window, sent to the late topic."),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "wuyou", Subsystem: "metering", Name: "events_dead_lettered_total",
 			Help: "Usage events that cannot be applied, by error code.",

@@ -90,7 +90,13 @@ func (p *Publisher) LedgerMessage(seafarerID, msisdn string, e *quota.LedgerEntr
 // NotificationMessage is one notification, keyed by seafarer id with the
 // MSISDN as subject. id must be deterministic for the fact it reports.
 func (p *Publisher) NotificationMessage(id, typ, seafarerID, msisdn string, data any) (kafka.Message, error) {
-	return p.message(p.topics.Notifications, seafarerID, outEvent{ID: id, Type: typ, Time: p.now(), Subject: msisdn, Data: data})
+	return p.NotificationMessageAt(id, typ, seafarerID, msisdn, p.now(), data)
+}
+
+// NotificationMessageAt is NotificationMessage for a fact that happened at
+// at: a repeat publishes the same document.
+func (p *Publisher) NotificationMessageAt(id, typ, seafarerID, msisdn string, at time.Time, data any) (kafka.Message, error) {
+	return p.message(p.topics.Notifications, seafarerID, outEvent{ID: id, Type: typ, Time: at.UTC(), Subject: msisdn, Data: data})
 }
 
 func (p *Publisher) message(topic, key string, ev outEvent) (kafka.Message, error) {

@@ -28,6 +28,9 @@ type Config struct {
 	HomeCountry   string
 	TariffPath    string
 	DedupeWindow  time.Duration
+	// ClockSkew is how far after now a call's time may lie before the
+	// event is refused as invalid (WUYOU_CLOCK_SKEW).
+	ClockSkew time.Duration
 	// LedgerHorizon is how long ledger entries stay in Redis (never less
 	// than DedupeWindow); older ones remain on the ledger topic.
 	LedgerHorizon time.Duration
@@ -85,6 +88,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return d
 	}
 	c.DedupeWindow = duration("WUYOU_DEDUPE_WINDOW", "720h")
+	c.ClockSkew = duration("WUYOU_CLOCK_SKEW", "24h")
 	c.LedgerHorizon = duration("WUYOU_LEDGER_HORIZON", "2160h")
 	c.ShutdownTimeout = duration("WUYOU_SHUTDOWN_TIMEOUT", "30s")
 	return c, errors.Join(errs...)
@@ -118,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.DedupeWindow <= 0 {
 		errs = append(errs, errors.New("WUYOU_DEDUPE_WINDOW must be positive"))
+	}
+	if c.ClockSkew <= 0 {
+		errs = append(errs, errors.New("WUYOU_CLOCK_SKEW must be positive"))
 	}
 	if c.LedgerHorizon < c.DedupeWindow {
 		errs = append(errs, errors.New("WUYOU_LEDGER_HORIZON must not be shorter than WUYOU_DEDUPE_WINDOW"))
@@ -155,6 +162,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("home_country", c.HomeCountry),
 		slog.String("tariff", c.TariffPath),
 		slog.Duration("dedupe_window", c.DedupeWindow),
+		slog.Duration("clock_skew", c.ClockSkew),
 		slog.Duration("ledger_horizon", c.LedgerHorizon),
 		slog.Int("write_rate_limit", c.WriteRateLimit),
 	)

@@ -110,7 +110,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix)
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
-		DedupeWindow: cfg.DedupeWindow, Tariff: tariff, Resolver: s.crew, Meter: s.quota,
+		DedupeWindow: cfg.DedupeWindow, ClockSkew: cfg.ClockSkew, Tariff: tariff, Resolver: s.crew, Meter: s.quota,
 		Held: held, Publisher: publisher, Metrics: metrics, Log: log, Now: d.now,
 	})
 	// Usage that arrived before its MSISDN was registered is applied as soon
@@ -152,7 +152,11 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("consumer stopped", "err", err)
 		}
 	}()
-	s.background.Add(2)
+	s.background.Add(3)
+	go func() {
+		defer s.background.Done()
+		s.consumer.RunHeldExpiry(cctx, time.Minute)
+	}()
 	go func() {
 		defer s.background.Done()
 		if err := s.issuer.Resume(cctx); err != nil && cctx.Err() == nil {
