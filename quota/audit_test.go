@@ -132,11 +132,11 @@ func TestAuditPageListsEverySeafarerHoldingQuotaStateOnce(t *testing.T) {
 	want := []string{}
 	for _, sf := range []string{"sf-p1", "sf-p2", "sf-p3", "sf-p4", "sf-p5"} {
 		MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
-		MustDebit(t, s, voiceCall(sf, "cdr-1", meterNow.Add(-time.Hour), 60))
+		MustDebit(t, s, voiceCall(sf, "cdr-"+sf, meterNow.Add(-time.Hour), 60))
 		want = append(want, sf)
 	}
 	// Calls but no grants: listed through its remembered identities.
-	MustDebit(t, s, voiceCall("sf-p6", "cdr-1", meterNow.Add(-time.Hour), 60))
+	MustDebit(t, s, voiceCall("sf-p6", "cdr-sf-p6", meterNow.Add(-time.Hour), 60))
 	want = append(want, "sf-p6")
 
 	var got []string
