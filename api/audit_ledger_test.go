@@ -99,7 +99,7 @@ func TestLedgerAuditReportsARemainingAmountTheLedgerDoesNotExplain(t *testing.T)
 		_, _, err := q.AddGrant(ctx, quota.GrantInput{ID: "gr_1", SeafarerID: sf, ProgrammeID: "pr_1", Seconds: 600,
 			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(24 * time.Hour), Priority: 1})
 		require.NoError(t, err)
-		_, err = q.Debit(ctx, quota.Usage{SeafarerID: sf, MSISDN: "+8613800000001", Source: "urn:carrier:test", EventID: "cdr-1",
+		_, err = q.Debit(ctx, quota.Usage{SeafarerID: sf, MSISDN: "+8613800000001", Source: "urn:carrier:test", EventID: "cdr-" + sf,
 			Type: "carrier.usage.voice", CallTime: now.Add(-time.Minute), DurationSeconds: 100, BillableSeconds: 120,
 			CalledNumber: calledNumber, VisitedCountry: "SG", OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60})
 		require.NoError(t, err)
