@@ -195,13 +195,17 @@ func (raw *usageEventJSON) validate() (*UsageEvent, []wuyou.FieldError) {
 }
 
 // parseCallTime reads an RFC 3339 timestamp into UTC, or says what is wrong
-// with it. time.Parse(time.RFC3339, …) is not strict enough (it takes a
-// one-digit hour, a comma before the fraction, an offset of +25:00);
-// Time.UnmarshalText is.
+// with it. Neither time.Parse(time.RFC3339, …) nor, as of Go 1.26,
+// Time.UnmarshalText is strict (both take a one-digit hour, a comma before
+// the fraction, an offset of +24:00: go.dev/issue/54580), so the form is
+// checked first and time.Parse only checks the ranges.
 func parseCallTime(s string) (time.Time, string) {
-	var t time.Time
-	if err := t.UnmarshalText([]byte(s)); err != nil {
+	if !rfc3339Form(s) {
 		return time.Time{}, "must be an RFC 3339 timestamp such as 2026-11-28T10:15:00Z"
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, "must be an RFC 3339 timestamp with a real date and time"
 	}
 	// The year is bounded in UTC, the form the event is kept in:
 	// 9999-12-31T23:30:00-01:00 is already in the year 10000.
@@ -211,6 +215,40 @@ func parseCallTime(s string) (time.Time, string) {
 	}
 	return t, ""
 }
+
+// rfc3339Form reports whether s has the form of an RFC 3339 date-time:
+// YYYY-MM-DDThh:mm:ss, an optional fraction after a period, then Z or an
+// offset ±hh:mm below 24 hours. Upper-case T and Z only, as Go writes them.
+func rfc3339Form(s string) bool {
+	const shape = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(shape)+1 {
+		return false
+	}
+	for i := range len(shape) {
+		if shape[i] == 'd' && !isDigit(s[i]) || shape[i] != 'd' && s[i] != shape[i] {
+			return false
+		}
+	}
+	s = s[len(shape):]
+	if s[0] == '.' {
+		n := 1
+		for n < len(s) && isDigit(s[n]) {
+			n++
+		}
+		if n == 1 {
+			return false
+		}
+		s = s[n:]
+	}
+	if s == "Z" {
+		return true
+	}
+	return len(s) == len("+07:00") && (s[0] == '+' || s[0] == '-') && s[3] == ':' &&
+		isDigit(s[1]) && isDigit(s[2]) && isDigit(s[4]) && isDigit(s[5]) &&
+		(s[1]-'0')*10+(s[2]-'0') < 24 && s[4] < '6'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // CheckCallTime refuses a call that starts more than skew after now: a
 // carrier's clock may run a little ahead, but a call from the future would
