@@ -34,6 +34,7 @@ const (
 	headerOriginalPartition = "original_partition"
 	headerOriginalOffset    = "original_offset"
 	headerTruncated         = "truncated"
+	headerOriginalSize      = "original_size" // of a truncated copy's event
 	headerReplayedFrom      = "wuyou_replayed_from"
 )
 
@@ -289,6 +290,7 @@ type deadLetter struct {
 	Key               string    `json:"key"`
 	Size              int       `json:"size"`
 	Truncated         bool      `json:"truncated"`
+	OriginalSize      *int      `json:"original_size,omitempty"` // a truncated copy's event's size
 	Value             string    `json:"value"`
 
 	key, value []byte
@@ -318,6 +320,10 @@ func newDeadLetter(m kafka.Message) *deadLetter {
 			}
 		case headerTruncated:
 			d.Truncated = v == "true"
+		case headerOriginalSize:
+			if n, err := strconv.Atoi(v); err == nil {
+				d.OriginalSize = &n
+			}
 		}
 	}
 	return d
@@ -464,13 +470,16 @@ func printDeadLetters(w io.Writer, letters []*deadLetter) error {
 	fmt.Fprintln(tw, "DLQ\tORIGINAL\tERROR_CODE\tKEY\tSIZE\tTRUNCATED\tERROR")
 	truncated := 0
 	for _, d := range letters {
-		t := "no"
+		t, size := "no", byteCount(int64(d.Size))
 		if d.Truncated {
 			t = "yes"
 			truncated++
+			if d.OriginalSize != nil {
+				size += " of " + byteCount(int64(*d.OriginalSize))
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.position(), d.original(), orDash(d.ErrorCode),
-			orDash(d.Key), byteCount(int64(d.Size)), t, orDash(oneLine(d.Error)))
+			orDash(d.Key), size, t, orDash(oneLine(d.Error)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

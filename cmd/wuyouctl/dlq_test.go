@@ -105,7 +105,7 @@ func (b *dlqBroker) MustSeedDeadLetters(tb testing.TB) {
 		deadLetterMessage(0, "+8613800000002", zoneEvent, "unknown_zone", "visited_country XX:\nno zone", "1", "7",
 			kafka.Header{Key: "original_topic", Value: []byte(b.topics.Usage)}),
 		deadLetterMessage(1, "+8613800000003", zoneEvent[:50], "unknown_zone", "no zone", "0", "3",
-			kafka.Header{Key: "truncated", Value: []byte("true")}),
+			kafka.Header{Key: "truncated", Value: []byte("true")}, kafka.Header{Key: "original_size", Value: []byte("2000000")}),
 		deadLetterMessage(1, "+8613800000004", strings.Replace(zoneEvent, "cdr-10", "cdr-11", 1), "unknown_zone", "no zone", "0", "5"),
 	)
 }
@@ -120,7 +120,7 @@ func TestDLQList_ShowsEveryDeadLetterWithItsOriginAndStopsAtTheEnd(t *testing.T)
 	require.Regexp(t, `^DLQ\s+ORIGINAL\s+ERROR_CODE\s+KEY\s+SIZE\s+TRUNCATED\s+ERROR$`, lines[0])
 	require.Regexp(t, `^0:0\s+2:40\s+malformed_json\s+\+8613800000001\s+69 B\s+no\s+unexpected end of JSON input$`, lines[1])
 	require.Regexp(t, `^0:1\s+ops\.carrier\.usage\.v1/1:7\s+unknown_zone\s+\+8613800000002\s+\d+ B\s+no\s+visited_country XX: no zone$`, lines[2])
-	require.Regexp(t, `^1:0\s+0:3\s+unknown_zone\s+\+8613800000003\s+50 B\s+yes\s+no zone$`, lines[3])
+	require.Regexp(t, `^1:0\s+0:3\s+unknown_zone\s+\+8613800000003\s+50 B of 1\.9 MiB\s+yes\s+no zone$`, lines[3])
 	require.Regexp(t, `^1:1\s+0:5\s+unknown_zone\s+\+8613800000004\s+\d+ B\s+no\s+no zone$`, lines[4])
 	require.Equal(t, "4 dead letters, 1 truncated", lines[5])
 }
@@ -155,6 +155,7 @@ func TestDLQList_FiltersByErrorCodeAndLimitsAsJSON(t *testing.T) {
 	require.Equal(t, zoneEvent, got[0].Value)
 	require.Equal(t, len(zoneEvent), got[0].Size)
 	require.True(t, got[1].Truncated)
+	require.Equal(t, 2000000, *got[1].OriginalSize)
 	require.False(t, got[2].Truncated)
 
 	res = b.runDLQ("list", "--limit", "1")
