@@ -383,7 +383,7 @@ func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, 
 	)
 	for _, v := range p.events {
 		if v.seafarer == "" {
-			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.ev.Time, v.m.Value); err != nil {
+			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.ev.Time, v.m); err != nil {
 				return nil, fmt.Errorf("hold event for an unregistered MSISDN: %w", err)
 			}
 			c.cfg.Metrics.Held.Inc()

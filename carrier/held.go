@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,12 +32,18 @@ func NewHeldStore(rdb redis.UniversalClient, prefix string) *HeldStore {
 func (h *HeldStore) key(msisdn string) string { return h.prefix + ":{m:" + msisdn + "}:held" }
 func (h *HeldStore) indexKey() string         { return h.prefix + ":held:due" }
 
-// Hold keeps one event made at callTime.
-func (h *HeldStore) Hold(ctx context.Context, msisdn, identity string, callTime time.Time, raw []byte) error {
+// heldPrefix starts a held event's value: where the event was read
+// ("<partition>:<offset>"), a newline, then its original bytes, so a dead
+// letter made of it later still names its place on the usage topic.
+const heldPrefix = "\x00held:"
+
+// Hold keeps one event made at callTime, read from m.
+func (h *HeldStore) Hold(ctx context.Context, msisdn, identity string, callTime time.Time, m kafka.Message) error {
 	// Two keys in different slots, written in order: an index entry
 	// without events is dropped by ExpireHeld; events are indexed before
 	// the batch that holds them is committed.
-	if err := h.rdb.HSet(ctx, h.key(msisdn), identity, raw).Err(); err != nil {
+	v := heldPrefix + strconv.Itoa(m.Partition) + ":" + strconv.FormatInt(m.Offset, 10) + "\n" + string(m.Value)
+	if err := h.rdb.HSet(ctx, h.key(msisdn), identity, v).Err(); err != nil {
 		return err
 	}
 	return h.rdb.ZAddLT(ctx, h.indexKey(), redis.Z{Score: float64(callTime.Unix()), Member: msisdn}).Err()
@@ -53,6 +60,24 @@ func (h *HeldStore) Release(ctx context.Context, msisdn string, identities ...st
 		return nil
 	}
 	return h.rdb.HDel(ctx, h.key(msisdn), identities...).Err()
+}
+
+// heldMessage is the message a held value was read from.
+func (c *Consumer) heldMessage(msisdn, v string) kafka.Message {
+	m := kafka.Message{Topic: c.cfg.Topics.Usage, Key: []byte(msisdn), Value: []byte(v), Partition: -1, Offset: -1}
+	rest, ok := strings.CutPrefix(v, heldPrefix)
+	if !ok {
+		return m // held before places were kept
+	}
+	place, raw, ok := strings.Cut(rest, "\n")
+	if !ok {
+		return m
+	}
+	p, o, _ := strings.Cut(place, ":")
+	m.Value = []byte(raw)
+	m.Partition, _ = strconv.Atoi(p)
+	m.Offset, _ = strconv.ParseInt(o, 10, 64)
+	return m
 }
 
 // due lists up to n MSISDNs holding an event made before cutoff.
@@ -97,7 +122,7 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 		kept       bool
 	)
 	for identity, raw := range events {
-		m := kafka.Message{Topic: c.cfg.Topics.Usage, Key: []byte(msisdn), Value: []byte(raw), Partition: -1, Offset: -1}
+		m := c.heldMessage(msisdn, raw)
 		ev, err := DecodeUsageEvent(m.Value)
 		if err != nil { // cannot happen for what Hold kept, but never lose it silently
 			out = append(out, output{msg: c.deadLetter(m, err)})
@@ -189,7 +214,7 @@ func (c *Consumer) expireHeldOf(ctx context.Context, msisdn string, cutoff time.
 		kept     bool
 	)
 	for identity, raw := range events {
-		m := kafka.Message{Topic: c.cfg.Topics.Usage, Key: []byte(msisdn), Value: []byte(raw), Partition: -1, Offset: -1}
+		m := c.heldMessage(msisdn, raw)
 		ev, err := DecodeUsageEvent(m.Value)
 		switch {
 		case err != nil:
