@@ -471,6 +471,11 @@ func tenancyRoutes() []tenancyRoute {
 			},
 			want: unionOnly(ok),
 		},
+		{
+			method: "GET", route: "/v1/ops/ledger-audit", action: "audits every balance against the ledger",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/ops/ledger-audit" },
+			want: unionOnly(ok),
+		},
 	}
 }
 

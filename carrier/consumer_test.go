@@ -1,0 +1,256 @@
+package carrier
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/quota"
+)
+
+// holders is a Resolver over fixed holdings: MSISDN -> seafarer, held from
+// a time on (zero: always).
+type holders struct {
+	mu   sync.Mutex
+	byNo map[string]holding
+}
+
+type holding struct {
+	seafarer string
+	from     time.Time
+}
+
+func (h *holders) set(msisdn, seafarer string, from time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.byNo[msisdn] = holding{seafarer, from}
+}
+
+func (h *holders) SeafarerIDsAt(_ context.Context, calls []crew.MSISDNAt) ([]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, len(calls))
+	for i, c := range calls {
+		if x, ok := h.byNo[c.MSISDN]; ok && !c.At.Before(x.from) {
+			out[i] = x.seafarer
+		}
+	}
+	return out, nil
+}
+
+func (h *holders) SeafarerIDsByMSISDN(_ context.Context, ms []string) (map[string]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]string{}
+	for _, m := range ms {
+		if x, ok := h.byNo[m]; ok {
+			out[m] = x.seafarer
+		}
+	}
+	return out, nil
+}
+
+// consumerFixture is a Consumer over a real Redis and a kfake broker, with
+// a clock the test moves.
+type consumerFixture struct {
+	consumer *Consumer
+	store    *quota.RedisStore
+	holders  *holders
+	metrics  *Metrics
+	broker   *kfake.Cluster
+	topics   Topics
+	now      func() time.Time
+	setNow   func(time.Time)
+}
+
+func mustConsumerFixture(t *testing.T, brokerConfigs map[string]string) *consumerFixture {
+	t.Helper()
+	rdb, prefix := redistest.MustClient(t)
+	var mu sync.Mutex
+	now := time.Now().UTC().Truncate(time.Second)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	topics := NewTopics("")
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, topics.All()...)}
+	if brokerConfigs != nil {
+		opts = append(opts, kfake.BrokerConfigs(brokerConfigs))
+	}
+	broker, err := kfake.NewCluster(opts...)
+	require.NoError(t, err)
+	t.Cleanup(broker.Close)
+	w := NewWriter(broker.ListenAddrs())
+	t.Cleanup(func() { w.Close() })
+	store := quota.NewRedisStore(rdb, prefix, clock, quota.Options{DedupeWindow: 720 * time.Hour})
+	h := &holders{byNo: map[string]holding{}}
+	metrics := NewMetrics(prometheus.NewRegistry())
+	c := NewConsumer(ConsumerConfig{
+		Brokers: broker.ListenAddrs(), Group: "test", Topics: topics, HomeCountry: "CN", DedupeWindow: 720 * time.Hour,
+		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: NewHeldStore(rdb, prefix),
+		Publisher: NewPublisher(w, topics, clock), Metrics: metrics, Now: clock,
+	})
+	return &consumerFixture{consumer: c, store: store, holders: h, metrics: metrics, broker: broker, topics: topics, now: clock,
+		setNow: func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }}
+}
+
+// run consumes until the test ends.
+func (f *consumerFixture) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.consumer.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (f *consumerFixture) produce(t *testing.T, values ...[]byte) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(f.broker.ListenAddrs()...), Topic: f.topics.Usage, BatchBytes: 4 << 20, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	for _, v := range values {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		require.NoError(t, w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: v}))
+		cancel()
+	}
+}
+
+// read reads n messages of topic, or fails after 10 s.
+func (f *consumerFixture) read(t *testing.T, topic string, n int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.broker.ListenAddrs(), Topic: topic, MaxBytes: 4 << 20, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []kafka.Message
+	for len(out) < n {
+		m, err := r.ReadMessage(ctx)
+		require.NoError(t, err, "reading %s: %d of %d", topic, len(out), n)
+		out = append(out, m)
+	}
+	return out
+}
+
+func headersOf(m kafka.Message) map[string]string {
+	out := map[string]string{}
+	for _, h := range m.Headers {
+		out[h.Key] = string(h.Value)
+	}
+	return out
+}
+
+func voiceEvent(id, msisdn string, at time.Time, seconds int) []byte {
+	return fmt.Appendf(nil, `{"specversion":"1.0","id":%q,"source":"urn:carrier:test","type":"carrier.usage.voice","time":%q,"subject":%q,`+
+		`"data":{"call_id":"c","direction":"MO","duration_seconds":%d,"called_number":"+861012345678","visited_country":"SG","network":"maritime"}}`,
+		id, at.UTC().Format(time.RFC3339), msisdn, seconds)
+}
+
+// A broker whose message limit is below Wuyou's own cut refuses a dead
+// letter's copy: the copy is cut again until it fits (here to 16 KiB), the
+// headers say it was cut and how large the original was, and the valid
+// event after it is applied.
+func TestADeadLetterTheBrokerRefusesIsCutUntilItFitsAndTheBatchGoesOn(t *testing.T) {
+	f := mustConsumerFixture(t, map[string]string{"message.max.bytes": "200000"})
+	f.holders.set("+8613800000001", "sf_1", time.Time{})
+	f.run(t)
+	// too_large, and just under the broker's limit, so its copy with the
+	// dead-letter headers is just over it.
+	huge := []byte(`{"id":"` + strings.Repeat("x", 199_840) + `"}`)
+	f.produce(t, huge, voiceEvent("after", "+8613800000001", f.now().Add(-time.Minute), 60))
+
+	dl := f.read(t, f.topics.DeadLetter, 1)[0]
+	h := headersOf(dl)
+	require.Equal(t, "too_large", h["error_code"])
+	require.Equal(t, "true", h["truncated"])
+	require.Equal(t, fmt.Sprint(len(huge)), h["original_size"])
+	require.Equal(t, f.topics.Usage, h["original_topic"])
+	require.Equal(t, "0", h["original_offset"])
+	require.Len(t, dl.Value, minDeadLetterBytes)
+	require.Equal(t, huge[:minDeadLetterBytes], dl.Value, "the copy is the original's first bytes")
+
+	led := f.read(t, f.topics.Ledger, 1)[0]
+	var e struct{ Data struct{ EventID string `json:"event_id"` } }
+	require.NoError(t, json.Unmarshal(led.Value, &e))
+	require.Equal(t, "after", e.Data.EventID)
+}
+
+// Wuyou cuts a dead letter up front when its copy would not fit a broker
+// with the default limit: a message just under 1 MiB is dead-lettered as
+// its first MaxDeadLetterBytes.
+func TestADeadLetterOfAMessageNearTheBrokerLimitIsCutUpFront(t *testing.T) {
+	f := mustConsumerFixture(t, nil)
+	f.holders.set("+8613800000001", "sf_1", time.Time{})
+	f.run(t)
+	near := []byte(strings.Repeat("{", 1_040_000))
+	f.produce(t, near, voiceEvent("after", "+8613800000001", f.now().Add(-time.Minute), 60))
+	dl := f.read(t, f.topics.DeadLetter, 1)[0]
+	h := headersOf(dl)
+	require.Equal(t, "too_large", h["error_code"])
+	require.Equal(t, "true", h["truncated"])
+	require.Len(t, dl.Value, MaxDeadLetterBytes)
+	f.read(t, f.topics.Ledger, 1)
+}
+
+// Events held for a number nobody enrols leave after the dedupe window: to
+// the late topic, counted, and no longer held; younger ones stay.
+func TestHeldEventsOlderThanTheDedupeWindowGoToTheLateTopicAndAreCounted(t *testing.T) {
+	f := mustConsumerFixture(t, nil)
+	f.run(t)
+	start := f.now()
+	f.produce(t, voiceEvent("old", "+8613900000001", start.Add(-700*time.Hour), 60),
+		voiceEvent("young", "+8613900000001", start.Add(-time.Hour), 60))
+	require.Eventually(t, func() bool { return testutil.ToFloat64(f.metrics.Held) == 2 }, 10*time.Second, 20*time.Millisecond)
+
+	n, err := f.consumer.ExpireHeld(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing is older than the window yet")
+
+	f.setNow(start.Add(30 * time.Hour)) // "old" is now 730 h old
+	n, err = f.consumer.ExpireHeld(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1.0, testutil.ToFloat64(f.metrics.HeldExpired))
+	late := f.read(t, f.topics.Late, 1)[0]
+	require.Contains(t, string(late.Value), `"id":"old"`)
+	require.Equal(t, "late", headersOf(late)["error_code"])
+	held, err := f.consumer.cfg.Held.Held(context.Background(), "+8613900000001")
+	require.NoError(t, err)
+	require.Len(t, held, 1, "the young event is still held")
+
+	// Enrolled now, the young one is applied; nothing is left to expire.
+	f.holders.set("+8613900000001", "sf_9", time.Time{})
+	require.NoError(t, f.consumer.ApplyHeld(context.Background(), "+8613900000001", "sf_9"))
+	a, err := f.store.Allowance(context.Background(), "sf_9")
+	require.NoError(t, err)
+	require.Equal(t, int64(60), a.OverageSeconds)
+	n, err = f.consumer.ExpireHeld(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+// Held calls made while nobody held the number (before its current
+// holder's period, after an earlier holder's) are not given to the new
+// holder at enrolment: they stay held until they expire.
+func TestHeldCallsFromAGapBetweenHoldersStayHeldAtEnrolment(t *testing.T) {
+	f := mustConsumerFixture(t, nil)
+	f.run(t)
+	now := f.now()
+	f.produce(t, voiceEvent("gap", "+8613900000002", now.Add(-2*time.Hour), 60))
+	require.Eventually(t, func() bool { return testutil.ToFloat64(f.metrics.Held) == 1 }, 10*time.Second, 20*time.Millisecond)
+	f.holders.set("+8613900000002", "sf_new", now.Add(-time.Hour)) // holds it from an hour ago
+	require.NoError(t, f.consumer.ApplyHeld(context.Background(), "+8613900000002", "sf_new"))
+	held, err := f.consumer.cfg.Held.Held(context.Background(), "+8613900000002")
+	require.NoError(t, err)
+	require.Len(t, held, 1)
+	a, err := f.store.Allowance(context.Background(), "sf_new")
+	require.NoError(t, err)
+	require.Zero(t, a.OverageSeconds)
+}
