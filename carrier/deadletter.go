@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/segmentio/kafka-go"
 
@@ -44,6 +45,13 @@ func (c *Consumer) deadLetter(m kafka.Message, err error) kafka.Message {
 	}
 	c.cfg.Metrics.DeadLettered.WithLabelValues(code).Inc()
 	msg := wuyou.ErrorMessage(err)
+	if we != nil && len(we.Fields) > 1 { // every field, not "(and N more)"
+		parts := make([]string, len(we.Fields))
+		for i, f := range we.Fields {
+			parts[i] = f.Field + ": " + f.Message
+		}
+		msg = strings.Join(parts, "; ")
+	}
 	if len(msg) > maxErrorHeader {
 		msg = msg[:maxErrorHeader]
 	}
