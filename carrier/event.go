@@ -63,20 +63,26 @@ func (e *UsageEvent) Identity() string { return e.Source + "\x00" + e.ID }
 // Unknown keeps the members that are not fields (CloudEvents extensions are
 // allowed) so that a name differing from a field only in case can be refused.
 type usageEventJSON struct {
-	SpecVersion string                    `json:"specversion"`
-	ID          string                    `json:"id"`
-	Source      string                    `json:"source"`
-	Type        string                    `json:"type"`
-	Time        *string                   `json:"time"`
-	Subject     string                    `json:"subject"`
-	Data        *usageDataJSON            `json:"data"`
-	Unknown     map[string]jsontext.Value `json:",unknown"`
+	SpecVersion string                   `json:"specversion"`
+	ID          string                   `json:"id"`
+	Source      string                   `json:"source"`
+	Type        string                   `json:"type"`
+	Time        *string                  `json:"time"`
+	Subject     string                   `json:"subject"`
+	Data        *usageDataJSON           `json:"data"`
+	Unknown     map[string]unknownMember `json:",unknown"`
 }
 
 type usageDataJSON struct {
 	UsageData
-	Unknown map[string]jsontext.Value `json:",unknown"`
+	Unknown map[string]unknownMember `json:",unknown"`
 }
+
+// unknownMember is the value of a member that is not a field: only its name
+// matters, so the value is checked and skipped, not copied.
+type unknownMember struct{}
+
+func (*unknownMember) UnmarshalJSONFrom(dec *jsontext.Decoder) error { return dec.SkipValue() }
 
 // The member names of an event and of its data, exactly as they must be
 // spelled.
@@ -296,7 +302,7 @@ func validCountryCode(s string) bool {
 
 // hasCaseVariant reports whether any unknown member name equals one of the
 // fields but for case (Unicode simple folding: "ſubject" too).
-func hasCaseVariant(unknown map[string]jsontext.Value, fields []string) bool {
+func hasCaseVariant(unknown map[string]unknownMember, fields []string) bool {
 	for name := range unknown {
 		for _, f := range fields {
 			if strings.EqualFold(name, f) {
