@@ -331,7 +331,7 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*prepare
 			continue
 		}
 		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
-			p.out = append(p.out, output{msg: c.lateMessage(*m, "call time older than the dedupe window; never applied automatically")})
+			p.out = append(p.out, output{msg: c.lateMessage(*m, "call time older than the dedupe window; never applied automatically"), source: m})
 			continue
 		}
 		p.events = append(p.events, validEvent{m: *m, ev: ev})
@@ -350,10 +350,15 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*prepare
 	return p, nil
 }
 
-// lateMessage is m for the late topic.
+// lateMessage is m for the late topic (a valid event, so at most 64 KiB;
+// its key, which the carrier sets to the MSISDN, cut to 256 bytes).
 func (c *Consumer) lateMessage(m kafka.Message, why string) kafka.Message {
 	c.cfg.Metrics.Late.Inc()
-	return kafka.Message{Topic: c.cfg.Topics.Late, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
+	key := m.Key
+	if len(key) > 256 {
+		key = key[:256]
+	}
+	return kafka.Message{Topic: c.cfg.Topics.Late, Key: key, Value: m.Value, Headers: []kafka.Header{
 		{Key: "error", Value: []byte(why)},
 		{Key: "error_code", Value: []byte("late")},
 	}}

@@ -154,8 +154,10 @@ func (c *Consumer) replacement(o output, err error) output {
 		return output{msg: cutDeadLetter(o.msg, limit)}
 	}
 	if o.source == nil {
-		// Nothing to dead-letter it as: drop it, loudly (no output without a
-		// source is larger than a few hundred bytes).
+		// Nothing to dead-letter it as: every output that carries an
+		// event's bytes has a source, and the others (ledger entries and
+		// notifications of events applied earlier) are a few hundred bytes.
+		c.cfg.Log.Error("an output without a source was refused by the broker and is dropped", "topic", o.msg.Topic)
 		return output{}
 	}
 	return output{msg: c.deadLetter(*o.source, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "output_failed",
