@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wuyou/wuyou/api"
 )
@@ -39,6 +43,10 @@ type Config struct {
 	// WriteRateLimit is how many write requests one token may make a
 	// minute, counted in Redis across every replica.
 	WriteRateLimit int
+	// PostgresURL is the system of record (WUYOU_POSTGRES_URL, CONTRACT
+	// §7.1). Empty means not configured yet: only `wuyoud migrate` uses it
+	// so far, and requires it.
+	PostgresURL string
 }
 
 // configVars lists every variable, for messages and docs.
@@ -46,7 +54,7 @@ var configVars = []string{
 	"WUYOU_HTTP_ADDR", "WUYOU_REDIS_ADDRS", "WUYOU_REDIS_PASSWORD", "WUYOU_REDIS_DB", "WUYOU_REDIS_PREFIX",
 	"WUYOU_KAFKA_BROKERS", "WUYOU_KAFKA_GROUP", "WUYOU_TOPIC_PREFIX", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER",
 	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW", "WUYOU_LEDGER_HORIZON",
-	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT",
+	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT", "WUYOU_POSTGRES_URL",
 }
 
 // ConfigFromEnv reads the configuration with its defaults. It fails on a
@@ -71,6 +79,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		JWTAudience:   get("WUYOU_JWT_AUDIENCE", "wuyou"),
 		HomeCountry:   get("WUYOU_HOME_COUNTRY", "CN"),
 		TariffPath:    get("WUYOU_TARIFF", ""),
+		PostgresURL:   get("WUYOU_POSTGRES_URL", ""),
 	}
 	var errs []error
 	var err error
@@ -138,7 +147,54 @@ func (c Config) Validate() error {
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} ") {
 		errs = append(errs, errors.New("WUYOU_REDIS_PREFIX must be non-empty without braces or spaces"))
 	}
+	if c.PostgresURL != "" {
+		errs = append(errs, c.validatePostgres())
+	}
 	return errors.Join(errs...)
+}
+
+// validatePostgres checks that WUYOU_POSTGRES_URL is set and parses. The
+// message shows the value masked and not the parser's error, which may
+// quote the password.
+func (c Config) validatePostgres() error {
+	if c.PostgresURL == "" {
+		return errors.New("WUYOU_POSTGRES_URL is required")
+	}
+	if _, err := pgconn.ParseConfig(c.PostgresURL); err != nil {
+		return fmt.Errorf("WUYOU_POSTGRES_URL is not a PostgreSQL connection URL like postgres://user:password@host:5432/wuyou: %s",
+			maskPostgresURL(c.PostgresURL))
+	}
+	return nil
+}
+
+// kvPassword is the password of a key=value connection string, quoted or not.
+var kvPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// maskPostgresURL hides the password of a PostgreSQL connection string,
+// whether in the URL's user info, its password= query parameter or a
+// key=value pair. A URL that does not parse is hidden whole after its scheme.
+func maskPostgresURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
+		return kvPassword.ReplaceAllString(s, "${1}***")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return s[:strings.Index(s, "://")+3] + "***"
+	}
+	// A placeholder that needs no escaping, swapped for *** at the end (url
+	// would write *** in user info as %2A%2A%2A).
+	const placeholder = "wuyoumaskedpassword"
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), placeholder)
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", placeholder)
+		u.RawQuery = q.Encode()
+	}
+	return strings.ReplaceAll(u.String(), placeholder, "***")
 }
 
 // LogValue is the configuration as logged at start, secrets masked.
@@ -165,5 +221,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("clock_skew", c.ClockSkew),
 		slog.Duration("ledger_horizon", c.LedgerHorizon),
 		slog.Int("write_rate_limit", c.WriteRateLimit),
+		slog.String("postgres_url", maskPostgresURL(c.PostgresURL)),
 	)
 }

@@ -81,3 +81,46 @@ func TestConfigWriteRateLimitDefaultsToTheAPIsDefaultAndMustBePositive(t *testin
 	require.NoError(t, err)
 	require.ErrorContains(t, c.Validate(), "WUYOU_WRITE_RATE_LIMIT")
 }
+
+func TestConfigPostgresURLIsOptionalUntilSomethingReadsIt(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{
+		"WUYOU_REDIS_ADDRS": "r:6379", "WUYOU_KAFKA_BROKERS": "k:9092", "WUYOU_JWT_JWKS": "/j", "WUYOU_JWT_ISSUER": "i",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "", c.PostgresURL)
+	require.NoError(t, c.Validate(), "an empty WUYOU_POSTGRES_URL means not configured yet")
+	require.ErrorContains(t, c.validatePostgres(), "WUYOU_POSTGRES_URL is required")
+
+	c, err = ConfigFromEnv(envOf(map[string]string{"WUYOU_POSTGRES_URL": " postgres://wuyou@db:5432/wuyou "}))
+	require.NoError(t, err)
+	require.Equal(t, "postgres://wuyou@db:5432/wuyou", c.PostgresURL)
+	require.NoError(t, c.validatePostgres())
+}
+
+func TestConfigRejectsAPostgresURLThatDoesNotParseWithoutShowingItsPassword(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_POSTGRES_URL": "postgres://wuyou:hunter2-pw@db:notaport/wuyou"}))
+	require.NoError(t, err)
+	err = c.Validate()
+	require.ErrorContains(t, err, "WUYOU_POSTGRES_URL")
+	require.NotContains(t, err.Error(), "hunter2-pw")
+}
+
+func TestConfigLogMasksThePostgresPassword(t *testing.T) {
+	for _, tc := range []struct{ name, url, want string }{
+		{"in the user info", "postgres://wuyou:s3cr3t-pg@db.internal:5432/wuyou?sslmode=require", "postgres://wuyou:***@db.internal:5432/wuyou?sslmode=require"},
+		{"as a query parameter", "postgresql://db:5432/wuyou?user=wuyou&password=s3cr3t-pg", "postgresql://db:5432/wuyou?password=***&user=wuyou"},
+		{"as a key=value pair", "host=db user=wuyou password=s3cr3t-pg dbname=wuyou", "host=db user=wuyou password=*** dbname=wuyou"},
+		{"quoted in a key=value pair", "host=db password='s3cr3t pg' dbname=wuyou", "host=db password=*** dbname=wuyou"},
+		{"in a URL that does not parse", "postgres://wuyou:s3cr3t-pg@db:port/wuyou", "postgres://***"},
+		{"absent", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "postgres://root@127.0.0.1:5432/test?sslmode=disable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_POSTGRES_URL": tc.url}))
+			require.NoError(t, err)
+			var buf bytes.Buffer
+			slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", c)
+			require.NotContains(t, buf.String(), "s3cr3t")
+			require.Contains(t, buf.String(), `"postgres_url":"`+tc.want+`"`)
+		})
+	}
+}

@@ -26,7 +26,8 @@ const usage = `usage:
   wuyoud                 run the service; configured by WUYOU_* environment variables
   wuyoud dev [--simulate] [--http :8080]
                          run with an embedded Kafka-protocol broker and Redis-compatible
-                         store and demo data; nothing is durable`
+                         store and demo data; nothing is durable
+  wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit`
 
 // run starts the command named by args and returns when ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -35,6 +36,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "dev":
 			return runDev(ctx, args[1:], stdout, stderr)
+		case "migrate":
+			return runMigrate(ctx, args[1:], getenv, stdout, log)
 		case "-h", "--help", "help":
 			fmt.Fprintln(stdout, usage)
 			return nil
