@@ -269,7 +269,7 @@ func (sr *settlementReader) parse(rec []string) (SettlementRow, int, string, err
 	row := SettlementRow{MSISDN: normalizeMSISDN(rec[sr.col[0]])}
 	if !crew.ValidMSISDN(row.MSISDN) { // the one MSISDN rule: +0… is refused here as at enrolment
 		row.MSISDN = strings.TrimSpace(rec[sr.col[0]]) // reported as sent
-		return row, sr.n, "msisdn must be E.164: + and 8 to 15 digits", nil
+		return row, sr.n, "msisdn must be " + crew.MSISDNRule, nil
 	}
 	for j, dst := range []*int64{&row.Calls, &row.BillableSeconds, &row.CoveredSeconds} {
 		v, err := strconv.ParseInt(strings.TrimSpace(rec[sr.col[j+1]]), 10, 64)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
 )
 
 func reconcileWith(t *testing.T, ours []SettlementRow, settlement string) *Reconciliation {
@@ -61,7 +62,7 @@ func TestSettlementRowsThatCannotBeReadAreReportedAndCountOnNeitherSide(t *testi
 	}
 	require.Equal(t, []string{
 		"2 msisdn repeats an earlier row",
-		"3 msisdn must be E.164: + and 8 to 15 digits",
+		"3 msisdn must be " + crew.MSISDNRule,
 		"4 calls must be a whole number >= 0",
 		"5 covered_seconds must not exceed billable_seconds",
 		"6 has 2 fields, the header 4",
@@ -119,7 +120,7 @@ func TestReconciliationCSVHasOneRowPerFindingAndFigureThenTheTotals(t *testing.T
 +8613800000003,missing_in_carrier,calls,1,,
 +8613800000003,missing_in_carrier,billable_seconds,60,,
 +8613800000003,missing_in_carrier,covered_seconds,0,,
-bad,invalid_row,,,,row 3: msisdn must be E.164: + and 8 to 15 digits
+bad,invalid_row,,,,"row 3: msisdn must be an E.164 number: '+' then 8 to 15 digits, not starting with 0, no spaces (e.g. +8613800000001)"
 ,total,msisdns,2,2,
 ,total,calls,4,5,
 ,total,billable_seconds,360,360,
