@@ -1,0 +1,490 @@
+package quota
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
+)
+
+// PGLedger keeps the whole ledger in PostgreSQL: table ledger_entries
+// (internal/pgschema/migrations/00002_ledger.sql), partitioned by month of
+// the filing time, nothing ever trimmed.
+//
+// An entry is filed under the whole second of its filing time (a debit's
+// call time, a grant's or void's write time: ledgerTime), and is identified
+// by (seafarer, that second, entry id). The id and the times are the
+// entry's own, so a redelivered entry has the same key and is stored once.
+// Times are kept to the microsecond, as PostgreSQL does.
+type PGLedger struct {
+	pool *pgxpool.Pool
+	// months holds the first instant (unix seconds) of every month whose
+	// partition this process has made sure of; a partition is never
+	// dropped while the service runs.
+	months sync.Map
+}
+
+// NewPGLedger returns a ledger over pool, whose database is migrated.
+func NewPGLedger(pool *pgxpool.Pool) *PGLedger {
+	return &PGLedger{pool: pool}
+}
+
+// SeafarerEntry is one ledger entry and whose balance it changed.
+type SeafarerEntry struct {
+	SeafarerID string
+	Entry      *LedgerEntry
+}
+
+// EnsureMonths makes sure the monthly partitions of the given times exist.
+// Append does it for each batch's months; calling it at start for now and
+// next month takes that work off the first batches.
+//
+// A month's partition is created before any row of that month is inserted,
+// so rows never wait in the default partition for it; should some sit
+// there anyway (a tool that inserted without this), ledger_ensure_months
+// moves them into the new month. Returns an error wrapping the driver's.
+func (l *PGLedger) EnsureMonths(ctx context.Context, times ...time.Time) error {
+	var missing []time.Time
+	seen := map[int64]bool{}
+	for _, t := range times {
+		m := monthStart(t)
+		if seen[m.Unix()] {
+			continue
+		}
+		seen[m.Unix()] = true
+		if _, ok := l.months.Load(m.Unix()); !ok {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := l.pool.Exec(ctx, "SELECT ledger_ensure_months($1::timestamptz[])", missing); err != nil {
+		return fmt.Errorf("quota: ledger partitions: %w", err)
+	}
+	for _, m := range missing {
+		l.months.Store(m.Unix(), struct{}{})
+	}
+	return nil
+}
+
+// monthStart is the first instant of t's calendar month in UTC.
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// filingSecond is the second an entry is filed under (ledger_entries.filed_at).
+func filingSecond(e *LedgerEntry) time.Time {
+	return time.Unix(ledgerTime(e).Unix(), 0).UTC()
+}
+
+// appendSQL inserts a batch given as one array per column: one statement,
+// so one round trip and all or nothing. A row already stored (same
+// seafarer, filing second and id) is skipped, as is a repeat within the
+// batch.
+const appendSQL = `
+INSERT INTO ledger_entries (seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
+    duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
+    welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
+    grant_id, programme_id, seconds, draws)
+SELECT seafarer_id, filed_at, id, kind, at, nullif(event_source, ''), nullif(event_id, ''), nullif(type, ''),
+    nullif(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
+    overage_amount_minor, nullif(currency, ''), welfare_cost_minor, welfare_cost_currency,
+    nullif(statement_period, ''), nullif(adjusts_period, ''), nullif(called_number, ''), nullif(visited_country, ''),
+    nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::timestamptz[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
+    $16::text[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
+    $24::text[], $25::int8[], $26::text[])
+    AS e(seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
+    duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
+    welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
+    grant_id, programme_id, seconds, draws)
+ON CONFLICT DO NOTHING`
+
+// ledgerColumns is a batch of entries as one slice per column of appendSQL.
+type ledgerColumns struct {
+	seafarerID, id, kind                                         []string
+	filedAt, at                                                  []time.Time
+	callTime                                                     []pgtype.Timestamptz
+	source, eventID, typ, msisdn                                 []string
+	duration, billable, covered, overage, overageMinor           []int64
+	currency                                                     []string
+	welfareMinor                                                 []pgtype.Int8
+	welfareCurrency                                              []pgtype.Text
+	statementPeriod, adjustsPeriod, calledNumber, visitedCountry []string
+	grantID, programmeID                                         []string
+	seconds                                                      []int64
+	draws                                                        []string
+}
+
+func (c *ledgerColumns) args() []any {
+	return []any{c.seafarerID, c.filedAt, c.id, c.kind, c.at, c.source, c.eventID, c.typ, c.msisdn, c.callTime,
+		c.duration, c.billable, c.covered, c.overage, c.overageMinor, c.currency, c.welfareMinor, c.welfareCurrency,
+		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws}
+}
+
+// ledgerRows turns entries into columns, refusing what PostgreSQL cannot
+// keep as text (invalid UTF-8, NUL bytes) with an EINVALID naming the entry
+// and field, before anything is sent.
+func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
+	n := len(entries)
+	c := &ledgerColumns{
+		seafarerID: make([]string, 0, n), id: make([]string, 0, n), kind: make([]string, 0, n),
+		filedAt: make([]time.Time, 0, n), at: make([]time.Time, 0, n), callTime: make([]pgtype.Timestamptz, 0, n),
+		source: make([]string, 0, n), eventID: make([]string, 0, n), typ: make([]string, 0, n), msisdn: make([]string, 0, n),
+		duration: make([]int64, 0, n), billable: make([]int64, 0, n), covered: make([]int64, 0, n),
+		overage: make([]int64, 0, n), overageMinor: make([]int64, 0, n), currency: make([]string, 0, n),
+		welfareMinor: make([]pgtype.Int8, 0, n), welfareCurrency: make([]pgtype.Text, 0, n),
+		statementPeriod: make([]string, 0, n), adjustsPeriod: make([]string, 0, n),
+		calledNumber: make([]string, 0, n), visitedCountry: make([]string, 0, n),
+		grantID: make([]string, 0, n), programmeID: make([]string, 0, n), seconds: make([]int64, 0, n),
+		draws: make([]string, 0, n),
+	}
+	var buf []byte
+	for i, se := range entries {
+		e := se.Entry
+		if e == nil {
+			return nil, wuyou.Errorf(wuyou.EINVALID, "ledger entry %d: missing", i)
+		}
+		// PostgreSQL keeps microseconds; the filing second is taken from
+		// the times as kept, so the database computes the same one.
+		e = pgTimes(e)
+		if err := pgText(i, se.SeafarerID, e); err != nil {
+			return nil, err
+		}
+		c.seafarerID = append(c.seafarerID, se.SeafarerID)
+		c.id = append(c.id, e.ID)
+		c.kind = append(c.kind, e.Kind)
+		c.filedAt = append(c.filedAt, filingSecond(e))
+		c.at = append(c.at, e.At)
+		if e.CallTime != nil {
+			c.callTime = append(c.callTime, pgtype.Timestamptz{Time: *e.CallTime, Valid: true})
+		} else {
+			c.callTime = append(c.callTime, pgtype.Timestamptz{})
+		}
+		c.source = append(c.source, e.Source)
+		c.eventID = append(c.eventID, e.EventID)
+		c.typ = append(c.typ, e.Type)
+		c.msisdn = append(c.msisdn, e.MSISDN)
+		c.duration = append(c.duration, e.DurationSeconds)
+		c.billable = append(c.billable, e.BillableSeconds)
+		c.covered = append(c.covered, e.CoveredSeconds)
+		c.overage = append(c.overage, e.OverageSeconds)
+		c.overageMinor = append(c.overageMinor, e.OverageAmount.Minor)
+		c.currency = append(c.currency, e.OverageAmount.Currency)
+		if e.WelfareCost != nil {
+			c.welfareMinor = append(c.welfareMinor, pgtype.Int8{Int64: e.WelfareCost.Minor, Valid: true})
+			c.welfareCurrency = append(c.welfareCurrency, pgtype.Text{String: e.WelfareCost.Currency, Valid: true})
+		} else {
+			c.welfareMinor = append(c.welfareMinor, pgtype.Int8{})
+			c.welfareCurrency = append(c.welfareCurrency, pgtype.Text{})
+		}
+		c.statementPeriod = append(c.statementPeriod, e.StatementPeriod)
+		c.adjustsPeriod = append(c.adjustsPeriod, e.AdjustsPeriod)
+		c.calledNumber = append(c.calledNumber, e.CalledNumber)
+		c.visitedCountry = append(c.visitedCountry, e.VisitedCountry)
+		c.grantID = append(c.grantID, e.GrantID)
+		c.programmeID = append(c.programmeID, e.ProgrammeID)
+		c.seconds = append(c.seconds, e.Seconds)
+		buf = appendDrawsJSON(buf[:0], e.Draws)
+		c.draws = append(c.draws, string(buf))
+	}
+	return c, nil
+}
+
+// pgTimes is e with its times cut to the microsecond (a copy when they
+// had to be cut).
+func pgTimes(e *LedgerEntry) *LedgerEntry {
+	cut := func(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
+	if e.At.Equal(cut(e.At)) && e.At.Location() == time.UTC && (e.CallTime == nil || e.CallTime.Equal(cut(*e.CallTime))) {
+		return e
+	}
+	c := *e
+	c.At = cut(e.At)
+	if e.CallTime != nil {
+		t := cut(*e.CallTime)
+		c.CallTime = &t
+	}
+	return &c
+}
+
+// pgText refuses text PostgreSQL cannot store: invalid UTF-8 or NUL bytes.
+func pgText(i int, seafarerID string, e *LedgerEntry) error {
+	fields := []struct{ name, value string }{
+		{"seafarer_id", seafarerID}, {"id", e.ID}, {"kind", e.Kind}, {"source", e.Source}, {"event_id", e.EventID},
+		{"type", e.Type}, {"msisdn", e.MSISDN}, {"overage_amount.currency", e.OverageAmount.Currency},
+		{"statement_period", e.StatementPeriod}, {"adjusts_period", e.AdjustsPeriod},
+		{"called_number", e.CalledNumber}, {"visited_country", e.VisitedCountry},
+		{"grant_id", e.GrantID}, {"programme_id", e.ProgrammeID},
+	}
+	if e.WelfareCost != nil {
+		fields = append(fields, struct{ name, value string }{"welfare_cost.currency", e.WelfareCost.Currency})
+	}
+	for _, d := range e.Draws {
+		fields = append(fields, struct{ name, value string }{"draws.grant_id", d.GrantID},
+			struct{ name, value string }{"draws.programme_id", d.ProgrammeID})
+	}
+	for _, f := range fields {
+		if !utf8.ValidString(f.value) || strings.IndexByte(f.value, 0) >= 0 {
+			return &wuyou.Error{Code: wuyou.EINVALID,
+				Message: fmt.Sprintf("ledger entry %d (%s): %s is not valid UTF-8 text without NUL bytes", i, e.ID, f.name),
+				Fields:  []wuyou.FieldError{{Field: f.name, Message: "not valid UTF-8 text without NUL bytes"}}}
+		}
+	}
+	return nil
+}
+
+// appendDrawsJSON writes draws as the jsonb array the table keeps:
+// [{"grant_id","programme_id","seconds"}], programme_id left out when empty
+// (as Draw's JSON does).
+func appendDrawsJSON(b []byte, draws []Draw) []byte {
+	b = append(b, '[')
+	for i, d := range draws {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"grant_id":`...)
+		b = strconv.AppendQuote(b, d.GrantID)
+		if d.ProgrammeID != "" {
+			b = append(b, `,"programme_id":`...)
+			b = strconv.AppendQuote(b, d.ProgrammeID)
+		}
+		b = append(b, `,"seconds":`...)
+		b = strconv.AppendInt(b, d.Seconds, 10)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// Append stores entries, each once however often it is delivered: an entry
+// already stored (same seafarer, filing second and id) is skipped. The
+// batch is one statement, so all of it is stored or none of it. The months
+// the batch is filed under get their partitions first (EnsureMonths).
+//
+// Errors: EINVALID naming the rule when an entry breaks one of the table's
+// constraints (kind, seconds >= 0, covered >= 0, billable = covered +
+// overage for debits) or holds text PostgreSQL cannot keep; anything else
+// wraps the driver's error.
+func (l *PGLedger) Append(ctx context.Context, entries []SeafarerEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	cols, err := ledgerRows(entries)
+	if err != nil {
+		return err
+	}
+	if err := l.EnsureMonths(ctx, cols.filedAt...); err != nil {
+		return err
+	}
+	if _, err := l.pool.Exec(ctx, appendSQL, cols.args()...); err != nil {
+		return pgLedgerError("append", err)
+	}
+	return nil
+}
+
+// ledgerRules names, for each constraint of ledger_entries, the rule it
+// keeps, as said to whoever sent the entry.
+var ledgerRules = map[string]string{
+	"ledger_entry_ids_not_empty":                    "an entry names its seafarer and its id",
+	"ledger_kind_is_debit_grant_void_or_adjust":     "kind is debit, grant, void or adjust",
+	"ledger_seconds_not_negative":                   "seconds >= 0",
+	"ledger_covered_seconds_not_negative":           "covered seconds >= 0",
+	"ledger_debit_billable_is_covered_plus_overage": "a debit's billable seconds = covered + overage",
+	"ledger_welfare_cost_has_currency":              "a welfare cost has a currency",
+	"ledger_draws_are_an_array":                     "draws are a list",
+	"ledger_filed_at_is_the_filing_second":          "an entry is filed under the second of its time",
+}
+
+// pgLedgerError turns a constraint violation or bad value into EINVALID
+// naming the rule; anything else is wrapped as it is.
+func pgLedgerError(op string, err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("quota: ledger %s: %w", op, err)
+	}
+	switch {
+	case pe.Code == "23505": // unique_violation: ON CONFLICT prevents it
+		return fmt.Errorf("quota: ledger %s: %w", op, err)
+	case strings.HasPrefix(pe.Code, "23"): // integrity constraint violation
+		rule, ok := ledgerRules[pe.ConstraintName]
+		if !ok {
+			rule = pe.ConstraintName
+			if rule == "" {
+				rule = pe.ColumnName + " is required"
+			}
+		}
+		return &wuyou.Error{Code: wuyou.EINVALID, Reason: pe.ConstraintName,
+			Message: "ledger entry refused, the batch stored nothing: " + rule}
+	case strings.HasPrefix(pe.Code, "22"): // data exception: a value the column cannot hold
+		return &wuyou.Error{Code: wuyou.EINVALID, Message: "ledger entry refused, the batch stored nothing: " + pe.Message}
+	}
+	return fmt.Errorf("quota: ledger %s: %w", op, err)
+}
+
+// ledgerSelect reads entries in the order pages are served: newest filing
+// second first, then id descending (ids compare bytewise, COLLATE "C").
+const ledgerSelect = `
+SELECT filed_at, id, kind, at, coalesce(event_source, ''), coalesce(event_id, ''), coalesce(type, ''),
+    coalesce(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
+    overage_amount_minor, coalesce(currency, ''), welfare_cost_minor, welfare_cost_currency,
+    coalesce(statement_period, ''), coalesce(adjusts_period, ''), coalesce(called_number, ''),
+    coalesce(visited_country, ''), coalesce(grant_id, ''), coalesce(programme_id, ''), seconds, draws
+FROM ledger_entries
+WHERE seafarer_id = $1`
+
+// exactLedgerTime is an entry's filing time to the microsecond, in SQL
+// (ledgerTime): only needed at a bound that is not a whole second.
+const exactLedgerTime = `(CASE WHEN kind = 'debit' AND call_time IS NOT NULL THEN call_time ELSE at END)`
+
+// pgCursorPrefix marks cursors of this ledger: "p1.<unix second>.<id in
+// base64url>", the filing second and id of the last entry served.
+const pgCursorPrefix = "p1."
+
+func pgCursor(filed time.Time, id string) string {
+	return pgCursorPrefix + strconv.FormatInt(filed.Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+func parsePGCursor(c string) (time.Time, string, bool) {
+	rest, ok := strings.CutPrefix(c, pgCursorPrefix)
+	if !ok {
+		return time.Time{}, "", false
+	}
+	sec, id64, ok := strings.Cut(rest, ".")
+	n, err1 := strconv.ParseInt(sec, 10, 64)
+	id, err2 := base64.RawURLEncoding.DecodeString(id64)
+	if !ok || err1 != nil || err2 != nil || len(id) == 0 || !utf8.Valid(id) {
+		return time.Time{}, "", false
+	}
+	return time.Unix(n, 0).UTC(), string(id), true
+}
+
+// Ledger returns a page of a seafarer's ledger entries, as RedisStore.Ledger
+// does: newest first by filing time (a debit's call time, a grant's or
+// void's write time, to the second), ties by id descending; From inclusive,
+// To exclusive (zero = open); Limit 50 when not positive; the cursor of the
+// next page, "" after the last. Pages are keyset ranges of the primary key,
+// not offsets, and nothing is beyond reach: PostgreSQL keeps every entry.
+//
+// Errors: EINVALID for a cursor this ledger did not make; anything else
+// wraps the driver's error.
+func (l *PGLedger) Ledger(ctx context.Context, seafarerID string, f LedgerFilter) ([]*LedgerEntry, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var q strings.Builder
+	q.WriteString(ledgerSelect)
+	args := []any{seafarerID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !f.From.IsZero() {
+		from := f.From.Truncate(time.Microsecond)
+		sec := time.Unix(from.Unix(), 0)
+		q.WriteString(" AND filed_at >= " + arg(sec))
+		if !from.Equal(sec) { // entries in sec but before from stay out
+			q.WriteString(" AND (filed_at > " + arg(sec) + " OR " + exactLedgerTime + " >= " + arg(from) + ")")
+		}
+	}
+	if !f.To.IsZero() {
+		to := f.To.Truncate(time.Microsecond)
+		if sec := time.Unix(to.Unix(), 0); to.Equal(sec) {
+			q.WriteString(" AND filed_at < " + arg(to))
+		} else {
+			q.WriteString(" AND filed_at <= " + arg(sec) + " AND (filed_at < " + arg(sec) + " OR " + exactLedgerTime + " < " + arg(to) + ")")
+		}
+	}
+	if f.Cursor != "" {
+		filed, id, ok := parsePGCursor(f.Cursor)
+		if !ok {
+			return nil, "", wuyou.Errorf(wuyou.EINVALID, "cursor: malformed")
+		}
+		// The first bound lets the planner prune months after the cursor;
+		// the row comparison is the keyset bound within the index.
+		c := arg(filed)
+		q.WriteString(" AND filed_at <= " + c + " AND (filed_at, id) < (" + c + ", " + arg(id) + ")")
+	}
+	q.WriteString(" ORDER BY filed_at DESC, id DESC LIMIT " + arg(f.Limit+1))
+
+	rows, err := l.pool.Query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, "", pgLedgerError("read", err)
+	}
+	page := make([]*LedgerEntry, 0, min(f.Limit+1, 512))
+	var last time.Time
+	for rows.Next() {
+		e, filed, err := scanLedgerEntry(rows)
+		if err != nil {
+			rows.Close()
+			return nil, "", fmt.Errorf("quota: ledger read: %w", err)
+		}
+		if len(page) < f.Limit {
+			last = filed
+		}
+		page = append(page, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", pgLedgerError("read", err)
+	}
+	if len(page) <= f.Limit {
+		return page, "", nil
+	}
+	page = page[:f.Limit]
+	return page, pgCursor(last, page[len(page)-1].ID), nil
+}
+
+func scanLedgerEntry(rows pgx.Rows) (*LedgerEntry, time.Time, error) {
+	var (
+		e               LedgerEntry
+		filed           time.Time
+		callTime        *time.Time
+		currency        string
+		welfareMinor    *int64
+		welfareCurrency *string
+		draws           []byte
+	)
+	err := rows.Scan(&filed, &e.ID, &e.Kind, &e.At, &e.Source, &e.EventID, &e.Type, &e.MSISDN, &callTime,
+		&e.DurationSeconds, &e.BillableSeconds, &e.CoveredSeconds, &e.OverageSeconds,
+		&e.OverageAmount.Minor, &currency, &welfareMinor, &welfareCurrency,
+		&e.StatementPeriod, &e.AdjustsPeriod, &e.CalledNumber, &e.VisitedCountry,
+		&e.GrantID, &e.ProgrammeID, &e.Seconds, &draws)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	e.At = e.At.UTC()
+	if callTime != nil {
+		t := callTime.UTC()
+		e.CallTime = &t
+	}
+	e.OverageAmount.Currency = currency
+	if welfareMinor != nil {
+		e.WelfareCost = &billing.Money{Minor: *welfareMinor}
+		if welfareCurrency != nil {
+			e.WelfareCost.Currency = *welfareCurrency
+		}
+	}
+	e.Draws = []Draw{}
+	if err := json.Unmarshal(draws, &e.Draws); err != nil {
+		return nil, time.Time{}, fmt.Errorf("draws of %s: %w", e.ID, err)
+	}
+	if e.Draws == nil {
+		e.Draws = []Draw{}
+	}
+	return &e, filed.UTC(), nil
+}
