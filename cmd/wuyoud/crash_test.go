@@ -215,8 +215,8 @@ func MustRemoveGroupMembers(tb testing.TB, st *wuyouStack, group string) {
 }
 
 // splitEven cuts msgs into n consecutive parts of nearly equal size.
-func splitEven(msgs []simMessage, n int) [][]simMessage {
-	out := make([][]simMessage, n)
+func splitEven[T any](msgs []T, n int) [][]T {
+	out := make([][]T, n)
 	for i := range n {
 		out[i] = msgs[i*len(msgs)/n : (i+1)*len(msgs)/n]
 	}

@@ -54,20 +54,7 @@ type wuyouStack struct {
 // partitions (every other topic has one) and takes a fresh Redis prefix.
 func MustWuyouStack(tb testing.TB, usagePartitions int32) *wuyouStack {
 	tb.Helper()
-	rdb, prefix := redistest.MustClient(tb)
-	topics := carrier.NewTopics("")
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(usagePartitions, topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))
-	require.NoError(tb, err)
-	tb.Cleanup(broker.Close)
-
-	key, err := api.GenerateSigningKey(api.AlgES256)
-	require.NoError(tb, err)
-	jwks, err := api.JWKS(key)
-	require.NoError(tb, err)
-	jwksPath := filepath.Join(tb.TempDir(), "jwks.json")
-	require.NoError(tb, os.WriteFile(jwksPath, jwks, 0o600))
-	return &wuyouStack{rdb: rdb, prefix: prefix, broker: broker, brokers: broker.ListenAddrs(), topics: topics, key: key, jwksPath: jwksPath}
+	return MustWuyouStackWithBroker(tb, usagePartitions)
 }
 
 // env is the WUYOU_* environment of one wuyoud of the stack.

@@ -228,7 +228,7 @@ func TestHostilePipelineProperty(t *testing.T) {
 
 	// The stream arrives in kills+1 parts; each instance is SIGKILLed at a
 	// random point of its part.
-	parts := splitProp(stream, kills+1)
+	parts := splitEven(stream, kills+1)
 	for i := range kills {
 		if p == nil {
 			p = procs.MustStart(t, bin, st, group)
@@ -419,15 +419,6 @@ func crossings(calls []modelCall, pack int64) (low, exhausted string) {
 		}
 	}
 	return low, exhausted
-}
-
-// splitProp cuts msgs into n consecutive parts of nearly equal size.
-func splitProp(msgs []propMsg, n int) [][]propMsg {
-	out := make([][]propMsg, n)
-	for i := range n {
-		out[i] = msgs[i*len(msgs)/n : (i+1)*len(msgs)/n]
-	}
-	return out
 }
 
 // propKafka returns the wire messages of msgs.
