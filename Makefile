@@ -1,12 +1,13 @@
 # Wuyou — everyday targets. `make test` is what CI runs (.ci/run).
 #
-#   make test             go vet, then every test with the race detector against a real Redis,
-#                         then each fuzz target for FUZZ_SHORT (default 3s)
+#   make test             go vet, then every test with the race detector against a real Redis
+#                         and PostgreSQL, then each fuzz target for FUZZ_SHORT (default 3s)
 #   make build            build every package and binary
 #   make fuzz             run each fuzz target for FUZZTIME (default 60s)
 #   make bench            run bench/run.sh, when there is one
 #   make dev              start the service in embedded mode (nothing to install, nothing durable)
 #   make test-redis-stop  stop the throwaway Redis `make test` may have started
+#   make test-postgres-stop  stop the throwaway PostgreSQL `make test` may have started
 #   make chaos            the fault harness in long mode, both fsync modes (test-artifacts/chaos.json)
 #   make test-cluster     the Redis-backed tests against a throwaway 3-master Redis Cluster
 
@@ -18,17 +19,20 @@ GO         ?= go
 FUZZTIME   ?= 60s
 FUZZ_SHORT ?= 3s
 
-.PHONY: test build fuzz bench dev test-redis-stop test-cluster chaos
+.PHONY: test build fuzz bench dev test-redis-stop test-postgres-stop test-cluster chaos
 
 # scripts/test-redis.sh prints the Redis address(es) integration tests use,
-# starting a Redis when none answers; when it fails, so does the target.
+# starting a Redis when none answers; scripts/test-postgres.sh does the same
+# for PostgreSQL (the machine's, started or installed when need be, else a
+# throwaway cluster). When either fails, so does the target.
 # After the tests, every fuzz target runs briefly on top of its checked-in
 # corpus (testdata/fuzz/), so a regression a fuzzer finds fast fails CI.
 test:
 	$(GO) vet ./...
 	@addrs="$$(bash scripts/test-redis.sh)"; \
-	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs $(GO) test -race -count=1 -timeout 20m ./..."; \
-	WUYOU_TEST_REDIS_ADDRS="$$addrs" $(GO) test -race -count=1 -timeout 20m ./...
+	pgurl="$$(bash scripts/test-postgres.sh)"; \
+	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs WUYOU_TEST_POSTGRES_URL=$$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$$pgurl") $(GO) test -race -count=1 -timeout 20m ./..."; \
+	WUYOU_TEST_REDIS_ADDRS="$$addrs" WUYOU_TEST_POSTGRES_URL="$$pgurl" $(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) run ./test/chaos -mode short -report test-artifacts/chaos-short.json
 	@$(MAKE) --no-print-directory test-cluster
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
@@ -43,6 +47,8 @@ build:
 fuzz:
 	@addrs="$$(bash scripts/test-redis.sh)"; \
 	export WUYOU_TEST_REDIS_ADDRS="$$addrs"; \
+	pgurl="$$(bash scripts/test-postgres.sh)"; \
+	export WUYOU_TEST_POSTGRES_URL="$$pgurl"; \
 	pkgs="$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | sort -u)"; \
 	listing="$$([[ -z "$$pkgs" ]] || $(GO) test -list '^Fuzz' $$pkgs)"; \
 	targets=(); pending=(); \
@@ -62,7 +68,8 @@ fuzz:
 bench:
 	@if [[ -f bench/run.sh ]]; then \
 		addrs="$$(bash scripts/test-redis.sh)"; \
-		WUYOU_TEST_REDIS_ADDRS="$$addrs" bash bench/run.sh; \
+		pgurl="$$(bash scripts/test-postgres.sh)"; \
+		WUYOU_TEST_REDIS_ADDRS="$$addrs" WUYOU_TEST_POSTGRES_URL="$$pgurl" bash bench/run.sh; \
 	else \
 		echo "no bench/run.sh yet"; \
 	fi
@@ -73,15 +80,19 @@ dev:
 test-redis-stop:
 	bash scripts/test-redis.sh --stop
 
+test-postgres-stop:
+	bash scripts/test-postgres.sh --stop
+
 # The Redis-backed packages again, against a throwaway 3-master Redis Cluster
 # (scripts/test-redis-cluster.sh), so a script or command whose keys span
 # hash slots fails with CROSSSLOT here. No -race: it is the same code as above.
 # The cluster is stopped afterwards, whether the tests pass or not.
 CLUSTER_PKGS ?= ./quota/ ./crew/ ./carrier/ ./cmd/wuyoud/ ./api/
 test-cluster:
-	@addrs="$$(bash scripts/test-redis-cluster.sh)"; \
+	@pgurl="$$(bash scripts/test-postgres.sh)"; \
+	addrs="$$(bash scripts/test-redis-cluster.sh)"; \
 	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs $(GO) test -count=1 -timeout 20m $(CLUSTER_PKGS)"; \
-	rc=0; WUYOU_TEST_REDIS_ADDRS="$$addrs" $(GO) test -count=1 -timeout 20m $(CLUSTER_PKGS) || rc=$$?; \
+	rc=0; WUYOU_TEST_REDIS_ADDRS="$$addrs" WUYOU_TEST_POSTGRES_URL="$$pgurl" $(GO) test -count=1 -timeout 20m $(CLUSTER_PKGS) || rc=$$?; \
 	bash scripts/test-redis-cluster.sh --stop; \
 	exit $$rc
 
