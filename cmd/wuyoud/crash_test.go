@@ -189,6 +189,9 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 	}
 	require.Empty(t, unnotified, "every seafarer who ran out was notified, kills or not (%d ran out)", len(exhausted))
 
+	// What `wuyouctl audit` checks: every balance explained by its ledger.
+	audited := MustLedgerExplainEveryBalance(t, p.api, union)
+	require.GreaterOrEqual(t, audited, len(crew), "every seafarer with grants was audited")
 	p.MustTerminate(t, 20*time.Second)
 }
 

@@ -750,3 +750,33 @@ func RequireSameIDSameData(tb testing.TB, ns []notification) []notification {
 	}
 	return distinct
 }
+
+// MustLedgerExplainEveryBalance pages through GET /v1/ops/ledger-audit
+// (what `wuyouctl audit` reads) and requires every seafarer's balance to be
+// explained by its ledger: per grant, granted − drawn − voided = remaining,
+// and every remembered event identity has its debit entry. It returns how
+// many seafarers were checked.
+func MustLedgerExplainEveryBalance(tb testing.TB, c apiClient, union string) int {
+	tb.Helper()
+	checked, cursor := 0, ""
+	for pages := 0; ; pages++ {
+		require.Less(tb, pages, 1000, "ledger audit paging does not end")
+		var page struct {
+			Items []struct {
+				SeafarerID  string            `json:"seafarer_id"`
+				OK          bool              `json:"ok"`
+				Differences []json.RawMessage `json:"differences"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		c.MustCall(tb, http.StatusOK, "GET", "/v1/ops/ledger-audit?limit=500&cursor="+url.QueryEscape(cursor), union, nil, &page)
+		for _, it := range page.Items {
+			checked++
+			require.Truef(tb, it.OK, "seafarer %s: balance not explained by the ledger: %s", it.SeafarerID, it.Differences)
+		}
+		if page.NextCursor == "" {
+			return checked
+		}
+		cursor = page.NextCursor
+	}
+}

@@ -394,6 +394,9 @@ func TestHostilePipelineProperty(t *testing.T) {
 	}
 
 	RequireReady(t, p.api)
+	// What `wuyouctl audit` checks: every balance explained by its ledger.
+	audited := MustLedgerExplainEveryBalance(t, p.api, union)
+	require.GreaterOrEqual(t, audited, len(crew), "every seafarer with grants was audited")
 	p.MustTerminate(t, 20*time.Second)
 	t.Logf("done in %s", time.Since(began).Round(time.Millisecond))
 }
