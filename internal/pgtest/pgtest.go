@@ -1,6 +1,6 @@
 // Package pgtest gives each test its own PostgreSQL database, so tests never
 // see each other's rows and can run in parallel. The database is created
-// fresh (CREATE DATABASE wuyou_test_<random>), migrated with the embedded
+// fresh (CREATE DATABASE wuyou_test_<unix time>_<random>), migrated with the embedded
 // schema unless asked not to, and dropped when the test ends, even if
 // connections to it are still open.
 //
@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,8 +105,9 @@ func mustDatabase(tb testing.TB, adminURL string, migrate bool) string {
 			where(adminURL), err)
 	}
 	defer admin.Close(context.Background())
+	sweepOnce.Do(func() { sweep(ctx, admin, time.Now()) })
 
-	name := "wuyou_test_" + randomHex(6)
+	name := databaseName(time.Now())
 	dbURL, err := WithDatabase(adminURL, name)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
@@ -129,6 +132,56 @@ func mustDatabase(tb testing.TB, adminURL string, migrate bool) string {
 		}
 	}
 	return dbURL
+}
+
+// Test databases are named wuyou_test_<unix seconds>_<random>, so that
+// those left behind by a test process that was killed before its cleanup
+// ran can be told by age and swept.
+const namePrefix = "wuyou_test_"
+
+// staleAfter is the age after which a test database is taken to be left
+// over: no test runs that long (go test's default timeout is 10 minutes).
+const staleAfter = 6 * time.Hour
+
+var sweepOnce sync.Once
+
+func databaseName(now time.Time) string {
+	return fmt.Sprintf("%s%d_%s", namePrefix, now.Unix(), randomHex(4))
+}
+
+// createdAt reads the creation time out of a test database's name.
+func createdAt(name string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(name, namePrefix)
+	if !ok {
+		return time.Time{}, false
+	}
+	secs, _, ok := strings.Cut(rest, "_")
+	if !ok {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0), true
+}
+
+// sweep drops test databases older than staleAfter, once per test process;
+// failing to is not the test's concern.
+func sweep(ctx context.Context, admin *pgx.Conn, now time.Time) {
+	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", namePrefix)
+	if err != nil {
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if at, ok := createdAt(name); ok && now.Sub(at) > staleAfter {
+			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		}
+	}
 }
 
 // drop removes the database, terminating whatever is still connected to it.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -126,4 +127,28 @@ func TestWithDatabaseReplacesOnlyTheDatabase(t *testing.T) {
 			require.Equal(t, "wuyou_test_x", cfg.Database)
 		})
 	}
+}
+
+func TestDatabasesLeftBehindByAKilledRunAreSweptOnceStale(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, URL())
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	now := time.Now()
+	stale := databaseName(now.Add(-staleAfter - time.Hour))
+	recent := databaseName(now.Add(-time.Minute)) // another process's test, still running
+	for _, name := range []string{stale, recent} {
+		_, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = drop(URL(), name) })
+	}
+	sweep(ctx, admin, now)
+	exists := func(name string) bool {
+		var ok bool
+		require.NoError(t, admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&ok))
+		return ok
+	}
+	require.False(t, exists(stale), "a database older than %s is dropped", staleAfter)
+	require.True(t, exists(recent), "a recent one may belong to a test still running")
 }
