@@ -130,7 +130,7 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 			continue
 		}
 		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
-			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN beyond the dedupe window; never applied automatically")})
+			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN beyond the dedupe window; never applied automatically"), source: &m})
 			released = append(released, identity)
 			continue
 		}
@@ -220,7 +220,7 @@ func (c *Consumer) expireHeldOf(ctx context.Context, msisdn string, cutoff time.
 		case err != nil:
 			out = append(out, output{msg: c.deadLetter(m, err)})
 		case ev.Time.Before(cutoff):
-			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN for the whole dedupe window; never applied automatically")})
+			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN for the whole dedupe window; never applied automatically"), source: &m})
 		default:
 			if !kept || ev.Time.Before(earliest) {
 				earliest = ev.Time
