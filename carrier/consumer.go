@@ -367,8 +367,9 @@ func (c *Consumer) lateMessage(m kafka.Message, why string) kafka.Message {
 // debitedBatch is a batch whose debits are stored.
 type debitedBatch struct {
 	*preparedBatch
-	applied []appliedEvent
-	held    []string // MSISDNs whose events were held
+	applied  []appliedEvent
+	rejected []output // dead letters of events that could not be rated
+	held     []string // MSISDNs whose events were held
 }
 
 // appliedEvent is one event handed to the meter and what became of it.
@@ -379,7 +380,8 @@ type appliedEvent struct {
 }
 
 // debit holds the events of unregistered MSISDNs and applies the rest in one
-// pipeline. It returns an error only when something could not be stored.
+// pipeline. It returns an error only when something could not be stored; it
+// changes nothing of p, so a retry starts afresh.
 func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, error) {
 	d := &debitedBatch{preparedBatch: p}
 	var (
@@ -397,7 +399,7 @@ func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, 
 		}
 		u, err := c.rate(v.seafarer, v.ev)
 		if err != nil {
-			d.out = append(d.out, output{msg: c.deadLetter(v.m, err)})
+			d.rejected = append(d.rejected, output{msg: c.deadLetter(v.m, err)})
 			continue
 		}
 		usages = append(usages, u)
@@ -436,7 +438,7 @@ func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka
 // so a retry repeats it whole. It returns an error only when something could
 // not be stored.
 func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
-	out := append([]output(nil), d.out...)
+	out := append(append([]output(nil), d.out...), d.rejected...)
 	msgs, err := c.effects(ctx, d.applied)
 	if err != nil {
 		return err

@@ -177,7 +177,11 @@ func TestADeadLetterTheBrokerRefusesIsCutUntilItFitsAndTheBatchGoesOn(t *testing
 	require.Equal(t, huge[:minDeadLetterBytes], dl.Value, "the copy is the original's first bytes")
 
 	led := f.read(t, f.topics.Ledger, 1)[0]
-	var e struct{ Data struct{ EventID string `json:"event_id"` } }
+	var e struct {
+		Data struct {
+			EventID string `json:"event_id"`
+		}
+	}
 	require.NoError(t, json.Unmarshal(led.Value, &e))
 	require.Equal(t, "after", e.Data.EventID)
 }
