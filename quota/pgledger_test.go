@@ -475,6 +475,29 @@ func TestPGLedgerCreatesMonthlyPartitionsOnDemandPastAndFarAhead(t *testing.T) {
 	require.Equal(t, 11, countLedgerRows(t, pool))
 }
 
+// Writers in several processes meeting a new month at once: one creates
+// its partition, the others wait for it and find it there.
+func TestPGLedgerWritersCreatingTheSameMonthAtOnceAllSucceed(t *testing.T) {
+	t.Parallel()
+	_, pool := MustPGLedger(t)
+	ctx := context.Background()
+	month := time.Date(2040, 2, 10, 0, 0, 0, 0, time.UTC)
+	const writers = 6
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			l := NewPGLedger(pool) // each its own cache, as separate replicas
+			errs <- l.Append(ctx, pgBatch("sf-"+strconv.Itoa(w), debitEntry("cdr-"+strconv.Itoa(w), month.Add(time.Duration(w)*time.Hour))))
+		}()
+	}
+	for range writers {
+		require.NoError(t, <-errs)
+	}
+	var inMonth int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM ledger_entries_204002").Scan(&inMonth))
+	require.Equal(t, writers, inMonth)
+}
+
 func TestPGLedgerMovesRowsOutOfTheDefaultPartitionWhenTheirMonthIsCreated(t *testing.T) {
 	t.Parallel()
 	l, pool := MustPGLedger(t)
