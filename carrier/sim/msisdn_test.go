@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/crew"
 )
 

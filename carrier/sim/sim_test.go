@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 )
 
 type message struct {

@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/api"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 )
 
 // TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents runs wuyoud as a

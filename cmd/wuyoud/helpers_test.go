@@ -25,7 +25,7 @@ import (
 
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/internal/redistest"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wuyou/wuyou/api"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 )
 
 // propMsg is one message of the property test's stream: a carriersim

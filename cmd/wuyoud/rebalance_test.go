@@ -10,7 +10,7 @@ import (
 
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 )
 
 // TestTwoConsumersShareAGroupAcrossARebalanceWithoutDoubleOrMissedApplication

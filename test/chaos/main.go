@@ -49,7 +49,7 @@ import (
 
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 )
 
 func main() {

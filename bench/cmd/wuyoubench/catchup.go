@@ -11,7 +11,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 )
 
 // catchupConfig sizes the catch-up measurement.

@@ -17,7 +17,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/cmd/carriersim/sim"
+	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/fanout"
 	"github.com/wuyou/wuyou/quota"
