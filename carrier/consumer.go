@@ -42,8 +42,9 @@ import (
 //     outage (Redis, Kafka) fails a stage, and a failed stage is retried
 //     whole, without committing, until it succeeds or the consumer stops.
 //
-// Order inside a batch: decode → resolve MSISDN at call time → rate → claim
-// identities and debit (two pipelines) → index statements → publish → commit. Three batches are in hand at once,
+// Order inside a batch: decode → resolve MSISDN at call time → rate → settle
+// (quota: claim identities, debit, index statements, programme usage) →
+// publish → commit. Three batches are in hand at once,
 // each at another of these stages (Run); batches pass every stage, and are
 // committed, in the order fetched.
 
@@ -57,16 +58,30 @@ type Resolver interface {
 	SeafarerIDsByMSISDN(ctx context.Context, msisdns []string) (map[string]string, error)
 }
 
-// Meter applies rated usage to balances, many calls per round trip.
+// Meter applies rated usage to balances.
 type Meter interface {
-	DebitBatch(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
-	// SyncProgrammeUsage carries seafarers' use of programmes over to the
-	// programmes' counters; idempotent, called for repeated debits too.
-	SyncProgrammeUsage(ctx context.Context, pairs []quota.SeafarerProgramme) error
-	// IndexStatements records which statements the debits were counted in
-	// (and settles debits that raced with a period's close); it is
-	// idempotent and is called for repeated debits too.
-	IndexStatements(ctx context.Context, debits []quota.StatementDebit) error
+	// Settle applies a batch and everything that follows from it in quota,
+	// idempotently: settling a batch again repeats nothing and completes
+	// what an earlier attempt cut short. Results are in the order given;
+	// one that quota refused alone says so (Conflicting, Err). An error
+	// means an outage: settle the batch again.
+	Settle(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
+}
+
+// HeldEvents keeps the events of calls made from an MSISDN nobody held at
+// the time, until the number is enrolled or the events are too old.
+type HeldEvents interface {
+	// Hold keeps one event made at callTime, read as m. Holding it again
+	// keeps one copy.
+	Hold(ctx context.Context, msisdn, identity string, callTime time.Time, m kafka.Message) error
+	// Held returns the events kept for msisdn, by identity, as read.
+	Held(ctx context.Context, msisdn string) (map[string]kafka.Message, error)
+	// Release forgets events once they are applied or sent elsewhere.
+	Release(ctx context.Context, msisdn string, identities ...string) error
+	// Due lists up to n MSISDNs holding an event made before cutoff.
+	Due(ctx context.Context, cutoff time.Time, n int64) ([]string, error)
+	// Reindex records the earliest call msisdn still holds (none: kept false).
+	Reindex(ctx context.Context, msisdn string, earliest time.Time, kept bool) error
 }
 
 // ConsumerConfig wires a Consumer.
@@ -82,7 +97,7 @@ type ConsumerConfig struct {
 	Tariff    *billing.Tariff
 	Resolver  Resolver
 	Meter     Meter
-	Held      *HeldStore
+	Held      HeldEvents
 	Publisher *Publisher
 	Writer    *kafka.Writer
 	Metrics   *Metrics
@@ -142,8 +157,8 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 // stored and committed (or abandoned uncommitted if the store is down).
 //
 // Batches go through three stages, each a batch ahead of the next: prepare
-// (fetch, decode, resolve MSISDNs), debit (one pipeline of scripts), and
-// finish (statement index, programme usage, publishing, commit). So the
+// (fetch, decode, resolve MSISDNs), debit (quota's Settle), and finish
+// (publishing, commit). So the
 // consumer's own work and the broker's acknowledgements overlap Redis's
 // debits. Every stage takes batches in the order fetched, and only finish
 // commits, so offsets are committed in order and only for batches whose
@@ -330,7 +345,7 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*prepare
 			p.out = append(p.out, output{msg: c.deadLetter(*m, err)})
 			continue
 		}
-		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
+		if quota.Late(ev.Time, now, c.cfg.DedupeWindow) {
 			p.out = append(p.out, output{msg: c.lateMessage(*m, "call time older than the dedupe window; never applied automatically"), source: m})
 			continue
 		}
@@ -419,7 +434,7 @@ func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka
 	if len(usages) == 0 {
 		return nil, nil
 	}
-	results, err := c.cfg.Meter.DebitBatch(ctx, usages)
+	results, err := c.cfg.Meter.Settle(ctx, usages)
 	if err != nil {
 		return nil, err
 	}
@@ -439,11 +454,7 @@ func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka
 // not be stored.
 func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
 	out := append(append([]output(nil), d.out...), d.rejected...)
-	msgs, err := c.effects(ctx, d.applied)
-	if err != nil {
-		return err
-	}
-	out = append(out, msgs...)
+	out = append(out, c.effects(d.applied)...)
 	if err := c.publish(ctx, out); err != nil {
 		return fmt.Errorf("publish batch outputs: %w", err)
 	}
@@ -506,26 +517,11 @@ func fingerprint(ev *UsageEvent) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// effects turns debit results into ledger messages, notifications and
-// programme usage counters, and the events the meter refused into dead
-// letters.
-func (c *Consumer) effects(ctx context.Context, applied []appliedEvent) ([]output, error) {
-	if len(applied) == 0 {
-		return nil, nil
-	}
-	// Statements first, duplicates included: a batch redelivered after a
-	// crash between the debit and this step repairs the index.
-	debits := make([]quota.StatementDebit, 0, len(applied))
-	for _, a := range applied {
-		if a.result.Entry != nil {
-			debits = append(debits, quota.StatementDebit{SeafarerID: a.usage.SeafarerID, Entry: a.result.Entry})
-		}
-	}
-	if err := c.cfg.Meter.IndexStatements(ctx, debits); err != nil {
-		return nil, err
-	}
+// effects turns settled events into their outputs: ledger messages and
+// notifications of those applied or repeated, dead letters of those quota
+// refused alone.
+func (c *Consumer) effects(applied []appliedEvent) []output {
 	var out []output
-	used := map[quota.SeafarerProgramme]bool{}
 	for i := range applied {
 		a := &applied[i]
 		u, r := a.usage, a.result
@@ -557,21 +553,8 @@ func (c *Consumer) effects(ctx context.Context, applied []appliedEvent) ([]outpu
 		for _, m := range msgs {
 			out = append(out, output{msg: m, source: &a.m})
 		}
-		// Repeats too: what a crash cut short is completed on redelivery.
-		for _, d := range r.Entry.Draws {
-			if d.ProgrammeID != "" {
-				used[quota.SeafarerProgramme{SeafarerID: u.SeafarerID, ProgrammeID: d.ProgrammeID}] = true
-			}
-		}
 	}
-	pairs := make([]quota.SeafarerProgramme, 0, len(used))
-	for sp := range used {
-		pairs = append(pairs, sp)
-	}
-	if err := c.cfg.Meter.SyncProgrammeUsage(ctx, pairs); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out
 }
 
 // eventOutputs are an applied event's ledger message and notifications.

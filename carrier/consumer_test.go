@@ -97,7 +97,7 @@ func mustConsumerFixture(t *testing.T, brokerConfigs map[string]string) *consume
 	metrics := NewMetrics(prometheus.NewRegistry())
 	c := NewConsumer(ConsumerConfig{
 		Brokers: broker.ListenAddrs(), Group: "test", Topics: topics, HomeCountry: "CN", DedupeWindow: 720 * time.Hour,
-		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: NewHeldStore(rdb, prefix),
+		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: NewHeldStore(rdb, prefix, topics),
 		Publisher: NewPublisher(w, topics, clock), Metrics: metrics, Now: clock,
 	})
 	return &consumerFixture{consumer: c, store: store, holders: h, metrics: metrics, broker: broker, topics: topics, now: clock,

@@ -20,13 +20,15 @@ import (
 // they hold, so events older than the dedupe window leave (ExpireHeld).
 // Holding the same event twice keeps one copy.
 type HeldStore struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb        redis.UniversalClient
+	prefix     string
+	usageTopic string // what held events were read from
 }
 
-// NewHeldStore returns a store under prefix.
-func NewHeldStore(rdb redis.UniversalClient, prefix string) *HeldStore {
-	return &HeldStore{rdb: rdb, prefix: prefix}
+// NewHeldStore returns a store under prefix, of events read from
+// topics.Usage.
+func NewHeldStore(rdb redis.UniversalClient, prefix string, topics Topics) *HeldStore {
+	return &HeldStore{rdb: rdb, prefix: prefix, usageTopic: topics.Usage}
 }
 
 func (h *HeldStore) key(msisdn string) string { return h.prefix + ":{m:" + msisdn + "}:held" }
@@ -49,9 +51,17 @@ func (h *HeldStore) Hold(ctx context.Context, msisdn, identity string, callTime 
 	return h.rdb.ZAddLT(ctx, h.indexKey(), redis.Z{Score: float64(callTime.Unix()), Member: msisdn}).Err()
 }
 
-// Held returns the events kept for msisdn, by identity.
-func (h *HeldStore) Held(ctx context.Context, msisdn string) (map[string]string, error) {
-	return h.rdb.HGetAll(ctx, h.key(msisdn)).Result()
+// Held returns the events kept for msisdn, by identity, as read.
+func (h *HeldStore) Held(ctx context.Context, msisdn string) (map[string]kafka.Message, error) {
+	vals, err := h.rdb.HGetAll(ctx, h.key(msisdn)).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]kafka.Message, len(vals))
+	for identity, v := range vals {
+		out[identity] = heldMessage(h.usageTopic, msisdn, v)
+	}
+	return out, nil
 }
 
 // Release forgets events once they are applied (or sent elsewhere).
@@ -63,8 +73,8 @@ func (h *HeldStore) Release(ctx context.Context, msisdn string, identities ...st
 }
 
 // heldMessage is the message a held value was read from.
-func (c *Consumer) heldMessage(msisdn, v string) kafka.Message {
-	m := kafka.Message{Topic: c.cfg.Topics.Usage, Key: []byte(msisdn), Value: []byte(v), Partition: -1, Offset: -1}
+func heldMessage(topic, msisdn, v string) kafka.Message {
+	m := kafka.Message{Topic: topic, Key: []byte(msisdn), Value: []byte(v), Partition: -1, Offset: -1}
 	rest, ok := strings.CutPrefix(v, heldPrefix)
 	if !ok {
 		return m // held before places were kept
@@ -80,15 +90,15 @@ func (c *Consumer) heldMessage(msisdn, v string) kafka.Message {
 	return m
 }
 
-// due lists up to n MSISDNs holding an event made before cutoff.
-func (h *HeldStore) due(ctx context.Context, cutoff time.Time, n int64) ([]string, error) {
+// Due lists up to n MSISDNs holding an event made before cutoff.
+func (h *HeldStore) Due(ctx context.Context, cutoff time.Time, n int64) ([]string, error) {
 	return h.rdb.ZRangeByScore(ctx, h.indexKey(), &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(cutoff.Unix(), 10), Count: n}).Result()
 }
 
-// reindex sets msisdn's place in the index to its earliest held call, or
-// takes it out when nothing is held.
-func (h *HeldStore) reindex(ctx context.Context, msisdn string, earliest time.Time, any bool) error {
-	if !any {
+// Reindex sets msisdn's place in the index to its earliest held call, or
+// takes it out when nothing is kept.
+func (h *HeldStore) Reindex(ctx context.Context, msisdn string, earliest time.Time, kept bool) error {
+	if !kept {
 		return h.rdb.ZRem(ctx, h.indexKey(), msisdn).Err()
 	}
 	return h.rdb.ZAdd(ctx, h.indexKey(), redis.Z{Score: float64(earliest.Unix()), Member: msisdn}).Err()
@@ -121,15 +131,14 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 		earliest   time.Time
 		kept       bool
 	)
-	for identity, raw := range events {
-		m := c.heldMessage(msisdn, raw)
+	for identity, m := range events {
 		ev, err := DecodeUsageEvent(m.Value)
 		if err != nil { // cannot happen for what Hold kept, but never lose it silently
 			out = append(out, output{msg: c.deadLetter(m, err)})
 			released = append(released, identity)
 			continue
 		}
-		if ev.Time.Before(now.Add(-c.cfg.DedupeWindow)) {
+		if quota.Late(ev.Time, now, c.cfg.DedupeWindow) {
 			out = append(out, output{msg: c.lateMessage(m, "held for an unregistered MSISDN beyond the dedupe window; never applied automatically"), source: &m})
 			released = append(released, identity)
 			continue
@@ -167,17 +176,13 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 	if err != nil {
 		return err
 	}
-	msgs, err := c.effects(ctx, applied)
-	if err != nil {
-		return err
-	}
-	if err := c.publish(ctx, append(out, msgs...)); err != nil {
+	if err := c.publish(ctx, append(out, c.effects(applied)...)); err != nil {
 		return fmt.Errorf("publish held events' effects: %w", err)
 	}
 	if err := c.cfg.Held.Release(ctx, msisdn, released...); err != nil {
 		return err
 	}
-	return c.cfg.Held.reindex(ctx, msisdn, earliest, kept)
+	return c.cfg.Held.Reindex(ctx, msisdn, earliest, kept)
 }
 
 // ExpireHeld sends the held events made more than the dedupe window ago to
@@ -185,10 +190,10 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 // does not keep its calls for ever. It returns how many left. Running it on
 // several replicas at once may publish an event twice, never lose one.
 func (c *Consumer) ExpireHeld(ctx context.Context) (int, error) {
-	cutoff := c.cfg.Now().Add(-c.cfg.DedupeWindow)
+	cutoff := quota.DedupeCutoff(c.cfg.Now(), c.cfg.DedupeWindow)
 	total := 0
 	for {
-		msisdns, err := c.cfg.Held.due(ctx, cutoff, 100)
+		msisdns, err := c.cfg.Held.Due(ctx, cutoff, 100)
 		if err != nil || len(msisdns) == 0 {
 			return total, err
 		}
@@ -213,8 +218,7 @@ func (c *Consumer) expireHeldOf(ctx context.Context, msisdn string, cutoff time.
 		earliest time.Time
 		kept     bool
 	)
-	for identity, raw := range events {
-		m := c.heldMessage(msisdn, raw)
+	for identity, m := range events {
 		ev, err := DecodeUsageEvent(m.Value)
 		switch {
 		case err != nil:
@@ -237,7 +241,7 @@ func (c *Consumer) expireHeldOf(ctx context.Context, msisdn string, cutoff time.
 		return 0, err
 	}
 	c.cfg.Metrics.HeldExpired.Add(float64(len(gone)))
-	return len(gone), c.cfg.Held.reindex(ctx, msisdn, earliest, kept)
+	return len(gone), c.cfg.Held.Reindex(ctx, msisdn, earliest, kept)
 }
 
 // RunHeldExpiry calls ExpireHeld every interval until ctx is done.

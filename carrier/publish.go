@@ -62,15 +62,21 @@ func NewWriter(brokers []string) *kafka.Writer {
 	}
 }
 
+// Producer writes messages and waits for the brokers to acknowledge them;
+// *kafka.Writer is one.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
 // Publisher writes Wuyou's own events: the ledger and notifications.
 type Publisher struct {
-	w      *kafka.Writer
+	w      Producer
 	topics Topics
 	now    func() time.Time
 }
 
 // NewPublisher returns a publisher over w.
-func NewPublisher(w *kafka.Writer, topics Topics, now func() time.Time) *Publisher {
+func NewPublisher(w Producer, topics Topics, now func() time.Time) *Publisher {
 	return &Publisher{w: w, topics: topics, now: now}
 }
 

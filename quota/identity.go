@@ -55,7 +55,7 @@ func (s *RedisStore) claimKeys(identity string) (claims, byTime string) {
 func (s *RedisStore) claim(ctx context.Context, us []Usage) ([]identityClaim, error) {
 	out := make([]identityClaim, len(us))
 	cmds := make([]*redis.Cmd, len(us))
-	cutoff := s.now().Add(-s.opts.DedupeWindow).Unix()
+	cutoff := DedupeCutoff(s.now(), s.opts.DedupeWindow).Unix()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, u := range us {
 			if u.SeafarerID == "" || u.Source == "" || u.EventID == "" {

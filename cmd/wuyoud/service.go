@@ -107,7 +107,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	s.issuer = quota.NewIssuer(s.quota, s.crew, d.now)
 	s.issuer.Log = log
 	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew}
-	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix)
+	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix, topics)
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
 		DedupeWindow: cfg.DedupeWindow, ClockSkew: cfg.ClockSkew, Tariff: tariff, Resolver: s.crew, Meter: s.quota,

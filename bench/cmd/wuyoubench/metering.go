@@ -243,7 +243,7 @@ func drainBacklog(ctx context.Context, l *lab, prefix string, store *quota.Redis
 	consumer := carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
 		DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
-		Held: carrier.NewHeldStore(l.rdb, prefix), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
+		Held: carrier.NewHeldStore(l.rdb, prefix, topics), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
 		Metrics: carrier.NewMetrics(reg), Log: log, Now: wuyou.SystemClock,
 	})
 

@@ -142,7 +142,7 @@ func drainOnce(ctx context.Context, l *lab, store *quota.RedisStore, registry *c
 		consumer := carrier.NewConsumer(carrier.ConsumerConfig{
 			Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
 			DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
-			Held: carrier.NewHeldStore(l.rdb, l.prefix), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
+			Held: carrier.NewHeldStore(l.rdb, l.prefix, topics), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
 			Metrics: carrier.NewMetrics(regs[i]), Log: log, Now: wuyou.SystemClock,
 		})
 		go func() {
