@@ -452,7 +452,7 @@ func tenancyRoutes() []tenancyRoute {
 		{
 			method: "GET", route: "/v1/statements", action: "reads the statement of %s", resource: companyLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
-				return "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=company:" + f.company(tn).ID
+				return "/v1/statements?period=" + billing.PeriodOf(time.Now()) + "&payer=company:" + f.company(tn).ID
 			},
 			want: staffOnCompany(ok),
 		},
@@ -464,7 +464,7 @@ func tenancyRoutes() []tenancyRoute {
 		{
 			method: "POST", route: "/v1/reconciliations", action: "reconciles the carrier's settlement",
 			path: func(testing.TB, *apiFixture, tenant) string {
-				return "/v1/reconciliations?period=" + quota.Period(time.Now())
+				return "/v1/reconciliations?period=" + billing.PeriodOf(time.Now())
 			},
 			body: func(_ testing.TB, f *apiFixture, _ tenant) (string, []byte) {
 				return "text/csv", []byte("msisdn,calls,billable_seconds,covered_seconds\n" + f.a1.MSISDN + ",1,180,180\n")
@@ -587,9 +587,9 @@ func TestTenancy(t *testing.T) {
 		{"carrier reads the balance of A's seafarer A2 → 200", "GET", "/v1/carrier/subscribers/" + msisdnPath(f.a2.MSISDN) + "/allowance", f.carrierToken, http.StatusOK},
 		{"carrier reads the balance of an unregistered MSISDN → 404", "GET", "/v1/carrier/subscribers/%2B8613700000000/allowance", f.carrierToken, http.StatusNotFound},
 		{"union reads a seafarer that does not exist → 404", "GET", "/v1/seafarers/sf_nosuchseafarer", f.union, http.StatusNotFound},
-		{"company A reads the statement of A's seafarer A1 → 403", "GET", "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=seafarer:" + f.a1.ID, f.companyAToken, http.StatusForbidden},
-		{"company A reads the statement of a programme → 403", "GET", "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=programme:" + f.programme.ID, f.companyAToken, http.StatusForbidden},
-		{"union reads the statement of A's seafarer A1 → 200", "GET", "/v1/statements?period=" + quota.Period(time.Now()) + "&payer=seafarer:" + f.a1.ID, f.union, http.StatusOK},
+		{"company A reads the statement of A's seafarer A1 → 403", "GET", "/v1/statements?period=" + billing.PeriodOf(time.Now()) + "&payer=seafarer:" + f.a1.ID, f.companyAToken, http.StatusForbidden},
+		{"company A reads the statement of a programme → 403", "GET", "/v1/statements?period=" + billing.PeriodOf(time.Now()) + "&payer=programme:" + f.programme.ID, f.companyAToken, http.StatusForbidden},
+		{"union reads the statement of A's seafarer A1 → 200", "GET", "/v1/statements?period=" + billing.PeriodOf(time.Now()) + "&payer=seafarer:" + f.a1.ID, f.union, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, header, body := f.do(t, apiRequest{method: tc.method, path: tc.path, token: tc.token})

@@ -47,6 +47,14 @@ const periodLayout = "2006-01"
 // PeriodOf is the period ("YYYY-MM", UTC) of t.
 func PeriodOf(t time.Time) string { return t.UTC().Format(periodLayout) }
 
+// PeriodBoundsOf returns the first instant of t's period and the first
+// instant of the next one, both in UTC.
+func PeriodBoundsOf(t time.Time) (start, end time.Time) {
+	t = t.UTC()
+	start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return start, start.AddDate(0, 1, 0)
+}
+
 // PeriodBounds returns the first instant of period and the first instant of
 // the next one. EINVALID unless period is "YYYY-MM".
 func PeriodBounds(period string) (start, end time.Time, err error) {
@@ -54,7 +62,8 @@ func PeriodBounds(period string) (start, end time.Time, err error) {
 	if err != nil || len(period) != len(periodLayout) || start.Year() < 2000 {
 		return time.Time{}, time.Time{}, wuyou.Invalid([]wuyou.FieldError{{Field: "period", Message: "must be a month as YYYY-MM"}})
 	}
-	return start, start.AddDate(0, 1, 0), nil
+	start, end = PeriodBoundsOf(start)
+	return start, end, nil
 }
 
 // NextPeriod is the period after period, which must be valid.

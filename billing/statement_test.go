@@ -138,6 +138,53 @@ func TestPeriodsAreCalendarMonthsInUTC(t *testing.T) {
 	}
 }
 
+func TestAPeriodRunsFromTheFirstInstantOfItsMonthToTheFirstOfTheNextInUTC(t *testing.T) {
+	shanghai := time.FixedZone("CST", 8*3600)
+	newYork := time.FixedZone("EST", -5*3600)
+	for _, tc := range []struct {
+		name       string
+		at         time.Time
+		period     string
+		start, end time.Time
+		next       string
+	}{
+		{"December is followed by January of the next year", time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC), "2026-12",
+			time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), "2027-01"},
+		{"the first instant of a month is in that month", time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), "2027-01",
+			time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), "2027-02"},
+		{"February of a leap year ends on the 29th", time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC), "2028-02",
+			time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2028, 3, 1, 0, 0, 0, 0, time.UTC), "2028-03"},
+		{"a time east of UTC early on the 1st is still the previous month", time.Date(2027, 1, 1, 7, 0, 0, 0, shanghai), "2026-12",
+			time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), "2027-01"},
+		{"a time west of UTC late on the 31st is already the next month", time.Date(2026, 12, 31, 20, 0, 0, 0, newYork), "2027-01",
+			time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), "2027-02"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.period, PeriodOf(tc.at))
+			start, end, err := PeriodBounds(tc.period)
+			require.NoError(t, err)
+			require.Equal(t, tc.start, start)
+			require.Equal(t, tc.end, end)
+			require.Equal(t, time.UTC, start.Location())
+			start, end = PeriodBoundsOf(tc.at)
+			require.Equal(t, tc.start, start)
+			require.Equal(t, tc.end, end)
+			require.Equal(t, time.UTC, start.Location())
+			require.Equal(t, tc.next, NextPeriod(tc.period))
+		})
+	}
+}
+
+func TestAMalformedPeriodIsInvalidAndHasNoNext(t *testing.T) {
+	for _, bad := range []string{"2026-00", "2026-13", "1999-12", "2026-1", "2026/12", " 2026-12", "2026-12 "} {
+		t.Run(bad, func(t *testing.T) {
+			_, _, err := PeriodBounds(bad)
+			require.Equal(t, wuyou.EINVALID, wuyou.ErrorCode(err))
+			require.Panics(t, func() { NextPeriod(bad) })
+		})
+	}
+}
+
 func TestFiguresInTwoCurrenciesAreNotAdded(t *testing.T) {
 	f := figures(1, 60, 0, 0)
 	err := f.Add(Figures{Calls: 1, OverageAmount: Money{Minor: 5, Currency: "USD"}})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 )
 
 // meterModel is the metering rules of PRODUCT.md written as plainly as
@@ -167,7 +168,7 @@ func (g *modelGrant) statusAt(now int64) string {
 // falls in period.
 func (m *meterModel) usageIn(period string) (billable, overage int64) {
 	for _, d := range m.debits {
-		if Period(time.Unix(d.CallTime, 0)) == period {
+		if billing.PeriodOf(time.Unix(d.CallTime, 0)) == period {
 			billable += d.Billable
 			overage += d.Overage
 		}

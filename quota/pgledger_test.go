@@ -150,7 +150,7 @@ func debitEntry(eventID string, callTime time.Time) *LedgerEntry {
 		EventID: eventID, Source: roamingCDRs, Type: "carrier.usage.voice", MSISDN: "+8613800000001", CallTime: &call,
 		DurationSeconds: 170, BillableSeconds: 180, CoveredSeconds: 120, OverageSeconds: 60,
 		OverageAmount: billing.Money{Minor: 150, Currency: "CNY"}, WelfareCost: &billing.Money{Minor: 40, Currency: "CNY"},
-		StatementPeriod: Period(call), CalledNumber: "+861012345678", VisitedCountry: "SG",
+		StatementPeriod: billing.PeriodOf(call), CalledNumber: "+861012345678", VisitedCountry: "SG",
 		Draws: []Draw{{GrantID: "gr_1", ProgrammeID: "pr_1", Seconds: 100}, {GrantID: "gr_2", ProgrammeID: "pr_2", Seconds: 20}},
 	}
 }

@@ -266,7 +266,7 @@ func (h *meterHarness) requireStoreMatchesModel(t *rapid.T) {
 	remaining, _ := h.model.remainingAt(now)
 	require.Equal(t, remaining, a.RemainingSeconds, "allowance remaining now")
 	require.Equal(t, remaining/60, a.RemainingMinutes)
-	billable, overage := h.model.usageIn(Period(h.now))
+	billable, overage := h.model.usageIn(billing.PeriodOf(h.now))
 	require.Equal(t, billable, a.UsedSeconds, "used seconds this period")
 	require.Equal(t, overage, a.OverageSeconds, "overage seconds this period")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 )
 
 // Options tune retention.
@@ -66,9 +67,6 @@ func (s *RedisStore) keys(seafarerID string) seafarerKeys {
 	t := s.prefix + ":{s:" + seafarerID + "}"
 	return seafarerKeys{t + ":g", t + ":seen", t + ":u", t + ":n"}
 }
-
-// Period is the calendar month (UTC) of t, as "YYYY-MM".
-func Period(t time.Time) string { return t.UTC().Format("2006-01") }
 
 // DebitEntryID is the ledger entry id of the call with this identity: the
 // same event always yields the same id, so repeats downstream can be dropped.
@@ -313,7 +311,7 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 		recordHead: debitRecordHead(u, identity, now), searchHead: debitSearch(u, identity),
 		ledgerTTL:    s.ledgerTTL(u.CallTime),
 		overagePrice: u.OveragePrice.Minor, increment: incr, currencyEscaped: escapeField(u.OveragePrice.Currency),
-		period: Period(u.CallTime), now: now.Unix(),
+		period: billing.PeriodOf(u.CallTime), now: now.Unix(),
 		wholesalePrice: st.wholesalePrice, periodClosed: st.periodClosed, nextPeriod: st.nextPeriod,
 		msisdn: u.MSISDN, callsExpireAt: st.callsExpireAt, currency: u.OveragePrice.Currency,
 		lowPercent: lowPercent, notesTTL: int64((s.opts.DedupeWindow + 24*time.Hour) / time.Second),
@@ -544,7 +542,7 @@ func grantsFrom(m map[string]string, now time.Time) ([]*Grant, error) {
 // work for it, is most of its cost.
 func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowance, error) {
 	now := s.now()
-	period := Period(now)
+	period := billing.PeriodOf(now)
 	r := &allowanceRead{grantsKey: s.keys(seafarerID).grants, usageKey: s.statementKey(seafarerID, period), done: make(chan struct{})}
 	if err := s.reads.read(ctx, s.rdb, r); err != nil {
 		return nil, err

@@ -141,20 +141,12 @@ func (s *RedisStore) readPeriods(ctx context.Context) (map[string]string, error)
 
 func isStale(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "ESTALE") }
 
-// nextPeriod is the month after period ("YYYY-MM").
-func nextPeriod(period string) string {
-	t, err := time.Parse("2006-01", period)
-	if err != nil {
-		return period
-	}
-	return Period(t.AddDate(0, 1, 0))
-}
-
-// firstOpenAfter is the first period after period that closed does not list.
+// firstOpenAfter is the first period after period (a valid one) that
+// closed does not list.
 func firstOpenAfter(period string, closed map[string]string) string {
-	p := nextPeriod(period)
+	p := billing.NextPeriod(period)
 	for closed[p] != "" {
-		p = nextPeriod(p)
+		p = billing.NextPeriod(p)
 	}
 	return p
 }
@@ -174,14 +166,14 @@ func (s *RedisStore) statementArgs(ctx context.Context, u Usage) (statementCall,
 	if err != nil {
 		return statementCall{}, err
 	}
-	period := Period(u.CallTime)
+	period := billing.PeriodOf(u.CallTime)
 	next := firstOpenAfter(period, closed)
 	flag := "0"
 	if closed[period] != "" {
 		flag = "1"
 	}
-	month := time.Date(u.CallTime.UTC().Year(), u.CallTime.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
-	expireAt := month.AddDate(0, 1, 0).Add(reconciliationRetention).Unix()
+	_, periodEnd := billing.PeriodBoundsOf(u.CallTime)
+	expireAt := periodEnd.Add(reconciliationRetention).Unix()
 	return statementCall{
 		stmt: s.statementKey(u.SeafarerID, period), nextStmt: s.statementKey(u.SeafarerID, next), calls: s.callsKey(u.SeafarerID, period),
 		wholesalePrice: u.WholesalePrice.Minor, periodClosed: flag, nextPeriod: next, callsExpireAt: expireAt,
@@ -218,7 +210,7 @@ func (s *RedisStore) IndexStatements(ctx context.Context, debits []StatementDebi
 				continue
 			}
 			sadd(s.periodSeafarersKey(e.StatementPeriod), d.SeafarerID)
-			sadd(s.callersKey(Period(*e.CallTime)), d.SeafarerID)
+			sadd(s.callersKey(billing.PeriodOf(*e.CallTime)), d.SeafarerID)
 			for _, dr := range e.Draws {
 				if dr.ProgrammeID != "" && dr.Seconds > 0 {
 					sadd(s.programmeSeafarersKey(dr.ProgrammeID, e.StatementPeriod), d.SeafarerID)
@@ -265,7 +257,10 @@ func (s *RedisStore) settle(ctx context.Context, seafarerID, w string) error {
 		if closed[w] == "" {
 			return nil
 		}
-		start, end := monthBounds(w)
+		start, end, err := billing.PeriodBounds(w)
+		if err != nil {
+			return err
+		}
 		target := firstOpenAfter(w, closed)
 		keys := append([]string{s.statementKey(seafarerID, w), s.statementKey(seafarerID, target)},
 			s.ledgerKeysBetween(seafarerID, start.Add(-s.opts.DedupeWindow-24*time.Hour), end)...)
@@ -314,11 +309,6 @@ func programmesIn(fields []string) []string {
 		}
 	}
 	return out
-}
-
-func monthBounds(period string) (start, end time.Time) {
-	start, _ = time.Parse("2006-01", period)
-	return start, start.AddDate(0, 1, 0)
 }
 
 // reclassifyScript moves a seafarer's figures out of a closed period that
@@ -753,7 +743,10 @@ func (s *RedisStore) storedLines(ctx context.Context, key string) ([]billing.Cal
 // callLines reads the ledger entries that can be counted in period (calls
 // made from a dedupe window before it to its end) and keeps those that are.
 func (s *RedisStore) callLines(ctx context.Context, period, seafarerID string) ([]billing.CallLine, error) {
-	start, end := monthBounds(period)
+	start, end, err := billing.PeriodBounds(period)
+	if err != nil {
+		return nil, err
+	}
 	entries, err := s.ledgerBetween(ctx, seafarerID, start.Add(-s.opts.DedupeWindow-24*time.Hour), end)
 	if err != nil {
 		return nil, fmt.Errorf("quota: statement lines: %w", err)

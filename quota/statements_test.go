@@ -353,7 +353,7 @@ func TestStatementTotalsEqualTheLedgerForAnyStreamOfCalls(t *testing.T) {
 			case 1: // close a period that has ended
 				now := f.clock.Now()
 				for _, p := range periodsUntil(now) {
-					if _, end := monthBounds(p); !end.After(now) && !closedSet[p] {
+					if _, end, _ := billing.PeriodBounds(p); !end.After(now) && !closedSet[p] {
 						mustClose(rt, f, p)
 						closedSet[p] = true
 						frozen[p] = map[string]string{}
@@ -416,10 +416,10 @@ func TestStatementTotalsEqualTheLedgerForAnyStreamOfCalls(t *testing.T) {
 				debitsIn[e.StatementPeriod][sf] = append(debitsIn[e.StatementPeriod][sf], e)
 				require.Equal(rt, startedIncrements(e.CoveredSeconds)*wholesale[e.EventID], e.WelfareCost.Minor, "welfare cost of %s", e.ID)
 				if e.AdjustsPeriod != "" {
-					require.Equal(rt, Period(*e.CallTime), e.AdjustsPeriod)
+					require.Equal(rt, billing.PeriodOf(*e.CallTime), e.AdjustsPeriod)
 					require.Greater(rt, e.StatementPeriod, e.AdjustsPeriod)
 				} else {
-					require.Equal(rt, Period(*e.CallTime), e.StatementPeriod)
+					require.Equal(rt, billing.PeriodOf(*e.CallTime), e.StatementPeriod)
 				}
 			}
 		}
@@ -482,7 +482,7 @@ func TestStatementTotalsEqualTheLedgerForAnyStreamOfCalls(t *testing.T) {
 func periodsUntil(now time.Time) []string {
 	var out []string
 	for p := oct; !p.After(now); p = p.AddDate(0, 1, 0) {
-		out = append(out, Period(p))
+		out = append(out, billing.PeriodOf(p))
 	}
 	return out
 }
@@ -551,7 +551,7 @@ func TestReconciliationFindsExactlyTheInjectedDifferences(t *testing.T) {
 	truth := map[string]*billing.SettlementRow{}
 	n := 0
 	add := func(u Usage, r *DebitResult) {
-		if Period(u.CallTime) != "2026-11" {
+		if billing.PeriodOf(u.CallTime) != "2026-11" {
 			return
 		}
 		row := truth[u.MSISDN]

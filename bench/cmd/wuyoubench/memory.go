@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/fanout"
@@ -413,8 +414,8 @@ type kindUsage struct {
 // keyKindUsage measures each kind of key Wuyou keeps for a seafarer, on a
 // sample; keys shared by many seafarers are divided by their size.
 func keyKindUsage(ctx context.Context, rdb redis.UniversalClient, f *fleet, samples int) ([]kindUsage, error) {
-	period := quota.Period(f.now)
-	callPeriod := quota.Period(f.now.Add(-40 * time.Minute))
+	period := billing.PeriodOf(f.now)
+	callPeriod := billing.PeriodOf(f.now.Add(-40 * time.Minute))
 	per := []struct {
 		kind string
 		keys func(i int) []string

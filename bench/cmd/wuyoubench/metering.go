@@ -323,7 +323,7 @@ func readCounters(reg *prometheus.Registry) meteringCounters {
 // the simulator says it sent, so a drain that "finished" without storing
 // what it should is an error, not a figure.
 func checkBillable(ctx context.Context, store *quota.RedisStore, ids []string, summary *sim.Summary) error {
-	if quota.Period(summary.FirstTime) != quota.Period(wuyou.SystemClock()) {
+	if billing.PeriodOf(summary.FirstTime) != billing.PeriodOf(wuyou.SystemClock()) {
 		return nil // the calls straddle a month: allowances show this month only
 	}
 	used := make([]int64, len(ids))
@@ -419,7 +419,7 @@ func hincrbyAll(ctx context.Context, rdb redis.UniversalClient, prefix string, u
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, u := range chunk {
 				key := prefix + ":{s:" + u.SeafarerID + "}:u"
-				cmds[j] = hincrbyScript.EvalSha(ctx, p, []string{key}, quota.Period(u.CallTime)+":billable", u.BillableSeconds)
+				cmds[j] = hincrbyScript.EvalSha(ctx, p, []string{key}, billing.PeriodOf(u.CallTime)+":billable", u.BillableSeconds)
 			}
 			return nil
 		})
