@@ -231,7 +231,11 @@ func TestEachBadEventOfABatchIsDeadLetteredAloneAndTheRestIsApplied(t *testing.T
 	require.Len(t, f.held.events["+8613900000009"], 1)
 	var ledger []string
 	for _, m := range f.producer.on(f.topics.Ledger) {
-		var ev struct{ Data struct{ EventID string `json:"event_id"` } }
+		var ev struct {
+			Data struct {
+				EventID string `json:"event_id"`
+			}
+		}
 		require.NoError(t, json.Unmarshal(m.Value, &ev))
 		ledger = append(ledger, ev.Data.EventID)
 	}
