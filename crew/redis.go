@@ -113,7 +113,45 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock) *R
 // SeafarerTag returns the key stem "<prefix>:{s:<id>}" under which every
 // per-seafarer key lives, in any package, so that they share a cluster slot.
 func SeafarerTag(prefix, seafarerID string) string {
-	return prefix + ":{s:" + seafarerID + "}"
+	return seafarerStem(prefix) + seafarerID + "}"
+}
+
+// seafarerStem is what every key under a seafarer's tag starts with.
+func seafarerStem(prefix string) string { return prefix + ":{s:" }
+
+// SeafarerOfKey reads a key under SeafarerTag(prefix, id): the seafarer's id
+// and what follows the tag (":g" of "<prefix>:{s:<id>}:g"). ok is false for
+// a key under no seafarer's tag.
+func SeafarerOfKey(prefix, key string) (seafarerID, rest string, ok bool) {
+	after, ok := strings.CutPrefix(key, seafarerStem(prefix))
+	if !ok {
+		return "", "", false
+	}
+	seafarerID, rest, ok = strings.Cut(after, "}")
+	if !ok || seafarerID == "" {
+		return "", "", false
+	}
+	return seafarerID, rest, true
+}
+
+// SeafarerKeysGlob is a SCAN pattern matching the keys under any seafarer's
+// tag whose rest (what follows the tag, see SeafarerOfKey) matches restGlob.
+// The pattern can match a key whose id holds a "}"; SeafarerOfKey then reads
+// a different rest, so a scan checks each key it finds with SeafarerOfKey.
+func SeafarerKeysGlob(prefix, restGlob string) string {
+	return globEscape(seafarerStem(prefix)) + "*}" + restGlob
+}
+
+// globEscape makes s match itself in a SCAN pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func (s *RedisStore) profileKey(id string) string { return SeafarerTag(s.prefix, id) + ":p" }

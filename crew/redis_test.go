@@ -106,6 +106,36 @@ func wantField(tb testing.TB, err error, field string) {
 	tb.Fatalf("error %v does not name field %q", err, field)
 }
 
+func TestAKeyUnderASeafarersTagNamesTheSeafarerAndWhatFollowsTheTag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, prefix, key, id, rest string
+		ok                          bool
+	}{
+		{"a grants hash", "wuyou", SeafarerTag("wuyou", "sf_01J") + ":g", "sf_01J", ":g", true},
+		{"the tag alone", "wuyou", SeafarerTag("wuyou", "sf_01J"), "sf_01J", "", true},
+		{"a prefix with a colon", "t:1", SeafarerTag("t:1", "sf_2") + ":l:42", "sf_2", ":l:42", true},
+		{"another prefix's key", "wuyou", SeafarerTag("other", "sf_01J") + ":g", "", "", false},
+		{"a programme's key", "wuyou", "wuyou:{p:prog_1}:g", "", "", false},
+		{"an empty id", "wuyou", "wuyou:{s:}:g", "", "", false},
+		{"no closing brace", "wuyou", "wuyou:{s:sf_01J:g", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, rest, ok := SeafarerOfKey(tc.prefix, tc.key)
+			if id != tc.id || rest != tc.rest || ok != tc.ok {
+				t.Fatalf("SeafarerOfKey(%q, %q) = %q, %q, %v; want %q, %q, %v", tc.prefix, tc.key, id, rest, ok, tc.id, tc.rest, tc.ok)
+			}
+		})
+	}
+}
+
+func TestSeafarerKeysGlobEscapesThePrefixAndMatchesAnyIdThenTheRest(t *testing.T) {
+	t.Parallel()
+	if got, want := SeafarerKeysGlob("t*[1]", ":[gs]*"), `t\*\[1\]:{s:*}:[gs]*`; got != want {
+		t.Fatalf("SeafarerKeysGlob = %q, want %q", got, want)
+	}
+}
+
 func TestSeafarerTagIsThePrefixAndTheSeafarersHashTag(t *testing.T) {
 	t.Parallel()
 	if got, want := SeafarerTag("wuyou", "sf_01J"), "wuyou:{s:sf_01J}"; got != want {

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // The ledger audit checks the rule the package exists for (quota.go): every
@@ -333,14 +334,13 @@ func (s *RedisStore) SeafarersWithQuota(ctx context.Context, cursor string, limi
 	if c.node >= len(nodes) {
 		return nil, "", wuyou.Invalid([]wuyou.FieldError{{Field: "cursor", Message: "names a node this deployment does not have"}})
 	}
-	stem := s.prefix + ":{s:"
-	pattern := globEscape(stem) + "*}:[gs]*"
+	pattern := crew.SeafarerKeysGlob(s.prefix, ":[gs]*")
 	for steps := 0; steps < auditScanSteps; steps++ {
 		keys, after, err := nodes[c.node](ctx, c.scan, pattern)
 		if err != nil {
 			return nil, "", fmt.Errorf("quota: scan seafarers: %w", err)
 		}
-		found, err := s.quotaHolders(ctx, stem, keys)
+		found, err := s.quotaHolders(ctx, keys)
 		if err != nil {
 			return nil, "", err
 		}
@@ -367,16 +367,14 @@ func (s *RedisStore) SeafarersWithQuota(ctx context.Context, cursor string, limi
 // quotaHolders picks, from scanned keys, the seafarers they show to hold
 // quota state, once each: a seafarer's grants hash names it; its seen set
 // names it only when it has no grants hash (which the scan also meets).
-func (s *RedisStore) quotaHolders(ctx context.Context, stem string, keys []string) ([]string, error) {
+func (s *RedisStore) quotaHolders(ctx context.Context, keys []string) ([]string, error) {
 	var ids, seenOnly []string
 	for _, key := range keys {
-		rest, ok := strings.CutPrefix(key, stem)
-		if !ok {
-			continue
-		}
-		if id, ok := strings.CutSuffix(rest, "}:g"); ok && !strings.Contains(id, "}") {
+		id, rest, ok := crew.SeafarerOfKey(s.prefix, key)
+		switch {
+		case ok && rest == ":g":
 			ids = append(ids, id)
-		} else if id, ok := strings.CutSuffix(rest, "}:seen"); ok && !strings.Contains(id, "}") {
+		case ok && rest == ":seen":
 			seenOnly = append(seenOnly, id)
 		}
 	}
@@ -437,16 +435,4 @@ func (s *RedisStore) scanNodes(ctx context.Context) ([]scanStep, error) {
 		}
 	}
 	return out, nil
-}
-
-// globEscape makes s match itself in a SCAN pattern.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

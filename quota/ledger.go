@@ -12,6 +12,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // The ledger in Redis is kept in weekly buckets: one string per seafarer and
@@ -61,7 +62,7 @@ func (s *RedisStore) ledgerKey(seafarerID string, bucket int64) string {
 }
 
 func ledgerKey(prefix, seafarerID string, bucket int64) string {
-	return prefix + ":{s:" + seafarerID + "}:l:" + strconv.FormatInt(bucket, 10)
+	return crew.SeafarerTag(prefix, seafarerID) + ":l:" + strconv.FormatInt(bucket, 10)
 }
 
 // ledgerTTL is how long, from now, the bucket of t must live: until a

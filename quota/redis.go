@@ -15,6 +15,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // Options tune retention.
@@ -64,7 +65,7 @@ func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
 type seafarerKeys struct{ grants, seen, usage, notes string }
 
 func (s *RedisStore) keys(seafarerID string) seafarerKeys {
-	t := s.prefix + ":{s:" + seafarerID + "}"
+	t := crew.SeafarerTag(s.prefix, seafarerID)
 	return seafarerKeys{t + ":g", t + ":seen", t + ":u", t + ":n"}
 }
 

@@ -62,6 +62,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // reconciliationRetention is how long figures by MSISDN are kept after
@@ -78,13 +79,13 @@ const (
 )
 
 func (s *RedisStore) statementKey(seafarerID, period string) string {
-	return s.prefix + ":{s:" + seafarerID + "}:s:" + period
+	return crew.SeafarerTag(s.prefix, seafarerID) + ":s:" + period
 }
 func (s *RedisStore) linesKey(seafarerID, period string) string {
-	return s.prefix + ":{s:" + seafarerID + "}:sl:" + period
+	return crew.SeafarerTag(s.prefix, seafarerID) + ":sl:" + period
 }
 func (s *RedisStore) callsKey(seafarerID, period string) string {
-	return s.prefix + ":{s:" + seafarerID + "}:c:" + period
+	return crew.SeafarerTag(s.prefix, seafarerID) + ":c:" + period
 }
 func (s *RedisStore) periodsKey() string { return s.prefix + ":periods" }
 func (s *RedisStore) periodSeafarersKey(period string) string {

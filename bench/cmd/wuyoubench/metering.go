@@ -418,7 +418,7 @@ func hincrbyAll(ctx context.Context, rdb redis.UniversalClient, prefix string, u
 		chunk := usages[i:min(i+batch, len(usages))]
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j, u := range chunk {
-				key := prefix + ":{s:" + u.SeafarerID + "}:u"
+				key := crew.SeafarerTag(prefix, u.SeafarerID) + ":u"
 				cmds[j] = hincrbyScript.EvalSha(ctx, p, []string{key}, billing.PeriodOf(u.CallTime)+":billable", u.BillableSeconds)
 			}
 			return nil
