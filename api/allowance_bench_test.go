@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // fixedQuota answers Allowance with a copy of one allowance, as Redis would
@@ -35,16 +36,16 @@ func (q fixedQuota) Allowance(_ context.Context, id string) (*quota.Allowance, e
 // fixed JSON, the wuyoubench baseline.
 func BenchmarkMyAllowance(b *testing.B) {
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	key, err := GenerateSigningKey(AlgEdDSA)
+	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	if err != nil {
 		b.Fatal(err)
 	}
-	jwks, _ := JWKS(key)
+	jwks, _ := token.JWKS(key)
 	v, err := NewVerifierFromJWKS(jwks, "iss", "wuyou", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok, err := key.Mint(TokenClaims{Issuer: "iss", Audience: "wuyou", Subject: "sf_01JBENCH", Role: RoleSeafarer, TTL: time.Hour}, time.Now())
+	tok, err := key.Mint(token.Claims{Issuer: "iss", Audience: "wuyou", Subject: "sf_01JBENCH", Role: token.RoleSeafarer, TTL: time.Hour}, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wuyou/wuyou/token"
 )
 
 // The token attack suite runs against a server listening on a real port,
@@ -38,7 +40,7 @@ var attackRoutes = []struct {
 func TestTokenAttacks_EveryBadTokenIs401ProblemWithoutTouchingRedis(t *testing.T) {
 	f := MustAuthFixture(t)
 	ls := MustLiveServer(t, f.verifier, nil)
-	good := claimsWith(validMapClaims(), "role", RoleUnion)
+	good := claimsWith(validMapClaims(), "role", token.RoleUnion)
 	union := MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", good)
 	craft := func(method jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
 		return bearer(MustCraft(t, method, key, kid, claims))

@@ -1,10 +1,6 @@
 package api
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -15,27 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wuyou/wuyou"
-)
-
-// Roles a token may carry in its "role" claim (CONTRACT §2).
-const (
-	RoleSeafarer = "seafarer" // sub is the seafarer id; reads only their own data
-	RoleCompany  = "company"  // company_id names the company whose crew it manages
-	RoleUnion    = "union"    // everything
-	RoleCarrier  = "carrier"  // /v1/carrier/* only
-)
-
-// Signing algorithms Wuyou accepts. Each is bound to one kind of key, so a
-// key's algorithm follows from the key itself.
-const (
-	AlgEdDSA = "EdDSA" // Ed25519
-	AlgES256 = "ES256" // ECDSA P-256, SHA-256
-	AlgRS256 = "RS256" // RSASSA-PKCS1-v1_5, SHA-256, at least 2048-bit modulus
+	"github.com/wuyou/wuyou/token"
 )
 
 const (
@@ -44,8 +24,6 @@ const (
 	MaxTokenBytes = 8 << 10
 	// clockLeeway absorbs clock skew between the issuer and Wuyou for exp and nbf.
 	clockLeeway = 30 * time.Second
-	// minRSABits is the smallest RSA modulus accepted in a JWKS or a key file.
-	minRSABits = 2048
 )
 
 // Principal is who a verified token speaks for.
@@ -109,10 +87,9 @@ func NewVerifier(jwksPath, issuer, audience string, now func() time.Time) (*Veri
 // ES256, RS256), never the token's own choice: a token whose header alg
 // differs from its key's alg is refused. none and HMAC are refused.
 //
-// Keys that cannot serve (no kid, kty/crv/alg Wuyou does not accept, use other
-// than "sig", RSA under 2048 bits, malformed) are skipped. It is an error when
-// no key is left, when two usable keys share a kid, or when issuer or audience
-// is empty. Private parts in the JWKS are ignored.
+// The keys are those token.ParseJWKS reads (unusable ones skipped, private
+// parts ignored); it is an error when it finds none, or when issuer or
+// audience is empty.
 func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() time.Time) (*Verifier, error) {
 	if issuer == "" {
 		return nil, errors.New("JWT issuer is required")
@@ -123,14 +100,14 @@ func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() ti
 	if now == nil {
 		now = wuyou.SystemClock
 	}
-	var set jwkset.JWKSMarshal
-	if err := json.Unmarshal(jwksJSON, &set); err != nil {
-		return nil, fmt.Errorf("parse JWKS: %w", err)
+	keys, err := token.ParseJWKS(jwksJSON)
+	if err != nil {
+		return nil, err
 	}
 
 	// One parser per algorithm, built once: per-request work is what jwt does.
 	parsers := make(map[string]*jwt.Parser, 3)
-	for _, alg := range []string{AlgEdDSA, AlgES256, AlgRS256} {
+	for _, alg := range []string{token.AlgEdDSA, token.AlgES256, token.AlgRS256} {
 		parsers[alg] = jwt.NewParser(
 			jwt.WithValidMethods([]string{alg}),
 			jwt.WithExpirationRequired(),
@@ -142,63 +119,11 @@ func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() ti
 		)
 	}
 
-	v := &Verifier{keys: make(map[string]verificationKey, len(set.Keys)), now: now, verified: map[[32]byte]verifiedToken{}}
-	for _, m := range set.Keys {
-		alg, public, ok := usableKey(m)
-		if !ok {
-			continue
-		}
-		if _, dup := v.keys[m.KID]; dup {
-			return nil, fmt.Errorf("JWKS has two keys with kid %q", m.KID)
-		}
-		v.keys[m.KID] = verificationKey{alg: alg, public: public, parser: parsers[alg]}
-	}
-	if len(v.keys) == 0 {
-		return nil, errors.New("JWKS has no usable signing key (EdDSA/Ed25519, ES256/P-256 or RS256 with a kid)")
+	v := &Verifier{keys: make(map[string]verificationKey, len(keys)), now: now, verified: map[[32]byte]verifiedToken{}}
+	for _, k := range keys {
+		v.keys[k.KID] = verificationKey{alg: k.Alg, public: k.Key, parser: parsers[k.Alg]}
 	}
 	return v, nil
-}
-
-// usableKey returns the public key of m and the one algorithm it verifies,
-// or ok=false when Wuyou does not accept it.
-func usableKey(m jwkset.JWKMarshal) (alg string, public any, ok bool) {
-	if m.KID == "" || (m.USE != "" && m.USE != jwkset.UseSig) {
-		return "", nil, false
-	}
-	// Only the public members are read: a JWKS that also holds private keys
-	// must not put them in the verifier.
-	pub := jwkset.JWKMarshal{KTY: m.KTY, CRV: m.CRV, X: m.X, Y: m.Y, N: m.N, E: m.E}
-	jwk, err := jwkset.NewJWKFromMarshal(pub, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
-	if err != nil {
-		return "", nil, false
-	}
-	switch k := jwk.Key().(type) {
-	case ed25519.PublicKey:
-		alg = AlgEdDSA
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return "", nil, false
-		}
-		alg = AlgES256
-	case *rsa.PublicKey:
-		if k.N.BitLen() < minRSABits {
-			return "", nil, false
-		}
-		alg = AlgRS256
-	default:
-		return "", nil, false
-	}
-	if m.ALG != "" && string(m.ALG) != alg {
-		return "", nil, false
-	}
-	return alg, jwk.Key(), true
-}
-
-// tokenClaims is the payload Wuyou reads and writes.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	Role      string `json:"role,omitempty"`
-	CompanyID string `json:"company_id,omitempty"`
 }
 
 // tokenHeader is the part of a JOSE header read before the signature is checked.
@@ -246,17 +171,17 @@ func (v *Verifier) verify(token string) (Principal, error) {
 
 // verifyClaims checks everything about a token and returns its principal
 // and expiry.
-func (v *Verifier) verifyClaims(token string) (Principal, time.Time, error) {
-	if len(token) == 0 {
+func (v *Verifier) verifyClaims(raw string) (Principal, time.Time, error) {
+	if len(raw) == 0 {
 		return Principal{}, time.Time{}, unauthorized("missing bearer token")
 	}
-	if len(token) > MaxTokenBytes || strings.Count(token, ".") != 2 {
+	if len(raw) > MaxTokenBytes || strings.Count(raw, ".") != 2 {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 
 	// Choose the key by kid before parsing, so the parser admits exactly
 	// that key's algorithm and the token's alg header cannot pick another.
-	rawHeader, _, _ := strings.Cut(token, ".")
+	rawHeader, _, _ := strings.Cut(raw, ".")
 	headerJSON, err := base64.RawURLEncoding.Strict().DecodeString(rawHeader)
 	if err != nil {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
@@ -275,8 +200,8 @@ func (v *Verifier) verifyClaims(token string) (Principal, time.Time, error) {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 
-	var claims tokenClaims
-	_, err = key.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+	var claims token.Payload
+	_, err = key.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) {
 		return key.public, nil
 	})
 	switch {
@@ -293,8 +218,8 @@ func (v *Verifier) verifyClaims(token string) (Principal, time.Time, error) {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	switch p.Role {
-	case RoleSeafarer, RoleUnion, RoleCarrier:
-	case RoleCompany:
+	case token.RoleSeafarer, token.RoleUnion, token.RoleCarrier:
+	case token.RoleCompany:
 		if claims.CompanyID == "" {
 			return Principal{}, time.Time{}, unauthorized("invalid token")
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/token"
 )
 
 // TestVerifiedTokenIsRememberedOnlyUntilItsExpiry: a token verified once is
@@ -14,18 +15,18 @@ import (
 // even though the signature check is not repeated.
 func TestVerifiedTokenIsRememberedOnlyUntilItsExpiry(t *testing.T) {
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	key, err := GenerateSigningKey("EdDSA")
+	key, err := token.GenerateSigningKey("EdDSA")
 	require.NoError(t, err)
-	jwks, err := JWKS(key)
+	jwks, err := token.JWKS(key)
 	require.NoError(t, err)
 	v, err := NewVerifierFromJWKS(jwks, "iss", "wuyou", func() time.Time { return now })
 	require.NoError(t, err)
-	tok, err := key.Mint(TokenClaims{Issuer: "iss", Audience: "wuyou", Subject: "sf_1", Role: RoleSeafarer, TTL: time.Minute}, now)
+	tok, err := key.Mint(token.Claims{Issuer: "iss", Audience: "wuyou", Subject: "sf_1", Role: token.RoleSeafarer, TTL: time.Minute}, now)
 	require.NoError(t, err)
 
 	p, err := v.Verify(tok)
 	require.NoError(t, err)
-	require.Equal(t, Principal{Role: RoleSeafarer, Subject: "sf_1"}, p)
+	require.Equal(t, Principal{Role: token.RoleSeafarer, Subject: "sf_1"}, p)
 	require.Len(t, v.verified, 1)
 	p, err = v.Verify(tok)
 	require.NoError(t, err)
@@ -39,13 +40,13 @@ func TestVerifiedTokenIsRememberedOnlyUntilItsExpiry(t *testing.T) {
 // TestTamperedTokenIsNotServedFromTheCache: the cache is keyed by the whole
 // token, so changing any byte of a remembered token means a full check.
 func TestTamperedTokenIsNotServedFromTheCache(t *testing.T) {
-	key, err := GenerateSigningKey("ES256")
+	key, err := token.GenerateSigningKey("ES256")
 	require.NoError(t, err)
-	jwks, err := JWKS(key)
+	jwks, err := token.JWKS(key)
 	require.NoError(t, err)
 	v, err := NewVerifierFromJWKS(jwks, "iss", "wuyou", nil)
 	require.NoError(t, err)
-	tok, err := key.Mint(TokenClaims{Issuer: "iss", Audience: "wuyou", Subject: "sf_1", Role: RoleSeafarer, TTL: time.Minute}, time.Now())
+	tok, err := key.Mint(token.Claims{Issuer: "iss", Audience: "wuyou", Subject: "sf_1", Role: token.RoleSeafarer, TTL: time.Minute}, time.Now())
 	require.NoError(t, err)
 	_, err = v.Verify(tok)
 	require.NoError(t, err)

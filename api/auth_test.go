@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/token"
 )
 
 const (
@@ -42,9 +43,9 @@ var authTestNow = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 // JWKS, and a verifier for it. Keys are made once per test binary: RSA
 // generation is slow under -race.
 type authFixture struct {
-	ed, ec, rs *SigningKey
+	ed, ec, rs *token.SigningKey
 	// outsider is a valid Ed25519 key that is not in the JWKS.
-	outsider *SigningKey
+	outsider *token.SigningKey
 	jwks     []byte
 	verifier *Verifier
 }
@@ -60,16 +61,16 @@ func MustAuthFixture(tb testing.TB) *authFixture {
 	authFixtureOnce.Do(func() {
 		f := &authFixture{}
 		for _, k := range []struct {
-			dst **SigningKey
+			dst **token.SigningKey
 			alg string
 			kid string
 		}{
-			{&f.ed, AlgEdDSA, "ed-1"},
-			{&f.ec, AlgES256, "ec-1"},
-			{&f.rs, AlgRS256, "rs-1"},
-			{&f.outsider, AlgEdDSA, "ghost"},
+			{&f.ed, token.AlgEdDSA, "ed-1"},
+			{&f.ec, token.AlgES256, "ec-1"},
+			{&f.rs, token.AlgRS256, "rs-1"},
+			{&f.outsider, token.AlgEdDSA, "ghost"},
 		} {
-			key, err := GenerateSigningKey(k.alg)
+			key, err := token.GenerateSigningKey(k.alg)
 			if err != nil {
 				authFixtureErr = err
 				return
@@ -77,7 +78,7 @@ func MustAuthFixture(tb testing.TB) *authFixture {
 			key.KID = k.kid
 			*k.dst = key
 		}
-		if f.jwks, authFixtureErr = JWKS(f.ed, f.ec, f.rs); authFixtureErr != nil {
+		if f.jwks, authFixtureErr = token.JWKS(f.ed, f.ec, f.rs); authFixtureErr != nil {
 			return
 		}
 		f.verifier, authFixtureErr = NewVerifierFromJWKS(f.jwks, authTestIssuer, authTestAudience, func() time.Time { return authTestNow })
@@ -88,15 +89,15 @@ func MustAuthFixture(tb testing.TB) *authFixture {
 }
 
 // MustMint mints a token through the production path.
-func MustMint(tb testing.TB, k *SigningKey, c TokenClaims) string {
+func MustMint(tb testing.TB, k *token.SigningKey, c token.Claims) string {
 	tb.Helper()
 	token, err := k.Mint(c, authTestNow)
 	require.NoError(tb, err)
 	return token
 }
 
-func seafarerClaims() TokenClaims {
-	return TokenClaims{Issuer: authTestIssuer, Audience: authTestAudience, Subject: "sf-1", Role: RoleSeafarer, TTL: time.Hour}
+func seafarerClaims() token.Claims {
+	return token.Claims{Issuer: authTestIssuer, Audience: authTestAudience, Subject: "sf-1", Role: token.RoleSeafarer, TTL: time.Hour}
 }
 
 // validMapClaims are the claims of a good seafarer token, for tokens the
@@ -106,7 +107,7 @@ func validMapClaims() jwt.MapClaims {
 		"iss":  authTestIssuer,
 		"aud":  authTestAudience,
 		"sub":  "sf-1",
-		"role": RoleSeafarer,
+		"role": token.RoleSeafarer,
 		"iat":  authTestNow.Unix(),
 		"exp":  authTestNow.Add(time.Hour).Unix(),
 	}
@@ -141,7 +142,7 @@ func MustCraft(tb testing.TB, method jwt.SigningMethod, key any, kid string, cla
 
 // publicKeyPEM is the PKIX PEM of a public key: what an attacker who read
 // the JWKS can use as an HMAC secret.
-func publicKeyPEM(tb testing.TB, k *SigningKey) []byte {
+func publicKeyPEM(tb testing.TB, k *token.SigningKey) []byte {
 	tb.Helper()
 	der, err := x509.MarshalPKIXPublicKey(k.Private.Public())
 	require.NoError(tb, err)
@@ -185,8 +186,8 @@ func newAuthTestApp(v *Verifier) *fiber.App {
 	})
 	echo := func(c *fiber.Ctx) error { return c.JSON(PrincipalOf(c)) }
 	app.Get("/me", Authenticate(v), echo)
-	app.Get("/union-only", Authenticate(v), Require(RoleUnion), echo)
-	app.Get("/forgot-authenticate", Require(RoleUnion), echo)
+	app.Get("/union-only", Authenticate(v), Require(token.RoleUnion), echo)
+	app.Get("/forgot-authenticate", Require(token.RoleUnion), echo)
 	return app
 }
 
@@ -296,16 +297,16 @@ func TestAuthenticate_RefusesEveryBadTokenWith401(t *testing.T) {
 			return "Bearer " + MustCraft(t, jwt.SigningMethodES256, f.ec.Private, "ec-1", claimsWith(good, "role", "admin"))
 		}},
 		{"role of another type is refused", func(t *testing.T) string {
-			return "Bearer " + MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", claimsWith(good, "role", []string{RoleUnion}))
+			return "Bearer " + MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", claimsWith(good, "role", []string{token.RoleUnion}))
 		}},
 		{"company role without company_id is refused", func(t *testing.T) string {
-			return "Bearer " + MustCraft(t, jwt.SigningMethodRS256, f.rs.Private, "rs-1", claimsWith(good, "role", RoleCompany))
+			return "Bearer " + MustCraft(t, jwt.SigningMethodRS256, f.rs.Private, "rs-1", claimsWith(good, "role", token.RoleCompany))
 		}},
 		{"missing sub is refused", func(t *testing.T) string {
 			return "Bearer " + MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", claimsWith(good, "sub", nil))
 		}},
 		{"tampered payload is refused", func(t *testing.T) string {
-			payload, err := json.Marshal(claimsWith(good, "role", RoleUnion))
+			payload, err := json.Marshal(claimsWith(good, "role", token.RoleUnion))
 			require.NoError(t, err)
 			return "Bearer " + replaceSegment(validSeafarer, 1, payload)
 		}},
@@ -358,45 +359,45 @@ func TestAuthenticate_AcceptsValidTokensAndStoresThePrincipal(t *testing.T) {
 	}{
 		{"EdDSA token is accepted", func(t *testing.T) string {
 			return "Bearer " + MustMint(t, f.ed, seafarerClaims())
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"ES256 token is accepted", func(t *testing.T) string {
 			return "Bearer " + MustMint(t, f.ec, seafarerClaims())
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"RS256 token is accepted", func(t *testing.T) string {
 			return "Bearer " + MustMint(t, f.rs, seafarerClaims())
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"company token carries its company_id", func(t *testing.T) string {
 			c := seafarerClaims()
-			c.Role, c.Subject, c.CompanyID = RoleCompany, "staff-7", "co-42"
+			c.Role, c.Subject, c.CompanyID = token.RoleCompany, "staff-7", "co-42"
 			return "Bearer " + MustMint(t, f.ed, c)
-		}, Principal{Role: RoleCompany, Subject: "staff-7", CompanyID: "co-42"}},
+		}, Principal{Role: token.RoleCompany, Subject: "staff-7", CompanyID: "co-42"}},
 		{"union token is accepted", func(t *testing.T) string {
 			c := seafarerClaims()
-			c.Role, c.Subject = RoleUnion, "officer-1"
+			c.Role, c.Subject = token.RoleUnion, "officer-1"
 			return "Bearer " + MustMint(t, f.ec, c)
-		}, Principal{Role: RoleUnion, Subject: "officer-1"}},
+		}, Principal{Role: token.RoleUnion, Subject: "officer-1"}},
 		{"carrier token is accepted", func(t *testing.T) string {
 			c := seafarerClaims()
-			c.Role, c.Subject = RoleCarrier, "cmcc"
+			c.Role, c.Subject = token.RoleCarrier, "cmcc"
 			return "Bearer " + MustMint(t, f.rs, c)
-		}, Principal{Role: RoleCarrier, Subject: "cmcc"}},
+		}, Principal{Role: token.RoleCarrier, Subject: "cmcc"}},
 		{"company_id on a seafarer token is dropped", func(t *testing.T) string {
 			return "Bearer " + MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", claimsWith(good, "company_id", "co-42"))
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"aud as a list containing wuyou is accepted", func(t *testing.T) string {
 			return "Bearer " + MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", claimsWith(good, "aud", []string{"other", authTestAudience}))
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"expired less than the 30s leeway ago is accepted", func(t *testing.T) string {
 			return "Bearer " + MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", claimsWith(good, "exp", authTestNow.Add(-20*time.Second).Unix()))
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"nbf within the 30s leeway is accepted", func(t *testing.T) string {
 			c := seafarerClaims()
 			c.NotBefore = authTestNow.Add(20 * time.Second)
 			return "Bearer " + MustMint(t, f.ed, c)
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 		{"bearer scheme is case-insensitive", func(t *testing.T) string {
 			return "bearer " + MustMint(t, f.ed, seafarerClaims())
-		}, Principal{Role: RoleSeafarer, Subject: "sf-1"}},
+		}, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
 	}
 	app := newAuthTestApp(f.verifier)
 	for _, tt := range tests {
@@ -423,12 +424,12 @@ func TestRequire_AllowsOnlyTheListedRoles(t *testing.T) {
 		authorization string
 		want          int
 	}{
-		{"seafarer on a union-only route is forbidden", "/union-only", tokenFor(RoleSeafarer, ""), fiber.StatusForbidden},
-		{"company on a union-only route is forbidden", "/union-only", tokenFor(RoleCompany, "co-1"), fiber.StatusForbidden},
-		{"carrier on a union-only route is forbidden", "/union-only", tokenFor(RoleCarrier, ""), fiber.StatusForbidden},
-		{"union on a union-only route is allowed", "/union-only", tokenFor(RoleUnion, ""), fiber.StatusOK},
+		{"seafarer on a union-only route is forbidden", "/union-only", tokenFor(token.RoleSeafarer, ""), fiber.StatusForbidden},
+		{"company on a union-only route is forbidden", "/union-only", tokenFor(token.RoleCompany, "co-1"), fiber.StatusForbidden},
+		{"carrier on a union-only route is forbidden", "/union-only", tokenFor(token.RoleCarrier, ""), fiber.StatusForbidden},
+		{"union on a union-only route is allowed", "/union-only", tokenFor(token.RoleUnion, ""), fiber.StatusOK},
 		{"no token on a union-only route is unauthorized, not forbidden", "/union-only", "", fiber.StatusUnauthorized},
-		{"Require without Authenticate is unauthorized", "/forgot-authenticate", tokenFor(RoleUnion, ""), fiber.StatusUnauthorized},
+		{"Require without Authenticate is unauthorized", "/forgot-authenticate", tokenFor(token.RoleUnion, ""), fiber.StatusUnauthorized},
 	}
 	app := newAuthTestApp(f.verifier)
 	for _, tt := range tests {
@@ -535,7 +536,7 @@ func TestNewVerifierFromJWKS_SkipsKeysWuyouDoesNotAccept(t *testing.T) {
 func TestNewVerifierFromJWKS_KeepsOnlyPublicKeys(t *testing.T) {
 	f := MustAuthFixture(t)
 	var keys []jwkset.JWKMarshal
-	for _, k := range []*SigningKey{f.ed, f.ec, f.rs} {
+	for _, k := range []*token.SigningKey{f.ed, f.ec, f.rs} {
 		jwk, err := jwkset.NewJWKFromKey(k.Private, jwkset.JWKOptions{
 			Marshal:  jwkset.JWKMarshalOptions{Private: true},
 			Metadata: jwkset.JWKMetadataOptions{KID: k.KID, ALG: jwkset.ALG(k.Alg)},
@@ -584,7 +585,7 @@ func TestNewVerifier_ReadsTheJWKSFile(t *testing.T) {
 	require.NoError(t, err)
 	p, err := v.Verify(MustMint(t, f.rs, seafarerClaims()))
 	require.NoError(t, err)
-	require.Equal(t, Principal{Role: RoleSeafarer, Subject: "sf-1"}, p)
+	require.Equal(t, Principal{Role: token.RoleSeafarer, Subject: "sf-1"}, p)
 
 	_, err = NewVerifier(filepath.Join(t.TempDir(), "missing.json"), authTestIssuer, authTestAudience, nil)
 	require.Error(t, err)
@@ -593,7 +594,7 @@ func TestNewVerifier_ReadsTheJWKSFile(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	fx := MustAuthFixture(f)
 	accepted := map[string]bool{}
-	for _, k := range []*SigningKey{fx.ed, fx.ec, fx.rs} {
+	for _, k := range []*token.SigningKey{fx.ed, fx.ec, fx.rs} {
 		token := MustMint(f, k, seafarerClaims())
 		accepted[token] = true
 		f.Add(token)
@@ -617,7 +618,7 @@ func FuzzVerify(f *testing.F) {
 
 func BenchmarkVerify(b *testing.B) {
 	f := MustAuthFixture(b)
-	for _, k := range []*SigningKey{f.ed, f.ec, f.rs} {
+	for _, k := range []*token.SigningKey{f.ed, f.ec, f.rs} {
 		token := MustMint(b, k, seafarerClaims())
 		b.Run(k.Alg, func(b *testing.B) {
 			b.ReportAllocs()

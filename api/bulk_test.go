@@ -16,6 +16,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/token"
 )
 
 // bulkCSVHeader is the contract's column order.
@@ -244,7 +245,7 @@ func TestBulkEnrol(t *testing.T) {
 	})
 
 	t.Run("another company's token is 404 and enrols nothing", func(t *testing.T) {
-		companyB := f.token(t, RoleCompany, "crew-manager-b", f.companyB.ID)
+		companyB := f.token(t, token.RoleCompany, "crew-manager-b", f.companyB.ID)
 		status, header, res := f.do(t, apiRequest{method: "POST", path: path, token: companyB, contentType: "text/csv",
 			body: []byte(strings.Join(bulkCSVHeader, ",") + "\nX-3,Intruder,CN,+8613700000003,,,,,\n")})
 		require.Equal(t, http.StatusNotFound, status, "%s", res)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/token"
 )
 
 // Tenancy: a company principal reaches only its own company and crew; a
@@ -14,7 +15,7 @@ import (
 func (s *Server) companyFor(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	p := PrincipalOf(c)
-	if p.Role == RoleCompany && p.CompanyID != id {
+	if p.Role == token.RoleCompany && p.CompanyID != id {
 		return "", wuyou.Errorf(wuyou.ENOTFOUND, "company %s not found", id)
 	}
 	return id, nil
@@ -25,14 +26,14 @@ func (s *Server) companyFor(c *fiber.Ctx) (string, error) {
 func (s *Server) seafarerFor(c *fiber.Ctx, id string) (*crew.Seafarer, error) {
 	notFound := wuyou.Errorf(wuyou.ENOTFOUND, "seafarer %s not found", id)
 	p := PrincipalOf(c)
-	if p.Role == RoleSeafarer && p.Subject != id {
+	if p.Role == token.RoleSeafarer && p.Subject != id {
 		return nil, notFound
 	}
 	sf, err := s.cfg.Crew.Seafarer(c.UserContext(), id)
 	if err != nil {
 		return nil, err
 	}
-	if p.Role == RoleCompany && sf.CompanyID != p.CompanyID {
+	if p.Role == token.RoleCompany && sf.CompanyID != p.CompanyID {
 		return nil, notFound
 	}
 	return sf, nil

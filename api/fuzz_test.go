@@ -20,6 +20,7 @@ import (
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // One fuzz target per JSON request body. Each drives its route through the
@@ -57,7 +58,7 @@ func mustFuzzFixture(f *testing.F) *fuzzFixture {
 	})
 	require.NoError(f, err)
 	c := seafarerClaims()
-	c.Role, c.Subject = RoleUnion, "fuzz-officer"
+	c.Role, c.Subject = token.RoleUnion, "fuzz-officer"
 	return &fuzzFixture{
 		app: ls.server.App(), union: MustMint(f, MustAuthFixture(f).ed, c),
 		companyID: co.ID, seafarerID: sf.ID, programmeID: p.ID,

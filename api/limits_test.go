@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/wuyou/wuyou/token"
 )
 
 // chunked hides a body's length, so the client sends it chunked.
@@ -27,7 +29,7 @@ func companyBody(size int) []byte {
 func TestRequestHead_OverTheReadBufferIs401ProblemEvenForMegabytes(t *testing.T) {
 	f := MustAuthFixture(t)
 	ls := MustLiveServer(t, f.verifier, nil)
-	union := rateLimitToken(t, RoleUnion, "officer-head", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-head", "")
 	for _, size := range []int{readBufferSize, 1 << 20, 4 << 20} {
 		// Several times: a server that closed without reading the rest
 		// would reset some of these connections under the client.
@@ -44,7 +46,7 @@ func TestRequestHead_OverTheReadBufferIs401ProblemEvenForMegabytes(t *testing.T)
 func TestRequestHead_WithTheLongestAcceptedTokenReachesTheHandler(t *testing.T) {
 	f := MustAuthFixture(t)
 	ls := MustLiveServer(t, f.verifier, nil)
-	union := rateLimitToken(t, RoleUnion, "officer-long", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-long", "")
 	// A token of MaxTokenBytes is refused by Verify, not by the server's
 	// buffer; other headers fit beside it.
 	res := ls.do(t, http.MethodGet, "/v1/me/allowance", bearer(strings.Repeat("a", MaxTokenBytes)), nil,
@@ -60,7 +62,7 @@ func TestRequestBody_OverTheLimitIs413Problem(t *testing.T) {
 	const limit = 64 << 10
 	f := MustAuthFixture(t)
 	ls := MustLiveServer(t, f.verifier, func(c *Config) { c.BodyLimit = limit })
-	union := rateLimitToken(t, RoleUnion, "officer-body", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-body", "")
 
 	tests := []struct {
 		name string
@@ -98,7 +100,7 @@ func TestRequestBody_OverTheLimitIs413Problem(t *testing.T) {
 func TestRequestBody_CompressedIs415Problem(t *testing.T) {
 	f := MustAuthFixture(t)
 	ls := MustLiveServer(t, f.verifier, nil)
-	union := rateLimitToken(t, RoleUnion, "officer-gzip", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-gzip", "")
 	// A gzip bomb: 8 MiB of spaces inflate from a few KiB. fiber would
 	// inflate it without a bound.
 	var buf bytes.Buffer

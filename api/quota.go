@@ -8,6 +8,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 func (s *Server) getAllowance(c *fiber.Ctx) error {
@@ -25,7 +26,7 @@ func (s *Server) getMyAllowance(c *fiber.Ctx) error {
 func (s *Server) allowance(c *fiber.Ctx, id string) error {
 	ctx := c.UserContext()
 	p := PrincipalOf(c)
-	self := p.Role == RoleSeafarer && p.Subject == id
+	self := p.Role == token.RoleSeafarer && p.Subject == id
 	if !self {
 		if _, err := s.seafarerFor(c, id); err != nil {
 			return err
@@ -103,7 +104,7 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if PrincipalOf(c).Role == RoleCompany {
+	if PrincipalOf(c).Role == token.RoleCompany {
 		for _, e := range entries {
 			e.CalledNumber = MaskNumber(e.CalledNumber)
 		}

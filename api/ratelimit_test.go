@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/token"
 )
 
 // storageOnly hides RedisRateLimitStore's WindowCounter, so the limiter falls
@@ -74,7 +75,7 @@ func TestWriteRateLimit_OverTheBudgetIs429ProblemWithRetryAfter(t *testing.T) {
 			ls := mustLiveServerOn(t, rdb, prefix, MustAuthFixture(t).verifier, func(c *Config) {
 				c.WriteRateLimit, c.RateLimitStorage = budget, tt.storage(rdb, prefix)
 			})
-			union := rateLimitToken(t, RoleUnion, "officer-"+tt.name, "")
+			union := rateLimitToken(t, token.RoleUnion, "officer-"+tt.name, "")
 			for i := range budget {
 				res := postCompany(t, ls, union, i)
 				require.Equal(t, http.StatusCreated, res.status, "write %d of %d: %s", i+1, budget, res.body)
@@ -91,7 +92,7 @@ func TestWriteRateLimit_TwoReplicasOnOneRedisShareTheBudget(t *testing.T) {
 	v := MustAuthFixture(t).verifier
 	limit := func(c *Config) { c.WriteRateLimit = budget }
 	replicas := []*liveServer{mustLiveServerOn(t, rdb, prefix, v, limit), mustLiveServerOn(t, rdb, prefix, v, limit)}
-	union := rateLimitToken(t, RoleUnion, "officer-replicas", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-replicas", "")
 	for i := range budget {
 		res := postCompany(t, replicas[i%2], union, i)
 		require.Equal(t, http.StatusCreated, res.status, "write %d: %s", i+1, res.body)
@@ -104,7 +105,7 @@ func TestWriteRateLimit_TwoReplicasOnOneRedisShareTheBudget(t *testing.T) {
 func TestWriteRateLimit_ReadsAreNotLimited(t *testing.T) {
 	const budget = 2
 	ls := MustLiveServer(t, MustAuthFixture(t).verifier, func(c *Config) { c.WriteRateLimit = budget })
-	union := rateLimitToken(t, RoleUnion, "officer-reads", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-reads", "")
 	res := postCompany(t, ls, union, 0)
 	require.Equal(t, http.StatusCreated, res.status)
 	var co struct{ ID string }
@@ -121,7 +122,7 @@ func TestWriteRateLimit_ReadsAreNotLimited(t *testing.T) {
 func TestWriteRateLimit_IsPerTokenSoAnotherPrincipalIsUnaffected(t *testing.T) {
 	const budget = 2
 	ls := MustLiveServer(t, MustAuthFixture(t).verifier, func(c *Config) { c.WriteRateLimit = budget })
-	noisy := rateLimitToken(t, RoleUnion, "officer-noisy", "")
+	noisy := rateLimitToken(t, token.RoleUnion, "officer-noisy", "")
 	for i := range budget {
 		require.Equal(t, http.StatusCreated, postCompany(t, ls, noisy, i).status)
 	}
@@ -130,8 +131,8 @@ func TestWriteRateLimit_IsPerTokenSoAnotherPrincipalIsUnaffected(t *testing.T) {
 	// The same subject under another role, and another subject, each have
 	// their own budget.
 	for i, other := range []string{
-		rateLimitToken(t, RoleUnion, "officer-quiet", ""),
-		rateLimitToken(t, RoleCompany, "officer-noisy", "co-1"),
+		rateLimitToken(t, token.RoleUnion, "officer-quiet", ""),
+		rateLimitToken(t, token.RoleCompany, "officer-noisy", "co-1"),
 	} {
 		res := ls.do(t, http.MethodPost, "/v1/companies", other, bytes.NewReader(jsonOf(t, map[string]string{"name": "Quiet", "registration_no": fmt.Sprintf("Q-%d", i)})))
 		require.NotEqual(t, http.StatusTooManyRequests, res.status, "body: %s", res.body)
@@ -141,7 +142,7 @@ func TestWriteRateLimit_IsPerTokenSoAnotherPrincipalIsUnaffected(t *testing.T) {
 
 func TestWriteRateLimit_NegativeTurnsItOff(t *testing.T) {
 	ls := MustLiveServer(t, MustAuthFixture(t).verifier, func(c *Config) { c.WriteRateLimit = -1 })
-	union := rateLimitToken(t, RoleUnion, "officer-unlimited", "")
+	union := rateLimitToken(t, token.RoleUnion, "officer-unlimited", "")
 	for i := range 5 {
 		require.Equal(t, http.StatusCreated, postCompany(t, ls, union, i).status)
 	}
@@ -280,7 +281,7 @@ func TestRateLimitKey_IsThePrincipalOrElseTheClientAddress(t *testing.T) {
 	record := func(c *fiber.Ctx) error { keys = append(keys, rateLimitKey(c)); return nil }
 	app.Post("/anonymous", record)
 	app.Post("/signed-in", func(c *fiber.Ctx) error {
-		c.Locals(principalKey{}, Principal{Role: RoleCompany, Subject: "manager", CompanyID: "co-1"})
+		c.Locals(principalKey{}, Principal{Role: token.RoleCompany, Subject: "manager", CompanyID: "co-1"})
 		return c.Next()
 	}, record)
 	for _, path := range []string{"/anonymous", "/signed-in"} {

@@ -21,6 +21,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 	"github.com/wuyou/wuyou/web"
 )
 
@@ -143,9 +144,9 @@ func (s *Server) routes() {
 	// Order matters: a request is authenticated before it may cost a Redis
 	// round trip (the rate limit) or a buffered body.
 	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier), s.limitWrites(), bufferChunkedBody(s.cfg.BodyLimit))
-	staff := Require(RoleUnion, RoleCompany)
-	anyPerson := Require(RoleUnion, RoleCompany, RoleSeafarer)
-	union := Require(RoleUnion)
+	staff := Require(token.RoleUnion, token.RoleCompany)
+	anyPerson := Require(token.RoleUnion, token.RoleCompany, token.RoleSeafarer)
+	union := Require(token.RoleUnion)
 
 	v1.Post("/companies", union, s.createCompany)
 	v1.Get("/companies/:id", staff, s.getCompany)
@@ -156,7 +157,7 @@ func (s *Server) routes() {
 	v1.Patch("/seafarers/:id", staff, s.patchSeafarer)
 	v1.Get("/seafarers/:id/allowance", anyPerson, s.getAllowance)
 	v1.Get("/seafarers/:id/usage", anyPerson, s.getUsage)
-	v1.Get("/me/allowance", Require(RoleSeafarer), s.getMyAllowance)
+	v1.Get("/me/allowance", Require(token.RoleSeafarer), s.getMyAllowance)
 
 	v1.Post("/programmes", union, s.createProgramme)
 	v1.Get("/programmes/:id", union, s.getProgramme)
@@ -165,7 +166,7 @@ func (s *Server) routes() {
 	v1.Post(`/seafarers/:id/grants/:grant_id\:void`, union, s.voidGrant)
 
 	// Union staff "may do everything" (CONTRACT §2), so they can ask as the carrier would.
-	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(RoleCarrier, RoleUnion), s.carrierAllowance)
+	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(token.RoleCarrier, token.RoleUnion), s.carrierAllowance)
 
 	v1.Get("/statements", staff, s.getStatement)
 	v1.Post(`/periods/:period\:close`, union, s.closePeriod)

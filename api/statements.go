@@ -11,6 +11,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/token"
 )
 
 // Billing is what the API needs for statements, periods and reconciliation.
@@ -55,7 +56,7 @@ func (s *Server) getStatement(c *fiber.Ctx) error {
 	if err := wuyou.Invalid(errs); err != nil {
 		return err
 	}
-	if p := PrincipalOf(c); p.Role == RoleCompany {
+	if p := PrincipalOf(c); p.Role == token.RoleCompany {
 		switch {
 		case payer.Kind != billing.PayerCompany:
 			return wuyou.Errorf(wuyou.EFORBIDDEN, "a company may read only its own company statement")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // MustStatementsFixture is MustAPIFixture (whose server has statements
@@ -44,7 +45,7 @@ func TestStatementsAreTheUnionsAndACompanyReadsOnlyItsOwn(t *testing.T) {
 	t.Parallel()
 	f := MustStatementsFixture(t)
 	period := billing.PeriodOf(time.Now())
-	companyB := f.token(t, RoleCompany, "crew-manager-b", f.companyB.ID)
+	companyB := f.token(t, token.RoleCompany, "crew-manager-b", f.companyB.ID)
 	for _, tc := range []struct {
 		name, payer, token string
 		want               int

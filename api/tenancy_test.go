@@ -23,6 +23,7 @@ import (
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // The tenancy rules (CONTRACT §2): a company sees only its own crew, a
@@ -44,7 +45,7 @@ type apiFixture struct {
 	crew   *crew.RedisStore
 	quota  *quota.RedisStore
 	issuer *quota.Issuer
-	key    *SigningKey
+	key    *token.SigningKey
 
 	companyA, companyB *crew.Company
 	a1, a2, b1, b2     *crew.Seafarer
@@ -63,9 +64,9 @@ type apiFixture struct {
 func MustAPIServer(tb testing.TB) *apiFixture {
 	tb.Helper()
 	rdb, prefix := redistest.MustClient(tb)
-	key, err := GenerateSigningKey(AlgEdDSA)
+	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	require.NoError(tb, err)
-	jwks, err := JWKS(key)
+	jwks, err := token.JWKS(key)
 	require.NoError(tb, err)
 	verifier, err := NewVerifierFromJWKS(jwks, tenancyIssuer, "wuyou", nil)
 	require.NoError(tb, err)
@@ -86,8 +87,8 @@ func MustAPIServer(tb testing.TB) *apiFixture {
 		defer cancel()
 		_ = f.issuer.Close(ctx)
 	})
-	f.union = f.token(tb, RoleUnion, "union-officer-1", "")
-	f.carrierToken = f.token(tb, RoleCarrier, "carrier-cmcc", "")
+	f.union = f.token(tb, token.RoleUnion, "union-officer-1", "")
+	f.carrierToken = f.token(tb, token.RoleCarrier, "carrier-cmcc", "")
 	return f
 }
 
@@ -138,14 +139,14 @@ func MustAPIFixture(tb testing.TB) *apiFixture {
 		require.NoError(tb, err)
 	}
 
-	f.companyAToken = f.token(tb, RoleCompany, "crew-manager-a", f.companyA.ID)
-	f.seafarerA1 = f.token(tb, RoleSeafarer, f.a1.ID, "")
+	f.companyAToken = f.token(tb, token.RoleCompany, "crew-manager-a", f.companyA.ID)
+	f.seafarerA1 = f.token(tb, token.RoleSeafarer, f.a1.ID, "")
 	return f
 }
 
 func (f *apiFixture) token(tb testing.TB, role, sub, companyID string) string {
 	tb.Helper()
-	tok, err := f.key.Mint(TokenClaims{
+	tok, err := f.key.Mint(token.Claims{
 		Issuer: tenancyIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour,
 	}, time.Now())
 	require.NoError(tb, err)
@@ -353,7 +354,7 @@ func tenancyRoutes() []tenancyRoute {
 			check: func(t *testing.T, role string, _ tenant, body []byte) {
 				// A company never sees the numbers its crew called.
 				want := calledNumber
-				if role == RoleCompany {
+				if role == token.RoleCompany {
 					want = MaskNumber(calledNumber)
 					require.Equal(t, "*********5678", want, "masked to the last 4 digits")
 					require.NotContains(t, string(body), calledNumber)
@@ -527,10 +528,10 @@ func TestTenancy(t *testing.T) {
 		name, role, token string
 		want              func(routeAccess) [2]int
 	}{
-		{"union", RoleUnion, f.union, func(g routeAccess) [2]int { return g.union }},
-		{"company A", RoleCompany, f.companyAToken, func(g routeAccess) [2]int { return g.company }},
-		{"seafarer A1", RoleSeafarer, f.seafarerA1, func(g routeAccess) [2]int { return g.seafarer }},
-		{"carrier", RoleCarrier, f.carrierToken, func(g routeAccess) [2]int { return g.carrier }},
+		{"union", token.RoleUnion, f.union, func(g routeAccess) [2]int { return g.union }},
+		{"company A", token.RoleCompany, f.companyAToken, func(g routeAccess) [2]int { return g.company }},
+		{"seafarer A1", token.RoleSeafarer, f.seafarerA1, func(g routeAccess) [2]int { return g.seafarer }},
+		{"carrier", token.RoleCarrier, f.carrierToken, func(g routeAccess) [2]int { return g.carrier }},
 	}
 	for _, rc := range routes {
 		tenants := []tenant{tenantA, tenantB}
@@ -567,8 +568,8 @@ func TestTenancy(t *testing.T) {
 	// What the route table cannot say: a seafarer's colleague is another
 	// tenant too, the carrier's unknown MSISDN, and tokens of B.
 	seafarerA2 := "/v1/seafarers/" + f.a2.ID
-	companyBToken := f.token(t, RoleCompany, "crew-manager-b", f.companyB.ID)
-	seafarerB1 := f.token(t, RoleSeafarer, f.b1.ID, "")
+	companyBToken := f.token(t, token.RoleCompany, "crew-manager-b", f.companyB.ID)
+	seafarerB1 := f.token(t, token.RoleSeafarer, f.b1.ID, "")
 	for _, tc := range []struct {
 		name, method, path, token string
 		want                      int

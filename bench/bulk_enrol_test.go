@@ -23,6 +23,7 @@ import (
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/token"
 )
 
 const (
@@ -45,11 +46,11 @@ const (
 func BenchmarkBulkEnrol10k(b *testing.B) {
 	rdb, prefix := mustBenchClient(b)
 
-	key, err := api.GenerateSigningKey(api.AlgEdDSA)
+	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	if err != nil {
 		b.Fatal(err)
 	}
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,8 +83,8 @@ func BenchmarkBulkEnrol10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		token, err := key.Mint(api.TokenClaims{
-			Issuer: benchIss, Audience: benchAudience, Subject: "bench-crew-manager", Role: api.RoleCompany,
+		token, err := key.Mint(token.Claims{
+			Issuer: benchIss, Audience: benchAudience, Subject: "bench-crew-manager", Role: token.RoleCompany,
 			CompanyID: company.ID, TTL: time.Hour,
 		}, time.Now())
 		if err != nil {

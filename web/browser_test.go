@@ -19,8 +19,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // Browser tests drive Debian's chromium, headless, against the real API and
@@ -283,7 +283,7 @@ func seafarerScene(t *testing.T) (*stack, string) {
 	s.call(sf, "cdr-2", now.Add(-5*time.Minute), 125, "SG")  // 3 min covered
 	s.call(sf, "cdr-3", now.Add(-4*time.Minute), 610, "JP")  // 11 min covered
 	s.call(sf, "cdr-4", now.Add(-3*time.Minute), 45, "NL")   // 1 min covered
-	return s, s.token(api.RoleSeafarer, sf.ID, "")
+	return s, s.token(token.RoleSeafarer, sf.ID, "")
 }
 
 // TestBrowser_SeafarerSeesMinutesLeftPacksAndThisMonthsCalls: 300 + 60
@@ -440,7 +440,7 @@ func TestBrowser_CompanyUploadsACrewListAndSeesItsBadRows(t *testing.T) {
 	})
 	must(t, err)
 
-	tb.do(chromedp.Navigate(s.base + "/console#token=" + s.token(api.RoleCompany, "crew-manager-1", s.company.ID)))
+	tb.do(chromedp.Navigate(s.base + "/console#token=" + s.token(token.RoleCompany, "crew-manager-1", s.company.ID)))
 	tb.waitFor("the crew list", `document.querySelectorAll('#crew-rows tr').length === 3`)
 	for _, id := range []string{"tab-programmes", "tab-issue"} {
 		if tb.eval(`String(document.getElementById('`+id+`').hidden)`) != "true" {
@@ -531,7 +531,7 @@ func TestBrowser_UnionCreatesAProgrammeIssuesPacksAndWatchesProgressReachDone(t 
 	fleet := s.enrolFleet("Big Fleet 远洋", 250)
 	tb := mustTab(t, "en-US", desktop)
 
-	tb.do(chromedp.Navigate(s.base + "/console#token=" + s.token(api.RoleUnion, "union-staff-1", "")))
+	tb.do(chromedp.Navigate(s.base + "/console#token=" + s.token(token.RoleUnion, "union-staff-1", "")))
 	tb.waitFor("the console", `!document.getElementById('view').hidden`)
 	tb.do(
 		chromedp.Click(chromedp.ID("tab-programmes")),

@@ -16,6 +16,7 @@ import (
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // stack is the service as `wuyoud dev` runs it, minus Kafka: the real API
@@ -26,7 +27,7 @@ import (
 type stack struct {
 	t         *testing.T
 	base      string
-	key       *api.SigningKey
+	key       *token.SigningKey
 	crew      *crew.RedisStore
 	quota     *quota.RedisStore
 	issuer    *quota.Issuer
@@ -42,9 +43,9 @@ func mustStack(t *testing.T) *stack {
 	rdb := redis.NewClient(&redis.Options{Addr: store.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 
-	key, err := api.GenerateSigningKey("EdDSA")
+	key, err := token.GenerateSigningKey("EdDSA")
 	must(t, err)
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	must(t, err)
 	verifier, err := api.NewVerifierFromJWKS(jwks, testIssuer, "wuyou", time.Now)
 	must(t, err)
@@ -80,7 +81,7 @@ func must(tb testing.TB, err error) {
 
 func (s *stack) token(role, sub, companyID string) string {
 	s.t.Helper()
-	tok, err := s.key.Mint(api.TokenClaims{Issuer: testIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour}, time.Now())
+	tok, err := s.key.Mint(token.Claims{Issuer: testIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour}, time.Now())
 	must(s.t, err)
 	return tok
 }

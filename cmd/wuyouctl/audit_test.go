@@ -18,6 +18,7 @@ import (
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // auditAPI answers GET /v1/ops/ledger-audit with pages, following its own
@@ -84,9 +85,9 @@ func TestAudit_ShowsTheServersProblem(t *testing.T) {
 func TestAudit_AgainstTheRealServerFindsAGrantChangedOutsideTheLedger(t *testing.T) {
 	rdb, prefix := redistest.MustClient(t)
 	q := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	key, err := api.GenerateSigningKey(api.AlgEdDSA)
+	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	require.NoError(t, err)
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	require.NoError(t, err)
 	const issuer = "https://issuer.audit.test"
 	verifier, err := api.NewVerifierFromJWKS(jwks, issuer, "wuyou", nil)
@@ -96,7 +97,7 @@ func TestAudit_AgainstTheRealServerFindsAGrantChangedOutsideTheLedger(t *testing
 	addr, err := srv.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	token, err := key.Mint(api.TokenClaims{Issuer: issuer, Audience: "wuyou", Subject: "staff-1", Role: api.RoleUnion, TTL: time.Hour}, time.Now())
+	token, err := key.Mint(token.Claims{Issuer: issuer, Audience: "wuyou", Subject: "staff-1", Role: token.RoleUnion, TTL: time.Hour}, time.Now())
 	require.NoError(t, err)
 
 	ctx := context.Background()

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wuyou/wuyou"
-	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/token"
 )
 
 // newTokenCmd groups the offline token tools: nothing here talks to the API.
@@ -27,7 +27,7 @@ func newTokenCmd() *cobra.Command {
 func newTokenMintCmd() *cobra.Command {
 	var (
 		keyPath, kid string
-		claims       api.TokenClaims
+		claims       token.Claims
 	)
 	cmd := &cobra.Command{
 		Use:   "mint --key FILE.pem --iss ISS --sub SUB --role ROLE [--company-id ID] [--ttl 1h]",
@@ -42,7 +42,7 @@ uses when it is given no --kid.`,
   wuyouctl token mint --key signing.pem --iss https://auth.example --sub staff-7 --role company --company-id co-42 --ttl 15m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := api.LoadSigningKey(keyPath, kid)
+			key, err := token.LoadSigningKey(keyPath, kid)
 			if err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ overwritten unless --force is given.`,
 		Example: `  wuyouctl token keygen --alg EdDSA --kid k1 --out-key signing.pem --out-jwks jwks.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := api.GenerateSigningKey(alg)
+			key, err := token.GenerateSigningKey(alg)
 			if err != nil {
 				return err
 			}
@@ -115,7 +115,7 @@ overwritten unless --force is given.`,
 			if err != nil {
 				return err
 			}
-			jwks, err := api.JWKS(key)
+			jwks, err := token.JWKS(key)
 			if err != nil {
 				return err
 			}
@@ -140,7 +140,7 @@ overwritten unless --force is given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&alg, "alg", api.AlgEdDSA, "algorithm: EdDSA (Ed25519), ES256 or RS256")
+	f.StringVar(&alg, "alg", token.AlgEdDSA, "algorithm: EdDSA (Ed25519), ES256 or RS256")
 	f.StringVar(&kid, "kid", "", "key id (default: the key's RFC 7638 thumbprint)")
 	f.StringVar(&keyPath, "out-key", "", "where to write the private key (PEM)")
 	f.StringVar(&jwksPath, "out-jwks", "", "where to write the public JWKS (JSON)")

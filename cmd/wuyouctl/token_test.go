@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/token"
 )
 
 const testIssuer = "https://auth.wuyou.test"
@@ -52,18 +53,18 @@ func TestTokenKeygenThenMint_MakesTokensTheServerVerifies(t *testing.T) {
 		mint []string
 		want api.Principal
 	}{
-		{"EdDSA union token", api.AlgEdDSA, "k1",
+		{"EdDSA union token", token.AlgEdDSA, "k1",
 			[]string{"--sub", "officer-1", "--role", "union"},
-			api.Principal{Role: api.RoleUnion, Subject: "officer-1"}},
-		{"ES256 company token carries company_id", api.AlgES256, "k2",
+			api.Principal{Role: token.RoleUnion, Subject: "officer-1"}},
+		{"ES256 company token carries company_id", token.AlgES256, "k2",
 			[]string{"--sub", "staff-7", "--role", "company", "--company-id", "co-42", "--ttl", "15m"},
-			api.Principal{Role: api.RoleCompany, Subject: "staff-7", CompanyID: "co-42"}},
-		{"RS256 seafarer token", api.AlgRS256, "k3",
+			api.Principal{Role: token.RoleCompany, Subject: "staff-7", CompanyID: "co-42"}},
+		{"RS256 seafarer token", token.AlgRS256, "k3",
 			[]string{"--sub", "sf-1", "--role", "seafarer"},
-			api.Principal{Role: api.RoleSeafarer, Subject: "sf-1"}},
-		{"without --kid both sides use the key's thumbprint", api.AlgEdDSA, "",
+			api.Principal{Role: token.RoleSeafarer, Subject: "sf-1"}},
+		{"without --kid both sides use the key's thumbprint", token.AlgEdDSA, "",
 			[]string{"--sub", "cmcc", "--role", "carrier"},
-			api.Principal{Role: api.RoleCarrier, Subject: "cmcc"}},
+			api.Principal{Role: token.RoleCarrier, Subject: "cmcc"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +87,7 @@ func TestTokenKeygenThenMint_MakesTokensTheServerVerifies(t *testing.T) {
 }
 
 func TestTokenMint_TTLBoundsTheToken(t *testing.T) {
-	keyPath, jwksPath := MustKeygen(t, api.AlgEdDSA, "k1")
+	keyPath, jwksPath := MustKeygen(t, token.AlgEdDSA, "k1")
 	token := strings.TrimSpace(MustRun(t, "token", "mint", "--key", keyPath, "--kid", "k1",
 		"--iss", testIssuer, "--sub", "sf-1", "--role", "seafarer", "--ttl", "10m"))
 
@@ -98,7 +99,7 @@ func TestTokenMint_TTLBoundsTheToken(t *testing.T) {
 }
 
 func TestTokenMint_RefusesWhatTheServerWouldRefuse(t *testing.T) {
-	keyPath, _ := MustKeygen(t, api.AlgEdDSA, "k1")
+	keyPath, _ := MustKeygen(t, token.AlgEdDSA, "k1")
 	base := []string{"token", "mint", "--key", keyPath, "--kid", "k1", "--iss", testIssuer}
 	tests := []struct {
 		name    string
@@ -125,7 +126,7 @@ func TestTokenMint_RefusesWhatTheServerWouldRefuse(t *testing.T) {
 }
 
 func TestTokenKeygen_WritesAPrivateKeyOnlyItsOwnerReads(t *testing.T) {
-	keyPath, jwksPath := MustKeygen(t, api.AlgES256, "k1")
+	keyPath, jwksPath := MustKeygen(t, token.AlgES256, "k1")
 	info, err := os.Stat(keyPath)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
@@ -137,7 +138,7 @@ func TestTokenKeygen_WritesAPrivateKeyOnlyItsOwnerReads(t *testing.T) {
 }
 
 func TestTokenKeygen_DoesNotOverwriteWithoutForce(t *testing.T) {
-	keyPath, jwksPath := MustKeygen(t, api.AlgEdDSA, "k1")
+	keyPath, jwksPath := MustKeygen(t, token.AlgEdDSA, "k1")
 	before, err := os.ReadFile(keyPath)
 	require.NoError(t, err)
 

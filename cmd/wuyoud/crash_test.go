@@ -21,8 +21,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/token"
 )
 
 // TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents runs wuyoud as a
@@ -52,7 +52,7 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 	began := time.Now()
 	bin := MustBuildWuyoud(t)
 	st := MustWuyouStack(t, partitions)
-	union := st.MustToken(t, api.RoleUnion, "staff-1", "")
+	union := st.MustToken(t, token.RoleUnion, "staff-1", "")
 	procs := &processLog{dir: t.TempDir()}
 	t.Cleanup(func() { procs.RequireNoRaceOrPanic(t) })
 

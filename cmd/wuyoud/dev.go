@@ -21,6 +21,7 @@ import (
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 const devBanner = `
@@ -65,11 +66,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 
-	key, err := api.GenerateSigningKey("EdDSA")
+	key, err := token.GenerateSigningKey("EdDSA")
 	if err != nil {
 		return err
 	}
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	if err != nil {
 		return err
 	}
@@ -150,24 +151,24 @@ func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 	return d, nil
 }
 
-func printDevGuide(w io.Writer, s *service, key *api.SigningKey, d *demoData) error {
+func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) error {
 	mint := func(role, sub, companyID string) (string, error) {
-		return key.Mint(api.TokenClaims{Issuer: devIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: 24 * time.Hour}, time.Now())
+		return key.Mint(token.Claims{Issuer: devIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: 24 * time.Hour}, time.Now())
 	}
 	base := "http://localhost" + portOf(s.addr.String())
-	union, err := mint(api.RoleUnion, "union-staff-1", "")
+	union, err := mint(token.RoleUnion, "union-staff-1", "")
 	if err != nil {
 		return err
 	}
-	company, err := mint(api.RoleCompany, "crew-manager-1", d.company.ID)
+	company, err := mint(token.RoleCompany, "crew-manager-1", d.company.ID)
 	if err != nil {
 		return err
 	}
-	seafarer, err := mint(api.RoleSeafarer, d.seafarers[0].ID, "")
+	seafarer, err := mint(token.RoleSeafarer, d.seafarers[0].ID, "")
 	if err != nil {
 		return err
 	}
-	carrierTok, err := mint(api.RoleCarrier, "carrier-cmcc", "")
+	carrierTok, err := mint(token.RoleCarrier, "carrier-cmcc", "")
 	if err != nil {
 		return err
 	}

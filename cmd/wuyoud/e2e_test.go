@@ -18,10 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // harness is a running wuyoud against a real Redis and an in-process
@@ -30,7 +30,7 @@ type harness struct {
 	t       *testing.T
 	svc     *service
 	base    string
-	key     *api.SigningKey
+	key     *token.SigningKey
 	broker  *kfake.Cluster
 	topics  carrier.Topics
 	cfg     Config
@@ -47,9 +47,9 @@ func mustHarness(t *testing.T) *harness {
 	require.NoError(t, err)
 	t.Cleanup(broker.Close)
 
-	key, err := api.GenerateSigningKey("ES256")
+	key, err := token.GenerateSigningKey("ES256")
 	require.NoError(t, err)
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	require.NoError(t, err)
 	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
 	require.NoError(t, os.WriteFile(jwksPath, jwks, 0o600))
@@ -84,7 +84,7 @@ func mustHarness(t *testing.T) *harness {
 
 func (h *harness) token(role, sub, companyID string) string {
 	h.t.Helper()
-	tok, err := h.key.Mint(api.TokenClaims{Issuer: testIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour}, time.Now())
+	tok, err := h.key.Mint(token.Claims{Issuer: testIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: time.Hour}, time.Now())
 	require.NoError(h.t, err)
 	return tok
 }
@@ -178,11 +178,11 @@ func (h *harness) waitUsed(seafarerID, token string, want int64) allowanceBody {
 // whole minutes; a duplicate of the event changes nothing.
 func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 	h := mustHarness(t)
-	union := h.token(api.RoleUnion, "staff-1", "")
+	union := h.token(token.RoleUnion, "staff-1", "")
 
 	var company struct{ ID string }
 	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/companies", union, map[string]string{"name": "Ocean Crew Ltd", "registration_no": "REG-1"}, &company))
-	companyTok := h.token(api.RoleCompany, "manager", company.ID)
+	companyTok := h.token(token.RoleCompany, "manager", company.ID)
 
 	var sf struct {
 		ID     string
@@ -207,7 +207,7 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 	require.Equal(t, "done", iss.Status)
 	require.EqualValues(t, 1, iss.Issued)
 
-	seafarerTok := h.token(api.RoleSeafarer, sf.ID, "")
+	seafarerTok := h.token(token.RoleSeafarer, sf.ID, "")
 	var before allowanceBody
 	require.Equal(t, http.StatusOK, h.call("GET", "/v1/me/allowance", seafarerTok, nil, &before))
 	require.EqualValues(t, 1800, before.RemainingSeconds)
@@ -230,7 +230,7 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 		MSISDN           string `json:"msisdn"`
 		RemainingSeconds int64  `json:"remaining_seconds"`
 	}
-	require.Equal(t, http.StatusOK, h.call("GET", "/v1/carrier/subscribers/%2B8613900000001/allowance", h.token(api.RoleCarrier, "cmcc", ""), nil, &carrierView))
+	require.Equal(t, http.StatusOK, h.call("GET", "/v1/carrier/subscribers/%2B8613900000001/allowance", h.token(token.RoleCarrier, "cmcc", ""), nil, &carrierView))
 	require.EqualValues(t, 1800-240, carrierView.RemainingSeconds)
 	require.Equal(t, "+8613900000001", carrierView.MSISDN)
 
@@ -266,7 +266,7 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 // the DLQ with its original bytes and reasons, and the next good one is applied.
 func TestMalformedEventIsDeadLetteredAndTheConsumerMovesOn(t *testing.T) {
 	h := mustHarness(t)
-	union := h.token(api.RoleUnion, "staff-1", "")
+	union := h.token(token.RoleUnion, "staff-1", "")
 	var company struct{ ID string }
 	require.Equal(t, http.StatusCreated, h.call("POST", "/v1/companies", union, map[string]string{"name": "Blue Sea", "registration_no": "REG-2"}, &company))
 	var sf struct{ ID string }

@@ -23,10 +23,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/token"
 )
 
 // This file holds what the pipeline, crash and rebalance tests share: a
@@ -46,7 +46,7 @@ type wuyouStack struct {
 	broker   *kfake.Cluster
 	brokers  []string
 	topics   carrier.Topics
-	key      *api.SigningKey
+	key      *token.SigningKey
 	jwksPath string
 }
 
@@ -74,7 +74,7 @@ func (st *wuyouStack) env(httpAddr, group string) map[string]string {
 // MustToken mints a token the stack's services accept.
 func (st *wuyouStack) MustToken(tb testing.TB, role, subject, companyID string) string {
 	tb.Helper()
-	tok, err := st.key.Mint(api.TokenClaims{Issuer: stackIssuer, Audience: "wuyou", Subject: subject, Role: role, CompanyID: companyID, TTL: 2 * time.Hour}, time.Now())
+	tok, err := st.key.Mint(token.Claims{Issuer: stackIssuer, Audience: "wuyou", Subject: subject, Role: role, CompanyID: companyID, TTL: 2 * time.Hour}, time.Now())
 	require.NoError(tb, err)
 	return tok
 }
@@ -649,9 +649,9 @@ func MustWuyouStackWithBroker(tb testing.TB, usagePartitions int32, opts ...kfak
 	require.NoError(tb, err)
 	tb.Cleanup(broker.Close)
 
-	key, err := api.GenerateSigningKey(api.AlgES256)
+	key, err := token.GenerateSigningKey(token.AlgES256)
 	require.NoError(tb, err)
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	require.NoError(tb, err)
 	jwksPath := filepath.Join(tb.TempDir(), "jwks.json")
 	require.NoError(tb, os.WriteFile(jwksPath, jwks, 0o600))

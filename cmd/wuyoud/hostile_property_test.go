@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/token"
 )
 
 // propMsg is one message of the property test's stream: a carriersim
@@ -148,7 +148,7 @@ func TestHostilePipelineProperty(t *testing.T) {
 	began := time.Now()
 	bin := MustBuildWuyoud(t)
 	st := MustWuyouStackWithBroker(t, partitions, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(brokerMaxMessageBytes)}))
-	union := st.MustToken(t, api.RoleUnion, "staff-1", "")
+	union := st.MustToken(t, token.RoleUnion, "staff-1", "")
 	procs := &processLog{dir: t.TempDir()}
 	t.Cleanup(func() { procs.RequireNoRaceOrPanic(t) })
 	p := procs.MustStart(t, bin, st, group)

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/token"
 )
 
 // This file pins what Wuyou does with hostile input on carrier.usage.v1:
@@ -169,7 +169,7 @@ func MustHostileWorld(tb testing.TB, rng *rand.Rand) *hostileWorld {
 	tb.Helper()
 	st := MustWuyouStackWithBroker(tb, 1, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(brokerMaxMessageBytes)}))
 	node := st.MustStartNode(tb, "hostile")
-	union := st.MustToken(tb, api.RoleUnion, "staff-1", "")
+	union := st.MustToken(tb, token.RoleUnion, "staff-1", "")
 	effective, start := sim.CallWindow(time.Now())
 	w := &hostileWorld{st: st, node: node, union: union, grants: map[string]*modelGrant{}, calls: map[string][]modelCall{},
 		enrolled: map[string]seededSeafarer{}, start: start, rng: rng}
@@ -527,7 +527,7 @@ func TestQuotaLowIsPublishedOncePerGrantSet(t *testing.T) {
 	st := MustWuyouStackWithBroker(t, 1)
 	node := st.MustStartNode(t, group)
 	c := node.api
-	union := st.MustToken(t, api.RoleUnion, "staff-1", "")
+	union := st.MustToken(t, token.RoleUnion, "staff-1", "")
 	effective, start := sim.CallWindow(time.Now())
 	companyID := MustCompany(t, c, union, "Low Tide Shipping")
 	sf := MustEnrolCrew(t, c, union, companyID, []string{"+8613766600001"})[0]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/token"
 )
 
 // TestWriteBudgetIsCountedInRedisUnderTheDeploymentPrefix: wuyoud wires the
@@ -21,7 +22,7 @@ func TestWriteBudgetIsCountedInRedisUnderTheDeploymentPrefix(t *testing.T) {
 	req, err := http.NewRequest(http.MethodPost, h.base+"/v1/companies", strings.NewReader(`{"name":"Budget Lines","registration_no":"REG-RL"}`))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+h.token(api.RoleUnion, "staff-rl", ""))
+	req.Header.Set("Authorization", "Bearer "+h.token(token.RoleUnion, "staff-rl", ""))
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	res.Body.Close()

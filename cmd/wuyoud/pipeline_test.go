@@ -12,9 +12,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/token"
 )
 
 // TestStreamWithDuplicatesReorderLateMalformedAndLateEnrolmentMatchesIndependentModel
@@ -47,8 +47,8 @@ func TestStreamWithDuplicatesReorderLateMalformedAndLateEnrolmentMatchesIndepend
 	st := MustWuyouStack(t, partitions)
 	node := st.MustStartNode(t, group)
 	c := node.api
-	union := st.MustToken(t, api.RoleUnion, "staff-1", "")
-	carrierTok := st.MustToken(t, api.RoleCarrier, "cmcc", "")
+	union := st.MustToken(t, token.RoleUnion, "staff-1", "")
+	carrierTok := st.MustToken(t, token.RoleCarrier, "cmcc", "")
 
 	effective, start := sim.CallWindow(time.Now())
 	var known []string

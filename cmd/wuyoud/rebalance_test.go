@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/token"
 )
 
 // TestTwoConsumersShareAGroupAcrossARebalanceWithoutDoubleOrMissedApplication
@@ -30,7 +30,7 @@ func TestTwoConsumersShareAGroupAcrossARebalanceWithoutDoubleOrMissedApplication
 	st := MustWuyouStack(t, partitions)
 	first := st.MustStartNode(t, group)
 	second := st.MustStartNode(t, group)
-	union := st.MustToken(t, api.RoleUnion, "staff-1", "")
+	union := st.MustToken(t, token.RoleUnion, "staff-1", "")
 
 	var numbers []string
 	for i := 1; i <= 40; i++ {

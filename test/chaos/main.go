@@ -47,9 +47,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/token"
 )
 
 func main() {
@@ -299,11 +299,11 @@ func runMode(ctx context.Context, o options, fsync string, runSeed uint64, redis
 	}
 	defer func() { w.broker.stop() }()
 
-	key, err := api.GenerateSigningKey(api.AlgES256)
+	key, err := token.GenerateSigningKey(token.AlgES256)
 	if err != nil {
 		return m, err
 	}
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	if err != nil {
 		return m, err
 	}
@@ -311,7 +311,7 @@ func runMode(ctx context.Context, o options, fsync string, runSeed uint64, redis
 	if err := os.WriteFile(jwksPath, jwks, 0o600); err != nil {
 		return m, err
 	}
-	token, err := key.Mint(api.TokenClaims{Issuer: issuer, Audience: "wuyou", Subject: "chaos", Role: api.RoleUnion, TTL: 6 * time.Hour}, time.Now())
+	token, err := key.Mint(token.Claims{Issuer: issuer, Audience: "wuyou", Subject: "chaos", Role: token.RoleUnion, TTL: 6 * time.Hour}, time.Now())
 	if err != nil {
 		return m, err
 	}

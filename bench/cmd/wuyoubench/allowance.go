@@ -27,6 +27,7 @@ import (
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/fanout"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/token"
 )
 
 // allowancePath is the read measured: a seafarer's own balance.
@@ -93,12 +94,12 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	if err != nil {
 		return err
 	}
-	key, err := api.GenerateSigningKey(api.AlgEdDSA)
+	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	if err != nil {
 		return err
 	}
 	const issuer = "https://issuer.bench"
-	jwks, err := api.JWKS(key)
+	jwks, err := token.JWKS(key)
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	defer os.RemoveAll(dir)
 	tokens := make([]string, len(ids))
 	for i, id := range ids {
-		if tokens[i], err = key.Mint(api.TokenClaims{Issuer: issuer, Audience: "wuyou", Subject: id, Role: api.RoleSeafarer, TTL: time.Hour}, time.Now()); err != nil {
+		if tokens[i], err = key.Mint(token.Claims{Issuer: issuer, Audience: "wuyou", Subject: id, Role: token.RoleSeafarer, TTL: time.Hour}, time.Now()); err != nil {
 			return err
 		}
 	}

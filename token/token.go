@@ -1,4 +1,10 @@
-package api
+// Package token owns Wuyou's bearer tokens and the keys that sign them: the
+// roles a token may carry, the one algorithm each kind of key signs with,
+// signing keys (generated, loaded from PEM, written as PEM), the public JWKS
+// that publishes them and reading such a JWKS back, and minting. Minting and
+// reading keys live together so that what `wuyouctl token mint`, the embedded
+// dev mode and the tests produce is exactly what api's Verifier accepts.
+package token
 
 import (
 	"bytes"
@@ -25,9 +31,26 @@ import (
 	"github.com/wuyou/wuyou"
 )
 
-// SigningKey is a private signing key with its kid and alg. Minting lives
-// here, next to verification, so that what `wuyouctl token mint`, the
-// embedded dev mode and the tests produce is exactly what Verify accepts.
+// Roles a token may carry in its "role" claim (CONTRACT §2).
+const (
+	RoleSeafarer = "seafarer" // sub is the seafarer id; reads only their own data
+	RoleCompany  = "company"  // company_id names the company whose crew it manages
+	RoleUnion    = "union"    // everything
+	RoleCarrier  = "carrier"  // /v1/carrier/* only
+)
+
+// Signing algorithms Wuyou accepts. Each is bound to one kind of key, so a
+// key's algorithm follows from the key itself.
+const (
+	AlgEdDSA = "EdDSA" // Ed25519
+	AlgES256 = "ES256" // ECDSA P-256, SHA-256
+	AlgRS256 = "RS256" // RSASSA-PKCS1-v1_5, SHA-256, at least 2048-bit modulus
+)
+
+// minRSABits is the smallest RSA modulus accepted in a JWKS or a key file.
+const minRSABits = 2048
+
+// SigningKey is a private signing key with its kid and alg.
 type SigningKey struct {
 	KID     string
 	Alg     string        // AlgEdDSA, AlgES256 or AlgRS256; follows from Private
@@ -127,26 +150,40 @@ func newSigningKey(private crypto.Signer, kid string) (*SigningKey, error) {
 	return k, nil
 }
 
-// signingAlg is the one algorithm Wuyou uses with a key of this type.
+// signingAlg is the one algorithm Wuyou uses with a private key of this type.
 func signingAlg(private crypto.Signer) (string, error) {
-	switch k := private.(type) {
-	case ed25519.PrivateKey:
-		if len(k) != ed25519.PrivateKeySize {
-			return "", errors.New("malformed Ed25519 private key")
+	if k, ok := private.(ed25519.PrivateKey); ok && len(k) != ed25519.PrivateKeySize {
+		return "", errors.New("malformed Ed25519 private key")
+	}
+	switch private.(type) {
+	case ed25519.PrivateKey, *ecdsa.PrivateKey, *rsa.PrivateKey:
+		return publicAlg(private.Public())
+	default:
+		return "", fmt.Errorf("unsupported private key type %T (want Ed25519, P-256 or RSA)", private)
+	}
+}
+
+// publicAlg is the one algorithm a public key of this type verifies: the
+// rule both signing keys and the keys read from a JWKS follow.
+func publicAlg(public crypto.PublicKey) (string, error) {
+	switch k := public.(type) {
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return "", errors.New("malformed Ed25519 public key")
 		}
 		return AlgEdDSA, nil
-	case *ecdsa.PrivateKey:
+	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
 			return "", fmt.Errorf("unsupported EC curve %s (want P-256 for ES256)", k.Curve.Params().Name)
 		}
 		return AlgES256, nil
-	case *rsa.PrivateKey:
+	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
 			return "", fmt.Errorf("RSA key of %d bits is too short (want at least %d)", k.N.BitLen(), minRSABits)
 		}
 		return AlgRS256, nil
 	default:
-		return "", fmt.Errorf("unsupported private key type %T (want Ed25519, P-256 or RSA)", private)
+		return "", fmt.Errorf("unsupported key type %T (want Ed25519, P-256 or RSA)", public)
 	}
 }
 
@@ -243,10 +280,73 @@ func JWKS(keys ...*SigningKey) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-// TokenClaims is what a minted token says. Issuer, Audience, Subject and Role
+// PublicKey is one key read from a JWKS, with the only algorithm it may verify.
+type PublicKey struct {
+	KID string
+	Alg string           // AlgEdDSA, AlgES256 or AlgRS256; follows from Key
+	Key crypto.PublicKey // ed25519.PublicKey, *ecdsa.PublicKey or *rsa.PublicKey
+}
+
+// ParseJWKS reads the public keys of JWKS JSON, such as JWKS writes. Keys
+// that cannot serve (no kid, kty/crv/alg Wuyou does not accept, use other
+// than "sig", RSA under 2048 bits, malformed) are skipped. It is an error when
+// no key is left or when two usable keys share a kid. Private parts in the
+// JWKS are ignored.
+func ParseJWKS(jwksJSON []byte) ([]PublicKey, error) {
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(jwksJSON, &set); err != nil {
+		return nil, fmt.Errorf("parse JWKS: %w", err)
+	}
+	keys := make([]PublicKey, 0, len(set.Keys))
+	seen := make(map[string]bool, len(set.Keys))
+	for _, m := range set.Keys {
+		k, ok := usableKey(m)
+		if !ok {
+			continue
+		}
+		if seen[k.KID] {
+			return nil, fmt.Errorf("JWKS has two keys with kid %q", k.KID)
+		}
+		seen[k.KID] = true
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("JWKS has no usable signing key (EdDSA/Ed25519, ES256/P-256 or RS256 with a kid)")
+	}
+	return keys, nil
+}
+
+// usableKey returns the public key of m with the one algorithm it verifies,
+// or ok=false when Wuyou does not accept it.
+func usableKey(m jwkset.JWKMarshal) (PublicKey, bool) {
+	if m.KID == "" || (m.USE != "" && m.USE != jwkset.UseSig) {
+		return PublicKey{}, false
+	}
+	// Only the public members are read: a JWKS that also holds private keys
+	// must not put them in a verifier.
+	pub := jwkset.JWKMarshal{KTY: m.KTY, CRV: m.CRV, X: m.X, Y: m.Y, N: m.N, E: m.E}
+	jwk, err := jwkset.NewJWKFromMarshal(pub, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+	if err != nil {
+		return PublicKey{}, false
+	}
+	alg, err := publicAlg(jwk.Key())
+	if err != nil || (m.ALG != "" && string(m.ALG) != alg) {
+		return PublicKey{}, false
+	}
+	return PublicKey{KID: m.KID, Alg: alg, Key: jwk.Key()}, true
+}
+
+// Payload is the JWT claims set Wuyou writes and reads.
+type Payload struct {
+	jwt.RegisteredClaims
+	Role      string `json:"role,omitempty"`
+	CompanyID string `json:"company_id,omitempty"`
+}
+
+// Claims is what a minted token says. Issuer, Audience, Subject and Role
 // are required; CompanyID is required for, and only allowed with, the company
 // role; TTL must be positive. NotBefore is optional.
-type TokenClaims struct {
+type Claims struct {
 	Issuer    string
 	Audience  string
 	Subject   string
@@ -256,9 +356,9 @@ type TokenClaims struct {
 	NotBefore time.Time
 }
 
-// Validate returns EINVALID naming every claim that would make Verify refuse
-// the token.
-func (c TokenClaims) Validate() error {
+// Validate returns EINVALID naming every claim that would make api's Verifier
+// refuse the token.
+func (c Claims) Validate() error {
 	var errs []wuyou.FieldError
 	required := func(field, value string) {
 		if value == "" {
@@ -288,7 +388,7 @@ func (c TokenClaims) Validate() error {
 
 // Mint signs a token for c, issued at now and expiring at now+TTL, with the
 // key's kid and alg in its header. It returns EINVALID when c is invalid.
-func (k *SigningKey) Mint(c TokenClaims, now time.Time) (string, error) {
+func (k *SigningKey) Mint(c Claims, now time.Time) (string, error) {
 	if err := c.Validate(); err != nil {
 		return "", err
 	}
@@ -312,7 +412,7 @@ func (k *SigningKey) Mint(c TokenClaims, now time.Time) (string, error) {
 		return "", errors.New("signing key has no kid")
 	}
 
-	claims := tokenClaims{
+	claims := Payload{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    c.Issuer,
 			Subject:   c.Subject,

@@ -1,4 +1,4 @@
-package api
+package token
 
 import (
 	"crypto"
@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,67 @@ import (
 	"github.com/wuyou/wuyou"
 )
 
+const (
+	testIssuer   = "https://auth.wuyou.test"
+	testAudience = "wuyou"
+)
+
+var testNow = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// testKeys holds one key per accepted algorithm, all published in one JWKS.
+// Keys are made once per test binary: RSA generation is slow under -race.
+type testKeys struct {
+	ed, ec, rs *SigningKey
+	jwks       []byte
+}
+
+var (
+	testKeysOnce  sync.Once
+	testKeysValue *testKeys
+	testKeysErr   error
+)
+
+func MustTestKeys(tb testing.TB) *testKeys {
+	tb.Helper()
+	testKeysOnce.Do(func() {
+		f := &testKeys{}
+		for _, k := range []struct {
+			dst **SigningKey
+			alg string
+			kid string
+		}{
+			{&f.ed, AlgEdDSA, "ed-1"},
+			{&f.ec, AlgES256, "ec-1"},
+			{&f.rs, AlgRS256, "rs-1"},
+		} {
+			key, err := GenerateSigningKey(k.alg)
+			if err != nil {
+				testKeysErr = err
+				return
+			}
+			key.KID = k.kid
+			*k.dst = key
+		}
+		if f.jwks, testKeysErr = JWKS(f.ed, f.ec, f.rs); testKeysErr != nil {
+			return
+		}
+		testKeysValue = f
+	})
+	require.NoError(tb, testKeysErr)
+	return testKeysValue
+}
+
+func seafarerClaims() Claims {
+	return Claims{Issuer: testIssuer, Audience: testAudience, Subject: "sf-1", Role: RoleSeafarer, TTL: time.Hour}
+}
+
+func MustMint(tb testing.TB, k *SigningKey, c Claims) string {
+	tb.Helper()
+	token, err := k.Mint(c, testNow)
+	require.NoError(tb, err)
+	return token
+}
+
 func MustWriteFile(tb testing.TB, data []byte) string {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "key.pem")
@@ -34,7 +96,7 @@ func MustWriteFile(tb testing.TB, data []byte) string {
 }
 
 func TestSigningKey_EachAlgorithmRoundTripsThroughPKCS8PEM(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	for _, key := range []*SigningKey{f.ed, f.ec, f.rs} {
 		t.Run(key.Alg, func(t *testing.T) {
 			pemBytes, err := key.PrivatePEM()
@@ -113,7 +175,7 @@ func TestThumbprint_MatchesTheRFCExamples(t *testing.T) {
 }
 
 func TestLoadSigningKey_AcceptsSEC1AndPKCS1PEM(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	ecDER, err := x509.MarshalECPrivateKey(f.ec.Private.(*ecdsa.PrivateKey))
 	require.NoError(t, err)
 	// openssl ecparam -genkey writes the curve parameters before the key.
@@ -180,7 +242,7 @@ func TestLoadSigningKey_RefusesKeysWuyouCannotSignWith(t *testing.T) {
 }
 
 func TestJWKS_PublishesOnlyPublicKeysWithKidAlgAndUse(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	var doc struct {
 		Keys []map[string]any `json:"keys"`
 	}
@@ -198,7 +260,7 @@ func TestJWKS_PublishesOnlyPublicKeysWithKidAlgAndUse(t *testing.T) {
 }
 
 func TestJWKS_RefusesKeysItCannotPublish(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	noKID := *f.ed
 	noKID.KID = ""
 	lyingAlg := *f.ec
@@ -224,12 +286,12 @@ func TestJWKS_RefusesKeysItCannotPublish(t *testing.T) {
 }
 
 func TestMint_WritesKidAlgAndTheClaimsVerifyReads(t *testing.T) {
-	f := MustAuthFixture(t)
-	notBefore := authTestNow.Add(-time.Minute)
-	token, err := f.ec.Mint(TokenClaims{
-		Issuer: authTestIssuer, Audience: authTestAudience, Subject: "staff-7",
+	f := MustTestKeys(t)
+	notBefore := testNow.Add(-time.Minute)
+	token, err := f.ec.Mint(Claims{
+		Issuer: testIssuer, Audience: testAudience, Subject: "staff-7",
 		Role: RoleCompany, CompanyID: "co-42", TTL: 2 * time.Hour, NotBefore: notBefore,
-	}, authTestNow)
+	}, testNow)
 	require.NoError(t, err)
 
 	parsed, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
@@ -238,48 +300,58 @@ func TestMint_WritesKidAlgAndTheClaimsVerifyReads(t *testing.T) {
 	require.Equal(t, AlgES256, parsed.Header["alg"])
 	require.Equal(t, "JWT", parsed.Header["typ"])
 	claims := parsed.Claims.(jwt.MapClaims)
-	require.Equal(t, authTestIssuer, claims["iss"])
+	require.Equal(t, testIssuer, claims["iss"])
 	require.Equal(t, "staff-7", claims["sub"])
 	require.Equal(t, RoleCompany, claims["role"])
 	require.Equal(t, "co-42", claims["company_id"])
-	require.EqualValues(t, authTestNow.Unix(), claims["iat"])
-	require.EqualValues(t, authTestNow.Add(2*time.Hour).Unix(), claims["exp"])
+	require.EqualValues(t, testNow.Unix(), claims["iat"])
+	require.EqualValues(t, testNow.Add(2*time.Hour).Unix(), claims["exp"])
 	require.EqualValues(t, notBefore.Unix(), claims["nbf"])
 
-	p, err := f.verifier.Verify(token)
+	// Its signature checks against the key the JWKS publishes under its kid.
+	keys, err := ParseJWKS(f.jwks)
 	require.NoError(t, err)
-	require.Equal(t, Principal{Role: RoleCompany, Subject: "staff-7", CompanyID: "co-42"}, p)
+	var public PublicKey
+	for _, k := range keys {
+		if k.KID == "ec-1" {
+			public = k
+		}
+	}
+	require.Equal(t, AlgES256, public.Alg)
+	_, err = jwt.NewParser(jwt.WithTimeFunc(func() time.Time { return testNow })).ParseWithClaims(token, &Payload{},
+		func(*jwt.Token) (any, error) { return public.Key, nil })
+	require.NoError(t, err)
 }
 
 func TestMint_LeavesNbfOutUnlessGiven(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	parsed, _, err := jwt.NewParser().ParseUnverified(MustMint(t, f.ed, seafarerClaims()), jwt.MapClaims{})
 	require.NoError(t, err)
 	require.NotContains(t, parsed.Claims.(jwt.MapClaims), "nbf")
 }
 
 func TestMint_RefusesClaimsThatVerifyWouldRefuse(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	tests := []struct {
 		name   string
-		change func(c *TokenClaims)
+		change func(c *Claims)
 		field  string
 	}{
-		{"missing iss", func(c *TokenClaims) { c.Issuer = "" }, "iss"},
-		{"missing aud", func(c *TokenClaims) { c.Audience = "" }, "aud"},
-		{"missing sub", func(c *TokenClaims) { c.Subject = "" }, "sub"},
-		{"missing role", func(c *TokenClaims) { c.Role = "" }, "role"},
-		{"unknown role", func(c *TokenClaims) { c.Role = "admin" }, "role"},
-		{"company role without company_id", func(c *TokenClaims) { c.Role = RoleCompany }, "company_id"},
-		{"company_id on a seafarer", func(c *TokenClaims) { c.CompanyID = "co-1" }, "company_id"},
-		{"zero ttl", func(c *TokenClaims) { c.TTL = 0 }, "ttl"},
-		{"negative ttl", func(c *TokenClaims) { c.TTL = -time.Hour }, "ttl"},
+		{"missing iss", func(c *Claims) { c.Issuer = "" }, "iss"},
+		{"missing aud", func(c *Claims) { c.Audience = "" }, "aud"},
+		{"missing sub", func(c *Claims) { c.Subject = "" }, "sub"},
+		{"missing role", func(c *Claims) { c.Role = "" }, "role"},
+		{"unknown role", func(c *Claims) { c.Role = "admin" }, "role"},
+		{"company role without company_id", func(c *Claims) { c.Role = RoleCompany }, "company_id"},
+		{"company_id on a seafarer", func(c *Claims) { c.CompanyID = "co-1" }, "company_id"},
+		{"zero ttl", func(c *Claims) { c.TTL = 0 }, "ttl"},
+		{"negative ttl", func(c *Claims) { c.TTL = -time.Hour }, "ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := seafarerClaims()
 			tt.change(&c)
-			_, err := f.ed.Mint(c, authTestNow)
+			_, err := f.ed.Mint(c, testNow)
 			require.Equal(t, wuyou.EINVALID, wuyou.ErrorCode(err), "err: %v", err)
 			var we *wuyou.Error
 			require.ErrorAs(t, err, &we)
@@ -289,7 +361,7 @@ func TestMint_RefusesClaimsThatVerifyWouldRefuse(t *testing.T) {
 }
 
 func TestMint_RefusesAKeyWhoseAlgDoesNotMatchItsType(t *testing.T) {
-	f := MustAuthFixture(t)
+	f := MustTestKeys(t)
 	for _, tt := range []struct {
 		name string
 		key  SigningKey
@@ -300,8 +372,77 @@ func TestMint_RefusesAKeyWhoseAlgDoesNotMatchItsType(t *testing.T) {
 		{"no kid", SigningKey{Alg: AlgEdDSA, Private: f.ed.Private}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.key.Mint(seafarerClaims(), authTestNow)
+			_, err := tt.key.Mint(seafarerClaims(), testNow)
 			require.Error(t, err)
 		})
 	}
+}
+
+func TestParseJWKS_ReadsBackEveryKeyJWKSWrites(t *testing.T) {
+	f := MustTestKeys(t)
+	keys, err := ParseJWKS(f.jwks)
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, k := range keys {
+		got[k.KID] = k.Alg
+	}
+	require.Equal(t, map[string]string{"ed-1": AlgEdDSA, "ec-1": AlgES256, "rs-1": AlgRS256}, got)
+}
+
+func TestParseJWKS_SkipsKeysWuyouDoesNotAcceptAndRefusesASetWithoutAny(t *testing.T) {
+	f := MustTestKeys(t)
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	short, err := JWKS(f.ed)
+	require.NoError(t, err)
+	var doc struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	require.NoError(t, json.Unmarshal(short, &doc))
+	ed := doc.Keys[0]
+	with := func(key string, value any) map[string]any {
+		out := map[string]any{}
+		for k, v := range ed {
+			out[k] = v
+		}
+		if value == nil {
+			delete(out, key)
+		} else {
+			out[key] = value
+		}
+		return out
+	}
+	weakRSA := map[string]any{"kty": "RSA", "kid": "weak", "alg": AlgRS256,
+		"n": base64.RawURLEncoding.EncodeToString(rsa1024.N.Bytes()), "e": "AQAB"}
+
+	tests := []struct {
+		name string
+		key  map[string]any
+	}{
+		{"no kid", with("kid", nil)},
+		{"use enc", with("use", "enc")},
+		{"alg that is not the key's", with("alg", AlgES256)},
+		{"RSA under 2048 bits", weakRSA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := json.Marshal(map[string]any{"keys": []any{tt.key}})
+			require.NoError(t, err)
+			_, err = ParseJWKS(set)
+			require.ErrorContains(t, err, "no usable signing key")
+
+			set, err = json.Marshal(map[string]any{"keys": []any{tt.key, ed}})
+			require.NoError(t, err)
+			keys, err := ParseJWKS(set)
+			require.NoError(t, err)
+			require.Len(t, keys, 1)
+			require.Equal(t, "ed-1", keys[0].KID)
+		})
+	}
+	t.Run("two usable keys with one kid", func(t *testing.T) {
+		set, err := json.Marshal(map[string]any{"keys": []any{ed, ed}})
+		require.NoError(t, err)
+		_, err = ParseJWKS(set)
+		require.ErrorContains(t, err, "two keys with kid")
+	})
 }
