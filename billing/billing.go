@@ -29,19 +29,19 @@ type Call struct {
 	Network         string // terrestrial | maritime
 }
 
-// The values of Call.Type, Call.Direction and Call.Network that a tariff can
-// name. They are the carrier's own words (CONTRACT §5), repeated here so
-// billing does not depend on the carrier package that calls it.
+// The values of Call.Type, Call.Direction and Call.Network: the carrier's
+// own words (CONTRACT §5), which a tariff names. This is their one home:
+// carrier checks incoming events against them and quota stores them.
 const (
-	typeVoice = "carrier.usage.voice"
-	typeSMS   = "carrier.usage.sms"
-	typeData  = "carrier.usage.data"
+	TypeVoice = "carrier.usage.voice"
+	TypeSMS   = "carrier.usage.sms"
+	TypeData  = "carrier.usage.data"
 
-	directionMO = "MO"
-	directionMT = "MT"
+	DirectionMO = "MO"
+	DirectionMT = "MT"
 
-	networkTerrestrial = "terrestrial"
-	networkMaritime    = "maritime"
+	NetworkTerrestrial = "terrestrial"
+	NetworkMaritime    = "maritime"
 )
 
 // Rating is the outcome of rating one call, before grants are drawn.

@@ -116,7 +116,7 @@ var defaultTariff = mustCompile(tariffFile{Versions: []versionFile{{
 	EffectiveFrom: "2026-01-01T00:00:00Z",
 	Currency:      "CNY",
 	Zones: []zoneFile{
-		{Name: "maritime", Networks: []string{networkMaritime}, OveragePerIncrement: fen(499), WholesalePerIncrement: fen(300)},
+		{Name: "maritime", Networks: []string{NetworkMaritime}, OveragePerIncrement: fen(499), WholesalePerIncrement: fen(300)},
 		{Name: "asia", Countries: strings.Fields(`BD BN HK ID IN JP KH KR LK MM MO MY PH PK SG TH TW VN`),
 			OveragePerIncrement: fen(99), WholesalePerIncrement: fen(45)},
 		{Name: "europe", Countries: strings.Fields(`AL BE BG CY DE DK EE ES FI FR GB GE GR HR IE IS IT LT LV ME MT NL NO PL PT RO RU SE SI TR UA`),
@@ -351,16 +351,16 @@ var (
 	countryCode  = regexp.MustCompile(`^[A-Z]{2}$`)
 	currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 
-	knownTypes      = []string{typeVoice, typeSMS, typeData}
-	knownDirections = []string{directionMO, directionMT}
-	knownNetworks   = []string{networkTerrestrial, networkMaritime}
+	knownTypes      = []string{TypeVoice, TypeSMS, TypeData}
+	knownDirections = []string{DirectionMO, DirectionMT}
+	knownNetworks   = []string{NetworkTerrestrial, NetworkMaritime}
 )
 
 // Defaults for fields a version may leave out.
 const defaultIncrement = 60
 
 var (
-	defaultTypes      = []string{typeVoice}
+	defaultTypes      = []string{TypeVoice}
 	defaultDirections = knownDirections
 )
 

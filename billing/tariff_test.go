@@ -44,12 +44,12 @@ func MustParseTariff(tb testing.TB, src, format string) *Tariff {
 // voiceAbroad is a terrestrial outgoing voice call in Singapore in March 2026.
 func voiceAbroad(seconds int64) Call {
 	return Call{
-		Type:            typeVoice,
+		Type:            TypeVoice,
 		Time:            time.Date(2026, 3, 1, 10, 15, 0, 0, time.UTC),
 		DurationSeconds: seconds,
 		VisitedCountry:  "SG",
-		Direction:       directionMO,
-		Network:         networkTerrestrial,
+		Direction:       DirectionMO,
+		Network:         NetworkTerrestrial,
 	}
 }
 
@@ -73,12 +73,12 @@ func TestDefaultTariffRating(t *testing.T) {
 		{"one-second call bills a whole minute", voiceAbroad(1), true, 60, "asia", cny(99)},
 		{"call of exactly one minute bills one minute", voiceAbroad(60), true, 60, "asia", cny(99)},
 		{"zero-second call bills nothing", voiceAbroad(0), true, 0, "asia", cny(99)},
-		{"received call abroad is eligible too", with(voiceAbroad(61), func(c *Call) { c.Direction = directionMT }), true, 120, "asia", cny(99)},
+		{"received call abroad is eligible too", with(voiceAbroad(61), func(c *Call) { c.Direction = DirectionMT }), true, 120, "asia", cny(99)},
 		{"domestic call is recorded but not eligible", with(voiceAbroad(300), func(c *Call) { c.VisitedCountry = home }), false, 0, "rest_of_world", cny(299)},
-		{"domestic call on the maritime network is not eligible either", with(voiceAbroad(300), func(c *Call) { c.VisitedCountry, c.Network = home, networkMaritime }), false, 0, "maritime", cny(499)},
-		{"sms draws nothing", with(voiceAbroad(5), func(c *Call) { c.Type = typeSMS }), false, 0, "asia", cny(99)},
-		{"data draws nothing", with(voiceAbroad(3600), func(c *Call) { c.Type = typeData }), false, 0, "asia", cny(99)},
-		{"maritime network is priced as maritime wherever the ship is", with(voiceAbroad(30), func(c *Call) { c.Network = networkMaritime }), true, 60, "maritime", cny(499)},
+		{"domestic call on the maritime network is not eligible either", with(voiceAbroad(300), func(c *Call) { c.VisitedCountry, c.Network = home, NetworkMaritime }), false, 0, "maritime", cny(499)},
+		{"sms draws nothing", with(voiceAbroad(5), func(c *Call) { c.Type = TypeSMS }), false, 0, "asia", cny(99)},
+		{"data draws nothing", with(voiceAbroad(3600), func(c *Call) { c.Type = TypeData }), false, 0, "asia", cny(99)},
+		{"maritime network is priced as maritime wherever the ship is", with(voiceAbroad(30), func(c *Call) { c.Network = NetworkMaritime }), true, 60, "maritime", cny(499)},
 		{"europe is priced as europe", with(voiceAbroad(59), func(c *Call) { c.VisitedCountry = "NO" }), true, 60, "europe", cny(199)},
 		{"americas are priced as americas", with(voiceAbroad(59), func(c *Call) { c.VisitedCountry = "BR" }), true, 60, "americas", cny(199)},
 		{"country in no zone is priced as rest of world", with(voiceAbroad(59), func(c *Call) { c.VisitedCountry = "ZA" }), true, 60, "rest_of_world", cny(299)},
@@ -126,7 +126,7 @@ func TestTariffVersions(t *testing.T) {
 		})
 	}
 	t.Run("a network zone dropped by the new version leaves maritime calls priced by country", func(t *testing.T) {
-		r := tariff.Rate(with(voiceAbroad(10), func(c *Call) { c.Time, c.Network = change, networkMaritime }), home)
+		r := tariff.Rate(with(voiceAbroad(10), func(c *Call) { c.Time, c.Network = change, NetworkMaritime }), home)
 		require.Equal(t, "asia", r.Zone)
 	})
 }
@@ -141,10 +141,10 @@ func TestEligibilityRules(t *testing.T) {
 		wantEligible bool
 		wantBillable int64
 	}{
-		{"a version covering only MO leaves received calls uncovered", with(voiceAbroad(61), func(c *Call) { c.Direction = directionMT }), false, 0},
+		{"a version covering only MO leaves received calls uncovered", with(voiceAbroad(61), func(c *Call) { c.Direction = DirectionMT }), false, 0},
 		{"a version covering MO still covers calls made", voiceAbroad(61), true, 120},
-		{"a version covering sms rates it by duration like a call", with(voiceAbroad(1), func(c *Call) { c.Type = typeSMS }), true, 60},
-		{"data stays uncovered unless listed", with(voiceAbroad(1), func(c *Call) { c.Type = typeData }), false, 0},
+		{"a version covering sms rates it by duration like a call", with(voiceAbroad(1), func(c *Call) { c.Type = TypeSMS }), true, 60},
+		{"data stays uncovered unless listed", with(voiceAbroad(1), func(c *Call) { c.Type = TypeData }), false, 0},
 		{"domestic_eligible makes home-country calls draw", with(voiceAbroad(61), func(c *Call) { c.VisitedCountry = home }), true, 120},
 	}
 	for _, tt := range tests {
@@ -223,7 +223,7 @@ versions:
 		afterChange := with(beforeChange, func(c *Call) { c.Time = c.Time.Add(time.Second) })
 		// The example's first version documents the built-in default, so
 		// the two must price every zone alike.
-		calls := []Call{with(beforeChange, func(c *Call) { c.Network = networkMaritime })}
+		calls := []Call{with(beforeChange, func(c *Call) { c.Network = NetworkMaritime })}
 		for country := range DefaultTariff().versions[0].byCountry {
 			calls = append(calls, with(beforeChange, func(c *Call) { c.VisitedCountry = country }))
 		}
@@ -390,7 +390,7 @@ func FuzzParseTariff(f *testing.F) {
 `), int64(-5), int64(-1<<40), "NO", true, uint8(5))
 	f.Add([]byte(`{"versions": [{"zones": [{"countries": [NO]}]}]}`), int64(0), int64(0), "CN", false, uint8(1))
 
-	types := []string{typeVoice, typeSMS, typeData, ""}
+	types := []string{TypeVoice, TypeSMS, TypeData, ""}
 	f.Fuzz(func(t *testing.T, src []byte, duration, startUnix int64, country string, maritime bool, kind uint8) {
 		for _, format := range []string{"json", "yaml"} {
 			tariff, err := ParseTariff(src, format)
@@ -403,11 +403,11 @@ func FuzzParseTariff(f *testing.F) {
 				Time:            time.Unix(startUnix, 0).UTC(),
 				DurationSeconds: duration,
 				VisitedCountry:  country,
-				Direction:       []string{directionMO, directionMT}[int(kind/4)%2],
-				Network:         networkTerrestrial,
+				Direction:       []string{DirectionMO, DirectionMT}[int(kind/4)%2],
+				Network:         NetworkTerrestrial,
 			}
 			if maritime {
-				call.Network = networkMaritime
+				call.Network = NetworkMaritime
 			}
 			r := tariff.Rate(call, home)
 			require.GreaterOrEqual(t, r.Increment, int64(1))

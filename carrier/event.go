@@ -19,14 +19,16 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
 )
 
-// Usage event types on carrier.usage.v1.
+// Usage event types on carrier.usage.v1; the words' home is billing, which
+// rates by them.
 const (
-	TypeVoice = "carrier.usage.voice"
-	TypeSMS   = "carrier.usage.sms"
-	TypeData  = "carrier.usage.data"
+	TypeVoice = billing.TypeVoice
+	TypeSMS   = billing.TypeSMS
+	TypeData  = billing.TypeData
 )
 
 // MaxEventBytes bounds one usage event; anything larger is dead-lettered.
@@ -161,7 +163,7 @@ func (raw *usageEventJSON) validate() (*UsageEvent, []wuyou.FieldError) {
 	switch ev.Type {
 	case TypeVoice, TypeSMS, TypeData:
 	default:
-		add("type", "must be carrier.usage.voice, carrier.usage.sms or carrier.usage.data")
+		add("type", "must be "+TypeVoice+", "+TypeSMS+" or "+TypeData)
 	}
 	if raw.Time == nil {
 		add("time", "required")
@@ -182,8 +184,8 @@ func (raw *usageEventJSON) validate() (*UsageEvent, []wuyou.FieldError) {
 	if !validText(d.CallID) {
 		add("data.call_id", "must be UTF-8 text without control characters")
 	}
-	if d.Direction != "MO" && d.Direction != "MT" {
-		add("data.direction", "must be MO or MT")
+	if d.Direction != billing.DirectionMO && d.Direction != billing.DirectionMT {
+		add("data.direction", "must be "+billing.DirectionMO+" or "+billing.DirectionMT)
 	}
 	if d.DurationSeconds < 0 || d.DurationSeconds > 7*24*3600 {
 		add("data.duration_seconds", "must be between 0 and 604800")
@@ -191,8 +193,8 @@ func (raw *usageEventJSON) validate() (*UsageEvent, []wuyou.FieldError) {
 	if !validCountryCode(d.VisitedCountry) {
 		add("data.visited_country", "must be an ISO 3166 alpha-2 code")
 	}
-	if d.Network != "terrestrial" && d.Network != "maritime" {
-		add("data.network", "must be terrestrial or maritime")
+	if d.Network != billing.NetworkTerrestrial && d.Network != billing.NetworkMaritime {
+		add("data.network", "must be "+billing.NetworkTerrestrial+" or "+billing.NetworkMaritime)
 	}
 	if len(d.CalledNumber) > 32 || !validText(d.CalledNumber) {
 		add("data.called_number", "at most 32 characters, without control characters")

@@ -120,8 +120,8 @@ func unescapeField(s string) string {
 
 // Usage types are stored as one letter when they are the carrier's own.
 var (
-	typeCodes = map[string]string{"carrier.usage.voice": "v", "carrier.usage.sms": "s", "carrier.usage.data": "d"}
-	codeTypes = map[string]string{"v": "carrier.usage.voice", "s": "carrier.usage.sms", "d": "carrier.usage.data", "-": ""}
+	typeCodes = map[string]string{billing.TypeVoice: "v", billing.TypeSMS: "s", billing.TypeData: "d"}
+	codeTypes = map[string]string{"v": billing.TypeVoice, "s": billing.TypeSMS, "d": billing.TypeData, "-": ""}
 )
 
 func encodeType(t string) string {

@@ -58,3 +58,17 @@ func TestMalformedLedgerRecordsAreRefused(t *testing.T) {
 		require.Error(t, err, "%q", rec)
 	}
 }
+
+// The carrier's event types (billing's words) are stored as one letter
+// each; any other type is kept as written.
+func TestTheCarriersEventTypesAreStoredAsOneLetterAndReadBack(t *testing.T) {
+	for _, tc := range []struct{ typ, code string }{
+		{billing.TypeVoice, "v"}, {billing.TypeSMS, "s"}, {billing.TypeData, "d"},
+		{"", "-"}, {"carrier.usage.fax", "=carrier.usage.fax"},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			require.Equal(t, tc.code, encodeType(tc.typ))
+			require.Equal(t, tc.typ, decodeType(encodeType(tc.typ)))
+		})
+	}
+}
