@@ -35,46 +35,34 @@ const (
 var testNow = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 
 // testKeys holds one key per accepted algorithm, all published in one JWKS.
-// Keys are made once per test binary: RSA generation is slow under -race.
 type testKeys struct {
 	ed, ec, rs *SigningKey
 	jwks       []byte
 }
 
-var (
-	testKeysOnce  sync.Once
-	testKeysValue *testKeys
-	testKeysErr   error
-)
+// makeTestKeys runs once per test binary: RSA generation is slow under -race.
+var makeTestKeys = sync.OnceValues(func() (*testKeys, error) {
+	kids := map[string]string{AlgEdDSA: "ed-1", AlgES256: "ec-1", AlgRS256: "rs-1"}
+	byAlg := make(map[string]*SigningKey, len(kids))
+	for alg, kid := range kids {
+		k, err := GenerateSigningKey(alg)
+		if err != nil {
+			return nil, err
+		}
+		k.KID = kid
+		byAlg[alg] = k
+	}
+	f := &testKeys{ed: byAlg[AlgEdDSA], ec: byAlg[AlgES256], rs: byAlg[AlgRS256]}
+	var err error
+	f.jwks, err = JWKS(f.ed, f.ec, f.rs)
+	return f, err
+})
 
 func MustTestKeys(tb testing.TB) *testKeys {
 	tb.Helper()
-	testKeysOnce.Do(func() {
-		f := &testKeys{}
-		for _, k := range []struct {
-			dst **SigningKey
-			alg string
-			kid string
-		}{
-			{&f.ed, AlgEdDSA, "ed-1"},
-			{&f.ec, AlgES256, "ec-1"},
-			{&f.rs, AlgRS256, "rs-1"},
-		} {
-			key, err := GenerateSigningKey(k.alg)
-			if err != nil {
-				testKeysErr = err
-				return
-			}
-			key.KID = k.kid
-			*k.dst = key
-		}
-		if f.jwks, testKeysErr = JWKS(f.ed, f.ec, f.rs); testKeysErr != nil {
-			return
-		}
-		testKeysValue = f
-	})
-	require.NoError(tb, testKeysErr)
-	return testKeysValue
+	f, err := makeTestKeys()
+	require.NoError(tb, err)
+	return f
 }
 
 func seafarerClaims() Claims {
