@@ -73,22 +73,31 @@ type Rating struct {
 // OveragePrice. No overage (0 or less) costs nothing, in the same currency.
 // r must come from Tariff.Rate, which always sets a positive Increment.
 func (r Rating) OverageAmount(overageSeconds int64) Money {
-	return priceOf(overageSeconds, r.Increment, r.OveragePrice)
+	return PricePerStartedIncrement(overageSeconds, r.Increment, r.OveragePrice)
 }
 
 // WelfareCost prices covered seconds the way OverageAmount prices overage,
 // at WholesalePrice: what the welfare fund owes the carrier for them.
 func (r Rating) WelfareCost(coveredSeconds int64) Money {
-	return priceOf(coveredSeconds, r.Increment, r.WholesalePrice)
+	return PricePerStartedIncrement(coveredSeconds, r.Increment, r.WholesalePrice)
 }
 
-func priceOf(seconds, increment int64, perIncrement Money) Money {
-	return Money{Minor: startedIncrements(seconds, increment) * perIncrement.Minor, Currency: perIncrement.Currency}
+// DefaultIncrement is the rounding increment, in seconds, of a tariff
+// version that names none and of a usage that carries none.
+const DefaultIncrement = 60
+
+// PricePerStartedIncrement is the one pricing rule: seconds cost
+// perIncrement for every increment they start, ceil(seconds/increment) ×
+// perIncrement, in perIncrement's currency; zero or negative seconds cost
+// nothing. increment must be positive. The metering debit (quota's
+// debitScript, in Lua) prices the same way and quota's tests hold it to this.
+func PricePerStartedIncrement(seconds, increment int64, perIncrement Money) Money {
+	return Money{Minor: StartedIncrements(seconds, increment) * perIncrement.Minor, Currency: perIncrement.Currency}
 }
 
-// startedIncrements is ceil(seconds/increment): a started increment is paid
-// in full. Zero or negative seconds start none.
-func startedIncrements(seconds, increment int64) int64 {
+// StartedIncrements is ceil(seconds/increment): a started increment is paid
+// in full. Zero or negative seconds start none. increment must be positive.
+func StartedIncrements(seconds, increment int64) int64 {
 	if seconds <= 0 {
 		return 0
 	}
@@ -103,5 +112,5 @@ func startedIncrements(seconds, increment int64) int64 {
 // long before this matters (a usage event is at most a week); the cap only
 // keeps absurd input from wrapping around to a negative number.
 func roundUp(seconds, increment int64) int64 {
-	return min(startedIncrements(seconds, increment), math.MaxInt64/increment) * increment
+	return min(StartedIncrements(seconds, increment), math.MaxInt64/increment) * increment
 }

@@ -356,9 +356,7 @@ var (
 	knownNetworks   = []string{NetworkTerrestrial, NetworkMaritime}
 )
 
-// Defaults for fields a version may leave out.
-const defaultIncrement = 60
-
+// Defaults for fields a version may leave out (and DefaultIncrement).
 var (
 	defaultTypes      = []string{TypeVoice}
 	defaultDirections = knownDirections
@@ -418,7 +416,7 @@ func compileVersion(vf versionFile, path string, v *tariffVersion, errs *problem
 	}
 	v.currency = vf.Currency
 
-	v.increment = defaultIncrement
+	v.increment = DefaultIncrement
 	if vf.IncrementSeconds != nil {
 		v.increment = *vf.IncrementSeconds
 		if v.increment < 1 || v.increment > 3600 {

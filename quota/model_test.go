@@ -95,7 +95,7 @@ func (m *meterModel) debit(identity string, callTime, billable, priceMinor, incr
 		return d, true
 	}
 	if increment <= 0 {
-		increment = 60
+		increment = billing.DefaultIncrement
 	}
 	d = &modelDebit{CallTime: callTime, Billable: billable, Draws: []Draw{}, PriceCurrency: currency}
 	need := billable
@@ -113,7 +113,7 @@ func (m *meterModel) debit(identity string, callTime, billable, priceMinor, incr
 		d.Draws = append(d.Draws, Draw{GrantID: g.ID, ProgrammeID: g.ProgrammeID, Seconds: take})
 	}
 	d.Overage = need
-	d.OverageMinor = (need + increment - 1) / increment * priceMinor
+	d.OverageMinor = billing.PricePerStartedIncrement(need, increment, billing.Money{Minor: priceMinor}).Minor
 	m.debits[identity] = d
 	m.ledgerEntries++
 	return d, false

@@ -142,7 +142,8 @@ type Usage struct {
 	BillableSeconds int64 // 0 when the call is not eligible
 	CalledNumber    string
 	VisitedCountry  string
-	// Overage pricing: OveragePrice per started Increment seconds.
+	// Overage pricing: OveragePrice per started Increment seconds
+	// (billing.PricePerStartedIncrement; billing.DefaultIncrement when 0).
 	OveragePrice billing.Money
 	Increment    int64
 	// WholesalePrice is what the welfare fund pays per started Increment of

@@ -295,7 +295,7 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	}
 	incr := u.Increment
 	if incr <= 0 {
-		incr = 60
+		incr = billing.DefaultIncrement
 	}
 	now := s.now()
 	identity := DebitEntryID(u.Source, u.EventID)[2:]

@@ -662,3 +662,50 @@ func TestConcurrentAllowanceReadsEachGetTheirOwnBalance(t *testing.T) {
 	_, err := s.Allowance(cancelled, "sf-0")
 	require.ErrorIs(t, err, context.Canceled, "a caller that gives up is answered at once")
 }
+
+// The debit script prices overage and covered time in Lua; the rule's one
+// home is billing.PricePerStartedIncrement, and the two must agree.
+func TestDebitScriptPricesPerStartedIncrementAsBillingDoes(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{})
+	cny := func(minor int64) billing.Money { return billing.Money{Minor: minor, Currency: "CNY"} }
+	for i, tc := range []struct {
+		name             string
+		granted          int64 // seconds of quota held; the rest of billable is overage
+		billable         int64
+		increment        int64 // 0: the usage carries none
+		overage, welfare billing.Money
+	}{
+		{"all covered, whole increments", 600, 120, 60, cny(150), cny(30)},
+		{"all covered, a started increment", 600, 121, 60, cny(150), cny(30)},
+		{"all overage, one second", 0, 1, 60, cny(150), cny(30)},
+		{"split inside an increment", 90, 150, 60, cny(150), cny(30)},
+		{"split on an increment's edge", 60, 180, 60, cny(499), cny(300)},
+		{"six-second increments", 100, 245, 6, cny(15), cny(3)},
+		{"one-second increments", 7, 11, 1, cny(2), cny(1)},
+		{"an hour's increment", 3599, 7201, 3600, cny(9000), cny(4000)},
+		{"no increment given: the default", 30, 95, 0, cny(150), cny(30)},
+		{"nothing billable", 600, 0, 60, cny(150), cny(30)},
+		{"free overage", 0, 61, 60, cny(0), cny(30)},
+	} {
+		sf := "sf-price-" + strconv.Itoa(i)
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.granted > 0 {
+				MustAddGrant(t, s, activeGrant(sf, "gr_"+sf, tc.granted))
+			}
+			u := voiceCall(sf, "call-"+sf, meterNow.Add(-time.Minute), tc.billable)
+			u.Increment, u.OveragePrice, u.WholesalePrice = tc.increment, tc.overage, tc.welfare
+			e := MustDebit(t, s, u).Entry
+
+			incr := tc.increment
+			if incr == 0 {
+				incr = billing.DefaultIncrement
+			}
+			covered := min(tc.granted, tc.billable)
+			require.Equal(t, covered, e.CoveredSeconds)
+			require.Equal(t, tc.billable-covered, e.OverageSeconds)
+			require.Equal(t, billing.PricePerStartedIncrement(tc.billable-covered, incr, tc.overage), e.OverageAmount, "overage amount")
+			require.NotNil(t, e.WelfareCost)
+			require.Equal(t, billing.PricePerStartedIncrement(covered, incr, tc.welfare), *e.WelfareCost, "welfare cost")
+		})
+	}
+}

@@ -150,6 +150,10 @@ for _, g in ipairs(cand) do
     redis.call('HINCRBY', usageKey, 'used:' .. g.prog, take)
   end
 end
+-- Pricing per started increment, ceil(seconds / incr) * price: the rule's
+-- home is billing.PricePerStartedIncrement. A script cannot call Go, so the
+-- rule is written again here, and TestDebitScriptPricesPerStartedIncrementAsBillingDoes
+-- (quota) holds the overage amount and the welfare cost to billing's.
 local amount = math.floor((need + incr - 1) / incr) * overagePrice
 -- Welfare cost: the wholesale price per started increment of covered time.
 -- Each increment is charged to the programme whose draw starts it, so the
