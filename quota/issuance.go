@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/fanout"
 )
 
@@ -96,7 +97,7 @@ type IssuanceFailure struct {
 
 // Roster is what issuance needs of the crew registry.
 type Roster interface {
-	// SeafarerStatus returns the seafarer's status ("active", ...) or a
+	// SeafarerStatus returns the seafarer's status (crew.StatusActive, ...) or a
 	// wuyou ENOTFOUND error.
 	SeafarerStatus(ctx context.Context, seafarerID string) (string, error)
 	// CompanyCrew and VesselCrew stream the ids of a company's or a vessel's
@@ -131,9 +132,6 @@ type IssuedGrant struct {
 	Grant GrantInput
 	Entry *LedgerEntry
 }
-
-// seafarerActive is the one roster status that receives packs.
-const seafarerActive = "active"
 
 // Normalize trims the target's ids. It copies the id list rather than
 // writing into the caller's.
@@ -826,7 +824,7 @@ func (i *Issuer) decide(ctx context.Context, k issuanceKeys, batchStart int64, i
 		switch statuses[j] {
 		case "":
 			proposal = ReasonSeafarerNotFound
-		case seafarerActive:
+		case crew.StatusActive: // the one roster status that receives packs
 			proposal = "issue"
 		}
 		args = append(args, id, proposal)
