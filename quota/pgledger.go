@@ -61,7 +61,7 @@ func (l *PGLedger) EnsureMonths(ctx context.Context, times ...time.Time) error {
 	var missing []time.Time
 	seen := map[int64]bool{}
 	for _, t := range times {
-		m := monthStart(t)
+		m, _ := billing.PeriodBoundsOf(t) // a partition holds one period's rows
 		if seen[m.Unix()] {
 			continue
 		}
@@ -80,12 +80,6 @@ func (l *PGLedger) EnsureMonths(ctx context.Context, times ...time.Time) error {
 		l.months.Store(m.Unix(), struct{}{})
 	}
 	return nil
-}
-
-// monthStart is the first instant of t's calendar month in UTC.
-func monthStart(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
 // filingSecond is the second an entry is filed under (ledger_entries.filed_at).
