@@ -308,7 +308,7 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 		grants: k.grants, seen: k.seen, ledger: s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime)), usage: k.usage,
 		stmt: st.stmt, nextStmt: st.nextStmt, calls: st.calls, notes: k.notes,
 		identity: identity, callTime: u.CallTime.Unix(), billable: u.BillableSeconds,
-		cutoff:     now.Add(-s.opts.DedupeWindow).Unix(),
+		cutoff:     DedupeCutoff(now, s.opts.DedupeWindow).Unix(),
 		recordHead: debitRecordHead(u, identity, now), searchHead: debitSearch(u, identity),
 		ledgerTTL:    s.ledgerTTL(u.CallTime),
 		overagePrice: u.OveragePrice.Minor, increment: incr, currencyEscaped: escapeField(u.OveragePrice.Currency),
