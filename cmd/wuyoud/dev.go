@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgtemp"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
@@ -29,16 +32,30 @@ const devBanner = `
  WUYOU EMBEDDED DEV MODE — NOTHING IS DURABLE
  Kafka is an in-process Kafka-protocol broker (kfake) on %s,
  Redis is an in-process Redis-compatible store (miniredis).
+ %s
  Everything, including the signing key below, is lost when this stops.
- For real deployments see README.md ("Running against Redis and Kafka").
+ For real deployments see README.md ("Running against real Redis, Kafka
+ and PostgreSQL").
 ==========================================================================
 `
 
 // devIssuer is the token issuer of the embedded mode.
 const devIssuer = "https://dev.wuyou.invalid"
 
-// runDev runs wuyoud against embedded stand-ins, seeded with demo data.
+// runDev runs wuyoud against embedded stand-ins, seeded with demo data,
+// configured by the process environment.
+//
+// TODO(lead): main.go's run should call runDevEnv with its getenv, as
+// nothing but main reads the environment; this wrapper then goes.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runDevEnv(ctx, args, os.Getenv, stdout, stderr)
+}
+
+// runDevEnv runs wuyoud against embedded stand-ins, seeded with demo data.
+// Of the WUYOU_* variables read through getenv it honours
+// WUYOU_POSTGRES_URL: the PostgreSQL to use instead of a throwaway one
+// (CONTRACT §7.1).
+func runDevEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wuyoud dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	simulate := fs.Bool("simulate", false, "stream simulated calls for the demo seafarers")
@@ -48,6 +65,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if env.PostgresURL != "" {
+		if err := env.validatePostgres(); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
 
 	topics := carrier.NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*kafkaPort), kfake.SeedTopics(8, topics.Usage))
@@ -65,6 +91,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("embedded Redis: %w", err)
 	}
 	defer store.Close()
+	db, err := devPostgres(ctx, env.PostgresURL, log)
+	if err != nil {
+		return err
+	}
+	defer db.stop(log)
 
 	key, err := token.GenerateSigningKey("EdDSA")
 	if err != nil {
@@ -82,6 +113,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		HTTPAddr: *httpAddr, RedisAddrs: []string{store.Addr()}, RedisPrefix: "wuyou",
 		KafkaBrokers: broker.ListenAddrs(), KafkaGroup: "wuyou-metering", JWTIssuer: devIssuer, JWTAudience: "wuyou",
 		HomeCountry: "CN", DedupeWindow: 720 * time.Hour, LedgerHorizon: 2160 * time.Hour, ShutdownTimeout: 10 * time.Second,
+		PostgresURL: db.url,
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: store.Addr()})
 	s, err := start(ctx, cfg, deps{rdb: rdb, verifier: verifier}, log)
@@ -93,7 +125,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		_ = s.stop(context.Background())
 		return fmt.Errorf("seeding demo data: %w", err)
 	}
-	fmt.Fprintf(stdout, devBanner, strings.Join(broker.ListenAddrs(), ","))
+	fmt.Fprintf(stdout, devBanner, strings.Join(broker.ListenAddrs(), ","), db.banner)
 	if err := printDevGuide(stdout, s, key, demo); err != nil {
 		return err
 	}
@@ -102,10 +134,56 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stdout, "\n--simulate: a call every 2 seconds from a demo seafarer abroad; watch the allowance go down.")
 	}
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "\nstopping; the embedded broker and store are discarded")
+	discarded := "the embedded broker and store are discarded"
+	if db.throwaway != nil {
+		discarded = "the embedded broker, store and throwaway PostgreSQL are discarded"
+	}
+	fmt.Fprintln(stdout, "\nstopping;", discarded)
+	// The service stops first; the deferred stops of PostgreSQL, the store
+	// and the broker follow, in reverse order of their start.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return s.stop(sctx)
+}
+
+// devDatabase is the PostgreSQL of the embedded mode.
+type devDatabase struct {
+	url       string
+	banner    string // the banner's line about it
+	throwaway *pgtemp.Server
+}
+
+// devPostgres is the PostgreSQL at url when it is set (WUYOU_POSTGRES_URL),
+// else a throwaway server started from the PostgreSQL server binaries on
+// the machine. Without server binaries it fails with pgtemp's one-line
+// message saying what to install.
+func devPostgres(ctx context.Context, url string, log *slog.Logger) (*devDatabase, error) {
+	if url != "" {
+		return &devDatabase{url: url, banner: fmt.Sprintf("PostgreSQL: %s (yours)", maskPostgresURL(url))}, nil
+	}
+	pg, err := pgtemp.Start(ctx, log)
+	if errors.Is(err, pgtemp.ErrNoBinaries) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("throwaway PostgreSQL: %w (or set WUYOU_POSTGRES_URL to use one of yours)", err)
+	}
+	return &devDatabase{
+		url:       pg.URL(),
+		banner:    fmt.Sprintf("PostgreSQL is a throwaway server in %s, removed when this stops\n (%s).", pg.Dir(), pg.URL()),
+		throwaway: pg,
+	}, nil
+}
+
+// stop stops and removes a throwaway server; one of the caller's own is
+// left as it is.
+func (d *devDatabase) stop(log *slog.Logger) {
+	if d.throwaway == nil {
+		return
+	}
+	if err := d.throwaway.Stop(); err != nil {
+		log.Warn("stopping the throwaway PostgreSQL", "dir", d.throwaway.Dir(), "err", err)
+	}
 }
 
 type demoData struct {
