@@ -100,7 +100,11 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	entries, next, err := s.cfg.Quota.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit, Cursor: c.Query("cursor")})
+	var reader LedgerReader = s.cfg.Quota
+	if s.cfg.Entries != nil {
+		reader = s.cfg.Entries
+	}
+	entries, next, err := reader.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit, Cursor: c.Query("cursor")})
 	if err != nil {
 		return err
 	}
@@ -174,13 +178,25 @@ func (s *Server) voidGrant(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	e, err := s.cfg.Quota.VoidGrant(ctx, sf.ID, c.Params("grant_id"))
+	grantID := c.Params("grant_id")
+	e, err := s.cfg.Quota.VoidGrant(ctx, sf.ID, grantID)
+	if wuyou.ErrorCode(err) == wuyou.ECONFLICT && s.cfg.Ledger != nil {
+		// Voided before. If recording that void failed, voiding again is
+		// how it is repaired: record the stored entry (a no-op when it is
+		// recorded), then answer the conflict.
+		if stored, serr := s.cfg.Quota.StoredVoid(ctx, sf.ID, grantID); serr == nil && stored != nil {
+			if rerr := s.cfg.Ledger.RecordLedger(ctx, sf.ID, stored); rerr != nil {
+				s.cfg.Log.Warn("a void's ledger entry could not be recorded yet", "entry", stored.ID, "err", rerr)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
 	if s.cfg.Ledger != nil {
-		if err := s.cfg.Ledger.PublishLedger(ctx, sf.ID, e); err != nil {
-			s.cfg.Log.Warn("void written but not yet published on the ledger topic", "entry", e.ID, "err", err)
+		if err := s.cfg.Ledger.RecordLedger(ctx, sf.ID, e); err != nil {
+			s.cfg.Log.Error("void applied but its ledger entry not recorded; voiding again records it", "entry", e.ID, "err", err)
+			return &wuyou.Error{Code: wuyou.EUNAVAILABLE, Message: "the grant is voided, but its ledger entry could not be recorded yet; repeat the request to record it"}
 		}
 	}
 	return c.JSON(e)

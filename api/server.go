@@ -31,6 +31,8 @@ type Quota interface {
 	RemainingNow(ctx context.Context, seafarerIDs []string) (map[string]int64, error)
 	Ledger(ctx context.Context, seafarerID string, f quota.LedgerFilter) ([]*quota.LedgerEntry, string, error)
 	VoidGrant(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
+	// StoredVoid is the entry a grant's void wrote, or nil.
+	StoredVoid(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
 	CreateProgramme(ctx context.Context, in quota.ProgrammeInput) (*quota.Programme, error)
 	Programme(ctx context.Context, id string) (*quota.Programme, error)
 }
@@ -41,18 +43,27 @@ type Issuer interface {
 	Issuance(ctx context.Context, id string) (*quota.Issuance, error)
 }
 
-// LedgerPublisher publishes ledger entries written by the API (voids) on the
-// ledger topic; nil publishes nothing.
-type LedgerPublisher interface {
-	PublishLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error
+// LedgerRecorder records ledger entries written by the API (voids): in the
+// system of record, then on the ledger topic. Recording one again changes
+// nothing.
+type LedgerRecorder interface {
+	RecordLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error
+}
+
+// LedgerReader reads a seafarer's ledger, newest first (see quota.Ledger).
+type LedgerReader interface {
+	Ledger(ctx context.Context, seafarerID string, f quota.LedgerFilter) ([]*quota.LedgerEntry, string, error)
 }
 
 // Config is what the server is built from.
 type Config struct {
-	Crew     crew.Service
-	Quota    Quota
-	Issuer   Issuer
-	Ledger   LedgerPublisher
+	Crew   crew.Service
+	Quota  Quota
+	Issuer Issuer
+	Ledger LedgerRecorder // nil records nothing beyond Quota
+	// Entries is where GET …/usage reads the ledger (the system of record);
+	// nil reads it from Quota.
+	Entries  LedgerReader
 	Billing  Billing // statements, periods, reconciliation; nil answers 503
 	Verifier *Verifier
 	// Ready names the dependencies /readyz checks; each must answer quickly.

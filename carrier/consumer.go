@@ -68,6 +68,12 @@ type Meter interface {
 	Settle(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
 }
 
+// LedgerWriter stores ledger entries in the system of record (PostgreSQL);
+// storing an entry again stores nothing.
+type LedgerWriter interface {
+	Append(ctx context.Context, entries []quota.SeafarerEntry) error
+}
+
 // HeldEvents keeps the events of calls made from an MSISDN nobody held at
 // the time, until the number is enrolled or the events are too old.
 type HeldEvents interface {
@@ -98,6 +104,9 @@ type ConsumerConfig struct {
 	Resolver  Resolver
 	Meter     Meter
 	Held      HeldEvents
+	// Ledger, when set, stores every settled event's ledger entry before
+	// anything about it is published or its offset committed.
+	Ledger    LedgerWriter
 	Publisher *Publisher
 	Writer    *kafka.Writer
 	Metrics   *Metrics
@@ -453,6 +462,9 @@ func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka
 // so a retry repeats it whole. It returns an error only when something could
 // not be stored.
 func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
+	if err := c.record(ctx, d.applied); err != nil {
+		return err
+	}
 	out := append(append([]output(nil), d.out...), d.rejected...)
 	out = append(out, c.effects(d.applied)...)
 	if err := c.publish(ctx, out); err != nil {
@@ -515,6 +527,50 @@ func fingerprint(ev *UsageEvent) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// record stores the ledger entries of settled events (applied or repeated)
+// before anything about them is published or committed: dedupe (Settle) →
+// persist (here) → publish → commit. An entry the store refuses for what it
+// is (EINVALID: a rule of the ledger broken) is its event's failure alone,
+// found by storing the batch's entries one at a time, and dead-lettered as
+// output_failed; anything else is an outage and fails the stage.
+func (c *Consumer) record(ctx context.Context, applied []appliedEvent) error {
+	if c.cfg.Ledger == nil {
+		return nil
+	}
+	var (
+		entries []quota.SeafarerEntry
+		at      []int
+	)
+	for i, a := range applied {
+		if r := a.result; r.Err == nil && !r.Conflicting && r.Entry != nil {
+			entries = append(entries, quota.SeafarerEntry{SeafarerID: a.usage.SeafarerID, Entry: r.Entry})
+			at = append(at, i)
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	err := c.cfg.Ledger.Append(ctx, entries)
+	if err == nil {
+		return nil
+	} else if wuyou.ErrorCode(err) != wuyou.EINVALID {
+		return fmt.Errorf("record ledger entries: %w", err)
+	}
+	for j, e := range entries {
+		err := c.cfg.Ledger.Append(ctx, []quota.SeafarerEntry{e})
+		switch {
+		case err == nil:
+		case wuyou.ErrorCode(err) == wuyou.EINVALID:
+			c.cfg.Log.Error("the ledger refused an entry", "entry", e.Entry.ID, "err", err)
+			applied[at[j]].result.Err = &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "output_failed",
+				Message: "the ledger refused this event's entry: " + wuyou.ErrorMessage(err)}
+		default:
+			return fmt.Errorf("record ledger entries: %w", err)
+		}
+	}
+	return nil
 }
 
 // effects turns settled events into their outputs: ledger messages and

@@ -322,3 +322,56 @@ func TestNotificationsAreTheMetersNotesAndARepeatIsTheSameMessage(t *testing.T) 
 	require.Equal(t, f.now.Add(-time.Minute), got.Time)
 	require.EqualValues(t, 60, got.Data["remaining_seconds"])
 }
+
+// fakeLedger stores entries by id; an entry whose event id is in refuse
+// breaks a rule of the ledger (EINVALID, and nothing of its batch is
+// stored, as PostgreSQL's transaction does); down fails every append.
+type fakeLedger struct {
+	mu      sync.Mutex
+	entries map[string]quota.SeafarerEntry
+	refuse  map[string]bool
+	down    bool
+}
+
+func (l *fakeLedger) Append(_ context.Context, es []quota.SeafarerEntry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down {
+		return errors.New("postgres: connection refused")
+	}
+	for _, e := range es {
+		if l.refuse[e.Entry.EventID] {
+			return &wuyou.Error{Code: wuyou.EINVALID, Reason: "ledger_debit_billable_is_covered_plus_overage", Message: "billable must be covered + overage"}
+		}
+	}
+	for _, e := range es {
+		l.entries[e.Entry.ID] = e
+	}
+	return nil
+}
+
+// Every settled event's entry is stored before anything is published; an
+// entry the ledger refuses is its event's failure alone, and the ledger
+// being down fails the stage before anything is published.
+func TestLedgerEntriesAreStoredBeforePublishingAndARefusedOneIsItsEventsAlone(t *testing.T) {
+	f := newUnitFixture(t)
+	l := &fakeLedger{entries: map[string]quota.SeafarerEntry{}, refuse: map[string]bool{"broken": true}}
+	f.c.cfg.Ledger = l
+
+	l.down = true
+	msgs := batch(
+		voiceEvent("a", "+8613800000001", f.now.Add(-time.Hour), 60),
+		voiceEvent("broken", "+8613800000002", f.now.Add(-time.Hour), 60),
+		voiceEvent("b", "+8613800000002", f.now.Add(-time.Hour), 60),
+	)
+	require.Error(t, f.runStages(t, msgs), "the ledger is out of reach: the stage fails")
+	require.Empty(t, f.producer.got, "nothing published before its entry is stored")
+
+	l.down = false
+	require.NoError(t, f.runStages(t, msgs), "the redelivered batch is stored")
+	require.Len(t, l.entries, 2)
+	require.Contains(t, l.entries, quota.DebitEntryID("urn:carrier:test", "a"))
+	require.Contains(t, l.entries, quota.DebitEntryID("urn:carrier:test", "b"))
+	require.Equal(t, map[string]string{"1": "output_failed"}, codesOf(f.producer.on(f.topics.DeadLetter)))
+	require.Len(t, f.producer.on(f.topics.Ledger), 2)
+}

@@ -176,6 +176,9 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 	if err != nil {
 		return err
 	}
+	if err := c.record(ctx, applied); err != nil {
+		return err
+	}
 	if err := c.publish(ctx, append(out, c.effects(applied)...)); err != nil {
 		return fmt.Errorf("publish held events' effects: %w", err)
 	}

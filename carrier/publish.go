@@ -114,6 +114,24 @@ func (p *Publisher) message(topic, key string, ev outEvent) (kafka.Message, erro
 	return kafka.Message{Topic: topic, Key: []byte(key), Value: b}, nil
 }
 
+// LedgerRecorder records ledger entries written outside the consumer (a
+// void): stored in the system of record when Ledger is set, then published
+// on the ledger topic.
+type LedgerRecorder struct {
+	Ledger    LedgerWriter // nil: published only
+	Publisher *Publisher
+}
+
+// RecordLedger stores e, then publishes it. Both are safe to repeat.
+func (r LedgerRecorder) RecordLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error {
+	if r.Ledger != nil {
+		if err := r.Ledger.Append(ctx, []quota.SeafarerEntry{{SeafarerID: seafarerID, Entry: e}}); err != nil {
+			return fmt.Errorf("carrier: record ledger entry %s: %w", e.ID, err)
+		}
+	}
+	return r.Publisher.PublishLedger(ctx, seafarerID, e)
+}
+
 // PublishLedger publishes one ledger entry now (used for entries written
 // outside the consumer, such as voids).
 func (p *Publisher) PublishLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error {
@@ -146,10 +164,22 @@ type MSISDNs interface {
 type GrantPublisher struct {
 	*Publisher
 	MSISDNs MSISDNs
+	// Ledger, when set, stores the grants' ledger entries before they are
+	// published (the issuer repeats a batch until both succeed).
+	Ledger LedgerWriter
 }
 
 // PublishGrants implements quota.GrantPublisher.
 func (p GrantPublisher) PublishGrants(ctx context.Context, grants []quota.IssuedGrant) error {
+	if p.Ledger != nil {
+		entries := make([]quota.SeafarerEntry, len(grants))
+		for i, g := range grants {
+			entries[i] = quota.SeafarerEntry{SeafarerID: g.Grant.SeafarerID, Entry: g.Entry}
+		}
+		if err := p.Ledger.Append(ctx, entries); err != nil {
+			return fmt.Errorf("carrier: record grants' ledger entries: %w", err)
+		}
+	}
 	msgs := make([]kafka.Message, 0, 2*len(grants))
 	for _, g := range grants {
 		msisdn, err := p.MSISDNs.MSISDNOf(ctx, g.Grant.SeafarerID)

@@ -437,7 +437,38 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	if err := s.indexExpiry(ctx, in.SeafarerID, in.ID, in.ExpiresAt); err != nil {
 		return false, nil, err
 	}
+	if n == 0 {
+		// Added before: its entry is the one written then, so every copy of
+		// it (the ledger topic, PostgreSQL) is the same entry.
+		v, err := s.rdb.HGet(ctx, k.grants, in.ID).Result()
+		if err != nil {
+			return false, nil, fmt.Errorf("quota: add grant: read the stored grant: %w", err)
+		}
+		g, err := parseGrant(in.ID, v)
+		if err != nil {
+			return false, nil, err
+		}
+		entry.At, entry.ProgrammeID, entry.Seconds = g.IssuedAt, g.ProgrammeID, g.GrantedSeconds
+	}
 	return n == 1, entry, nil
+}
+
+// StoredVoid returns the ledger entry of a grant's void, as written when it
+// was voided, or nil when the grant is not voided or its entry is older than
+// the ledger horizon. (A caller that voids a grant already voided uses it
+// to make sure the entry is recorded everywhere.)
+func (s *RedisStore) StoredVoid(ctx context.Context, seafarerID, grantID string) (*LedgerEntry, error) {
+	now := s.now()
+	entries, err := s.ledgerBetween(ctx, seafarerID, now.Add(-s.opts.LedgerHorizon-7*24*time.Hour), now.Add(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Kind == KindVoid && e.GrantID == grantID {
+			return e, nil
+		}
+	}
+	return nil, nil
 }
 
 // plainID reports whether id can be stored as is: the debit script writes

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -20,6 +21,7 @@ import (
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgschema"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -35,6 +37,8 @@ type service struct {
 	issuer   *quota.Issuer
 	crew     *crew.RedisStore
 	quota    *quota.RedisStore
+	pg       *pgxpool.Pool   // nil without WUYOU_POSTGRES_URL
+	ledger   *quota.PGLedger // the ledger's system of record; nil: Redis only (v1)
 	addr     net.Addr
 
 	stopConsumer context.CancelFunc
@@ -95,6 +99,14 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		verifier = v
 	}
 
+	if cfg.PostgresURL != "" {
+		if err := s.openPostgres(ctx, cfg, d.now); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("WUYOU_POSTGRES_URL is not set: the ledger is kept in Redis only, for WUYOU_LEDGER_HORIZON (v1 mode)")
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	topics := carrier.NewTopics(cfg.TopicPrefix)
@@ -106,12 +118,16 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{DedupeWindow: cfg.DedupeWindow, LedgerHorizon: cfg.LedgerHorizon})
 	s.issuer = quota.NewIssuer(s.quota, s.crew, d.now)
 	s.issuer.Log = log
-	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew}
+	var ledger carrier.LedgerWriter // a nil *PGLedger must stay a nil interface
+	if s.ledger != nil {
+		ledger = s.ledger
+	}
+	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: ledger}
 	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix, topics)
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
 		DedupeWindow: cfg.DedupeWindow, ClockSkew: cfg.ClockSkew, Tariff: tariff, Resolver: s.crew, Meter: s.quota,
-		Held: held, Publisher: publisher, Metrics: metrics, Log: log, Now: d.now,
+		Held: held, Ledger: ledger, Publisher: publisher, Metrics: metrics, Log: log, Now: d.now,
 	})
 	// Usage that arrived before its MSISDN was registered is applied as soon
 	// as the MSISDN is enrolled (and again by the consumer if this fails).
@@ -122,13 +138,15 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	}
 
 	s.server = api.New(api.Config{
-		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Ledger: publisher, Verifier: verifier,
+		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Ledger: carrier.LedgerRecorder{Ledger: ledger, Publisher: publisher},
+		Entries: entriesReader(s.ledger), Verifier: verifier,
 		Billing:  newStatements(s.quota, s.crew, tariff, d.now),
 		Registry: reg, Log: log, Now: d.now,
 		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
 		Ready: map[string]func(context.Context) error{
-			"redis": func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
-			"kafka": func(ctx context.Context) error { return pingKafka(ctx, cfg.KafkaBrokers) },
+			"redis":    func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
+			"postgres": s.pingPostgres,
+			"kafka":    func(ctx context.Context) error { return pingKafka(ctx, cfg.KafkaBrokers) },
 			"metering": func(context.Context) error {
 				if !metrics.Healthy() {
 					return errors.New("consumer cannot store batches; retrying")
@@ -195,7 +213,60 @@ func (s *service) stop(ctx context.Context) error {
 	if err := s.rdb.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("redis: %w", err))
 	}
+	if s.pg != nil {
+		s.pg.Close()
+	}
 	return errors.Join(errs...)
+}
+
+// openPostgres connects to the system of record, migrates its schema
+// (replicas starting together apply each migration once) and makes sure
+// the ledger has this month's and next month's partitions.
+func (s *service) openPostgres(ctx context.Context, cfg Config, now wuyou.Clock) error {
+	target := maskPostgresURL(cfg.PostgresURL)
+	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+	if err != nil {
+		return fmt.Errorf("WUYOU_POSTGRES_URL (%s): %w", target, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return fmt.Errorf("PostgreSQL at %s does not answer: %w", target, err)
+	}
+	applied, err := pgschema.Migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return fmt.Errorf("migrate PostgreSQL at %s: %w", target, err)
+	}
+	if len(applied) > 0 {
+		s.log.Info("PostgreSQL schema migrated", "applied", len(applied))
+	}
+	s.pg, s.ledger = pool, quota.NewPGLedger(pool)
+	t := now()
+	if err := s.ledger.EnsureMonths(ctx, t, t.AddDate(0, 1, 0)); err != nil {
+		pool.Close()
+		return fmt.Errorf("PostgreSQL at %s: %w", target, err)
+	}
+	return nil
+}
+
+// pingPostgres is the readiness check of the system of record (ready
+// without one in v1 mode).
+func (s *service) pingPostgres(ctx context.Context) error {
+	if s.pg == nil {
+		return nil
+	}
+	return s.pg.Ping(ctx)
+}
+
+// entriesReader is where GET …/usage reads the ledger: PostgreSQL when it
+// is configured, else (nil) Redis.
+func entriesReader(l *quota.PGLedger) api.LedgerReader {
+	if l == nil {
+		return nil
+	}
+	return l
 }
 
 // replicaName names this process among replicas (for leases).
