@@ -27,7 +27,9 @@ const usage = `usage:
   wuyoud dev [--simulate] [--http :8080]
                          run with an embedded Kafka-protocol broker and Redis-compatible
                          store and demo data; nothing is durable
-  wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit`
+  wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit
+  wuyoud backfill-ledger copy the ledger entries Redis holds into PostgreSQL (once, when
+                         upgrading from a Redis-only ledger; safe to repeat) and exit`
 
 // run starts the command named by args and returns when ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runDev(ctx, args[1:], stdout, stderr)
 		case "migrate":
 			return runMigrate(ctx, args[1:], getenv, stdout, log)
+		case "backfill-ledger":
+			return runBackfillLedger(ctx, args[1:], getenv, stdout, log)
 		case "-h", "--help", "help":
 			fmt.Fprintln(stdout, usage)
 			return nil
