@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wuyou/wuyou/internal/pgschema"
 	"github.com/wuyou/wuyou/internal/pgtest"
 )
 
@@ -110,10 +112,14 @@ func TestDevStartsAThrowawayPostgreSQLAndRemovesItOnStop(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	version, err := pgschema.Version(ctx, pool)
+	pool.Close()
 	require.NoError(t, err, "the banner's URL reaches the throwaway server")
-	require.NoError(t, conn.Ping(ctx))
-	conn.Close(ctx)
+	latest, err := pgschema.Latest()
+	require.NoError(t, err)
+	require.Equal(t, latest, version, "the service migrated the throwaway server at start")
 
 	require.NoError(t, d.stop(t), "dev mode stops cleanly")
 	require.Contains(t, d.out.String(), "throwaway PostgreSQL are discarded")

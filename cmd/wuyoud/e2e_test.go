@@ -19,13 +19,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wuyou/wuyou/carrier"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
 
-// harness is a running wuyoud against a real Redis and an in-process
-// Kafka-protocol broker, reached over real HTTP and Kafka connections.
+// harness is a running wuyoud against a real Redis, its own PostgreSQL
+// database and an in-process Kafka-protocol broker, reached over real HTTP and Kafka connections.
 type harness struct {
 	t       *testing.T
 	svc     *service
@@ -58,6 +59,7 @@ func mustHarness(t *testing.T) *harness {
 		"WUYOU_HTTP_ADDR":     "127.0.0.1:0",
 		"WUYOU_REDIS_ADDRS":   strings.Join(redistest.Addrs(), ","), // all of them: several mean Redis Cluster
 		"WUYOU_REDIS_PREFIX":  prefix,
+		"WUYOU_POSTGRES_URL":  pgtest.MustURL(t),
 		"WUYOU_KAFKA_BROKERS": broker.ListenAddrs()[0],
 		"WUYOU_KAFKA_GROUP":   "e2e",
 		"WUYOU_JWT_JWKS":      jwksPath,

@@ -25,13 +25,14 @@ import (
 
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/token"
 )
 
 // This file holds what the pipeline, crash and rebalance tests share: a
-// stack (one Redis prefix, one in-process Kafka-protocol broker, one token
-// signing key) that several wuyoud instances — in-process or subprocesses —
+// stack (one Redis prefix, one PostgreSQL database, one in-process
+// Kafka-protocol broker, one token signing key) that several wuyoud instances — in-process or subprocesses —
 // run against; an HTTP client for the API; Kafka helpers that read topics
 // to their end and wait for the consumer group to commit everything; and an
 // independent model of what the metering must make of a stream of carrier
@@ -43,6 +44,7 @@ const stackIssuer = "https://issuer.stack.test"
 type wuyouStack struct {
 	rdb      redis.UniversalClient
 	prefix   string
+	pgURL    string // the stack's own database, shared by its nodes as the prefix is
 	broker   *kfake.Cluster
 	brokers  []string
 	topics   carrier.Topics
@@ -51,7 +53,8 @@ type wuyouStack struct {
 }
 
 // MustWuyouStack starts a broker whose usage topic has usagePartitions
-// partitions (every other topic has one) and takes a fresh Redis prefix.
+// partitions (every other topic has one) and takes a fresh Redis prefix and
+// a fresh, migrated PostgreSQL database.
 func MustWuyouStack(tb testing.TB, usagePartitions int32) *wuyouStack {
 	tb.Helper()
 	return MustWuyouStackWithBroker(tb, usagePartitions)
@@ -63,6 +66,7 @@ func (st *wuyouStack) env(httpAddr, group string) map[string]string {
 		"WUYOU_HTTP_ADDR":        httpAddr,
 		"WUYOU_REDIS_ADDRS":      strings.Join(redistest.Addrs(), ","),
 		"WUYOU_REDIS_PREFIX":     st.prefix,
+		"WUYOU_POSTGRES_URL":     st.pgURL,
 		"WUYOU_KAFKA_BROKERS":    strings.Join(st.brokers, ","),
 		"WUYOU_KAFKA_GROUP":      group,
 		"WUYOU_JWT_JWKS":         st.jwksPath,
@@ -642,6 +646,7 @@ const brokerMaxMessageBytes = 1048588
 func MustWuyouStackWithBroker(tb testing.TB, usagePartitions int32, opts ...kfake.Opt) *wuyouStack {
 	tb.Helper()
 	rdb, prefix := redistest.MustClient(tb)
+	pgURL := pgtest.MustURL(tb)
 	topics := carrier.NewTopics("")
 	opts = append([]kfake.Opt{kfake.NumBrokers(1),
 		kfake.SeedTopics(usagePartitions, topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...)}, opts...)
@@ -655,7 +660,7 @@ func MustWuyouStackWithBroker(tb testing.TB, usagePartitions int32, opts ...kfak
 	require.NoError(tb, err)
 	jwksPath := filepath.Join(tb.TempDir(), "jwks.json")
 	require.NoError(tb, os.WriteFile(jwksPath, jwks, 0o600))
-	return &wuyouStack{rdb: rdb, prefix: prefix, broker: broker, brokers: broker.ListenAddrs(), topics: topics, key: key, jwksPath: jwksPath}
+	return &wuyouStack{rdb: rdb, prefix: prefix, pgURL: pgURL, broker: broker, brokers: broker.ListenAddrs(), topics: topics, key: key, jwksPath: jwksPath}
 }
 
 // MustReadFrom reads one partition of topic from offset from to its end
