@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -36,6 +37,7 @@ type harness struct {
 	topics  carrier.Topics
 	cfg     Config
 	started time.Time
+	rdb     redis.UniversalClient
 }
 
 const testIssuer = "https://issuer.test"
@@ -72,10 +74,11 @@ func mustHarness(t *testing.T) *harness {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	_ = rdb // the service dials Redis itself from the configuration
+	// The service dials Redis itself from the configuration; rdb is the
+	// test's own view of the same keys.
 	svc, err := start(context.Background(), cfg, deps{}, log)
 	require.NoError(t, err)
-	h := &harness{t: t, svc: svc, base: "http://" + svc.addr.String(), key: key, broker: broker, topics: topics, cfg: cfg, started: time.Now()}
+	h := &harness{t: t, svc: svc, base: "http://" + svc.addr.String(), key: key, broker: broker, topics: topics, cfg: cfg, started: time.Now(), rdb: rdb}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -248,6 +251,16 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 	require.Len(t, usage.Items, 3, "two debits and the grant")
 	require.Equal(t, "cdr-2", usage.Items[0].EventID, "newest first")
 	require.Equal(t, "*********5678", usage.Items[0].CalledNumber, "companies never see called numbers")
+
+	// The usage comes from PostgreSQL, the system of record: with the
+	// Redis copy of the ledger gone, it lists the same entries.
+	keys := quota.LedgerKeys(h.cfg.RedisPrefix, sf.ID, time.Now().Add(-30*24*time.Hour), time.Now().Add(8*24*time.Hour))
+	for _, k := range keys {
+		require.NoError(t, h.rdb.Del(context.Background(), k).Err())
+	}
+	usage.Items = nil
+	require.Equal(t, http.StatusOK, h.call("GET", "/v1/seafarers/"+sf.ID+"/usage", companyTok, nil, &usage))
+	require.Len(t, usage.Items, 3, "read from PostgreSQL")
 
 	// The grant, cdr-1 applied, cdr-1 refused twice (each refusal republishes
 	// the stored entry under the same id, so a crash before publishing loses
