@@ -32,8 +32,9 @@ test:
 	@addrs="$$(bash scripts/test-redis.sh)"; \
 	pgurl="$$(bash scripts/test-postgres.sh)"; \
 	echo "WUYOU_TEST_REDIS_ADDRS=$$addrs WUYOU_TEST_POSTGRES_URL=$$(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$$pgurl") $(GO) test -race -count=1 -timeout 20m ./..."; \
-	WUYOU_TEST_REDIS_ADDRS="$$addrs" WUYOU_TEST_POSTGRES_URL="$$pgurl" $(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) run ./test/chaos -mode short -report test-artifacts/chaos-short.json
+	WUYOU_TEST_REDIS_ADDRS="$$addrs" WUYOU_TEST_POSTGRES_URL="$$pgurl" $(GO) test -race -count=1 -timeout 20m ./...; \
+	echo "$(GO) run ./test/chaos -mode short -report test-artifacts/chaos-short.json"; \
+	WUYOU_TEST_POSTGRES_URL="$$pgurl" $(GO) run ./test/chaos -mode short -report test-artifacts/chaos-short.json
 	@$(MAKE) --no-print-directory test-cluster
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
@@ -98,9 +99,12 @@ test-cluster:
 
 # The fault harness (test/chaos, RELIABILITY.md) in long mode: SIGKILLs of
 # wuyoud and redis-server, Redis made unreachable, broker restarts, under
-# appendfsync always and everysec. It fails when an event is applied twice,
-# or lost under always. It needs redis-server on PATH (scripts/test-redis.sh
-# installs Debian's when it is missing and we are root).
+# appendfsync always and everysec, each mode with its own database on the
+# PostgreSQL scripts/test-postgres.sh finds or starts. It fails when an event
+# is applied twice, or lost under always. It needs redis-server on PATH
+# (scripts/test-redis.sh installs Debian's when it is missing and we are root).
 chaos:
 	@command -v redis-server >/dev/null || bash scripts/test-redis.sh >/dev/null
-	$(GO) run ./test/chaos -mode long -fsync both -report test-artifacts/chaos.json
+	@pgurl="$$(bash scripts/test-postgres.sh)"; \
+	echo "$(GO) run ./test/chaos -mode long -fsync both -report test-artifacts/chaos.json"; \
+	WUYOU_TEST_POSTGRES_URL="$$pgurl" $(GO) run ./test/chaos -mode long -fsync both -report test-artifacts/chaos.json

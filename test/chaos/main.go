@@ -1,7 +1,10 @@
 // Command chaos is Wuyou's fault harness. It runs wuyoud as a subprocess
-// against a redis-server it starts with an append-only file and an
-// in-process Kafka-protocol broker that keeps its log on disk, and while a
-// carriersim stream with redeliveries and reordering flows it
+// against a redis-server it starts with an append-only file, an in-process
+// Kafka-protocol broker that keeps its log on disk and a PostgreSQL
+// database of its own (wuyou_chaos_<random>, created per fsync mode on the
+// server named by WUYOU_TEST_POSTGRES_URL, as tests use, and dropped at the
+// end), and while a carriersim stream with redeliveries and reordering
+// flows it
 //
 //   - kills wuyoud with SIGKILL at random points and starts a new one,
 //   - kills redis-server with SIGKILL and starts it again on the same port
@@ -13,7 +16,7 @@
 //     redis-server and its AOF cut back to its size 0.2–1 s earlier.
 //
 // At the end every seafarer's used seconds, remaining seconds and debit
-// ledger entries are compared with a model computed from what was sent,
+// ledger entries (GET …/usage, read from PostgreSQL) are compared with a model computed from what was sent,
 // and it reports the events lost and the events applied twice, per fsync
 // mode. It exits 1 when an event was applied twice under any mode, when an
 // event was lost with appendfsync always, or when the harness itself could
@@ -277,6 +280,17 @@ func runMode(ctx context.Context, o options, fsync string, runSeed uint64, redis
 	if err != nil {
 		return m, err
 	}
+	// Created first, so it is dropped last: after every wuyoud is gone.
+	db, err := createDatabase(ctx)
+	if err != nil {
+		return m, err
+	}
+	defer func() {
+		if err := db.drop(); err != nil {
+			logf("%v", err)
+		}
+	}()
+
 	w := &world{redis: &redisServer{bin: redisBin, dir: filepath.Join(dir, "redis"), fsync: fsync, port: redisPort}}
 	if err := os.MkdirAll(w.redis.dir, 0o755); err != nil {
 		return m, err
@@ -318,6 +332,7 @@ func runMode(ctx context.Context, o options, fsync string, runSeed uint64, redis
 	w.runner = &wuyoudRunner{bin: bin, dir: dir, env: map[string]string{
 		"WUYOU_REDIS_ADDRS":      w.redis.addr(),
 		"WUYOU_REDIS_PREFIX":     "chaos",
+		"WUYOU_POSTGRES_URL":     db.url,
 		"WUYOU_KAFKA_BROKERS":    strings.Join(w.broker.addrs(), ","),
 		"WUYOU_KAFKA_GROUP":      group,
 		"WUYOU_JWT_JWKS":         jwksPath,
@@ -347,7 +362,7 @@ func runMode(ctx context.Context, o options, fsync string, runSeed uint64, redis
 		return m, fmt.Errorf("seeding: %w", err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	logf("redis :%d (appendfsync %s), broker :%d, wuyoud %s; %d seafarers seeded", redisPort, fsync, brokerPort, w.current().base, len(crew))
+	logf("redis :%d (appendfsync %s), broker :%d, postgres database %s, wuyoud %s; %d seafarers seeded", redisPort, fsync, brokerPort, db.name, w.current().base, len(crew))
 
 	cfg := sim.DefaultConfig()
 	cfg.Seed = int64(runSeed % (1 << 62))
