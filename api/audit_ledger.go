@@ -17,11 +17,15 @@ type LedgerAuditor interface {
 	// returns the cursor of the next page ("" at the end). EINVALID for a
 	// malformed cursor.
 	AuditPage(ctx context.Context, cursor string, limit int) ([]*quota.AuditReport, string, error)
+	// AuditSystemOfRecord adds to a report the entries Redis holds that
+	// the system of record does not.
+	AuditSystemOfRecord(ctx context.Context, r *quota.AuditReport, sor quota.LedgerLister) error
 }
 
 // ledgerAudit answers GET /v1/ops/ledger-audit (union): for each seafarer of
 // the page, whether every grant's remaining amount and every remembered
-// event identity is explained by the ledger, and the differences when not.
+// event identity is explained by the ledger, and every entry is in the
+// system of record (when there is one), and the differences when not.
 // A page may hold fewer items than the limit with more to follow: the scan
 // behind it is bounded per request. wuyouctl audit pages through it.
 func (s *Server) ledgerAudit(c *fiber.Ctx) error {
@@ -36,6 +40,13 @@ func (s *Server) ledgerAudit(c *fiber.Ctx) error {
 	reports, next, err := auditor.AuditPage(c.UserContext(), c.Query("cursor"), limit)
 	if err != nil {
 		return err
+	}
+	if s.cfg.Entries != nil { // the ledger's system of record holds every entry too
+		for _, r := range reports {
+			if err := auditor.AuditSystemOfRecord(c.UserContext(), r, s.cfg.Entries); err != nil {
+				return err
+			}
+		}
 	}
 	if reports == nil {
 		reports = []*quota.AuditReport{}

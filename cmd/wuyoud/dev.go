@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,15 +40,6 @@ const devBanner = `
 
 // devIssuer is the token issuer of the embedded mode.
 const devIssuer = "https://dev.wuyou.invalid"
-
-// runDev runs wuyoud against embedded stand-ins, seeded with demo data,
-// configured by the process environment.
-//
-// TODO(lead): main.go's run should call runDevEnv with its getenv, as
-// nothing but main reads the environment; this wrapper then goes.
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runDevEnv(ctx, args, os.Getenv, stdout, stderr)
-}
 
 // runDevEnv runs wuyoud against embedded stand-ins, seeded with demo data.
 // Of the WUYOU_* variables read through getenv it honours

@@ -25,8 +25,9 @@ func main() {
 const usage = `usage:
   wuyoud                 run the service; configured by WUYOU_* environment variables
   wuyoud dev [--simulate] [--http :8080]
-                         run with an embedded Kafka-protocol broker and Redis-compatible
-                         store and demo data; nothing is durable
+                         run with an embedded Kafka-protocol broker, Redis-compatible store
+                         and a throwaway PostgreSQL (or WUYOU_POSTGRES_URL), and demo data;
+                         nothing is durable
   wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit
   wuyoud backfill-ledger copy the ledger entries Redis holds into PostgreSQL (once, when
                          upgrading from a Redis-only ledger; safe to repeat) and exit`
@@ -37,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		switch args[0] {
 		case "dev":
-			return runDev(ctx, args[1:], stdout, stderr)
+			return runDevEnv(ctx, args[1:], getenv, stdout, stderr)
 		case "migrate":
 			return runMigrate(ctx, args[1:], getenv, stdout, log)
 		case "backfill-ledger":
