@@ -88,9 +88,10 @@ func (c *collected) memoryRows() []row {
 		rows[2].ratio = target(c.figures["memory.identity"], targetPerIdentity)
 	}
 	if c.has("memory.fleet.total", "memory.fleet.ledger", "memory.fleet.identities", "memory.fleet.seafarers", "memory.steady_seafarer") {
-		rows[3].figure = fmt.Sprintf("%.1f GB used_memory (%s a seafarer at steady state): ledger %.1f GB, identities %.1f GB, profiles, indexes and grants %.1f GB; about %.1f GB of RSS at the measured fragmentation of %.2f",
+		rest := c.figures["memory.fleet.total"] - c.figures["memory.fleet.ledger"] - c.figures["memory.fleet.identities"] - c.figures["memory.fleet.seafarers"]
+		rows[3].figure = fmt.Sprintf("%.1f GB used_memory (%s a seafarer at steady state): ledger %.1f GB, identities %.1f GB, profiles, indexes and grants %.1f GB, the rest %.1f GB (mostly the identity claims shared by all seafarers, quota/identity.go, and statement figures); about %.1f GB of RSS at the measured fragmentation of %.2f",
 			c.figures["memory.fleet.total"], inBytes(c.figures["memory.steady_seafarer"]), c.figures["memory.fleet.ledger"], c.figures["memory.fleet.identities"],
-			c.figures["memory.fleet.seafarers"], c.figures["memory.fleet.rss"], c.figures["memory.fragmentation"])
+			c.figures["memory.fleet.seafarers"], rest, c.figures["memory.fleet.rss"], c.figures["memory.fragmentation"])
 		rows[3].baseline = fmt.Sprintf("at the targets: %.1f GB", (fleetSeafarers*(targetPerSeafarer+callsPerDay*ledgerHorizon.Hours()/24*targetPerEntry+callsPerDay*dedupeWindow.Hours()/24*targetPerIdentity))/1e9)
 		rows[3].ratio = fmt.Sprintf("**%.2f×** (projection ÷ at the targets)", c.figures["memory.fleet.total"]*1e9/(fleetSeafarers*(targetPerSeafarer+callsPerDay*ledgerHorizon.Hours()/24*targetPerEntry+callsPerDay*dedupeWindow.Hours()/24*targetPerIdentity)))
 	}
