@@ -33,4 +33,15 @@ func TestAuditFindsAnEntryMissingFromTheSystemOfRecord(t *testing.T) {
 	r = &AuditReport{SeafarerID: sf, OK: true}
 	require.NoError(t, s.AuditSystemOfRecord(ctx, r, pg))
 	require.True(t, r.OK, "%v", r.Differences)
+
+	// Redis loses a write it had acknowledged (its copy of the ledger rolls
+	// back): the entry PostgreSQL holds is reported.
+	lost := &LedgerEntry{ID: "d_lost0000000000000000", Kind: KindDebit, At: clock.t, EventID: "cdr-sor-lost",
+		CallTime: &clock.t, BillableSeconds: 60, CoveredSeconds: 60, Draws: []Draw{{GrantID: "gr-sor", Seconds: 60}}}
+	require.NoError(t, pg.Append(ctx, []SeafarerEntry{{SeafarerID: sf, Entry: lost}}))
+	r = &AuditReport{SeafarerID: sf, OK: true}
+	require.NoError(t, s.AuditSystemOfRecord(ctx, r, pg))
+	require.False(t, r.OK)
+	require.Len(t, r.Differences, 1)
+	require.Equal(t, AuditMissingInHotState, r.Differences[0].Kind)
 }
