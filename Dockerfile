@@ -3,21 +3,33 @@
 # Wuyou's three binaries in one image: wuyoud (the service, the default
 # command), wuyouctl (operator CLI) and carriersim (carrier simulator).
 #
-#   docker build -t wuyou .
+#   docker build -t wuyou \
+#     --build-arg VERSION="$(git describe --always --dirty)" --build-arg REVISION="$(git rev-parse HEAD)" .
 #   docker run --rm -p 8080:8080 wuyou dev    # wuyoud dev: embedded mode, nothing durable
 #   docker run --rm --entrypoint carriersim wuyou --help
 
 # ---- build: static binaries --------------------------------------------------
-FROM golang:1.26 AS build
-# go.mod asks for a given patch release; an older cached golang:1.26 fetches
-# it instead of refusing to build (the image defaults to GOTOOLCHAIN=local).
-ENV GOTOOLCHAIN=auto
+# Pinned to a patch release: govulncheck reports ten standard-library
+# vulnerabilities in go1.26.8 that 1.26.9 and 1.26.10 fix. GOTOOLCHAIN=local
+# makes this image's Go the one that builds, never a toolchain go.mod would
+# have it download; raise both together.
+FROM golang:1.26.10 AS build
+ENV GOTOOLCHAIN=local
 WORKDIR /src
 # Modules first, so a source change does not download them again.
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ \
+# What `wuyoud version`, `wuyouctl version` and wuyou_build_info report. The
+# context has no .git (.dockerignore), so Go cannot stamp the commit itself:
+# pass VERSION and REVISION as build arguments (above); unset, they say "dev"
+# and "unknown".
+ARG VERSION=dev
+ARG REVISION=
+RUN CGO_ENABLED=0 go build -trimpath -o /out/ -ldflags="-s -w \
+	-X github.com/wuyou/wuyou/internal/buildinfo.Version=${VERSION} \
+	-X github.com/wuyou/wuyou/internal/buildinfo.Revision=${REVISION} \
+	-X github.com/wuyou/wuyou/internal/buildinfo.BuildTime=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 	./cmd/wuyoud ./cmd/wuyouctl ./cmd/carriersim
 
 # ---- runtime -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 #
 #   make test             go vet, then every test with the race detector against a real Redis
 #                         and PostgreSQL, then each fuzz target for FUZZ_SHORT (default 3s)
-#   make build            build every package and binary
+#   make build            build every package, and the three binaries into ./ stamped with
+#                         `git describe --always --dirty` (see `wuyoud version`)
 #   make fuzz             run each fuzz target for FUZZTIME (default 60s)
 #   make bench            run bench/run.sh, when there is one
 #   make dev              start the service in embedded mode (nothing to install, nothing durable)
@@ -38,8 +39,19 @@ test:
 	@$(MAKE) --no-print-directory test-cluster
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
+# What `wuyoud version`, `wuyouctl version` and wuyou_build_info report: the
+# version from `git describe` when there is a repository, the commit (also
+# when GOFLAGS=-buildvcs=false keeps Go from stamping it) and the build time.
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X github.com/wuyou/wuyou/internal/buildinfo.Version=$(VERSION) \
+              -X github.com/wuyou/wuyou/internal/buildinfo.Revision=$(REVISION) \
+              -X github.com/wuyou/wuyou/internal/buildinfo.BuildTime=$(BUILD_TIME)
+
 build:
 	$(GO) build ./...
+	$(GO) build -ldflags "$(LDFLAGS)" -o . ./cmd/wuyoud ./cmd/wuyouctl ./cmd/carriersim
 
 # Every FuzzXxx of every package, one after the other. `go test -list`
 # prints a package's targets before its "ok <package>" line; it is asked

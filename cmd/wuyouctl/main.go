@@ -26,7 +26,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := &globalOptions{}
 	root := newRootCmd(opts, os.Getenv)
-	root.AddCommand(newDLQCmd(os.Getenv), newAuditCmd(opts))
+	root.AddCommand(newDLQCmd(os.Getenv), newAuditCmd(opts), newVersionCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -30,7 +30,8 @@ const usage = `usage:
                          nothing is durable
   wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit
   wuyoud backfill-ledger copy the ledger entries Redis holds into PostgreSQL (once, when
-                         upgrading from a Redis-only ledger; safe to repeat) and exit`
+                         upgrading from a Redis-only ledger; safe to repeat) and exit
+  wuyoud version         print the version, commit, build time (when known) and Go version`
 
 // run starts the command named by args and returns when ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runMigrate(ctx, args[1:], getenv, stdout, log)
 		case "backfill-ledger":
 			return runBackfillLedger(ctx, args[1:], getenv, stdout, log)
+		case "version":
+			return runVersion(stdout)
 		case "-h", "--help", "help":
 			fmt.Fprintln(stdout, usage)
 			return nil

@@ -109,6 +109,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfoCollector())
 	topics := carrier.NewTopics(cfg.TopicPrefix)
 	s.writer = carrier.NewWriter(cfg.KafkaBrokers)
 	publisher := carrier.NewPublisher(s.writer, topics, d.now)
