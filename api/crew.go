@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
@@ -13,7 +14,7 @@ import (
 // so its existence does not leak.
 
 func (s *Server) companyFor(c *fiber.Ctx) (string, error) {
-	id := c.Params("id")
+	id := utils.CopyString(c.Params("id")) // kept in enrolled seafarers' records
 	p := PrincipalOf(c)
 	if p.Role == token.RoleCompany && p.CompanyID != id {
 		return "", wuyou.Errorf(wuyou.ENOTFOUND, "company %s not found", id)

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
 )
@@ -23,7 +24,18 @@ type problem struct {
 	Detail string             `json:"detail"`
 	Reason string             `json:"reason,omitempty"`
 	Errors []wuyou.FieldError `json:"errors,omitempty"`
+	// Checks is /readyz's answer when a dependency is not ready.
+	Checks map[string]string `json:"checks,omitempty"`
+	// RequestID is the request's X-Request-Id, for matching a report to
+	// the access log.
+	RequestID string `json:"request_id,omitempty"`
 }
+
+// notReady is /readyz's refusal: each dependency checked, "ok" or what
+// went wrong.
+type notReady struct{ checks map[string]string }
+
+func (e *notReady) Error() string { return "a dependency is not ready" }
 
 // statusOf is the one place where domain error codes become HTTP statuses.
 var statusOf = map[string]int{
@@ -40,13 +52,18 @@ var statusOf = map[string]int{
 }
 
 // errorHandler renders every error as problem+json. Only unknown errors are
-// logged with detail; the client sees "internal error" for them.
+// logged with detail; the client sees "internal error" for them. Log lines
+// name the route pattern, never the raw path: a path may hold an MSISDN.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		p := problem{Type: "about:blank"}
 		var we *wuyou.Error
 		var fe *fiber.Error
+		var nr *notReady
+		route := c.Route().Path
 		switch {
+		case errors.As(err, &nr):
+			p.Status, p.Detail, p.Checks = http.StatusServiceUnavailable, nr.Error(), nr.checks
 		case errors.As(err, &we):
 			p.Status = statusOf[we.Code]
 			p.Detail, p.Errors, p.Reason = we.Message, we.Fields, we.Reason
@@ -55,15 +72,16 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.Status, p.Detail = fe.Code, fe.Message
 		case dependencyDown(err):
 			p.Status, p.Detail = http.StatusServiceUnavailable, "a dependency is unavailable; retry shortly"
-			log.Warn("dependency unavailable", "method", c.Method(), "path", c.Path(), "err", err)
+			log.Warn("dependency unavailable", "method", utils.CopyString(c.Method()), "route", route, "request_id", requestIDOf(c), "err", err)
 		default:
 			p.Status, p.Detail = http.StatusInternalServerError, "internal error"
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			log.Error("request failed", "method", utils.CopyString(c.Method()), "route", route, "request_id", requestIDOf(c), "err", err)
 		}
 		if p.Status == 0 {
 			p.Status = http.StatusInternalServerError
 		}
 		p.Title = http.StatusText(p.Status)
+		p.RequestID = requestIDOf(c)
 		if p.Status == http.StatusServiceUnavailable {
 			c.Set(fiber.HeaderRetryAfter, "5")
 		}
@@ -79,15 +97,4 @@ func dependencyDown(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
-}
-
-// statusOfError is the status a domain error will be rendered with, or 0.
-func statusOfError(err error) int {
-	var we *wuyou.Error
-	if errors.As(err, &we) {
-		return statusOf[we.Code]
-	} else if dependencyDown(err) {
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/quota"
@@ -149,7 +150,9 @@ func (s *Server) getProgramme(c *fiber.Ctx) error {
 const syncIssuanceLimit = 100
 
 func (s *Server) startIssuance(c *fiber.Ctx) error {
-	key := c.Get("Idempotency-Key")
+	// A large issuance runs on after this handler returns: its programme id
+	// and key must not point into fiber's reused buffers.
+	key := utils.CopyString(c.Get("Idempotency-Key"))
 	if key == "" {
 		return wuyou.Invalid([]wuyou.FieldError{{Field: "Idempotency-Key", Message: "header required"}})
 	}
@@ -157,7 +160,7 @@ func (s *Server) startIssuance(c *fiber.Ctx) error {
 	if err := bodyJSON(c, &t); err != nil {
 		return err
 	}
-	iss, _, err := s.cfg.Issuer.StartAndRun(c.UserContext(), c.Params("id"), key, t, syncIssuanceLimit)
+	iss, _, err := s.cfg.Issuer.StartAndRun(c.UserContext(), utils.CopyString(c.Params("id")), key, t, syncIssuanceLimit)
 	if err != nil {
 		return err
 	}
@@ -178,7 +181,7 @@ func (s *Server) voidGrant(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
-	grantID := c.Params("grant_id")
+	grantID := utils.CopyString(c.Params("grant_id")) // kept in the ledger entry
 	e, err := s.cfg.Quota.VoidGrant(ctx, sf.ID, grantID)
 	if wuyou.ErrorCode(err) == wuyou.ECONFLICT && s.cfg.Ledger != nil {
 		// Voided before. If recording that void failed, voiding again is

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
@@ -224,7 +225,7 @@ func (w atomicWindow) New(cfg limiter.Config) fiber.Handler {
 		}
 		hits, resetIn, err := w.counter.Hit(c.UserContext(), cfg.KeyGenerator(c), cfg.Expiration)
 		if err != nil {
-			w.log.Warn("rate limit not checked; request let through", "method", c.Method(), "path", c.Path(), "err", err)
+			w.log.Warn("rate limit not checked; request let through", "method", utils.CopyString(c.Method()), "route", c.Route().Path, "request_id", requestIDOf(c), "err", err)
 			return c.Next()
 		}
 		reset := strconv.FormatInt(max(1, int64((resetIn+time.Second-1)/time.Second)), 10)

@@ -140,7 +140,7 @@ func (s *Server) App() *fiber.App { return s.app }
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(newHTTPMetrics(s.cfg.Registry))
+	app.Use(requestIDs(), observe(s.cfg.Registry, s.cfg.Log))
 	app.Use(limitBody(s.cfg.BodyLimit))
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
@@ -207,7 +207,7 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	for name, check := range s.cfg.Ready {
 		go func() { results <- result{name, check(ctx)} }()
 	}
-	status := fiber.Map{}
+	status := map[string]string{}
 	for name := range s.cfg.Ready {
 		status[name] = "no answer within " + readyTimeout.String()
 	}
@@ -227,11 +227,7 @@ wait:
 		}
 	}
 	if !ok {
-		c.Set(fiber.HeaderRetryAfter, "5")
-		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{
-			"type": "about:blank", "title": "Service Unavailable", "status": fiber.StatusServiceUnavailable,
-			"detail": "a dependency is not ready", "checks": status,
-		}, "application/problem+json")
+		return &notReady{checks: status} // problem+json with "checks", see problem.go
 	}
 	return c.JSON(status)
 }

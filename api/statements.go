@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
@@ -90,7 +91,7 @@ func (s *Server) closePeriod(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	st, err := b.ClosePeriod(c.UserContext(), c.Params("period"))
+	st, err := b.ClosePeriod(c.UserContext(), utils.CopyString(c.Params("period")))
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,12 @@ type apiFixture struct {
 // with a verifier for a freshly generated key, and nothing seeded.
 func MustAPIServer(tb testing.TB) *apiFixture {
 	tb.Helper()
+	return MustAPIServerLogging(tb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// MustAPIServerLogging is MustAPIServer writing its logs to log.
+func MustAPIServerLogging(tb testing.TB, log *slog.Logger) *apiFixture {
+	tb.Helper()
 	rdb, prefix := redistest.MustClient(tb)
 	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	require.NoError(tb, err)
@@ -75,7 +81,6 @@ func MustAPIServer(tb testing.TB) *apiFixture {
 	f.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
 	f.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
 	f.issuer = quota.NewIssuer(f.quota, f.crew, wuyou.SystemClock)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.issuer.Log = log
 	statements := &billing.Statements{
 		Store: f.quota, Registry: billing.JoinRegistry{Programmes: f.quota, Crews: f.crew}, Now: wuyou.SystemClock, Currency: "CNY",
@@ -95,7 +100,18 @@ func MustAPIServer(tb testing.TB) *apiFixture {
 // MustAPIFixture is MustAPIServer seeded with companies A and B (see apiFixture).
 func MustAPIFixture(tb testing.TB) *apiFixture {
 	tb.Helper()
-	f := MustAPIServer(tb)
+	return seed(tb, MustAPIServer(tb))
+}
+
+// MustAPIFixtureLogging is MustAPIFixture writing its logs to log.
+func MustAPIFixtureLogging(tb testing.TB, log *slog.Logger) *apiFixture {
+	tb.Helper()
+	return seed(tb, MustAPIServerLogging(tb, log))
+}
+
+// seed enrols companies A and B, their crew and their grants.
+func seed(tb testing.TB, f *apiFixture) *apiFixture {
+	tb.Helper()
 	ctx := context.Background()
 	var err error
 	f.companyA, err = f.crew.CreateCompany(ctx, "Alpha Shipping", "REG-A")
