@@ -47,6 +47,8 @@ type Config struct {
 	// §7.1). Empty means not configured yet: only `wuyoud migrate` uses it
 	// so far, and requires it.
 	PostgresURL string
+	// LogLevel is the least severe level logged (WUYOU_LOG_LEVEL, §7.6).
+	LogLevel slog.Level
 }
 
 // configVars lists every variable, for messages and docs.
@@ -54,7 +56,7 @@ var configVars = []string{
 	"WUYOU_HTTP_ADDR", "WUYOU_REDIS_ADDRS", "WUYOU_REDIS_PASSWORD", "WUYOU_REDIS_DB", "WUYOU_REDIS_PREFIX",
 	"WUYOU_KAFKA_BROKERS", "WUYOU_KAFKA_GROUP", "WUYOU_TOPIC_PREFIX", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER",
 	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW", "WUYOU_LEDGER_HORIZON",
-	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT", "WUYOU_POSTGRES_URL",
+	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT", "WUYOU_POSTGRES_URL", "WUYOU_CLOCK_SKEW", "WUYOU_LOG_LEVEL",
 }
 
 // ConfigFromEnv reads the configuration with its defaults. It fails on a
@@ -89,6 +91,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.WriteRateLimit, err = strconv.Atoi(get("WUYOU_WRITE_RATE_LIMIT", strconv.Itoa(api.DefaultWriteRateLimit))); err != nil {
 		errs = append(errs, fmt.Errorf("WUYOU_WRITE_RATE_LIMIT: not a number: %q", getenv("WUYOU_WRITE_RATE_LIMIT")))
 	}
+	if c.LogLevel, err = parseLogLevel(getenv("WUYOU_LOG_LEVEL")); err != nil {
+		errs = append(errs, err)
+	}
 	duration := func(name, def string) time.Duration {
 		d, err := time.ParseDuration(get(name, def))
 		if err != nil {
@@ -101,6 +106,22 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.LedgerHorizon = duration("WUYOU_LEDGER_HORIZON", "2160h")
 	c.ShutdownTimeout = duration("WUYOU_SHUTDOWN_TIMEOUT", "30s")
 	return c, errors.Join(errs...)
+}
+
+// parseLogLevel reads WUYOU_LOG_LEVEL: debug, info, warn or error, in any
+// case; empty is info. Anything else is an error naming the variable.
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("WUYOU_LOG_LEVEL: must be debug, info, warn or error, got %q", s)
 }
 
 func splitList(s string) []string {
@@ -198,6 +219,8 @@ func maskPostgresURL(s string) string {
 }
 
 // LogValue is the configuration as logged at start, secrets masked.
+// Durations are written as Go durations ("720h0m0s"): slog.Duration would
+// write nanoseconds in JSON.
 func (c Config) LogValue() slog.Value {
 	password := ""
 	if c.RedisPassword != "" {
@@ -217,10 +240,12 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwt_audience", c.JWTAudience),
 		slog.String("home_country", c.HomeCountry),
 		slog.String("tariff", c.TariffPath),
-		slog.Duration("dedupe_window", c.DedupeWindow),
-		slog.Duration("clock_skew", c.ClockSkew),
-		slog.Duration("ledger_horizon", c.LedgerHorizon),
+		slog.String("dedupe_window", c.DedupeWindow.String()),
+		slog.String("clock_skew", c.ClockSkew.String()),
+		slog.String("ledger_horizon", c.LedgerHorizon.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("write_rate_limit", c.WriteRateLimit),
 		slog.String("postgres_url", maskPostgresURL(c.PostgresURL)),
+		slog.String("log_level", strings.ToLower(c.LogLevel.String())),
 	)
 }

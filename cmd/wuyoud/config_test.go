@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +125,55 @@ func TestConfigLogMasksThePostgresPassword(t *testing.T) {
 			require.Contains(t, buf.String(), `"postgres_url":"`+tc.want+`"`)
 		})
 	}
+}
+
+func TestConfigLogLevelIsInfoByDefaultAndAcceptsTheFourLevels(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  slog.Level
+	}{
+		{"", slog.LevelInfo}, {"debug", slog.LevelDebug}, {"info", slog.LevelInfo},
+		{"warn", slog.LevelWarn}, {"error", slog.LevelError}, {" DEBUG ", slog.LevelDebug},
+	} {
+		t.Run("value "+strconv.Quote(tc.value), func(t *testing.T) {
+			c, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_LOG_LEVEL": tc.value}))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, c.LogLevel)
+		})
+	}
+}
+
+func TestConfigLogLevelOtherThanTheFourIsAnErrorNamingTheVariable(t *testing.T) {
+	for _, value := range []string{"verbose", "warning", "trace", "0"} {
+		_, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_LOG_LEVEL": value}))
+		require.ErrorContains(t, err, "WUYOU_LOG_LEVEL", value)
+	}
+	err := run(context.Background(), nil, envOf(map[string]string{"WUYOU_LOG_LEVEL": "loud"}), &bytes.Buffer{}, &bytes.Buffer{})
+	require.ErrorContains(t, err, "WUYOU_LOG_LEVEL")
+}
+
+func TestLogAtInfoDropsDebugLinesAndAtDebugKeepsThem(t *testing.T) {
+	var info, debug bytes.Buffer
+	newLogger(&info, slog.LevelInfo).Debug("a debug line")
+	newLogger(&info, slog.LevelInfo).Info("an info line")
+	newLogger(&debug, slog.LevelDebug).Debug("a debug line")
+	require.NotContains(t, info.String(), "a debug line")
+	require.Contains(t, info.String(), "an info line")
+	require.Contains(t, debug.String(), "a debug line")
+}
+
+func TestConfigStartLineHasTheLogLevelAndReadableDurations(t *testing.T) {
+	c, err := ConfigFromEnv(envOf(map[string]string{"WUYOU_LOG_LEVEL": "warn"}))
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	newLogger(&buf, slog.LevelInfo).Info("starting wuyoud", "config", c)
+	var line struct {
+		Config map[string]any `json:"config"`
+	}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &line))
+	require.Equal(t, "warn", line.Config["log_level"])
+	require.Equal(t, "720h0m0s", line.Config["dedupe_window"], "a duration is logged as a Go duration, not nanoseconds")
+	require.Equal(t, "24h0m0s", line.Config["clock_skew"])
+	require.Equal(t, "2160h0m0s", line.Config["ledger_horizon"])
+	require.Equal(t, "30s", line.Config["shutdown_timeout"])
 }

@@ -33,25 +33,41 @@ const usage = `usage:
                          upgrading from a Redis-only ledger; safe to repeat) and exit
   wuyoud version         print the version, commit, build time (when known) and Go version`
 
+// newLogger is wuyoud's log: JSON lines on w, from level up.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
 // run starts the command named by args and returns when ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	command := ""
 	if len(args) > 0 {
-		switch args[0] {
-		case "dev":
-			return runDevEnv(ctx, args[1:], getenv, stdout, stderr)
-		case "migrate":
-			return runMigrate(ctx, args[1:], getenv, stdout, log)
-		case "backfill-ledger":
-			return runBackfillLedger(ctx, args[1:], getenv, stdout, log)
-		case "version":
-			return runVersion(stdout)
-		case "-h", "--help", "help":
-			fmt.Fprintln(stdout, usage)
-			return nil
-		default:
-			return fmt.Errorf("unknown command %q\n%s", args[0], usage)
-		}
+		command = args[0]
+	}
+	switch command {
+	case "version":
+		return runVersion(stdout)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	case "dev":
+		return runDevEnv(ctx, args[1:], getenv, stdout, stderr)
+	}
+	// The level is read before the rest of the configuration, so that every
+	// command logs at it; ConfigFromEnv reads it again through the same parser.
+	level, err := parseLogLevel(getenv("WUYOU_LOG_LEVEL"))
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(stderr, level)
+	switch command {
+	case "":
+	case "migrate":
+		return runMigrate(ctx, args[1:], getenv, stdout, log)
+	case "backfill-ledger":
+		return runBackfillLedger(ctx, args[1:], getenv, stdout, log)
+	default:
+		return fmt.Errorf("unknown command %q\n%s", command, usage)
 	}
 	cfg, err := ConfigFromEnv(getenv)
 	if err != nil {
