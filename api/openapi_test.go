@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -277,4 +283,94 @@ func resolveParameter(t *testing.T, root any, p map[string]json.RawMessage) map[
 	var out map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &out)
 	return out
+}
+
+// mustLoadOpenAPI loads api/openapi.json with kin-openapi and validates it
+// as an OpenAPI 3 document.
+func mustLoadOpenAPI(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDocument)
+	if err != nil {
+		t.Fatalf("api/openapi.json does not load: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("api/openapi.json is not a valid OpenAPI document: %v", err)
+	}
+	return doc
+}
+
+// requireAnswerAsDocumented checks a live answer of method path against the
+// document: its status is documented, and its content type and body match
+// that response's schema.
+func requireAnswerAsDocumented(t *testing.T, doc *openapi3.T, req *http.Request, res *http.Response, body []byte) {
+	t.Helper()
+	item := doc.Paths.Find(req.URL.Path)
+	if item == nil {
+		t.Fatalf("%s is not in the document", req.URL.Path)
+	}
+	op := item.GetOperation(req.Method)
+	if op == nil {
+		t.Fatalf("%s %s is not in the document", req.Method, req.URL.Path)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: req,
+			Route:   &routers.Route{Spec: doc, Path: req.URL.Path, PathItem: item, Method: req.Method, Operation: op},
+		},
+		Status:  res.StatusCode,
+		Header:  res.Header,
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		t.Fatalf("%s %s answered %d %s, which the document does not describe: %v\n%s",
+			req.Method, req.URL.Path, res.StatusCode, res.Header.Get(fiber.HeaderContentType), err, body)
+	}
+}
+
+func TestOpenAPIDocumentIsAValidOpenAPI3DocumentWithServers(t *testing.T) {
+	doc := mustLoadOpenAPI(t)
+	if len(doc.Servers) == 0 {
+		t.Fatal("the document names no servers")
+	}
+}
+
+func TestReadinessAnswersAreTheDocumentedOnes(t *testing.T) {
+	doc := mustLoadOpenAPI(t)
+	ok := func(context.Context) error { return nil }
+	down := func(context.Context) error { return errors.New("dial tcp 127.0.0.1:9092: connect: connection refused") }
+	for _, tc := range []struct {
+		name  string
+		ready map[string]func(context.Context) error
+		want  int
+	}{
+		{"every dependency answers: 200", map[string]func(context.Context) error{"redis": ok, "kafka": ok}, http.StatusOK},
+		{"kafka is down: 503 problem with checks", map[string]func(context.Context) error{"redis": ok, "kafka": down}, http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+			res, err := New(Config{Ready: tc.ready}).App().Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != tc.want {
+				t.Fatalf("GET /readyz = %d, want %d: %s", res.StatusCode, tc.want, body)
+			}
+			requireAnswerAsDocumented(t, doc, req, res, body)
+			if tc.want == http.StatusServiceUnavailable {
+				var p problem
+				if err := json.Unmarshal(body, &p); err != nil {
+					t.Fatal(err)
+				}
+				if p.Checks["kafka"] == "ok" || p.Checks["redis"] != "ok" || p.RequestID == "" || res.Header.Get(fiber.HeaderRetryAfter) == "" {
+					t.Errorf("503 answer: checks %v, request_id %q, Retry-After %q", p.Checks, p.RequestID, res.Header.Get(fiber.HeaderRetryAfter))
+				}
+			}
+		})
+	}
 }
