@@ -134,7 +134,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	// as the MSISDN is enrolled (and again by the consumer if this fails).
 	s.crew.OnMSISDNAssigned = func(ctx context.Context, seafarerID, msisdn string, _ time.Time) {
 		if err := s.consumer.ApplyHeld(context.WithoutCancel(ctx), msisdn, seafarerID); err != nil {
-			log.Warn("held usage not applied yet; will be applied on the next event or enrolment", "msisdn", msisdn, "err", err)
+			log.Warn("held usage not applied yet; will be applied on the next event or enrolment", "seafarer_id", seafarerID, "err", err)
 		}
 	}
 
