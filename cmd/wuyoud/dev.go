@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,66 +27,118 @@ import (
 	"github.com/wuyou/wuyou/token"
 )
 
-const devBanner = `
-==========================================================================
- WUYOU EMBEDDED DEV MODE — NOTHING IS DURABLE
- Kafka is an in-process Kafka-protocol broker (kfake) on %s,
- Redis is an in-process Redis-compatible store (miniredis).
- %s
- Everything, including the signing key below, is lost when this stops.
- For real deployments see README.md ("Running against real Redis, Kafka
- and PostgreSQL").
-==========================================================================
-`
-
 // devIssuer is the token issuer of the embedded mode.
 const devIssuer = "https://dev.wuyou.invalid"
 
+// devDefaults are the values of the variables the embedded mode uses when
+// they are not set; every other default is the service's own. Loopback, so
+// a laptop in a café does not serve demo tokens to the room.
+var devDefaults = map[string]string{
+	"WUYOU_HTTP_ADDR":        "127.0.0.1:8080",
+	"WUYOU_SHUTDOWN_TIMEOUT": "10s",
+	"WUYOU_LOG_LEVEL":        "warn",
+}
+
+const devUsage = `usage: wuyoud dev [--simulate] [--http ADDR] [--kafka-port PORT]
+
+Runs wuyoud with demo data and a generated signing key, on stand-ins for what
+is not configured: an in-process Kafka-protocol broker unless WUYOU_KAFKA_BROKERS
+is set, an in-process Redis-compatible store unless WUYOU_REDIS_ADDRS is set, a
+throwaway PostgreSQL unless WUYOU_POSTGRES_URL is set. Every other WUYOU_*
+variable that is set is honoured too (WUYOU_TOPIC_PREFIX, WUYOU_REDIS_PREFIX,
+WUYOU_HOME_COUNTRY, WUYOU_TARIFF, WUYOU_DEDUPE_WINDOW, WUYOU_CLOCK_SKEW,
+WUYOU_LOG_LEVEL, ...), except WUYOU_JWT_*: tokens are signed by the generated key.
+It listens on WUYOU_HTTP_ADDR, else 127.0.0.1:8080 (loopback only).
+
+flags:`
+
 // runDevEnv runs wuyoud against embedded stand-ins, seeded with demo data.
-// Of the WUYOU_* variables read through getenv it honours
-// WUYOU_POSTGRES_URL: the PostgreSQL to use instead of a throwaway one
-// (CONTRACT §7.1).
+// Every WUYOU_* variable read through getenv that is set is honoured
+// (CONTRACT §1), the devDefaults beneath them: WUYOU_REDIS_ADDRS,
+// WUYOU_KAFKA_BROKERS and WUYOU_POSTGRES_URL replace the embedded Redis,
+// broker and throwaway PostgreSQL. The --http flag wins over
+// WUYOU_HTTP_ADDR.
 func runDevEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wuyoud dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // usage is printed below, to stdout when asked for
 	simulate := fs.Bool("simulate", false, "stream simulated calls for the demo seafarers")
-	httpAddr := fs.String("http", ":8080", "HTTP listen address")
-	kafkaPort := fs.Int("kafka-port", 9092, "port of the embedded Kafka-protocol broker")
-	if err := fs.Parse(args); err != nil {
+	httpAddr := fs.String("http", "", "HTTP listen address; wins over WUYOU_HTTP_ADDR (default: WUYOU_HTTP_ADDR, else 127.0.0.1:8080)")
+	kafkaPort := fs.Int("kafka-port", 9092, "port of the embedded Kafka-protocol broker (unused with WUYOU_KAFKA_BROKERS)")
+	printUsage := func(w io.Writer) {
+		fmt.Fprintln(w, devUsage)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout)
+		return nil
+	} else if err != nil {
+		printUsage(stderr)
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	env, err := ConfigFromEnv(getenv)
+	cfg, err := devConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if env.PostgresURL != "" {
-		if err := env.validatePostgres(); err != nil {
-			return fmt.Errorf("configuration: %w", err)
+	if *httpAddr != "" {
+		cfg.HTTPAddr = *httpAddr
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	topics := carrier.NewTopics(cfg.TopicPrefix)
+	stores := devStores{}
+
+	if len(cfg.KafkaBrokers) > 0 {
+		if err := ensureTopics(ctx, cfg.KafkaBrokers, topics); err != nil {
+			return fmt.Errorf("Kafka at %s (WUYOU_KAFKA_BROKERS): %w", strings.Join(cfg.KafkaBrokers, ","), err)
 		}
+		stores.lines = append(stores.lines, fmt.Sprintf("Kafka: %s (yours); calls are read from %s.", strings.Join(cfg.KafkaBrokers, ","), topics.Usage))
+	} else {
+		broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*kafkaPort), kfake.SeedTopics(8, topics.Usage))
+		if err != nil {
+			return fmt.Errorf("embedded Kafka on 127.0.0.1:%d: %w", *kafkaPort, err)
+		}
+		defer broker.Close()
+		for _, t := range topics.All()[1:] {
+			if err := broker.CreateTopic(t, 1, nil); err != nil {
+				return fmt.Errorf("embedded Kafka: create %s: %w", t, err)
+			}
+		}
+		cfg.KafkaBrokers = broker.ListenAddrs()
+		stores.embeddedKafka = true
+		stores.lines = append(stores.lines, fmt.Sprintf("Kafka is an in-process Kafka-protocol broker (kfake) on %s.", strings.Join(cfg.KafkaBrokers, ",")))
 	}
 
-	topics := carrier.NewTopics("")
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*kafkaPort), kfake.SeedTopics(8, topics.Usage))
-	if err != nil {
-		return fmt.Errorf("embedded Kafka on 127.0.0.1:%d: %w", *kafkaPort, err)
-	}
-	defer broker.Close()
-	for _, t := range topics.All()[1:] {
-		if err := broker.CreateTopic(t, 1, nil); err != nil {
-			return fmt.Errorf("embedded Kafka: create %s: %w", t, err)
+	var rdb redis.UniversalClient
+	if len(cfg.RedisAddrs) > 0 {
+		rdb = newRedis(cfg)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			_ = rdb.Close()
+			return fmt.Errorf("Redis at %s (WUYOU_REDIS_ADDRS) does not answer: %w", strings.Join(cfg.RedisAddrs, ","), err)
 		}
+		stores.lines = append(stores.lines, fmt.Sprintf("Redis: %s (yours), keys under %s:.", strings.Join(cfg.RedisAddrs, ","), cfg.RedisPrefix))
+	} else {
+		store, err := miniredis.Run()
+		if err != nil {
+			return fmt.Errorf("embedded Redis: %w", err)
+		}
+		defer store.Close()
+		cfg.RedisAddrs = []string{store.Addr()}
+		rdb = redis.NewClient(&redis.Options{Addr: store.Addr()})
+		stores.embeddedRedis = true
+		stores.lines = append(stores.lines, "Redis is an in-process Redis-compatible store (miniredis).")
 	}
-	store, err := miniredis.Run()
+	db, err := devPostgres(ctx, cfg.PostgresURL, log)
 	if err != nil {
-		return fmt.Errorf("embedded Redis: %w", err)
-	}
-	defer store.Close()
-	db, err := devPostgres(ctx, env.PostgresURL, log)
-	if err != nil {
+		_ = rdb.Close()
 		return err
 	}
 	defer db.stop(log)
+	cfg.PostgresURL = db.url
+	stores.db = db
+	stores.lines = append(stores.lines, db.banner)
 
 	key, err := token.GenerateSigningKey("EdDSA")
 	if err != nil {
@@ -95,27 +148,21 @@ func runDevEnv(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	verifier, err := api.NewVerifierFromJWKS(jwks, devIssuer, "wuyou", wuyou.SystemClock)
+	verifier, err := api.NewVerifierFromJWKS(jwks, cfg.JWTIssuer, cfg.JWTAudience, wuyou.SystemClock)
 	if err != nil {
 		return err
 	}
-	cfg := Config{
-		HTTPAddr: *httpAddr, RedisAddrs: []string{store.Addr()}, RedisPrefix: "wuyou",
-		KafkaBrokers: broker.ListenAddrs(), KafkaGroup: "wuyou-metering", JWTIssuer: devIssuer, JWTAudience: "wuyou",
-		HomeCountry: "CN", DedupeWindow: 720 * time.Hour, LedgerHorizon: 2160 * time.Hour, ShutdownTimeout: 10 * time.Second,
-		PostgresURL: db.url,
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: store.Addr()})
 	s, err := start(ctx, cfg, deps{rdb: rdb, verifier: verifier}, log)
 	if err != nil {
+		_ = rdb.Close()
 		return err
 	}
 	demo, err := seedDemo(ctx, s)
 	if err != nil {
 		_ = s.stop(context.Background())
-		return fmt.Errorf("seeding demo data: %w", err)
+		return fmt.Errorf("seeding demo data (into a Redis that has it already? set another WUYOU_REDIS_PREFIX): %w", err)
 	}
-	fmt.Fprintf(stdout, devBanner, strings.Join(broker.ListenAddrs(), ","), db.banner)
+	stores.printBanner(stdout)
 	if err := printDevGuide(stdout, s, key, demo); err != nil {
 		return err
 	}
@@ -124,16 +171,119 @@ func runDevEnv(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintln(stdout, "\n--simulate: a call every 2 seconds from a demo seafarer abroad; watch the allowance go down.")
 	}
 	<-ctx.Done()
-	discarded := "the embedded broker and store are discarded"
-	if db.throwaway != nil {
-		discarded = "the embedded broker, store and throwaway PostgreSQL are discarded"
-	}
-	fmt.Fprintln(stdout, "\nstopping;", discarded)
+	fmt.Fprintln(stdout, "\nstopping;", stores.discarded())
 	// The service stops first; the deferred stops of PostgreSQL, the store
 	// and the broker follow, in reverse order of their start.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return s.stop(sctx)
+}
+
+// devConfig is the configuration of the embedded mode: the variables that
+// are set, devDefaults beneath them, the service's defaults beneath those,
+// and the generated signing key's issuer. It is validated as the service's
+// is, but for what the embedded mode supplies itself (stores left unset,
+// the key).
+func devConfig(getenv func(string) string) (Config, error) {
+	cfg, err := ConfigFromEnv(func(name string) string {
+		if v := getenv(name); strings.TrimSpace(v) != "" {
+			return v
+		}
+		return devDefaults[name]
+	})
+	if err != nil {
+		return cfg, err
+	}
+	cfg.JWKSPath, cfg.JWTIssuer, cfg.JWTAudience = "", devIssuer, "wuyou"
+	check := cfg
+	check.JWKSPath = "(generated)"
+	if len(check.RedisAddrs) == 0 {
+		check.RedisAddrs = []string{"embedded"}
+	}
+	if len(check.KafkaBrokers) == 0 {
+		check.KafkaBrokers = []string{"embedded"}
+	}
+	return cfg, check.Validate()
+}
+
+// ensureTopics creates on the caller's Kafka the topics the service uses,
+// as the embedded broker has them (8 partitions of usage, 1 of the others,
+// one replica: this is a demo), leaving those that exist as they are.
+func ensureTopics(ctx context.Context, brokers []string, topics carrier.Topics) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics.All() {
+		partitions := 1
+		if t == topics.Usage {
+			partitions = 8
+		}
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1})
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	resp, err := client.CreateTopics(cctx, req)
+	if err != nil {
+		return err
+	}
+	for t, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// devStores says, for the banner and the stop line, which of Kafka, Redis
+// and PostgreSQL are stand-ins started here and which are the caller's.
+type devStores struct {
+	lines                        []string // one banner line (or two) each
+	embeddedKafka, embeddedRedis bool
+	db                           *devDatabase
+}
+
+// printBanner says loudly what is throwaway and what is the caller's.
+func (d devStores) printBanner(w io.Writer) {
+	headline := "NOTHING IS DURABLE"
+	if !d.embeddedKafka || !d.embeddedRedis || d.db.throwaway == nil {
+		headline = "DEMO DATA GOES TO WHAT YOU CONFIGURED"
+	}
+	rule := strings.Repeat("=", 74)
+	fmt.Fprintf(w, "\n%s\n WUYOU EMBEDDED DEV MODE — %s\n", rule, headline)
+	for _, l := range d.lines {
+		fmt.Fprintf(w, " %s\n", l)
+	}
+	fmt.Fprintf(w, " What is embedded or throwaway, and the signing key below, is lost when\n"+
+		" this stops. For real deployments see README.md (\"Running against real\n"+
+		" Redis, Kafka and PostgreSQL\").\n%s\n", rule)
+}
+
+// discarded is the stop line's list of what goes away.
+func (d devStores) discarded() string {
+	var gone []string
+	if d.embeddedKafka {
+		gone = append(gone, "broker")
+	}
+	if d.embeddedRedis {
+		gone = append(gone, "store")
+	}
+	switch len(gone) {
+	case 0:
+		if d.db.throwaway != nil {
+			return "the throwaway PostgreSQL is discarded"
+		}
+		return "what you configured is left as it is"
+	case 1:
+		gone[0] = "the embedded " + gone[0]
+	case 2:
+		gone = []string{"the embedded broker", "store"}
+	}
+	if d.db.throwaway != nil {
+		return strings.Join(gone, ", ") + " and throwaway PostgreSQL are discarded"
+	}
+	if len(gone) == 1 {
+		return gone[0] + " is discarded"
+	}
+	return strings.Join(gone, " and ") + " are discarded"
 }
 
 // devDatabase is the PostgreSQL of the embedded mode.
@@ -223,7 +373,7 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 	mint := func(role, sub, companyID string) (string, error) {
 		return key.Mint(token.Claims{Issuer: devIssuer, Audience: "wuyou", Subject: sub, Role: role, CompanyID: companyID, TTL: 24 * time.Hour}, time.Now())
 	}
-	base := "http://localhost" + portOf(s.addr.String())
+	base := devBaseURL(s.addr)
 	union, err := mint(token.RoleUnion, "union-staff-1", "")
 	if err != nil {
 		return err
@@ -242,6 +392,8 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 	}
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "API\t%s (OpenAPI at %s/openapi.json, metrics at %s/metrics)\n", base, base, base)
+	fmt.Fprintf(tw, "phone page\t%s/#token=%s (the first seafarer's page; open it in a phone-sized window)\n", base, seafarer)
+	fmt.Fprintf(tw, "console\t%s/console (staff console; paste UNION_TOKEN or COMPANY_TOKEN below)\n", base)
 	fmt.Fprintf(tw, "company\t%s  %s\n", d.company.ID, d.company.Name)
 	for _, sf := range d.seafarers {
 		fmt.Fprintf(tw, "seafarer\t%s  %s  %s\n", sf.ID, sf.Name, sf.MSISDN)
@@ -260,11 +412,17 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 	return nil
 }
 
-func portOf(addr string) string {
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		return addr[i:]
+// devBaseURL is the URL of the listener at addr: its own host when it is
+// bound to one, else localhost.
+func devBaseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://localhost:8080"
 	}
-	return ":8080"
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // simulateCalls produces one carrier voice call every two seconds from the
