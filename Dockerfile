@@ -5,7 +5,9 @@
 #
 #   docker build -t wuyou \
 #     --build-arg VERSION="$(git describe --always --dirty)" --build-arg REVISION="$(git rev-parse HEAD)" .
-#   docker run --rm -p 8080:8080 wuyou dev    # wuyoud dev: embedded mode, nothing durable
+#   docker run --rm -p 8080:8080 -e WUYOU_HTTP_ADDR=:8080 wuyou dev
+#                        # wuyoud dev: embedded mode, nothing durable; it binds loopback
+#                        # unless told otherwise, which a published port cannot reach
 #   docker run --rm --entrypoint carriersim wuyou --help
 
 # ---- build: static binaries --------------------------------------------------

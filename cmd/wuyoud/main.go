@@ -24,10 +24,11 @@ func main() {
 
 const usage = `usage:
   wuyoud                 run the service; configured by WUYOU_* environment variables
-  wuyoud dev [--simulate] [--http :8080]
-                         run with an embedded Kafka-protocol broker, Redis-compatible store
-                         and a throwaway PostgreSQL (or WUYOU_POSTGRES_URL), and demo data;
-                         nothing is durable
+  wuyoud dev [--simulate] [--http ADDR]
+                         run with demo data on an embedded Kafka-protocol broker,
+                         Redis-compatible store and throwaway PostgreSQL, each unless its
+                         WUYOU_* variable is set; on 127.0.0.1:8080 unless WUYOU_HTTP_ADDR
+                         or --http says otherwise (wuyoud dev --help says more)
   wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit
   wuyoud backfill-ledger copy the ledger entries Redis holds into PostgreSQL (once, when
                          upgrading from a Redis-only ledger; safe to repeat) and exit
