@@ -102,42 +102,10 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 		if p == nil {
 			p = procs.MustStart(t, bin, st, group)
 		}
-		// The part trickles in while the instance works, so the kill
-		// lands while batches are in flight, not after the backlog is gone.
-		part := kafkaMessages(parts[i])
-		produced := make(chan struct{})
-		go func() {
-			defer close(produced)
-			for len(part) > 0 {
-				n := min(len(part), 40)
-				MustProduce(t, st.brokers, st.topics.Usage, part[:n])
-				part = part[n:]
-				time.Sleep(10 * time.Millisecond)
-			}
-		}()
-		target := 1 + rng.Float64()*0.8*float64(len(parts[i]))
-		started := time.Now()
-		reached := started.Add(15 * time.Second)
-		MustWaitFor(t, 60*time.Second, "the instance to consume", func() bool {
-			consumed := p.MustMetrics(t)[metricConsumed]
-			return consumed >= target || (consumed > 0 && time.Now().After(reached))
-		})
-		time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
-		behind := committedBehind(t, st, group, st.topics.Usage, partitions)
-		// A fast instance may have caught up with its part: wait a little
-		// for the producer's next messages, so the kill lands mid-batch.
-		for deadline := time.Now().Add(2 * time.Second); behind == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Duration(1+rng.Int64N(20)) * time.Millisecond)
-			behind = committedBehind(t, st, group, st.topics.Usage, partitions)
-		}
-		if behind > 0 {
+		if MustKillWhileStreaming(t, st, p, group, partitions, kafkaMessages(parts[i]), rng, i+1) > 0 {
 			busyKills++
 		}
-		t.Logf("kill %d, %s after its start, at about %.0f messages read, %d not committed",
-			i+1, time.Since(started).Round(time.Millisecond), target, behind)
-		p.MustKill(t)
 		p = nil
-		<-produced
 		// The broker notices a killed member only when its session times
 		// out (10s); the first restart waits for that. Later restarts skip
 		// the wait: the test removes the dead member from the group (a
@@ -206,6 +174,45 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 	audited := MustLedgerExplainEveryBalance(t, p.api, union)
 	require.GreaterOrEqual(t, audited, len(crew), "every seafarer with grants was audited")
 	p.MustTerminate(t, 20*time.Second)
+}
+
+// MustKillWhileStreaming produces part to the usage topic, 40 messages
+// every 10 ms (so batches are in flight, not a backlog gone), and SIGKILLs p
+// at a random point of its work: once it has read a random share of part
+// (up to 80 %), plus a random pause that lands in a debit, a publish or a
+// commit, waiting up to 2 s more for messages in flight when it has caught
+// up. It returns how many messages were read but not committed when it
+// killed p, after the whole part is produced.
+func MustKillWhileStreaming(t *testing.T, st *wuyouStack, p *wuyoudProcess, group string, partitions int, part []kafka.Message, rng *rand.Rand, n int) int64 {
+	t.Helper()
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for rest := part; len(rest) > 0; {
+			k := min(len(rest), 40)
+			MustProduce(t, st.brokers, st.topics.Usage, rest[:k])
+			rest = rest[k:]
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	target := 1 + rng.Float64()*0.8*float64(len(part))
+	started := time.Now()
+	reached := started.Add(15 * time.Second)
+	MustWaitFor(t, 60*time.Second, "the instance to consume", func() bool {
+		consumed := p.MustMetrics(t)[metricConsumed]
+		return consumed >= target || (consumed > 0 && time.Now().After(reached))
+	})
+	time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+	behind := committedBehind(t, st, group, st.topics.Usage, partitions)
+	for deadline := time.Now().Add(2 * time.Second); behind == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Duration(1+rng.Int64N(20)) * time.Millisecond)
+		behind = committedBehind(t, st, group, st.topics.Usage, partitions)
+	}
+	t.Logf("kill %d, %s after its start, at about %.0f of %d messages read, %d not committed",
+		n, time.Since(started).Round(time.Millisecond), target, len(part), behind)
+	p.MustKill(t)
+	<-produced
+	return behind
 }
 
 // MustRemoveGroupMembers removes every member of a consumer group, as

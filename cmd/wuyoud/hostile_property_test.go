@@ -233,29 +233,8 @@ func TestHostilePipelineProperty(t *testing.T) {
 		if p == nil {
 			p = procs.MustStart(t, bin, st, group)
 		}
-		part := propKafka(parts[i])
-		produced := make(chan struct{})
-		go func() {
-			defer close(produced)
-			for len(part) > 0 {
-				n := min(len(part), 40)
-				MustProduce(t, st.brokers, st.topics.Usage, part[:n])
-				part = part[n:]
-				time.Sleep(10 * time.Millisecond)
-			}
-		}()
-		target := 1 + rng.Float64()*0.8*float64(len(parts[i]))
-		reached := time.Now().Add(15 * time.Second)
-		MustWaitFor(t, 60*time.Second, "the instance to consume", func() bool {
-			consumed := p.MustMetrics(t)[metricConsumed]
-			return consumed >= target || (consumed > 0 && time.Now().After(reached))
-		})
-		time.Sleep(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
-		t.Logf("kill %d at about %.0f messages of %d read, %d not committed", i+1, target, len(parts[i]),
-			committedBehind(t, st, group, st.topics.Usage, partitions))
-		p.MustKill(t)
+		MustKillWhileStreaming(t, st, p, group, partitions, propKafka(parts[i]), rng, i+1)
 		p = nil
-		<-produced
 		MustRemoveGroupMembers(t, st, group)
 	}
 	MustProduce(t, st.brokers, st.topics.Usage, propKafka(parts[kills]))
