@@ -642,7 +642,7 @@ func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, err
 		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN,
 		"remaining_seconds": n.RemainingSeconds, "granted_seconds": n.GrantedSeconds, "event_id": u.EventID,
 	}
-	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:16]
+	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:min(len(n.GrantSet), 16)]
 	return c.cfg.Publisher.NotificationMessageAt(id, typ, u.SeafarerID, u.MSISDN, n.At, data)
 }
 
