@@ -247,6 +247,10 @@ func (c *Consumer) prepareLoop(ctx context.Context, out chan<- *preparedBatch) {
 			}
 			continue
 		}
+		for _, m := range batch {
+			c.cfg.Metrics.Consumed.Inc()
+			c.cfg.Metrics.observeLag(m)
+		}
 		var p *preparedBatch
 		if err := c.retry(ctx, func() (err error) { p, err = c.prepare(ctx, batch); return err }); err != nil {
 			return // stopping: never applied, so never committed
@@ -344,8 +348,6 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*prepare
 	calls := make([]crew.MSISDNAt, 0, len(batch))
 	for i := range batch {
 		m := &batch[i]
-		c.cfg.Metrics.Consumed.Inc()
-		c.cfg.Metrics.observeLag(*m)
 		ev, err := DecodeUsageEvent(m.Value)
 		if err == nil {
 			err = CheckCallTime(ev.Time, now, c.cfg.ClockSkew)
@@ -377,12 +379,7 @@ func (c *Consumer) prepare(ctx context.Context, batch []kafka.Message) (*prepare
 // lateMessage is m for the late topic (a valid event, so at most 64 KiB;
 // its key, which the carrier sets to the MSISDN, cut to 256 bytes).
 func (c *Consumer) lateMessage(m kafka.Message, why string) kafka.Message {
-	c.cfg.Metrics.Late.Inc()
-	key := m.Key
-	if len(key) > 256 {
-		key = key[:256]
-	}
-	return kafka.Message{Topic: c.cfg.Topics.Late, Key: key, Value: m.Value, Headers: []kafka.Header{
+	return kafka.Message{Topic: c.cfg.Topics.Late, Key: cutKey(m.Key), Value: m.Value, Headers: []kafka.Header{
 		{Key: "error", Value: []byte(why)},
 		{Key: "error_code", Value: []byte("late")},
 	}}
@@ -417,7 +414,6 @@ func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, 
 			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.ev.Time, v.m); err != nil {
 				return nil, fmt.Errorf("hold event for an unregistered MSISDN: %w", err)
 			}
-			c.cfg.Metrics.Held.Inc()
 			d.held = append(d.held, v.ev.Subject)
 			continue
 		}
@@ -437,8 +433,8 @@ func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, 
 	return d, nil
 }
 
-// apply debits usages (from the messages in from) and sets aside, as dead
-// letters in the consumer's own outputs, those the meter refused alone.
+// apply settles usages (read as the messages in from); what the meter
+// refused alone is in the results, for effects to dead-letter.
 func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka.Message) ([]appliedEvent, error) {
 	if len(usages) == 0 {
 		return nil, nil
@@ -470,6 +466,8 @@ func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
 	if err := c.publish(ctx, out); err != nil {
 		return fmt.Errorf("publish batch outputs: %w", err)
 	}
+	c.cfg.Metrics.Held.Add(float64(len(d.held)))
+	c.countSettled(d.applied)
 	// An MSISDN enrolled while its event was being held (or after its batch
 	// was prepared) would otherwise wait for the next enrolment: look again
 	// now that the event is stored.
@@ -590,11 +588,6 @@ func (c *Consumer) effects(applied []appliedEvent) []output {
 				Message: "an event with this source and id but other content was applied first"})})
 			continue
 		}
-		if r.Duplicate {
-			c.cfg.Metrics.Duplicates.Inc()
-		} else {
-			c.cfg.Metrics.Applied.Inc()
-		}
 		if r.Entry == nil {
 			continue // a repeat whose entry expired: nothing left to repeat
 		}
@@ -611,6 +604,22 @@ func (c *Consumer) effects(applied []appliedEvent) []output {
 		}
 	}
 	return out
+}
+
+// countSettled counts the events of a stored batch as applied or repeated,
+// once the batch's outputs are published (a stage retried after an outage
+// counts nothing twice).
+func (c *Consumer) countSettled(applied []appliedEvent) {
+	for _, a := range applied {
+		switch r := a.result; {
+		case r.Err != nil || r.Conflicting:
+			// dead-lettered: counted by publish
+		case r.Duplicate:
+			c.cfg.Metrics.Duplicates.Inc()
+		default:
+			c.cfg.Metrics.Applied.Inc()
+		}
+	}
 }
 
 // eventOutputs are an applied event's ledger message and notifications.

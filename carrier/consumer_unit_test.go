@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
@@ -374,4 +375,31 @@ func TestLedgerEntriesAreStoredBeforePublishingAndARefusedOneIsItsEventsAlone(t 
 	require.Contains(t, l.entries, quota.DebitEntryID("urn:carrier:test", "b"))
 	require.Equal(t, map[string]string{"1": "output_failed"}, codesOf(f.producer.on(f.topics.DeadLetter)))
 	require.Len(t, f.producer.on(f.topics.Ledger), 2)
+}
+
+// The metering counters count what was stored and published, once: a
+// finish stage retried after the broker was out of reach counts nothing
+// twice.
+func TestCountersCountAStageRetriedAfterAnOutageOnce(t *testing.T) {
+	f := newUnitFixture(t)
+	ctx := context.Background()
+	p, err := f.c.prepare(ctx, batch(
+		voiceEvent("a", "+8613800000001", f.now.Add(-time.Hour), 60),
+		[]byte(`not json`),
+		voiceEvent("old", "+8613800000001", f.now.Add(-721*time.Hour), 60),
+		voiceEvent("stranger", "+8613900000009", f.now.Add(-time.Hour), 60),
+	))
+	require.NoError(t, err)
+	d, err := f.c.debit(ctx, p)
+	require.NoError(t, err)
+	f.producer.down = true
+	require.Error(t, f.c.finish(ctx, d))
+	require.Error(t, f.c.finish(ctx, d))
+	f.producer.down = false
+	require.NoError(t, f.c.finish(ctx, d))
+	m := f.c.cfg.Metrics
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Applied))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.DeadLettered.WithLabelValues("malformed_json")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Late))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Held))
 }

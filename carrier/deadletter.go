@@ -43,7 +43,6 @@ func (c *Consumer) deadLetter(m kafka.Message, err error) kafka.Message {
 	if errors.As(err, &we) && we.Reason != "" {
 		code = we.Reason
 	}
-	c.cfg.Metrics.DeadLettered.WithLabelValues(code).Inc()
 	msg := wuyou.ErrorMessage(err)
 	if we != nil && len(we.Fields) > 1 { // every field, not "(and N more)"
 		parts := make([]string, len(we.Fields))
@@ -69,12 +68,22 @@ func (c *Consumer) deadLetter(m kafka.Message, err error) kafka.Message {
 	return cutDeadLetter(dl, MaxDeadLetterBytes)
 }
 
-// cutDeadLetter cuts a dead letter's value to at most limit bytes (and its
-// key, which the carrier sets to an MSISDN, to 256), saying so in headers.
-func cutDeadLetter(m kafka.Message, limit int) kafka.Message {
-	if len(m.Key) > 256 {
-		m.Key = m.Key[:256]
+// maxKeyBytes bounds the key of a copy Wuyou publishes of a carrier's
+// message (dead and late letters): the carrier sets it to an MSISDN.
+const maxKeyBytes = 256
+
+// cutKey is key cut to maxKeyBytes.
+func cutKey(key []byte) []byte {
+	if len(key) > maxKeyBytes {
+		return key[:maxKeyBytes]
 	}
+	return key
+}
+
+// cutDeadLetter cuts a dead letter's value to at most limit bytes (and its
+// key to maxKeyBytes), saying so in headers.
+func cutDeadLetter(m kafka.Message, limit int) kafka.Message {
+	m.Key = cutKey(m.Key)
 	if len(m.Value) <= limit {
 		return m
 	}
@@ -117,11 +126,24 @@ func (c *Consumer) publish(ctx context.Context, outs []output) error {
 		}
 		err := c.cfg.Publisher.Write(ctx, msgs...)
 		if err == nil {
+			c.countPublished(msgs...)
 			return nil
 		}
 		failed, ok := refused(err, len(msgs))
 		if !ok {
 			return err
+		}
+		if _, tooLarge := errors.AsType[kafka.MessageTooLargeError](err); !tooLarge {
+			// The others of this write were written.
+			isFailed := make(map[int]bool, len(failed))
+			for _, i := range failed {
+				isFailed[i] = true
+			}
+			for i, m := range msgs {
+				if !isFailed[i] {
+					c.countPublished(m)
+				}
+			}
 		}
 		// Some were refused for what they are; the batch may have failed
 		// as a whole for them. Write the failed ones one by one to find
@@ -131,6 +153,7 @@ func (c *Consumer) publish(ctx context.Context, outs []output) error {
 			o := outs[i]
 			err := c.cfg.Publisher.Write(ctx, o.msg)
 			if err == nil {
+				c.countPublished(o.msg)
 				continue
 			}
 			if _, ok := refused(err, 1); !ok {
@@ -142,6 +165,24 @@ func (c *Consumer) publish(ctx context.Context, outs []output) error {
 		outs = next
 	}
 	return fmt.Errorf("carrier: outputs refused by the broker even cut to headers")
+}
+
+// countPublished counts the dead and late letters among msgs, which the
+// broker has acknowledged: counted when published, so a stage retried
+// after an outage counts nothing twice.
+func (c *Consumer) countPublished(msgs ...kafka.Message) {
+	for _, m := range msgs {
+		switch m.Topic {
+		case c.cfg.Topics.DeadLetter:
+			for _, h := range m.Headers {
+				if h.Key == "error_code" {
+					c.cfg.Metrics.DeadLettered.WithLabelValues(string(h.Value)).Inc()
+				}
+			}
+		case c.cfg.Topics.Late:
+			c.cfg.Metrics.Late.Inc()
+		}
+	}
 }
 
 // replacement is what is published instead of a refused output.
