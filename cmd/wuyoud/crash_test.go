@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/token"
 )
@@ -153,6 +154,23 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 		}
 		p.api.MustCall(t, http.StatusOK, "GET", "/v1/programmes/"+programmeID, union, nil, &prog)
 		require.Equal(t, covered, prog.SecondsUsed, "programme %s: seconds_used is exactly what its packs covered, kills or not", programmeID)
+
+		// So do its statements, over every period the calls fell in.
+		periods := map[string]bool{}
+		for _, cs := range calls {
+			for _, c := range cs {
+				periods[billing.PeriodOf(c.At)] = true
+			}
+		}
+		var stated int64
+		for period := range periods {
+			var st struct {
+				CoveredSeconds int64 `json:"covered_seconds"`
+			}
+			p.api.MustCall(t, http.StatusOK, "GET", "/v1/statements?period="+period+"&payer=programme:"+programmeID, union, nil, &st)
+			stated += st.CoveredSeconds
+		}
+		require.Equal(t, covered, stated, "programme %s: its statements count exactly what its packs covered, kills or not", programmeID)
 	}
 	notified := map[string]bool{}
 	for _, m := range MustReadToEnd(t, st.brokers, st.topics.Notifications, 1) {
