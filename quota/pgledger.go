@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,26 +91,27 @@ func filingSecond(e *LedgerEntry) time.Time {
 // appendSQL inserts a batch given as one array per column: one statement,
 // so one round trip and all or nothing. A row already stored (same
 // seafarer, filing second and id) is skipped, as is a repeat within the
-// batch.
+// batch; the rows inserted are returned.
 const appendSQL = `
 INSERT INTO ledger_entries (seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws)
+    grant_id, programme_id, seconds, draws, programme_shares)
 SELECT seafarer_id, filed_at, id, kind, at, nullif(event_source, ''), nullif(event_id, ''), nullif(type, ''),
     nullif(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
     overage_amount_minor, nullif(currency, ''), welfare_cost_minor, welfare_cost_currency,
     nullif(statement_period, ''), nullif(adjusts_period, ''), nullif(called_number, ''), nullif(visited_country, ''),
-    nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb
+    nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb, programme_shares::jsonb
 FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::timestamptz[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
     $16::text[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-    $24::text[], $25::int8[], $26::text[])
+    $24::text[], $25::int8[], $26::text[], $27::text[])
     AS e(seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws)
-ON CONFLICT DO NOTHING`
+    grant_id, programme_id, seconds, draws, programme_shares)
+ON CONFLICT DO NOTHING
+RETURNING seafarer_id, filed_at, id`
 
 // ledgerColumns is a batch of entries as one slice per column of appendSQL.
 type ledgerColumns struct {
@@ -125,12 +127,13 @@ type ledgerColumns struct {
 	grantID, programmeID                                         []string
 	seconds                                                      []int64
 	draws                                                        []string
+	programmeShares                                              []pgtype.Text // jsonb, NULL without programmes
 }
 
 func (c *ledgerColumns) args() []any {
 	return []any{c.seafarerID, c.filedAt, c.id, c.kind, c.at, c.source, c.eventID, c.typ, c.msisdn, c.callTime,
 		c.duration, c.billable, c.covered, c.overage, c.overageMinor, c.currency, c.welfareMinor, c.welfareCurrency,
-		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws}
+		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws, c.programmeShares}
 }
 
 // ledgerRows turns entries into columns, refusing what PostgreSQL cannot
@@ -148,7 +151,7 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		statementPeriod: make([]string, 0, n), adjustsPeriod: make([]string, 0, n),
 		calledNumber: make([]string, 0, n), visitedCountry: make([]string, 0, n),
 		grantID: make([]string, 0, n), programmeID: make([]string, 0, n), seconds: make([]int64, 0, n),
-		draws: make([]string, 0, n),
+		draws: make([]string, 0, n), programmeShares: make([]pgtype.Text, 0, n),
 	}
 	var buf []byte
 	for i, se := range entries {
@@ -198,6 +201,12 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		c.seconds = append(c.seconds, e.Seconds)
 		buf = appendDrawsJSON(buf[:0], e.Draws)
 		c.draws = append(c.draws, string(buf))
+		if shares := programmeShares(e); len(shares) > 0 {
+			buf = appendSharesJSON(buf[:0], shares)
+			c.programmeShares = append(c.programmeShares, pgtype.Text{String: string(buf), Valid: true})
+		} else {
+			c.programmeShares = append(c.programmeShares, pgtype.Text{})
+		}
 	}
 	return c, nil
 }
@@ -252,8 +261,8 @@ func pgText(i int, seafarerID string, e *LedgerEntry) error {
 }
 
 // appendDrawsJSON writes draws as the jsonb array the table keeps:
-// [{"grant_id","programme_id","seconds"}], programme_id left out when empty
-// (as Draw's JSON does).
+// [{"grant_id","programme_id","seconds","welfare_minor"}], programme_id and
+// welfare_minor left out when empty (as Draw's JSON does).
 func appendDrawsJSON(b []byte, draws []Draw) []byte {
 	b = append(b, '[')
 	for i, d := range draws {
@@ -261,13 +270,17 @@ func appendDrawsJSON(b []byte, draws []Draw) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"grant_id":`...)
-		b = strconv.AppendQuote(b, d.GrantID)
+		b = appendJSONString(b, d.GrantID)
 		if d.ProgrammeID != "" {
 			b = append(b, `,"programme_id":`...)
-			b = strconv.AppendQuote(b, d.ProgrammeID)
+			b = appendJSONString(b, d.ProgrammeID)
 		}
 		b = append(b, `,"seconds":`...)
 		b = strconv.AppendInt(b, d.Seconds, 10)
+		if d.WelfareMinor != 0 {
+			b = append(b, `,"welfare_minor":`...)
+			b = strconv.AppendInt(b, d.WelfareMinor, 10)
+		}
 		b = append(b, '}')
 	}
 	return append(b, ']')
@@ -275,16 +288,27 @@ func appendDrawsJSON(b []byte, draws []Draw) []byte {
 
 // Append stores entries, each once however often it is delivered: an entry
 // already stored (same seafarer, filing second and id) is skipped. Each
-// statement is all or nothing, so a refused batch stores nothing. The
-// months the batch is filed under get their partitions first
-// (EnsureMonths).
+// batch is all or nothing, so a refused batch stores nothing. The months the
+// batch is filed under get their partitions first (EnsureMonths).
 //
-// The batch is first COPYed straight into ledger_entries: the fastest way
-// in (BenchmarkAppend*), and almost every batch is new. A batch holding an
+// Append decides which statement counts each debit (statement_periods, in
+// 00005_periods.sql): the period of its call time while that is open, else
+// the first open period after it, with AdjustsPeriod naming the call's own
+// period. It holds a shared advisory lock on every period it counts into,
+// taken before it reads which periods are closed, for the whole
+// transaction; PGStatements.ClosePeriod takes the exclusive one. So a close
+// waits for the batches counting into its period, and no batch counts into
+// a period once its close has committed. Append sets StatementPeriod and
+// AdjustsPeriod on the debits given (a redelivered one gets those its first
+// copy was stored with), so what the caller publishes afterwards says what
+// PostgreSQL holds.
+//
+// The batch is COPYed straight into ledger_entries: the fastest way in
+// (BenchmarkAppend*), and almost every batch is new. A batch holding an
 // entry already stored (a redelivery after a crash or a rebalance) makes the
-// COPY fail whole on the primary key; it is then inserted again with one
-// INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING, which skips what
-// is stored.
+// COPY fail whole on the primary key; the transaction is then run again with
+// one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING, which skips
+// what is stored.
 //
 // Errors: EINVALID naming the rule when an entry breaks one of the table's
 // constraints (kind, seconds >= 0, covered >= 0, billable = covered +
@@ -301,18 +325,172 @@ func (l *PGLedger) Append(ctx context.Context, entries []SeafarerEntry) error {
 	if err := l.EnsureMonths(ctx, cols.filedAt...); err != nil {
 		return err
 	}
-	_, err = l.pool.CopyFrom(ctx, pgx.Identifier{"ledger_entries"}, ledgerCopyColumns, cols.copyRows())
-	var pe *pgconn.PgError
-	if err == nil || !errors.As(err, &pe) || pe.Code != "23505" {
-		return pgLedgerError("append", err)
+	periods := cols.callPeriods()
+	redelivered := false
+	// Each round either stores the batch or learns of more periods to lock
+	// (calls of closed periods, counted in a later one) or of a redelivery;
+	// the periods only grow and are finitely many.
+	for range 1000 {
+		more, err := l.appendCounted(ctx, cols, periods, redelivered)
+		var pe *pgconn.PgError
+		switch {
+		case err == nil && len(more) == 0:
+			cols.setPeriods(entries)
+			return nil
+		case err == nil:
+			periods = unionSorted(periods, more)
+		case !redelivered && errors.As(err, &pe) && pe.Code == "23505":
+			redelivered = true
+		default:
+			return pgLedgerError("append", err)
+		}
 	}
-	return l.appendSkippingStored(ctx, cols)
+	return wuyou.Errorf(wuyou.EINTERNAL, "ledger append: the periods to count debits in kept changing")
 }
 
-// appendSkippingStored inserts the rows of cols not stored yet.
-func (l *PGLedger) appendSkippingStored(ctx context.Context, cols *ledgerColumns) error {
-	if _, err := l.pool.Exec(ctx, appendSQL, cols.args()...); err != nil {
-		return pgLedgerError("append", err)
+// appendCounted stores cols in one transaction holding the shared lock of
+// every period in locked (ascending, so two writers and a close never wait
+// on each other in a cycle). It returns, storing nothing, the periods the
+// debits must be counted in that locked lacks. With skipStored the rows
+// are inserted skipping those stored, whose statement periods are then read
+// back into cols; else they are COPYed, and an entry already stored fails
+// the COPY with the driver's unique violation.
+func (l *PGLedger) appendCounted(ctx context.Context, cols *ledgerColumns, locked []string, skipStored bool) ([]string, error) {
+	tx, err := l.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; the error that matters is returned
+	if len(locked) > 0 {
+		closed, err := lockPeriodsShared(ctx, tx, locked)
+		if err != nil {
+			return nil, err
+		}
+		if more := cols.countIn(closed, locked); len(more) > 0 {
+			return more, nil
+		}
+	}
+	if skipStored {
+		if err := appendSkippingStored(ctx, tx, cols); err != nil {
+			return nil, err
+		}
+	} else if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger_entries"}, ledgerCopyColumns, cols.copyRows()); err != nil {
+		return nil, err
+	}
+	return nil, tx.Commit(ctx)
+}
+
+// callPeriods are the periods of the debits' call times, ascending.
+func (c *ledgerColumns) callPeriods() []string {
+	var out []string
+	for i := range c.id {
+		if c.kind[i] == KindDebit && c.callTime[i].Valid {
+			out = unionSorted(out, []string{billing.PeriodOf(c.callTime[i].Time)})
+		}
+	}
+	return out
+}
+
+// countIn sets each debit's statement and adjusted period, given the closed
+// periods, and returns the periods counted into that locked lacks.
+func (c *ledgerColumns) countIn(closed map[string]bool, locked []string) []string {
+	var more []string
+	for i := range c.id {
+		if c.kind[i] != KindDebit || !c.callTime[i].Valid {
+			continue
+		}
+		own := billing.PeriodOf(c.callTime[i].Time)
+		target := own
+		for closed[target] {
+			target = billing.NextPeriod(target)
+		}
+		c.statementPeriod[i], c.adjustsPeriod[i] = target, ""
+		if target != own {
+			c.adjustsPeriod[i] = own
+		}
+		if !slices.Contains(locked, target) {
+			more = unionSorted(more, []string{target})
+		}
+	}
+	return more
+}
+
+// setPeriods gives the debits of entries (cols' rows, in order) the
+// statement periods they were stored with.
+func (c *ledgerColumns) setPeriods(entries []SeafarerEntry) {
+	for i, se := range entries {
+		if c.kind[i] == KindDebit && c.callTime[i].Valid {
+			se.Entry.StatementPeriod, se.Entry.AdjustsPeriod = c.statementPeriod[i], c.adjustsPeriod[i]
+		}
+	}
+}
+
+// unionSorted is the sorted union of two sorted lists without repeats.
+func unionSorted(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// storedPeriodsSQL reads the statement periods of stored rows, by key.
+const storedPeriodsSQL = `
+SELECT l.seafarer_id, l.filed_at, l.id, coalesce(l.statement_period, ''), coalesce(l.adjusts_period, '')
+FROM ledger_entries l
+JOIN unnest($1::text[], $2::timestamptz[], $3::text[]) AS k(seafarer_id, filed_at, id)
+    ON l.seafarer_id = k.seafarer_id AND l.filed_at = k.filed_at AND l.id = k.id`
+
+// rowKey is a row's primary key.
+type rowKey struct {
+	seafarerID string
+	filedAt    int64
+	id         string
+}
+
+// appendSkippingStored inserts the rows of cols not stored yet, and gives
+// the debits that were stored already (by an earlier delivery, or earlier
+// in this batch) the statement periods of the stored copy.
+func appendSkippingStored(ctx context.Context, tx pgx.Tx, cols *ledgerColumns) error {
+	rows, err := tx.Query(ctx, appendSQL, cols.args()...)
+	if err != nil {
+		return err
+	}
+	inserted := map[rowKey]bool{}
+	var k rowKey
+	var filed time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&k.seafarerID, &filed, &k.id}, func() error {
+		k.filedAt = filed.Unix()
+		inserted[k] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	var seafarers, ids []string
+	var filedAt []time.Time
+	for i := range cols.id {
+		if !inserted[rowKey{cols.seafarerID[i], cols.filedAt[i].Unix(), cols.id[i]}] {
+			seafarers, filedAt, ids = append(seafarers, cols.seafarerID[i]), append(filedAt, cols.filedAt[i]), append(ids, cols.id[i])
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	stored := map[rowKey][2]string{}
+	rows, err = tx.Query(ctx, storedPeriodsSQL, seafarers, filedAt, ids)
+	if err != nil {
+		return err
+	}
+	var st, adj string
+	if _, err := pgx.ForEachRow(rows, []any{&k.seafarerID, &filed, &k.id, &st, &adj}, func() error {
+		k.filedAt = filed.Unix()
+		stored[k] = [2]string{st, adj}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i := range cols.id {
+		if p, ok := stored[rowKey{cols.seafarerID[i], cols.filedAt[i].Unix(), cols.id[i]}]; ok && cols.kind[i] == KindDebit {
+			cols.statementPeriod[i], cols.adjustsPeriod[i] = p[0], p[1]
+		}
 	}
 	return nil
 }
@@ -321,7 +499,7 @@ func (l *PGLedger) appendSkippingStored(ctx context.Context, cols *ledgerColumns
 var ledgerCopyColumns = []string{"seafarer_id", "filed_at", "id", "kind", "at", "event_source", "event_id", "type", "msisdn",
 	"call_time", "duration_seconds", "billable_seconds", "covered_seconds", "overage_seconds", "overage_amount_minor",
 	"currency", "welfare_cost_minor", "welfare_cost_currency", "statement_period", "adjusts_period", "called_number",
-	"visited_country", "grant_id", "programme_id", "seconds", "draws"}
+	"visited_country", "grant_id", "programme_id", "seconds", "draws", "programme_shares"}
 
 // copyRows is c as COPY rows, empty text as NULL (as appendSQL stores it).
 func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
@@ -339,7 +517,7 @@ func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
 		row[14], row[15], row[16], row[17] = c.overageMinor[i], text(c.currency[i]), c.welfareMinor[i], c.welfareCurrency[i]
 		row[18], row[19], row[20] = text(c.statementPeriod[i]), text(c.adjustsPeriod[i]), text(c.calledNumber[i])
 		row[21], row[22], row[23] = text(c.visitedCountry[i]), text(c.grantID[i]), text(c.programmeID[i])
-		row[24], row[25] = c.seconds[i], c.draws[i]
+		row[24], row[25], row[26] = c.seconds[i], c.draws[i], c.programmeShares[i]
 		return row, nil
 	})
 }
@@ -536,4 +714,104 @@ func scanLedgerEntry(rows pgx.Rows) (*LedgerEntry, time.Time, error) {
 		e.Draws = []Draw{}
 	}
 	return &e, filed.UTC(), nil
+}
+
+// SplitWelfare gives each of a debit's draws its share of the welfare
+// cost: wholesale per started increment of covered time, each increment
+// charged to the draw in which it starts (as the debit script charges the
+// programmes), so the shares add up to the cost. The debit, which knows the
+// increment it was rated with, is where to call it; PGLedger stores the
+// shares with the entry.
+func SplitWelfare(e *LedgerEntry, increment int64, wholesale billing.Money) {
+	if increment <= 0 {
+		increment = billing.DefaultIncrement
+	}
+	drawn := int64(0)
+	for i := range e.Draws {
+		before := billing.StartedIncrements(drawn, increment)
+		drawn += e.Draws[i].Seconds
+		e.Draws[i].WelfareMinor = (billing.StartedIncrements(drawn, increment) - before) * wholesale.Minor
+	}
+}
+
+// programmePart is one programme's part of a debit (ledger_entries.programme_shares).
+type programmePart struct {
+	ProgrammeID  string
+	Seconds      int64
+	WelfareMinor int64
+}
+
+// programmeShares is the part each programme whose grants covered debit e
+// takes of it, in the order its draws first name them; nil for anything
+// else. The welfare shares are the draws' WelfareMinor when given (any
+// non-zero); else they are worked out as SplitWelfare does at the default
+// increment, with what that increment leaves unexplained (the debit was
+// rated at another) given to the first programme.
+func programmeShares(e *LedgerEntry) []programmePart {
+	if e.Kind != KindDebit || len(e.Draws) == 0 {
+		return nil
+	}
+	given := slices.ContainsFunc(e.Draws, func(d Draw) bool { return d.WelfareMinor != 0 })
+	var price, rest, drawn int64
+	if !given && e.WelfareCost != nil && e.CoveredSeconds > 0 {
+		n := billing.StartedIncrements(e.CoveredSeconds, billing.DefaultIncrement)
+		price, rest = e.WelfareCost.Minor/n, e.WelfareCost.Minor%n
+	}
+	var out []programmePart
+	for _, d := range e.Draws {
+		before := billing.StartedIncrements(drawn, billing.DefaultIncrement)
+		drawn += d.Seconds
+		if d.ProgrammeID == "" || d.Seconds <= 0 {
+			continue
+		}
+		welfare := d.WelfareMinor
+		if !given {
+			welfare = (billing.StartedIncrements(drawn, billing.DefaultIncrement) - before) * price
+		}
+		i := slices.IndexFunc(out, func(s programmePart) bool { return s.ProgrammeID == d.ProgrammeID })
+		if i < 0 {
+			out = append(out, programmePart{ProgrammeID: d.ProgrammeID})
+			i = len(out) - 1
+		}
+		out[i].Seconds += d.Seconds
+		out[i].WelfareMinor += welfare
+	}
+	if len(out) > 0 {
+		out[0].WelfareMinor += rest
+	}
+	return out
+}
+
+// appendSharesJSON writes shares as programme_shares keeps them:
+// [{"programme_id","seconds","welfare_minor"}].
+func appendSharesJSON(b []byte, shares []programmePart) []byte {
+	b = append(b, '[')
+	for i, s := range shares {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"programme_id":`...)
+		b = appendJSONString(b, s.ProgrammeID)
+		b = append(b, `,"seconds":`...)
+		b = strconv.AppendInt(b, s.Seconds, 10)
+		b = append(b, `,"welfare_minor":`...)
+		b = strconv.AppendInt(b, s.WelfareMinor, 10)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendJSONString writes s as a JSON string. Ids are plain ASCII almost
+// always and are copied as they are; anything else goes through
+// encoding/json (Go's quoting is not JSON's for control characters).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			js, _ := json.Marshal(s) // a string always marshals
+			return append(b, js...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -642,7 +642,7 @@ func BenchmarkAppendUnnest(b *testing.B) {
 		if err := l.EnsureMonths(ctx, cols.filedAt...); err != nil {
 			return err
 		}
-		return l.appendSkippingStored(ctx, cols)
+		return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error { return appendSkippingStored(ctx, tx, cols) })
 	})
 }
 

@@ -97,6 +97,11 @@ type Draw struct {
 	GrantID     string `json:"grant_id"`
 	ProgrammeID string `json:"programme_id,omitempty"`
 	Seconds     int64  `json:"seconds"`
+	// WelfareMinor is this draw's share of the debit's welfare cost: the
+	// increments of covered time whose start falls in this draw, times the
+	// wholesale price (SplitWelfare). Optional: zero on every draw means
+	// not given, and PGLedger then works the shares out itself.
+	WelfareMinor int64 `json:"welfare_minor,omitempty"`
 }
 
 // LedgerEntry is one change to a seafarer's balance.
