@@ -275,15 +275,8 @@ const (
 // CreateCompany validates and stores a new company. EINVALID; ECONFLICT when
 // another company has the registration number.
 func (s *RedisStore) CreateCompany(ctx context.Context, name, registrationNo string) (*Company, error) {
-	name, registrationNo = strings.TrimSpace(name), strings.TrimSpace(registrationNo)
-	var errs []wuyou.FieldError
-	if msg := checkText(name, true, 200); msg != "" {
-		errs = append(errs, wuyou.FieldError{Field: "name", Message: msg})
-	}
-	if msg := checkText(registrationNo, true, 64); msg != "" {
-		errs = append(errs, wuyou.FieldError{Field: "registration_no", Message: msg})
-	}
-	if err := wuyou.Invalid(errs); err != nil {
+	name, registrationNo, err := validCompany(name, registrationNo)
+	if err != nil {
 		return nil, err
 	}
 

@@ -70,6 +70,27 @@ func (e Enrolment) fieldErrors() []wuyou.FieldError {
 	return errs
 }
 
+// Field limits of a company.
+const (
+	maxCompanyNameRunes = 200
+	maxRegistrationNo   = 64
+)
+
+// validCompany trims a new company's name and registration number and checks
+// them, returning them trimmed or an EINVALID *wuyou.Error naming each bad
+// field.
+func validCompany(name, registrationNo string) (string, string, error) {
+	name, registrationNo = strings.TrimSpace(name), strings.TrimSpace(registrationNo)
+	var errs []wuyou.FieldError
+	if msg := checkText(name, true, maxCompanyNameRunes); msg != "" {
+		errs = append(errs, wuyou.FieldError{Field: "name", Message: msg})
+	}
+	if msg := checkText(registrationNo, true, maxRegistrationNo); msg != "" {
+		errs = append(errs, wuyou.FieldError{Field: "registration_no", Message: msg})
+	}
+	return name, registrationNo, wuyou.Invalid(errs)
+}
+
 // Normalize trims the fields present the way Enrolment.Normalize does. It
 // replaces the pointers rather than writing through them, so the caller's
 // strings are left alone.
