@@ -43,7 +43,7 @@ func (h *roundTrips) reset() {
 
 // MustAttribute resolves calls with SeafarerIDsAt and checks each against
 // want (seafarer ids, "" for nobody).
-func MustAttribute(tb testing.TB, s *RedisStore, calls []MSISDNAt, want []string) {
+func MustAttribute(tb testing.TB, s registry, calls []MSISDNAt, want []string) {
 	tb.Helper()
 	got, err := s.SeafarerIDsAt(context.Background(), calls)
 	if err != nil {
@@ -59,7 +59,7 @@ func MustAttribute(tb testing.TB, s *RedisStore, calls []MSISDNAt, want []string
 	}
 }
 
-func MustChangeMSISDN(tb testing.TB, s *RedisStore, id, msisdn string) {
+func MustChangeMSISDN(tb testing.TB, s registry, id, msisdn string) {
 	tb.Helper()
 	if _, err := s.UpdateSeafarer(context.Background(), id, SeafarerUpdate{MSISDN: &msisdn}); err != nil {
 		tb.Fatalf("change MSISDN of %s to %s: %v", id, msisdn, err)
@@ -68,99 +68,104 @@ func MustChangeMSISDN(tb testing.TB, s *RedisStore, id, msisdn string) {
 
 func TestACallMadeBeforeANumberChangeGoesToTheOldHolder(t *testing.T) {
 	t.Parallel()
-	s, clock, _ := MustStore(t)
-	co := MustCompany(t, s, "AT1")
-	a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1))) // Monday 10:00
-	clock.Advance(24 * time.Hour)
-	MustChangeMSISDN(t, s, a.ID, msisdn(2)) // Tuesday 10:00
-	clock.Advance(48 * time.Hour)           // the Monday call arrives on Thursday
+	forEachStore(t, func(t *testing.T, s registry, clock *testClock) {
+		co := MustCompany(t, s, "AT1")
+		a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1))) // Monday 10:00
+		clock.Advance(24 * time.Hour)
+		MustChangeMSISDN(t, s, a.ID, msisdn(2)) // Tuesday 10:00
+		clock.Advance(48 * time.Hour)           // the Monday call arrives on Thursday
 
-	MustAttribute(t, s,
-		[]MSISDNAt{{msisdn(1), epoch.Add(time.Hour)}, {msisdn(1), epoch.Add(24*time.Hour - time.Nanosecond)}},
-		[]string{a.ID, a.ID})
+		MustAttribute(t, s,
+			[]MSISDNAt{{msisdn(1), epoch.Add(time.Hour)}, {msisdn(1), epoch.Add(24*time.Hour - time.Nanosecond)}},
+			[]string{a.ID, a.ID})
+	})
 }
 
 func TestACallMadeAfterANumberChangeGoesToTheNewNumbersHolder(t *testing.T) {
 	t.Parallel()
-	s, clock, _ := MustStore(t)
-	co := MustCompany(t, s, "AT2")
-	a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1)))
-	clock.Advance(24 * time.Hour)
-	MustChangeMSISDN(t, s, a.ID, msisdn(2))
-	clock.Advance(24 * time.Hour)
+	forEachStore(t, func(t *testing.T, s registry, clock *testClock) {
+		co := MustCompany(t, s, "AT2")
+		a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1)))
+		clock.Advance(24 * time.Hour)
+		MustChangeMSISDN(t, s, a.ID, msisdn(2))
+		clock.Advance(24 * time.Hour)
 
-	MustAttribute(t, s,
-		[]MSISDNAt{{msisdn(2), epoch.Add(24 * time.Hour)}, {msisdn(2), epoch.Add(30 * time.Hour)}, {msisdn(1), epoch.Add(30 * time.Hour)}},
-		[]string{a.ID, a.ID, ""})
+		MustAttribute(t, s,
+			[]MSISDNAt{{msisdn(2), epoch.Add(24 * time.Hour)}, {msisdn(2), epoch.Add(30 * time.Hour)}, {msisdn(1), epoch.Add(30 * time.Hour)}},
+			[]string{a.ID, a.ID, ""})
+	})
 }
 
 func TestACallFromANumberReassignedToAnotherSeafarerIsAttributedByCallTime(t *testing.T) {
 	t.Parallel()
-	s, clock, _ := MustStore(t)
-	co := MustCompany(t, s, "AT3")
-	a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1))) // Monday
-	clock.Advance(24 * time.Hour)
-	MustChangeMSISDN(t, s, a.ID, msisdn(2)) // Tuesday: A gives up msisdn(1)
-	clock.Advance(24 * time.Hour)
-	b := MustEnrol(t, s, co.ID, enrolment("B1", msisdn(1))) // Wednesday: B takes it
-	clock.Advance(24 * time.Hour)
+	forEachStore(t, func(t *testing.T, s registry, clock *testClock) {
+		co := MustCompany(t, s, "AT3")
+		a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1))) // Monday
+		clock.Advance(24 * time.Hour)
+		MustChangeMSISDN(t, s, a.ID, msisdn(2)) // Tuesday: A gives up msisdn(1)
+		clock.Advance(24 * time.Hour)
+		b := MustEnrol(t, s, co.ID, enrolment("B1", msisdn(1))) // Wednesday: B takes it
+		clock.Advance(24 * time.Hour)
 
-	MustAttribute(t, s,
-		[]MSISDNAt{
-			{msisdn(1), epoch.Add(2 * time.Hour)},  // Monday: A's
-			{msisdn(1), epoch.Add(30 * time.Hour)}, // Tuesday: nobody's
-			{msisdn(1), epoch.Add(50 * time.Hour)}, // Wednesday: B's
-			{msisdn(2), epoch.Add(50 * time.Hour)}, // A's new number
-		},
-		[]string{a.ID, "", b.ID, a.ID})
+		MustAttribute(t, s,
+			[]MSISDNAt{
+				{msisdn(1), epoch.Add(2 * time.Hour)},  // Monday: A's
+				{msisdn(1), epoch.Add(30 * time.Hour)}, // Tuesday: nobody's
+				{msisdn(1), epoch.Add(50 * time.Hour)}, // Wednesday: B's
+				{msisdn(2), epoch.Add(50 * time.Hour)}, // A's new number
+			},
+			[]string{a.ID, "", b.ID, a.ID})
+	})
 }
 
 func TestACallBeforeTheFirstEnrolmentOfANumberGoesToItsFirstHolder(t *testing.T) {
 	t.Parallel()
-	s, clock, _ := MustStore(t)
-	co := MustCompany(t, s, "AT4")
-	a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1)))
-	clock.Advance(24 * time.Hour)
-	MustChangeMSISDN(t, s, a.ID, msisdn(2))
-	clock.Advance(24 * time.Hour)
-	b := MustEnrol(t, s, co.ID, enrolment("B1", msisdn(1)))
-	clock.Advance(time.Hour)
-	c := MustEnrol(t, s, co.ID, enrolment("C1", msisdn(3)))
+	forEachStore(t, func(t *testing.T, s registry, clock *testClock) {
+		co := MustCompany(t, s, "AT4")
+		a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1)))
+		clock.Advance(24 * time.Hour)
+		MustChangeMSISDN(t, s, a.ID, msisdn(2))
+		clock.Advance(24 * time.Hour)
+		b := MustEnrol(t, s, co.ID, enrolment("B1", msisdn(1)))
+		clock.Advance(time.Hour)
+		c := MustEnrol(t, s, co.ID, enrolment("C1", msisdn(3)))
 
-	// Held as unregistered until the number was first enrolled, then
-	// applied to its first holder, even after the number moved on to B;
-	// the first holder is per number (A took msisdn(2) only on day two).
-	MustAttribute(t, s,
-		[]MSISDNAt{{msisdn(1), epoch.Add(-72 * time.Hour)}, {msisdn(1), clock.Now()}, {msisdn(2), epoch}, {msisdn(3), epoch}},
-		[]string{a.ID, b.ID, a.ID, c.ID})
+		// Held as unregistered until the number was first enrolled, then
+		// applied to its first holder, even after the number moved on to B;
+		// the first holder is per number (A took msisdn(2) only on day two).
+		MustAttribute(t, s,
+			[]MSISDNAt{{msisdn(1), epoch.Add(-72 * time.Hour)}, {msisdn(1), clock.Now()}, {msisdn(2), epoch}, {msisdn(3), epoch}},
+			[]string{a.ID, b.ID, a.ID, c.ID})
+	})
 }
 
 func TestACallInAGapAfterANumberWasGivenUpGoesToNobody(t *testing.T) {
 	t.Parallel()
-	s, clock, _ := MustStore(t)
-	co := MustCompany(t, s, "AT5")
-	a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1)))
-	clock.Advance(24 * time.Hour)
-	MustChangeMSISDN(t, s, a.ID, msisdn(2))
-	released := clock.Now()
-	clock.Advance(24 * time.Hour)
-	b := MustEnrol(t, s, co.ID, enrolment("B1", msisdn(1)))
+	forEachStore(t, func(t *testing.T, s registry, clock *testClock) {
+		co := MustCompany(t, s, "AT5")
+		a := MustEnrol(t, s, co.ID, enrolment("A1", msisdn(1)))
+		clock.Advance(24 * time.Hour)
+		MustChangeMSISDN(t, s, a.ID, msisdn(2))
+		released := clock.Now()
+		clock.Advance(24 * time.Hour)
+		b := MustEnrol(t, s, co.ID, enrolment("B1", msisdn(1)))
 
-	MustAttribute(t, s,
-		[]MSISDNAt{
-			{msisdn(1), released},                          // the period is [from, to): to is the next holder's or nobody's
-			{msisdn(1), released.Add(12 * time.Hour)},      // between A and B
-			{msisdn(1), b.CreatedAt.Add(-time.Nanosecond)}, // just before B
-			{msisdn(1), b.CreatedAt},                       // B from the instant of enrolment
-			{msisdn(4), epoch},                             // never enrolled
-			{"not-a-number", epoch},                        // not an MSISDN
-		},
-		[]string{"", "", "", b.ID, "", ""})
+		MustAttribute(t, s,
+			[]MSISDNAt{
+				{msisdn(1), released},                          // the period is [from, to): to is the next holder's or nobody's
+				{msisdn(1), released.Add(12 * time.Hour)},      // between A and B
+				{msisdn(1), b.CreatedAt.Add(-time.Nanosecond)}, // just before B
+				{msisdn(1), b.CreatedAt},                       // B from the instant of enrolment
+				{msisdn(4), epoch},                             // never enrolled
+				{"not-a-number", epoch},                        // not an MSISDN
+			},
+			[]string{"", "", "", b.ID, "", ""})
 
-	// After the last holder gives the number up, too.
-	clock.Advance(time.Hour)
-	MustChangeMSISDN(t, s, b.ID, msisdn(3))
-	MustAttribute(t, s, []MSISDNAt{{msisdn(1), clock.Now().Add(time.Minute)}}, []string{""})
+		// After the last holder gives the number up, too.
+		clock.Advance(time.Hour)
+		MustChangeMSISDN(t, s, b.ID, msisdn(3))
+		MustAttribute(t, s, []MSISDNAt{{msisdn(1), clock.Now().Add(time.Minute)}}, []string{""})
+	})
 }
 
 func TestABatchOfManyMSISDNsResolvesInOneRoundTrip(t *testing.T) {
@@ -330,20 +335,61 @@ func (m *holdingsModel) owner(msisdn string, t time.Time) string {
 	return ""
 }
 
+// modelWorld is one store the model test drives: a new registry for each
+// rapid run (with the run's clock) and a count of its round trips.
+type modelWorld struct {
+	store func(run int, clock *testClock) registry
+	trips interface {
+		reset()
+		one() error // nil when exactly one round trip was made since reset
+	}
+}
+
+func (h *roundTrips) one() error {
+	if p, c := h.pipelines.Load(), h.commands.Load(); p != 1 || c != 0 {
+		return fmt.Errorf("took %d pipelines and %d single commands, want one pipeline: an index entry was left unconfirmed", p, c)
+	}
+	return nil
+}
+
 func TestAttributionByCallTimeMatchesAModelOfHoldingPeriods(t *testing.T) {
-	rdb, prefix := redistest.MustClient(t)
-	counter := &roundTrips{}
-	rdb.AddHook(counter)
+	t.Parallel()
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		rdb, prefix := redistest.MustClient(t)
+		counter := &roundTrips{}
+		rdb.AddHook(counter)
+		checkAttributionAgainstModel(t, modelWorld{
+			store: func(run int, clock *testClock) registry {
+				return NewRedisStore(rdb, fmt.Sprintf("%s:%d", prefix, run), clock.Now)
+			},
+			trips: counter,
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		pool, counter := MustCountedPool(t)
+		checkAttributionAgainstModel(t, modelWorld{
+			// One database for every run: each run's book numbers,
+			// MSISDNs and registration number are its own.
+			store: func(_ int, clock *testClock) registry { return NewPGStore(pool, clock.Now) },
+			trips: counter,
+		})
+	})
+}
+
+func checkAttributionAgainstModel(t *testing.T, w modelWorld) {
 	ctx := context.Background()
-	books := []string{"P1", "P2", "P3"}
-	numbers := []string{msisdn(1), msisdn(2), msisdn(3), msisdn(4)}
 	run := 0
 
 	rapid.Check(t, func(rt *rapid.T) {
 		run++
+		books := []string{fmt.Sprintf("P1-%d", run), fmt.Sprintf("P2-%d", run), fmt.Sprintf("P3-%d", run)}
+		numbers := []string{msisdn(10*run + 1), msisdn(10*run + 2), msisdn(10*run + 3), msisdn(10*run + 4)}
+		never := msisdn(10*run + 5)
 		clock := &testClock{t: epoch}
-		s := NewRedisStore(rdb, fmt.Sprintf("%s:%d", prefix, run), clock.Now)
-		co, err := s.CreateCompany(ctx, "Model Lines", "REG-M")
+		s := w.store(run, clock)
+		co, err := s.CreateCompany(ctx, "Model Lines", fmt.Sprintf("REG-M-%d", run))
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -381,7 +427,7 @@ func TestAttributionByCallTimeMatchesAModelOfHoldingPeriods(t *testing.T) {
 
 		// Calls at random times, and at every period's edges.
 		var calls []MSISDNAt
-		for _, number := range append(numbers, msisdn(5)) {
+		for _, number := range append(numbers, never) {
 			for _, p := range m.periods[number] {
 				for _, at := range []time.Time{p.from, p.to} {
 					if !at.IsZero() {
@@ -396,13 +442,13 @@ func TestAttributionByCallTimeMatchesAModelOfHoldingPeriods(t *testing.T) {
 			calls = append(calls, MSISDNAt{rapid.SampledFrom(numbers).Draw(rt, "call number"), epoch.Add(time.Duration(minutes) * time.Minute)})
 		}
 
-		counter.reset()
+		w.trips.reset()
 		got, err := s.SeafarerIDsAt(ctx, calls)
 		if err != nil {
 			rt.Fatal(err)
 		}
-		if p, c := counter.pipelines.Load(), counter.commands.Load(); p != 1 || c != 0 {
-			rt.Fatalf("took %d pipelines and %d single commands, want one pipeline: an index entry was left unconfirmed", p, c)
+		if err := w.trips.one(); err != nil {
+			rt.Fatal(err)
 		}
 		for i, c := range calls {
 			if want := m.owner(c.MSISDN, c.At); got[i] != want {
