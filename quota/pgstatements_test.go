@@ -596,3 +596,44 @@ func TestPGProgrammeStatementIsReadByIndexesNotByScanningMonths(t *testing.T) {
 		t.Logf("%s: %s", name, strings.Join(slices.Compact(indexes), ", "))
 	}
 }
+
+// BenchmarkPGProgrammeStatement reads the November statement of one
+// programme covering 100,000 seafarers, each with two November calls, and
+// with October and December rows beside them (400,000 debits, loaded
+// through Append, i.e. COPY; 3 calls a day for a month would be 9M rows,
+// too slow to load here).
+//
+//	go test ./quota -run '^$' -bench BenchmarkPGProgrammeStatement -benchtime 5x
+func BenchmarkPGProgrammeStatement(b *testing.B) {
+	f := MustPGStatementFixture(b, dec.Add(40*meterDay))
+	ctx := context.Background()
+	const seafarers = 100_000
+	batch := make([]SeafarerEntry, 0, 5000)
+	g := Draw{GrantID: "gr", ProgrammeID: "pg_union", Seconds: 60}
+	for i := range seafarers {
+		sf := fmt.Sprintf("sf_%06d", i)
+		for j, at := range []time.Time{oct.Add(time.Duration(i) * time.Second), nov.Add(time.Duration(i) * time.Second),
+			nov.Add(15*meterDay + time.Duration(i)*time.Second), dec.Add(time.Duration(i) * time.Second)} {
+			batch = append(batch, pgDebit(sf, fmt.Sprintf("cdr-%d-%d", i, j), at, 120, 45, g))
+		}
+		if len(batch) == cap(batch) {
+			require.NoError(b, f.ledger.Append(ctx, batch))
+			batch = batch[:0]
+		}
+	}
+	require.NoError(b, f.ledger.Append(ctx, batch))
+	_, err := f.pool.Exec(ctx, "ANALYZE ledger_entries")
+	require.NoError(b, err)
+	_, end, _ := billing.PeriodBounds("2026-11")
+	plan := mustPlan(b, f.pool, programmeUsageSQL, "2026-11", end, programmeFilter("pg_union"), "pg_union")
+	var nodes []string
+	plan.walk(func(n planNode) { nodes = append(nodes, strings.TrimSpace(n.NodeType+" "+n.RelationName+" "+n.IndexName)) })
+	b.Logf("plan: %s", strings.Join(nodes, " | "))
+	b.ResetTimer()
+	for range b.N {
+		st := mustPGStatement(b, f, "2026-11", "programme:pg_union")
+		if len(st.Lines) != seafarers || st.Calls != 2*seafarers {
+			b.Fatalf("%d lines, %d calls", len(st.Lines), st.Calls)
+		}
+	}
+}
