@@ -52,7 +52,7 @@ func mustFuzzFixture(f *testing.F) *fuzzFixture {
 	sf, _, err := ls.crew.Enrol(ctx, co.ID, crew.Enrolment{BookNo: "FZ-0001", Name: "Fu Zi", MSISDN: "+8613700000001", VesselIMO: "9074729"})
 	require.NoError(f, err)
 	now := time.Now().UTC()
-	p, err := ls.quota.CreateProgramme(ctx, quota.ProgrammeInput{
+	p, err := ls.programmes.CreateProgramme(ctx, quota.ProgrammeInput{
 		Name: "Fuzz packs", PackSeconds: 600, ValidDays: 30, Priority: 1,
 		StartsAt: now.Add(-time.Hour), EndsAt: now.Add(365 * 24 * time.Hour),
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 )
@@ -30,6 +31,8 @@ type liveServer struct {
 	prefix string
 	crew   *crew.RedisStore
 	quota  *quota.RedisStore
+	// programmes is on a fresh PostgreSQL database of the server's own.
+	programmes *quota.PGProgrammes
 	// commands counts what the server sends to Redis (MustLiveServer only).
 	commands *commandCounter
 }
@@ -86,11 +89,12 @@ func mustServerOn(tb testing.TB, rdb redis.UniversalClient, prefix string, v *Ve
 	ls := &liveServer{rdb: rdb, prefix: prefix}
 	ls.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
 	ls.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	issuer := quota.NewIssuer(ls.quota, ls.crew, wuyou.SystemClock)
+	ls.programmes = quota.NewPGProgrammes(pgtest.MustPool(tb), wuyou.SystemClock, ls.quota)
+	issuer := quota.NewIssuer(ls.programmes, ls.quota, ls.crew, wuyou.SystemClock)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	issuer.Log = log
 	cfg := Config{
-		Crew: ls.crew, Quota: ls.quota, Issuer: issuer, Verifier: v, Log: log,
+		Crew: ls.crew, Quota: ls.quota, Programmes: ls.programmes, Issuer: issuer, Verifier: v, Log: log,
 		RateLimitStorage: NewRedisRateLimitStore(rdb, prefix),
 	}
 	if configure != nil {

@@ -125,12 +125,19 @@ func MaskNumber(n string) string {
 	return strings.Repeat("*", len(n)-4) + n[len(n)-4:]
 }
 
+// errNoProgrammes answers programme routes of a server built without a
+// programmes store.
+var errNoProgrammes = wuyou.Errorf(wuyou.EUNAVAILABLE, "programmes are not available")
+
 func (s *Server) createProgramme(c *fiber.Ctx) error {
 	var in quota.ProgrammeInput
 	if err := bodyJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.cfg.Quota.CreateProgramme(c.UserContext(), in)
+	if s.cfg.Programmes == nil {
+		return errNoProgrammes
+	}
+	p, err := s.cfg.Programmes.CreateProgramme(c.UserContext(), in)
 	if err != nil {
 		return err
 	}
@@ -138,7 +145,10 @@ func (s *Server) createProgramme(c *fiber.Ctx) error {
 }
 
 func (s *Server) getProgramme(c *fiber.Ctx) error {
-	p, err := s.cfg.Quota.Programme(c.UserContext(), c.Params("id"))
+	if s.cfg.Programmes == nil {
+		return errNoProgrammes
+	}
+	p, err := s.cfg.Programmes.Programme(c.UserContext(), c.Params("id"))
 	if err != nil {
 		return err
 	}

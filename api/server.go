@@ -33,6 +33,10 @@ type Quota interface {
 	VoidGrant(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
 	// StoredVoid is the entry a grant's void wrote, or nil.
 	StoredVoid(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
+}
+
+// Programmes keeps the welfare programmes (quota.PGProgrammes).
+type Programmes interface {
 	CreateProgramme(ctx context.Context, in quota.ProgrammeInput) (*quota.Programme, error)
 	Programme(ctx context.Context, id string) (*quota.Programme, error)
 }
@@ -57,10 +61,11 @@ type LedgerReader interface {
 
 // Config is what the server is built from.
 type Config struct {
-	Crew   crew.Service
-	Quota  Quota
-	Issuer Issuer
-	Ledger LedgerRecorder // nil records nothing beyond Quota
+	Crew       crew.Service
+	Quota      Quota
+	Programmes Programmes // nil answers 503
+	Issuer     Issuer
+	Ledger     LedgerRecorder // nil records nothing beyond Quota
 	// Entries is where GET …/usage reads the ledger (the system of record);
 	// nil reads it from Quota.
 	Entries  LedgerReader

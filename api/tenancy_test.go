@@ -21,6 +21,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
@@ -44,8 +45,10 @@ type apiFixture struct {
 	app    *fiber.App
 	crew   *crew.RedisStore
 	quota  *quota.RedisStore
-	issuer *quota.Issuer
-	key    *token.SigningKey
+	// programmes is on a fresh PostgreSQL database of the fixture's own.
+	programmes *quota.PGProgrammes
+	issuer     *quota.Issuer
+	key        *token.SigningKey
 
 	companyA, companyB *crew.Company
 	a1, a2, b1, b2     *crew.Seafarer
@@ -80,12 +83,13 @@ func MustAPIServerLogging(tb testing.TB, log *slog.Logger) *apiFixture {
 	f := &apiFixture{key: key}
 	f.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
 	f.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	f.issuer = quota.NewIssuer(f.quota, f.crew, wuyou.SystemClock)
+	f.programmes = quota.NewPGProgrammes(pgtest.MustPool(tb), wuyou.SystemClock, f.quota)
+	f.issuer = quota.NewIssuer(f.programmes, f.quota, f.crew, wuyou.SystemClock)
 	f.issuer.Log = log
 	statements := &billing.Statements{
-		Store: f.quota, Registry: billing.JoinRegistry{Programmes: f.quota, Crews: f.crew}, Now: wuyou.SystemClock, Currency: "CNY",
+		Store: f.quota, Registry: billing.JoinRegistry{Programmes: f.programmes, Crews: f.crew}, Now: wuyou.SystemClock, Currency: "CNY",
 	}
-	f.server = New(Config{Crew: f.crew, Quota: f.quota, Issuer: f.issuer, Billing: statements, Verifier: verifier, Log: log})
+	f.server = New(Config{Crew: f.crew, Quota: f.quota, Programmes: f.programmes, Issuer: f.issuer, Billing: statements, Verifier: verifier, Log: log})
 	f.app = f.server.App()
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -132,7 +136,7 @@ func seed(tb testing.TB, f *apiFixture) *apiFixture {
 	f.b2 = enrol(f.companyB, "B-0002", "Chen Jie", "+8613900000002")
 
 	now := time.Now().UTC()
-	f.programme, err = f.quota.CreateProgramme(ctx, quota.ProgrammeInput{
+	f.programme, err = f.programmes.CreateProgramme(ctx, quota.ProgrammeInput{
 		Name: "Worry-free at sea", PackSeconds: 3600, ValidDays: 90, Priority: 1,
 		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(365 * 24 * time.Hour),
 	})

@@ -5,17 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/oklog/ulid/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
@@ -34,6 +29,15 @@ const (
 	ReasonSeafarerNotFound = "seafarer_not_found"
 )
 
+// A target's outcome is OutcomeIssued, OutcomeSkipped (not active) or one of
+// the failure reasons above. ProposeIssue is what the issuer asks for an
+// active seafarer; the store answers OutcomeIssued or ReasonBudgetExhausted.
+const (
+	OutcomeIssued  = "issued"
+	OutcomeSkipped = "skipped"
+	ProposeIssue   = "issue"
+)
+
 // MaxFailuresShown is how many failures Issuance returns; Failures pages
 // through all of them.
 const MaxFailuresShown = 1000
@@ -42,21 +46,12 @@ const (
 	maxIdempotencyKeyRunes = 200
 	maxTargetSeafarerIDs   = 100_000
 	maxSeafarerIDLen       = 100
-	// issuanceBatch targets are decided in one script call, then granted.
+	// issuanceBatch targets are decided in one transaction, then granted.
 	issuanceBatch = 500
 	// lookupWorkers and grantWorkers bound the concurrent roster look-ups
 	// and AddGrant calls within one batch.
 	lookupWorkers = 16
 	grantWorkers  = 16
-	// unstartedTargetsTTL bounds the life of a target list whose issuance
-	// was never recorded (a crash or a lost idempotency race in Start).
-	unstartedTargetsTTL = 24 * time.Hour
-	// doneRetention is how long the target list and per-seafarer outcomes
-	// of a finished issuance are kept; counters and failures stay.
-	doneRetention = 30 * 24 * time.Hour
-	// orphanAge: Resume forgets a running-set member without a record only
-	// once its id is this old, so it never races a Start in progress.
-	orphanAge = 10 * time.Minute
 	// backgroundAttempts and backgroundBackoff govern retries of a
 	// background run that fails (Redis unreachable, roster down).
 	backgroundAttempts = 5
@@ -86,6 +81,9 @@ type Issuance struct {
 	EffectiveAt time.Time         `json:"effective_at"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
+	// NextPosition is where a run resumes: every target before it is
+	// decided, its grant is in the hot state and announced.
+	NextPosition int64 `json:"-"`
 }
 
 // IssuanceFailure is one seafarer who got no pack, and why
@@ -183,17 +181,19 @@ func (t IssuanceTarget) fieldErrors() []wuyou.FieldError {
 		add("seafarer_ids", fmt.Sprintf("must list at most %d seafarers (issue to a company or a vessel instead)", maxTargetSeafarerIDs))
 	default:
 		for i, id := range t.SeafarerIDs {
-			if id == "" || len(id) > maxSeafarerIDLen {
-				add(fmt.Sprintf("seafarer_ids[%d]", i), fmt.Sprintf("must be a seafarer id of 1 to %d characters", maxSeafarerIDLen))
+			if id == "" || len(id) > maxSeafarerIDLen || !utf8.ValidString(id) || hasControl(id) {
+				add(fmt.Sprintf("seafarer_ids[%d]", i), fmt.Sprintf("must be a seafarer id of 1 to %d characters, valid UTF-8 without control characters", maxSeafarerIDLen))
 				break
 			}
 		}
 	}
-	if len(t.CompanyID) > maxSeafarerIDLen {
-		add("company_id", fmt.Sprintf("must be at most %d characters", maxSeafarerIDLen))
-	}
-	if len(t.VesselIMO) > maxSeafarerIDLen {
-		add("vessel_imo", fmt.Sprintf("must be at most %d characters", maxSeafarerIDLen))
+	for _, f := range []struct{ field, v string }{{"company_id", t.CompanyID}, {"vessel_imo", t.VesselIMO}} {
+		switch {
+		case len(f.v) > maxSeafarerIDLen:
+			add(f.field, fmt.Sprintf("must be at most %d characters", maxSeafarerIDLen))
+		case !utf8.ValidString(f.v) || hasControl(f.v):
+			add(f.field, "must be valid UTF-8 without control characters")
+		}
 	}
 	return errs
 }
@@ -213,165 +213,102 @@ func IssuanceGrantID(issuanceID, seafarerID string) string {
 	return "gr_" + hex.EncodeToString(sum[:])[:20]
 }
 
-// Issuance layout. Everything about an issuance lives in its programme's
-// slot (P = "<prefix>:{p:<programme id>}"), beside the programme's
-// packs_issued counter, so the budget is enforced by one script across all
-// of the programme's issuances:
-//
-//	P:idem             hash  idempotency key -> issuance id
-//	P:is:<id>          hash  programme_id, idempotency_key, body (SHA-256),
-//	                         status, total, issued, skipped, failed, next
-//	                         (every target before it is fully processed),
-//	                         effective (unix s), created_at, updated_at (unix ms)
-//	P:is:<id>:targets  list  seafarer ids, deduplicated, in target order
-//	P:is:<id>:outcomes hash  seafarer id -> issued|skipped|budget_exhausted|seafarer_not_found
-//	P:is:<id>:failures list  "<reason>:<seafarer id>" in the order they failed
-//
-// Two single-key structures outside any programme find issuances by id:
-//
-//	<prefix>:issuance:<id>        string  programme id
-//	<prefix>:issuances:running    set     ids of issuances not yet done
-type issuanceKeys struct{ programme, idem, record, targets, outcomes, failures string }
-
-func (s *RedisStore) issuanceKeys(programmeID, issuanceID string) issuanceKeys {
-	p := s.programmeTag(programmeID)
-	r := p + ":is:" + issuanceID
-	return issuanceKeys{
-		programme: s.programmeKey(programmeID), idem: p + ":idem",
-		record: r, targets: r + ":targets", outcomes: r + ":outcomes", failures: r + ":failures",
-	}
+// IssuanceStore is the issuer's system of record (PGProgrammes is one):
+// programmes and their budgets, issuances with their targets and outcomes,
+// and the grants the issuances give. Each method is one transaction.
+type IssuanceStore interface {
+	// Programme returns a programme. ENOTFOUND.
+	Programme(ctx context.Context, id string) (*Programme, error)
+	// CreateIssuance records a new issuance and its targets under its
+	// programme and idempotency key: "running", or "done" when it has no
+	// targets. When the key is already taken it records nothing and
+	// returns the issuance recorded under it with created false, or
+	// ECONFLICT when that one was asked with another body. ENOTFOUND for
+	// an unknown programme.
+	CreateIssuance(ctx context.Context, in NewIssuance) (iss *Issuance, created bool, err error)
+	// IssuanceByKey returns the issuance recorded under a programme's
+	// idempotency key, nil when there is none, or ECONFLICT when it was
+	// recorded for another body.
+	IssuanceByKey(ctx context.Context, programmeID, key, bodyHash string) (*Issuance, error)
+	// Issuance returns an issuance with its first MaxFailuresShown
+	// failures and NextPosition. ENOTFOUND.
+	Issuance(ctx context.Context, id string) (*Issuance, error)
+	// Failures returns up to limit failures from offset, in target order.
+	// ENOTFOUND.
+	Failures(ctx context.Context, id string, offset, limit int) ([]IssuanceFailure, error)
+	// Targets returns up to n target seafarer ids from position from.
+	Targets(ctx context.Context, id string, from int64, n int) ([]string, error)
+	// DecideBatch decides the batch's targets that have no outcome yet —
+	// at most as many issued as the programme's budget has left, the rest
+	// of those proposed ReasonBudgetExhausted — and inserts their grants,
+	// counters and outcomes at once; targets already decided keep their
+	// outcome and change nothing. It records Start as the issuance's
+	// progress when larger. ENOTFOUND.
+	DecideBatch(ctx context.Context, b IssuanceBatch) (*DecidedBatch, error)
+	// FinishIssuance marks a running issuance done once every target is
+	// decided; nil when it already is done.
+	FinishIssuance(ctx context.Context, id string, at time.Time) error
+	// RunningIssuances lists the ids of issuances not done.
+	RunningIssuances(ctx context.Context) ([]string, error)
 }
 
-func (s *RedisStore) issuanceIndexKey(issuanceID string) string {
-	return s.prefix + ":issuance:" + issuanceID
+// HotGrants is where the metering draws from: the hot copy of each grant
+// with its remaining seconds (RedisStore). AddGrant adds a grant once and
+// returns its ledger entry, the one written when it was first added.
+type HotGrants interface {
+	AddGrant(ctx context.Context, in GrantInput) (added bool, entry *LedgerEntry, err error)
 }
 
-func (s *RedisStore) runningIssuancesKey() string { return s.prefix + ":issuances:running" }
+// NewIssuance is an issuance to record (IssuanceStore.CreateIssuance).
+type NewIssuance struct {
+	ID, ProgrammeID, IdempotencyKey string
+	BodyHash                        string // IssuanceTarget.bodyHash of the request
+	Target                          IssuanceTarget
+	SeafarerIDs                     []string // resolved targets, each once, in order
+	EffectiveAt, CreatedAt          time.Time
+}
 
-// createIssuanceScript records a new issuance under an idempotency key, or
-// names the issuance already recorded under it.
-//
-// KEYS[1] programme hash, KEYS[2] idempotency hash, KEYS[3] issuance hash,
-// KEYS[4] target list (already written, with a TTL).
-// ARGV[1] idempotency key, ARGV[2] issuance id, ARGV[3] body hash,
-// ARGV[4] total, ARGV[5] effective (unix s), ARGV[6] now (unix ms),
-// ARGV[7] programme id.
-// Reply: {"created", id} (target list made permanent; status "done" when
-// total is 0) or {"existing", id of the earlier issuance} (nothing changes);
-// error "ENOTFOUND" when the programme does not exist.
-var createIssuanceScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 'created_at') == 0 then return redis.error_reply('ENOTFOUND') end
-local prev = redis.call('HGET', KEYS[2], ARGV[1])
-if prev then return {'existing', prev} end
-local status = 'running'
-if tonumber(ARGV[4]) == 0 then status = 'done' end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], 'programme_id', ARGV[7], 'idempotency_key', ARGV[1], 'body', ARGV[3],
-  'status', status, 'total', ARGV[4], 'issued', 0, 'skipped', 0, 'failed', 0, 'next', 0,
-  'effective', ARGV[5], 'created_at', ARGV[6], 'updated_at', ARGV[6])
-redis.call('PERSIST', KEYS[4])
-return {'created', ARGV[2]}
-`)
+// IssuanceBatch is a run of an issuance's targets to decide: those at
+// positions Start … Start+len(SeafarerIDs)-1, and what the roster says of
+// each (ProposeIssue, OutcomeSkipped or ReasonSeafarerNotFound).
+type IssuanceBatch struct {
+	IssuanceID  string
+	Start       int64
+	SeafarerIDs []string
+	Proposals   []string
+	At          time.Time
+}
 
-// decideScript is step A of issuing to a batch of seafarers: it records each
-// seafarer's outcome in the issuance once and, for an active seafarer,
-// reserves one pack of the programme's budget — or records budget_exhausted
-// when none is left. A seafarer whose outcome is already recorded (a retry
-// after a crash, a concurrent run, a repeated id) gets the recorded outcome
-// back and changes nothing, so the budget and the counters move exactly once
-// per (issuance, seafarer).
-//
-// KEYS[1] programme hash, KEYS[2] issuance hash, KEYS[3] outcome hash,
-// KEYS[4] failure list.
-// ARGV[1] now (unix ms), ARGV[2] progress: index before which every target
-// is fully processed (grants added), saved as the issuance's "next" when
-// larger; then pairs ARGV[i] seafarer id, ARGV[i+1] proposal: "issue"
-// (active), "skipped" (not active) or "seafarer_not_found".
-// Reply: {"done"} when the issuance is already done (nothing changes), else
-// {"ok", outcome per seafarer in order}, outcomes being "issued", "skipped",
-// "budget_exhausted" or "seafarer_not_found".
-var decideScript = redis.NewScript(`
-if redis.call('HGET', KEYS[2], 'status') ~= 'running' then return {'done'} end
-local budget = tonumber(redis.call('HGET', KEYS[1], 'budget_packs') or '0')
-local issued = tonumber(redis.call('HGET', KEYS[1], 'packs_issued') or '0')
-local out = {'ok'}
-local nIssued, nSkipped, nFailed = 0, 0, 0
-for i = 3, #ARGV, 2 do
-  local id, want = ARGV[i], ARGV[i+1]
-  local got = redis.call('HGET', KEYS[3], id)
-  if not got then
-    if want == 'issue' then
-      if budget > 0 and issued >= budget then
-        got = 'budget_exhausted'
-      else
-        issued = issued + 1
-        got = 'issued'
-      end
-    else
-      got = want
-    end
-    redis.call('HSET', KEYS[3], id, got)
-    if got == 'issued' then
-      nIssued = nIssued + 1
-    elseif got == 'skipped' then
-      nSkipped = nSkipped + 1
-    else
-      nFailed = nFailed + 1
-      redis.call('RPUSH', KEYS[4], got .. ':' .. id)
-    end
-  end
-  out[#out+1] = got
-end
-if nIssued > 0 then
-  redis.call('HINCRBY', KEYS[1], 'packs_issued', nIssued)
-  redis.call('HINCRBY', KEYS[2], 'issued', nIssued)
-end
-if nSkipped > 0 then redis.call('HINCRBY', KEYS[2], 'skipped', nSkipped) end
-if nFailed > 0 then redis.call('HINCRBY', KEYS[2], 'failed', nFailed) end
-if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[2], 'next') or '0') then
-  redis.call('HSET', KEYS[2], 'next', ARGV[2])
-end
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[1])
-return out
-`)
-
-// finishScript marks an issuance done once every target has an outcome and
-// lets its target list and outcomes expire.
-//
-// KEYS[1] issuance hash, KEYS[2] target list, KEYS[3] outcome hash.
-// ARGV[1] now (unix ms), ARGV[2] retention of list and outcomes (s).
-// Reply: 1 when marked done now, 0 when it already was; error "EINCOMPLETE"
-// when the counters do not add up to the total (nothing changes).
-var finishScript = redis.NewScript(`
-local st = redis.call('HMGET', KEYS[1], 'status', 'total', 'issued', 'skipped', 'failed')
-if st[1] == 'done' then return 0 end
-local total = tonumber(st[2])
-local decided = tonumber(st[3]) + tonumber(st[4]) + tonumber(st[5])
-if decided ~= total then
-  return redis.error_reply('EINCOMPLETE ' .. decided .. ' of ' .. total .. ' targets decided')
-end
-redis.call('HSET', KEYS[1], 'status', 'done', 'next', total, 'updated_at', ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-return 1
-`)
+// DecidedBatch is the outcome of IssuanceBatch. When Done the issuance was
+// already done and nothing was decided.
+type DecidedBatch struct {
+	Done     bool
+	Outcomes []string // per target, in order
+	// Grants are the grants of every target of the batch decided
+	// OutcomeIssued, by this call or an earlier one, except those voided
+	// since: what the hot state must hold.
+	Grants []GrantInput
+}
 
 // Issuer gives a programme's packs to seafarers in bulk.
 //
-// Delivery guarantee: each target seafarer is decided once per issuance
-// (step A, decideScript, in the programme's slot: outcome recorded, budget
-// reserved, counters bumped — atomically), then an "issued" seafarer's grant
-// is added (step B, RedisStore.AddGrant, in the seafarer's slot, idempotent
-// by IssuanceGrantID). A crash between A and B leaves the outcome recorded
-// and the grant missing; the next Run repeats A (which returns the recorded
-// outcome and reserves nothing) and B (which adds the grant if missing). The
-// issuance's progress ("next") moves only past targets whose B is done (and
-// whose grants the Publisher accepted), so every reserved pack is eventually
-// granted exactly once and announced at least once. Runs of the same
-// issuance may overlap (a replica resuming while another still runs): they
-// only repeat each other's idempotent work.
+// Delivery guarantee: each target is decided once per issuance in the
+// system of record (IssuanceStore.DecideBatch: outcome, budget, counters and
+// the grant row in one transaction, the budget taken in turns), then the
+// grants of the batch are put in the hot state (HotGrants.AddGrant,
+// idempotent by IssuanceGrantID) and announced (Publisher). Only then does
+// the issuance's progress move past the batch (with the next batch's
+// decision, or when it finishes). A crash between the commit and the hot
+// step leaves grants that Redis lacks behind the progress mark; the next Run
+// (Resume on start, or a replay of the request) decides the batch again,
+// which returns the stored outcomes and grants and reserves nothing, and
+// repeats the hot step. So every pack is granted once, never beyond the
+// budget, and announced at least once. Runs of one issuance may overlap (a
+// replica resuming while another still runs): they only repeat each
+// other's idempotent work.
 type Issuer struct {
-	store  *RedisStore
+	store  IssuanceStore
+	hot    HotGrants
 	roster Roster
 	now    wuyou.Clock
 
@@ -390,16 +327,17 @@ type Issuer struct {
 	bg       context.Context // background runs; cancelled when Close gives up waiting
 	cancelBG context.CancelFunc
 
-	// afterDecide, when set (tests), runs between step A and step B of each
-	// batch; an error from it ends the run there, like a crash.
+	// afterDecide, when set (tests), runs between the decision and the hot
+	// step of each batch; an error from it ends the run there, like a crash.
 	afterDecide func(issuanceID string, batchStart int64) error
 }
 
-// NewIssuer returns an issuer over store that looks seafarers up in roster.
-func NewIssuer(store *RedisStore, roster Roster, now wuyou.Clock) *Issuer {
+// NewIssuer returns an issuer that records issuances in store, puts grants
+// in hot and looks seafarers up in roster.
+func NewIssuer(store IssuanceStore, hot HotGrants, roster Roster, now wuyou.Clock) *Issuer {
 	bg, cancel := context.WithCancel(context.Background())
 	return &Issuer{
-		store: store, roster: roster, now: now,
+		store: store, hot: hot, roster: roster, now: now,
 		active: map[string]bool{}, stop: make(chan struct{}), bg: bg, cancelBG: cancel,
 	}
 }
@@ -411,31 +349,27 @@ func (i *Issuer) log() *slog.Logger {
 	return slog.Default()
 }
 
-// issuanceState is what Run needs of a stored issuance beyond Issuance.
-type issuanceState struct {
-	*Issuance
-	body string // SHA-256 of the request body
-	next int64
-}
-
-// Start validates the request, resolves the target into a stored list of
-// seafarer ids (deduplicated: one pack per seafarer per issuance) and
-// records the issuance as running; it issues nothing (see Run).
+// Start validates the request, resolves the target into a list of seafarer
+// ids (deduplicated: one pack per seafarer per issuance) and records the
+// issuance with it as running; it issues nothing (see Run).
 //
 // The idempotency key is scoped to the programme. The same key with the same
 // body (target and effective_at, compared as a SHA-256 of their canonical
 // JSON) returns the issuance recorded first with created=false; with another
-// body it is ECONFLICT. EINVALID for a missing or over-long key, a bad
-// target, or an effective_at so early that the packs would already have
-// expired or more than 3660 days ahead. ENOTFOUND for an unknown programme,
-// and for an unknown company when the roster reports one (a company or
-// vessel without crew gives an issuance of total 0, done at once).
+// body it is ECONFLICT. EINVALID for a missing, over-long or unprintable
+// key, a bad target, or an effective_at so early that the packs would
+// already have expired or more than 3660 days ahead. ENOTFOUND for an
+// unknown programme, and for an unknown company when the roster reports one
+// (a company or vessel without crew gives an issuance of total 0, done at
+// once).
 func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, t IssuanceTarget) (iss *Issuance, created bool, err error) {
 	t.Normalize()
 	var errs []wuyou.FieldError
 	switch {
 	case idempotencyKey == "":
 		errs = append(errs, wuyou.FieldError{Field: "Idempotency-Key", Message: "is required"})
+	case !utf8.ValidString(idempotencyKey) || hasControl(idempotencyKey):
+		errs = append(errs, wuyou.FieldError{Field: "Idempotency-Key", Message: "must be valid UTF-8 without control characters"})
 	case utf8.RuneCountInString(idempotencyKey) > maxIdempotencyKeyRunes:
 		errs = append(errs, wuyou.FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("must be at most %d characters", maxIdempotencyKeyRunes)})
 	}
@@ -449,7 +383,7 @@ func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, 
 		return nil, false, err
 	}
 	// A replay needs no walk of the roster.
-	if iss, err := i.replay(ctx, programmeID, idempotencyKey, body); iss != nil || err != nil {
+	if iss, err := i.store.IssuanceByKey(ctx, programmeID, idempotencyKey, body); iss != nil || err != nil {
 		return iss, false, err
 	}
 
@@ -474,100 +408,172 @@ func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, 
 	if err != nil {
 		return nil, false, err
 	}
-	k := i.store.issuanceKeys(programmeID, id)
-	if err := i.writeTargets(ctx, k.targets, ids); err != nil {
-		return nil, false, err
-	}
-	// Findable and resumable before it exists, so no crash leaves a recorded
-	// issuance that neither Issuance nor Resume can find. Resume forgets an
-	// id that never got a record (see orphanAge).
-	if err := i.register(ctx, programmeID, id); err != nil {
-		return nil, false, err
-	}
-	res, err := createIssuanceScript.Run(ctx, i.store.rdb,
-		[]string{k.programme, k.idem, k.record, k.targets},
-		idempotencyKey, id, body, len(ids), effective.Unix(), now.UnixMilli(), programmeID,
-	).StringSlice()
-	switch {
-	case err != nil && strings.Contains(err.Error(), "ENOTFOUND"):
-		i.unregister(ctx, k, id)
-		return nil, false, wuyou.Errorf(wuyou.ENOTFOUND, "programme %s not found", programmeID)
-	case err != nil:
-		return nil, false, fmt.Errorf("quota: start issuance: %w", err)
-	case len(res) != 2:
-		return nil, false, fmt.Errorf("quota: start issuance: unexpected reply %q", res)
-	case res[0] == "existing":
-		// A concurrent Start with the same key won.
-		i.unregister(ctx, k, id)
-		iss, err := i.replay(ctx, programmeID, idempotencyKey, body)
-		if err == nil && iss == nil {
-			err = fmt.Errorf("quota: start issuance: idempotency key names missing issuance %s", res[1])
-		}
-		return iss, false, err
-	}
-	iss = &Issuance{
-		ID: id, ProgrammeID: programmeID, Status: IssuanceRunning, Total: int64(len(ids)),
-		Failures: []IssuanceFailure{}, EffectiveAt: effective,
-		CreatedAt: time.UnixMilli(now.UnixMilli()).UTC(), UpdatedAt: time.UnixMilli(now.UnixMilli()).UTC(),
-	}
-	if iss.Total == 0 {
-		iss.Status = IssuanceDone
-		if err := i.store.rdb.SRem(ctx, i.store.runningIssuancesKey(), id).Err(); err != nil {
-			return nil, false, fmt.Errorf("quota: start issuance: %w", err)
-		}
-	}
-	return iss, true, nil
+	return i.store.CreateIssuance(ctx, NewIssuance{
+		ID: id, ProgrammeID: programmeID, IdempotencyKey: idempotencyKey, BodyHash: body, Target: t,
+		SeafarerIDs: ids, EffectiveAt: effective, CreatedAt: now,
+	})
 }
 
-// replay returns the issuance recorded under the key, nil when there is none,
-// or ECONFLICT when it was recorded for another body. It re-registers the
-// issuance, repairing a registration lost to a crash.
-func (i *Issuer) replay(ctx context.Context, programmeID, key, body string) (*Issuance, error) {
-	k := i.store.issuanceKeys(programmeID, "")
-	id, err := i.store.rdb.HGet(ctx, k.idem, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("quota: issuance by key: %w", err)
+// Issuance returns an issuance's progress and its first MaxFailuresShown
+// failures. ENOTFOUND.
+func (i *Issuer) Issuance(ctx context.Context, issuanceID string) (*Issuance, error) {
+	return i.store.Issuance(ctx, issuanceID)
+}
+
+// Failures returns up to limit failures of an issuance from offset, in
+// target order. ENOTFOUND.
+func (i *Issuer) Failures(ctx context.Context, issuanceID string, offset, limit int) ([]IssuanceFailure, error) {
+	return i.store.Failures(ctx, issuanceID, offset, limit)
+}
+
+// errShuttingDown is what a run stopped by Close returns.
+func errShuttingDown(issuanceID string) error {
+	return wuyou.Errorf(wuyou.EUNAVAILABLE, "shutting down; issuance %s resumes on the next start", issuanceID)
+}
+
+func (i *Issuer) stopping() bool {
+	select {
+	case <-i.stop:
+		return true
+	default:
+		return false
 	}
-	st, err := i.state(ctx, programmeID, id, true)
+}
+
+// Run processes a started issuance to the end, a batch at a time, from
+// where its runs got to. It is safe to call again after a crash or an
+// error, and concurrently with itself for the same issuance: it never
+// issues a seafarer two packs nor takes budget twice (see Issuer). It stops
+// at a batch boundary when the issuer is closing (EUNAVAILABLE) and with
+// ctx. ENOTFOUND.
+func (i *Issuer) Run(ctx context.Context, issuanceID string) error {
+	iss, err := i.store.Issuance(ctx, issuanceID)
+	if err != nil {
+		return err
+	}
+	if iss.Status == IssuanceDone {
+		return nil
+	}
+	for next := iss.NextPosition; next < iss.Total; {
+		if i.stopping() {
+			return errShuttingDown(issuanceID)
+		}
+		ids, err := i.store.Targets(ctx, issuanceID, next, issuanceBatch)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return fmt.Errorf("quota: issuance %s: target list ends at %d of %d", issuanceID, next, iss.Total)
+		}
+		dec, err := i.decide(ctx, issuanceID, next, ids)
+		if err != nil {
+			return err
+		}
+		if dec.Done { // another run finished it
+			return nil
+		}
+		if i.afterDecide != nil {
+			if err := i.afterDecide(issuanceID, next); err != nil {
+				return err
+			}
+		}
+		added, err := i.addHot(ctx, issuanceID, dec.Grants)
+		if err != nil {
+			return err
+		}
+		if i.Publisher != nil && len(added) > 0 {
+			if err := i.Publisher.PublishGrants(ctx, added); err != nil {
+				return fmt.Errorf("quota: issuance %s: publish grants: %w", issuanceID, err)
+			}
+		}
+		next += int64(len(ids))
+	}
+	return i.store.FinishIssuance(ctx, issuanceID, i.now())
+}
+
+// decide looks the batch up in the roster and has the store decide it.
+func (i *Issuer) decide(ctx context.Context, issuanceID string, batchStart int64, ids []string) (*DecidedBatch, error) {
+	statuses, err := i.statuses(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	if st.body != body {
-		return nil, &wuyou.Error{Code: wuyou.ECONFLICT,
-			Message: fmt.Sprintf("Idempotency-Key was already used for issuance %s with a different body", id)}
-	}
-	if st.Status == IssuanceRunning {
-		if err := i.register(ctx, programmeID, id); err != nil {
-			return nil, err
+	proposals := make([]string, len(ids))
+	for j := range ids {
+		switch statuses[j] {
+		case "":
+			proposals[j] = ReasonSeafarerNotFound
+		case crew.StatusActive: // the one roster status that receives packs
+			proposals[j] = ProposeIssue
+		default:
+			proposals[j] = OutcomeSkipped
 		}
 	}
-	return st.Issuance, nil
+	dec, err := i.store.DecideBatch(ctx, IssuanceBatch{IssuanceID: issuanceID, Start: batchStart, SeafarerIDs: ids, Proposals: proposals, At: i.now()})
+	if err != nil {
+		return nil, err
+	}
+	if !dec.Done && len(dec.Outcomes) != len(ids) {
+		return nil, fmt.Errorf("quota: decide issuance batch: %d outcomes for %d seafarers", len(dec.Outcomes), len(ids))
+	}
+	return dec, nil
 }
 
-// register makes an issuance findable by id and resumable.
-func (i *Issuer) register(ctx context.Context, programmeID, id string) error {
-	_, err := i.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, i.store.issuanceIndexKey(id), programmeID, 0)
-		p.SAdd(ctx, i.store.runningIssuancesKey(), id)
+// addHot is the hot step: every grant of the batch into the hot state
+// (those a previous run added are left as they are). It returns them all
+// with their ledger entries.
+func (i *Issuer) addHot(ctx context.Context, issuanceID string, grants []GrantInput) ([]IssuedGrant, error) {
+	out := make([]IssuedGrant, len(grants))
+	err := fanout.Each(ctx, len(grants), grantWorkers, func(ctx context.Context, j int) error {
+		_, entry, err := i.hot.AddGrant(ctx, grants[j])
+		if err != nil {
+			return fmt.Errorf("quota: issuance %s: grant to %s: %w", issuanceID, grants[j].SeafarerID, err)
+		}
+		out[j] = IssuedGrant{Grant: grants[j], Entry: entry}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("quota: register issuance: %w", err)
+		return nil, err
 	}
-	return nil
+	return out, nil
 }
 
-// unregister removes what Start wrote for an issuance it did not record.
-// Best effort: leftovers expire (targets) or are forgotten by Resume.
-func (i *Issuer) unregister(ctx context.Context, k issuanceKeys, id string) {
-	_, _ = i.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, k.targets)
-		p.Del(ctx, i.store.issuanceIndexKey(id))
-		p.SRem(ctx, i.store.runningIssuancesKey(), id)
+// Resume runs every issuance still "running" (after a restart), one after
+// another, and returns when they are done, the issuer is closing or ctx ends.
+// Running them again repeats the hot step of batches whose grants were
+// committed but perhaps never reached Redis (see Issuer). Issuances this
+// process already runs are left to that run. Errors of single issuances are
+// logged and do not stop the others; it returns only a failure to list them.
+func (i *Issuer) Resume(ctx context.Context) error {
+	i.mu.Lock()
+	if i.closed {
+		i.mu.Unlock()
 		return nil
-	})
+	}
+	i.wg.Add(1)
+	i.mu.Unlock()
+	defer i.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(i.bg, cancel)()
+
+	ids, err := i.store.RunningIssuances(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if i.stopping() || ctx.Err() != nil {
+			return nil
+		}
+		if !i.claim(id) {
+			continue
+		}
+		err := i.Run(ctx, id)
+		i.release(id)
+		if err != nil && !i.stopping() && ctx.Err() == nil {
+			i.log().Error("issuance: resume failed", "issuance", id, "err", err)
+		}
+	}
+	return nil
 }
 
 // resolve lists the target's seafarer ids, each once, in target order.
@@ -601,247 +607,6 @@ func (i *Issuer) resolve(ctx context.Context, t IssuanceTarget) ([]string, error
 	return ids, nil
 }
 
-// writeTargets stores the target list with a TTL that the create script
-// removes, so a list whose issuance is never recorded goes away.
-func (i *Issuer) writeTargets(ctx context.Context, key string, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	const chunk = 1000
-	_, err := i.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for lo := 0; lo < len(ids); lo += chunk {
-			hi := min(lo+chunk, len(ids))
-			args := make([]any, hi-lo)
-			for j, id := range ids[lo:hi] {
-				args[j] = id
-			}
-			p.RPush(ctx, key, args...)
-		}
-		p.Expire(ctx, key, unstartedTargetsTTL)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("quota: store issuance targets: %w", err)
-	}
-	return nil
-}
-
-// Issuance returns an issuance's progress and its first MaxFailuresShown
-// failures. ENOTFOUND.
-func (i *Issuer) Issuance(ctx context.Context, issuanceID string) (*Issuance, error) {
-	programmeID, err := i.programmeOf(ctx, issuanceID)
-	if err != nil {
-		return nil, err
-	}
-	st, err := i.state(ctx, programmeID, issuanceID, true)
-	if err != nil {
-		return nil, err
-	}
-	return st.Issuance, nil
-}
-
-// Failures returns up to limit failures of an issuance from offset, in the
-// order they happened. ENOTFOUND.
-func (i *Issuer) Failures(ctx context.Context, issuanceID string, offset, limit int) ([]IssuanceFailure, error) {
-	programmeID, err := i.programmeOf(ctx, issuanceID)
-	if err != nil {
-		return nil, err
-	}
-	if offset < 0 || limit <= 0 {
-		return []IssuanceFailure{}, nil
-	}
-	k := i.store.issuanceKeys(programmeID, issuanceID)
-	vals, err := i.store.rdb.LRange(ctx, k.failures, int64(offset), int64(offset+limit-1)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("quota: issuance failures: %w", err)
-	}
-	return failuresFrom(vals), nil
-}
-
-func (i *Issuer) programmeOf(ctx context.Context, issuanceID string) (string, error) {
-	if issuanceID == "" {
-		return "", wuyou.Errorf(wuyou.ENOTFOUND, "issuance not found")
-	}
-	programmeID, err := i.store.rdb.Get(ctx, i.store.issuanceIndexKey(issuanceID)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", wuyou.Errorf(wuyou.ENOTFOUND, "issuance %s not found", issuanceID)
-	} else if err != nil {
-		return "", fmt.Errorf("quota: issuance: %w", err)
-	}
-	return programmeID, nil
-}
-
-// state reads an issuance record, with its first failures when asked.
-// ENOTFOUND when there is no record.
-func (i *Issuer) state(ctx context.Context, programmeID, issuanceID string, withFailures bool) (*issuanceState, error) {
-	k := i.store.issuanceKeys(programmeID, issuanceID)
-	var rec *redis.MapStringStringCmd
-	var fails *redis.StringSliceCmd
-	_, err := i.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		rec = p.HGetAll(ctx, k.record)
-		if withFailures {
-			fails = p.LRange(ctx, k.failures, 0, MaxFailuresShown-1)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("quota: issuance: %w", err)
-	}
-	m := rec.Val()
-	if m["status"] == "" {
-		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "issuance %s not found", issuanceID)
-	}
-	var n [8]int64
-	for j, f := range []string{"total", "issued", "skipped", "failed", "next", "effective", "created_at", "updated_at"} {
-		v, err := strconv.ParseInt(m[f], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("quota: issuance %s: malformed %s %q", issuanceID, f, m[f])
-		}
-		n[j] = v
-	}
-	st := &issuanceState{
-		Issuance: &Issuance{
-			ID: issuanceID, ProgrammeID: m["programme_id"], Status: m["status"],
-			Total: n[0], Issued: n[1], Skipped: n[2], Failed: n[3], Failures: []IssuanceFailure{},
-			EffectiveAt: time.Unix(n[5], 0).UTC(), CreatedAt: time.UnixMilli(n[6]).UTC(), UpdatedAt: time.UnixMilli(n[7]).UTC(),
-		},
-		body: m["body"], next: n[4],
-	}
-	if withFailures {
-		st.Failures = failuresFrom(fails.Val())
-	}
-	return st, nil
-}
-
-func failuresFrom(vals []string) []IssuanceFailure {
-	out := make([]IssuanceFailure, 0, len(vals))
-	for _, v := range vals {
-		reason, id, _ := strings.Cut(v, ":")
-		out = append(out, IssuanceFailure{SeafarerID: id, Reason: reason})
-	}
-	return out
-}
-
-// errShuttingDown is what a run stopped by Close returns.
-func errShuttingDown(issuanceID string) error {
-	return wuyou.Errorf(wuyou.EUNAVAILABLE, "shutting down; issuance %s resumes on the next start", issuanceID)
-}
-
-func (i *Issuer) stopping() bool {
-	select {
-	case <-i.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-// Run processes a started issuance to the end, a batch at a time. It is
-// safe to call again after a crash or an error, and concurrently with itself
-// for the same issuance: it never issues a seafarer two packs nor reserves
-// budget twice (see Issuer). It stops at a batch boundary when the issuer is
-// closing (EUNAVAILABLE) and with ctx. ENOTFOUND.
-func (i *Issuer) Run(ctx context.Context, issuanceID string) error {
-	programmeID, err := i.programmeOf(ctx, issuanceID)
-	if err != nil {
-		return err
-	}
-	st, err := i.state(ctx, programmeID, issuanceID, false)
-	if err != nil {
-		return err
-	}
-	if st.Status == IssuanceDone {
-		return i.forgetRunning(ctx, issuanceID)
-	}
-	prog, err := i.store.Programme(ctx, programmeID)
-	if err != nil {
-		return err
-	}
-	k := i.store.issuanceKeys(programmeID, issuanceID)
-	grant := GrantInput{
-		ProgrammeID: programmeID, Seconds: prog.PackSeconds, Priority: prog.Priority,
-		EffectiveAt: st.EffectiveAt, ExpiresAt: st.EffectiveAt.Add(time.Duration(prog.ValidDays) * 24 * time.Hour),
-	}
-	for next := st.next; next < st.Total; {
-		if i.stopping() {
-			return errShuttingDown(issuanceID)
-		}
-		ids, err := i.store.rdb.LRange(ctx, k.targets, next, next+issuanceBatch-1).Result()
-		if err != nil {
-			return fmt.Errorf("quota: issuance %s targets: %w", issuanceID, err)
-		}
-		if len(ids) == 0 {
-			return fmt.Errorf("quota: issuance %s: target list ends at %d of %d", issuanceID, next, st.Total)
-		}
-		outcomes, done, err := i.decide(ctx, k, next, ids)
-		if err != nil {
-			return err
-		}
-		if done { // another run finished it
-			return i.forgetRunning(ctx, issuanceID)
-		}
-		if i.afterDecide != nil {
-			if err := i.afterDecide(issuanceID, next); err != nil {
-				return err
-			}
-		}
-		added, err := i.addGrants(ctx, issuanceID, grant, ids, outcomes)
-		if err != nil {
-			return err
-		}
-		if i.Publisher != nil && len(added) > 0 {
-			if err := i.Publisher.PublishGrants(ctx, added); err != nil {
-				return fmt.Errorf("quota: issuance %s: publish grants: %w", issuanceID, err)
-			}
-		}
-		next += int64(len(ids))
-	}
-	err = finishScript.Run(ctx, i.store.rdb, []string{k.record, k.targets, k.outcomes},
-		i.now().UnixMilli(), int64(doneRetention/time.Second)).Err()
-	if err != nil {
-		return fmt.Errorf("quota: finish issuance %s: %w", issuanceID, err)
-	}
-	return i.forgetRunning(ctx, issuanceID)
-}
-
-func (i *Issuer) forgetRunning(ctx context.Context, issuanceID string) error {
-	if err := i.store.rdb.SRem(ctx, i.store.runningIssuancesKey(), issuanceID).Err(); err != nil {
-		return fmt.Errorf("quota: issuance %s: %w", issuanceID, err)
-	}
-	return nil
-}
-
-// decide looks the batch up in the roster and runs step A for it.
-func (i *Issuer) decide(ctx context.Context, k issuanceKeys, batchStart int64, ids []string) (outcomes []string, done bool, err error) {
-	statuses, err := i.statuses(ctx, ids)
-	if err != nil {
-		return nil, false, err
-	}
-	args := make([]any, 0, 2+2*len(ids))
-	args = append(args, i.now().UnixMilli(), batchStart)
-	for j, id := range ids {
-		proposal := "skipped"
-		switch statuses[j] {
-		case "":
-			proposal = ReasonSeafarerNotFound
-		case crew.StatusActive: // the one roster status that receives packs
-			proposal = "issue"
-		}
-		args = append(args, id, proposal)
-	}
-	res, err := decideScript.Run(ctx, i.store.rdb, []string{k.programme, k.record, k.outcomes, k.failures}, args...).StringSlice()
-	if err != nil {
-		return nil, false, fmt.Errorf("quota: decide issuance batch: %w", err)
-	}
-	if len(res) == 1 && res[0] == "done" {
-		return nil, true, nil
-	}
-	if len(res) != len(ids)+1 {
-		return nil, false, fmt.Errorf("quota: decide issuance batch: %d outcomes for %d seafarers", len(res)-1, len(ids))
-	}
-	return res[1:], false, nil
-}
-
 // statuses returns each seafarer's roster status, "" for an unknown one.
 func (i *Issuer) statuses(ctx context.Context, ids []string) ([]string, error) {
 	if b, ok := i.roster.(BatchRoster); ok {
@@ -868,32 +633,6 @@ func (i *Issuer) statuses(ctx context.Context, ids []string) ([]string, error) {
 		return nil
 	})
 	return out, err
-}
-
-// addGrants is step B: the grant of every seafarer decided "issued". It
-// returns them all, those a previous run already added included.
-func (i *Issuer) addGrants(ctx context.Context, issuanceID string, g GrantInput, ids, outcomes []string) ([]IssuedGrant, error) {
-	var grants []IssuedGrant
-	for j, o := range outcomes {
-		if o == "issued" {
-			in := g
-			in.SeafarerID = ids[j]
-			in.ID = IssuanceGrantID(issuanceID, ids[j])
-			grants = append(grants, IssuedGrant{Grant: in})
-		}
-	}
-	err := fanout.Each(ctx, len(grants), grantWorkers, func(ctx context.Context, j int) error {
-		_, entry, err := i.store.AddGrant(ctx, grants[j].Grant)
-		if err != nil {
-			return fmt.Errorf("quota: issuance %s: grant to %s: %w", issuanceID, grants[j].Grant.SeafarerID, err)
-		}
-		grants[j].Entry = entry
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return grants, nil
 }
 
 // claim marks an issuance as run by this process; false when it already is
@@ -972,66 +711,6 @@ func (i *Issuer) runInBackground(issuanceID string) {
 			backoff *= 2
 		}
 	}()
-}
-
-// Resume runs every issuance still "running" (after a restart), one after
-// another, and returns when they are done, the issuer is closing or ctx ends.
-// Issuances this process already runs are left to that run. An id in the
-// running set without a record (a Start that crashed before recording it) is
-// forgotten once orphanAge old. Errors of single issuances are logged and do
-// not stop the others; it returns only a failure to list them.
-func (i *Issuer) Resume(ctx context.Context) error {
-	i.mu.Lock()
-	if i.closed {
-		i.mu.Unlock()
-		return nil
-	}
-	i.wg.Add(1)
-	i.mu.Unlock()
-	defer i.wg.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(i.bg, cancel)()
-
-	ids, err := i.store.rdb.SMembers(ctx, i.store.runningIssuancesKey()).Result()
-	if err != nil {
-		return fmt.Errorf("quota: running issuances: %w", err)
-	}
-	for _, id := range ids {
-		if i.stopping() || ctx.Err() != nil {
-			return nil
-		}
-		if _, err := i.programmeOf(ctx, id); wuyou.ErrorCode(err) == wuyou.ENOTFOUND {
-			i.forgetOrphan(ctx, id)
-			continue
-		}
-		if !i.claim(id) {
-			continue
-		}
-		err := i.Run(ctx, id)
-		i.release(id)
-		switch {
-		case wuyou.ErrorCode(err) == wuyou.ENOTFOUND:
-			i.forgetOrphan(ctx, id)
-		case err != nil && !i.stopping() && ctx.Err() == nil:
-			i.log().Error("issuance: resume failed", "issuance", id, "err", err)
-		}
-	}
-	return nil
-}
-
-// forgetOrphan drops a running-set member that has no record, once old
-// enough that no Start can still be about to record it.
-func (i *Issuer) forgetOrphan(ctx context.Context, issuanceID string) {
-	u, err := ulid.Parse(strings.TrimPrefix(issuanceID, "is_"))
-	if err == nil && i.now().Sub(ulid.Time(u.Time())) < orphanAge {
-		return
-	}
-	_, _ = i.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, i.store.runningIssuancesKey(), issuanceID)
-		p.Del(ctx, i.store.issuanceIndexKey(issuanceID))
-		return nil
-	})
 }
 
 // Close stops background runs and Resume at their next batch boundary and

@@ -108,9 +108,10 @@ func MustIssue(tb testing.TB, is *Issuer, programmeID, key string, t IssuanceTar
 }
 
 // grantCounts returns how many grants each seafarer holds, in one round trip.
-func grantCounts(tb testing.TB, s *RedisStore, ids []string) map[string]int64 {
+func grantCounts(tb testing.TB, env *programmeEnv, ids []string) map[string]int64 {
 	tb.Helper()
 	ctx := context.Background()
+	s := env.hot
 	cmds := make([]*redis.IntCmd, len(ids))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for j, id := range ids {
@@ -132,6 +133,16 @@ func sumCounts(m map[string]int64) (n int64) {
 		n += v
 	}
 	return n
+}
+
+// runningCount is how many issuances are not done.
+func runningCount(tb testing.TB, s *programmeEnv) int {
+	tb.Helper()
+	ids, err := s.RunningIssuances(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(ids)
 }
 
 func assertConsistent(tb testing.TB, iss *Issuance) {
@@ -178,7 +189,7 @@ func TestIssuanceNeedsAnIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	p := MustProgramme(t, s, 0)
-	is := NewIssuer(s, newFakeRoster(), s.now)
+	is := s.issuer(newFakeRoster())
 	ctx := context.Background()
 	target := IssuanceTarget{SeafarerIDs: []string{"sf_1"}}
 	for _, key := range []string{"", strings.Repeat("k", 201)} {
@@ -192,7 +203,7 @@ func TestIssuanceNeedsAnIdempotencyKey(t *testing.T) {
 func TestIssuanceOfUnknownProgrammeIsNotFound(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)
-	is := NewIssuer(s, newFakeRoster(), s.now)
+	is := s.issuer(newFakeRoster())
 	_, _, err := is.Start(context.Background(), "pg_01JDOESNOTEXIST", "k1", IssuanceTarget{SeafarerIDs: []string{"sf_1"}})
 	if wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
 		t.Fatalf("got %v, want ENOTFOUND", err)
@@ -208,7 +219,7 @@ func TestIssuanceNeverExceedsTheBudgetAcrossConcurrentIssuances(t *testing.T) {
 	p := MustProgramme(t, s, 100)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 500)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 
 	const issuances = 20
@@ -268,7 +279,7 @@ func TestIssuanceGivesOnePackPerSeafarerEvenWhenListedTwice(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 2)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	iss := MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: []string{crew[0], crew[1], crew[0], " " + crew[1]}})
 	assertConsistent(t, iss)
 	if iss.Total != 2 || iss.Issued != 2 {
@@ -298,7 +309,7 @@ func TestIssuanceSkipsSeafarersNotActiveAndFailsUnknownOnes(t *testing.T) {
 			roster.status["sf_active"] = "active"
 			roster.status["sf_off"] = "signed_off"
 			roster.status["sf_suspended"] = "suspended"
-			is := NewIssuer(s, tc.roster(roster), s.now)
+			is := s.issuer(tc.roster(roster))
 			iss := MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: []string{"sf_off", "sf_active", "sf_ghost", "sf_suspended"}})
 			assertConsistent(t, iss)
 			if iss.Issued != 1 || iss.Skipped != 2 || iss.Failed != 1 {
@@ -328,7 +339,7 @@ func TestIssuanceToACompanyOrVesselGivesItsActiveCrewAPack(t *testing.T) {
 	roster.status[crew[4]] = "signed_off"
 	roster.companies["co_1"] = crew
 	roster.vessels["9074729"] = crew[:2]
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 
 	iss := MustIssue(t, is, p.ID, "company", IssuanceTarget{CompanyID: "co_1"})
 	assertConsistent(t, iss)
@@ -350,7 +361,7 @@ func TestIssuanceToAnUnknownCompanyIsNotFoundAndToAnEmptyVesselIsDoneWithNobody(
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	p := MustProgramme(t, s, 0)
-	is := NewIssuer(s, newFakeRoster(), s.now)
+	is := s.issuer(newFakeRoster())
 	ctx := context.Background()
 	if _, _, err := is.Start(ctx, p.ID, "k1", IssuanceTarget{CompanyID: "co_ghost"}); wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
 		t.Fatalf("unknown company: %v, want ENOTFOUND", err)
@@ -363,7 +374,7 @@ func TestIssuanceToAnUnknownCompanyIsNotFoundAndToAnEmptyVesselIsDoneWithNobody(
 	if iss.Total != 0 {
 		t.Fatalf("empty vessel issuance %+v", iss)
 	}
-	if n, _ := s.rdb.SCard(ctx, s.runningIssuancesKey()).Result(); n != 0 {
+	if n := runningCount(t, s); n != 0 {
 		t.Fatalf("%d issuances left running", n)
 	}
 }
@@ -374,7 +385,7 @@ func TestIssuanceSameKeyAndBodyReturnsTheSameIssuanceAndIssuesNothingMore(t *tes
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 3)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 	eff := programmeTestNow.Add(48 * time.Hour)
 	first := MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew, EffectiveAt: &eff})
@@ -403,7 +414,7 @@ func TestIssuanceSameKeyWithAnotherBodyIsAConflict(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 3)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 	MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
 	eff := programmeTestNow.Add(time.Hour)
@@ -429,7 +440,7 @@ func TestIssuanceStartedConcurrentlyWithOneKeyIsRecordedOnce(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 50)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 	ids := make([]string, 10)
 	var created atomic.Int64
@@ -458,7 +469,7 @@ func TestIssuanceStartedConcurrentlyWithOneKeyIsRecordedOnce(t *testing.T) {
 			t.Fatalf("ids %v, want all equal", ids)
 		}
 	}
-	if n, _ := s.rdb.SCard(ctx, s.runningIssuancesKey()).Result(); n != 1 {
+	if n := runningCount(t, s); n != 1 {
 		t.Fatalf("%d issuances running, want 1", n)
 	}
 }
@@ -469,7 +480,7 @@ func TestIssuanceWithUnlimitedBudgetNeverFails(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 1200)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	for n := range 3 {
 		iss := MustIssue(t, is, p.ID, fmt.Sprintf("k%d", n), IssuanceTarget{SeafarerIDs: crew})
 		assertConsistent(t, iss)
@@ -489,7 +500,7 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 2)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 	eff := programmeTestNow.Add(36 * time.Hour)
 	for _, tc := range []struct {
@@ -501,7 +512,7 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 		{"later", &eff, eff},
 	} {
 		iss := MustIssue(t, is, p.ID, tc.key, IssuanceTarget{SeafarerIDs: crew[:1], EffectiveAt: tc.effective})
-		grants, err := s.Grants(ctx, crew[0])
+		grants, err := s.hot.Grants(ctx, crew[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -518,7 +529,7 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 			g.Priority != p.Priority || !g.EffectiveAt.Equal(tc.want) || !g.ExpiresAt.Equal(tc.want.AddDate(0, 0, p.ValidDays)) {
 			t.Fatalf("%s: grant %+v", tc.key, g)
 		}
-		entries, _, err := s.Ledger(ctx, crew[0], LedgerFilter{})
+		entries, _, err := s.hot.Ledger(ctx, crew[0], LedgerFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -538,7 +549,7 @@ func TestIssuanceEffectiveWhenPacksWouldHaveExpiredOrOverTenYearsAheadIsInvalid(
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	p := MustProgramme(t, s, 0)
-	is := NewIssuer(s, newFakeRoster(), s.now)
+	is := s.issuer(newFakeRoster())
 	for _, eff := range []time.Time{programmeTestNow.AddDate(0, 0, -p.ValidDays), programmeTestNow.AddDate(0, 0, 3661)} {
 		_, _, err := is.Start(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: []string{"sf_1"}, EffectiveAt: &eff})
 		if got := fieldsOf(t, err); len(got) != 1 || got[0] != "effective_at" {
@@ -549,10 +560,11 @@ func TestIssuanceEffectiveWhenPacksWouldHaveExpiredOrOverTenYearsAheadIsInvalid(
 
 // assertEachHoldsOneGrantFrom checks that every active seafarer of crew holds
 // exactly the one grant of the issuance and nothing else.
-func assertEachHoldsOneGrantFrom(tb testing.TB, s *RedisStore, issuanceID string, crew []string, active func(string) bool) {
+func assertEachHoldsOneGrantFrom(tb testing.TB, env *programmeEnv, issuanceID string, crew []string, active func(string) bool) {
 	tb.Helper()
 	ctx := context.Background()
-	counts := grantCounts(tb, s, crew)
+	counts := grantCounts(tb, env, crew)
+	s := env.hot
 	cmds := make([]*redis.BoolCmd, len(crew))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for j, id := range crew {
@@ -585,7 +597,7 @@ func TestIssuanceInterruptedPartwayResumesWithoutDoubleIssuing(t *testing.T) {
 			roster.status[id] = "suspended"
 		}
 	}
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 	iss, _, err := is.Start(ctx, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
 	if err != nil {
@@ -638,7 +650,7 @@ func TestIssuanceInterruptedPartwayResumesWithoutDoubleIssuing(t *testing.T) {
 		t.Fatalf("programme packs issued %d, want 4500", got.PacksIssued)
 	}
 	assertEachHoldsOneGrantFrom(t, s, iss.ID, crew, func(id string) bool { return !inactive(id) })
-	if n, _ := s.rdb.SCard(ctx, s.runningIssuancesKey()).Result(); n != 0 {
+	if n := runningCount(t, s); n != 0 {
 		t.Fatalf("%d issuances left running", n)
 	}
 }
@@ -649,7 +661,7 @@ func TestIssuanceCrashedBetweenReservingAndGrantingAddsTheGrantOnResume(t *testi
 	p := MustProgramme(t, s, 1500)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 2000)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 	iss, _, err := is.Start(ctx, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
 	if err != nil {
@@ -720,7 +732,7 @@ func TestIssuancePublishesEveryGrantAtLeastOnceEvenWhenPublishingFails(t *testin
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 3*issuanceBatch)
 	roster.status[crew[0]] = "signed_off"
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	pub := &recordingPublisher{failOn: map[int]bool{2: true}, seen: map[string]int{}}
 	is.Publisher = pub
 	ctx := context.Background()
@@ -751,7 +763,7 @@ func TestStartAndRunFinishesSmallIssuancesBeforeReturning(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 100)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	iss, created, err := is.StartAndRun(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: crew}, 100)
 	if err != nil || !created {
 		t.Fatalf("created %v, err %v", created, err)
@@ -787,7 +799,7 @@ func TestStartAndRunRunsLargeIssuancesInTheBackground(t *testing.T) {
 	p := MustProgramme(t, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 1500)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	iss, created, err := is.StartAndRun(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: crew}, 100)
 	if err != nil || !created || iss.Status != IssuanceRunning || iss.Total != 1500 {
 		t.Fatalf("%+v, created %v, err %v", iss, created, err)
@@ -807,7 +819,7 @@ func TestCloseStopsBackgroundRunsAtABatchAndResumeFinishesThem(t *testing.T) {
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 3000)
 	latecomer := roster.crew("late", 1)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	ctx := context.Background()
 
 	closing := make(chan struct{})
@@ -836,7 +848,7 @@ func TestCloseStopsBackgroundRunsAtABatchAndResumeFinishesThem(t *testing.T) {
 
 	// The next process resumes both.
 	roster.onLookup = nil
-	next := NewIssuer(s, roster, s.now)
+	next := s.issuer(roster)
 	if err := next.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -846,27 +858,8 @@ func TestCloseStopsBackgroundRunsAtABatchAndResumeFinishesThem(t *testing.T) {
 	if n := sumCounts(grantCounts(t, s, latecomer)); n != 1 {
 		t.Fatalf("the issuance started during shutdown granted %d packs, want 1", n)
 	}
-	if n, _ := s.rdb.SCard(ctx, s.runningIssuancesKey()).Result(); n != 0 {
+	if n := runningCount(t, s); n != 0 {
 		t.Fatalf("%d issuances left running", n)
-	}
-}
-
-func TestResumeForgetsOnlyOldRunningIdsThatWereNeverRecorded(t *testing.T) {
-	t.Parallel()
-	s := MustProgrammeStore(t)
-	is := NewIssuer(s, newFakeRoster(), s.now)
-	ctx := context.Background()
-	old, _ := newID("is_", programmeTestNow.Add(-time.Hour))
-	fresh, _ := newID("is_", programmeTestNow)
-	if err := s.rdb.SAdd(ctx, s.runningIssuancesKey(), old, fresh).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := is.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
-	left, _ := s.rdb.SMembers(ctx, s.runningIssuancesKey()).Result()
-	if len(left) != 1 || left[0] != fresh {
-		t.Fatalf("running %v, want only %s", left, fresh)
 	}
 }
 
@@ -875,7 +868,7 @@ func BenchmarkIssuanceOf10000Seafarers(b *testing.B) {
 	p := MustProgramme(b, s, 0)
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 10_000)
-	is := NewIssuer(s, roster, s.now)
+	is := s.issuer(roster)
 	b.ResetTimer()
 	for n := range b.N {
 		MustIssue(b, is, p.ID, fmt.Sprintf("k%d", n), IssuanceTarget{SeafarerIDs: crew})

@@ -2,10 +2,11 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
@@ -24,13 +25,12 @@ const (
 	maxPriority           = 1000
 )
 
-// Programme layout (P = "<prefix>:{p:<programme id>}", one hash slot per
-// programme, shared with the programme's issuances so that a budget check and
-// the reservation it allows are one atomic script; see issuance.go):
+// Programmes, their issuances and grants are kept in PostgreSQL
+// (PGProgrammes, PGGrants). Redis keeps only the programme's usage counter,
+// which the metering path raises (P = "<prefix>:{p:<programme id>}"):
 //
-//	P:programme  hash  name, pack_seconds, valid_days, priority, budget_packs,
-//	                   starts_at, ends_at, created_at (RFC 3339 UTC), and the
-//	                   counters packs_issued and seconds_used
+//	P:programme  hash  seconds_used: seconds drawn from the programme's grants
+//	P:usedby     hash  seafarer id -> that seafarer's seconds already counted
 func (s *RedisStore) programmeTag(programmeID string) string {
 	return s.prefix + ":{p:" + programmeID + "}"
 }
@@ -52,6 +52,8 @@ func (in ProgrammeInput) Validate() error {
 		add("name", "is required")
 	case !utf8.ValidString(name):
 		add("name", "must be valid UTF-8")
+	case hasControl(name):
+		add("name", "must not contain control characters")
 	case utf8.RuneCountInString(name) > maxProgrammeNameRunes:
 		add("name", fmt.Sprintf("must be at most %d characters", maxProgrammeNameRunes))
 	}
@@ -79,55 +81,27 @@ func (in ProgrammeInput) Validate() error {
 	return wuyou.Invalid(errs)
 }
 
-// CreateProgramme validates and stores a new programme with nothing issued.
-// EINVALID.
-func (s *RedisStore) CreateProgramme(ctx context.Context, in ProgrammeInput) (*Programme, error) {
-	if err := in.Validate(); err != nil {
-		return nil, err
-	}
-	now := s.now().UTC()
-	id, err := newID("pg_", now)
-	if err != nil {
-		return nil, err
-	}
-	p := &Programme{
-		ID: id, Name: strings.TrimSpace(in.Name), PackSeconds: in.PackSeconds, ValidDays: in.ValidDays,
-		Priority: in.Priority, BudgetPacks: in.BudgetPacks, StartsAt: in.StartsAt.UTC(), EndsAt: in.EndsAt.UTC(),
-		CreatedAt: now,
-	}
-	err = s.rdb.HSet(ctx, s.programmeKey(id),
-		"name", p.Name,
-		"pack_seconds", p.PackSeconds,
-		"valid_days", p.ValidDays,
-		"priority", p.Priority,
-		"budget_packs", p.BudgetPacks,
-		"starts_at", p.StartsAt.Format(time.RFC3339Nano),
-		"ends_at", p.EndsAt.Format(time.RFC3339Nano),
-		"created_at", p.CreatedAt.Format(time.RFC3339Nano),
-		"packs_issued", 0,
-		"seconds_used", 0,
-	).Err()
-	if err != nil {
-		return nil, fmt.Errorf("quota: create programme: %w", err)
-	}
-	p.fillCounters(0, 0)
-	return p, nil
+// ProgrammeUsage tells how many seconds the seafarers have drawn from a
+// programme's grants (GET /v1/programmes/{id} seconds_used). RedisStore is
+// one today (the debit counts each seafarer's use per programme and
+// SyncProgrammeUsage carries it over); a sum over the ledger in PostgreSQL
+// can replace it without touching the programmes' store.
+type ProgrammeUsage interface {
+	// SecondsUsed returns the seconds drawn from the programme's grants, 0
+	// for a programme nothing was drawn from. Errors are the store's.
+	SecondsUsed(ctx context.Context, programmeID string) (int64, error)
 }
 
-// Programme returns a programme with its counters. ENOTFOUND.
-func (s *RedisStore) Programme(ctx context.Context, id string) (*Programme, error) {
-	if id == "" {
-		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme not found")
+// SecondsUsed returns the programme's seconds_used as SyncProgrammeUsage
+// last brought it up to date.
+func (s *RedisStore) SecondsUsed(ctx context.Context, programmeID string) (int64, error) {
+	n, err := s.rdb.HGet(ctx, s.programmeKey(programmeID), "seconds_used").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("quota: programme %s seconds used: %w", programmeID, err)
 	}
-	m, err := s.rdb.HGetAll(ctx, s.programmeKey(id)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("quota: programme: %w", err)
-	}
-	// A hash without created_at was never created (a stray usage counter at most).
-	if m["created_at"] == "" {
-		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme %s not found", id)
-	}
-	return programmeFrom(id, m)
+	return n, nil
 }
 
 // SeafarerProgramme names one seafarer's use of one programme.
@@ -198,52 +172,6 @@ func (s *RedisStore) SyncProgrammeUsage(ctx context.Context, pairs []SeafarerPro
 	return nil
 }
 
-func programmeFrom(id string, m map[string]string) (*Programme, error) {
-	bad := func(field string) error {
-		return fmt.Errorf("quota: programme %s: malformed %s %q", id, field, m[field])
-	}
-	num := func(field string) (int64, error) {
-		v := m[field]
-		if v == "" {
-			return 0, nil
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, bad(field)
-		}
-		return n, nil
-	}
-	tm := func(field string) (time.Time, error) {
-		t, err := time.Parse(time.RFC3339Nano, m[field])
-		if err != nil {
-			return time.Time{}, bad(field)
-		}
-		return t.UTC(), nil
-	}
-	p := &Programme{ID: id, Name: m["name"]}
-	var n [6]int64
-	for i, f := range []string{"pack_seconds", "valid_days", "priority", "budget_packs", "packs_issued", "seconds_used"} {
-		v, err := num(f)
-		if err != nil {
-			return nil, err
-		}
-		n[i] = v
-	}
-	p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks = n[0], int(n[1]), int(n[2]), n[3]
-	var err error
-	if p.StartsAt, err = tm("starts_at"); err != nil {
-		return nil, err
-	}
-	if p.EndsAt, err = tm("ends_at"); err != nil {
-		return nil, err
-	}
-	if p.CreatedAt, err = tm("created_at"); err != nil {
-		return nil, err
-	}
-	p.fillCounters(n[4], n[5])
-	return p, nil
-}
-
 // fillCounters sets the derived fields from the stored counters.
 func (p *Programme) fillCounters(packsIssued, secondsUsed int64) {
 	p.PacksIssued = packsIssued
@@ -265,8 +193,21 @@ func newID(prefix string, t time.Time) (string, error) {
 	return prefix + id.String(), nil
 }
 
-// ProgrammeExists returns nil for a known programme. ENOTFOUND.
-func (s *RedisStore) ProgrammeExists(ctx context.Context, id string) error {
-	_, err := s.Programme(ctx, id)
-	return err
+// hasControl reports whether s holds a control character (C0, DEL or C1).
+// Names are shown on screens and statements; a NUL would also make
+// PostgreSQL refuse the row.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// storableKey reports whether s can be stored and looked up as a text key
+// in PostgreSQL: valid UTF-8 without NUL. Anything else names nothing
+// stored, so lookups answer ENOTFOUND without asking the database.
+func storableKey(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

@@ -8,19 +8,39 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 )
 
 // programmeTestNow is the fixed clock of the programme and issuance tests.
 var programmeTestNow = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 
-// MustProgrammeStore returns a store on the test Redis under a fresh prefix,
+// programmeEnv is the programmes' system of record on a fresh PostgreSQL
+// database and the hot state on the test Redis under a fresh prefix, both
 // with a fixed clock.
-func MustProgrammeStore(tb testing.TB) *RedisStore {
+type programmeEnv struct {
+	*PGProgrammes
+	hot    *RedisStore
+	grants *PGGrants
+	pool   *pgxpool.Pool
+}
+
+// MustProgrammeStore returns a fresh programmeEnv.
+func MustProgrammeStore(tb testing.TB) *programmeEnv {
 	tb.Helper()
 	rdb, prefix := redistest.MustClient(tb)
-	return NewRedisStore(rdb, prefix, func() time.Time { return programmeTestNow }, Options{})
+	pool := pgtest.MustPool(tb)
+	now := func() time.Time { return programmeTestNow }
+	hot := NewRedisStore(rdb, prefix, now, Options{})
+	return &programmeEnv{PGProgrammes: NewPGProgrammes(pool, now, hot), hot: hot, grants: NewPGGrants(pool), pool: pool}
+}
+
+// issuer returns an issuer over the environment's stores.
+func (e *programmeEnv) issuer(roster Roster) *Issuer {
+	return NewIssuer(e.PGProgrammes, e.hot, roster, e.now)
 }
 
 // validProgrammeInput is a programme every rule accepts.
@@ -32,7 +52,7 @@ func validProgrammeInput() ProgrammeInput {
 }
 
 // MustProgramme creates a programme with the given budget (0 = unlimited).
-func MustProgramme(tb testing.TB, s *RedisStore, budgetPacks int64) *Programme {
+func MustProgramme(tb testing.TB, s *programmeEnv, budgetPacks int64) *Programme {
 	tb.Helper()
 	in := validProgrammeInput()
 	in.BudgetPacks = budgetPacks
@@ -64,6 +84,10 @@ func TestProgrammeValidationNamesEachBadField(t *testing.T) {
 	}{
 		{"empty name", func(in *ProgrammeInput) { in.Name = "  " }, "name"},
 		{"name over 200 characters", func(in *ProgrammeInput) { in.Name = strings.Repeat("海", 201) }, "name"},
+		{"name with a NUL", func(in *ProgrammeInput) { in.Name = "Spring\x00Festival" }, "name"},
+		{"name with a line break", func(in *ProgrammeInput) { in.Name = "Spring\nFestival" }, "name"},
+		{"name with a C1 control", func(in *ProgrammeInput) { in.Name = "Spring\u0085Festival" }, "name"},
+		{"name that is not UTF-8", func(in *ProgrammeInput) { in.Name = "Spring\xffFestival" }, "name"},
 		{"pack under a minute", func(in *ProgrammeInput) { in.PackSeconds = 59 }, "pack_seconds"},
 		{"pack over 10,000,000 seconds", func(in *ProgrammeInput) { in.PackSeconds = 10_000_001 }, "pack_seconds"},
 		{"no valid days", func(in *ProgrammeInput) { in.ValidDays = 0 }, "valid_days"},
@@ -154,9 +178,12 @@ func TestUnknownProgrammeIsNotFound(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	ctx := context.Background()
-	for _, id := range []string{"", "pg_01JDOESNOTEXIST"} {
+	for _, id := range []string{"", "pg_01JDOESNOTEXIST", "pg_\x00", "pg_\xff"} {
 		if _, err := s.Programme(ctx, id); wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
 			t.Errorf("Programme(%q) = %v, want ENOTFOUND", id, err)
+		}
+		if err := s.ProgrammeExists(ctx, id); wuyou.ErrorCode(err) != wuyou.ENOTFOUND {
+			t.Errorf("ProgrammeExists(%q) = %v, want ENOTFOUND", id, err)
 		}
 	}
 }
@@ -172,13 +199,13 @@ func TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced(t *testing
 	p := MustProgramme(t, s, 10)
 	now := time.Now()
 	for _, sf := range []string{"sf_a", "sf_b"} {
-		if _, _, err := s.AddGrant(ctx, GrantInput{ID: "gr_" + sf, SeafarerID: sf, ProgrammeID: p.ID, Seconds: 600,
+		if _, _, err := s.hot.AddGrant(ctx, GrantInput{ID: "gr_" + sf, SeafarerID: sf, ProgrammeID: p.ID, Seconds: 600,
 			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour), Priority: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	debit := func(sf, id string, sec int64) {
-		if _, err := s.Debit(ctx, Usage{SeafarerID: sf, Source: "s", EventID: id, CallTime: now, BillableSeconds: sec, Increment: 60}); err != nil {
+		if _, err := s.hot.Debit(ctx, Usage{SeafarerID: sf, Source: "s", EventID: id, CallTime: now, BillableSeconds: sec, Increment: 60}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,12 +213,12 @@ func TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced(t *testing
 	debit("sf_a", "e1", 120)
 	debit("sf_b", "e2", 60)
 	for range 3 {
-		if err := s.SyncProgrammeUsage(ctx, pairs); err != nil {
+		if err := s.hot.SyncProgrammeUsage(ctx, pairs); err != nil {
 			t.Fatal(err)
 		}
 	}
 	debit("sf_a", "e3", 180)
-	if err := s.SyncProgrammeUsage(ctx, pairs); err != nil {
+	if err := s.hot.SyncProgrammeUsage(ctx, pairs); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Programme(ctx, p.ID)
@@ -201,4 +228,47 @@ func TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced(t *testing
 	if got.SecondsUsed != 360 {
 		t.Fatalf("seconds_used = %d, want 360", got.SecondsUsed)
 	}
+}
+
+// TestProgrammeFiguresComeFromTheSystemOfRecordAndUsageFromItsSource: packs
+// issued, budget remaining and seconds granted are PostgreSQL's; seconds
+// used is whatever the ProgrammeUsage says, and its failure is the read's.
+func TestProgrammeFiguresComeFromTheSystemOfRecordAndUsageFromItsSource(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.MustPool(t)
+	usage := &fixedUsage{seconds: map[string]int64{}}
+	s := NewPGProgrammes(pool, func() time.Time { return programmeTestNow }, usage)
+	ctx := context.Background()
+	p, err := s.CreateProgramme(ctx, validProgrammeInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE programmes SET packs_issued = 7 WHERE id = $1`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	usage.seconds[p.ID] = 4242
+	got, err := s.Programme(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PacksIssued != 7 || *got.BudgetRemainingPacks != 993 || got.SecondsGranted != 7*3600 || got.SecondsUsed != 4242 {
+		t.Fatalf("programme %+v", got)
+	}
+	usage.err = errors.New("redis down")
+	if _, err := s.Programme(ctx, p.ID); !errors.Is(err, usage.err) {
+		t.Fatalf("with usage failing: %v", err)
+	}
+	// The budget is a constraint: no writer can count past it.
+	if _, err := pool.Exec(ctx, `UPDATE programmes SET packs_issued = 1001 WHERE id = $1`, p.ID); err == nil {
+		t.Fatal("packs_issued over the budget was accepted")
+	}
+}
+
+type fixedUsage struct {
+	seconds map[string]int64
+	err     error
+}
+
+func (u *fixedUsage) SecondsUsed(_ context.Context, id string) (int64, error) {
+	return u.seconds[id], u.err
 }

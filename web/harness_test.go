@@ -15,24 +15,27 @@ import (
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
 
 // stack is the service as `wuyoud dev` runs it, minus Kafka: the real API
 // (with the pages mounted by routes()) over real HTTP, on the crew and quota
-// stores, on the embedded Redis-compatible store, with a signing key the
+// stores, on the embedded Redis-compatible store and a fresh PostgreSQL
+// database (programmes, issuances, grants), with a signing key the
 // test holds. Calls are metered through the quota store, as the consumer
 // does after rating a carrier event.
 type stack struct {
-	t         *testing.T
-	base      string
-	key       *token.SigningKey
-	crew      *crew.RedisStore
-	quota     *quota.RedisStore
-	issuer    *quota.Issuer
-	company   *crew.Company
-	seafarers []*crew.Seafarer
+	t          *testing.T
+	base       string
+	key        *token.SigningKey
+	crew       *crew.RedisStore
+	quota      *quota.RedisStore
+	programmes *quota.PGProgrammes
+	issuer     *quota.Issuer
+	company    *crew.Company
+	seafarers  []*crew.Seafarer
 }
 
 const testIssuer = "https://issuer.web.test"
@@ -53,11 +56,12 @@ func mustStack(t *testing.T) *stack {
 	s := &stack{t: t, key: key}
 	s.crew = crew.NewRedisStore(rdb, "wuyou", wuyou.SystemClock)
 	s.quota = quota.NewRedisStore(rdb, "wuyou", wuyou.SystemClock, quota.Options{})
-	s.issuer = quota.NewIssuer(s.quota, s.crew, wuyou.SystemClock)
+	s.programmes = quota.NewPGProgrammes(pgtest.MustPool(t), wuyou.SystemClock, s.quota)
+	s.issuer = quota.NewIssuer(s.programmes, s.quota, s.crew, wuyou.SystemClock)
 	s.issuer.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	statements := &billing.Statements{Store: s.quota, Registry: billing.JoinRegistry{Programmes: s.quota, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY"}
+	statements := &billing.Statements{Store: s.quota, Registry: billing.JoinRegistry{Programmes: s.programmes, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY"}
 	server := api.New(api.Config{
-		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Billing: statements, Verifier: verifier,
+		Crew: s.crew, Quota: s.quota, Programmes: s.programmes, Issuer: s.issuer, Billing: statements, Verifier: verifier,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	addr, err := server.Listen("127.0.0.1:0")
@@ -111,7 +115,7 @@ func (s *stack) seedDemo(effective time.Time) *quota.Programme {
 func (s *stack) programme(name string, minutes int64, validDays int, budget int64) *quota.Programme {
 	s.t.Helper()
 	now := time.Now().UTC()
-	p, err := s.quota.CreateProgramme(context.Background(), quota.ProgrammeInput{
+	p, err := s.programmes.CreateProgramme(context.Background(), quota.ProgrammeInput{
 		Name: name, PackSeconds: minutes * 60, ValidDays: validDays, Priority: 10,
 		BudgetPacks: budget, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
 	})

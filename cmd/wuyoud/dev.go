@@ -355,7 +355,7 @@ func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 		d.msisdns = append(d.msisdns, sf.MSISDN)
 	}
 	now := time.Now().UTC()
-	if d.programme, err = s.quota.CreateProgramme(ctx, quota.ProgrammeInput{
+	if d.programme, err = s.welfare.CreateProgramme(ctx, quota.ProgrammeInput{
 		Name: "出海无忧 2026 Q4 welfare pack", PackSeconds: 300 * 60, ValidDays: 90, Priority: 10,
 		BudgetPacks: 1000, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
 	}); err != nil {

@@ -35,6 +35,7 @@ type service struct {
 	server   *api.Server
 	consumer *carrier.Consumer
 	issuer   *quota.Issuer
+	welfare  *quota.PGProgrammes // programmes, issuances and grants
 	crew     *crew.RedisStore
 	quota    *quota.RedisStore
 	pg       *pgxpool.Pool   // nil without WUYOU_POSTGRES_URL
@@ -99,12 +100,12 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		verifier = v
 	}
 
-	if cfg.PostgresURL != "" {
-		if err := s.openPostgres(ctx, cfg, d.now); err != nil {
-			return nil, err
-		}
-	} else {
-		log.Warn("WUYOU_POSTGRES_URL is not set: the ledger is kept in Redis only, for WUYOU_LEDGER_HORIZON (v1 mode)")
+	// PostgreSQL keeps the programmes, issuances and grants (v2): no start without it.
+	if err := cfg.validatePostgres(); err != nil {
+		return nil, err
+	}
+	if err := s.openPostgres(ctx, cfg, d.now); err != nil {
+		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -117,7 +118,8 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 
 	s.crew = crew.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now)
 	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{DedupeWindow: cfg.DedupeWindow, LedgerHorizon: cfg.LedgerHorizon})
-	s.issuer = quota.NewIssuer(s.quota, s.crew, d.now)
+	s.welfare = quota.NewPGProgrammes(s.pg, d.now, s.quota) // seconds used: Redis, as the debit counts them
+	s.issuer = quota.NewIssuer(s.welfare, s.quota, s.crew, d.now)
 	s.issuer.Log = log
 	var ledger carrier.LedgerWriter // a nil *PGLedger must stay a nil interface
 	if s.ledger != nil {
@@ -139,9 +141,9 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	}
 
 	s.server = api.New(api.Config{
-		Crew: s.crew, Quota: s.quota, Issuer: s.issuer, Ledger: carrier.LedgerRecorder{Ledger: ledger, Publisher: publisher},
+		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Issuer: s.issuer, Ledger: carrier.LedgerRecorder{Ledger: ledger, Publisher: publisher},
 		Entries: entriesReader(s.ledger), Verifier: verifier,
-		Billing:  newStatements(s.quota, s.crew, tariff, d.now),
+		Billing:  newStatements(s.quota, s.welfare, s.crew, tariff, d.now),
 		Registry: reg, Log: log, Now: d.now,
 		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
 		Ready: map[string]func(context.Context) error{

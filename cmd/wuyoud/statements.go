@@ -9,9 +9,9 @@ import (
 
 // newStatements builds statements over the quota store; amounts without a
 // currency show the tariff's.
-func newStatements(q *quota.RedisStore, c *crew.RedisStore, tariff *billing.Tariff, now wuyou.Clock) *billing.Statements {
+func newStatements(q *quota.RedisStore, p *quota.PGProgrammes, c *crew.RedisStore, tariff *billing.Tariff, now wuyou.Clock) *billing.Statements {
 	return &billing.Statements{
-		Store: q, Registry: billing.JoinRegistry{Programmes: q, Crews: c}, Now: now,
+		Store: q, Registry: billing.JoinRegistry{Programmes: p, Crews: c}, Now: now,
 		Currency: tariff.Rate(billing.Call{Time: now()}, "").OveragePrice.Currency,
 	}
 }

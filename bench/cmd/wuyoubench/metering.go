@@ -456,14 +456,9 @@ func enrolFleet(ctx context.Context, rdb redis.UniversalClient, prefix string, n
 	if f.ids, err = enrolEach(ctx, f.registry, f.msisdns, workers); err != nil {
 		return nil, err
 	}
-	prog, err := f.store.CreateProgramme(ctx, quota.ProgrammeInput{
-		Name: "bench pack", PackSeconds: packSeconds, ValidDays: 30, Priority: 1,
-		StartsAt: now.Add(-24 * time.Hour), EndsAt: now.Add(90 * 24 * time.Hour),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := grantEach(ctx, f.store, f.ids, prog.ID, packSeconds, now, workers); err != nil {
+	// The metering draws from the hot grants alone; the programme they name
+	// need not exist in the system of record.
+	if err := grantEach(ctx, f.store, f.ids, "pg_bench_pack", packSeconds, now, workers); err != nil {
 		return nil, err
 	}
 	return f, nil

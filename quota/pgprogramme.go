@@ -1,0 +1,127 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wuyou/wuyou"
+)
+
+// PGProgrammes keeps welfare programmes, their issuances and the grants the
+// issuances give in PostgreSQL (tables programmes, issuances,
+// issuance_targets, grants: internal/pgschema/migrations/00004_programmes.sql).
+// It is the Issuer's IssuanceStore (pgissuance.go): the budget is enforced
+// in the transaction that inserts a batch's grants.
+type PGProgrammes struct {
+	pool  *pgxpool.Pool
+	now   wuyou.Clock
+	usage ProgrammeUsage
+}
+
+// NewPGProgrammes returns the store over pool, whose database is migrated.
+// usage supplies a programme's seconds_used; nil shows 0.
+func NewPGProgrammes(pool *pgxpool.Pool, now wuyou.Clock, usage ProgrammeUsage) *PGProgrammes {
+	return &PGProgrammes{pool: pool, now: now, usage: usage}
+}
+
+// CreateProgramme validates and stores a new programme with nothing issued.
+// EINVALID.
+func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (*Programme, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond) // as PostgreSQL keeps it
+	id, err := newID("pg_", now)
+	if err != nil {
+		return nil, err
+	}
+	p := &Programme{
+		ID: id, Name: strings.TrimSpace(in.Name), PackSeconds: in.PackSeconds, ValidDays: in.ValidDays,
+		Priority: in.Priority, BudgetPacks: in.BudgetPacks,
+		StartsAt: in.StartsAt.UTC().Truncate(time.Microsecond), EndsAt: in.EndsAt.UTC().Truncate(time.Microsecond),
+		CreatedAt: now,
+	}
+	_, err = s.pool.Exec(ctx, `
+INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt)
+	if err != nil {
+		return nil, pgProgrammeError("create programme", err)
+	}
+	p.fillCounters(0, 0)
+	return p, nil
+}
+
+// Programme returns a programme with its counters: packs issued, budget
+// remaining and seconds granted as PostgreSQL counts them, seconds used as
+// the ProgrammeUsage says. ENOTFOUND.
+func (s *PGProgrammes) Programme(ctx context.Context, id string) (*Programme, error) {
+	p, err := s.programme(ctx, s.pool, id, false)
+	if err != nil {
+		return nil, err
+	}
+	if s.usage != nil {
+		used, err := s.usage.SecondsUsed(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		p.SecondsUsed = used
+	}
+	return p, nil
+}
+
+// ProgrammeExists returns nil for a known programme. ENOTFOUND.
+func (s *PGProgrammes) ProgrammeExists(ctx context.Context, id string) error {
+	_, err := s.programme(ctx, s.pool, id, false)
+	return err
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// programme reads a programme without its usage; forUpdate locks its row
+// for the rest of the transaction q. ENOTFOUND.
+func (s *PGProgrammes) programme(ctx context.Context, q querier, id string, forUpdate bool) (*Programme, error) {
+	if id == "" || !storableKey(id) {
+		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme not found")
+	}
+	sql := `
+SELECT name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at, packs_issued
+FROM programmes WHERE id = $1`
+	if forUpdate {
+		sql += " FOR UPDATE"
+	}
+	p := &Programme{ID: id}
+	var issued int64
+	err := q.QueryRow(ctx, sql, id).Scan(&p.Name, &p.PackSeconds, &p.ValidDays, &p.Priority, &p.BudgetPacks,
+		&p.StartsAt, &p.EndsAt, &p.CreatedAt, &issued)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme %s not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("quota: programme: %w", err)
+	}
+	p.StartsAt, p.EndsAt, p.CreatedAt = p.StartsAt.UTC(), p.EndsAt.UTC(), p.CreatedAt.UTC()
+	p.fillCounters(issued, 0)
+	return p, nil
+}
+
+// pgProgrammeError turns a refused value into EINVALID (validation runs
+// first, so this is a last line) and wraps anything else.
+func pgProgrammeError(op string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || (strings.HasPrefix(pe.Code, "23") && pe.Code != "23505")) {
+		return &wuyou.Error{Code: wuyou.EINVALID, Reason: pe.ConstraintName, Message: "programme refused: " + pe.Message}
+	}
+	return fmt.Errorf("quota: %s: %w", op, err)
+}
