@@ -8,6 +8,12 @@ import (
 	"time"
 )
 
+// Page sizes of seafarer lists (contract §4: default 50, max 500).
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 500
+)
+
 // Seafarer statuses.
 const (
 	StatusActive    = "active"
@@ -40,6 +46,15 @@ type Seafarer struct {
 	Status        string    `json:"status"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// MSISDNPeriod is one MSISDN a seafarer held, from From until To (To is zero
+// while it is the current number). Usage of the number within the period is
+// the seafarer's.
+type MSISDNPeriod struct {
+	MSISDN string    `json:"msisdn"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to,omitzero"`
 }
 
 // Enrolment is the input to enrol (or re-enrol) one seafarer. Its JSON and
@@ -103,4 +118,36 @@ type Service interface {
 	Seafarers(ctx context.Context, f SeafarerFilter) ([]*Seafarer, string, error)
 	// SeafarerByMSISDN resolves the seafarer an MSISDN belongs to now. ENOTFOUND.
 	SeafarerByMSISDN(ctx context.Context, msisdn string) (*Seafarer, error)
+}
+
+// applyEnrolment sets the fields an enrolment gives.
+func applyEnrolment(sf *Seafarer, e Enrolment) {
+	sf.Name = e.Name
+	sf.Nationality = e.Nationality
+	sf.MSISDN = e.MSISDN
+	sf.VesselIMO = e.VesselIMO
+	sf.VesselName = e.VesselName
+	sf.SignOn = e.SignOn
+	sf.SignOff = e.SignOff
+	sf.UnionMemberNo = e.UnionMemberNo
+}
+
+// each calls fn with every seafarer of the pages page reads, from f.Cursor
+// on, and stops at fn's first error.
+func each(ctx context.Context, f SeafarerFilter, page func(context.Context, SeafarerFilter) ([]*Seafarer, string, error), fn func(*Seafarer) error) error {
+	for {
+		items, next, err := page(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, sf := range items {
+			if err := fn(sf); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		f.Cursor = next
+	}
 }

@@ -12,12 +12,6 @@ import (
 	"github.com/wuyou/wuyou"
 )
 
-// Page sizes of seafarer lists (contract §4: default 50, max 500).
-const (
-	DefaultListLimit = 50
-	MaxListLimit     = 500
-)
-
 const (
 	// claimLease is how long a fresh claim on a unique index whose owner's
 	// record does not list the claimed value yet is taken to belong to a
@@ -40,15 +34,6 @@ const (
 	// when the request's context has been cancelled.
 	cleanupTimeout = 2 * time.Second
 )
-
-// MSISDNPeriod is one MSISDN a seafarer held, from From until To (To is zero
-// while it is the current number). Usage of the number within the period is
-// the seafarer's.
-type MSISDNPeriod struct {
-	MSISDN string    `json:"msisdn"`
-	From   time.Time `json:"from"`
-	To     time.Time `json:"to,omitzero"`
-}
 
 // RedisStore is the registry kept in Redis. It implements Service.
 //
@@ -169,12 +154,6 @@ func (s *RedisStore) vesselKey(imo string) string { return s.prefix + ":{v:" + i
 func (s *RedisStore) msisdnKey(msisdn string) string { return s.prefix + ":msisdn:" + msisdn }
 func (s *RedisStore) bookKey(bookNo string) string   { return s.prefix + ":book:" + bookNo }
 func (s *RedisStore) regNoKey(regNo string) string   { return s.prefix + ":regno:" + regNo }
-
-// plausibleID reports whether id can name a record. Ids come from URLs and
-// tokens; one with braces would move a key to another hash tag.
-func plausibleID(id string) bool {
-	return id != "" && len(id) <= 64 && !strings.ContainsAny(id, "{} ")
-}
 
 // Scripts. Each touches one key, or keys of one hash tag.
 var (
@@ -430,17 +409,6 @@ func (s *RedisStore) create(ctx context.Context, id, token string, started time.
 		return nil, fmt.Errorf("crew: enrol: %w", err)
 	}
 	return sf, nil
-}
-
-func applyEnrolment(sf *Seafarer, e Enrolment) {
-	sf.Name = e.Name
-	sf.Nationality = e.Nationality
-	sf.MSISDN = e.MSISDN
-	sf.VesselIMO = e.VesselIMO
-	sf.VesselName = e.VesselName
-	sf.SignOn = e.SignOn
-	sf.SignOff = e.SignOff
-	sf.UnionMemberNo = e.UnionMemberNo
 }
 
 // Seafarer returns one seafarer. ENOTFOUND.
@@ -781,24 +749,6 @@ func (s *RedisStore) VesselSeafarers(ctx context.Context, imo, status string, fn
 	return each(ctx, f, page, fn)
 }
 
-func each(ctx context.Context, f SeafarerFilter, page func(context.Context, SeafarerFilter) ([]*Seafarer, string, error), fn func(*Seafarer) error) error {
-	for {
-		items, next, err := page(ctx, f)
-		if err != nil {
-			return err
-		}
-		for _, sf := range items {
-			if err := fn(sf); err != nil {
-				return err
-			}
-		}
-		if next == "" {
-			return nil
-		}
-		f.Cursor = next
-	}
-}
-
 // page reads seafarers listed in setKey after f.Cursor, keeping those whose
 // profile matches f, until it has f.Limit of them or the list ends. The
 // profile decides: a list member left behind by a vessel change that did
@@ -873,14 +823,6 @@ func matches(sf *Seafarer, f SeafarerFilter) bool {
 	return (f.CompanyID == "" || sf.CompanyID == f.CompanyID) &&
 		(f.VesselIMO == "" || sf.VesselIMO == f.VesselIMO) &&
 		(f.Status == "" || sf.Status == f.Status)
-}
-
-func checkStatusFilter(status string) error {
-	switch status {
-	case "", StatusActive, StatusSignedOff, StatusSuspended:
-		return nil
-	}
-	return wuyou.Invalid([]wuyou.FieldError{{Field: "status", Message: "must be one of " + StatusActive + ", " + StatusSignedOff + ", " + StatusSuspended}})
 }
 
 func (s *RedisStore) companyExists(ctx context.Context, id string) error {
@@ -1126,28 +1068,8 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
 
-func conflict(field, msg string) error {
-	e := &wuyou.Error{Code: wuyou.ECONFLICT, Message: msg}
-	if field != "" {
-		e.Fields = []wuyou.FieldError{{Field: field, Message: msg}}
-	}
-	return e
-}
-
-func msisdnTaken(msisdn string) error {
-	return conflict("msisdn", "MSISDN "+msisdn+" belongs to another seafarer")
-}
-
 func tooSlow() error {
 	return wuyou.Errorf(wuyou.EUNAVAILABLE, "the registry is responding slowly; nothing was changed, try again")
-}
-
-func seafarerNotFound(id string) error {
-	return wuyou.Errorf(wuyou.ENOTFOUND, "seafarer %s not found", id)
-}
-
-func companyNotFound(id string) error {
-	return wuyou.Errorf(wuyou.ENOTFOUND, "company %s not found", id)
 }
 
 // SeafarerIDsByMSISDN resolves many MSISDNs in two pipelined round trips (the

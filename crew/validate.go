@@ -321,3 +321,39 @@ func allDigits(s string) bool {
 	}
 	return s != ""
 }
+
+// plausibleID reports whether id can name a record. Ids come from URLs and
+// tokens; one with braces would move a key to another hash tag.
+func plausibleID(id string) bool {
+	return id != "" && len(id) <= 64 && !strings.ContainsAny(id, "{} ")
+}
+
+func checkStatusFilter(status string) error {
+	switch status {
+	case "", StatusActive, StatusSignedOff, StatusSuspended:
+		return nil
+	}
+	return wuyou.Invalid([]wuyou.FieldError{{Field: "status", Message: "must be one of " + StatusActive + ", " + StatusSignedOff + ", " + StatusSuspended}})
+}
+
+// Errors both stores give alike, with the same fields and messages.
+
+func conflict(field, msg string) error {
+	e := &wuyou.Error{Code: wuyou.ECONFLICT, Message: msg}
+	if field != "" {
+		e.Fields = []wuyou.FieldError{{Field: field, Message: msg}}
+	}
+	return e
+}
+
+func msisdnTaken(msisdn string) error {
+	return conflict("msisdn", "MSISDN "+msisdn+" belongs to another seafarer")
+}
+
+func seafarerNotFound(id string) error {
+	return wuyou.Errorf(wuyou.ENOTFOUND, "seafarer %s not found", id)
+}
+
+func companyNotFound(id string) error {
+	return wuyou.Errorf(wuyou.ENOTFOUND, "company %s not found", id)
+}
