@@ -11,12 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 )
@@ -68,6 +70,8 @@ func (h *holders) SeafarerIDsByMSISDN(_ context.Context, ms []string) (map[strin
 type consumerFixture struct {
 	consumer *Consumer
 	store    *quota.RedisStore
+	rdb      redis.UniversalClient
+	prefix   string // of every Redis key the fixture uses
 	holders  *holders
 	metrics  *Metrics
 	broker   *kfake.Cluster
@@ -77,6 +81,13 @@ type consumerFixture struct {
 }
 
 func mustConsumerFixture(t *testing.T, brokerConfigs map[string]string) *consumerFixture {
+	t.Helper()
+	return mustConsumerFixtureHolding(t, brokerConfigs, nil)
+}
+
+// mustConsumerFixtureHolding is mustConsumerFixture with held events kept
+// by newHeld (nil: the Redis store, under the fixture's prefix).
+func mustConsumerFixtureHolding(t *testing.T, brokerConfigs map[string]string, newHeld func(*testing.T) HeldEvents) *consumerFixture {
 	t.Helper()
 	rdb, prefix := redistest.MustClient(t)
 	var mu sync.Mutex
@@ -95,12 +106,16 @@ func mustConsumerFixture(t *testing.T, brokerConfigs map[string]string) *consume
 	store := quota.NewRedisStore(rdb, prefix, clock, quota.Options{DedupeWindow: 720 * time.Hour})
 	h := &holders{byNo: map[string]holding{}}
 	metrics := NewMetrics(prometheus.NewRegistry())
+	var held HeldEvents = NewHeldStore(rdb, prefix, topics)
+	if newHeld != nil {
+		held = newHeld(t)
+	}
 	c := NewConsumer(ConsumerConfig{
 		Brokers: broker.ListenAddrs(), Group: "test", Topics: topics, HomeCountry: "CN", DedupeWindow: 720 * time.Hour,
-		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: NewHeldStore(rdb, prefix, topics),
+		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: held,
 		Publisher: NewPublisher(w, topics, clock), Metrics: metrics, Now: clock,
 	})
-	return &consumerFixture{consumer: c, store: store, holders: h, metrics: metrics, broker: broker, topics: topics, now: clock,
+	return &consumerFixture{consumer: c, store: store, rdb: rdb, prefix: prefix, holders: h, metrics: metrics, broker: broker, topics: topics, now: clock,
 		setNow: func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }}
 }
 
@@ -206,7 +221,13 @@ func TestADeadLetterOfAMessageNearTheBrokerLimitIsCutUpFront(t *testing.T) {
 // Events held for a number nobody enrols leave after the dedupe window: to
 // the late topic, counted, and no longer held; younger ones stay.
 func TestHeldEventsOlderThanTheDedupeWindowGoToTheLateTopicAndAreCounted(t *testing.T) {
-	f := mustConsumerFixture(t, nil)
+	for _, store := range heldStores {
+		t.Run(store.name, func(t *testing.T) { testHeldEventsOlderThanTheDedupeWindowGoToTheLateTopic(t, store.new) })
+	}
+}
+
+func testHeldEventsOlderThanTheDedupeWindowGoToTheLateTopic(t *testing.T, newHeld func(*testing.T) HeldEvents) {
+	f := mustConsumerFixtureHolding(t, nil, newHeld)
 	f.run(t)
 	start := f.now()
 	f.produce(t, voiceEvent("old", "+8613900000001", start.Add(-700*time.Hour), 60),
@@ -244,7 +265,13 @@ func TestHeldEventsOlderThanTheDedupeWindowGoToTheLateTopicAndAreCounted(t *test
 // holder's period, after an earlier holder's) are not given to the new
 // holder at enrolment: they stay held until they expire.
 func TestHeldCallsFromAGapBetweenHoldersStayHeldAtEnrolment(t *testing.T) {
-	f := mustConsumerFixture(t, nil)
+	for _, store := range heldStores {
+		t.Run(store.name, func(t *testing.T) { testHeldCallsFromAGapBetweenHoldersStayHeld(t, store.new) })
+	}
+}
+
+func testHeldCallsFromAGapBetweenHoldersStayHeld(t *testing.T, newHeld func(*testing.T) HeldEvents) {
+	f := mustConsumerFixtureHolding(t, nil, newHeld)
 	f.run(t)
 	now := f.now()
 	f.produce(t, voiceEvent("gap", "+8613900000002", now.Add(-2*time.Hour), 60))
@@ -257,4 +284,35 @@ func TestHeldCallsFromAGapBetweenHoldersStayHeldAtEnrolment(t *testing.T) {
 	a, err := f.store.Allowance(context.Background(), "sf_new")
 	require.NoError(t, err)
 	require.Zero(t, a.OverageSeconds)
+}
+
+// Held events are the only copy of a call once its offset is committed, so
+// with PostgreSQL holding them a Redis that loses everything loses none:
+// the number enrolled afterwards gets its call.
+func TestHeldEventsInPostgreSQLSurviveARedisLoss(t *testing.T) {
+	f := mustConsumerFixtureHolding(t, nil, func(t *testing.T) HeldEvents { return NewPGHeld(pgtest.MustPool(t)) })
+	f.holders.set("+8613800000001", "sf_1", time.Time{})
+	f.run(t)
+	f.produce(t, voiceEvent("applied", "+8613800000001", f.now().Add(-time.Hour), 60),
+		voiceEvent("held", "+8613900000003", f.now().Add(-time.Hour), 60))
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(f.metrics.Held) == 1 && testutil.ToFloat64(f.metrics.Applied) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+
+	ctx := context.Background()
+	keys, err := redistest.Keys(ctx, f.rdb, f.prefix+"*")
+	require.NoError(t, err)
+	require.NotEmpty(t, keys)
+	for _, k := range keys { // one by one: on a cluster the keys lie in several slots
+		require.NoError(t, f.rdb.Del(ctx, k).Err())
+	}
+
+	f.holders.set("+8613900000003", "sf_3", time.Time{})
+	require.NoError(t, f.consumer.ApplyHeld(ctx, "+8613900000003", "sf_3"))
+	a, err := f.store.Allowance(ctx, "sf_3")
+	require.NoError(t, err)
+	require.Equal(t, int64(60), a.OverageSeconds)
+	held, err := f.consumer.cfg.Held.Held(ctx, "+8613900000003")
+	require.NoError(t, err)
+	require.Empty(t, held, "applied, so released")
 }

@@ -134,9 +134,12 @@ func holdable(e HeldEvent) error {
 // pgTextOK reports whether PostgreSQL can keep s as text.
 func pgTextOK(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
-// pgTime is t as PostgreSQL keeps it: truncated to the microsecond, never
-// rounded up, so a time kept is never later than the time given. Due relies
-// on it: a call listed as made before a cutoff was made before it.
+// pgTime is t as PostgreSQL keeps it, cut to the microsecond (as pgx does
+// when it encodes a time). Call times and Due's cutoff are cut the same way,
+// and a cut that keeps order never puts a later time before an earlier one,
+// so an MSISDN Due lists truly holds a call made before the cutoff: were it
+// otherwise, ExpireHeld (which compares exact times) would release nothing
+// of it and be given it again and again.
 func pgTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
 // pgOptionalTime is t for a nullable column: NULL for the zero time.
@@ -229,9 +232,9 @@ WITH RECURSIVE due (call_time, msisdn, listed) AS (
 SELECT msisdn FROM due`
 
 // Due lists up to n MSISDNs holding an event made before cutoff, those
-// holding the earliest first; none for n <= 0. A call is before cutoff as
-// kept (to the microsecond, truncated), so every MSISDN listed truly holds
-// such a call.
+// holding the earliest first (then by MSISDN); none for n <= 0. Times are
+// compared to the microsecond (pgTime), never listing a call that was not
+// made before cutoff.
 func (h *PGHeld) Due(ctx context.Context, cutoff time.Time, n int64) ([]string, error) {
 	if n <= 0 {
 		return nil, nil
