@@ -28,12 +28,18 @@ func (s *RedisStore) expiryDayKey(t time.Time) string {
 	return s.prefix + ":expiring:" + t.UTC().Format("2006-01-02")
 }
 
+// expiryIndexTTL is how long, from now, the index of a day's expiries is
+// kept: a week past the day. Relative to the store's clock, not Redis's, so
+// tests with a clock work.
+func expiryIndexTTL(expires, now time.Time) time.Duration {
+	return max(expires.UTC().Truncate(24*time.Hour).Add(8*24*time.Hour).Sub(now), time.Hour)
+}
+
 func (s *RedisStore) indexExpiry(ctx context.Context, seafarerID, grantID string, expires time.Time) error {
 	key := s.expiryDayKey(expires)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, key, redis.Z{Score: float64(expires.Unix()), Member: seafarerID + "|" + grantID})
-		// relative to the store's clock, not Redis's, so tests with a clock work
-		p.Expire(ctx, key, max(expires.UTC().Truncate(24*time.Hour).Add(8*24*time.Hour).Sub(s.now()), time.Hour))
+		p.Expire(ctx, key, expiryIndexTTL(expires, s.now()))
 		return nil
 	})
 	if err != nil {

@@ -26,6 +26,10 @@ type Options struct {
 	// older ones remain only on the ledger topic. It is never shorter than
 	// DedupeWindow, so a duplicate can always be answered with its entry.
 	LedgerHorizon time.Duration
+	// HotStateGuard makes the store refuse to meter, add or void grants
+	// while Redis lacks the hot-state mark (rebuild.go): set by wuyoud, whose
+	// Redis may come back empty; tests of the store alone leave it off.
+	HotStateGuard bool
 }
 
 // RedisStore keeps grants, balances and the ledger in Redis.
@@ -411,6 +415,10 @@ type GrantInput struct {
 	EffectiveAt time.Time
 	ExpiresAt   time.Time
 	Priority    int
+	// IssuedAt is when the grant was issued, as the system of record has
+	// it (the last tie-break of the drawing order, so the same everywhere);
+	// zero means now.
+	IssuedAt time.Time
 }
 
 // AddGrant adds a grant once; added is false when it already existed.
@@ -422,8 +430,15 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	if in.ID == "" || !plainID(in.ID) || !plainID(in.ProgrammeID) {
 		return false, nil, wuyou.Errorf(wuyou.EINVALID, "grant and programme ids must be printable ASCII without spaces, quotes, backslashes or colons")
 	}
+	if err := s.checkHot(ctx); err != nil {
+		return false, nil, err
+	}
 	now := s.now()
-	enc := fmt.Sprintf("%d:%d:%d:%d:%d:%d:0:%s", in.Seconds, in.Seconds, in.EffectiveAt.Unix(), in.ExpiresAt.Unix(), in.Priority, now.UnixMilli(), in.ProgrammeID)
+	if !in.IssuedAt.IsZero() {
+		now = in.IssuedAt
+	}
+	enc := encodeGrant(&Grant{GrantedSeconds: in.Seconds, RemainingSeconds: in.Seconds, EffectiveAt: in.EffectiveAt,
+		ExpiresAt: in.ExpiresAt, Priority: in.Priority, IssuedAt: now, ProgrammeID: in.ProgrammeID})
 	now = now.Truncate(time.Millisecond) // as the ledger keeps it
 	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
 	k := s.keys(in.SeafarerID)
@@ -489,6 +504,9 @@ func plainID(id string) bool {
 func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) (*LedgerEntry, error) {
 	if !plainID(grantID) {
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "grant %s not found", grantID)
+	}
+	if err := s.checkHot(ctx); err != nil {
+		return nil, err
 	}
 	now := s.now().Truncate(time.Millisecond) // as the ledger keeps it
 	entry := &LedgerEntry{ID: "v_" + grantID, Kind: KindVoid, At: now, GrantID: grantID}

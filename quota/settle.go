@@ -19,6 +19,9 @@ func (s *RedisStore) Settle(ctx context.Context, us []Usage) ([]*DebitResult, er
 	if len(us) == 0 {
 		return nil, nil
 	}
+	if err := s.checkHot(ctx); err != nil {
+		return nil, err
+	}
 	results, err := s.DebitBatch(ctx, us)
 	if err != nil {
 		return nil, err

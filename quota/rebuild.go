@@ -1,0 +1,481 @@
+package quota
+
+// Rebuilding the hot state from the system of record.
+//
+// Redis holds what metering changes atomically and fast; PostgreSQL holds
+// every grant issued (grants) and every ledger entry (ledger_entries). When
+// Redis loses some or all of its data (a restart without persistence, a
+// lost shard, the last second of an everysec append-only file after a power
+// cut), RebuildHotState writes every seafarer's hot state again from
+// PostgreSQL:
+//
+//	T:g     each grant not expired before the dedupe window began: granted
+//	        seconds from grants, remaining = granted − the seconds its debits
+//	        drew (0 once voided)
+//	T:seen  the identity of every debit whose call is inside the dedupe
+//	        window, so a redelivered event is a duplicate, not a second charge
+//	T:u     seconds drawn per programme
+//	T:n     low/exhausted already announced for the grant set active now
+//	T:s:<this month>  billable and overage seconds of this month's calls
+//	                  (what the allowance shows)
+//	{id:xx} the global identity claims of the window's debits
+//	expiring:<day>  the expiry index of the grants
+//
+// and then marks Redis as holding the hot state (the key "<prefix>:hot").
+// A store built with Options.HotStateGuard refuses to meter, add or void
+// grants while that mark is missing, so a Redis that came back empty stops
+// metering (offsets stay uncommitted, /readyz says so) instead of charging
+// every call as overage and forgetting which events it had applied.
+//
+// Why the result is right: the consumer stores a batch's ledger entries in
+// PostgreSQL before it commits the batch's offsets, and a grant is in the
+// grants table before it is added to Redis. So every event whose offset
+// was committed is in the ledger, and is rebuilt as applied (its draws
+// taken, its identity seen); an event that was debited in Redis but not yet
+// stored is delivered again and applied once, on the rebuilt state. Events
+// in flight while the rebuild runs are kept out by the mark: it is removed
+// first, and Quiesce gives batches that passed the check before that time
+// to store their entries before PostgreSQL is read.
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
+)
+
+// hotKey marks Redis as holding Wuyou's hot state.
+func (s *RedisStore) hotKey() string { return s.prefix + ":hot" }
+
+// HotMark is what the hot-state mark says.
+type HotMark struct {
+	RebuiltAt time.Time `json:"rebuilt_at"`
+	By        string    `json:"by"` // "rebuild" or "empty" (a new deployment)
+	Seafarers int       `json:"seafarers"`
+}
+
+// ErrHotStateMissing is returned, wrapped in a wuyou EUNAVAILABLE error, by
+// a guarded store while Redis does not hold the hot state.
+var ErrHotStateMissing = errors.New("Redis does not hold the hot metering state (lost or being rebuilt); wuyoud rebuilds it at start, or run `wuyoud rebuild-hot-state`")
+
+// HotState reads the mark; nil when Redis does not hold the hot state.
+func (s *RedisStore) HotState(ctx context.Context) (*HotMark, error) {
+	v, err := s.rdb.Get(ctx, s.hotKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("quota: hot state mark: %w", err)
+	}
+	var m HotMark
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, fmt.Errorf("quota: hot state mark %q: %w", v, err)
+	}
+	return &m, nil
+}
+
+// MarkHotState records that Redis holds the hot state.
+func (s *RedisStore) MarkHotState(ctx context.Context, m HotMark) error {
+	b, _ := json.Marshal(m)
+	if err := s.rdb.Set(ctx, s.hotKey(), b, 0).Err(); err != nil {
+		return fmt.Errorf("quota: mark hot state: %w", err)
+	}
+	return nil
+}
+
+// checkHot returns nil when the store is not guarded or the mark is there.
+func (s *RedisStore) checkHot(ctx context.Context) error {
+	if !s.opts.HotStateGuard {
+		return nil
+	}
+	n, err := s.rdb.Exists(ctx, s.hotKey()).Result()
+	if err != nil {
+		return fmt.Errorf("quota: hot state mark: %w", err)
+	}
+	if n == 0 {
+		return &wuyou.Error{Code: wuyou.EUNAVAILABLE, Reason: "hot_state_missing", Message: ErrHotStateMissing.Error()}
+	}
+	return nil
+}
+
+// RebuildOptions tune RebuildHotState.
+type RebuildOptions struct {
+	// Quiesce is how long to wait after removing the mark before reading
+	// PostgreSQL, so that batches which passed the mark's check before it
+	// was removed finish storing their ledger entries. 0 when no metering
+	// can be running (wuyoud at start, before its consumer).
+	Quiesce time.Duration
+	// Chunk is how many seafarers are read and written at a time (500).
+	Chunk int
+	// Progress, when set, is called after each chunk.
+	Progress func(done, total int)
+}
+
+// RebuildReport says what a rebuild wrote.
+type RebuildReport struct {
+	Seafarers  int
+	Grants     int
+	Identities int
+	Took       time.Duration
+}
+
+// RebuildHotState writes every seafarer's hot state again from PostgreSQL
+// (see the top of this file) and marks Redis as holding it. Keys of a
+// seafarer the system of record does not know are left alone. It can run
+// again at any time; each run replaces what it writes.
+func RebuildHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opts RebuildOptions) (*RebuildReport, error) {
+	started := time.Now()
+	if opts.Chunk <= 0 {
+		opts.Chunk = 500
+	}
+	if err := s.rdb.Del(ctx, s.hotKey()).Err(); err != nil {
+		return nil, fmt.Errorf("quota: rebuild: remove the hot state mark: %w", err)
+	}
+	if opts.Quiesce > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(opts.Quiesce):
+		}
+	}
+	now := s.now()
+	// One snapshot for the whole read, so a grant and the debits drawing
+	// from it are read as of the same moment.
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("quota: rebuild: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
+	cutoff := DedupeCutoff(now, s.opts.DedupeWindow)
+	ids, err := hotSeafarers(ctx, tx, cutoff)
+	if err != nil {
+		return nil, err
+	}
+	rep := &RebuildReport{Seafarers: len(ids)}
+	for lo := 0; lo < len(ids); lo += opts.Chunk {
+		chunk := ids[lo:min(lo+opts.Chunk, len(ids))]
+		hot, err := readHot(ctx, tx, chunk, now, cutoff)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.writeHot(ctx, hot, now); err != nil {
+			return nil, err
+		}
+		for _, h := range hot {
+			rep.Grants += len(h.grants)
+			rep.Identities += len(h.seen)
+		}
+		if opts.Progress != nil {
+			opts.Progress(lo+len(chunk), len(ids))
+		}
+	}
+	if err := s.MarkHotState(ctx, HotMark{RebuiltAt: now, By: "rebuild", Seafarers: len(ids)}); err != nil {
+		return nil, err
+	}
+	rep.Took = time.Since(started)
+	return rep, nil
+}
+
+// EnsureHotState makes sure Redis holds the hot state before metering
+// starts: nothing to do when the mark is there; a new deployment (nothing
+// in the system of record) is marked; otherwise the state is rebuilt.
+// Replicas starting together serialise on a PostgreSQL advisory lock, so
+// one rebuilds and the others find the mark. rebuilt reports a rebuild.
+func EnsureHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore) (rep *RebuildReport, err error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("quota: hot state: %w", err)
+	}
+	defer conn.Release()
+	lock := "wuyou hot state " + s.prefix
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", lock); err != nil {
+		return nil, fmt.Errorf("quota: hot state lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", lock) //nolint:errcheck // released with the session anyway
+	m, err := s.HotState(ctx)
+	if err != nil || m != nil {
+		return nil, err
+	}
+	var recorded bool
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM grants) OR EXISTS (SELECT 1 FROM ledger_entries)`).Scan(&recorded)
+	if err != nil {
+		return nil, fmt.Errorf("quota: hot state: %w", err)
+	}
+	if !recorded {
+		return nil, s.MarkHotState(ctx, HotMark{RebuiltAt: s.now(), By: "empty"})
+	}
+	return RebuildHotState(ctx, pool, s, RebuildOptions{})
+}
+
+// hotSeafarers lists, in id order, the seafarers who have a grant not
+// expired before cutoff or a debit inside the window.
+func hotSeafarers(ctx context.Context, tx pgx.Tx, cutoff time.Time) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+SELECT seafarer_id FROM grants WHERE expires_at > $1
+UNION
+SELECT seafarer_id FROM ledger_entries WHERE kind = 'debit' AND filed_at >= $2
+ORDER BY 1`, cutoff, cutoff.Truncate(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("quota: rebuild: list seafarers: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("quota: rebuild: list seafarers: %w", err)
+	}
+	return ids, nil
+}
+
+// hotSeafarer is one seafarer's hot state as the system of record has it.
+type hotSeafarer struct {
+	id       string
+	grants   []*Grant
+	used     map[string]int64 // programme -> seconds drawn
+	seen     []seenDebit
+	billable int64 // this month's calls
+	overage  int64
+}
+
+type seenDebit struct {
+	identity    string
+	callTime    int64
+	fingerprint string
+}
+
+// readHot reads the hot state of a chunk of seafarers: four queries, each
+// an index range per seafarer.
+func readHot(ctx context.Context, tx pgx.Tx, ids []string, now, cutoff time.Time) ([]*hotSeafarer, error) {
+	byID := make(map[string]*hotSeafarer, len(ids))
+	out := make([]*hotSeafarer, len(ids))
+	for i, id := range ids {
+		out[i] = &hotSeafarer{id: id, used: map[string]int64{}}
+		byID[id] = out[i]
+	}
+	wrap := func(what string, err error) error { return fmt.Errorf("quota: rebuild: %s: %w", what, err) }
+
+	rows, err := tx.Query(ctx, `
+SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, voided_at IS NOT NULL
+FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
+	if err != nil {
+		return nil, wrap("grants", err)
+	}
+	grants := map[string]*Grant{}
+	for rows.Next() {
+		var g Grant
+		var sid string
+		if err := rows.Scan(&g.ID, &sid, &g.ProgrammeID, &g.GrantedSeconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Voided); err != nil {
+			rows.Close()
+			return nil, wrap("grants", err)
+		}
+		g.RemainingSeconds = g.GrantedSeconds
+		h := byID[sid]
+		h.grants = append(h.grants, &g)
+		grants[sid+"\x00"+g.ID] = &g
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("grants", err)
+	}
+
+	// Draws: every debit of the seafarer (an index range in each month's
+	// partition), for each grant's remaining and, per programme, what the
+	// seafarer has drawn from it in all.
+	rows, err = tx.Query(ctx, `
+SELECT e.seafarer_id, d->>'grant_id', coalesce(d->>'programme_id', ''), sum((d->>'seconds')::bigint)
+FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.draws) d
+WHERE e.seafarer_id = ANY($1) AND e.kind = 'debit'
+GROUP BY 1, 2, 3`, ids)
+	if err != nil {
+		return nil, wrap("draws", err)
+	}
+	for rows.Next() {
+		var sid, gid, prog string
+		var secs int64
+		if err := rows.Scan(&sid, &gid, &prog, &secs); err != nil {
+			rows.Close()
+			return nil, wrap("draws", err)
+		}
+		if g := grants[sid+"\x00"+gid]; g != nil {
+			g.RemainingSeconds -= secs
+			if prog == "" {
+				prog = g.ProgrammeID
+			}
+		}
+		if prog != "" {
+			byID[sid].used[prog] += secs
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("draws", err)
+	}
+	for _, g := range grants {
+		if g.Voided || g.RemainingSeconds < 0 {
+			g.RemainingSeconds = 0
+		}
+	}
+
+	// Identities inside the window, with what decides whether a repeat is
+	// the same event (the fingerprint the claim keeps).
+	rows, err = tx.Query(ctx, `
+SELECT seafarer_id, id, call_time, coalesce(msisdn, ''), coalesce(type, ''), duration_seconds, billable_seconds,
+       coalesce(called_number, ''), coalesce(visited_country, '')
+FROM ledger_entries
+WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2`, ids, cutoff.Truncate(time.Second))
+	if err != nil {
+		return nil, wrap("identities", err)
+	}
+	for rows.Next() {
+		var sid, id string
+		var u Usage
+		if err := rows.Scan(&sid, &id, &u.CallTime, &u.MSISDN, &u.Type, &u.DurationSeconds, &u.BillableSeconds, &u.CalledNumber, &u.VisitedCountry); err != nil {
+			rows.Close()
+			return nil, wrap("identities", err)
+		}
+		if !strings.HasPrefix(id, "d_") || u.CallTime.Before(cutoff) {
+			continue
+		}
+		h := byID[sid]
+		h.seen = append(h.seen, seenDebit{identity: id[2:], callTime: u.CallTime.Unix(), fingerprint: u.fingerprint()})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("identities", err)
+	}
+
+	// This month's figures, as the allowance shows them: the calls made
+	// this month (a closed month's late calls count elsewhere).
+	from, to := billing.PeriodBoundsOf(now)
+	rows, err = tx.Query(ctx, `
+SELECT seafarer_id, sum(billable_seconds), sum(overage_seconds)
+FROM ledger_entries
+WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2 AND filed_at < $3 AND adjusts_period IS NULL
+GROUP BY 1`, ids, from, to)
+	if err != nil {
+		return nil, wrap("this month", err)
+	}
+	for rows.Next() {
+		var sid string
+		var billable, overage int64
+		if err := rows.Scan(&sid, &billable, &overage); err != nil {
+			rows.Close()
+			return nil, wrap("this month", err)
+		}
+		byID[sid].billable, byID[sid].overage = billable, overage
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("this month", err)
+	}
+	return out, nil
+}
+
+// encodeGrant is a grant as the grants hash keeps it (see scripts.go).
+func encodeGrant(g *Grant) string {
+	void := "0"
+	if g.Voided {
+		void = "1"
+	}
+	return fmt.Sprintf("%d:%d:%d:%d:%d:%d:%s:%s", g.GrantedSeconds, g.RemainingSeconds, g.EffectiveAt.Unix(),
+		g.ExpiresAt.Unix(), g.Priority, g.IssuedAt.UnixMilli(), void, g.ProgrammeID)
+}
+
+// grantSet names the set of grants active at now as the debit script does:
+// the SHA-1 of their sorted ids, space-separated; with their remaining and
+// granted sums.
+func grantSet(gs []*Grant, now time.Time) (set string, remaining, granted int64) {
+	var ids []string
+	for _, g := range gs {
+		if g.ActiveAt(now) {
+			ids = append(ids, g.ID)
+			remaining += g.RemainingSeconds
+			granted += g.GrantedSeconds
+		}
+	}
+	sort.Strings(ids)
+	h := sha1.Sum([]byte(strings.Join(ids, " ")))
+	return hex.EncodeToString(h[:]), remaining, granted
+}
+
+// writeHot replaces the hot state of a chunk of seafarers: each seafarer's
+// keys in one MULTI (they share a hash slot), then the global identity
+// claims and the expiry index, which are idempotent.
+func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.Time) error {
+	period := billing.PeriodOf(now)
+	notesTTL := s.opts.DedupeWindow + 24*time.Hour
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hot {
+			k := s.keys(h.id)
+			stmt := s.statementKey(h.id, period)
+			p.Del(ctx, k.grants, k.seen, k.usage, k.notes, stmt)
+			if len(h.grants) > 0 {
+				fields := make([]any, 0, 2*len(h.grants))
+				for _, g := range h.grants {
+					fields = append(fields, g.ID, encodeGrant(g))
+				}
+				p.HSet(ctx, k.grants, fields...)
+			}
+			if len(h.seen) > 0 {
+				zs := make([]redis.Z, len(h.seen))
+				for i, d := range h.seen {
+					zs[i] = redis.Z{Score: float64(d.callTime), Member: d.identity}
+				}
+				p.ZAdd(ctx, k.seen, zs...)
+			}
+			if len(h.used) > 0 {
+				fields := make([]any, 0, 2*len(h.used))
+				for prog, secs := range h.used {
+					fields = append(fields, "used:"+prog, secs)
+				}
+				p.HSet(ctx, k.usage, fields...)
+			}
+			if h.billable > 0 || h.overage > 0 {
+				p.HSet(ctx, stmt, "billable", h.billable, "overage", h.overage)
+			}
+			// What the grant set active now has already announced, so the
+			// next call does not announce it again.
+			if set, rem, granted := grantSet(h.grants, now); granted > 0 {
+				v := fmt.Sprintf("rebuild %d %d %d", rem, granted, now.UnixMilli())
+				if rem < granted*lowPercent/100 {
+					p.HSet(ctx, k.notes, "low:"+set, v)
+				}
+				if rem == 0 {
+					p.HSet(ctx, k.notes, "exhausted:"+set, v)
+				}
+				p.Expire(ctx, k.notes, notesTTL)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("quota: rebuild: write seafarers: %w", err)
+	}
+	cutoff := DedupeCutoff(now, s.opts.DedupeWindow)
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hot {
+			for _, d := range h.seen {
+				claims, byTime := s.claimKeys(d.identity)
+				p.HSet(ctx, claims, d.identity, h.id+" "+d.fingerprint)
+				p.ZAdd(ctx, byTime, redis.Z{Score: float64(d.callTime), Member: d.identity})
+			}
+			for _, g := range h.grants {
+				if g.ExpiresAt.After(cutoff) {
+					key := s.expiryDayKey(g.ExpiresAt)
+					p.ZAdd(ctx, key, redis.Z{Score: float64(g.ExpiresAt.Unix()), Member: h.id + "|" + g.ID})
+					p.Expire(ctx, key, expiryIndexTTL(g.ExpiresAt, now))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("quota: rebuild: write claims and expiry index: %w", err)
+	}
+	return nil
+}
