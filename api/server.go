@@ -68,8 +68,10 @@ type Config struct {
 	Ledger     LedgerRecorder // nil records nothing beyond Quota
 	// Entries is where GET …/usage reads the ledger (the system of record);
 	// nil reads it from Quota.
-	Entries  LedgerReader
-	Billing  Billing // statements, periods, reconciliation; nil answers 503
+	Entries LedgerReader
+	Billing Billing // statements, periods, reconciliation; nil answers 503
+	// Auditor answers GET /v1/ops/ledger-audit; nil answers 503.
+	Auditor  LedgerAuditor
 	Verifier *Verifier
 	// Ready names the dependencies /readyz checks; each must answer quickly.
 	Ready    map[string]func(context.Context) error

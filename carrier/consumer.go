@@ -66,6 +66,10 @@ type Meter interface {
 	// one that quota refused alone says so (Conflicting, Err). An error
 	// means an outage: settle the batch again.
 	Settle(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
+	// Recorded says the entries are stored in the system of record and
+	// published: quota forgets what it kept to repeat them (a repeat of
+	// their events then has nothing left to finish).
+	Recorded(ctx context.Context, entries []quota.SeafarerEntry) error
 }
 
 // LedgerWriter stores ledger entries in the system of record (PostgreSQL);
@@ -466,6 +470,7 @@ func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
 	if err := c.publish(ctx, out); err != nil {
 		return fmt.Errorf("publish batch outputs: %w", err)
 	}
+	c.forget(ctx, d.applied)
 	c.cfg.Metrics.Held.Add(float64(len(d.held)))
 	c.countSettled(d.applied)
 	// An MSISDN enrolled while its event was being held (or after its batch
@@ -569,6 +574,22 @@ func (c *Consumer) record(ctx context.Context, applied []appliedEvent) error {
 		}
 	}
 	return nil
+}
+
+// forget tells quota that the entries of a batch are stored and published.
+// A failure costs memory, not correctness: quota keeps the records for the
+// dedupe window, and a repeat of their events publishes them again (with
+// the same ids, which consumers drop).
+func (c *Consumer) forget(ctx context.Context, applied []appliedEvent) {
+	var entries []quota.SeafarerEntry
+	for _, a := range applied {
+		if r := a.result; r.Err == nil && !r.Conflicting && r.Entry != nil {
+			entries = append(entries, quota.SeafarerEntry{SeafarerID: a.usage.SeafarerID, Entry: r.Entry})
+		}
+	}
+	if err := c.cfg.Meter.Recorded(ctx, entries); err != nil {
+		c.cfg.Log.Warn("could not forget recorded entries in Redis; they expire with the dedupe window", "entries", len(entries), "err", err)
+	}
 }
 
 // effects turns settled events into their outputs: ledger messages and

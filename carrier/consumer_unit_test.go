@@ -33,6 +33,20 @@ type fakeMeter struct {
 	notes       map[string][]quota.Note
 	outages     int // Settle calls still to fail
 	calls       int
+	recorded    []string // entry ids quota was told are stored and published
+	forgetFails bool
+}
+
+func (m *fakeMeter) Recorded(_ context.Context, entries []quota.SeafarerEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.forgetFails {
+		return errors.New("redis: connection refused")
+	}
+	for _, e := range entries {
+		m.recorded = append(m.recorded, e.Entry.ID)
+	}
+	return nil
 }
 
 func (m *fakeMeter) Settle(_ context.Context, us []quota.Usage) ([]*quota.DebitResult, error) {
@@ -375,6 +389,27 @@ func TestLedgerEntriesAreStoredBeforePublishingAndARefusedOneIsItsEventsAlone(t 
 	require.Contains(t, l.entries, quota.DebitEntryID("urn:carrier:test", "b"))
 	require.Equal(t, map[string]string{"1": "output_failed"}, codesOf(f.producer.on(f.topics.DeadLetter)))
 	require.Len(t, f.producer.on(f.topics.Ledger), 2)
+	require.ElementsMatch(t, []string{quota.DebitEntryID("urn:carrier:test", "a"), quota.DebitEntryID("urn:carrier:test", "b")}, f.meter.recorded,
+		"quota forgets the records of what is stored and published, and only of that")
+}
+
+// Quota is told a batch's entries are recorded only once they are stored
+// and published; when telling it fails, the batch still completes (quota
+// keeps the records longer, and a repeat publishes them again).
+func TestQuotaForgetsRecordsOnlyAfterTheBatchIsPublished(t *testing.T) {
+	f := newUnitFixture(t)
+	f.producer.down = true
+	msgs := batch(voiceEvent("a", "+8613800000001", f.now.Add(-time.Hour), 60))
+	require.Error(t, f.runStages(t, msgs))
+	require.Empty(t, f.meter.recorded, "nothing forgotten before it is published")
+
+	f.producer.down = false
+	f.meter.forgetFails = true
+	require.NoError(t, f.runStages(t, msgs), "a failure to forget does not fail the batch")
+	require.Len(t, f.producer.on(f.topics.Ledger), 1)
+	f.meter.forgetFails = false
+	require.NoError(t, f.runStages(t, msgs))
+	require.Equal(t, []string{quota.DebitEntryID("urn:carrier:test", "a")}, f.meter.recorded)
 }
 
 // The metering counters count what was stored and published, once: a

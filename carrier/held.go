@@ -182,6 +182,7 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 	if err := c.publish(ctx, append(out, c.effects(applied)...)); err != nil {
 		return fmt.Errorf("publish held events' effects: %w", err)
 	}
+	c.forget(ctx, applied)
 	c.countSettled(applied)
 	if err := c.cfg.Held.Release(ctx, msisdn, released...); err != nil {
 		return err

@@ -116,20 +116,33 @@ func (p *Publisher) message(topic, key string, ev outEvent) (kafka.Message, erro
 
 // LedgerRecorder records ledger entries written outside the consumer (a
 // void): stored in the system of record when Ledger is set, then published
-// on the ledger topic.
+// on the ledger topic, then forgotten by the hot state that kept them.
 type LedgerRecorder struct {
 	Ledger    LedgerWriter // nil: published only
 	Publisher *Publisher
+	// Hot, when set, is told once an entry is stored and published.
+	Hot interface {
+		Recorded(ctx context.Context, entries []quota.SeafarerEntry) error
+	}
 }
 
 // RecordLedger stores e, then publishes it. Both are safe to repeat.
 func (r LedgerRecorder) RecordLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error {
+	batch := []quota.SeafarerEntry{{SeafarerID: seafarerID, Entry: e}}
 	if r.Ledger != nil {
-		if err := r.Ledger.Append(ctx, []quota.SeafarerEntry{{SeafarerID: seafarerID, Entry: e}}); err != nil {
+		if err := r.Ledger.Append(ctx, batch); err != nil {
 			return fmt.Errorf("carrier: record ledger entry %s: %w", e.ID, err)
 		}
 	}
-	return r.Publisher.PublishLedger(ctx, seafarerID, e)
+	if err := r.Publisher.PublishLedger(ctx, seafarerID, e); err != nil {
+		return err
+	}
+	if r.Hot != nil {
+		// Kept until now so that voiding again finishes a recording cut
+		// short; a failure here only keeps it longer.
+		_ = r.Hot.Recorded(ctx, batch)
+	}
+	return nil
 }
 
 // PublishLedger publishes one ledger entry now (used for entries written

@@ -1,55 +1,65 @@
 package quota
 
+// The ledger audit checks the rule the package exists for (quota.go): every
+// balance is explained by the ledger. The system of record (PostgreSQL)
+// holds every grant issued and every ledger entry; Redis holds the hot
+// state metering changes. The audit compares the two, seafarer by
+// seafarer: for each grant,
+//
+//	granted (grants) − Σ drawn (the draws of its debit entries) = remaining in Redis (0 once voided)
+//
+// and the identities Redis remembers (T:seen) are exactly those of the
+// debit entries inside the dedupe window, so a repeat of any recorded
+// event is recognised and no remembered event lacks its entry. It reads;
+// it never repairs (RebuildHotState does).
+//
+// What is in flight is not a difference: a debit applied in Redis whose
+// entry is not recorded yet has its record pending (pending.go); its draws
+// and identity are counted as recorded. A batch that moves between the two
+// reads can still make a seafarer look different for a moment, so a
+// seafarer found different is read again and reported only when the
+// difference is still there.
+
 import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
-	"github.com/wuyou/wuyou/crew"
 )
-
-// The ledger audit checks the rule the package exists for (quota.go): every
-// balance is explained by the ledger. For each grant,
-//
-//	granted (its grant entry) − Σ drawn (debit draws) − voided (its void entry) = remaining
-//
-// and every identity the debit remembers (T:seen) has its debit entry, so a
-// repeat of that event would be answered with what the first application
-// did. It reads; it never repairs.
-//
-// Redis keeps ledger entries only for the ledger horizon (ledger.go). An
-// entry whose time is within the horizon of now is certain to be there; an
-// older one may be gone. A grant that may have had an entry before that
-// cutoff (issued or effective before it) cannot be checked and is reported
-// as unverifiable, not as a difference; so is a remembered identity whose
-// call lies before it.
 
 // Kinds of audit difference.
 const (
 	// AuditRemaining: a grant's remaining amount is not what its ledger
 	// entries leave of it.
 	AuditRemaining = "remaining"
-	// AuditGranted: a grant's granted amount is not its grant entry's.
+	// AuditGranted: a grant's granted amount (or its voided mark) is not
+	// the system of record's.
 	AuditGranted = "granted"
-	// AuditGrantEntryMissing: a grant issued within the horizon has no grant entry.
-	AuditGrantEntryMissing = "grant_entry_missing"
-	// AuditUnknownGrant: ledger entries name a grant the seafarer does not hold.
+	// AuditGrantMissing: a grant of the system of record is not in Redis.
+	AuditGrantMissing = "grant_missing_in_hot_state"
+	// AuditUnknownGrant: Redis holds a grant the system of record never issued.
 	AuditUnknownGrant = "unknown_grant"
-	// AuditDebitMissing: an identity is remembered without its debit entry.
-	AuditDebitMissing = "debit_entry_missing"
-	// AuditMalformedRecord: a ledger record cannot be read.
+	// AuditDebitMissing: Redis remembers an identity whose debit entry is
+	// neither recorded nor pending: a lost write to the system of record.
+	AuditDebitMissing = "missing_in_system_of_record"
+	// AuditMissingInHotState: a recorded debit inside the dedupe window is
+	// not remembered in Redis: Redis lost writes it had acknowledged (a
+	// power loss under appendfsync everysec, a failover), and a repeat of
+	// the event would be charged again.
+	AuditMissingInHotState = "missing_in_hot_state"
+	// AuditMalformedRecord: a grant or pending record in Redis cannot be read.
 	AuditMalformedRecord = "malformed_record"
 )
 
-// AuditDifference is one way a seafarer's stored state disagrees with the
-// ledger. Expected is what the ledger says, Actual what the state holds.
+// AuditDifference is one way a seafarer's hot state disagrees with the
+// system of record. Expected is what the system of record says, Actual
+// what Redis holds.
 type AuditDifference struct {
 	Kind     string `json:"kind"`
 	GrantID  string `json:"grant_id,omitempty"`
@@ -62,377 +72,239 @@ type AuditDifference struct {
 // AuditReport is the outcome of auditing one seafarer.
 type AuditReport struct {
 	SeafarerID  string            `json:"seafarer_id"`
-	OK          bool              `json:"ok"` // no differences (unverifiable grants do not count)
+	OK          bool              `json:"ok"`
 	Differences []AuditDifference `json:"differences"`
 	// Checked counts the grants and remembered identities that were verified.
 	GrantsChecked     int `json:"grants_checked"`
 	IdentitiesChecked int `json:"identities_checked"`
-	// Unverifiable lists grants whose entries may be past the ledger
-	// horizon; UnverifiableIdentities counts remembered identities whose
-	// call is.
+	// Unverifiable is kept for the report's shape: with every entry in the
+	// system of record, nothing is beyond checking, so it is always empty.
 	Unverifiable           []string `json:"unverifiable_grants"`
 	UnverifiableIdentities int      `json:"unverifiable_identities"`
 }
 
-// auditSnapshot is one seafarer's state as read in one transaction.
-type auditSnapshot struct {
-	grants  map[string]string
-	seen    []redis.Z
-	keys    []string
-	buckets []any
+// Auditor audits the hot state against the system of record.
+type Auditor struct {
+	Pool  *pgxpool.Pool
+	Store *RedisStore
 }
 
-// Audit checks that the seafarer's balances are explained by the ledger
-// (see above). A seafarer with no state at all is a clean report. Errors
-// only when Redis cannot be read.
-func (s *RedisStore) Audit(ctx context.Context, seafarerID string) (*AuditReport, error) {
-	now := s.now()
-	cutoff := now.Add(-s.opts.LedgerHorizon) // entries from here on are certain to be kept
-	// Buckets from the oldest Redis may still hold to a little ahead of now
-	// (calls may be filed slightly in the future; see Ledger).
-	from, to := cutoff.Add(-ledgerWeek*time.Second), now.Add(2*ledgerWeek*time.Second)
-	snap, err := s.auditRead(ctx, seafarerID, from, to)
+// maxAuditPage bounds one page.
+const maxAuditPage = 500
+
+// AuditPage audits up to limit seafarers in id order after cursor (a
+// seafarer id; "" from the start): those with a grant not expired before
+// the dedupe window or a debit inside it. It returns the cursor of the
+// next page, "" at the end.
+func (a *Auditor) AuditPage(ctx context.Context, cursor string, limit int) ([]*AuditReport, string, error) {
+	if limit <= 0 || limit > maxAuditPage {
+		limit = maxAuditPage
+	}
+	if len(cursor) > 200 {
+		return nil, "", wuyou.Errorf(wuyou.EINVALID, "malformed cursor")
+	}
+	now := a.Store.now()
+	cutoff := DedupeCutoff(now, a.Store.opts.DedupeWindow)
+	rows, err := a.Pool.Query(ctx, `
+SELECT seafarer_id FROM (
+    SELECT seafarer_id FROM grants WHERE expires_at > $1 AND seafarer_id > $3
+    UNION
+    SELECT seafarer_id FROM ledger_entries WHERE kind = 'debit' AND filed_at >= $2 AND seafarer_id > $3
+) s ORDER BY 1 LIMIT $4`, cutoff, cutoff.Truncate(1e9), cursor, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("quota: audit: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, "", fmt.Errorf("quota: audit: %w", err)
+	}
+	next := ""
+	if len(ids) > limit {
+		ids = ids[:limit]
+		next = ids[limit-1]
+	}
+	reports, err := a.audit(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	// A batch in flight between the two reads can make a seafarer look
+	// different; read those again and keep what is still different.
+	var again []string
+	for _, r := range reports {
+		if !r.OK {
+			again = append(again, r.SeafarerID)
+		}
+	}
+	if len(again) > 0 {
+		second, err := a.audit(ctx, again)
+		if err != nil {
+			return nil, "", err
+		}
+		byID := map[string]*AuditReport{}
+		for _, r := range second {
+			byID[r.SeafarerID] = r
+		}
+		for i, r := range reports {
+			if !r.OK {
+				reports[i] = byID[r.SeafarerID]
+			}
+		}
+	}
+	return reports, next, nil
+}
+
+// Audit audits one seafarer.
+func (a *Auditor) Audit(ctx context.Context, seafarerID string) (*AuditReport, error) {
+	rs, err := a.audit(ctx, []string{seafarerID})
 	if err != nil {
 		return nil, err
 	}
-	// A remembered call filed after the buckets read: read again, wider.
-	if len(snap.seen) > 0 {
-		latest := time.Unix(int64(snap.seen[len(snap.seen)-1].Score)+1, 0)
-		if latest.After(to) {
-			if snap, err = s.auditRead(ctx, seafarerID, from, latest); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return auditSnapshotReport(seafarerID, snap, cutoff)
+	return rs[0], nil
 }
 
-// auditRead reads the grants, the remembered identities and the ledger
-// buckets for [from, to) in one MULTI/EXEC, so that a debit running
-// meanwhile is seen entirely or not at all. Every key shares the seafarer's
-// hash tag.
-func (s *RedisStore) auditRead(ctx context.Context, seafarerID string, from, to time.Time) (*auditSnapshot, error) {
-	k := s.keys(seafarerID)
-	snap := &auditSnapshot{keys: s.ledgerKeysBetween(seafarerID, from, to)}
-	var grants *redis.MapStringStringCmd
-	var seen *redis.ZSliceCmd
-	var buckets *redis.SliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		grants = p.HGetAll(ctx, k.grants)
-		seen = p.ZRangeWithScores(ctx, k.seen, 0, -1)
-		buckets = p.MGet(ctx, snap.keys...)
+// audit compares the system of record with Redis for a list of seafarers:
+// PostgreSQL first, then Redis, so a change made in between is in Redis
+// (applied, its record pending or already recorded) rather than missing
+// from it.
+func (a *Auditor) audit(ctx context.Context, ids []string) ([]*AuditReport, error) {
+	s := a.Store
+	now := s.now()
+	tx, err := a.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("quota: audit: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
+	want, err := readHot(ctx, tx, ids, now, DedupeCutoff(now, s.opts.DedupeWindow))
+	if err != nil {
+		return nil, err
+	}
+	type held struct {
+		grants  *redis.MapStringStringCmd
+		seen    *redis.ZSliceCmd
+		pending *redis.MapStringStringCmd
+	}
+	got := make([]held, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			k := s.keys(id)
+			got[i] = held{p.HGetAll(ctx, k.grants), p.ZRangeWithScores(ctx, k.seen, 0, -1), p.HGetAll(ctx, k.pending)}
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("quota: audit %s: %w", seafarerID, err)
+		return nil, fmt.Errorf("quota: audit: read Redis: %w", err)
 	}
-	snap.grants, snap.seen, snap.buckets = grants.Val(), seen.Val(), buckets.Val()
-	return snap, nil
+	out := make([]*AuditReport, len(ids))
+	for i, w := range want {
+		out[i] = compareHot(w, got[i].grants.Val(), got[i].seen.Val(), got[i].pending.Val())
+	}
+	return out, nil
 }
 
-// grantTally is what the ledger says of one grant.
-type grantTally struct {
-	granted, drawn, voided int64
-	hasGrant               bool
-}
+// compareHot compares what the system of record implies for one seafarer
+// with what Redis holds.
+func compareHot(want *hotSeafarer, grants map[string]string, seen []redis.Z, pending map[string]string) *AuditReport {
+	r := &AuditReport{SeafarerID: want.id, Differences: []AuditDifference{}, Unverifiable: []string{}}
+	diff := func(d AuditDifference) { r.Differences = append(r.Differences, d) }
 
-func auditSnapshotReport(seafarerID string, snap *auditSnapshot, cutoff time.Time) (*AuditReport, error) {
-	r := &AuditReport{SeafarerID: seafarerID, Differences: []AuditDifference{}, Unverifiable: []string{}}
-	tallies := map[string]*grantTally{}
-	tally := func(id string) *grantTally {
-		t := tallies[id]
-		if t == nil {
-			t = &grantTally{}
-			tallies[id] = t
-		}
-		return t
+	recorded := make(map[string]bool, len(want.seen))
+	for _, d := range want.seen {
+		recorded[d.identity] = true
 	}
-	debits := map[string]bool{} // identities with a debit entry
-	for i, v := range snap.buckets {
-		str, ok := v.(string)
-		if !ok {
+	// Debits applied in Redis but not recorded yet count as recorded (a
+	// record stays pending a moment after it is stored, until the batch is
+	// published).
+	inFlight := map[string]bool{}
+	drawn := map[string]int64{}
+	for field, v := range pending {
+		if len(field) > 2 && field[1] == ':' || recorded[field] { // a grant's or void's record, or stored
 			continue
 		}
-		b := bucketOf(snap.keys[i])
-		for rec := range strings.SplitSeq(str, "\n") {
-			if rec == "" {
-				continue
-			}
-			e, err := decodeRecord(b, rec)
-			if err != nil {
-				r.Differences = append(r.Differences, AuditDifference{Kind: AuditMalformedRecord, Detail: err.Error()})
-				continue
-			}
-			switch e.Kind {
-			case KindGrant:
-				t := tally(e.GrantID)
-				t.granted += e.Seconds
-				t.hasGrant = true
-			case KindVoid:
-				tally(e.GrantID).voided += e.Seconds
-			case KindDebit:
-				debits[strings.TrimPrefix(e.ID, "d_")] = true
-				for _, d := range e.Draws {
-					tally(d.GrantID).drawn += d.Seconds
-				}
+		inFlight[field] = true
+		var bucket int64
+		for _, z := range seen {
+			if z.Member == field {
+				bucket = ledgerBucket(unixTime(int64(z.Score)))
 			}
 		}
-	}
-
-	ids := make([]string, 0, len(snap.grants))
-	for id := range snap.grants {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		g, err := parseGrant(id, snap.grants[id])
+		e, err := decodeRecord(bucket, v)
 		if err != nil {
-			r.Differences = append(r.Differences, AuditDifference{Kind: AuditMalformedRecord, GrantID: id, Detail: err.Error()})
+			diff(AuditDifference{Kind: AuditMalformedRecord, Identity: field, Detail: err.Error()})
 			continue
 		}
-		t := tally(id)
-		delete(tallies, id) // what is left names grants the seafarer does not hold
-		if g.IssuedAt.Before(cutoff) || g.EffectiveAt.Before(cutoff) {
-			// Its grant entry, or draws of calls before the cutoff, may be gone.
-			r.Unverifiable = append(r.Unverifiable, id)
-			continue
-		}
-		r.GrantsChecked++
-		if !t.hasGrant {
-			r.Differences = append(r.Differences, AuditDifference{Kind: AuditGrantEntryMissing, GrantID: id,
-				Expected: g.GrantedSeconds, Actual: 0, Detail: "the grant has no grant entry in the ledger"})
-			continue
-		}
-		if t.granted != g.GrantedSeconds {
-			r.Differences = append(r.Differences, AuditDifference{Kind: AuditGranted, GrantID: id,
-				Expected: t.granted, Actual: g.GrantedSeconds, Detail: "granted seconds differ from the grant entry"})
-		}
-		if want := t.granted - t.drawn - t.voided; want != g.RemainingSeconds {
-			r.Differences = append(r.Differences, AuditDifference{Kind: AuditRemaining, GrantID: id,
-				Expected: want, Actual: g.RemainingSeconds,
-				Detail: fmt.Sprintf("granted %d − drawn %d − voided %d ≠ remaining", t.granted, t.drawn, t.voided)})
+		for _, d := range e.Draws {
+			drawn[d.GrantID] += d.Seconds
 		}
 	}
-	unknown := make([]string, 0, len(tallies))
-	for id := range tallies {
+
+	for _, g := range want.grants {
+		r.GrantsChecked++
+		v, ok := grants[g.ID]
+		if !ok {
+			diff(AuditDifference{Kind: AuditGrantMissing, GrantID: g.ID, Expected: g.RemainingSeconds,
+				Detail: "the system of record issued this grant; Redis does not hold it"})
+			continue
+		}
+		h, err := parseGrant(g.ID, v)
+		if err != nil {
+			diff(AuditDifference{Kind: AuditMalformedRecord, GrantID: g.ID, Detail: err.Error()})
+			continue
+		}
+		if h.GrantedSeconds != g.GrantedSeconds || h.Voided != g.Voided {
+			diff(AuditDifference{Kind: AuditGranted, GrantID: g.ID, Expected: g.GrantedSeconds, Actual: h.GrantedSeconds,
+				Detail: fmt.Sprintf("granted or voided differs (voided: recorded %t, Redis %t)", g.Voided, h.Voided)})
+		}
+		expected := g.RemainingSeconds
+		if !g.Voided {
+			expected = max(expected-drawn[g.ID], 0)
+		}
+		if h.RemainingSeconds != expected {
+			diff(AuditDifference{Kind: AuditRemaining, GrantID: g.ID, Expected: expected, Actual: h.RemainingSeconds,
+				Detail: "granted − drawn (recorded and in flight) differs from the remaining seconds Redis holds"})
+		}
+	}
+	issued := map[string]bool{}
+	for _, g := range want.grants {
+		issued[g.ID] = true
+	}
+	var unknown []string
+	for id, v := range grants {
+		if issued[id] {
+			continue
+		}
+		// A grant that expired before the window began is not rebuilt and
+		// not compared; Redis may still hold it.
+		if h, err := parseGrant(id, v); err == nil && !h.ExpiresAt.After(unixTime(want.cutoff)) {
+			continue
+		}
 		unknown = append(unknown, id)
 	}
 	sort.Strings(unknown)
 	for _, id := range unknown {
-		t := tallies[id]
-		r.Differences = append(r.Differences, AuditDifference{Kind: AuditUnknownGrant, GrantID: id,
-			Expected: t.granted - t.drawn - t.voided, Actual: 0, Detail: "the ledger names a grant the seafarer does not hold"})
+		diff(AuditDifference{Kind: AuditUnknownGrant, GrantID: id, Detail: "Redis holds a grant the system of record never issued"})
 	}
 
-	for _, z := range snap.seen {
-		identity, _ := z.Member.(string)
-		if time.Unix(int64(z.Score), 0).Before(cutoff) {
-			r.UnverifiableIdentities++
-			continue
+	remembered := make(map[string]bool, len(seen))
+	for _, z := range seen {
+		id, _ := z.Member.(string)
+		remembered[id] = true
+		if int64(z.Score) < want.cutoff {
+			continue // about to be forgotten; the ledger read stops at the cutoff
 		}
 		r.IdentitiesChecked++
-		if !debits[identity] {
-			r.Differences = append(r.Differences, AuditDifference{Kind: AuditDebitMissing, Identity: identity,
-				Expected: 1, Actual: 0, Detail: "the event identity is remembered but has no debit entry (call time " +
-					time.Unix(int64(z.Score), 0).UTC().Format(time.RFC3339) + ")"})
+		if !recorded[id] && !inFlight[id] {
+			diff(AuditDifference{Kind: AuditDebitMissing, Identity: id, Actual: int64(z.Score),
+				Detail: "Redis applied this event; its debit entry is neither recorded nor pending"})
+		}
+	}
+	for _, d := range want.seen {
+		if !remembered[d.identity] {
+			diff(AuditDifference{Kind: AuditMissingInHotState, Identity: d.identity, Expected: d.callTime,
+				Detail: "the debit is recorded; Redis does not remember its event, so a repeat would be charged again"})
 		}
 	}
 	r.OK = len(r.Differences) == 0
-	return r, nil
+	return r
 }
 
-// auditScanCount is how many keys one SCAN step looks at; auditScanSteps
-// bounds the steps of one AuditPage, so a page over a large keyspace with
-// few seafarers still answers promptly (with fewer items and a cursor).
-const (
-	auditScanCount = 1000
-	auditScanSteps = 50
-	auditWorkers   = 8
-)
-
-// AuditPage audits up to limit seafarers holding quota state (grants or
-// remembered identities), in the order Redis's SCAN meets them, from cursor
-// ("" = the start), and returns their reports and the cursor of the next
-// page ("" at the end). A page may hold fewer than limit reports with more
-// to follow. A seafarer is listed once per pass, though SCAN may in rare
-// cases (keys moved while scanning) list one twice. EINVALID for a
-// malformed cursor.
-func (s *RedisStore) AuditPage(ctx context.Context, cursor string, limit int) ([]*AuditReport, string, error) {
-	ids, next, err := s.SeafarersWithQuota(ctx, cursor, limit)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]*AuditReport, len(ids))
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, auditWorkers)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i], errs[i] = s.Audit(ctx, id)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, "", err
-		}
-	}
-	return out, next, nil
-}
-
-// auditCursor is a position in the scan of every node: the node (index in
-// the sorted list of masters), its SCAN cursor, and how many seafarers the
-// step from that cursor already gave.
-type auditCursor struct {
-	node int
-	scan uint64
-	skip int
-}
-
-func (c auditCursor) String() string {
-	return strconv.Itoa(c.node) + "." + strconv.FormatUint(c.scan, 10) + "." + strconv.Itoa(c.skip)
-}
-
-func parseAuditCursor(v string) (auditCursor, error) {
-	if v == "" {
-		return auditCursor{}, nil
-	}
-	f := strings.Split(v, ".")
-	bad := wuyou.Invalid([]wuyou.FieldError{{Field: "cursor", Message: "malformed"}})
-	if len(f) != 3 {
-		return auditCursor{}, bad
-	}
-	node, err1 := strconv.Atoi(f[0])
-	scan, err2 := strconv.ParseUint(f[1], 10, 64)
-	skip, err3 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || err3 != nil || node < 0 || skip < 0 {
-		return auditCursor{}, bad
-	}
-	return auditCursor{node: node, scan: scan, skip: skip}, nil
-}
-
-// SeafarersWithQuota lists up to limit ids of seafarers that hold grants or
-// remembered identities, by scanning the keyspace (every master of a
-// cluster, in address order) from cursor; next is "" at the end. EINVALID
-// for a malformed cursor.
-func (s *RedisStore) SeafarersWithQuota(ctx context.Context, cursor string, limit int) (ids []string, next string, err error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	c, err := parseAuditCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	nodes, err := s.scanNodes(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	if c.node >= len(nodes) {
-		return nil, "", wuyou.Invalid([]wuyou.FieldError{{Field: "cursor", Message: "names a node this deployment does not have"}})
-	}
-	pattern := crew.SeafarerKeysGlob(s.prefix, ":[gs]*")
-	for steps := 0; steps < auditScanSteps; steps++ {
-		keys, after, err := nodes[c.node](ctx, c.scan, pattern)
-		if err != nil {
-			return nil, "", fmt.Errorf("quota: scan seafarers: %w", err)
-		}
-		found, err := s.quotaHolders(ctx, keys)
-		if err != nil {
-			return nil, "", err
-		}
-		found = found[min(c.skip, len(found)):]
-		if room := limit - len(ids); len(found) > room {
-			ids = append(ids, found[:room]...)
-			c.skip += room
-			return ids, c.String(), nil
-		}
-		ids = append(ids, found...)
-		c.scan, c.skip = after, 0
-		if after == 0 {
-			if c.node++; c.node == len(nodes) {
-				return ids, "", nil
-			}
-		}
-		if len(ids) == limit {
-			return ids, c.String(), nil
-		}
-	}
-	return ids, c.String(), nil
-}
-
-// quotaHolders picks, from scanned keys, the seafarers they show to hold
-// quota state, once each: a seafarer's grants hash names it; its seen set
-// names it only when it has no grants hash (which the scan also meets).
-func (s *RedisStore) quotaHolders(ctx context.Context, keys []string) ([]string, error) {
-	var ids, seenOnly []string
-	for _, key := range keys {
-		id, rest, ok := crew.SeafarerOfKey(s.prefix, key)
-		switch {
-		case ok && rest == ":g":
-			ids = append(ids, id)
-		case ok && rest == ":seen":
-			seenOnly = append(seenOnly, id)
-		}
-	}
-	if len(seenOnly) == 0 {
-		return ids, nil
-	}
-	cmds := make([]*redis.IntCmd, len(seenOnly))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range seenOnly {
-			cmds[i] = p.Exists(ctx, s.keys(id).grants)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("quota: scan seafarers: %w", err)
-	}
-	for i, id := range seenOnly {
-		if cmds[i].Val() == 0 {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
-}
-
-// scanStep runs one SCAN step on one node.
-type scanStep func(ctx context.Context, cursor uint64, pattern string) ([]string, uint64, error)
-
-// scanNodes are the nodes to scan: the one server, or every master of a
-// cluster in address order (so a cursor names the same node next time).
-func (s *RedisStore) scanNodes(ctx context.Context) ([]scanStep, error) {
-	cc, ok := s.rdb.(*redis.ClusterClient)
-	if !ok {
-		return []scanStep{func(ctx context.Context, cursor uint64, pattern string) ([]string, uint64, error) {
-			return s.rdb.Scan(ctx, cursor, pattern, auditScanCount).Result()
-		}}, nil
-	}
-	var mu sync.Mutex
-	masters := map[string]*redis.Client{}
-	err := cc.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
-		mu.Lock()
-		masters[c.Options().Addr] = c
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("quota: scan seafarers: masters: %w", err)
-	}
-	addrs := make([]string, 0, len(masters))
-	for a := range masters {
-		addrs = append(addrs, a)
-	}
-	sort.Strings(addrs)
-	out := make([]scanStep, len(addrs))
-	for i, a := range addrs {
-		c := masters[a]
-		out[i] = func(ctx context.Context, cursor uint64, pattern string) ([]string, uint64, error) {
-			return c.Scan(ctx, cursor, pattern, auditScanCount).Result()
-		}
-	}
-	return out, nil
-}
+func unixTime(sec int64) time.Time { return time.Unix(sec, 0).UTC() }

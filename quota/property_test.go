@@ -38,6 +38,32 @@ type meterHarness struct {
 	grantIDs   []string                // every grant added so far, in order
 	nextGrant  int
 	nextEvent  int
+
+	// The system of record, as the consumer and the issuer keep it:
+	// entries the store returned are recorded now and then (the "record"
+	// action), so repeats are seen both while their record is pending and
+	// after it was recorded.
+	ledger   *PGLedger
+	unstored []SeafarerEntry
+	stored   map[string]bool // entry ids recorded
+}
+
+// returned notes an entry the store returned, to record later.
+func (h *meterHarness) returned(e *LedgerEntry) {
+	if e != nil {
+		h.unstored = append(h.unstored, SeafarerEntry{SeafarerID: h.seafarer, Entry: e})
+	}
+}
+
+// record stores the entries returned so far and forgets their pending
+// records: the end of a batch in the consumer.
+func (h *meterHarness) record(t require.TestingT) {
+	require.NoError(t, h.ledger.Append(h.ctx, h.unstored))
+	require.NoError(t, h.store.Recorded(h.ctx, h.unstored))
+	for _, e := range h.unstored {
+		h.stored[e.Entry.ID] = true
+	}
+	h.unstored = nil
 }
 
 type meterIdentity struct{ Source, EventID string }
@@ -46,11 +72,12 @@ func (id meterIdentity) key() string { return id.Source + "\x00" + id.EventID }
 
 var propertySources = []string{"urn:carrier:cmcc:roaming", "urn:carrier:cmcc:maritime"}
 
-func newMeterHarness(rdb redis.UniversalClient, prefix, seafarer string) *meterHarness {
-	h := &meterHarness{ctx: context.Background(), seafarer: seafarer, now: propertyT0.Add(24 * time.Hour), model: newMeterModel(), first: map[meterIdentity]Usage{}}
+func newMeterHarness(rdb redis.UniversalClient, prefix string, ledger *PGLedger, seafarer string) *meterHarness {
+	h := &meterHarness{ctx: context.Background(), seafarer: seafarer, now: propertyT0.Add(24 * time.Hour), model: newMeterModel(),
+		first: map[meterIdentity]Usage{}, ledger: ledger, stored: map[string]bool{}}
 	// The windows are longer than any sequence's span, so nothing is
 	// forgotten or trimmed while the model remembers it.
-	h.store = NewRedisStore(rdb, prefix, func() time.Time { return h.now }, Options{DedupeWindow: 90 * 24 * time.Hour, LedgerHorizon: 90 * 24 * time.Hour})
+	h.store = NewRedisStore(rdb, prefix, func() time.Time { return h.now }, Options{DedupeWindow: 90 * 24 * time.Hour})
 	return h
 }
 
@@ -60,14 +87,15 @@ func newMeterHarness(rdb redis.UniversalClient, prefix, seafarer string) *meterH
 // checks PRODUCT.md's invariants on what the store alone exposes.
 func TestMeteringFollowsTheRulesForAnySequenceOfGrantsCallsAndVoids(t *testing.T) {
 	rdb, prefix := redistest.MustClient(t)
+	ledger, _ := MustPGLedger(t)
 	var runs atomic.Int64
 	actions := []string{
 		"grant", "grant", "grant", "regrant",
 		"debit", "debit", "debit", "debit", "debit", "duplicate", "duplicate",
-		"batch", "void", "void-unknown", "tick", "tick", "tick",
+		"batch", "void", "void-unknown", "tick", "tick", "tick", "record",
 	}
 	rapid.Check(t, func(rt *rapid.T) {
-		h := newMeterHarness(rdb, prefix, fmt.Sprintf("prop-%d", runs.Add(1)))
+		h := newMeterHarness(rdb, prefix, ledger, fmt.Sprintf("prop-%d", runs.Add(1)))
 		steps := rapid.IntRange(1, 60).Draw(rt, "steps")
 		for range steps {
 			switch rapid.SampledFrom(actions).Draw(rt, "action") {
@@ -98,11 +126,14 @@ func TestMeteringFollowsTheRulesForAnySequenceOfGrantsCallsAndVoids(t *testing.T
 				h.void(rt, "gr_never_issued")
 			case "tick":
 				h.now = h.now.Add(rapid.SampledFrom([]time.Duration{time.Millisecond, time.Second, time.Hour, propertyGrid, 6 * time.Hour}).Draw(rt, "tick"))
+			case "record":
+				h.record(rt)
 			}
 			h.requireStoreMatchesModel(rt)
 		}
-		requireLedgerExplainsEveryBalance(rt, h.store, h.seafarer, rapid.IntRange(1, 12).Draw(rt, "page size"))
-		entries := readWholeLedger(rt, h.store, h.seafarer, 500)
+		h.record(rt)
+		requireLedgerExplainsEveryBalance(rt, h.store, h.ledger, h.seafarer, rapid.IntRange(1, 12).Draw(rt, "page size"))
+		entries := readWholeLedger(rt, h.ledger, h.seafarer, 500)
 		require.Len(rt, entries, h.model.ledgerEntries, "one ledger entry per grant added, call applied and grant voided")
 	})
 }
@@ -135,6 +166,7 @@ func (h *meterHarness) addGrant(t *rapid.T, id string) {
 		Priority: in.Priority, IssuedMs: h.now.UnixMilli(),
 	})
 	require.Equal(t, wantAdded, added, "grant %s added", id)
+	h.returned(entry)
 	if added {
 		h.grantIDs = append(h.grantIDs, id)
 		require.Equal(t, "g_"+id, entry.ID)
@@ -168,6 +200,7 @@ func (h *meterHarness) debit(t *rapid.T, id meterIdentity) {
 	u := h.usageFor(t, id)
 	got, err := h.store.Debit(h.ctx, u)
 	require.NoError(t, err)
+	h.returned(got.Entry)
 	h.identities = append(h.identities, id)
 	h.requireDebitMatchesModel(t, id, u, got)
 }
@@ -194,6 +227,7 @@ func (h *meterHarness) debitBatch(t *rapid.T) {
 	require.Len(t, got, n)
 	for i := range us {
 		h.identities = append(h.identities, ids[i])
+		h.returned(got[i].Entry)
 		h.requireDebitMatchesModel(t, ids[i], us[i], got[i])
 	}
 }
@@ -210,7 +244,12 @@ func (h *meterHarness) requireDebitMatchesModel(t *rapid.T, id meterIdentity, u 
 	require.False(t, got.Conflicting, "event %s", id.EventID)
 	want, duplicate := h.model.debit(id.key(), u.CallTime.Unix(), u.BillableSeconds, u.OveragePrice.Minor, u.Increment, u.OveragePrice.Currency)
 	require.Equal(t, duplicate, got.Duplicate, "event %s duplicate", id.EventID)
-	requireDebitEntry(t, id, want, got.Entry)
+	if duplicate && h.stored[DebitEntryID(id.Source, id.EventID)] {
+		// Its entry is recorded and published: a repeat has nothing to finish.
+		require.Nil(t, got.Entry, "a repeat of %s, recorded already", id.EventID)
+	} else {
+		requireDebitEntry(t, id, want, got.Entry)
+	}
 	if !duplicate {
 		remaining, granted := h.model.remainingAt(h.now.Unix())
 		require.Equal(t, remaining, got.RemainingNow, "remaining now after %s", id.EventID)
@@ -242,6 +281,7 @@ func (h *meterHarness) void(t *rapid.T, grantID string) {
 	if code != "" {
 		return
 	}
+	h.returned(entry)
 	require.Equal(t, "v_"+grantID, entry.ID)
 	require.Equal(t, KindVoid, entry.Kind)
 	require.Equal(t, removed, entry.Seconds, "seconds removed by voiding %s", grantID)
@@ -273,7 +313,7 @@ func (h *meterHarness) requireStoreMatchesModel(t *rapid.T) {
 
 // readWholeLedger follows the cursor through every page of a seafarer's
 // ledger, requiring newest-first order across pages.
-func readWholeLedger(t require.TestingT, s *RedisStore, seafarerID string, limit int) []*LedgerEntry {
+func readWholeLedger(t require.TestingT, s *PGLedger, seafarerID string, limit int) []*LedgerEntry {
 	var all []*LedgerEntry
 	cursor := ""
 	for pages := 0; ; pages++ {
@@ -299,9 +339,9 @@ func readWholeLedger(t require.TestingT, s *RedisStore, seafarerID string, limit
 // billable = covered + overage for every call; the calls never cover more
 // than was granted; grants − draws − voids = remaining; the allowance counts
 // the grants active now; every ledger entry is unique.
-func requireLedgerExplainsEveryBalance(t require.TestingT, s *RedisStore, seafarerID string, pageSize int) {
+func requireLedgerExplainsEveryBalance(t require.TestingT, s *RedisStore, l *PGLedger, seafarerID string, pageSize int) {
 	ctx := context.Background()
-	entries := readWholeLedger(t, s, seafarerID, pageSize)
+	entries := readWholeLedger(t, l, seafarerID, pageSize)
 	seen := map[string]bool{}
 	var granted, covered, drawn, voided int64
 	for _, e := range entries {
@@ -359,9 +399,10 @@ func requireLedgerExplainsEveryBalance(t require.TestingT, s *RedisStore, seafar
 // the first application's entry.
 func TestDebitBatchAppliesAnIdentityRepeatedWithinTheBatchOnce(t *testing.T) {
 	rdb, prefix := redistest.MustClient(t)
+	ledger, _ := MustPGLedger(t)
 	var runs atomic.Int64
 	rapid.Check(t, func(rt *rapid.T) {
-		h := newMeterHarness(rdb, prefix, fmt.Sprintf("batch-%d", runs.Add(1)))
+		h := newMeterHarness(rdb, prefix, ledger, fmt.Sprintf("batch-%d", runs.Add(1)))
 		for range rapid.IntRange(0, 3).Draw(rt, "grants") {
 			h.addGrant(rt, h.newGrantID(rt))
 		}
@@ -406,9 +447,11 @@ func TestDebitBatchAppliesAnIdentityRepeatedWithinTheBatchOnce(t *testing.T) {
 		}
 		require.Len(rt, first, len(distinct))
 		for i := range shuffledUs {
+			h.returned(got[i].Entry)
 			h.requireDebitMatchesModel(rt, shuffledIDs[i], shuffledUs[i], got[i])
 		}
-		requireLedgerExplainsEveryBalance(rt, h.store, h.seafarer, 3)
+		h.record(rt)
+		requireLedgerExplainsEveryBalance(rt, h.store, h.ledger, h.seafarer, 3)
 	})
 }
 

@@ -14,10 +14,11 @@ package quota
 //	        drew (0 once voided)
 //	T:seen  the identity of every debit whose call is inside the dedupe
 //	        window, so a redelivered event is a duplicate, not a second charge
-//	T:u     seconds drawn per programme
 //	T:n     low/exhausted already announced for the grant set active now
-//	T:s:<this month>  billable and overage seconds of this month's calls
+//	T:m:<this month>  billable and overage seconds of this month's calls
 //	                  (what the allowance shows)
+//	T:r     emptied: an entry not yet recorded is applied again when its
+//	        event is delivered again
 //	{id:xx} the global identity claims of the window's debits
 //	expiring:<day>  the expiry index of the grants
 //
@@ -239,8 +240,8 @@ ORDER BY 1`, cutoff, cutoff.Truncate(time.Second))
 // hotSeafarer is one seafarer's hot state as the system of record has it.
 type hotSeafarer struct {
 	id       string
+	cutoff   int64 // the dedupe window's start (unix s): seen holds the debits since
 	grants   []*Grant
-	used     map[string]int64 // programme -> seconds drawn
 	seen     []seenDebit
 	billable int64 // this month's calls
 	overage  int64
@@ -258,7 +259,7 @@ func readHot(ctx context.Context, tx pgx.Tx, ids []string, now, cutoff time.Time
 	byID := make(map[string]*hotSeafarer, len(ids))
 	out := make([]*hotSeafarer, len(ids))
 	for i, id := range ids {
-		out[i] = &hotSeafarer{id: id, used: map[string]int64{}}
+		out[i] = &hotSeafarer{id: id, cutoff: cutoff.Unix()}
 		byID[id] = out[i]
 	}
 	wrap := func(what string, err error) error { return fmt.Errorf("quota: rebuild: %s: %w", what, err) }
@@ -270,6 +271,7 @@ FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
 		return nil, wrap("grants", err)
 	}
 	grants := map[string]*Grant{}
+	var earliest time.Time // the earliest effective time of the chunk's grants
 	for rows.Next() {
 		var g Grant
 		var sid string
@@ -281,37 +283,35 @@ FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
 		h := byID[sid]
 		h.grants = append(h.grants, &g)
 		grants[sid+"\x00"+g.ID] = &g
+		if earliest.IsZero() || g.EffectiveAt.Before(earliest) {
+			earliest = g.EffectiveAt
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap("grants", err)
 	}
 
-	// Draws: every debit of the seafarer (an index range in each month's
-	// partition), for each grant's remaining and, per programme, what the
-	// seafarer has drawn from it in all.
+	// Draws: a grant is drawn from only by calls made while it is active,
+	// and a debit is filed under its call time, so the debits filed since
+	// the earliest grant took effect hold every draw: an index range of
+	// each seafarer in each month partition since then.
 	rows, err = tx.Query(ctx, `
-SELECT e.seafarer_id, d->>'grant_id', coalesce(d->>'programme_id', ''), sum((d->>'seconds')::bigint)
+SELECT e.seafarer_id, d->>'grant_id', sum((d->>'seconds')::bigint)
 FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.draws) d
-WHERE e.seafarer_id = ANY($1) AND e.kind = 'debit'
-GROUP BY 1, 2, 3`, ids)
+WHERE e.seafarer_id = ANY($1) AND e.kind = 'debit' AND e.filed_at >= $2
+GROUP BY 1, 2`, ids, earliest.Truncate(time.Second))
 	if err != nil {
 		return nil, wrap("draws", err)
 	}
 	for rows.Next() {
-		var sid, gid, prog string
+		var sid, gid string
 		var secs int64
-		if err := rows.Scan(&sid, &gid, &prog, &secs); err != nil {
+		if err := rows.Scan(&sid, &gid, &secs); err != nil {
 			rows.Close()
 			return nil, wrap("draws", err)
 		}
 		if g := grants[sid+"\x00"+gid]; g != nil {
 			g.RemainingSeconds -= secs
-			if prog == "" {
-				prog = g.ProgrammeID
-			}
-		}
-		if prog != "" {
-			byID[sid].used[prog] += secs
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -412,8 +412,8 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range hot {
 			k := s.keys(h.id)
-			stmt := s.statementKey(h.id, period)
-			p.Del(ctx, k.grants, k.seen, k.usage, k.notes, stmt)
+			month := s.monthKey(h.id, period)
+			p.Del(ctx, k.grants, k.seen, k.pending, k.notes, month)
 			if len(h.grants) > 0 {
 				fields := make([]any, 0, 2*len(h.grants))
 				for _, g := range h.grants {
@@ -428,15 +428,10 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 				}
 				p.ZAdd(ctx, k.seen, zs...)
 			}
-			if len(h.used) > 0 {
-				fields := make([]any, 0, 2*len(h.used))
-				for prog, secs := range h.used {
-					fields = append(fields, "used:"+prog, secs)
-				}
-				p.HSet(ctx, k.usage, fields...)
-			}
 			if h.billable > 0 || h.overage > 0 {
-				p.HSet(ctx, stmt, "billable", h.billable, "overage", h.overage)
+				_, end := billing.PeriodBoundsOf(now)
+				p.HSet(ctx, month, "billable", h.billable, "overage", h.overage)
+				p.Expire(ctx, month, time.Duration(monthTTL(end, now))*time.Second)
 			}
 			// What the grant set active now has already announced, so the
 			// next call does not announce it again.

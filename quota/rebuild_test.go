@@ -47,7 +47,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, in.ID, in.SeafarerID, in.ProgrammeID, 
 	added, e, err := l.s.AddGrant(ctx, in)
 	require.NoError(t, err)
 	require.True(t, added)
-	require.NoError(t, l.ledger.Append(ctx, []SeafarerEntry{{SeafarerID: in.SeafarerID, Entry: e}}))
+	l.record(t, []SeafarerEntry{{SeafarerID: in.SeafarerID, Entry: e}})
+}
+
+// record stores entries in the system of record and forgets their pending
+// records, as the consumer and the issuer do.
+func (l *rebuildLab) record(t *testing.T, entries []SeafarerEntry) {
+	ctx := context.Background()
+	require.NoError(t, l.ledger.Append(ctx, entries))
+	require.NoError(t, l.s.Recorded(ctx, entries))
 }
 
 // void voids a grant in Redis and records it in PostgreSQL.
@@ -57,7 +65,7 @@ func (l *rebuildLab) void(t *testing.T, seafarerID, grantID string) {
 	require.NoError(t, err)
 	_, err = l.pool.Exec(ctx, `UPDATE grants SET voided_at = $2 WHERE id = $1`, grantID, l.clock.Now())
 	require.NoError(t, err)
-	require.NoError(t, l.ledger.Append(ctx, []SeafarerEntry{{SeafarerID: seafarerID, Entry: e}}))
+	l.record(t, []SeafarerEntry{{SeafarerID: seafarerID, Entry: e}})
 }
 
 // settle meters a batch and stores its entries, as the consumer does.
@@ -72,7 +80,7 @@ func (l *rebuildLab) settle(t *testing.T, us []Usage) []*DebitResult {
 			entries = append(entries, SeafarerEntry{SeafarerID: r.SeafarerID, Entry: r.Entry})
 		}
 	}
-	require.NoError(t, l.ledger.Append(ctx, entries))
+	l.record(t, entries)
 	return rs
 }
 

@@ -32,17 +32,20 @@ type Options struct {
 	HotStateGuard bool
 }
 
-// RedisStore keeps grants, balances and the ledger in Redis.
+// RedisStore keeps the hot metering state in Redis: what a debit must read
+// and change atomically, and nothing the system of record (PostgreSQL) can
+// answer instead. RebuildHotState writes it all again from PostgreSQL.
 //
 // Layout (T = "<prefix>:{s:<seafarer id>}", one hash slot per seafarer):
 //
 //	T:g   hash  grant id -> "granted:remaining:effective:expires:priority:issued_ms:voided:programme"
 //	T:seen zset identity -> call time (unix s); forgotten after the dedupe window
-//	T:l:<week> string the ledger entries of one week, as compact records; see ledger.go
-//	T:u   hash  "used:<programme>" -> seconds drawn from the programme
+//	T:r   hash  ledger records applied here but not yet recorded in PostgreSQL (pending.go)
+//	T:m:YYYY-MM hash  billable and overage seconds of that month's calls (the allowance's figures)
 //	T:n   hash  "<low|exhausted>:<grant set>" -> the identity that announced it and what (debitScript)
-//	T:s:YYYY-MM, T:c:YYYY-MM  statement figures; see statements.go (the
-//	      allowance's used and overage seconds are those of the current month)
+//
+// Keys written by earlier versions (T:l:<week> ledger buckets, T:s and T:c
+// statement figures, T:u) are read only by the upgrade tools (CopyLedger).
 type RedisStore struct {
 	rdb     redis.UniversalClient
 	prefix  string
@@ -66,11 +69,28 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock, op
 // DedupeWindow is the window identities are remembered for.
 func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
 
-type seafarerKeys struct{ grants, seen, usage, notes string }
+type seafarerKeys struct{ grants, seen, pending, usage, notes string }
 
 func (s *RedisStore) keys(seafarerID string) seafarerKeys {
 	t := crew.SeafarerTag(s.prefix, seafarerID)
-	return seafarerKeys{t + ":g", t + ":seen", t + ":u", t + ":n"}
+	return seafarerKeys{t + ":g", t + ":seen", t + ":r", t + ":u", t + ":n"}
+}
+
+// monthKey holds a seafarer's billable and overage seconds of the calls
+// made in one month (by call time): the allowance's figures of this month.
+func (s *RedisStore) monthKey(seafarerID, period string) string {
+	return crew.SeafarerTag(s.prefix, seafarerID) + ":m:" + period
+}
+
+// monthFiguresRetention is how long a month's figures outlive the month: the
+// allowance reads only the current month's.
+const monthFiguresRetention = 24 * time.Hour
+
+// monthTTL is how long, from now, the figures of a month ending at end are
+// kept (at least an hour). Relative to the store's clock, not Redis's, so
+// tests with a clock work.
+func monthTTL(end, now time.Time) int64 {
+	return int64(max(end.Add(monthFiguresRetention).Sub(now), time.Hour) / time.Second)
 }
 
 // DebitEntryID is the ledger entry id of the call with this identity: the
@@ -263,31 +283,27 @@ const lowPercent = 20
 // debitCall is the debit script's keys and arguments, named, in the order
 // the script reads them (scripts.go).
 type debitCall struct {
-	grants, seen, ledger, usage, stmt, nextStmt, calls, notes string
+	grants, seen, pending, month, notes string
 
 	identity                   string
 	callTime, billable, cutoff int64
-	recordHead, searchHead     string
-	ledgerTTL                  int64
+	recordHead                 string
+	pendingTTL                 int64
 	overagePrice, increment    int64
-	currencyEscaped, period    string
-	now                        int64
-	wholesalePrice             int64
-	periodClosed, nextPeriod   string
-	msisdn                     string
-	callsExpireAt              int64
-	currency                   string
+	currencyEscaped            string
+	now, wholesalePrice        int64
+	period                     string
+	monthTTL                   int64
 	lowPercent, notesTTL       int64
 	atMs                       int64
 }
 
 func (d *debitCall) run(ctx context.Context, r scripter) *redis.Cmd {
 	return debitScript.Run(ctx, r,
-		[]string{d.grants, d.seen, d.ledger, d.usage, d.stmt, d.nextStmt, d.calls, d.notes},
-		d.identity, d.callTime, d.billable, d.cutoff, d.recordHead, d.searchHead, d.ledgerTTL,
-		d.overagePrice, d.increment, d.currencyEscaped, d.period, d.now,
-		d.wholesalePrice, d.periodClosed, d.nextPeriod, d.msisdn, d.callsExpireAt, d.currency,
-		d.lowPercent, d.notesTTL, d.atMs)
+		[]string{d.grants, d.seen, d.pending, d.month, d.notes},
+		d.identity, d.callTime, d.billable, d.cutoff, d.recordHead, d.pendingTTL,
+		d.overagePrice, d.increment, d.currencyEscaped, d.now, d.wholesalePrice, d.period,
+		d.monthTTL, d.lowPercent, d.notesTTL, d.atMs)
 }
 
 func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.Cmd, error) {
@@ -303,22 +319,18 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	}
 	now := s.now()
 	identity := DebitEntryID(u.Source, u.EventID)[2:]
-	st, err := s.statementArgs(ctx, u)
-	if err != nil {
-		return nil, err
-	}
+	period := billing.PeriodOf(u.CallTime)
+	_, periodEnd := billing.PeriodBoundsOf(u.CallTime)
 	k := s.keys(u.SeafarerID)
 	d := debitCall{
-		grants: k.grants, seen: k.seen, ledger: s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime)), usage: k.usage,
-		stmt: st.stmt, nextStmt: st.nextStmt, calls: st.calls, notes: k.notes,
+		grants: k.grants, seen: k.seen, pending: k.pending, month: s.monthKey(u.SeafarerID, period), notes: k.notes,
 		identity: identity, callTime: u.CallTime.Unix(), billable: u.BillableSeconds,
-		cutoff:     DedupeCutoff(now, s.opts.DedupeWindow).Unix(),
-		recordHead: debitRecordHead(u, identity, now), searchHead: debitSearch(u, identity),
-		ledgerTTL:    s.ledgerTTL(u.CallTime),
+		cutoff:       DedupeCutoff(now, s.opts.DedupeWindow).Unix(),
+		recordHead:   debitRecordHead(u, identity, now),
+		pendingTTL:   s.pendingTTL(),
 		overagePrice: u.OveragePrice.Minor, increment: incr, currencyEscaped: escapeField(u.OveragePrice.Currency),
-		period: billing.PeriodOf(u.CallTime), now: now.Unix(),
-		wholesalePrice: st.wholesalePrice, periodClosed: st.periodClosed, nextPeriod: st.nextPeriod,
-		msisdn: u.MSISDN, callsExpireAt: st.callsExpireAt, currency: u.OveragePrice.Currency,
+		now: now.Unix(), wholesalePrice: u.WholesalePrice.Minor, period: period,
+		monthTTL:   monthTTL(periodEnd, now),
 		lowPercent: lowPercent, notesTTL: int64((s.opts.DedupeWindow + 24*time.Hour) / time.Second),
 		atMs: now.UnixMilli(),
 	}
@@ -345,18 +357,13 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 		r.Notes = append(r.Notes, note)
 	}
 	rec, _ := vals[1].(string)
-	first := u // the application whose record rec is
-	if score, _ := vals[4].(string); r.Duplicate && rec == "" && score != strconv.FormatInt(u.CallTime.Unix(), 10) {
-		// A repeat naming another call time than the first: the first's
-		// record is filed under the first's time.
+	first := u.CallTime // the call time of the application whose record rec is
+	if score, _ := vals[4].(string); r.Duplicate && score != "" {
 		t, _ := strconv.ParseInt(score, 10, 64)
-		first.CallTime = time.Unix(t, 0)
-		if rec, err = s.storedDebit(ctx, first); err != nil {
-			return nil, err
-		}
+		first = time.Unix(t, 0)
 	}
 	if rec != "" {
-		e, err := decodeRecord(ledgerBucket(first.CallTime), rec)
+		e, err := decodeRecord(ledgerBucket(first), rec)
 		if err != nil {
 			return nil, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: err.Error()}
 		}
@@ -386,24 +393,6 @@ func parseNote(s string) (Note, error) {
 		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
 	}
 	return Note{Kind: f[0], GrantSet: f[1], RemainingSeconds: rem, GrantedSeconds: granted, At: time.UnixMilli(ms).UTC()}, nil
-}
-
-// storedDebit is the stored record of u's first application, or "" when
-// its bucket expired.
-func (s *RedisStore) storedDebit(ctx context.Context, u Usage) (string, error) {
-	b, err := s.rdb.Get(ctx, s.ledgerKey(u.SeafarerID, ledgerBucket(u.CallTime))).Result()
-	if err == redis.Nil {
-		return "", nil
-	} else if err != nil {
-		return "", fmt.Errorf("quota: debit: stored entry: %w", err)
-	}
-	search := debitSearch(u, DebitEntryID(u.Source, u.EventID)[2:])
-	i := strings.Index(b, search)
-	if i < 0 {
-		return "", nil
-	}
-	rec, _, _ := strings.Cut(b[i+1:], "\n")
-	return rec, nil
 }
 
 // GrantInput is one pack to add to one seafarer.
@@ -442,8 +431,7 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	now = now.Truncate(time.Millisecond) // as the ledger keeps it
 	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
 	k := s.keys(in.SeafarerID)
-	n, err := grantScript.Run(ctx, s.rdb, []string{k.grants, s.ledgerKey(in.SeafarerID, ledgerBucket(now))},
-		in.ID, enc, grantRecord(now, in.ID, in.ProgrammeID, in.Seconds), s.ledgerTTL(now)).Int()
+	added, err = s.rdb.HSetNX(ctx, k.grants, in.ID, enc).Result()
 	if err != nil {
 		return false, nil, fmt.Errorf("quota: add grant: %w", err)
 	}
@@ -452,7 +440,7 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	if err := s.indexExpiry(ctx, in.SeafarerID, in.ID, in.ExpiresAt); err != nil {
 		return false, nil, err
 	}
-	if n == 0 {
+	if !added {
 		// Added before: its entry is the one written then, so every copy of
 		// it (the ledger topic, PostgreSQL) is the same entry.
 		v, err := s.rdb.HGet(ctx, k.grants, in.ID).Result()
@@ -465,25 +453,21 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 		}
 		entry.At, entry.ProgrammeID, entry.Seconds = g.IssuedAt, g.ProgrammeID, g.GrantedSeconds
 	}
-	return n == 1, entry, nil
+	return added, entry, nil
 }
 
-// StoredVoid returns the ledger entry of a grant's void, as written when it
-// was voided, or nil when the grant is not voided or its entry is older than
-// the ledger horizon. (A caller that voids a grant already voided uses it
-// to make sure the entry is recorded everywhere.)
+// StoredVoid returns the ledger entry of a grant's void as written when it
+// was voided, while it is pending (not yet recorded in the system of
+// record), else nil. A caller that voids a grant already voided uses it to
+// finish recording the entry.
 func (s *RedisStore) StoredVoid(ctx context.Context, seafarerID, grantID string) (*LedgerEntry, error) {
-	now := s.now()
-	entries, err := s.ledgerBetween(ctx, seafarerID, now.Add(-s.opts.LedgerHorizon-7*24*time.Hour), now.Add(time.Second))
-	if err != nil {
-		return nil, err
+	v, err := s.rdb.HGet(ctx, s.keys(seafarerID).pending, pendingVoidField(grantID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("quota: stored void: %w", err)
 	}
-	for _, e := range entries {
-		if e.Kind == KindVoid && e.GrantID == grantID {
-			return e, nil
-		}
-	}
-	return nil, nil
+	return decodePending(v)
 }
 
 // plainID reports whether id can be stored as is: the debit script writes
@@ -511,8 +495,8 @@ func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) 
 	now := s.now().Truncate(time.Millisecond) // as the ledger keeps it
 	entry := &LedgerEntry{ID: "v_" + grantID, Kind: KindVoid, At: now, GrantID: grantID}
 	k := s.keys(seafarerID)
-	removed, err := voidScript.Run(ctx, s.rdb, []string{k.grants, s.ledgerKey(seafarerID, ledgerBucket(now))},
-		grantID, voidRecordHead(now, grantID), s.ledgerTTL(now)).Int64()
+	removed, err := voidScript.Run(ctx, s.rdb, []string{k.grants, k.pending},
+		grantID, pendingVoidField(grantID), pendingRecord(now, voidRecordHead(now, grantID)), s.pendingTTL()).Int64()
 	switch {
 	case err != nil && strings.Contains(err.Error(), "ENOTFOUND"):
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "grant %s not found", grantID)
@@ -593,7 +577,7 @@ func grantsFrom(m map[string]string, now time.Time) ([]*Grant, error) {
 func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowance, error) {
 	now := s.now()
 	period := billing.PeriodOf(now)
-	r := &allowanceRead{grantsKey: s.keys(seafarerID).grants, usageKey: s.statementKey(seafarerID, period), done: make(chan struct{})}
+	r := &allowanceRead{grantsKey: s.keys(seafarerID).grants, usageKey: s.monthKey(seafarerID, period), done: make(chan struct{})}
 	if err := s.reads.read(ctx, s.rdb, r); err != nil {
 		return nil, err
 	}

@@ -52,15 +52,30 @@ func MustMeterStore(tb testing.TB, opts Options) (*RedisStore, *meterClock, redi
 	return NewRedisStore(rdb, prefix, clock.Now, opts), clock, rdb
 }
 
-// MustAddGrant adds a new grant or fails the test.
-func MustAddGrant(tb testing.TB, s *RedisStore, in GrantInput) {
+// MustAddGrant adds a new grant or fails the test, and returns its entry.
+func MustAddGrant(tb testing.TB, s *RedisStore, in GrantInput) *LedgerEntry {
 	tb.Helper()
 	if in.ProgrammeID == "" {
 		in.ProgrammeID = "pr_test"
 	}
-	added, _, err := s.AddGrant(context.Background(), in)
+	added, e, err := s.AddGrant(context.Background(), in)
 	require.NoError(tb, err)
 	require.True(tb, added, "grant %s added", in.ID)
+	return e
+}
+
+// mustRecord stores entries in a system of record and forgets their
+// pending records, as the consumer does at the end of a batch.
+func mustRecord(tb testing.TB, s *RedisStore, l *PGLedger, seafarerID string, entries ...*LedgerEntry) {
+	tb.Helper()
+	batch := make([]SeafarerEntry, 0, len(entries))
+	for _, e := range entries {
+		if e != nil {
+			batch = append(batch, SeafarerEntry{SeafarerID: seafarerID, Entry: e})
+		}
+	}
+	require.NoError(tb, l.Append(context.Background(), batch))
+	require.NoError(tb, s.Recorded(context.Background(), batch))
 }
 
 // activeGrant is a grant of seconds, effective a meterDay ago and valid for 30 days.
@@ -230,7 +245,8 @@ func TestDuplicateEventIsAppliedOnce(t *testing.T) {
 	s, _, _ := MustMeterStore(t, Options{})
 	ctx := context.Background()
 	const sf = "sf-dup"
-	MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
+	l, _ := MustPGLedger(t)
+	granted := MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
 
 	first := MustDebit(t, s, voiceCall(sf, "cdr-1", meterNow.Add(-time.Minute), 120))
 	require.False(t, first.Duplicate)
@@ -276,8 +292,23 @@ func TestDuplicateEventIsAppliedOnce(t *testing.T) {
 	require.True(t, rs[0].Duplicate)
 
 	require.Equal(t, map[string]int64{"gr_1": 300}, remainingByGrant(t, s, sf), "600 - 120 - 120 - 60")
-	entries := readWholeLedger(t, s, sf, 50)
+	// Every entry returned, repeats included, recorded as the consumer
+	// records them: one copy of each.
+	mustRecord(t, s, l, sf, granted, first.Entry, r.Entry, rs[0].Entry)
+	entries := readWholeLedger(t, l, sf, 50)
 	require.Len(t, entries, 4, "one grant and three calls")
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.ID)
+	}
+	require.ElementsMatch(t, []string{"g_gr_1", first.Entry.ID, r.Entry.ID, rs[0].Entry.ID}, ids)
+
+	// Once recorded, a repeat has nothing to finish: no entry, no change.
+	rs, err = s.DebitBatch(ctx, []Usage{twice})
+	require.NoError(t, err)
+	require.True(t, rs[0].Duplicate)
+	require.Nil(t, rs[0].Entry, "a repeat of a recorded event")
+	require.Equal(t, map[string]int64{"gr_1": 300}, remainingByGrant(t, s, sf))
 }
 
 func TestDebitRejectsUsageWithoutAnIdentityOrWithNegativeSeconds(t *testing.T) {
@@ -302,9 +333,10 @@ func TestVoidZeroesRemainingAndWritesLedgerEntry(t *testing.T) {
 	s, clock, _ := MustMeterStore(t, Options{})
 	ctx := context.Background()
 	const sf = "sf-void"
-	MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
-	MustAddGrant(t, s, activeGrant(sf, "gr_2", 300))
-	MustDebit(t, s, voiceCall(sf, "cdr-1", meterNow.Add(-time.Minute), 120))
+	l, _ := MustPGLedger(t)
+	g1 := MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
+	g2 := MustAddGrant(t, s, activeGrant(sf, "gr_2", 300))
+	d1 := MustDebit(t, s, voiceCall(sf, "cdr-1", meterNow.Add(-time.Minute), 120))
 	clock.Advance(time.Minute)
 
 	e, err := s.VoidGrant(ctx, sf, "gr_1")
@@ -325,7 +357,14 @@ func TestVoidZeroesRemainingAndWritesLedgerEntry(t *testing.T) {
 		}
 	}
 
-	entries := readWholeLedger(t, s, sf, 50)
+	stored, err := s.StoredVoid(ctx, sf, "gr_1")
+	require.NoError(t, err)
+	require.Equal(t, e, stored, "the void's entry is kept until it is recorded")
+	mustRecord(t, s, l, sf, g1, g2, d1.Entry, e)
+	stored, err = s.StoredVoid(ctx, sf, "gr_1")
+	require.NoError(t, err)
+	require.Nil(t, stored, "recorded: nothing left to finish")
+	entries := readWholeLedger(t, l, sf, 50)
 	require.Equal(t, "v_gr_1", entries[0].ID, "the void is the newest entry")
 	require.Equal(t, int64(480), entries[0].Seconds)
 	require.Empty(t, entries[0].Draws)
@@ -341,7 +380,8 @@ func TestVoidZeroesRemainingAndWritesLedgerEntry(t *testing.T) {
 	r := MustDebit(t, s, voiceCall(sf, "cdr-2", meterNow.Add(-time.Hour), 420))
 	require.Equal(t, [][2]any{{"gr_2", int64(300)}}, drawsOf(r.Entry))
 	require.Equal(t, int64(120), r.Entry.OverageSeconds)
-	requireLedgerExplainsEveryBalance(t, s, sf, 2)
+	mustRecord(t, s, l, sf, r.Entry)
+	requireLedgerExplainsEveryBalance(t, s, l, sf, 2)
 }
 
 func TestOverageAmountPricedPerStartedIncrement(t *testing.T) {
@@ -376,98 +416,6 @@ func TestOverageAmountPricedPerStartedIncrement(t *testing.T) {
 			require.Equal(t, billing.Money{Minor: c.amount, Currency: "USD"}, r.Entry.OverageAmount)
 		})
 	}
-}
-
-func TestLedgerPagesNewestFirstWithCursor(t *testing.T) {
-	s, _, _ := MustMeterStore(t, Options{})
-	ctx := context.Background()
-	const sf = "sf-pages"
-	MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
-	MustAddGrant(t, s, activeGrant(sf, "gr_2", 600)) // both filed under meterNow
-	busy := meterNow.Add(-time.Hour)                 // ten calls share this second
-	quiet := meterNow.Add(-2 * time.Hour)            // and eight this one
-	var n int
-	call := func(at time.Time) {
-		n++
-		MustDebit(t, s, voiceCall(sf, "cdr-"+strconv.Itoa(n), at, 60))
-	}
-	for range 10 {
-		call(busy)
-	}
-	for range 8 {
-		call(quiet)
-	}
-	for i := range 5 {
-		call(meterNow.Add(-time.Duration(3+i) * time.Hour))
-	}
-	const total = 2 + 10 + 8 + 5
-
-	onePage, next, err := s.Ledger(ctx, sf, LedgerFilter{Limit: 500})
-	require.NoError(t, err)
-	require.Empty(t, next)
-	require.Len(t, onePage, total)
-	for _, limit := range []int{1, 3, 4, 7, 10, 11, total, total + 1} {
-		paged := readWholeLedger(t, s, sf, limit)
-		require.Len(t, paged, total, "limit %d", limit)
-		for i := range paged {
-			require.Equal(t, onePage[i].ID, paged[i].ID, "limit %d, entry %d", limit, i)
-		}
-	}
-	require.Equal(t, KindGrant, onePage[0].Kind, "grants written now are the newest")
-
-	// From is inclusive, To exclusive, and the cursor keeps to the range.
-	var inRange []string
-	cursor := ""
-	for {
-		page, next, err := s.Ledger(ctx, sf, LedgerFilter{From: quiet, To: meterNow, Limit: 3, Cursor: cursor})
-		require.NoError(t, err)
-		for _, e := range page {
-			inRange = append(inRange, e.ID)
-			require.False(t, e.CallTime.Before(quiet))
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
-	}
-	require.Len(t, inRange, 18, "the busy and the quiet second, not the grants at meterNow")
-
-	_, _, err = s.Ledger(ctx, sf, LedgerFilter{Cursor: "not-a-cursor"})
-	require.Equal(t, wuyou.EINVALID, wuyou.ErrorCode(err))
-}
-
-// Ledger entries live in weekly buckets that Redis expires a ledger horizon
-// after their week ends: the expiry is set from the store's clock, so an
-// old call's bucket lives shorter than a recent one's, and a bucket whose
-// time is up is really gone (this test waits for Redis to expire one).
-func TestLedgerBucketsExpireAfterHorizon(t *testing.T) {
-	const horizon = 10 * meterDay
-	s, clock, rdb := MustMeterStore(t, Options{DedupeWindow: meterDay, LedgerHorizon: horizon})
-	ctx := context.Background()
-	const sf = "sf-trim"
-	MustAddGrant(t, s, activeGrant(sf, "gr_1", 600))
-	old := MustDebit(t, s, voiceCall(sf, "cdr-old", meterNow.Add(-8*meterDay), 60))
-	recent := MustDebit(t, s, voiceCall(sf, "cdr-recent", meterNow.Add(-time.Minute), 60))
-
-	ttl := func(call time.Time) time.Duration {
-		return rdb.TTL(ctx, s.ledgerKey(sf, ledgerBucket(call))).Val()
-	}
-	weekEnd := func(call time.Time) time.Time { return time.Unix((ledgerBucket(call)+1)*ledgerWeek, 0) }
-	require.InDelta(t, weekEnd(*recent.Entry.CallTime).Add(horizon).Sub(meterNow).Seconds(), ttl(*recent.Entry.CallTime).Seconds(), 2,
-		"the recent call's week lives until a horizon after it ends")
-	require.InDelta(t, weekEnd(*old.Entry.CallTime).Add(horizon).Sub(meterNow).Seconds(), ttl(*old.Entry.CallTime).Seconds(), 2,
-		"the old call's week too, which is sooner")
-	require.Len(t, readWholeLedger(t, s, sf, 50), 3, "both calls and the grant, while their buckets live")
-
-	// A call whose week ended more than a horizon ago: its bucket is given
-	// the shortest life Redis has (a second) and then it is gone.
-	clock.Advance(30 * meterDay)
-	late := voiceCall(sf, "cdr-late", clock.Now().Add(-horizon-8*meterDay), 60) // gr_1 was active then
-	MustDebit(t, s, late)
-	require.LessOrEqual(t, ttl(late.CallTime), time.Second)
-	require.Eventually(t, func() bool { return rdb.Exists(ctx, s.ledgerKey(sf, ledgerBucket(late.CallTime))).Val() == 0 },
-		5*time.Second, 100*time.Millisecond, "Redis expires the bucket")
-	require.Equal(t, map[string]int64{"gr_1": 480}, remainingByGrant(t, s, sf), "the old call found no active grant; expiring ledger buckets changes no balance")
 }
 
 func TestDedupeIdentitiesForgottenAfterWindowByCallTime(t *testing.T) {
@@ -570,10 +518,11 @@ func TestGrantWithoutProgrammeIsDrawnAndVoidedLikeAnyOther(t *testing.T) {
 	s, _, _ := MustMeterStore(t, Options{})
 	ctx := context.Background()
 	const sf = "sf-no-programme"
-	MustAddGrant(t, s, GrantInput{ID: "gr_first", SeafarerID: sf, ProgrammeID: "pr_x", Seconds: 60, Priority: 0, EffectiveAt: meterNow.Add(-meterDay), ExpiresAt: meterNow.Add(meterDay)})
+	l, _ := MustPGLedger(t)
+	first := MustAddGrant(t, s, GrantInput{ID: "gr_first", SeafarerID: sf, ProgrammeID: "pr_x", Seconds: 60, Priority: 0, EffectiveAt: meterNow.Add(-meterDay), ExpiresAt: meterNow.Add(meterDay)})
 	bare := activeGrant(sf, "gr_bare", 600)
 	bare.ProgrammeID = ""
-	added, _, err := s.AddGrant(ctx, bare)
+	added, second, err := s.AddGrant(ctx, bare)
 	require.NoError(t, err)
 	require.True(t, added)
 
@@ -582,7 +531,8 @@ func TestGrantWithoutProgrammeIsDrawnAndVoidedLikeAnyOther(t *testing.T) {
 	e, err := s.VoidGrant(ctx, sf, "gr_bare")
 	require.NoError(t, err)
 	require.Equal(t, int64(540), e.Seconds)
-	requireLedgerExplainsEveryBalance(t, s, sf, 2)
+	mustRecord(t, s, l, sf, first, second, r.Entry, e)
+	requireLedgerExplainsEveryBalance(t, s, l, sf, 2)
 }
 
 func TestEventAtTheEdgeOfTheWindowIsAppliedOnceWithinItsBatch(t *testing.T) {

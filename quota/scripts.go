@@ -36,13 +36,18 @@ end
 // triggered, each "kind set remaining granted at_ms" (kind low|exhausted;
 // set names the grant set, see below); the pairs name the programme of each
 // grant drawn (records do not repeat it; every grant's on a duplicate). On a
-// duplicate nothing changes: the first call time is the stored one (else
-// 0), the notes are those the first application triggered, and the record
-// is "" when it expired or when the repeat names another call time (its
-// bucket may be another; the caller reads it from the first's).
-// Error "ESTALE …" (before any write) when the next open period turns out
-// to be closed as well. Nothing is written before every check has passed,
-// so an error leaves the seafarer's keys as they were.
+// duplicate nothing changes: the first call time is the stored one, the
+// notes are those the first application triggered, and the record is the
+// first application's while it is pending (not yet recorded in the system
+// of record, see Recorded), else "".
+//
+// What the script writes is only what the next call needs: the grants'
+// remaining seconds, the identity (seen, for the dedupe window), the
+// record until it is recorded in PostgreSQL (pending), this month's
+// billable and overage seconds (the allowance's figures) and the notes.
+// Statements, reconciliation and programme figures are SQL over the ledger.
+// Nothing is written before every check has passed, so an error leaves the
+// seafarer's keys as they were.
 //
 // Notifications: the grant set is the sorted ids of the grants active at
 // now (its SHA-1); "low" is announced when this call takes the set's
@@ -51,15 +56,12 @@ end
 // announced at most once per set; the notes hash remembers which identity
 // announced it, so a redelivery repeats exactly the same notification.
 var debitScript = redis.NewScript(luaParseGrant + `
-local grantsKey, seenKey, ledgerKey, usageKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local stmtKey, nextStmtKey, callsKey, notesKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local grantsKey, seenKey, pendingKey, monthKey, notesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local identity, callTime, billable = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local dedupeCutoff, recordHead, searchHead = ARGV[4], ARGV[5], ARGV[6]
-local ledgerTTL, overagePrice, incr = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
-local currencyEscaped, period, now = ARGV[10], ARGV[11], tonumber(ARGV[12])
-local wprice, periodClosed, nextPeriod = tonumber(ARGV[13]), ARGV[14], ARGV[15]
-local msisdn, callsExpireAt, currency = ARGV[16], tonumber(ARGV[17]), ARGV[18]
-local lowPercent, notesTTL, atMs = tonumber(ARGV[19]), tonumber(ARGV[20]), ARGV[21]
+local dedupeCutoff, recordHead, pendingTTL = ARGV[4], ARGV[5], ARGV[6]
+local overagePrice, incr, currencyEscaped = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local now, wprice, period = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
+local monthTTL, lowPercent, notesTTL, atMs = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16]
 
 -- activeSet sums the grants active at now and names their set.
 local function activeSet(grants)
@@ -98,29 +100,10 @@ if seen then
   -- caller can repeat the effects of a first application it lost in a crash.
   local grants = readGrants()
   local rem, granted = activeSet(grants)
-  local rec = ''
-  local b = tonumber(seen) == callTime and redis.call('GET', ledgerKey)
-  if b then
-    local i = string.find(b, searchHead, 1, true)
-    if i then
-      local j = string.find(b, '\n', i + 1, true)
-      rec = string.sub(b, i + 1, (j or 0) - 1)
-    end
-  end
+  local rec = redis.call('HGET', pendingKey, identity) or ''
   local reply = {1, rec, rem, granted, seen, notesOf()}
   for _, g in ipairs(grants) do reply[#reply+1] = g.id; reply[#reply+1] = g.prog end
   return reply
-end
--- The statement that counts this call: its own period's unless that
--- period is closed, by the cached list or because this seafarer's figures
--- of it are frozen; then the first open period after it as an adjustment
--- naming the call's period. Checked before any write.
-local stmtp, stmtk, adjp = period, stmtKey, ''
-if periodClosed == '1' or redis.call('HEXISTS', stmtKey, 'frozen') == 1 then
-  if redis.call('HEXISTS', nextStmtKey, 'frozen') == 1 then
-    return redis.error_reply('ESTALE closed periods: ' .. nextPeriod .. ' is closed too')
-  end
-  stmtp, stmtk, adjp = nextPeriod, nextStmtKey, period
 end
 local grants = readGrants()
 local remBefore, grantedNow, set = activeSet(grants)
@@ -145,10 +128,7 @@ for _, g in ipairs(cand) do
   covered = covered + take
   redis.call('HSET', grantsKey, g.id, encode(g))
   draws[#draws+1] = g.id .. ':' .. take
-  taken[#taken+1] = {g.prog, take, g.id}
-  if g.prog ~= '' then
-    redis.call('HINCRBY', usageKey, 'used:' .. g.prog, take)
-  end
+  taken[#taken+1] = {g.prog, g.id}
 end
 -- Pricing per started increment, ceil(seconds / incr) * price: the rule's
 -- home is billing.PricePerStartedIncrement. A script cannot call Go, so the
@@ -156,53 +136,22 @@ end
 -- (quota) holds the overage amount and the welfare cost to billing's.
 local amount = math.floor((need + incr - 1) / incr) * overagePrice
 -- Welfare cost: the wholesale price per started increment of covered time.
--- Each increment is charged to the programme whose draw starts it, so the
--- programmes' shares add up to the call's cost.
 local welfare = math.floor((covered + incr - 1) / incr) * wprice
-local shares, sorder, drawn = {}, {}, 0
-for _, d in ipairs(taken) do
-  local before = math.floor((drawn + incr - 1) / incr)
-  drawn = drawn + d[2]
-  if d[1] ~= '' then
-    local sh = shares[d[1]]
-    if not sh then sh = {0, 0}; shares[d[1]] = sh; sorder[#sorder+1] = d[1] end
-    sh[1] = sh[1] + d[2]
-    sh[2] = sh[2] + (math.floor((drawn + incr - 1) / incr) - before) * wprice
-  end
-end
-local rec = recordHead .. covered .. ' ' .. amount .. ' ' .. currencyEscaped .. ' ' .. welfare .. ' ' .. stmtp .. ' ' .. adjp
+-- The statement period is the call's own; the system of record decides
+-- whether a closed period moves it (PGLedger.Append).
+local rec = recordHead .. covered .. ' ' .. amount .. ' ' .. currencyEscaped .. ' ' .. welfare .. ' ' .. period .. ' '
 if #draws > 0 then rec = rec .. ' ' .. table.concat(draws, ' ') end
 -- Forget old identities before remembering this call's, so a call at the
 -- window's edge is not forgotten by its own debit: a repeat later in the
 -- same batch must still be a duplicate, answered with this record.
 redis.call('ZREMRANGEBYSCORE', seenKey, '-inf', '(' .. dedupeCutoff)
 redis.call('ZADD', seenKey, callTime, identity)
--- APPEND, not a read and a rewrite: the record is added to the week's
--- string in place, whatever else wrote to it. Every write to the bucket
--- sets the expiry to the same time: a horizon after its week ends.
-redis.call('APPEND', ledgerKey, '\n' .. rec)
-redis.call('EXPIRE', ledgerKey, ledgerTTL)
--- Statement figures; an adjustment's fields are prefixed "a:<its period>:".
-local pre = ''
-if adjp ~= '' then pre = 'a:' .. adjp .. ':' end
-redis.call('HINCRBY', stmtk, pre .. 'calls', 1)
-redis.call('HINCRBY', stmtk, pre .. 'billable', billable)
-redis.call('HINCRBY', stmtk, pre .. 'covered', covered)
-redis.call('HINCRBY', stmtk, pre .. 'overage', need)
-redis.call('HINCRBY', stmtk, pre .. 'amount', amount)
-redis.call('HINCRBY', stmtk, pre .. 'welfare', welfare)
-redis.call('HSET', stmtk, 'cur', currency)
-for _, id in ipairs(sorder) do
-  local q = pre .. 'p:' .. id .. ':'
-  redis.call('HINCRBY', stmtk, q .. 'calls', 1)
-  redis.call('HINCRBY', stmtk, q .. 'covered', shares[id][1])
-  redis.call('HINCRBY', stmtk, q .. 'welfare', shares[id][2])
-end
--- By the call's own period and the MSISDN it was made from (reconciliation).
-redis.call('HINCRBY', callsKey, msisdn .. ':calls', 1)
-redis.call('HINCRBY', callsKey, msisdn .. ':billable', billable)
-redis.call('HINCRBY', callsKey, msisdn .. ':covered', covered)
-redis.call('EXPIREAT', callsKey, callsExpireAt)
+redis.call('HSET', pendingKey, identity, rec)
+redis.call('EXPIRE', pendingKey, pendingTTL)
+-- This month's figures, by call time, for the allowance.
+redis.call('HINCRBY', monthKey, 'billable', billable)
+redis.call('HINCRBY', monthKey, 'overage', need)
+redis.call('EXPIRE', monthKey, monthTTL)
 local remAfter = activeSet(grants)
 local notes = {}
 local function announce(kind)
@@ -218,39 +167,26 @@ if grantedNow > 0 then
   if #notes > 0 then redis.call('EXPIRE', notesKey, notesTTL) end
 end
 local reply = {0, rec, remAfter, grantedNow, 0, notes}
-for _, d in ipairs(taken) do reply[#reply+1] = d[3]; reply[#reply+1] = d[1] end
+for _, d in ipairs(taken) do reply[#reply+1] = d[2]; reply[#reply+1] = d[1] end
 return reply
 `)
 
-// grantScript adds a grant once.
-//
-// KEYS[1] grants hash, KEYS[2] ledger bucket of now.
-// ARGV[1] grant id, ARGV[2] encoded grant, ARGV[3] ledger record,
-// ARGV[4] the bucket's time to live (s).
-// Reply: 1 when added, 0 when the grant already existed (nothing changes).
-var grantScript = redis.NewScript(`
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('APPEND', KEYS[2], '\n' .. ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 1
-`)
-
-// voidScript sets a grant's remaining amount to zero and marks it voided.
-//
-// KEYS[1] grants hash, KEYS[2] ledger bucket of now.
-// ARGV[1] grant id, ARGV[2] the ledger record without the seconds removed,
-// ARGV[3] the bucket's time to live (s).
+// voidScript sets a grant's remaining amount to zero and marks it voided,
+// its ledger record (the head given, then the seconds removed) pending
+// until it is recorded in the system of record.
 // Reply: the seconds removed; error "ENOTFOUND" or "EVOIDED".
 var voidScript = redis.NewScript(luaParseGrant + `
-local v = redis.call('HGET', KEYS[1], ARGV[1])
+local grantsKey, pendingKey = KEYS[1], KEYS[2]
+local grantID, pendingField, recordHead, pendingTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local v = redis.call('HGET', grantsKey, grantID)
 if not v then return redis.error_reply('ENOTFOUND') end
-local g = parse(ARGV[1], v)
+local g = parse(grantID, v)
 if g.void == '1' then return redis.error_reply('EVOIDED') end
 local removed = g.rem
 g.rem = 0
 g.void = '1'
-redis.call('HSET', KEYS[1], ARGV[1], encode(g))
-redis.call('APPEND', KEYS[2], '\n' .. ARGV[2] .. removed)
-redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', grantsKey, grantID, encode(g))
+redis.call('HSET', pendingKey, pendingField, recordHead .. removed)
+redis.call('EXPIRE', pendingKey, pendingTTL)
 return removed
 `)

@@ -5,16 +5,15 @@ import (
 	"time"
 )
 
-// Settle applies a batch of rated calls and everything that follows from
-// them in quota, in quota's own order: the debits (DebitBatch), then the
-// statement indexes of every debit applied or repeated (IndexStatements),
-// then the programmes' usage counters (SyncProgrammeUsage). Every step is
-// idempotent, and the follow-ups are done for repeats too, so settling a
-// batch again after a crash anywhere in between completes what the first
-// attempt cut short and changes nothing twice.
+// Settle applies a batch of rated calls: the debits (DebitBatch), once the
+// store has checked that Redis holds the hot state (a guarded store). The
+// figures that follow from the debits (statements, reconciliation,
+// programme usage) are SQL over the ledger the caller records, so there is
+// nothing else to do here.
 //
 // Results are in the order of us, as DebitBatch gives them. An error means
-// an outage (Redis out of reach or refusing service): settle the batch again.
+// an outage (Redis out of reach, refusing service or without its hot
+// state): settle the batch again.
 func (s *RedisStore) Settle(ctx context.Context, us []Usage) ([]*DebitResult, error) {
 	if len(us) == 0 {
 		return nil, nil
@@ -22,34 +21,7 @@ func (s *RedisStore) Settle(ctx context.Context, us []Usage) ([]*DebitResult, er
 	if err := s.checkHot(ctx); err != nil {
 		return nil, err
 	}
-	results, err := s.DebitBatch(ctx, us)
-	if err != nil {
-		return nil, err
-	}
-	debits := make([]StatementDebit, 0, len(results))
-	used := map[SeafarerProgramme]bool{}
-	for _, r := range results {
-		if r.Entry == nil {
-			continue
-		}
-		debits = append(debits, StatementDebit{SeafarerID: r.SeafarerID, Entry: r.Entry})
-		for _, d := range r.Entry.Draws {
-			if d.ProgrammeID != "" {
-				used[SeafarerProgramme{SeafarerID: r.SeafarerID, ProgrammeID: d.ProgrammeID}] = true
-			}
-		}
-	}
-	if err := s.IndexStatements(ctx, debits); err != nil {
-		return nil, err
-	}
-	pairs := make([]SeafarerProgramme, 0, len(used))
-	for sp := range used {
-		pairs = append(pairs, sp)
-	}
-	if err := s.SyncProgrammeUsage(ctx, pairs); err != nil {
-		return nil, err
-	}
-	return results, nil
+	return s.DebitBatch(ctx, us)
 }
 
 // DedupeCutoff is the earliest call time whose identity is still

@@ -30,8 +30,9 @@ const usage = `usage:
                          WUYOU_* variable is set; on 127.0.0.1:8080 unless WUYOU_HTTP_ADDR
                          or --http says otherwise (wuyoud dev --help says more)
   wuyoud migrate         apply the PostgreSQL schema migrations to WUYOU_POSTGRES_URL and exit
-  wuyoud backfill-ledger copy the ledger entries Redis holds into PostgreSQL (once, when
-                         upgrading from a Redis-only ledger; safe to repeat) and exit
+  wuyoud rebuild-hot-state [--quiesce 10s]
+                         write Redis's hot metering state again from PostgreSQL (after Redis
+                         lost data; wuyoud does it at start when Redis lost everything) and exit
   wuyoud version         print the version, commit, build time (when known) and Go version`
 
 // newLogger is wuyoud's log: JSON lines on w, from level up.
@@ -65,8 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "":
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, log)
-	case "backfill-ledger":
-		return runBackfillLedger(ctx, args[1:], getenv, stdout, log)
+	case "rebuild-hot-state":
+		return runRebuildHotState(ctx, args[1:], getenv, stdout, log)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", command, usage)
 	}
