@@ -53,6 +53,9 @@ func (s *RedisStore) claimKeys(identity string) (claims, byTime string) {
 // claim claims the identity of each usage in one pipeline and returns who
 // holds each. An error means Redis could not be reached or refused service.
 func (s *RedisStore) claim(ctx context.Context, us []Usage) ([]identityClaim, error) {
+	if s.opts.Claims != nil {
+		return s.claimElsewhere(ctx, us)
+	}
 	out := make([]identityClaim, len(us))
 	cmds := make([]*redis.Cmd, len(us))
 	cutoff := DedupeCutoff(s.now(), s.opts.DedupeWindow).Unix()
@@ -93,6 +96,31 @@ func (s *RedisStore) claim(ctx context.Context, us []Usage) ([]identityClaim, er
 			continue
 		}
 		out[k] = identityClaim{seafarerID: v[:i], fingerprint: v[i+1:]}
+	}
+	return out, nil
+}
+
+// claimElsewhere claims the identities in the ClaimStore (PostgreSQL): one
+// round trip for the batch, and nothing kept in Redis.
+func (s *RedisStore) claimElsewhere(ctx context.Context, us []Usage) ([]identityClaim, error) {
+	out := make([]identityClaim, len(us))
+	claims := make([]Claim, 0, len(us))
+	at := make([]int, 0, len(us))
+	for i, u := range us {
+		if u.SeafarerID == "" || u.Source == "" || u.EventID == "" {
+			out[i] = identityClaim{seafarerID: u.SeafarerID, fingerprint: u.fingerprint()} // debitCmd says why
+			continue
+		}
+		claims = append(claims, Claim{Identity: DebitEntryID(u.Source, u.EventID)[2:], SeafarerID: u.SeafarerID,
+			Fingerprint: u.fingerprint(), CallTime: u.CallTime})
+		at = append(at, i)
+	}
+	held, err := s.opts.Claims.ClaimIdentities(ctx, claims)
+	if err != nil {
+		return nil, &wuyou.Error{Code: wuyou.EUNAVAILABLE, Message: err.Error()}
+	}
+	for j, c := range held {
+		out[at[j]] = identityClaim{seafarerID: c.SeafarerID, fingerprint: c.Fingerprint}
 	}
 	return out, nil
 }

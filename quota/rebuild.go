@@ -455,6 +455,9 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range hot {
 			for _, d := range h.seen {
+				if s.opts.Claims != nil {
+					break // kept in the system of record, not lost with Redis
+				}
 				claims, byTime := s.claimKeys(d.identity)
 				p.HSet(ctx, claims, d.identity, h.id+" "+d.fingerprint)
 				p.ZAdd(ctx, byTime, redis.Z{Score: float64(d.callTime), Member: d.identity})

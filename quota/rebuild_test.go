@@ -125,15 +125,20 @@ func (l *rebuildLab) lose(t *testing.T) {
 // refused as before, and new calls draw from the right grants.
 func TestRebuildHotStateRestoresBalancesAndIdentities(t *testing.T) {
 	for seed := int64(1); seed <= 3; seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			rebuildRestores(t, seed)
-		})
+		for _, claims := range []string{"redis", "postgres"} {
+			t.Run(fmt.Sprintf("seed=%d,claims=%s", seed, claims), func(t *testing.T) {
+				rebuildRestores(t, seed, claims == "postgres")
+			})
+		}
 	}
 }
 
-func rebuildRestores(t *testing.T, seed int64) {
+func rebuildRestores(t *testing.T, seed int64, pgClaims bool) {
 	ctx := context.Background()
 	l := newRebuildLab(t, Options{HotStateGuard: true})
+	if pgClaims {
+		l.s.opts.Claims = NewPGClaims(l.pool)
+	}
 	rng := rand.New(rand.NewSource(seed))
 	require.NoError(t, l.s.MarkHotState(ctx, HotMark{By: "test"}))
 	now := l.clock.Now()

@@ -30,6 +30,9 @@ type Options struct {
 	// while Redis lacks the hot-state mark (rebuild.go): set by wuyoud, whose
 	// Redis may come back empty; tests of the store alone leave it off.
 	HotStateGuard bool
+	// Claims keeps event identity claims (identity.go); nil keeps them in
+	// Redis. wuyoud keeps them in PostgreSQL, out of Redis's memory.
+	Claims ClaimStore
 }
 
 // RedisStore keeps the hot metering state in Redis: what a debit must read
