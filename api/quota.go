@@ -192,6 +192,15 @@ func (s *Server) voidGrant(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	grantID := utils.CopyString(c.Params("grant_id")) // kept in the ledger entry
+	if s.cfg.Grants != nil {
+		// The system of record first. Voided there before: the hot state
+		// may still lack the void (a crash in between), so go on; the hot
+		// state answers whether anything was left to do.
+		err := s.cfg.Grants.VoidGrant(ctx, sf.ID, grantID, s.cfg.Now())
+		if err != nil && wuyou.ErrorCode(err) != wuyou.ECONFLICT {
+			return err
+		}
+	}
 	e, err := s.cfg.Quota.VoidGrant(ctx, sf.ID, grantID)
 	if wuyou.ErrorCode(err) == wuyou.ECONFLICT && s.cfg.Ledger != nil {
 		// Voided before. If recording that void failed, voiding again is

@@ -35,6 +35,12 @@ type Quota interface {
 	StoredVoid(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
 }
 
+// GrantVoider marks a grant voided in the system of record: ENOTFOUND for
+// a grant the seafarer does not hold, ECONFLICT when it is voided already.
+type GrantVoider interface {
+	VoidGrant(ctx context.Context, seafarerID, grantID string, at time.Time) error
+}
+
 // Programmes keeps the welfare programmes (quota.PGProgrammes).
 type Programmes interface {
 	CreateProgramme(ctx context.Context, in quota.ProgrammeInput) (*quota.Programme, error)
@@ -64,8 +70,11 @@ type Config struct {
 	Crew       crew.Service
 	Quota      Quota
 	Programmes Programmes // nil answers 503
-	Issuer     Issuer
-	Ledger     LedgerRecorder // nil records nothing beyond Quota
+	// Grants, when set, is where a void is recorded first: the system of
+	// record's grants (quota.PGGrants).
+	Grants GrantVoider
+	Issuer Issuer
+	Ledger LedgerRecorder // nil records nothing beyond Quota
 	// Entries is where GET …/usage reads the ledger (the system of record);
 	// nil reads it from Quota.
 	Entries LedgerReader

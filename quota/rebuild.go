@@ -188,12 +188,13 @@ func RebuildHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opt
 	return rep, nil
 }
 
-// EnsureHotState makes sure Redis holds the hot state before metering
-// starts: nothing to do when the mark is there; a new deployment (nothing
-// in the system of record) is marked; otherwise the state is rebuilt.
-// Replicas starting together serialise on a PostgreSQL advisory lock, so
-// one rebuilds and the others find the mark. rebuilt reports a rebuild.
-func EnsureHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore) (rep *RebuildReport, err error) {
+// EnsureHotState makes sure Redis holds the hot state: nothing to do when
+// the mark is there; a new deployment (nothing in the system of record) is
+// marked; otherwise the state is rebuilt with opts. wuyoud calls it at
+// start and whenever it finds the mark gone (Redis restarted empty).
+// Replicas serialise on a PostgreSQL advisory lock, so one rebuilds and the
+// others then find the mark. rep is nil when nothing was rebuilt.
+func EnsureHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opts RebuildOptions) (rep *RebuildReport, err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("quota: hot state: %w", err)
@@ -216,7 +217,7 @@ func EnsureHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore) (rep
 	if !recorded {
 		return nil, s.MarkHotState(ctx, HotMark{RebuiltAt: s.now(), By: "empty"})
 	}
-	return RebuildHotState(ctx, pool, s, RebuildOptions{})
+	return RebuildHotState(ctx, pool, s, opts)
 }
 
 // hotSeafarers lists, in id order, the seafarers who have a grant not

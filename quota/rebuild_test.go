@@ -258,7 +258,7 @@ func TestRebuildHotStateRepairsAPartialLossAndIsRepeatable(t *testing.T) {
 func TestEnsureHotStateMarksAnEmptyDeploymentAndRebuildsALostOne(t *testing.T) {
 	ctx := context.Background()
 	l := newRebuildLab(t, Options{HotStateGuard: true})
-	rep, err := EnsureHotState(ctx, l.pool, l.s)
+	rep, err := EnsureHotState(ctx, l.pool, l.s, RebuildOptions{})
 	require.NoError(t, err)
 	require.Nil(t, rep, "nothing to rebuild in a new deployment")
 	m, err := l.s.HotState(ctx)
@@ -269,12 +269,12 @@ func TestEnsureHotStateMarksAnEmptyDeploymentAndRebuildsALostOne(t *testing.T) {
 	l.grant(t, GrantInput{ID: "g-e1", SeafarerID: "sf-e1", ProgrammeID: "pr_a", Seconds: 300,
 		EffectiveAt: now.Add(-meterDay), ExpiresAt: now.Add(meterDay), Priority: 1})
 	before := l.view(t, "sf-e1")
-	rep, err = EnsureHotState(ctx, l.pool, l.s)
+	rep, err = EnsureHotState(ctx, l.pool, l.s, RebuildOptions{})
 	require.NoError(t, err)
 	require.Nil(t, rep, "the mark is there: nothing to do")
 
 	l.lose(t)
-	rep, err = EnsureHotState(ctx, l.pool, l.s)
+	rep, err = EnsureHotState(ctx, l.pool, l.s, RebuildOptions{})
 	require.NoError(t, err)
 	require.NotNil(t, rep)
 	require.Equal(t, 1, rep.Seafarers)
