@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,63 @@ type HotMark struct {
 	RebuiltAt time.Time `json:"rebuilt_at"`
 	By        string    `json:"by"` // "rebuild" or "empty" (a new deployment)
 	Seafarers int       `json:"seafarers"`
+	// RedisID names the Redis process(es) the state was written to (the
+	// run_id of each master). A Redis that restarted since has another:
+	// it may have come back without the writes of its last second
+	// (appendfsync everysec) or a failover may have lost some, so the
+	// state is rebuilt, not trusted.
+	RedisID string `json:"redis_id"`
+}
+
+// redisID is the run_id of the Redis server, or of every master of a
+// cluster, sorted and joined; "" when the server does not say (a stand-in).
+func (s *RedisStore) redisID(ctx context.Context) (string, error) {
+	runID := func(info string) string {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var ids []string
+		err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			info, err := m.Info(ctx, "server").Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			ids = append(ids, runID(info))
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("quota: Redis run ids: %w", err)
+		}
+		sort.Strings(ids)
+		return strings.Join(ids, ","), nil
+	}
+	info, err := s.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", fmt.Errorf("quota: Redis run id: %w", err)
+	}
+	return runID(info), nil
+}
+
+// HotStateCurrent reports whether Redis holds the hot state and is the
+// same Redis it was written to: false after a loss or a restart.
+func (s *RedisStore) HotStateCurrent(ctx context.Context) (bool, error) {
+	m, err := s.HotState(ctx)
+	if err != nil || m == nil {
+		return false, err
+	}
+	id, err := s.redisID(ctx)
+	if err != nil {
+		return false, err
+	}
+	return m.RedisID == id, nil
 }
 
 // ErrHotStateMissing is returned, wrapped in a wuyou EUNAVAILABLE error, by
@@ -86,8 +144,14 @@ func (s *RedisStore) HotState(ctx context.Context) (*HotMark, error) {
 	return &m, nil
 }
 
-// MarkHotState records that Redis holds the hot state.
+// MarkHotState records that Redis holds the hot state, naming the Redis it
+// was written to.
 func (s *RedisStore) MarkHotState(ctx context.Context, m HotMark) error {
+	id, err := s.redisID(ctx)
+	if err != nil {
+		return err
+	}
+	m.RedisID = id
 	b, _ := json.Marshal(m)
 	if err := s.rdb.Set(ctx, s.hotKey(), b, 0).Err(); err != nil {
 		return fmt.Errorf("quota: mark hot state: %w", err)
@@ -189,8 +253,9 @@ func RebuildHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opt
 }
 
 // EnsureHotState makes sure Redis holds the hot state: nothing to do when
-// the mark is there; a new deployment (nothing in the system of record) is
-// marked; otherwise the state is rebuilt with opts. wuyoud calls it at
+// the mark is there and names this Redis; a new deployment (nothing in the
+// system of record) is marked; otherwise (lost, or written to a Redis that
+// has restarted since) the state is rebuilt with opts. wuyoud calls it at
 // start and whenever it finds the mark gone (Redis restarted empty).
 // Replicas serialise on a PostgreSQL advisory lock, so one rebuilds and the
 // others then find the mark. rep is nil when nothing was rebuilt.
@@ -206,8 +271,16 @@ func EnsureHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opts
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", lock) //nolint:errcheck // released with the session anyway
 	m, err := s.HotState(ctx)
-	if err != nil || m != nil {
+	if err != nil {
 		return nil, err
+	}
+	if m != nil {
+		current, err := s.HotStateCurrent(ctx)
+		if err != nil || current {
+			return nil, err
+		}
+		// Redis restarted since the state was written: rebuild.
+		return RebuildHotState(ctx, pool, s, opts)
 	}
 	var recorded bool
 	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM grants) OR EXISTS (SELECT 1 FROM ledger_entries)`).Scan(&recorded)

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"sort"
@@ -279,4 +280,50 @@ func TestEnsureHotStateMarksAnEmptyDeploymentAndRebuildsALostOne(t *testing.T) {
 	require.NotNil(t, rep)
 	require.Equal(t, 1, rep.Seafarers)
 	require.Equal(t, before, l.view(t, "sf-e1"))
+}
+
+// A Redis that restarted is not trusted even when its data came back (an
+// append-only file may lack its last second): the mark names the Redis
+// process it was written to, and a restart makes EnsureHotState rebuild.
+func TestARestartedRedisIsRebuiltNotTrusted(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.MustServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ledger, pool := MustPGLedger(t)
+	clock := &meterClock{t: meterNow}
+	l := &rebuildLab{s: NewRedisStore(rdb, "rs", clock.Now, Options{HotStateGuard: true}), clock: clock, rdb: rdb, pool: pool, ledger: ledger}
+	_, err := pool.Exec(ctx, `INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
+VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), meterNow.Add(400*meterDay))
+	require.NoError(t, err)
+
+	rep, err := EnsureHotState(ctx, pool, l.s, RebuildOptions{})
+	require.NoError(t, err)
+	require.Nil(t, rep)
+	l.grant(t, GrantInput{ID: "g-rs", SeafarerID: "sf-rs", ProgrammeID: "pr_a", Seconds: 600,
+		EffectiveAt: meterNow.Add(-meterDay), ExpiresAt: meterNow.Add(meterDay), Priority: 1})
+	l.settle(t, []Usage{voiceCall("sf-rs", "cdr-rs", meterNow.Add(-time.Hour), 120)})
+	before := l.view(t, "sf-rs")
+	current, err := l.s.HotStateCurrent(ctx)
+	require.NoError(t, err)
+	require.True(t, current)
+
+	// The restart keeps the mark (as if the append-only file had it) but
+	// not the debit: the state is stale, and it is caught.
+	m, err := l.s.HotState(ctx)
+	require.NoError(t, err)
+	srv.MustRestart(t)
+	b, _ := json.Marshal(m)
+	require.NoError(t, rdb.Set(ctx, l.s.hotKey(), b, 0).Err())
+	current, err = l.s.HotStateCurrent(ctx)
+	require.NoError(t, err)
+	require.False(t, current, "a restarted Redis is not the one the state was written to")
+
+	rep, err = EnsureHotState(ctx, pool, l.s, RebuildOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, rep, "rebuilt after the restart")
+	require.Equal(t, before, l.view(t, "sf-rs"))
+	current, err = l.s.HotStateCurrent(ctx)
+	require.NoError(t, err)
+	require.True(t, current)
 }
