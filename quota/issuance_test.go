@@ -501,6 +501,8 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 	roster := newFakeRoster()
 	crew := roster.crew("sf", 2)
 	is := s.issuer(roster)
+	pub := &ledgerPublisher{ledger: s.ledger}
+	is.Publisher = pub
 	ctx := context.Background()
 	eff := programmeTestNow.Add(36 * time.Hour)
 	for _, tc := range []struct {
@@ -529,13 +531,25 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 			g.Priority != p.Priority || !g.EffectiveAt.Equal(tc.want) || !g.ExpiresAt.Equal(tc.want.AddDate(0, 0, p.ValidDays)) {
 			t.Fatalf("%s: grant %+v", tc.key, g)
 		}
-		entries, _, err := s.hot.Ledger(ctx, crew[0], LedgerFilter{})
+		// The entry the publisher received is the grant's, and it is what
+		// the ledger in PostgreSQL then holds.
+		var published *LedgerEntry
+		for _, ig := range pub.grants() {
+			if ig.Grant.ID == g.ID {
+				published = ig.Entry
+			}
+		}
+		if published == nil || published.ID != "g_"+g.ID || published.Kind != KindGrant || published.GrantID != g.ID ||
+			published.ProgrammeID != p.ID || published.Seconds != p.PackSeconds || !published.At.Equal(programmeTestNow) {
+			t.Fatalf("%s: published entry %+v for grant %s", tc.key, published, g.ID)
+		}
+		entries, _, err := s.ledger.Ledger(ctx, crew[0], LedgerFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		found := false
 		for _, e := range entries {
-			if e.Kind == KindGrant && e.GrantID == g.ID && e.ProgrammeID == p.ID && e.Seconds == p.PackSeconds {
+			if e.ID == published.ID && e.Kind == KindGrant && e.GrantID == g.ID && e.ProgrammeID == p.ID && e.Seconds == p.PackSeconds {
 				found = true
 			}
 		}
@@ -723,6 +737,34 @@ func (p *recordingPublisher) PublishGrants(_ context.Context, grants []IssuedGra
 		p.seen[g.Entry.ID]++
 	}
 	return nil
+}
+
+// ledgerPublisher stores the grants' entries in the ledger, as wuyoud's
+// publisher does before it announces them, and remembers what it was given.
+type ledgerPublisher struct {
+	ledger    *PGLedger
+	mu        sync.Mutex
+	published []IssuedGrant
+}
+
+func (p *ledgerPublisher) PublishGrants(ctx context.Context, grants []IssuedGrant) error {
+	entries := make([]SeafarerEntry, len(grants))
+	for j, g := range grants {
+		entries[j] = SeafarerEntry{SeafarerID: g.Grant.SeafarerID, Entry: g.Entry}
+	}
+	if err := p.ledger.Append(ctx, entries); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.published = append(p.published, grants...)
+	return nil
+}
+
+func (p *ledgerPublisher) grants() []IssuedGrant {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]IssuedGrant(nil), p.published...)
 }
 
 func TestIssuancePublishesEveryGrantAtLeastOnceEvenWhenPublishingFails(t *testing.T) {

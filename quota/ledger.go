@@ -1,52 +1,36 @@
 package quota
 
 import (
-	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
-	"github.com/wuyou/wuyou/crew"
 )
 
-// The ledger in Redis is kept in weekly buckets: one string per seafarer and
-// week of entry time ("T:l:<week>", week = unix seconds / 604800), holding
-// that week's entries as compact records, each preceded by a newline. A
-// bucket expires a ledger horizon after its week ends, so Redis keeps every
-// entry for at least the horizon and at most a week longer; the ledger topic
-// keeps them all.
-//
-// One string per week rather than a hash and an index of JSON entries: a
-// seafarer with three calls a day keeps 270 entries over the default
-// horizon, and per-element overhead (dict entries, skiplist nodes, field
-// names repeated in every JSON entry) was four fifths of their memory.
+// A ledger record is the compact text form of a ledger entry that Redis
+// keeps while the entry is pending (pending.go): the debit script writes a
+// debit's, the void script a void's, and decodeRecord reads them back when
+// a repeat must carry the first application's entry. The ledger itself is
+// in PostgreSQL (PGLedger).
 //
 // Records are space-separated fields; text fields are escaped (escapeField)
 // so they hold no space, newline or percent sign, and ids are plain (see
-// plainID), so neither needs escaping. Times are offsets from the bucket's
-// start, in seconds, and "at" an offset from the entry's time in ms:
+// plainID), so neither needs escaping. Times are offsets, in seconds, from
+// the start of the record's week (ledgerBucket: unix seconds / 604800, of a
+// debit's call time or a void's write time), and "at" an offset from the
+// entry's time in ms:
 //
 //	d <t> <identity> <at> <event id> <type> <msisdn> <duration> <called> <country>
 //	  <billable> <covered> <overage minor> <currency> <welfare minor>
 //	  <statement period> <adjusts period> [<grant>:<seconds> ...]
-//	g <t> <at> <grant> <programme> <seconds>
 //	v <t> <at> <grant> <seconds>
 //
 // A debit's identity is the event's (DebitEntryID without "d_"); its source
-// is not kept (the ledger topic carries it), nor the programme of each draw
-// (the grant names it; reads fill it in from the grants). Overage seconds
-// are billable − covered. The debit script writes the tail from "<covered>"
-// on.
-//
-// Records are added with APPEND (and the bucket's absolute expiry set
-// again), never by reading the string and writing it back: a write can never
-// drop what another wrote, and a debit costs the same however full its week.
+// is not kept (the usage carries it), nor the programme of each draw (the
+// script's reply names it). Overage seconds are billable − covered. The
+// debit script writes the tail from "<covered>" on.
 const ledgerWeek = 7 * 24 * 3600
 
 func ledgerBucket(t time.Time) int64 {
@@ -55,39 +39,6 @@ func ledgerBucket(t time.Time) int64 {
 		return (u - ledgerWeek + 1) / ledgerWeek
 	}
 	return u / ledgerWeek
-}
-
-func (s *RedisStore) ledgerKey(seafarerID string, bucket int64) string {
-	return ledgerKey(s.prefix, seafarerID, bucket)
-}
-
-func ledgerKey(prefix, seafarerID string, bucket int64) string {
-	return crew.SeafarerTag(prefix, seafarerID) + ":l:" + strconv.FormatInt(bucket, 10)
-}
-
-// ledgerTTL is how long, from now, the bucket of t must live: until a
-// ledger horizon after its week ends, and at least a second. Every write to
-// a bucket sets this, so each sets the same end.
-func (s *RedisStore) ledgerTTL(t time.Time) int64 {
-	end := (ledgerBucket(t) + 1) * ledgerWeek
-	ttl := end + int64(s.opts.LedgerHorizon/time.Second) - s.now().Unix()
-	return max(ttl, 1)
-}
-
-func (s *RedisStore) ledgerKeysBetween(seafarerID string, from, to time.Time) []string {
-	return LedgerKeys(s.prefix, seafarerID, from, to)
-}
-
-// LedgerKeys are the Redis keys of the ledger buckets, under prefix, that can
-// hold a seafarer's entries with a time in [from, to), newest first (for
-// tools that measure or inspect them; reads go through Ledger).
-func LedgerKeys(prefix, seafarerID string, from, to time.Time) []string {
-	first, last := ledgerBucket(from), ledgerBucket(to.Add(-time.Second))
-	keys := make([]string, 0, max(last-first+1, 0))
-	for b := last; b >= first; b-- {
-		keys = append(keys, ledgerKey(prefix, seafarerID, b))
-	}
-	return keys
 }
 
 var fieldEscaper = strings.NewReplacer("%", "%25", " ", "%20", "\n", "%0A", "\r", "%0D")
@@ -164,18 +115,6 @@ func debitRecordHead(u Usage, identity string, at time.Time) string {
 	return b.String()
 }
 
-// debitSearch is what precedes a debit's identity in its bucket: the script
-// finds a repeat's stored record by it.
-func debitSearch(u Usage, identity string) string {
-	start := ledgerBucket(u.CallTime) * ledgerWeek
-	return "\nd " + strconv.FormatInt(u.CallTime.Unix()-start, 10) + " " + identity + " "
-}
-
-func grantRecord(at time.Time, grantID, programmeID string, seconds int64) string {
-	sec, ms := entryOffsets(at)
-	return "g " + sec + " " + ms + " " + grantID + " " + programmeID + " " + strconv.FormatInt(seconds, 10)
-}
-
 // voidRecordHead is a void's record without the seconds removed.
 func voidRecordHead(at time.Time, grantID string) string {
 	sec, ms := entryOffsets(at)
@@ -187,7 +126,7 @@ func entryOffsets(at time.Time) (sec, ms string) {
 	return strconv.FormatInt(at.Unix()-start, 10), strconv.FormatInt(at.UnixMilli()-at.Unix()*1000, 10)
 }
 
-// decodeRecord reads one record of bucket b.
+// decodeRecord reads one record of week b (ledgerBucket).
 func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 	f := strings.Split(rec, " ")
 	bad := func() (*LedgerEntry, error) { return nil, fmt.Errorf("quota: malformed ledger record %q", rec) }
@@ -226,12 +165,6 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 			}
 			e.Draws = append(e.Draws, Draw{GrantID: grant, Seconds: n})
 		}
-	case "g":
-		if len(f) != 6 {
-			return bad()
-		}
-		e = &LedgerEntry{ID: "g_" + f[3], Kind: KindGrant, At: t.Add(time.Duration(num(2)) * time.Millisecond),
-			GrantID: f[3], ProgrammeID: f[4], Seconds: num(5), Draws: []Draw{}}
 	case "v":
 		if len(f) != 5 {
 			return bad()
@@ -245,75 +178,6 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 		return bad()
 	}
 	return e, nil
-}
-
-// decodeBucket reads every record of bucket b.
-func decodeBucket(b int64, v string) ([]*LedgerEntry, error) {
-	out := make([]*LedgerEntry, 0, strings.Count(v, "\n"))
-	for rec := range strings.SplitSeq(v, "\n") {
-		if rec == "" {
-			continue
-		}
-		e, err := decodeRecord(b, rec)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-// bucketOf is the bucket number at the end of a ledger key.
-func bucketOf(key string) int64 {
-	n, _ := strconv.ParseInt(key[strings.LastIndexByte(key, ':')+1:], 10, 64)
-	return n
-}
-
-// ledgerBetween reads every entry filed in [from, to) in one round trip.
-func (s *RedisStore) ledgerBetween(ctx context.Context, seafarerID string, from, to time.Time) ([]*LedgerEntry, error) {
-	keys := s.ledgerKeysBetween(seafarerID, from, to)
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	var buckets *redis.SliceCmd
-	var grants *redis.MapStringStringCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		buckets = p.MGet(ctx, keys...)
-		grants = p.HGetAll(ctx, s.keys(seafarerID).grants)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("quota: ledger: %w", err)
-	}
-	vals := buckets.Val()
-	programmes := programmesOf(grants.Val())
-	var out []*LedgerEntry
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			continue
-		}
-		es, err := decodeBucket(bucketOf(keys[i]), str)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range es {
-			if t := ledgerTime(e); !t.Before(from) && t.Before(to) {
-				nameProgrammes(e, programmes)
-				out = append(out, e)
-			}
-		}
-	}
-	return out, nil
-}
-
-// programmesOf maps grant ids to their programmes, from a grants hash.
-func programmesOf(grants map[string]string) map[string]string {
-	out := make(map[string]string, len(grants))
-	for id, v := range grants {
-		out[id] = v[strings.LastIndexByte(v, ':')+1:]
-	}
-	return out
 }
 
 // nameProgrammes fills in the programme of each of e's draws.
@@ -338,74 +202,4 @@ type LedgerFilter struct {
 	From, To time.Time
 	Limit    int
 	Cursor   string // opaque: the time and offset of the last entry returned
-}
-
-// Ledger returns a page of a seafarer's ledger entries, newest first (ties
-// by id, descending), and the cursor of the next page ("" at the end). A
-// debit's time is its call time; a grant's or void's is when it was written.
-// Entries older than the ledger horizon may be gone.
-func (s *RedisStore) Ledger(ctx context.Context, seafarerID string, f LedgerFilter) ([]*LedgerEntry, string, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	now := s.now()
-	// A bucket lives a horizon after its week ends; a call may be filed a
-	// little ahead of now (carrier clocks).
-	from := now.Add(-s.opts.LedgerHorizon - 7*24*time.Hour)
-	to := now.Add(7 * 24 * time.Hour)
-	if !f.From.IsZero() && f.From.After(from) {
-		from = f.From
-	}
-	// Nothing is filed later than that (calls after now + the clock skew
-	// are refused), and bounding the range bounds the buckets read.
-	if !f.To.IsZero() && f.To.Before(to) {
-		to = f.To
-	}
-	var offset int64
-	if f.Cursor != "" {
-		at, off, ok := strings.Cut(f.Cursor, ".")
-		n, err1 := strconv.ParseInt(at, 10, 64)
-		o, err2 := strconv.ParseInt(off, 10, 64)
-		if !ok || err1 != nil || err2 != nil || o < 0 {
-			return nil, "", wuyou.Errorf(wuyou.EINVALID, "cursor: malformed")
-		}
-		// Entries sharing one second are paged by offset within it.
-		if c := time.Unix(n+1, 0); c.Before(to) {
-			to = c
-		}
-		offset = o
-	}
-	if !from.Before(to) {
-		return []*LedgerEntry{}, "", nil
-	}
-	all, err := s.ledgerBetween(ctx, seafarerID, from, to)
-	if err != nil {
-		return nil, "", err
-	}
-	sort.Slice(all, func(i, j int) bool {
-		a, b := ledgerTime(all[i]).Unix(), ledgerTime(all[j]).Unix()
-		if a != b {
-			return a > b
-		}
-		return all[i].ID > all[j].ID
-	})
-	if f.Cursor != "" {
-		offset = min(offset, int64(len(all)))
-		all = all[offset:]
-	}
-	if len(all) <= f.Limit {
-		return all, "", nil
-	}
-	page := all[:f.Limit]
-	last := ledgerTime(page[len(page)-1]).Unix()
-	same := int64(0)
-	for _, e := range page {
-		if ledgerTime(e).Unix() == last {
-			same++
-		}
-	}
-	if f.Cursor != "" && strings.HasPrefix(f.Cursor, strconv.FormatInt(last, 10)+".") {
-		same += offset
-	}
-	return page, strconv.FormatInt(last, 10) + "." + strconv.FormatInt(same, 10), nil
 }

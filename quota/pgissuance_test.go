@@ -51,11 +51,11 @@ func TestTwoReplicasIssuingOneProgrammeAtOnceNeverExceedTheBudget(t *testing.T) 
 		}
 		t.Cleanup(pool.Close)
 		pools = append(pools, pool)
-		issuers = append(issuers, NewIssuer(NewPGProgrammes(pool, now, hot), hot, roster, now))
+		issuers = append(issuers, NewIssuer(NewPGProgrammes(pool, now, nil), hot, roster, now))
 	}
 	in := validProgrammeInput()
 	in.BudgetPacks = budget
-	p, err := NewPGProgrammes(pools[0], now, hot).CreateProgramme(ctx, in)
+	p, err := NewPGProgrammes(pools[0], now, nil).CreateProgramme(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}

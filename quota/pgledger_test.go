@@ -17,13 +17,12 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/internal/pgtest"
-	"github.com/wuyou/wuyou/internal/redistest"
 )
 
 // The ledger-reading rules are one suite run against every store that
-// serves Ledger: the Redis store (entries filed as the debit, grant and void
-// scripts write them) and PGLedger (entries appended). PGLedger's own rules
-// (idempotent appends, partitions, refusals) follow the suite.
+// serves Ledger: PGLedger (entries appended); Redis keeps no ledger.
+// PGLedger's own rules (idempotent appends, partitions, refusals) follow
+// the suite.
 
 // ledgerUnderTest is a ledger store as the shared suite sees it.
 type ledgerUnderTest interface {
@@ -38,7 +37,6 @@ var ledgerStores = []struct {
 	name string
 	open func(tb testing.TB) ledgerUnderTest
 }{
-	{"redis", openRedisLedger},
 	{"postgres", openPGLedger},
 }
 
@@ -76,69 +74,7 @@ func (l pgLedgerUnderTest) File(t require.TestingT, seafarerID string, entries .
 
 func (pgLedgerUnderTest) Kept(e *LedgerEntry) *LedgerEntry { return e }
 
-// redisLedgerUnderTest files entries by appending the compact records the
-// debit, grant and void scripts write (ledger.go), and names each draw's
-// programme in the grants hash, where reads look it up.
-type redisLedgerUnderTest struct {
-	*RedisStore
-	appendRecord func(key, rec string) error
-	nameGrant    func(seafarerID, grantID, programmeID string) error
-}
-
-func openRedisLedger(tb testing.TB) ledgerUnderTest {
-	rdb, prefix := redistest.MustClient(tb)
-	// The suite's entries lie within a horizon of the clock.
-	s := NewRedisStore(rdb, prefix, func() time.Time { return meterNow }, Options{DedupeWindow: meterDay, LedgerHorizon: 120 * meterDay})
-	ctx := context.Background()
-	return &redisLedgerUnderTest{
-		RedisStore:   s,
-		appendRecord: func(key, rec string) error { return rdb.Append(ctx, key, "\n"+rec).Err() },
-		nameGrant: func(seafarerID, grantID, programmeID string) error {
-			return rdb.HSet(ctx, s.keys(seafarerID).grants, grantID, "600:600:0:1:1:0:0:"+programmeID).Err()
-		},
-	}
-}
-
-func (s *redisLedgerUnderTest) File(t require.TestingT, seafarerID string, entries ...*LedgerEntry) {
-	for _, e := range entries {
-		var bucket int64
-		var rec string
-		switch e.Kind {
-		case KindDebit:
-			u := Usage{CallTime: *e.CallTime, EventID: e.EventID, Type: e.Type, MSISDN: e.MSISDN,
-				DurationSeconds: e.DurationSeconds, CalledNumber: e.CalledNumber, VisitedCountry: e.VisitedCountry,
-				BillableSeconds: e.BillableSeconds}
-			bucket = ledgerBucket(*e.CallTime)
-			var b strings.Builder
-			b.WriteString(debitRecordHead(u, strings.TrimPrefix(e.ID, "d_"), e.At))
-			fmt.Fprintf(&b, "%d %d %s %d %s %s", e.CoveredSeconds, e.OverageAmount.Minor, escapeField(e.OverageAmount.Currency),
-				e.WelfareCost.Minor, e.StatementPeriod, e.AdjustsPeriod)
-			for _, d := range e.Draws {
-				fmt.Fprintf(&b, " %s:%d", d.GrantID, d.Seconds)
-				require.NoError(t, s.nameGrant(seafarerID, d.GrantID, d.ProgrammeID))
-			}
-			rec = b.String()
-		case KindGrant:
-			bucket, rec = ledgerBucket(e.At), grantRecord(e.At, e.GrantID, e.ProgrammeID, e.Seconds)
-		case KindVoid:
-			bucket, rec = ledgerBucket(e.At), voidRecordHead(e.At, e.GrantID)+strconv.FormatInt(e.Seconds, 10)
-		default:
-			require.Fail(t, "the Redis ledger keeps debits, grants and voids", "kind %q", e.Kind)
-		}
-		require.NoError(t, s.appendRecord(s.ledgerKey(seafarerID, bucket), rec))
-	}
-}
-
-// Kept: the Redis ledger does not keep a debit's event source (the ledger
-// topic carries it).
-func (*redisLedgerUnderTest) Kept(e *LedgerEntry) *LedgerEntry {
-	c := *e
-	c.Source = ""
-	return &c
-}
-
-// ledgerSuiteT0 anchors the suite's entries: a month boundary, within the
-// Redis store's horizon of meterNow.
+// ledgerSuiteT0 anchors the suite's entries: a month boundary.
 var ledgerSuiteT0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 // debitEntry is a roaming call at callTime drawing from gr_1 (pr_1) and

@@ -50,7 +50,10 @@ func NewPGStatements(pool *pgxpool.Pool, now wuyou.Clock) *PGStatements {
 	return &PGStatements{pool: pool, now: now}
 }
 
-var _ billing.StatementStore = (*PGStatements)(nil)
+var (
+	_ billing.StatementStore = (*PGStatements)(nil)
+	_ ProgrammeUsage         = (*PGStatements)(nil)
+)
 
 // statementLockClass is the first key of the periods' advisory locks
 // (pg_advisory_xact_lock*(class, period)); the second is the period as
@@ -494,4 +497,16 @@ func (s *PGStatements) ProgrammeSecondsUsed(ctx context.Context, programmeID str
 		return 0, fmt.Errorf("quota: programme seconds used: %w", err)
 	}
 	return used, nil
+}
+
+// SecondsUsed is ProgrammeSecondsUsed: PGStatements is the ProgrammeUsage
+// of PGProgrammes (a programme's seconds_used).
+func (s *PGStatements) SecondsUsed(ctx context.Context, programmeID string) (int64, error) {
+	return s.ProgrammeSecondsUsed(ctx, programmeID)
+}
+
+// withCurrency names the currency of f's amounts.
+func withCurrency(f billing.Figures, cur string) billing.Figures {
+	f.OverageAmount.Currency, f.WelfareCost.Currency = cur, cur
+	return f
 }

@@ -2,7 +2,6 @@ package quota
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
 )
@@ -24,20 +22,6 @@ const (
 	maxValidDays          = 3660
 	maxPriority           = 1000
 )
-
-// Programmes, their issuances and grants are kept in PostgreSQL
-// (PGProgrammes, PGGrants). Redis keeps only the programme's usage counter,
-// which the metering path raises (P = "<prefix>:{p:<programme id>}"):
-//
-//	P:programme  hash  seconds_used: seconds drawn from the programme's grants
-//	P:usedby     hash  seafarer id -> that seafarer's seconds already counted
-func (s *RedisStore) programmeTag(programmeID string) string {
-	return s.prefix + ":{p:" + programmeID + "}"
-}
-
-func (s *RedisStore) programmeKey(programmeID string) string {
-	return s.programmeTag(programmeID) + ":programme"
-}
 
 // Validate checks a programme against the contract and returns nil or an
 // EINVALID error whose Fields name every bad field.
@@ -82,94 +66,12 @@ func (in ProgrammeInput) Validate() error {
 }
 
 // ProgrammeUsage tells how many seconds the seafarers have drawn from a
-// programme's grants (GET /v1/programmes/{id} seconds_used). RedisStore is
-// one today (the debit counts each seafarer's use per programme and
-// SyncProgrammeUsage carries it over); a sum over the ledger in PostgreSQL
-// can replace it without touching the programmes' store.
+// programme's grants (GET /v1/programmes/{id} seconds_used): PGStatements,
+// a sum over the ledger in PostgreSQL.
 type ProgrammeUsage interface {
 	// SecondsUsed returns the seconds drawn from the programme's grants, 0
 	// for a programme nothing was drawn from. Errors are the store's.
 	SecondsUsed(ctx context.Context, programmeID string) (int64, error)
-}
-
-// SecondsUsed returns the programme's seconds_used as SyncProgrammeUsage
-// last brought it up to date.
-func (s *RedisStore) SecondsUsed(ctx context.Context, programmeID string) (int64, error) {
-	n, err := s.rdb.HGet(ctx, s.programmeKey(programmeID), "seconds_used").Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	} else if err != nil {
-		return 0, fmt.Errorf("quota: programme %s seconds used: %w", programmeID, err)
-	}
-	return n, nil
-}
-
-// SeafarerProgramme names one seafarer's use of one programme.
-type SeafarerProgramme struct{ SeafarerID, ProgrammeID string }
-
-// syncUsageScript raises a programme's seconds_used to account for its
-// seafarers' cumulative use of it, exactly once however often it runs.
-//
-// KEYS[1] programme hash, KEYS[2] per-programme hash seafarer id -> seconds
-// already counted. ARGV: pairs of seafarer id and that seafarer's cumulative
-// seconds drawn from the programme. Reply: the seconds added (0 when every
-// pair is a repeat or stale).
-var syncUsageScript = redis.NewScript(`
-local added = 0
-for i = 1, #ARGV, 2 do
-  local counted = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
-  local now = tonumber(ARGV[i+1])
-  if now > counted then
-    redis.call('HSET', KEYS[2], ARGV[i], now)
-    added = added + now - counted
-  end
-end
-if added > 0 then redis.call('HINCRBY', KEYS[1], 'seconds_used', added) end
-return added
-`)
-
-// SyncProgrammeUsage brings programmes' seconds_used up to date with what the
-// seafarers drew from them. A seafarer's use of a programme is kept by the
-// debit itself (atomically with the draw) and only grows, so carrying it
-// over is idempotent: repeating it after a crash, for a redelivered batch,
-// adds nothing twice and misses nothing. Two pipelined round trips, one
-// script per programme.
-func (s *RedisStore) SyncProgrammeUsage(ctx context.Context, pairs []SeafarerProgramme) error {
-	if len(pairs) == 0 {
-		return nil
-	}
-	used := make([]*redis.StringCmd, len(pairs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, sp := range pairs {
-			used[i] = p.HGet(ctx, s.keys(sp.SeafarerID).usage, "used:"+sp.ProgrammeID)
-		}
-		return nil
-	})
-	if err != nil && err != redis.Nil {
-		return fmt.Errorf("quota: programme usage: %w", err)
-	}
-	byProgramme := map[string][]any{}
-	for i, sp := range pairs {
-		if n, err := used[i].Int64(); err == nil { // else nothing drawn from it yet
-			byProgramme[sp.ProgrammeID] = append(byProgramme[sp.ProgrammeID], sp.SeafarerID, n)
-		}
-	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for programmeID, args := range byProgramme {
-			syncUsageScript.Run(ctx, p, []string{s.programmeKey(programmeID), s.programmeTag(programmeID) + ":usedby"}, args...)
-		}
-		return nil
-	})
-	if isNoScript(err) {
-		if err := syncUsageScript.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("quota: programme usage: %w", err)
-		}
-		return s.SyncProgrammeUsage(ctx, pairs)
-	}
-	if err != nil {
-		return fmt.Errorf("quota: programme usage: %w", err)
-	}
-	return nil
 }
 
 // fillCounters sets the derived fields from the stored counters.

@@ -25,6 +25,7 @@ type programmeEnv struct {
 	*PGProgrammes
 	hot    *RedisStore
 	grants *PGGrants
+	ledger *PGLedger
 	pool   *pgxpool.Pool
 }
 
@@ -35,7 +36,8 @@ func MustProgrammeStore(tb testing.TB) *programmeEnv {
 	pool := pgtest.MustPool(tb)
 	now := func() time.Time { return programmeTestNow }
 	hot := NewRedisStore(rdb, prefix, now, Options{})
-	return &programmeEnv{PGProgrammes: NewPGProgrammes(pool, now, hot), hot: hot, grants: NewPGGrants(pool), pool: pool}
+	return &programmeEnv{PGProgrammes: NewPGProgrammes(pool, now, NewPGStatements(pool, now)), hot: hot,
+		grants: NewPGGrants(pool), ledger: NewPGLedger(pool), pool: pool}
 }
 
 // issuer returns an issuer over the environment's stores.
@@ -188,45 +190,75 @@ func TestUnknownProgrammeIsNotFound(t *testing.T) {
 	}
 }
 
-// TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced: seconds
-// used are carried from the seafarers' own cumulative use, so syncing again
-// (a redelivered batch after a crash) adds nothing, and a later draw adds
-// only the difference.
-func TestProgrammeUsageCountsEachSeafarersDrawsOnceHoweverOftenSynced(t *testing.T) {
+// TestProgrammeSecondsUsedAreTheSecondsItsGrantsCoveredInTheLedger:
+// seconds_used is SQL over the ledger in PostgreSQL, so it equals the
+// covered seconds of the programme's draws recorded there, each debit
+// counted once however often its batch is recorded, and a call drawing from
+// two programmes counts in each only what that programme's grant covered.
+func TestProgrammeSecondsUsedAreTheSecondsItsGrantsCoveredInTheLedger(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)
 	ctx := context.Background()
 	p := MustProgramme(t, s, 10)
-	now := time.Now()
+	q := MustProgramme(t, s, 10)
+	now := programmeTestNow
+	grant := func(id, sf, programmeID string, priority int) {
+		if _, _, err := s.hot.AddGrant(ctx, GrantInput{ID: id, SeafarerID: sf, ProgrammeID: programmeID, Seconds: 600,
+			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour), Priority: priority}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant("gr_a_p", "sf_a", p.ID, 1)
+	grant("gr_a_q", "sf_a", q.ID, 2) // drawn once sf_a's pack of p is gone
+	grant("gr_b_p", "sf_b", p.ID, 1)
+	settle := func(us ...Usage) {
+		rs, err := s.hot.Settle(ctx, us)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []SeafarerEntry
+		for _, r := range rs {
+			if r.Err != nil || r.Entry == nil {
+				t.Fatalf("debit: %+v", r)
+			}
+			entries = append(entries, SeafarerEntry{SeafarerID: r.SeafarerID, Entry: r.Entry})
+		}
+		for range 2 { // the batch recorded again, as after a crash before its offsets were committed
+			if err := s.ledger.Append(ctx, entries); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settle(voiceCall("sf_a", "e1", now.Add(-30*time.Minute), 120), voiceCall("sf_b", "e2", now.Add(-20*time.Minute), 60))
+	settle(voiceCall("sf_a", "e3", now.Add(-10*time.Minute), 700)) // 480 from p, 220 from q
+
+	covered := map[string]int64{}
 	for _, sf := range []string{"sf_a", "sf_b"} {
-		if _, _, err := s.hot.AddGrant(ctx, GrantInput{ID: "gr_" + sf, SeafarerID: sf, ProgrammeID: p.ID, Seconds: 600,
-			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour), Priority: 1}); err != nil {
+		entries, _, err := s.ledger.Ledger(ctx, sf, LedgerFilter{Limit: 500})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	debit := func(sf, id string, sec int64) {
-		if _, err := s.hot.Debit(ctx, Usage{SeafarerID: sf, Source: "s", EventID: id, CallTime: now, BillableSeconds: sec, Increment: 60}); err != nil {
-			t.Fatal(err)
+		for _, e := range entries {
+			for _, d := range e.Draws {
+				covered[d.ProgrammeID] += d.Seconds
+			}
 		}
 	}
-	pairs := []SeafarerProgramme{{"sf_a", p.ID}, {"sf_b", p.ID}, {"sf_c", p.ID}}
-	debit("sf_a", "e1", 120)
-	debit("sf_b", "e2", 60)
-	for range 3 {
-		if err := s.hot.SyncProgrammeUsage(ctx, pairs); err != nil {
+	if covered[p.ID] != 660 || covered[q.ID] != 220 {
+		t.Fatalf("the ledger's draws cover %v, want %s 660 and %s 220", covered, p.ID, q.ID)
+	}
+	for _, prog := range []*Programme{p, q} {
+		got, err := s.Programme(ctx, prog.ID)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if got.SecondsUsed != covered[prog.ID] {
+			t.Fatalf("programme %s: seconds_used = %d, the ledger's draws cover %d", prog.ID, got.SecondsUsed, covered[prog.ID])
+		}
 	}
-	debit("sf_a", "e3", 180)
-	if err := s.hot.SyncProgrammeUsage(ctx, pairs); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Programme(ctx, p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.SecondsUsed != 360 {
-		t.Fatalf("seconds_used = %d, want 360", got.SecondsUsed)
+	unused := MustProgramme(t, s, 10)
+	if got, err := s.Programme(ctx, unused.ID); err != nil || got.SecondsUsed != 0 {
+		t.Fatalf("a programme nothing drew from: %+v, %v", got, err)
 	}
 }
 

@@ -22,10 +22,6 @@ import (
 type Options struct {
 	// DedupeWindow is how long event identities are remembered, by call time.
 	DedupeWindow time.Duration
-	// LedgerHorizon is how long ledger entries stay in Redis, by their time;
-	// older ones remain only on the ledger topic. It is never shorter than
-	// DedupeWindow, so a duplicate can always be answered with its entry.
-	LedgerHorizon time.Duration
 	// HotStateGuard makes the store refuse to meter, add or void grants
 	// while Redis lacks the hot-state mark (rebuild.go): set by wuyoud, whose
 	// Redis may come back empty; tests of the store alone leave it off.
@@ -47,15 +43,17 @@ type Options struct {
 //	T:m:YYYY-MM hash  billable and overage seconds of that month's calls (the allowance's figures)
 //	T:n   hash  "<low|exhausted>:<grant set>" -> the identity that announced it and what (debitScript)
 //
-// Keys written by earlier versions (T:l:<week> ledger buckets, T:s and T:c
-// statement figures, T:u) are read only by the upgrade tools (CopyLedger).
+// Keys written by earlier versions (T:l:<week> ledger buckets, T:s, T:sl
+// and T:c statement figures, T:u, the programme usage and period keys) are
+// neither read nor written any more: the system of record answers what
+// they did. The buckets and T:c expire by themselves; the rest can be
+// deleted.
 type RedisStore struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	now     wuyou.Clock
-	opts    Options
-	periods periodCache // closed periods, as the debit last saw them
-	reads   readBatcher // allowance reads waiting for a round trip
+	rdb    redis.UniversalClient
+	prefix string
+	now    wuyou.Clock
+	opts   Options
+	reads  readBatcher // allowance reads waiting for a round trip
 }
 
 // NewRedisStore returns a store under prefix.
@@ -63,20 +61,17 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock, op
 	if opts.DedupeWindow <= 0 {
 		opts.DedupeWindow = 720 * time.Hour
 	}
-	if opts.LedgerHorizon < opts.DedupeWindow {
-		opts.LedgerHorizon = opts.DedupeWindow
-	}
 	return &RedisStore{rdb: rdb, prefix: prefix, now: now, opts: opts}
 }
 
 // DedupeWindow is the window identities are remembered for.
 func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
 
-type seafarerKeys struct{ grants, seen, pending, usage, notes string }
+type seafarerKeys struct{ grants, seen, pending, notes string }
 
 func (s *RedisStore) keys(seafarerID string) seafarerKeys {
 	t := crew.SeafarerTag(s.prefix, seafarerID)
-	return seafarerKeys{t + ":g", t + ":seen", t + ":r", t + ":u", t + ":n"}
+	return seafarerKeys{t + ":g", t + ":seen", t + ":r", t + ":n"}
 }
 
 // monthKey holds a seafarer's billable and overage seconds of the calls
@@ -113,25 +108,6 @@ func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
 		return nil, rs[0].Err
 	}
 	return rs[0], nil
-}
-
-// debitOne runs the debit script for one usage outside a pipeline, retrying
-// a stale list of closed periods.
-func (s *RedisStore) debitOne(ctx context.Context, u Usage) (*DebitResult, error) {
-	for attempt := 0; ; attempt++ {
-		cmd, err := s.debitCmd(ctx, s.rdb, u)
-		if err != nil {
-			return nil, err
-		}
-		if isStale(cmd.Err()) && attempt < 2 {
-			s.periods.forget() // the period list moved on: read it again
-			continue
-		}
-		if err := cmd.Err(); err != nil {
-			return nil, classify(err)
-		}
-		return s.debitResult(ctx, cmd, u)
-	}
 }
 
 // DebitBatch applies many calls: one round trip to claim their identities
@@ -206,18 +182,6 @@ func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitRes
 			continue
 		}
 		if err := c.Err(); err != nil {
-			if isStale(err) {
-				s.periods.forget()
-				r, err := s.debitOne(ctx, us[i])
-				if err != nil && isOutage(err) {
-					return nil, err
-				}
-				if err != nil {
-					r = &DebitResult{SeafarerID: us[i].SeafarerID, Err: err}
-				}
-				out[i] = r
-				continue
-			}
 			if err := classify(err); isOutage(err) {
 				return nil, err
 			} else {
@@ -629,6 +593,26 @@ func (s *RedisStore) RemainingNow(ctx context.Context, seafarerIDs []string) (ma
 			}
 		}
 		out[id] = rem
+	}
+	return out, nil
+}
+
+// hashes reads many hashes in one pipelined round trip (a missing one is
+// empty).
+func (s *RedisStore) hashes(ctx context.Context, keys []string) ([]map[string]string, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.HGetAll(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]string, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.Val()
 	}
 	return out, nil
 }

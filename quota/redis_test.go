@@ -419,7 +419,7 @@ func TestOverageAmountPricedPerStartedIncrement(t *testing.T) {
 }
 
 func TestDedupeIdentitiesForgottenAfterWindowByCallTime(t *testing.T) {
-	s, clock, rdb := MustMeterStore(t, Options{DedupeWindow: meterDay, LedgerHorizon: 2 * meterDay})
+	s, clock, rdb := MustMeterStore(t, Options{DedupeWindow: meterDay})
 	ctx := context.Background()
 	const sf = "sf-window"
 	MustAddGrant(t, s, activeGrant(sf, "gr_1", 6000))
