@@ -341,6 +341,13 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 			programmes[id], _ = vals[i+1].(string)
 		}
 		nameProgrammes(e, programmes)
+		// Each draw's share of the welfare cost, at the increment the
+		// script priced the call with (statements per programme sum them).
+		incr := u.Increment
+		if incr <= 0 {
+			incr = billing.DefaultIncrement
+		}
+		SplitWelfare(e, incr, u.WholesalePrice)
 		r.Entry = e
 	}
 	return r, nil

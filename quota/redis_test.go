@@ -659,3 +659,45 @@ func TestDebitScriptPricesPerStartedIncrementAsBillingDoes(t *testing.T) {
 		})
 	}
 }
+
+// Each draw of a debit carries its share of the welfare cost, at the
+// increment the call was rated with: every started increment of covered
+// time is charged to the draw it starts in, so the shares add up to the
+// cost, and a repeat answered from the pending record carries the same.
+func TestEachDrawCarriesItsShareOfTheWelfareCostAtTheCallsIncrement(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{DedupeWindow: meterDay})
+	cny := func(minor int64) billing.Money { return billing.Money{Minor: minor, Currency: "CNY"} }
+	for i, tc := range []struct {
+		name      string
+		increment int64 // 0: the usage carries none
+		wholesale int64
+		want      []int64 // per draw: 40 s of pr_a, then 50 s of pr_b
+	}{
+		{"a minute's increment", 60, 30, []int64{30, 30}},
+		{"half a minute's increment", 30, 30, []int64{60, 30}},
+		{"one-second increments", 1, 2, []int64{80, 100}},
+		{"no increment given: the default", 0, 30, []int64{30, 30}},
+		{"no wholesale price", 60, 0, []int64{0, 0}},
+	} {
+		sf := "sf-welfare-" + strconv.Itoa(i)
+		t.Run(tc.name, func(t *testing.T) {
+			first := activeGrant(sf, "gr_a", 40)
+			first.ProgrammeID, first.Priority = "pr_a", 0
+			second := activeGrant(sf, "gr_b", 600)
+			second.ProgrammeID = "pr_b"
+			MustAddGrant(t, s, first)
+			MustAddGrant(t, s, second)
+			u := voiceCall(sf, "call-"+sf, meterNow.Add(-time.Minute), 90)
+			u.Increment, u.WholesalePrice = tc.increment, cny(tc.wholesale)
+			for _, r := range []*DebitResult{MustDebit(t, s, u), MustDebit(t, s, u)} {
+				e := r.Entry
+				require.Len(t, e.Draws, 2)
+				require.Equal(t, []Draw{
+					{GrantID: "gr_a", ProgrammeID: "pr_a", Seconds: 40, WelfareMinor: tc.want[0]},
+					{GrantID: "gr_b", ProgrammeID: "pr_b", Seconds: 50, WelfareMinor: tc.want[1]},
+				}, e.Draws, "duplicate %t", r.Duplicate)
+				require.Equal(t, e.WelfareCost.Minor, tc.want[0]+tc.want[1], "the shares add up to the welfare cost")
+			}
+		})
+	}
+}
