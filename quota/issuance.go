@@ -286,7 +286,10 @@ type DecidedBatch struct {
 	Outcomes []string // per target, in order
 	// Grants are the grants of every target of the batch decided
 	// OutcomeIssued, by this call or an earlier one, except those voided
-	// since: what the hot state must hold.
+	// since: what the hot state must hold. Each carries the IssuedAt of its
+	// row, which the issuer hands to the hot state unchanged, so Redis
+	// breaks ties in the drawing order as PostgreSQL does (however late or
+	// on whichever replica the hot step runs).
 	Grants []GrantInput
 }
 

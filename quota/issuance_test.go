@@ -559,6 +559,36 @@ func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 	}
 }
 
+// TestTheHotGrantIsIssuedWhenTheSystemOfRecordSaysWhenTheHotStepRuns: the
+// hot step may run later than the decision (on resume, on another
+// replica); the grant in Redis still carries its row's issue time, the
+// drawing order's last tie-break, so Redis and PostgreSQL order alike.
+func TestTheHotGrantIsIssuedWhenTheSystemOfRecordSaysWhenTheHotStepRuns(t *testing.T) {
+	t.Parallel()
+	s := MustProgrammeStore(t)
+	p := MustProgramme(t, s, 0)
+	roster := newFakeRoster()
+	crew := roster.crew("sf", 1)
+	// The replica running the hot step reads its clock 90 minutes later.
+	hot := NewRedisStore(s.hot.rdb, s.hot.prefix, func() time.Time { return programmeTestNow.Add(90 * time.Minute) }, Options{})
+	iss := MustIssue(t, NewIssuer(s.PGProgrammes, hot, roster, s.now), p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
+	ctx := context.Background()
+	row, err := s.grants.Grant(ctx, crew[0], IssuanceGrantID(iss.ID, crew[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !row.IssuedAt.Equal(programmeTestNow) {
+		t.Fatalf("grant row issued at %s, want the decision's %s", row.IssuedAt, programmeTestNow)
+	}
+	grants, err := s.hot.Grants(ctx, crew[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(grants) != 1 || !grants[0].IssuedAt.Equal(row.IssuedAt) {
+		t.Fatalf("hot grants %+v, want one issued at %s", grants, row.IssuedAt)
+	}
+}
+
 func TestIssuanceEffectiveWhenPacksWouldHaveExpiredOrOverTenYearsAheadIsInvalid(t *testing.T) {
 	t.Parallel()
 	s := MustProgrammeStore(t)

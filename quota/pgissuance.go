@@ -370,21 +370,22 @@ WHERE id = $1`, b.IssuanceID, nIssued, nSkipped, nFailed, b.Start, b.At.UTC())
 }
 
 // hotGrants reads the grants to put in the hot state: those of ids not
-// voided, in the order of ids.
+// voided, in the order of ids, each with the issue time of its row (the
+// drawing order's last tie-break, so Redis and PostgreSQL order alike).
 func (s *PGProgrammes) hotGrants(ctx context.Context, q querier, ids []string) ([]GrantInput, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `
-SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at
+SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at
 FROM grants WHERE id = ANY($1::text[]) AND voided_at IS NULL`, ids)
 	if err != nil {
 		return nil, err
 	}
 	byID, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (GrantInput, error) {
 		var g GrantInput
-		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt)
-		g.EffectiveAt, g.ExpiresAt = g.EffectiveAt.UTC(), g.ExpiresAt.UTC()
+		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt)
+		g.EffectiveAt, g.ExpiresAt, g.IssuedAt = g.EffectiveAt.UTC(), g.ExpiresAt.UTC(), g.IssuedAt.UTC()
 		return g, err
 	})
 	if err != nil {
