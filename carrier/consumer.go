@@ -90,8 +90,6 @@ type HeldEvents interface {
 	Release(ctx context.Context, msisdn string, identities ...string) error
 	// Due lists up to n MSISDNs holding an event made before cutoff.
 	Due(ctx context.Context, cutoff time.Time, n int64) ([]string, error)
-	// Reindex records the earliest call msisdn still holds (none: kept false).
-	Reindex(ctx context.Context, msisdn string, earliest time.Time, kept bool) error
 }
 
 // ConsumerConfig wires a Consumer.

@@ -65,11 +65,13 @@ func (h *holders) SeafarerIDsByMSISDN(_ context.Context, ms []string) (map[strin
 	return out, nil
 }
 
-// consumerFixture is a Consumer over a real Redis and a kfake broker, with
-// a clock the test moves.
+// consumerFixture is a Consumer over a real Redis (the Meter), PostgreSQL
+// (held events and the ledger) and a kfake broker, with a clock the test
+// moves.
 type consumerFixture struct {
 	consumer *Consumer
 	store    *quota.RedisStore
+	ledger   *quota.PGLedger
 	rdb      redis.UniversalClient
 	prefix   string // of every Redis key the fixture uses
 	holders  *holders
@@ -82,14 +84,8 @@ type consumerFixture struct {
 
 func mustConsumerFixture(t *testing.T, brokerConfigs map[string]string) *consumerFixture {
 	t.Helper()
-	return mustConsumerFixtureHolding(t, brokerConfigs, nil)
-}
-
-// mustConsumerFixtureHolding is mustConsumerFixture with held events kept
-// by newHeld (nil: the Redis store, under the fixture's prefix).
-func mustConsumerFixtureHolding(t *testing.T, brokerConfigs map[string]string, newHeld func(*testing.T) HeldEvents) *consumerFixture {
-	t.Helper()
 	rdb, prefix := redistest.MustClient(t)
+	pool := pgtest.MustPool(t)
 	var mu sync.Mutex
 	now := time.Now().UTC().Truncate(time.Second)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -104,19 +100,16 @@ func mustConsumerFixtureHolding(t *testing.T, brokerConfigs map[string]string, n
 	w := NewWriter(broker.ListenAddrs())
 	t.Cleanup(func() { w.Close() })
 	store := quota.NewRedisStore(rdb, prefix, clock, quota.Options{DedupeWindow: 720 * time.Hour})
+	ledger := quota.NewPGLedger(pool)
 	h := &holders{byNo: map[string]holding{}}
 	metrics := NewMetrics(prometheus.NewRegistry())
-	var held HeldEvents = NewHeldStore(rdb, prefix, topics)
-	if newHeld != nil {
-		held = newHeld(t)
-	}
 	c := NewConsumer(ConsumerConfig{
 		Brokers: broker.ListenAddrs(), Group: "test", Topics: topics, HomeCountry: "CN", DedupeWindow: 720 * time.Hour,
-		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: held,
+		Tariff: billing.DefaultTariff(), Resolver: h, Meter: store, Held: NewPGHeld(pool), Ledger: ledger,
 		Publisher: NewPublisher(w, topics, clock), Metrics: metrics, Now: clock,
 	})
-	return &consumerFixture{consumer: c, store: store, rdb: rdb, prefix: prefix, holders: h, metrics: metrics, broker: broker, topics: topics, now: clock,
-		setNow: func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }}
+	return &consumerFixture{consumer: c, store: store, ledger: ledger, rdb: rdb, prefix: prefix, holders: h, metrics: metrics,
+		broker: broker, topics: topics, now: clock, setNow: func(t time.Time) { mu.Lock(); defer mu.Unlock(); now = t }}
 }
 
 // run consumes until the test ends.
@@ -221,13 +214,7 @@ func TestADeadLetterOfAMessageNearTheBrokerLimitIsCutUpFront(t *testing.T) {
 // Events held for a number nobody enrols leave after the dedupe window: to
 // the late topic, counted, and no longer held; younger ones stay.
 func TestHeldEventsOlderThanTheDedupeWindowGoToTheLateTopicAndAreCounted(t *testing.T) {
-	for _, store := range heldStores {
-		t.Run(store.name, func(t *testing.T) { testHeldEventsOlderThanTheDedupeWindowGoToTheLateTopic(t, store.new) })
-	}
-}
-
-func testHeldEventsOlderThanTheDedupeWindowGoToTheLateTopic(t *testing.T, newHeld func(*testing.T) HeldEvents) {
-	f := mustConsumerFixtureHolding(t, nil, newHeld)
+	f := mustConsumerFixture(t, nil)
 	f.run(t)
 	start := f.now()
 	f.produce(t, voiceEvent("old", "+8613900000001", start.Add(-700*time.Hour), 60),
@@ -265,13 +252,7 @@ func testHeldEventsOlderThanTheDedupeWindowGoToTheLateTopic(t *testing.T, newHel
 // holder's period, after an earlier holder's) are not given to the new
 // holder at enrolment: they stay held until they expire.
 func TestHeldCallsFromAGapBetweenHoldersStayHeldAtEnrolment(t *testing.T) {
-	for _, store := range heldStores {
-		t.Run(store.name, func(t *testing.T) { testHeldCallsFromAGapBetweenHoldersStayHeld(t, store.new) })
-	}
-}
-
-func testHeldCallsFromAGapBetweenHoldersStayHeld(t *testing.T, newHeld func(*testing.T) HeldEvents) {
-	f := mustConsumerFixtureHolding(t, nil, newHeld)
+	f := mustConsumerFixture(t, nil)
 	f.run(t)
 	now := f.now()
 	f.produce(t, voiceEvent("gap", "+8613900000002", now.Add(-2*time.Hour), 60))
@@ -290,7 +271,7 @@ func testHeldCallsFromAGapBetweenHoldersStayHeld(t *testing.T, newHeld func(*tes
 // with PostgreSQL holding them a Redis that loses everything loses none:
 // the number enrolled afterwards gets its call.
 func TestHeldEventsInPostgreSQLSurviveARedisLoss(t *testing.T) {
-	f := mustConsumerFixtureHolding(t, nil, func(t *testing.T) HeldEvents { return NewPGHeld(pgtest.MustPool(t)) })
+	f := mustConsumerFixture(t, nil)
 	f.holders.set("+8613800000001", "sf_1", time.Time{})
 	f.run(t)
 	f.produce(t, voiceEvent("applied", "+8613800000001", f.now().Add(-time.Hour), 60),
@@ -315,4 +296,9 @@ func TestHeldEventsInPostgreSQLSurviveARedisLoss(t *testing.T) {
 	held, err := f.consumer.cfg.Held.Held(ctx, "+8613900000003")
 	require.NoError(t, err)
 	require.Empty(t, held, "applied, so released")
+	entries, _, err := f.ledger.Ledger(ctx, "sf_3", quota.LedgerFilter{})
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "the held call's debit is in the ledger")
+	require.Equal(t, "held", entries[0].EventID)
+	require.Equal(t, int64(60), entries[0].OverageSeconds)
 }

@@ -114,7 +114,6 @@ func (h *fakeHeld) Release(_ context.Context, msisdn string, identities ...strin
 }
 
 func (h *fakeHeld) Due(context.Context, time.Time, int64) ([]string, error) { return nil, nil }
-func (h *fakeHeld) Reindex(context.Context, string, time.Time, bool) error  { return nil }
 
 // fakeProducer records what it accepts. refuse says why the broker refuses
 // a message for what it is (nil: accepted); down fails every write as an

@@ -28,8 +28,9 @@ import (
 // again keeps the copy held first: the same event redelivered is the same
 // bytes, and a different event reusing an identity would be a conflicting
 // duplicate, which the debit refuses after the first anyway. What one MSISDN
-// may hold is not bounded, as in the Redis store: every such event is a call
-// the carrier reports and nothing else keeps.
+// may hold is not bounded: every such event is a call the carrier reports
+// and nothing else keeps. Due reads the earliest call an MSISDN holds from
+// its rows, so there is no index of MSISDNs to keep in step.
 //
 // Every method is one statement, so concurrent callers (the consumer's
 // stages, an enrolment's ApplyHeld, ExpireHeld on several replicas) need no
@@ -249,8 +250,3 @@ func (h *PGHeld) Due(ctx context.Context, cutoff time.Time, n int64) ([]string, 
 	}
 	return out, nil
 }
-
-// Reindex does nothing: the earliest call an MSISDN holds is the least
-// call_time of its rows, which Due reads directly, so there is no index of
-// MSISDNs to keep in step with what is held.
-func (h *PGHeld) Reindex(context.Context, string, time.Time, bool) error { return nil }
