@@ -327,3 +327,47 @@ VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), m
 	require.NoError(t, err)
 	require.True(t, current)
 }
+
+// A batch that passed the mark's check before Redis restarted finds the
+// script cache empty; a guarded store then checks that the hot state was
+// written to this Redis and refuses to debit when it was not, rather than
+// charge the call against what the restart left.
+func TestADebitAfterARestartIsRefusedUntilTheRebuild(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.MustServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ledger, pool := MustPGLedger(t)
+	clock := &meterClock{t: meterNow}
+	l := &rebuildLab{s: NewRedisStore(rdb, "rs", clock.Now, Options{HotStateGuard: true}), clock: clock, rdb: rdb, pool: pool, ledger: ledger}
+	_, err := pool.Exec(ctx, `INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
+VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), meterNow.Add(400*meterDay))
+	require.NoError(t, err)
+	_, err = EnsureHotState(ctx, pool, l.s, RebuildOptions{})
+	require.NoError(t, err)
+	l.grant(t, GrantInput{ID: "g-ns", SeafarerID: "sf-ns", ProgrammeID: "pr_a", Seconds: 600,
+		EffectiveAt: meterNow.Add(-meterDay), ExpiresAt: meterNow.Add(meterDay), Priority: 1})
+	l.settle(t, []Usage{voiceCall("sf-ns", "cdr-ns-1", meterNow.Add(-time.Hour), 120)})
+	before := l.view(t, "sf-ns")
+
+	// The restart brings the mark back (an append-only file) and nothing
+	// else; the batch goes straight to the debit, as one that had passed the
+	// check before the restart would.
+	m, err := l.s.HotState(ctx)
+	require.NoError(t, err)
+	srv.MustRestart(t)
+	b, _ := json.Marshal(m)
+	require.NoError(t, rdb.Set(ctx, l.s.hotKey(), b, 0).Err())
+	_, err = l.s.DebitBatch(ctx, []Usage{voiceCall("sf-ns", "cdr-ns-2", meterNow.Add(-time.Minute), 60)})
+	require.Equal(t, wuyou.EUNAVAILABLE, wuyou.ErrorCode(err), "a debit on a restarted Redis: %v", err)
+	n, err := rdb.Exists(ctx, l.s.keys("sf-ns").seen).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing written")
+
+	_, err = EnsureHotState(ctx, pool, l.s, RebuildOptions{})
+	require.NoError(t, err)
+	require.Equal(t, before, l.view(t, "sf-ns"))
+	r := l.settle(t, []Usage{voiceCall("sf-ns", "cdr-ns-2", meterNow.Add(-time.Minute), 60)})[0]
+	require.False(t, r.Duplicate)
+	require.Equal(t, int64(60), r.Entry.CoveredSeconds, "drawn from the rebuilt grant")
+}

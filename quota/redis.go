@@ -172,6 +172,16 @@ func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitRes
 		return nil
 	})
 	if isNoScript(err) { // a restarted Redis lost its script cache: load and retry
+		// ... unless the restart cost data: a guarded store meters only on
+		// the Redis its hot state was written to (rebuild.go). The mark's
+		// check before the batch could not see a restart that came after.
+		if s.opts.HotStateGuard {
+			if current, err := s.HotStateCurrent(ctx); err != nil {
+				return nil, err
+			} else if !current {
+				return nil, &wuyou.Error{Code: wuyou.EUNAVAILABLE, Reason: "hot_state_missing", Message: ErrHotStateMissing.Error()}
+			}
+		}
 		if err := debitScript.Load(ctx, s.rdb).Err(); err != nil {
 			return nil, fmt.Errorf("quota: load debit script: %w", err)
 		}
