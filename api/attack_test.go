@@ -21,14 +21,14 @@ import (
 // through fasthttp's own request parsing, the error handler and the
 // listener: what an attacker on the network reaches. Every bad token is 401
 // problem+json with the Bearer challenge, and is refused without one Redis
-// command, so a flood of forged tokens costs signature checks and nothing
+// command or PostgreSQL query, so a flood of forged tokens costs signature checks and nothing
 // else. "None slow" is recorded, not asserted (timings on a shared CI
 // machine are noise): the table of case, route, status and duration is
 // logged and, with WUYOU_ARTIFACTS set, written to
 // test-artifacts/auth-attacks.md at the repository root.
 
 // attackRoutes are a write route and a read route: a token accepted on
-// either would reach Redis at once.
+// either would reach the stores at once.
 var attackRoutes = []struct {
 	method, path string
 	body         string
@@ -37,7 +37,7 @@ var attackRoutes = []struct {
 	{http.MethodGet, "/v1/me/allowance", ""},
 }
 
-func TestTokenAttacks_EveryBadTokenIs401ProblemWithoutTouchingRedis(t *testing.T) {
+func TestTokenAttacks_EveryBadTokenIs401ProblemWithoutTouchingTheStores(t *testing.T) {
 	f := MustAuthFixture(t)
 	ls := MustLiveServer(t, f.verifier, nil)
 	good := claimsWith(validMapClaims(), "role", token.RoleUnion)
@@ -84,12 +84,12 @@ func TestTokenAttacks_EveryBadTokenIs401ProblemWithoutTouchingRedis(t *testing.T
 				table = append(table, fmt.Sprintf("| %s | %s %s | %d | %s |", a.name, route.method, route.path, res.status, res.elapsed.Round(10*time.Microsecond)))
 				requireProblem(t, res, http.StatusUnauthorized)
 				require.Equal(t, `Bearer realm="wuyou"`, res.header.Get("WWW-Authenticate"))
-				require.Zero(t, ls.commands.n.Load()-before, "a refused token must not cost a Redis command")
+				require.Zero(t, ls.commands.n.Load()-before, "a refused token must not cost a Redis command or a PostgreSQL query")
 			})
 		}
 	}
 
-	// The control: the same route with a good token does reach Redis, so
+	// The control: the same route with a good token does reach the stores, so
 	// the counter above would have seen a refused token that got through.
 	before := ls.commands.n.Load()
 	res := ls.do(t, http.MethodPost, "/v1/companies", bearer(union), strings.NewReader(attackRoutes[0].body))

@@ -11,10 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
-	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -77,47 +75,53 @@ func TestLedgerAuditIsForUnionStaffOnly(t *testing.T) {
 
 func TestLedgerAuditRefusesABadLimitOrCursor(t *testing.T) {
 	f := MustAPIServer(t)
-	for _, q := range []string{"limit=0", "limit=501", "cursor=nonsense"} {
+	// A cursor is the last seafarer id of a page: one longer than any id is malformed.
+	for _, q := range []string{"limit=0", "limit=501", "cursor=" + strings.Repeat("x", 201)} {
 		status, h, body := f.do(t, apiRequest{method: http.MethodGet, path: "/v1/ops/ledger-audit?" + q, token: f.union})
 		require.Equal(t, http.StatusBadRequest, status, q)
 		require.True(t, strings.HasPrefix(h.Get("Content-Type"), "application/problem+json"), string(body))
 	}
 }
 
+// The audit compares Redis's hot state with the system of record: a grant's
+// remaining seconds changed in Redis behind metering's back (a call of A1's
+// given back without a ledger entry) is reported for A1 alone, with what
+// the grants and the ledger leave of it.
 func TestLedgerAuditReportsARemainingAmountTheLedgerDoesNotExplain(t *testing.T) {
-	rdb, prefix := redistest.MustClient(t)
-	f := MustAPIServer(t)
-	// A server of its own over a prefix this test can reach into.
-	q := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	f.quota = q
-	f.server = New(Config{Crew: crew.NewRedisStore(rdb, prefix, wuyou.SystemClock), Quota: q, Verifier: f.server.cfg.Verifier})
-	f.app = f.server.App()
-
+	f := MustAPIFixture(t)
 	ctx := context.Background()
-	now := time.Now()
-	for _, sf := range []string{"sf_clean", "sf_tampered"} {
-		_, _, err := q.AddGrant(ctx, quota.GrantInput{ID: "gr_1", SeafarerID: sf, ProgrammeID: "pr_1", Seconds: 600,
-			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(24 * time.Hour), Priority: 1})
-		require.NoError(t, err)
-		_, err = q.Debit(ctx, quota.Usage{SeafarerID: sf, MSISDN: "+8613800000001", Source: "urn:carrier:test", EventID: "cdr-" + sf,
-			Type: "carrier.usage.voice", CallTime: now.Add(-time.Minute), DurationSeconds: 100, BillableSeconds: 120,
-			CalledNumber: calledNumber, VisitedCountry: "SG", OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60})
-		require.NoError(t, err)
-	}
-	key := crew.SeafarerTag(prefix, "sf_tampered") + ":g"
-	v, err := rdb.HGet(ctx, key, "gr_1").Result()
+	f.meter(t, quota.Usage{
+		SeafarerID: f.a1.ID, MSISDN: f.a1.MSISDN, Source: "urn:carrier:test", EventID: "cdr-audit-a1",
+		Type: "carrier.usage.voice", CallTime: time.Now().UTC(), DurationSeconds: 150, BillableSeconds: 180,
+		CalledNumber: calledNumber, VisitedCountry: "SG", OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60,
+	})
+	grants, err := f.quota.Grants(ctx, f.a1.ID)
+	require.NoError(t, err)
+	require.Len(t, grants, 1)
+	grant := grants[0]
+	require.EqualValues(t, 3600-180, grant.RemainingSeconds, "the call drew 180 seconds")
+
+	key := crew.SeafarerTag(f.prefix, f.a1.ID) + ":g"
+	v, err := f.rdb.HGet(ctx, key, grant.ID).Result()
 	require.NoError(t, err)
 	fields := strings.Split(v, ":")
-	require.Equal(t, "480", fields[1])
-	fields[1] = "600" // the call's 120 seconds given back without a ledger entry
-	require.NoError(t, rdb.HSet(ctx, key, "gr_1", strings.Join(fields, ":")).Err())
+	require.Equal(t, "3420", fields[1], "the grant record's second field is its remaining seconds")
+	fields[1] = "3600" // the call's 180 seconds given back without a ledger entry
+	require.NoError(t, f.rdb.HSet(ctx, key, grant.ID, strings.Join(fields, ":")).Err())
 
 	reports := mustAuditAll(t, f, "50")
-	require.Len(t, reports, 2)
-	require.Equal(t, "sf_clean", reports[0].SeafarerID)
-	require.True(t, reports[0].OK)
-	require.Equal(t, "sf_tampered", reports[1].SeafarerID)
-	require.False(t, reports[1].OK)
-	require.Equal(t, []quota.AuditDifference{{Kind: quota.AuditRemaining, GrantID: "gr_1", Expected: 480, Actual: 600,
-		Detail: "granted 600 − drawn 120 − voided 0 ≠ remaining"}}, reports[1].Differences)
+	require.Len(t, reports, 4)
+	for _, r := range reports {
+		if r.SeafarerID != f.a1.ID {
+			require.True(t, r.OK, "%s: %+v", r.SeafarerID, r.Differences)
+			continue
+		}
+		require.False(t, r.OK)
+		require.Len(t, r.Differences, 1)
+		d := r.Differences[0]
+		require.Equal(t, quota.AuditRemaining, d.Kind)
+		require.Equal(t, grant.ID, d.GrantID)
+		require.EqualValues(t, 3600-180, d.Expected, "granted − drawn, from the system of record")
+		require.EqualValues(t, 3600, d.Actual, "what Redis holds")
+	}
 }

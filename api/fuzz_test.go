@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/crew"
-	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
@@ -43,9 +42,8 @@ type fuzzFixture struct {
 
 func mustFuzzFixture(f *testing.F) *fuzzFixture {
 	f.Helper()
-	rdb, prefix := redistest.MustClient(f)
 	// Fuzzing makes thousands of writes with one token.
-	ls := mustServerOn(f, rdb, prefix, MustAuthFixture(f).verifier, func(c *Config) { c.WriteRateLimit = -1 })
+	ls := mustServerOn(f, MustDeployment(f), MustAuthFixture(f).verifier, func(c *Config) { c.WriteRateLimit = -1 })
 	ctx := context.Background()
 	co, err := ls.crew.CreateCompany(ctx, "Fuzz Shipping", "FUZZ-1")
 	require.NoError(f, err)

@@ -11,34 +11,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou"
-	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
-	"github.com/wuyou/wuyou/quota"
 )
 
-// liveServer is the API serving on a real TCP port over the real Redis
-// stores, on a key prefix of its own, with every Redis command its client
-// sends counted.
+// liveServer is the API serving on a real TCP port over a deployment
+// (deployment_test.go), with every Redis command and PostgreSQL query its
+// stores send counted.
 type liveServer struct {
+	*deployment
 	server *Server
 	base   string
-	rdb    redis.UniversalClient
-	prefix string
-	crew   *crew.RedisStore
-	quota  *quota.RedisStore
-	// programmes is on a fresh PostgreSQL database of the server's own.
-	programmes *quota.PGProgrammes
-	// commands counts what the server sends to Redis (MustLiveServer only).
+	// commands counts what the server sends to Redis and PostgreSQL
+	// (MustLiveServer only).
 	commands *commandCounter
 }
 
-// commandCounter is a go-redis hook that counts the commands a client sends,
-// pipelined ones included.
+// commandCounter is a go-redis hook and a pgx tracer that counts the
+// commands a Redis client sends, pipelined ones included, and the queries
+// a PostgreSQL pool sends.
 type commandCounter struct{ n atomic.Int64 }
 
 func (h *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -57,46 +54,51 @@ func (h *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 	}
 }
 
-// MustLiveServer starts the API on 127.0.0.1 over Redis stores on a fresh
-// prefix, with the write rate limit shared through Redis as in wuyoud.
-// configure, when not nil, changes the configuration before the server is
-// built. The server stops when the test ends.
+func (h *commandCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	h.n.Add(1)
+	return ctx
+}
+
+func (h *commandCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// MustLiveServer starts the API on 127.0.0.1 over a deployment of its own,
+// with the write rate limit shared through Redis as in wuyoud. configure,
+// when not nil, changes the configuration before the server is built. The
+// server stops when the test ends.
 func MustLiveServer(tb testing.TB, v *Verifier, configure func(*Config)) *liveServer {
 	tb.Helper()
 	rdb, prefix := redistest.MustClient(tb)
 	commands := &commandCounter{}
 	rdb.AddHook(commands)
-	ls := mustLiveServerOn(tb, rdb, prefix, v, configure)
+	cfg := pgtest.MustPool(tb).Config()
+	cfg.ConnConfig.Tracer = commands
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(tb, err)
+	tb.Cleanup(pool.Close) // runs before the database is dropped
+	ls := mustLiveServerOn(tb, newDeployment(pool, rdb, prefix), v, configure)
 	ls.commands = commands
 	return ls
 }
 
-// mustLiveServerOn is MustLiveServer over a given Redis client and prefix,
-// for several servers that share one deployment's state.
-func mustLiveServerOn(tb testing.TB, rdb redis.UniversalClient, prefix string, v *Verifier, configure func(*Config)) *liveServer {
+// mustLiveServerOn is MustLiveServer over a given deployment, for several
+// servers that are replicas of one service.
+func mustLiveServerOn(tb testing.TB, d *deployment, v *Verifier, configure func(*Config)) *liveServer {
 	tb.Helper()
-	ls := mustServerOn(tb, rdb, prefix, v, configure)
+	ls := mustServerOn(tb, d, v, configure)
 	addr, err := ls.server.Listen("127.0.0.1:0")
 	require.NoError(tb, err)
 	ls.base = "http://" + addr.String()
 	return ls
 }
 
-// mustServerOn builds the server over the Redis stores without listening,
+// mustServerOn builds the server over the deployment without listening,
 // for app.Test. It is shut down when the test ends.
-func mustServerOn(tb testing.TB, rdb redis.UniversalClient, prefix string, v *Verifier, configure func(*Config)) *liveServer {
+func mustServerOn(tb testing.TB, d *deployment, v *Verifier, configure func(*Config)) *liveServer {
 	tb.Helper()
-	ls := &liveServer{rdb: rdb, prefix: prefix}
-	ls.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
-	ls.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	ls.programmes = quota.NewPGProgrammes(pgtest.MustPool(tb), wuyou.SystemClock, ls.quota)
-	issuer := quota.NewIssuer(ls.programmes, ls.quota, ls.crew, wuyou.SystemClock)
+	ls := &liveServer{deployment: d}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	issuer.Log = log
-	cfg := Config{
-		Crew: ls.crew, Quota: ls.quota, Programmes: ls.programmes, Issuer: issuer, Verifier: v, Log: log,
-		RateLimitStorage: NewRedisRateLimitStore(rdb, prefix),
-	}
+	cfg := d.config(d.newIssuer(tb, log), v, log)
+	cfg.RateLimitStorage = NewRedisRateLimitStore(d.rdb, d.prefix)
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -105,7 +107,6 @@ func mustServerOn(tb testing.TB, rdb redis.UniversalClient, prefix string, v *Ve
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = ls.server.Shutdown(ctx)
-		_ = issuer.Close(ctx)
 	})
 	return ls
 }

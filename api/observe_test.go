@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
@@ -242,17 +243,22 @@ func requireNoPersonalData(t *testing.T, logs string, personal ...string) {
 	}
 }
 
-// deadStores are crew and quota stores over a Redis that does not answer.
-func deadStores(t *testing.T) (*crew.RedisStore, *quota.RedisStore) {
+// deadStores are a registry over a PostgreSQL and a quota store over a
+// Redis that do not answer.
+func deadStores(t *testing.T) (*crew.PGStore, *quota.RedisStore) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
-	return crew.NewRedisStore(rdb, "dead:", wuyou.SystemClock), quota.NewRedisStore(rdb, "dead:", wuyou.SystemClock, quota.Options{})
+	pool, err := pgxpool.New(context.Background(), "postgres://wuyou@127.0.0.1:1/dead?sslmode=disable&connect_timeout=1")
+	require.NoError(t, err) // connects on first use
+	t.Cleanup(pool.Close)
+	return crew.NewPGStore(pool, wuyou.SystemClock), quota.NewRedisStore(rdb, "dead:", wuyou.SystemClock, quota.Options{})
 }
 
 func TestLogsHoldNoMSISDNNameOrCalledNumberWhateverFails(t *testing.T) {
 	log, logs := MustCapturedLog(t)
 	f := MustAPIFixtureLogging(t, log)
-	// The same verifier in front of a Redis that is down: every read is 503.
+	// The same verifier in front of a PostgreSQL and a Redis that are down:
+	// every read is 503.
 	deadCrew, deadQuota := deadStores(t)
 	down := New(Config{Crew: deadCrew, Quota: deadQuota, Verifier: f.server.cfg.Verifier, Log: log,
 		Ready: map[string]func(context.Context) error{"redis": func(context.Context) error { return fmt.Errorf("dial tcp 127.0.0.1:1: connection refused") }}})
@@ -269,11 +275,11 @@ func TestLogsHoldNoMSISDNNameOrCalledNumberWhateverFails(t *testing.T) {
 		want int
 	}{
 		{"an unknown MSISDN", f, apiRequest{method: http.MethodGet, path: "/v1/carrier/subscribers/" + msisdnPath(unknown) + "/allowance", token: f.carrierToken}, 404},
-		{"a known MSISDN while Redis is down", downFixture, apiRequest{method: http.MethodGet, path: "/v1/carrier/subscribers/" + msisdnPath(f.a1.MSISDN) + "/allowance", token: f.carrierToken}, 503},
-		{"a seafarer while Redis is down", downFixture, apiRequest{method: http.MethodGet, path: "/v1/seafarers/" + f.a2.ID + "/usage", token: f.union}, 503},
-		{"an enrolment while Redis is down", downFixture, apiRequest{method: http.MethodPost, path: "/v1/companies/" + f.companyA.ID + "/seafarers", token: f.union,
+		{"a known MSISDN while the stores are down", downFixture, apiRequest{method: http.MethodGet, path: "/v1/carrier/subscribers/" + msisdnPath(f.a1.MSISDN) + "/allowance", token: f.carrierToken}, 503},
+		{"a seafarer while the stores are down", downFixture, apiRequest{method: http.MethodGet, path: "/v1/seafarers/" + f.a2.ID + "/usage", token: f.union}, 503},
+		{"an enrolment while the stores are down", downFixture, apiRequest{method: http.MethodPost, path: "/v1/companies/" + f.companyA.ID + "/seafarers", token: f.union,
 			contentType: fiber.MIMEApplicationJSON, body: enrolment("Zhao Lei", "+8613611112222")}, 503},
-		{"readiness while Redis is down", downFixture, apiRequest{method: http.MethodGet, path: "/readyz"}, 503},
+		{"readiness while the stores are down", downFixture, apiRequest{method: http.MethodGet, path: "/readyz"}, 503},
 		{"an MSISDN in a path no route has", f, apiRequest{method: http.MethodGet, path: "/v1/subscribers/" + msisdnPath(f.b1.MSISDN), token: f.union}, 404},
 		{"an MSISDN owned by another seafarer", f, apiRequest{method: http.MethodPost, path: "/v1/companies/" + f.companyA.ID + "/seafarers", token: f.union,
 			contentType: fiber.MIMEApplicationJSON, body: enrolment("Sun Yu", f.b2.MSISDN)}, 409},

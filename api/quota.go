@@ -101,11 +101,10 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var reader LedgerReader = s.cfg.Quota
-	if s.cfg.Entries != nil {
-		reader = s.cfg.Entries
+	if s.cfg.Entries == nil {
+		return wuyou.Errorf(wuyou.EUNAVAILABLE, "the ledger is not available")
 	}
-	entries, next, err := reader.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit, Cursor: c.Query("cursor")})
+	entries, next, err := s.cfg.Entries.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit, Cursor: c.Query("cursor")})
 	if err != nil {
 		return err
 	}

@@ -71,9 +71,9 @@ func TestWriteRateLimit_OverTheBudgetIs429ProblemWithRetryAfter(t *testing.T) {
 		{"budget counted in process", func(redis.UniversalClient, string) fiber.Storage { return nil }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rdb, prefix := redistest.MustClient(t)
-			ls := mustLiveServerOn(t, rdb, prefix, MustAuthFixture(t).verifier, func(c *Config) {
-				c.WriteRateLimit, c.RateLimitStorage = budget, tt.storage(rdb, prefix)
+			d := MustDeployment(t)
+			ls := mustLiveServerOn(t, d, MustAuthFixture(t).verifier, func(c *Config) {
+				c.WriteRateLimit, c.RateLimitStorage = budget, tt.storage(d.rdb, d.prefix)
 			})
 			union := rateLimitToken(t, token.RoleUnion, "officer-"+tt.name, "")
 			for i := range budget {
@@ -88,10 +88,10 @@ func TestWriteRateLimit_OverTheBudgetIs429ProblemWithRetryAfter(t *testing.T) {
 
 func TestWriteRateLimit_TwoReplicasOnOneRedisShareTheBudget(t *testing.T) {
 	const budget = 6
-	rdb, prefix := redistest.MustClient(t)
+	d := MustDeployment(t)
 	v := MustAuthFixture(t).verifier
 	limit := func(c *Config) { c.WriteRateLimit = budget }
-	replicas := []*liveServer{mustLiveServerOn(t, rdb, prefix, v, limit), mustLiveServerOn(t, rdb, prefix, v, limit)}
+	replicas := []*liveServer{mustLiveServerOn(t, d, v, limit), mustLiveServerOn(t, d, v, limit)}
 	union := rateLimitToken(t, token.RoleUnion, "officer-replicas", "")
 	for i := range budget {
 		res := postCompany(t, replicas[i%2], union, i)

@@ -29,7 +29,6 @@ import (
 type Quota interface {
 	Allowance(ctx context.Context, seafarerID string) (*quota.Allowance, error)
 	RemainingNow(ctx context.Context, seafarerIDs []string) (map[string]int64, error)
-	Ledger(ctx context.Context, seafarerID string, f quota.LedgerFilter) ([]*quota.LedgerEntry, string, error)
 	VoidGrant(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
 	// StoredVoid is the entry a grant's void wrote, or nil.
 	StoredVoid(ctx context.Context, seafarerID, grantID string) (*quota.LedgerEntry, error)
@@ -60,7 +59,7 @@ type LedgerRecorder interface {
 	RecordLedger(ctx context.Context, seafarerID string, e *quota.LedgerEntry) error
 }
 
-// LedgerReader reads a seafarer's ledger, newest first (see quota.Ledger).
+// LedgerReader reads a seafarer's ledger, newest first (quota.PGLedger).
 type LedgerReader interface {
 	Ledger(ctx context.Context, seafarerID string, f quota.LedgerFilter) ([]*quota.LedgerEntry, string, error)
 }
@@ -75,8 +74,8 @@ type Config struct {
 	Grants GrantVoider
 	Issuer Issuer
 	Ledger LedgerRecorder // nil records nothing beyond Quota
-	// Entries is where GET …/usage reads the ledger (the system of record);
-	// nil reads it from Quota.
+	// Entries is where GET …/usage reads the ledger: the system of record
+	// (quota.PGLedger). nil answers 503.
 	Entries LedgerReader
 	Billing Billing // statements, periods, reconciliation; nil answers 503
 	// Auditor answers GET /v1/ops/ledger-audit; nil answers 503.

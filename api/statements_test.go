@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
@@ -18,22 +17,19 @@ import (
 )
 
 // MustStatementsFixture is MustAPIFixture (whose server has statements
-// wired) with one more call of A2 metered the way the consumer meters
-// (debit, then index), at the wholesale price of the default tariff's Asia
-// zone.
+// over the ledger in PostgreSQL) with one more call of A2 metered the way
+// the consumer meters (debit, then record), at the wholesale price of the
+// default tariff's Asia zone.
 func MustStatementsFixture(tb testing.TB) *apiFixture {
 	tb.Helper()
 	f := MustAPIFixture(tb)
-	ctx := context.Background()
 	u := quota.Usage{
 		SeafarerID: f.a2.ID, MSISDN: f.a2.MSISDN, Source: "urn:carrier:test", EventID: "cdr-statement-a2",
 		Type: "carrier.usage.voice", CallTime: time.Now().UTC(), DurationSeconds: 100, BillableSeconds: 120,
 		CalledNumber: calledNumber, VisitedCountry: "SG", Increment: 60,
 		OveragePrice: billing.Money{Minor: 99, Currency: "CNY"}, WholesalePrice: billing.Money{Minor: 45, Currency: "CNY"},
 	}
-	r, err := f.quota.Debit(ctx, u)
-	require.NoError(tb, err)
-	require.NoError(tb, f.quota.IndexStatements(ctx, []quota.StatementDebit{{SeafarerID: f.a2.ID, Entry: r.Entry}}))
+	f.meter(tb, u)
 	return f
 }
 

@@ -18,11 +18,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
-	"github.com/wuyou/wuyou/internal/pgtest"
-	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
@@ -37,18 +34,16 @@ const tenancyIssuer = "https://issuer.wuyou.test"
 // calledNumber is what the seeded calls of A1 and B1 dialled.
 const calledNumber = "+861012345678"
 
-// apiFixture is a real server over the Redis stores on a fresh key prefix,
-// seeded with two companies A and B, each with two seafarers holding one
-// pack of the same programme, and one call each for A1 and B1.
+// apiFixture is a real server over a deployment of its own (a fresh
+// database and key prefix), seeded with two companies A and B, each with
+// two seafarers holding one pack of the same programme, and one call each
+// for A1 and B1.
 type apiFixture struct {
+	*deployment
 	server *Server
 	app    *fiber.App
-	crew   *crew.RedisStore
-	quota  *quota.RedisStore
-	// programmes is on a fresh PostgreSQL database of the fixture's own.
-	programmes *quota.PGProgrammes
-	issuer     *quota.Issuer
-	key        *token.SigningKey
+	issuer *quota.Issuer
+	key    *token.SigningKey
 
 	companyA, companyB *crew.Company
 	a1, a2, b1, b2     *crew.Seafarer
@@ -62,8 +57,8 @@ type apiFixture struct {
 	seq atomic.Int64 // makes book numbers, MSISDNs and keys unique per request
 }
 
-// MustAPIServer builds the server over real Redis stores on a fresh prefix,
-// with a verifier for a freshly generated key, and nothing seeded.
+// MustAPIServer builds the server over a deployment of its own, with a
+// verifier for a freshly generated key, and nothing seeded.
 func MustAPIServer(tb testing.TB) *apiFixture {
 	tb.Helper()
 	return MustAPIServerLogging(tb, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -72,7 +67,6 @@ func MustAPIServer(tb testing.TB) *apiFixture {
 // MustAPIServerLogging is MustAPIServer writing its logs to log.
 func MustAPIServerLogging(tb testing.TB, log *slog.Logger) *apiFixture {
 	tb.Helper()
-	rdb, prefix := redistest.MustClient(tb)
 	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	require.NoError(tb, err)
 	jwks, err := token.JWKS(key)
@@ -80,22 +74,10 @@ func MustAPIServerLogging(tb testing.TB, log *slog.Logger) *apiFixture {
 	verifier, err := NewVerifierFromJWKS(jwks, tenancyIssuer, "wuyou", nil)
 	require.NoError(tb, err)
 
-	f := &apiFixture{key: key}
-	f.crew = crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
-	f.quota = quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
-	f.programmes = quota.NewPGProgrammes(pgtest.MustPool(tb), wuyou.SystemClock, f.quota)
-	f.issuer = quota.NewIssuer(f.programmes, f.quota, f.crew, wuyou.SystemClock)
-	f.issuer.Log = log
-	statements := &billing.Statements{
-		Store: f.quota, Registry: billing.JoinRegistry{Programmes: f.programmes, Crews: f.crew}, Now: wuyou.SystemClock, Currency: "CNY",
-	}
-	f.server = New(Config{Crew: f.crew, Quota: f.quota, Programmes: f.programmes, Issuer: f.issuer, Billing: statements, Verifier: verifier, Log: log})
+	f := &apiFixture{deployment: MustDeployment(tb), key: key}
+	f.issuer = f.newIssuer(tb, log)
+	f.server = New(f.config(f.issuer, verifier, log))
 	f.app = f.server.App()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = f.issuer.Close(ctx)
-	})
 	f.union = f.token(tb, token.RoleUnion, "union-officer-1", "")
 	f.carrierToken = f.token(tb, token.RoleCarrier, "carrier-cmcc", "")
 	return f
@@ -150,13 +132,12 @@ func seed(tb testing.TB, f *apiFixture) *apiFixture {
 	}
 	f.issuanceA, f.issuanceB = issue(f.companyA), issue(f.companyB)
 	for _, sf := range []*crew.Seafarer{f.a1, f.b1} {
-		_, err := f.quota.Debit(ctx, quota.Usage{
+		f.meter(tb, quota.Usage{
 			SeafarerID: sf.ID, MSISDN: sf.MSISDN, Source: "urn:carrier:test", EventID: "cdr-" + sf.ID,
 			Type: "carrier.usage.voice", CallTime: now.Add(-10 * time.Minute), DurationSeconds: 125, BillableSeconds: 180,
 			CalledNumber: calledNumber, VisitedCountry: "SG",
 			OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60,
 		})
-		require.NoError(tb, err)
 	}
 
 	f.companyAToken = f.token(tb, token.RoleCompany, "crew-manager-a", f.companyA.ID)
@@ -441,17 +422,15 @@ func tenancyRoutes() []tenancyRoute {
 		{
 			method: "POST", route: `/v1/seafarers/:id/grants/:grant_id\:void`, action: "voids a grant of %s", resource: seafarerLabels,
 			path: func(tb testing.TB, f *apiFixture, tn tenant) string {
-				// A grant of its own for every request, so voids do not
-				// collide and the seeded balances stay as they are.
+				// A grant of its own for every request, issued as staff
+				// issue packs, so voids do not collide and the seeded
+				// balances stay as they are.
 				sf := f.seafarer(tn)
-				id := fmt.Sprintf("gr_tenancy%d", f.next())
-				now := time.Now().UTC()
-				_, _, err := f.quota.AddGrant(context.Background(), quota.GrantInput{
-					ID: id, SeafarerID: sf.ID, ProgrammeID: f.programme.ID, Seconds: 600,
-					EffectiveAt: now, ExpiresAt: now.Add(time.Hour), Priority: 1,
-				})
+				iss, _, err := f.issuer.StartAndRun(context.Background(), f.programme.ID, fmt.Sprintf("tenancy-void-%d", f.next()),
+					quota.IssuanceTarget{SeafarerIDs: []string{sf.ID}}, 100)
 				require.NoError(tb, err)
-				return "/v1/seafarers/" + sf.ID + "/grants/" + id + ":void"
+				require.EqualValues(tb, 1, iss.Issued)
+				return "/v1/seafarers/" + sf.ID + "/grants/" + quota.IssuanceGrantID(iss.ID, sf.ID) + ":void"
 			},
 			want: unionOnly(ok),
 		},
