@@ -10,33 +10,44 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
 
-// stack is the service as `wuyoud dev` runs it, minus Kafka: the real API
-// (with the pages mounted by routes()) over real HTTP, on the crew and quota
-// stores, on the embedded Redis-compatible store and a fresh PostgreSQL
-// database (programmes, issuances, grants), with a signing key the
-// test holds. Calls are metered through the quota store, as the consumer
-// does after rating a carrier event.
+// stack is the service as `wuyoud dev` runs it, minus Kafka (what would be
+// published is dropped): the real API (with the pages mounted by routes())
+// over real HTTP, with the registry, programmes, issuances, grants, the
+// ledger and statements in a fresh PostgreSQL database and the hot metering
+// state in the embedded Redis-compatible store, and a signing key the test
+// holds. Calls are metered as the consumer meters them after rating a
+// carrier event: debited in the hot state, their entries recorded in the
+// ledger.
 type stack struct {
 	t          *testing.T
 	base       string
 	key        *token.SigningKey
-	crew       *crew.RedisStore
+	crew       *crew.PGStore
 	quota      *quota.RedisStore
+	ledger     *quota.PGLedger
 	programmes *quota.PGProgrammes
 	issuer     *quota.Issuer
 	company    *crew.Company
 	seafarers  []*crew.Seafarer
 }
+
+// discardProducer accepts every message and keeps none: the stack has no
+// broker.
+type discardProducer struct{}
+
+func (discardProducer) WriteMessages(context.Context, ...kafka.Message) error { return nil }
 
 const testIssuer = "https://issuer.web.test"
 
@@ -53,16 +64,27 @@ func mustStack(t *testing.T) *stack {
 	verifier, err := api.NewVerifierFromJWKS(jwks, testIssuer, "wuyou", time.Now)
 	must(t, err)
 
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool := pgtest.MustPool(t)
+	publisher := carrier.NewPublisher(discardProducer{}, carrier.NewTopics(""), time.Now)
+	statements := quota.NewPGStatements(pool, wuyou.SystemClock)
 	s := &stack{t: t, key: key}
-	s.crew = crew.NewRedisStore(rdb, "wuyou", wuyou.SystemClock)
+	s.crew = crew.NewPGStore(pool, wuyou.SystemClock)
 	s.quota = quota.NewRedisStore(rdb, "wuyou", wuyou.SystemClock, quota.Options{})
-	s.programmes = quota.NewPGProgrammes(pgtest.MustPool(t), wuyou.SystemClock, s.quota)
+	s.ledger = quota.NewPGLedger(pool)
+	s.programmes = quota.NewPGProgrammes(pool, wuyou.SystemClock, statements)
 	s.issuer = quota.NewIssuer(s.programmes, s.quota, s.crew, wuyou.SystemClock)
-	s.issuer.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	statements := &billing.Statements{Store: s.quota, Registry: billing.JoinRegistry{Programmes: s.programmes, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY"}
+	s.issuer.Log = log
+	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: s.ledger}
 	server := api.New(api.Config{
-		Crew: s.crew, Quota: s.quota, Programmes: s.programmes, Issuer: s.issuer, Billing: statements, Verifier: verifier,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Crew: s.crew, Quota: s.quota, Programmes: s.programmes, Grants: quota.NewPGGrants(pool), Issuer: s.issuer,
+		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
+		Entries: s.ledger,
+		Auditor: &quota.Auditor{Pool: pool, Store: s.quota},
+		Billing: &billing.Statements{
+			Store: statements, Registry: billing.JoinRegistry{Programmes: s.programmes, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY",
+		},
+		Verifier: verifier, Log: log,
 	})
 	addr, err := server.Listen("127.0.0.1:0")
 	must(t, err)
@@ -136,13 +158,19 @@ func (s *stack) issue(p *quota.Programme, key string, target quota.IssuanceTarge
 // does: billable seconds are the duration rounded up to whole minutes.
 func (s *stack) call(sf *crew.Seafarer, id string, at time.Time, seconds int64, country string) *quota.DebitResult {
 	s.t.Helper()
-	res, err := s.quota.Debit(context.Background(), quota.Usage{
+	ctx := context.Background()
+	res, err := s.quota.Debit(ctx, quota.Usage{
 		SeafarerID: sf.ID, MSISDN: sf.MSISDN, Source: "urn:carrier:web-test", EventID: id, Type: "carrier.usage.voice",
 		CallTime: at.UTC().Truncate(time.Second), DurationSeconds: seconds, BillableSeconds: (seconds + 59) / 60 * 60,
 		CalledNumber: "+861012345678", VisitedCountry: country,
 		OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: 60,
 	})
 	must(s.t, err)
+	if res.Entry != nil && !res.Duplicate {
+		entries := []quota.SeafarerEntry{{SeafarerID: sf.ID, Entry: res.Entry}}
+		must(s.t, s.ledger.Append(ctx, entries))
+		must(s.t, s.quota.Recorded(ctx, entries))
+	}
 	return res
 }
 
