@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
@@ -56,7 +59,7 @@ func TestAudit_DifferencesAreListedAndExitNonZero(t *testing.T) {
 	bad := cleanReport("sf_2")
 	bad.OK = false
 	bad.Differences = []quota.AuditDifference{
-		{Kind: quota.AuditRemaining, GrantID: "gr_1", Expected: 480, Actual: 600, Detail: "granted 600 − drawn 120 − voided 0 ≠ remaining"},
+		{Kind: quota.AuditRemaining, GrantID: "gr_1", Expected: 480, Actual: 600, Detail: "granted − drawn differs from the remaining seconds Redis holds"},
 		{Kind: quota.AuditDebitMissing, Identity: "ab12", Expected: 1, Actual: 0, Detail: "no debit entry"},
 	}
 	srv := auditAPI(t, []quota.AuditReport{cleanReport("sf_1")}, []quota.AuditReport{bad})
@@ -66,8 +69,8 @@ func TestAudit_DifferencesAreListedAndExitNonZero(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(res.stdout, "\n"), "\n")
 	require.Len(t, lines, 5, res.stdout)
 	require.Regexp(t, `^SEAFARER\s+GRANT\s+KIND\s+EXPECTED\s+ACTUAL\s+DETAIL$`, lines[0])
-	require.Regexp(t, `^sf_2\s+gr_1\s+remaining\s+480\s+600\s+granted 600 − drawn 120 − voided 0 ≠ remaining$`, lines[1])
-	require.Regexp(t, `^sf_2\s+event ab12\s+debit_entry_missing\s+1\s+0\s+no debit entry$`, lines[2])
+	require.Regexp(t, `^sf_2\s+gr_1\s+remaining\s+480\s+600\s+granted − drawn differs from the remaining seconds Redis holds$`, lines[1])
+	require.Regexp(t, `^sf_2\s+event ab12\s+missing_in_system_of_record\s+1\s+0\s+no debit entry$`, lines[2])
 	require.Equal(t, "", lines[3])
 	require.Contains(t, lines[4], "2 differences")
 }
@@ -80,33 +83,52 @@ func TestAudit_ShowsTheServersProblem(t *testing.T) {
 	require.EqualError(t, res.err, "403 Forbidden: role company may not do this")
 }
 
-// TestAudit_AgainstTheRealServerFindsAGrantChangedOutsideTheLedger runs the
-// command against wuyoud's API over the test Redis.
+// TestAudit_AgainstTheRealServerFindsAGrantChangedOutsideTheLedger runs
+// the command against wuyoud's API over the test PostgreSQL (the system of
+// record: registry, programmes, grants, ledger) and the test Redis (the hot
+// metering state the audit compares with it).
 func TestAudit_AgainstTheRealServerFindsAGrantChangedOutsideTheLedger(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.MustPool(t)
 	rdb, prefix := redistest.MustClient(t)
+	registry := crew.NewPGStore(pool, wuyou.SystemClock)
 	q := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
+	programmes := quota.NewPGProgrammes(pool, wuyou.SystemClock, quota.NewPGStatements(pool, wuyou.SystemClock))
+	issuer := quota.NewIssuer(programmes, q, registry, wuyou.SystemClock)
+	t.Cleanup(func() { _ = issuer.Close(context.Background()) })
+
+	// Two seafarers, each holding one 600-second pack.
+	co, err := registry.CreateCompany(ctx, "Audit Shipping", "REG-AUDIT")
+	require.NoError(t, err)
+	var seafarers []string
+	for i, msisdn := range []string{"+8613800000001", "+8613800000002"} {
+		sf, _, err := registry.Enrol(ctx, co.ID, crew.Enrolment{BookNo: fmt.Sprintf("AU-%d", i), Name: "Audit Crew", MSISDN: msisdn})
+		require.NoError(t, err)
+		seafarers = append(seafarers, sf.ID)
+	}
+	now := time.Now().UTC()
+	p, err := programmes.CreateProgramme(ctx, quota.ProgrammeInput{Name: "Audit packs", PackSeconds: 600, ValidDays: 30, Priority: 1,
+		StartsAt: now.Add(-time.Hour), EndsAt: now.Add(24 * time.Hour)})
+	require.NoError(t, err)
+	iss, _, err := issuer.StartAndRun(ctx, p.ID, "audit", quota.IssuanceTarget{CompanyID: co.ID}, 100)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, iss.Issued)
+
 	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	require.NoError(t, err)
 	jwks, err := token.JWKS(key)
 	require.NoError(t, err)
-	const issuer = "https://issuer.audit.test"
-	verifier, err := api.NewVerifierFromJWKS(jwks, issuer, "wuyou", nil)
+	const tokenIssuer = "https://issuer.audit.test"
+	verifier, err := api.NewVerifierFromJWKS(jwks, tokenIssuer, "wuyou", nil)
 	require.NoError(t, err)
-	srv := api.New(api.Config{Crew: crew.NewRedisStore(rdb, prefix, wuyou.SystemClock), Quota: q, Verifier: verifier,
+	srv := api.New(api.Config{Crew: registry, Quota: q, Auditor: &quota.Auditor{Pool: pool, Store: q}, Verifier: verifier,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	addr, err := srv.Listen("127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	token, err := key.Mint(token.Claims{Issuer: issuer, Audience: "wuyou", Subject: "staff-1", Role: token.RoleUnion, TTL: time.Hour}, time.Now())
+	token, err := key.Mint(token.Claims{Issuer: tokenIssuer, Audience: "wuyou", Subject: "staff-1", Role: token.RoleUnion, TTL: time.Hour}, time.Now())
 	require.NoError(t, err)
 
-	ctx := context.Background()
-	now := time.Now()
-	for _, sf := range []string{"sf_1", "sf_2"} {
-		_, _, err := q.AddGrant(ctx, quota.GrantInput{ID: "gr_1", SeafarerID: sf, ProgrammeID: "pr_1", Seconds: 600,
-			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(24 * time.Hour), Priority: 1})
-		require.NoError(t, err)
-	}
 	audit := func() cliResult {
 		var stdout, stderr bytes.Buffer
 		err := run(ctx, []string{"audit", "--server", "http://" + addr.String(), "--token", token}, &stdout, &stderr)
@@ -116,13 +138,18 @@ func TestAudit_AgainstTheRealServerFindsAGrantChangedOutsideTheLedger(t *testing
 	require.NoError(t, res.err, res.stdout)
 	require.Contains(t, res.stdout, "audited 2 seafarers: 2 grants and 0 event identities checked")
 
-	grants := crew.SeafarerTag(prefix, "sf_2") + ":g"
-	v, err := rdb.HGet(ctx, grants, "gr_1").Result()
+	changed := seafarers[1]
+	held, err := q.Grants(ctx, changed)
+	require.NoError(t, err)
+	require.Len(t, held, 1)
+	grants := crew.SeafarerTag(prefix, changed) + ":g"
+	v, err := rdb.HGet(ctx, grants, held[0].ID).Result()
 	require.NoError(t, err)
 	f := strings.Split(v, ":")
+	require.Equal(t, "600", f[1], "the grant record's second field is its remaining seconds")
 	f[1] = "540" // a minute gone without a ledger entry
-	require.NoError(t, rdb.HSet(ctx, grants, "gr_1", strings.Join(f, ":")).Err())
+	require.NoError(t, rdb.HSet(ctx, grants, held[0].ID, strings.Join(f, ":")).Err())
 	res = audit()
 	require.EqualError(t, res.err, "ledger audit: 1 differences in 1 of 2 seafarers")
-	require.Regexp(t, `(?m)^sf_2\s+gr_1\s+remaining\s+600\s+540\s`, res.stdout)
+	require.Regexp(t, `(?m)^`+regexp.QuoteMeta(changed)+`\s+`+regexp.QuoteMeta(held[0].ID)+`\s+remaining\s+600\s+540\s`, res.stdout)
 }
