@@ -1,11 +1,6 @@
 package crew
 
-import (
-	"crypto/rand"
-	"encoding/hex"
-
-	"github.com/oklog/ulid/v2"
-)
+import "github.com/oklog/ulid/v2"
 
 // Id prefixes. An id is its prefix and a ULID: short, URL-safe, and sorting
 // as text in the order the ids were made, so lists ordered by id come out
@@ -18,10 +13,3 @@ const (
 func newSeafarerID() string { return seafarerIDPrefix + ulid.Make().String() }
 
 func newCompanyID() string { return companyIDPrefix + ulid.Make().String() }
-
-// newLockToken returns a random token that identifies one holder of a lock.
-func newLockToken() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+).
-	return hex.EncodeToString(b)
-}

@@ -18,14 +18,14 @@ import (
 
 // PGStore is the registry kept in PostgreSQL: tables companies, seafarers
 // and msisdn_holdings (internal/pgschema/migrations/00003_registry.sql). It
-// implements Service, answers what the rest of Wuyou asks of the registry
-// (roster.go's methods and SeafarerStatuses, SeafarerIDsAt,
-// SeafarerIDsByMSISDN) and behaves as RedisStore does: the same validation,
-// the same errors with the same fields and messages, the same ids.
+// implements Service and answers, without adapters, what the rest of Wuyou
+// asks of the registry: issuances (quota.Roster, quota.BatchRoster),
+// attribution of calls (carrier.Resolver: SeafarerIDsAt), notifications
+// (carrier.MSISDNs) and statements (billing.Crews).
 //
 // Uniqueness is the database's. A registration number, a book number and
 // the current holder of an MSISDN are each one constraint, and PGStore turns
-// the violation of each into the ECONFLICT RedisStore gives. Every enrolment
+// the violation of each into an ECONFLICT naming the field. Every enrolment
 // and update is one transaction: the seafarer's row is locked (FOR UPDATE)
 // while it changes, so changes of one seafarer run one at a time, and of
 // concurrent requests for one book number or one MSISDN exactly one wins.
@@ -39,8 +39,8 @@ type PGStore struct {
 	// OnMSISDNAssigned, when not nil, is called after an enrolment or an
 	// MSISDN change has been committed, with the number now resolving to
 	// the seafarer and the time it started to (the start of its
-	// MSISDNPeriod), as RedisStore's hook is. It runs synchronously in the
-	// request, after the transaction.
+	// MSISDNPeriod). It runs synchronously in the request, after the
+	// transaction.
 	OnMSISDNAssigned func(ctx context.Context, seafarerID, msisdn string, at time.Time)
 }
 

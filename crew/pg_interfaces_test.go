@@ -8,16 +8,11 @@ import (
 )
 
 // PGStore answers, without adapters, every interface the rest of Wuyou
-// declares for the registry, as RedisStore does, so wiring it in is a
-// one-line change in cmd/. (Checked here: these packages import crew.)
+// declares for the registry. (Checked here: these packages import crew.)
 var (
 	_ quota.Roster      = (*crew.PGStore)(nil)
 	_ quota.BatchRoster = (*crew.PGStore)(nil)
 	_ carrier.Resolver  = (*crew.PGStore)(nil)
 	_ carrier.MSISDNs   = (*crew.PGStore)(nil)
 	_ billing.Crews     = (*crew.PGStore)(nil)
-	_ quota.Roster      = (*crew.RedisStore)(nil)
-	_ carrier.Resolver  = (*crew.RedisStore)(nil)
-	_ carrier.MSISDNs   = (*crew.RedisStore)(nil)
-	_ billing.Crews     = (*crew.RedisStore)(nil)
 )

@@ -19,11 +19,10 @@ import (
 	"github.com/wuyou/wuyou/internal/pgtest"
 )
 
-// The behaviour PGStore shares with RedisStore is pinned by the shared
-// tests (forEachStore in redis_test.go, resolve_test.go, resolve_at_test.go);
-// these pin what only the database store has: its constraints, its
-// transactions under concurrency, one query per batch, and text
-// PostgreSQL cannot keep.
+// The registry's behaviour is pinned by registry_test.go, resolve_test.go
+// and resolve_at_test.go; these pin what the database adds: its
+// constraints, its transactions under concurrency, one query per batch,
+// and text PostgreSQL cannot keep.
 
 // MustPGStore returns a store on a fresh migrated database and its clock.
 func MustPGStore(tb testing.TB) (*PGStore, *testClock) {

@@ -336,7 +336,7 @@ func checkStatusFilter(status string) error {
 	return wuyou.Invalid([]wuyou.FieldError{{Field: "status", Message: "must be one of " + StatusActive + ", " + StatusSignedOff + ", " + StatusSuspended}})
 }
 
-// Errors both stores give alike, with the same fields and messages.
+// The registry's conflict and not-found errors, with their fields and messages.
 
 func conflict(field, msg string) error {
 	e := &wuyou.Error{Code: wuyou.ECONFLICT, Message: msg}
