@@ -35,9 +35,6 @@ type Config struct {
 	// ClockSkew is how far after now a call's time may lie before the
 	// event is refused as invalid (WUYOU_CLOCK_SKEW).
 	ClockSkew time.Duration
-	// LedgerHorizon is how long ledger entries stay in Redis (never less
-	// than DedupeWindow); older ones remain on the ledger topic.
-	LedgerHorizon time.Duration
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
 	// WriteRateLimit is how many write requests one token may make a
@@ -55,7 +52,7 @@ type Config struct {
 var configVars = []string{
 	"WUYOU_HTTP_ADDR", "WUYOU_REDIS_ADDRS", "WUYOU_REDIS_PASSWORD", "WUYOU_REDIS_DB", "WUYOU_REDIS_PREFIX",
 	"WUYOU_KAFKA_BROKERS", "WUYOU_KAFKA_GROUP", "WUYOU_TOPIC_PREFIX", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER",
-	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW", "WUYOU_LEDGER_HORIZON",
+	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW",
 	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT", "WUYOU_POSTGRES_URL", "WUYOU_CLOCK_SKEW", "WUYOU_LOG_LEVEL",
 }
 
@@ -103,7 +100,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.DedupeWindow = duration("WUYOU_DEDUPE_WINDOW", "720h")
 	c.ClockSkew = duration("WUYOU_CLOCK_SKEW", "24h")
-	c.LedgerHorizon = duration("WUYOU_LEDGER_HORIZON", "2160h")
 	c.ShutdownTimeout = duration("WUYOU_SHUTDOWN_TIMEOUT", "30s")
 	return c, errors.Join(errs...)
 }
@@ -155,9 +151,6 @@ func (c Config) Validate() error {
 	}
 	if c.ClockSkew <= 0 {
 		errs = append(errs, errors.New("WUYOU_CLOCK_SKEW must be positive"))
-	}
-	if c.LedgerHorizon < c.DedupeWindow {
-		errs = append(errs, errors.New("WUYOU_LEDGER_HORIZON must not be shorter than WUYOU_DEDUPE_WINDOW"))
 	}
 	if c.RedisDB < 0 || (c.RedisDB != 0 && len(c.RedisAddrs) > 1) {
 		errs = append(errs, errors.New("WUYOU_REDIS_DB must be 0 with Redis Cluster (several WUYOU_REDIS_ADDRS)"))
@@ -242,7 +235,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tariff", c.TariffPath),
 		slog.String("dedupe_window", c.DedupeWindow.String()),
 		slog.String("clock_skew", c.ClockSkew.String()),
-		slog.String("ledger_horizon", c.LedgerHorizon.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Int("write_rate_limit", c.WriteRateLimit),
 		slog.String("postgres_url", maskPostgresURL(c.PostgresURL)),

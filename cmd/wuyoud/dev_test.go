@@ -297,7 +297,7 @@ func TestDevConfigHonoursTheVariablesThatAreSetOverItsDefaults(t *testing.T) {
 	cfg, err = devConfig(envOf(map[string]string{
 		"WUYOU_HTTP_ADDR": "127.0.0.1:9999", "WUYOU_TOPIC_PREFIX": "t.", "WUYOU_REDIS_PREFIX": "p",
 		"WUYOU_HOME_COUNTRY": "PH", "WUYOU_TARIFF": "/etc/wuyou/tariff.yaml", "WUYOU_DEDUPE_WINDOW": "48h",
-		"WUYOU_CLOCK_SKEW": "1h", "WUYOU_LEDGER_HORIZON": "96h", "WUYOU_LOG_LEVEL": "debug",
+		"WUYOU_CLOCK_SKEW": "1h", "WUYOU_LOG_LEVEL": "debug",
 		"WUYOU_REDIS_ADDRS": "r:6379", "WUYOU_KAFKA_BROKERS": "k:9092",
 		"WUYOU_JWT_ISSUER": "https://idp.example", "WUYOU_JWT_JWKS": "/keys.json",
 	}))

@@ -19,7 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
+	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
@@ -247,31 +249,42 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 			CalledNumber   string `json:"called_number"`
 		} `json:"items"`
 	}
-	require.Equal(t, http.StatusOK, h.call("GET", "/v1/seafarers/"+sf.ID+"/usage", companyTok, nil, &usage))
+	// The allowance shows a debit as soon as Redis applied it; its ledger
+	// entry is in PostgreSQL when the batch is stored, a moment later.
+	MustWaitFor(t, 10*time.Second, "cdr-2's entry in the ledger", func() bool {
+		usage.Items = nil
+		return h.call("GET", "/v1/seafarers/"+sf.ID+"/usage", companyTok, nil, &usage) == http.StatusOK && len(usage.Items) == 3
+	})
 	require.Len(t, usage.Items, 3, "two debits and the grant")
 	require.Equal(t, "cdr-2", usage.Items[0].EventID, "newest first")
 	require.Equal(t, "*********5678", usage.Items[0].CalledNumber, "companies never see called numbers")
 
-	// The usage comes from PostgreSQL, the system of record: with the
-	// Redis copy of the ledger gone, it lists the same entries.
-	keys := quota.LedgerKeys(h.cfg.RedisPrefix, sf.ID, time.Now().Add(-30*24*time.Hour), time.Now().Add(8*24*time.Hour))
-	for _, k := range keys {
-		require.NoError(t, h.rdb.Del(context.Background(), k).Err())
+	// The usage comes from PostgreSQL, the system of record: Redis holds
+	// only the seafarer's hot state (grants, remembered events, this month's
+	// figures, notification marks), no ledger and no profile, and no
+	// record is left pending once the batch was stored and published.
+	tag := crew.SeafarerTag(h.cfg.RedisPrefix, sf.ID)
+	held, err := redistest.Keys(context.Background(), h.rdb, tag+":*")
+	require.NoError(t, err)
+	var kinds []string
+	for _, k := range held {
+		kinds = append(kinds, strings.TrimPrefix(k, tag+":"))
 	}
-	usage.Items = nil
-	require.Equal(t, http.StatusOK, h.call("GET", "/v1/seafarers/"+sf.ID+"/usage", companyTok, nil, &usage))
-	require.Len(t, usage.Items, 3, "read from PostgreSQL")
+	require.ElementsMatch(t, []string{"g", "seen", "m:" + billing.PeriodOf(time.Now())}, kinds, "the seafarer's keys in Redis")
 
-	// The grant, cdr-1 applied, cdr-1 refused twice (each refusal republishes
-	// the stored entry under the same id, so a crash before publishing loses
-	// nothing), cdr-2 applied.
-	ledger := readTopic(t, h.cfg.KafkaBrokers, h.topics.Ledger, 5)
+	// The grant, cdr-1 and cdr-2, each under its deterministic id. A refusal
+	// of cdr-1 made while its entry was still pending republishes it under
+	// the same id (so a crash before publishing loses nothing); once it is
+	// recorded, a refusal publishes nothing.
 	types := map[string]string{}
-	for _, m := range ledger {
-		var ev struct{ ID, Type string }
-		require.NoError(t, json.Unmarshal(m.Value, &ev))
-		types[ev.ID] = ev.Type
-	}
+	MustWaitFor(t, 10*time.Second, "the ledger topic", func() bool {
+		for _, m := range MustReadToEnd(t, h.cfg.KafkaBrokers, h.topics.Ledger, 1) {
+			var ev struct{ ID, Type string }
+			require.NoError(t, json.Unmarshal(m.Value, &ev))
+			types[ev.ID] = ev.Type
+		}
+		return len(types) >= 3
+	})
 	require.Len(t, types, 3, "one grant and two debits, under deterministic ids")
 	require.Equal(t, "wuyou.ledger.debit", types[quota.DebitEntryID("urn:carrier:test", "cdr-1")])
 	require.Equal(t, "wuyou.ledger.debit", types[quota.DebitEntryID("urn:carrier:test", "cdr-2")])

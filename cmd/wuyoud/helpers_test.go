@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
@@ -50,6 +51,9 @@ type wuyouStack struct {
 	topics   carrier.Topics
 	key      *token.SigningKey
 	jwksPath string
+	// redisAddrs, when set, is the Redis the stack's wuyoud instances use
+	// instead of the shared test Redis (a test's own, to restart).
+	redisAddrs []string
 }
 
 // MustWuyouStack starts a broker whose usage topic has usagePartitions
@@ -60,11 +64,29 @@ func MustWuyouStack(tb testing.TB, usagePartitions int32) *wuyouStack {
 	return MustWuyouStackWithBroker(tb, usagePartitions)
 }
 
+// MustPool connects to the stack's database, for reading what wuyoud
+// stored there.
+func (st *wuyouStack) MustPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	pool, err := pgxpool.New(context.Background(), st.pgURL)
+	require.NoError(tb, err)
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+// redis is the Redis the stack's instances use.
+func (st *wuyouStack) redis() []string {
+	if len(st.redisAddrs) > 0 {
+		return st.redisAddrs
+	}
+	return redistest.Addrs()
+}
+
 // env is the WUYOU_* environment of one wuyoud of the stack.
 func (st *wuyouStack) env(httpAddr, group string) map[string]string {
 	return map[string]string{
 		"WUYOU_HTTP_ADDR":        httpAddr,
-		"WUYOU_REDIS_ADDRS":      strings.Join(redistest.Addrs(), ","),
+		"WUYOU_REDIS_ADDRS":      strings.Join(st.redis(), ","),
 		"WUYOU_REDIS_PREFIX":     st.prefix,
 		"WUYOU_POSTGRES_URL":     st.pgURL,
 		"WUYOU_KAFKA_BROKERS":    strings.Join(st.brokers, ","),

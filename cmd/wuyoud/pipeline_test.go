@@ -104,7 +104,7 @@ func TestStreamWithDuplicatesReorderLateMalformedAndLateEnrolmentMatchesIndepend
 		status, body := c.MustDo(t, "GET", "/v1/carrier/subscribers/"+url.PathEscape(m)+"/allowance", carrierTok, nil, nil)
 		require.Equal(t, http.StatusNotFound, status, "%s is not registered yet: %s", m, body)
 	}
-	held := carrier.NewHeldStore(st.rdb, st.prefix, st.topics)
+	held := carrier.NewPGHeld(st.MustPool(t))
 	heldBefore, err := held.Held(context.Background(), lateEnrolled)
 	require.NoError(t, err)
 	require.NotEmpty(t, heldBefore, "calls of the unknown MSISDN are kept until it is enrolled")

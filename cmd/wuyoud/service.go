@@ -36,10 +36,11 @@ type service struct {
 	consumer *carrier.Consumer
 	issuer   *quota.Issuer
 	welfare  *quota.PGProgrammes // programmes, issuances and grants
-	crew     *crew.RedisStore
-	quota    *quota.RedisStore
-	pg       *pgxpool.Pool   // nil without WUYOU_POSTGRES_URL
-	ledger   *quota.PGLedger // the ledger's system of record; nil: Redis only (v1)
+	crew     *crew.PGStore
+	quota    *quota.RedisStore // the hot metering state
+	claims   *quota.PGClaims
+	pg       *pgxpool.Pool // the system of record
+	ledger   *quota.PGLedger
 	addr     net.Addr
 
 	stopConsumer context.CancelFunc
@@ -116,22 +117,30 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	publisher := carrier.NewPublisher(s.writer, topics, d.now)
 	metrics := carrier.NewMetrics(reg)
 
-	s.crew = crew.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now)
-	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{DedupeWindow: cfg.DedupeWindow, LedgerHorizon: cfg.LedgerHorizon})
-	s.welfare = quota.NewPGProgrammes(s.pg, d.now, s.quota) // seconds used: Redis, as the debit counts them
+	// PostgreSQL keeps everything of record; Redis what metering changes.
+	s.crew = crew.NewPGStore(s.pg, d.now)
+	s.claims = quota.NewPGClaims(s.pg)
+	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{
+		DedupeWindow: cfg.DedupeWindow, HotStateGuard: true, Claims: s.claims,
+	})
+	statements := quota.NewPGStatements(s.pg, d.now)
+	s.welfare = quota.NewPGProgrammes(s.pg, d.now, statements) // seconds used: SQL over the ledger
 	s.issuer = quota.NewIssuer(s.welfare, s.quota, s.crew, d.now)
 	s.issuer.Log = log
-	var ledger carrier.LedgerWriter // a nil *PGLedger must stay a nil interface
-	if s.ledger != nil {
-		ledger = s.ledger
-	}
-	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: ledger}
-	held := carrier.NewHeldStore(s.rdb, cfg.RedisPrefix, topics)
+	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: s.ledger}
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
 		DedupeWindow: cfg.DedupeWindow, ClockSkew: cfg.ClockSkew, Tariff: tariff, Resolver: s.crew, Meter: s.quota,
-		Held: held, Ledger: ledger, Publisher: publisher, Metrics: metrics, Log: log, Now: d.now,
+		Held: carrier.NewPGHeld(s.pg), Ledger: s.ledger, Publisher: publisher, Metrics: metrics, Log: log, Now: d.now,
 	})
+	// Redis must hold the hot state before anything meters or issues: a new
+	// deployment is marked, a Redis that came back empty is rebuilt from
+	// PostgreSQL (the other replicas pause metering meanwhile).
+	if rep, err := quota.EnsureHotState(ctx, s.pg, s.quota, quota.RebuildOptions{Quiesce: hotStateQuiesce}); err != nil {
+		return nil, fmt.Errorf("Redis's hot metering state: %w", err)
+	} else if rep != nil {
+		log.Warn("Redis had lost the hot metering state; rebuilt it from PostgreSQL", "seafarers", rep.Seafarers, "grants", rep.Grants, "identities", rep.Identities, "took", rep.Took.String())
+	}
 	// Usage that arrived before its MSISDN was registered is applied as soon
 	// as the MSISDN is enrolled (and again by the consumer if this fails).
 	s.crew.OnMSISDNAssigned = func(ctx context.Context, seafarerID, msisdn string, _ time.Time) {
@@ -141,13 +150,14 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	}
 
 	s.server = api.New(api.Config{
-		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Issuer: s.issuer, Ledger: carrier.LedgerRecorder{Ledger: ledger, Publisher: publisher},
-		Entries: entriesReader(s.ledger), Verifier: verifier,
-		Billing:  newStatements(s.quota, s.welfare, s.crew, tariff, d.now),
+		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: quota.NewPGGrants(s.pg), Issuer: s.issuer,
+		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
+		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
+		Billing:  newStatements(statements, s.welfare, s.crew, tariff, d.now),
 		Registry: reg, Log: log, Now: d.now,
 		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
 		Ready: map[string]func(context.Context) error{
-			"redis":    func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() },
+			"redis":    s.checkHotState,
 			"postgres": s.pingPostgres,
 			"kafka":    func(ctx context.Context) error { return pingKafka(ctx, cfg.KafkaBrokers) },
 			"metering": func(context.Context) error {
@@ -173,10 +183,18 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("consumer stopped", "err", err)
 		}
 	}()
-	s.background.Add(3)
+	s.background.Add(5)
 	go func() {
 		defer s.background.Done()
 		s.consumer.RunHeldExpiry(cctx, time.Minute)
+	}()
+	go func() {
+		defer s.background.Done()
+		s.watchHotState(cctx, hotStateCheck)
+	}()
+	go func() {
+		defer s.background.Done()
+		s.forgetOldClaims(cctx, time.Minute)
 	}()
 	go func() {
 		defer s.background.Done()
@@ -254,22 +272,84 @@ func (s *service) openPostgres(ctx context.Context, cfg Config, now wuyou.Clock)
 	return nil
 }
 
-// pingPostgres is the readiness check of the system of record (ready
-// without one in v1 mode).
-func (s *service) pingPostgres(ctx context.Context) error {
-	if s.pg == nil {
-		return nil
+// pingPostgres is the readiness check of the system of record.
+func (s *service) pingPostgres(ctx context.Context) error { return s.pg.Ping(ctx) }
+
+// How wuyoud looks after Redis's hot state: how often it checks the mark,
+// and how long a rebuild waits for batches that passed the check before
+// the mark went (they store their entries in the meantime).
+const (
+	hotStateCheck   = 5 * time.Second
+	hotStateQuiesce = 5 * time.Second
+)
+
+// checkHotState is the readiness check of Redis: it answers, and holds the
+// hot metering state written to it (a Redis that restarted does not, until
+// the state is rebuilt).
+func (s *service) checkHotState(ctx context.Context) error {
+	current, err := s.quota.HotStateCurrent(ctx)
+	if err != nil {
+		return err
 	}
-	return s.pg.Ping(ctx)
+	if !current {
+		return quota.ErrHotStateMissing
+	}
+	return nil
 }
 
-// entriesReader is where GET …/usage reads the ledger: PostgreSQL when it
-// is configured, else (nil) Redis.
-func entriesReader(l *quota.PGLedger) api.LedgerReader {
-	if l == nil {
-		return nil
+// watchHotState rebuilds the hot state when Redis lost it or restarted
+// while wuyoud runs (a restart without persistence, or with an everysec
+// append-only file that may lack its last second): metering pauses on its
+// own (the store is guarded) and resumes when the rebuild marks Redis
+// again. One replica rebuilds; the others wait on the lock and find the
+// mark.
+func (s *service) watchHotState(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		current, err := s.quota.HotStateCurrent(ctx)
+		if err != nil || current {
+			continue // Redis out of reach (the checks say so), or nothing to do
+		}
+		s.log.Warn("Redis lost or restarted since the hot metering state was written; metering is paused while it is rebuilt from PostgreSQL")
+		rep, err := quota.EnsureHotState(ctx, s.pg, s.quota, quota.RebuildOptions{Quiesce: hotStateQuiesce})
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("rebuilding the hot metering state failed; metering stays paused and the rebuild is tried again", "err", err)
+		case rep != nil:
+			s.log.Warn("hot metering state rebuilt; metering resumes", "seafarers", rep.Seafarers, "grants", rep.Grants, "identities", rep.Identities, "took", rep.Took.String())
+		}
 	}
-	return l
+}
+
+// forgetOldClaims deletes the event identity claims of calls older than
+// the dedupe window (with a day's margin), a bounded number at a time.
+func (s *service) forgetOldClaims(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cutoff := quota.DedupeCutoff(time.Now(), s.cfg.DedupeWindow).Add(-24 * time.Hour)
+		for ctx.Err() == nil {
+			n, err := s.claims.Forget(ctx, cutoff, 5000)
+			if err != nil {
+				s.log.Warn("forgetting old event claims failed; tried again later", "err", err)
+				break
+			}
+			if n < 5000 {
+				break
+			}
+		}
+	}
 }
 
 // replicaName names this process among replicas (for leases).
