@@ -627,7 +627,9 @@ func BenchmarkPGProgrammeStatement(b *testing.B) {
 	_, end, _ := billing.PeriodBounds("2026-11")
 	plan := mustPlan(b, f.pool, programmeUsageSQL, "2026-11", end, programmeFilter("pg_union"), "pg_union")
 	var nodes []string
-	plan.walk(func(n planNode) { nodes = append(nodes, strings.TrimSpace(n.NodeType+" "+n.RelationName+" "+n.IndexName)) })
+	plan.walk(func(n planNode) {
+		nodes = append(nodes, strings.TrimSpace(n.NodeType+" "+n.RelationName+" "+n.IndexName))
+	})
 	b.Logf("plan: %s", strings.Join(nodes, " | "))
 	b.ResetTimer()
 	for range b.N {
