@@ -174,6 +174,5 @@ func TestConfigStartLineHasTheLogLevelAndReadableDurations(t *testing.T) {
 	require.Equal(t, "warn", line.Config["log_level"])
 	require.Equal(t, "720h0m0s", line.Config["dedupe_window"], "a duration is logged as a Go duration, not nanoseconds")
 	require.Equal(t, "24h0m0s", line.Config["clock_skew"])
-	require.Equal(t, "2160h0m0s", line.Config["ledger_horizon"])
 	require.Equal(t, "30s", line.Config["shutdown_timeout"])
 }
