@@ -11,18 +11,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
 	"github.com/wuyou/wuyou/crew"
-	"github.com/wuyou/wuyou/internal/redistest"
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/token"
 )
 
@@ -34,17 +29,18 @@ const (
 
 // BenchmarkBulkEnrol10k posts a 10,000-row crew list (text/csv) to
 // POST /v1/companies/{id}/seafarers:bulk of the real API server, listening
-// on a loopback port, over the Redis crew store, and reports rows/s.
+// on a loopback port, over the registry in PostgreSQL (crew.PGStore, a
+// fresh database: internal/pgtest), and reports rows/s.
 //
 // Every iteration enrols a fresh company's crew with book numbers and
 // MSISDNs never used before, so each row is a creation (the slower path:
 // book number, MSISDN and profile are all written), and checks that all
 // 10,000 were created. Building the CSV and the company is not timed. The
-// keys live under a fresh prefix that is deleted at the end.
+// database is dropped at the end.
 //
 //	go test -run x -bench BulkEnrol10k -benchtime 3x ./bench/
 func BenchmarkBulkEnrol10k(b *testing.B) {
-	rdb, prefix := mustBenchClient(b)
+	pool := pgtest.MustPool(b)
 
 	key, err := token.GenerateSigningKey(token.AlgEdDSA)
 	if err != nil {
@@ -58,7 +54,7 @@ func BenchmarkBulkEnrol10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store := crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
+	store := crew.NewPGStore(pool, wuyou.SystemClock)
 	server := api.New(api.Config{
 		Crew: store, Verifier: verifier,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -148,100 +144,4 @@ func crewListCSV(b *testing.B, i int) []byte {
 		b.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// mustBenchClient is a Redis client and a fresh key prefix whose keys are
-// deleted when the benchmark ends, or when it is interrupted.
-func mustBenchClient(b *testing.B) (redis.UniversalClient, string) {
-	rdb, prefix := redistest.MustClient(b)
-	b.Cleanup(func() { // before redistest's one-key-at-a-time cleanup
-		if err := unlinkPrefix(rdb, prefix); err != nil {
-			b.Logf("bench: deleting keys under %s: %v", prefix, err)
-		}
-	})
-	b.Cleanup(cleanUpOnSignal(rdb, prefix))
-	return rdb, prefix
-}
-
-// cleanUpOnSignal deletes the keys under prefix and exits when SIGINT or
-// SIGTERM arrives (Ctrl-C, or bench/run.sh's timeout), which would otherwise
-// end the test binary without running its cleanups and leave tens of
-// thousands of keys behind. The returned func stops watching; once a signal
-// is being handled it waits for the exit instead, so that the benchmark,
-// failing as its client is closed, cannot end the process first.
-func cleanUpOnSignal(rdb redis.UniversalClient, prefix string) (stop func()) {
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	caught, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		select {
-		case sig := <-signals:
-			close(caught)
-			fmt.Fprintf(os.Stderr, "bench: %v: deleting the keys under %s\n", sig, prefix)
-			// Closing the server's client ends the enrolment in flight;
-			// commands already sent land within moments, then a client of
-			// our own deletes what they wrote.
-			_ = rdb.Close()
-			time.Sleep(200 * time.Millisecond)
-			addrs := redistest.Addrs()
-			fresh := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, IsClusterMode: len(addrs) > 1})
-			if err := unlinkPrefix(fresh, prefix); err != nil {
-				fmt.Fprintf(os.Stderr, "bench: deleting keys under %s: %v\n", prefix, err)
-			}
-			os.Exit(1)
-		case <-done:
-		}
-	}()
-	return func() {
-		signal.Stop(signals)
-		select {
-		case <-caught:
-			select {} // the handler exits the process
-		default:
-			close(done)
-		}
-	}
-}
-
-// unlinkPrefix deletes every key under prefix in pipelined batches, on every
-// master when clustered: the tens of thousands of keys the benchmark writes
-// would outlast a cleanup that deletes one key per round trip.
-func unlinkPrefix(rdb redis.UniversalClient, prefix string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*", 5000).Iterator()
-		batch := make([]string, 0, 1000)
-		flush := func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for _, k := range batch {
-					p.Unlink(ctx, k)
-				}
-				return nil
-			})
-			batch = batch[:0]
-			return err
-		}
-		for iter.Next(ctx) {
-			if batch = append(batch, iter.Val()); len(batch) == cap(batch) {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		return flush()
-	}
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		return del(ctx, c)
-	}
-	return fmt.Errorf("unknown Redis client %T", rdb)
 }

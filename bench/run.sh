@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Wuyou's benchmarks in one command (`make bench` runs it). It builds the
-# measurement programs of bench/cmd, runs each against a real Redis with a
-# baseline measured in the same run, prints the table and writes
-# BENCHMARKS.md from what they printed. Figures are never typed by hand.
+# measurement programs of bench/cmd, runs each against a real Redis and
+# PostgreSQL with a baseline measured in the same run, prints the table and
+# writes BENCHMARKS.md from what they printed. Figures are never typed by
+# hand.
 #
 #   bash bench/run.sh
 #
 # Redis: $WUYOU_TEST_REDIS_ADDRS, else whatever scripts/test-redis.sh finds
-# or starts. wrk is installed with apt-get when missing and we are root.
-# Bounded in time: every step has a timeout, and all of them together share
-# a budget of $BENCH_BUDGET seconds (default 900; a run took 7-8 minutes on
-# 2026-11-29, 2-3 of them the catch-up drain of 1,000,000 events). Exits
-# non-zero when a measurement failed; BENCHMARKS.md is still written,
-# showing that line as not measured.
+# or starts. PostgreSQL: $WUYOU_TEST_POSTGRES_URL (a server on which each
+# measurement creates a fresh database and drops it), else the machine's
+# own at 127.0.0.1:5432. wrk is installed with apt-get when missing and we
+# are root. Bounded in time: every step has a timeout, and all of them
+# together share a budget of $BENCH_BUDGET seconds (default 1200; the
+# catch-up drain of 1,000,000 events, now stored in PostgreSQL too, is the
+# longest step). Exits non-zero when a measurement failed; BENCHMARKS.md is
+# still written, showing that line as not measured.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-budget=${BENCH_BUDGET:-900}
+budget=${BENCH_BUDGET:-1200}
 started=$SECONDS
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -31,7 +34,9 @@ if [[ -z $addrs ]]; then
 	addrs=$(bash scripts/test-redis.sh)
 fi
 export WUYOU_TEST_REDIS_ADDRS=$addrs
-command_line="WUYOU_TEST_REDIS_ADDRS=$addrs bash bench/run.sh"
+postgres=${WUYOU_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/test?sslmode=disable}
+export WUYOU_TEST_POSTGRES_URL=$postgres
+command_line="WUYOU_TEST_REDIS_ADDRS=$addrs WUYOU_TEST_POSTGRES_URL='$postgres' bash bench/run.sh"
 
 date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -45,7 +50,7 @@ results=$work/results
 : >"$results"
 failed=()
 
-say "building bench/cmd/... (Redis at $addrs)"
+say "building bench/cmd/... (Redis at $addrs, PostgreSQL at ${postgres%%\?*})"
 timeout "$(step_timeout 180)" go build -o "$bin/" ./bench/cmd/...
 
 # measure NAME WANT CMD...: runs one measurement, its figures into $results.
@@ -68,9 +73,9 @@ measure() {
 }
 
 measure metering 200 "$bin/wuyoubench" metering
-# Catch-up drains a backlog of 1,000,000 events: 10-20 s to enrol and
-# produce, then 3-5 minutes to drain at 4-6k events/s on this 2-core
-# machine. Its drain limit (6 minutes) ends before the step's timeout, so a
+# Catch-up drains a backlog of 1,000,000 events: 20-30 s to enrol and
+# produce, then the drain, every batch stored in PostgreSQL as well as
+# Redis. Its drain limit (6 minutes) ends before the step's timeout, so a
 # slow drain still reports the rate over what it applied.
 measure catchup 450 "$bin/wuyoubench" catchup
 measure issuance 90 "$bin/wuyoubench" issuance
@@ -92,10 +97,10 @@ fi
 
 # Redis memory and metering scaling each start a redis-server of their own
 # (from PATH), so INFO and commandstats count nothing but their keys.
-# Memory enrols 20,000 seafarers, not the issue's 100,000: 100,000 take
-# over two minutes here, and every figure is per seafarer, per entry or per
-# identity (a run with -seafarers 100000 gave the same figures).
-measure memory 120 "$bin/wuyoubench" memory -seafarers 20000
+# Memory carries 2,000 seafarers to the steady state (90 calls each through
+# the consumer's path: 180,000 calls); every figure is per seafarer or per
+# identity.
+measure memory 180 "$bin/wuyoubench" memory -seafarers 2000
 profile=$work/metering.pprof
 measure scaling 120 "$bin/wuyoubench" scaling -cpuprofile "$profile"
 # Where the metering path's CPU goes: the profile's top functions, by own
@@ -107,6 +112,15 @@ if [[ -s $profile ]]; then
 	go tool pprof -top -cum -nodecount=80 "$bin/wuyoubench" "$profile" 2>/dev/null |
 		awk '/^ *[0-9.]+(m?s)? +[0-9.]+%/ && $6 ~ /wuyou\/wuyou\/(carrier|quota|crew)|encoding\/json\.(Marshal|Unmarshal)$|go-redis\/v9\.\(\*Pipeline\)\.Exec|kafka-go\.\(\*Writer\)\.WriteMessages|kafka-go\.\(\*Reader\)\.FetchMessage|kfake/ && n < 14 { n++; printf "info profile.cum%02d with callees %s (%s): %s\n", n, $4, $5, $6 }' >>"$results" || true
 fi
+
+# The ledger and the statements are Go benchmarks of quota (they need its
+# unexported SQL); wuyoubench gobench runs them and prints their metrics as
+# figures. The ledger's Append and its baseline, a bare COPY of the same
+# rows, alternate over three rounds, so both share the machine's noise.
+measure ledger 180 "$bin/wuyoubench" gobench -key ledger -rounds 3 -- \
+	go test -run '^$' -bench '^BenchmarkAppend(BareCopy)?$' -benchtime 100x ./quota/
+measure statements 300 "$bin/wuyoubench" gobench -key statements -- \
+	go test -run '^$' -bench '^BenchmarkPGProgrammeStatement$' -benchtime 3x -timeout 10m ./quota/
 
 # Bulk enrolment is a Go benchmark of its own; its rows/s metric goes in the table.
 bulk_command="go test -run x -bench BulkEnrol10k -benchtime 3x ./bench/"
@@ -137,6 +151,11 @@ else
 fi
 
 say "done in $((SECONDS - started))s"
+# BENCH_KEEP_RESULTS=FILE keeps the collected lines, so that the report can
+# be rendered again (wuyoubench report -results FILE) without measuring.
+if [[ -n ${BENCH_KEEP_RESULTS:-} ]]; then
+	cp "$results" "$BENCH_KEEP_RESULTS"
+fi
 echo
 "$bin/wuyoubench" report -results "$results" -out BENCHMARKS.md \
 	-date "$date_utc" -nproc "$(nproc)" -cpu "${cpu:-unknown}" -load "$load" -go "$go_version" -command "$command_line"

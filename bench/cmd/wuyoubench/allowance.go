@@ -88,9 +88,15 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	}
 	defer l.close()
 	rdb, prefix := l.rdb, l.prefix
+	db, err := openDatabase(ctx, env, out)
+	if err != nil {
+		return err
+	}
+	defer db.drop()
+	registry := crew.NewPGStore(db.pool, wuyou.SystemClock)
 
 	progress("allowance: enrolling %d seafarers with two grants and a call each", c.Seafarers)
-	ids, err := seedAllowances(ctx, rdb, prefix, c.Seafarers)
+	ids, err := seedAllowances(ctx, rdb, prefix, registry, c.Seafarers)
 	if err != nil {
 		return err
 	}
@@ -110,7 +116,7 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
 	server := api.New(api.Config{
-		Crew: crew.NewRedisStore(rdb, prefix, wuyou.SystemClock), Quota: store, Verifier: verifier, Log: log,
+		Crew: registry, Quota: store, Verifier: verifier, Log: log,
 	})
 	apiAddr, err := server.Listen("127.0.0.1:0")
 	if err != nil {
@@ -154,7 +160,7 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	out.info("allowance.command", "%s", strings.NewReplacer("-wrk="+c.Wrk, "-wrk=wrk", "-loadgen="+c.Loadgen, "-loadgen=loadgen").Replace(command("wuyoubench", fs)))
 	// The files it names are the generated ones, by their base names.
 	out.info("allowance.wrk_command", "wrk %s", strings.ReplaceAll(strings.Join(wrkArgs("http://127.0.0.1:PORT"), " "), dir+"/", ""))
-	out.info("allowance.setup", "%d enrolled seafarers, two grants and one call each; requests rotate through their tokens (EdDSA); api.New over the Redis stores vs a plain fiber handler answering the same path with a fixed JSON, each on its own port in one process, wrk on the same machine", c.Seafarers)
+	out.info("allowance.setup", "%d enrolled seafarers, two grants and one call each; requests rotate through their tokens (EdDSA); api.New over the registry in PostgreSQL (crew.PGStore) and the hot state in Redis (quota.RedisStore) vs a plain fiber handler answering the same path with a fixed JSON, each on its own port in one process, wrk on the same machine", c.Seafarers)
 
 	progress("allowance: wrk against the plain fiber handler (%s)", c.Duration)
 	plain, plainLoad, err := runWrk(ctx, l, c.Wrk, wrkArgs(plainURL))
@@ -240,9 +246,8 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 
 // seedAllowances enrols n seafarers in a company, each with two grants and
 // one call debited, and returns their ids.
-func seedAllowances(ctx context.Context, rdb redis.UniversalClient, prefix string, n int) ([]string, error) {
+func seedAllowances(ctx context.Context, rdb redis.UniversalClient, prefix string, registry registry, n int) ([]string, error) {
 	now := wuyou.SystemClock()
-	registry := crew.NewRedisStore(rdb, prefix, wuyou.SystemClock)
 	store := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
 	ids, err := enrolEach(ctx, registry, benchMSISDNs(n), 16)
 	if err != nil {

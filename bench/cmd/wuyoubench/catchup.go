@@ -50,13 +50,22 @@ func runCatchup(ctx context.Context, args []string, env environment, out *result
 		return err
 	}
 	defer l.close()
-	now := wuyou.SystemClock()
-	progress("catchup: enrolling and granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
-	f, err := enrolFleet(ctx, l.rdb, l.prefix, c.Seafarers, c.PackSeconds, c.Workers)
+	db, err := openDatabase(ctx, env, out)
 	if err != nil {
 		return err
 	}
-	store, registry, msisdns, ids := f.store, f.registry, f.msisdns, f.ids
+	defer db.drop()
+	p, err := newPipeline(ctx, l.rdb, l.prefix, db.pool)
+	if err != nil {
+		return err
+	}
+	now := wuyou.SystemClock()
+	progress("catchup: enrolling (PostgreSQL) and granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
+	f, err := enrolFleet(ctx, p, c.Seafarers, c.PackSeconds, c.Workers)
+	if err != nil {
+		return err
+	}
+	msisdns, ids := f.msisdns, f.ids
 
 	topics := carrier.NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(c.Partitions), topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))
@@ -101,7 +110,7 @@ func runCatchup(ctx context.Context, args []string, env environment, out *result
 	var firstTenth, lastTenth mark
 	tenth := float64(c.Events) / 10
 	progress("catchup: consumer started; draining")
-	d, err := drainBacklog(ctx, l, l.prefix, store, registry, brokers, topics, c.Events, c.DrainLimit, func(n meteringCounters) {
+	d, err := drainBacklog(ctx, l, p, brokers, topics, c.Events, c.DrainLimit, func(n meteringCounters) {
 		if firstTenth.at.IsZero() && n.applied >= tenth {
 			firstTenth = mark{l.sample(ctx), n.applied}
 		}
@@ -119,7 +128,7 @@ func runCatchup(ctx context.Context, args []string, env environment, out *result
 	n, drained := d.counts, d.last.since(d.first)
 	if d.partial {
 		out.info("catchup.partial", "the drain limit of %s ran out with %d of the %d events applied, so the rate is over those and the backlog was not drained (raise -drain-limit, or run on a quieter machine, to drain it all)", c.DrainLimit, int(n.applied), c.Events)
-	} else if err := checkBillable(ctx, store, ids, summary); err != nil {
+	} else if err := checkBillable(ctx, p, ids, summary, 0); err != nil {
 		return err
 	}
 
@@ -148,8 +157,12 @@ func runCatchup(ctx context.Context, args []string, env environment, out *result
 	out.figure("catchup.round_trips_per_event", float64(drained.RoundTrips)/n.applied, "round-trips")
 	out.figure("catchup.redis_memory_before", float64(memoryBefore), "B")
 	out.figure("catchup.redis_memory_after", float64(memoryAfter), "B")
-	out.info("catchup.setup", "%d seafarers enrolled with one %d s grant each; %d carriersim voice events over their MSISDNs (100%% voice, no faults, call times spread over the 40 minutes before the run) produced first to kfake (in process, %d partitions), %d at a time, in %.0f s; then one consumer wired as cmd/wuyoud wires it (as line 2) drains them all, timed from the first event consumed to the last applied (group join excluded), and the billable seconds the allowances show are checked against what was sent", c.Seafarers, c.PackSeconds, c.Events, c.Partitions, produceChunk, produced.Seconds())
-	out.note("catchup", "%s The consumer works through the backlog as through live traffic, in batches of 500 (line 2), with %.3f Redis round trips per event; meanwhile Redis takes on a ledger entry and an event identity per event, about %d per seafarer. The backlog's calls are made within 40 minutes, so each seafarer's weekly ledger string grows to that many records (each debit APPENDs its record: quota/ledger.go), and the seen sets and identity claims grow past their compact encodings: that is why Redis CPU per event can differ between the first tenth and the last. Real traffic, three calls a day, keeps a week at about 21 records.", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied, c.Events/max(c.Seafarers, 1))
+	ledgerBytes, _ := relationBytes(ctx, db.pool, "ledger_entries")
+	claimBytes, _ := relationBytes(ctx, db.pool, "event_claims")
+	out.figure("catchup.pg_ledger_bytes", float64(ledgerBytes), "B")
+	out.figure("catchup.pg_claims_bytes", float64(claimBytes), "B")
+	out.info("catchup.setup", "%d seafarers enrolled in PostgreSQL with one %d s grant each; %d carriersim voice events over their MSISDNs (100%% voice, no faults, call times spread over the 40 minutes before the run) produced first to kfake (in process, %d partitions), %d at a time, in %.0f s; then one consumer wired as cmd/wuyoud wires it (as line 2: registry, identity claims, ledger and held events in PostgreSQL, hot state in Redis) drains them all, timed from the first event consumed to the last applied (group join excluded); checked afterwards: the billable seconds the allowances show equal what was sent, and the ledger holds one debit per event", c.Seafarers, c.PackSeconds, c.Events, c.Partitions, produceChunk, produced.Seconds())
+	out.note("catchup", "%s The consumer works through the backlog as through live traffic, in batches of 500 (line 2), with %.3f Redis round trips per event; meanwhile PostgreSQL takes on a ledger row and an identity claim per event (%.0f MB of ledger and %.0f MB of claims, indexes included, by the end), and Redis an identity in each seafarer's seen set (about %d per seafarer: the backlog's calls are made within 40 minutes, so the sets grow past their compact listpack encoding, which is why Redis CPU per event can differ between the first tenth and the last; real traffic, three calls a day, keeps about 90).", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied, float64(ledgerBytes)/1e6, float64(claimBytes)/1e6, c.Events/max(c.Seafarers, 1))
 	return nil
 }
 

@@ -8,11 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/wuyou/wuyou"
-	"github.com/wuyou/wuyou/internal/pgschema"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -44,8 +40,6 @@ func runIssuance(ctx context.Context, args []string, env environment, out *resul
 	fs := flag.NewFlagSet("issuance", flag.ContinueOnError)
 	seafarers := fs.Int("seafarers", 10_000, "seafarers per issuance")
 	rounds := fs.Int("rounds", 3, "issuances (and baseline runs), alternating; the medians are reported")
-	pgURL := fs.String("postgres", "postgres://root@127.0.0.1:5432/test?sslmode=disable",
-		"PostgreSQL server (a database it may create others from); the run uses a fresh database of its own and drops it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,13 +49,14 @@ func runIssuance(ctx context.Context, args []string, env environment, out *resul
 		return err
 	}
 	defer l.close()
-	pool, dropDB, err := freshBenchDatabase(ctx, *pgURL)
+	db, err := openDatabase(ctx, env, out)
 	if err != nil {
 		return err
 	}
-	defer dropDB()
+	defer db.drop()
+	pool := db.pool
 	store := quota.NewRedisStore(l.rdb, l.prefix, wuyou.SystemClock, quota.Options{})
-	programmes := quota.NewPGProgrammes(pool, wuyou.SystemClock, store)
+	programmes := quota.NewPGProgrammes(pool, wuyou.SystemClock, nil) // seconds used are not read while issuing
 	issuer := quota.NewIssuer(programmes, store, everyoneActive{}, wuyou.SystemClock)
 	issuer.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	defer issuer.Close(context.Background())
@@ -111,41 +106,4 @@ func runIssuance(ctx context.Context, args []string, env environment, out *resul
 	out.figure("issuance.round_trips_per_pack", float64(last.RoundTrips)/float64(*seafarers), "round-trips")
 	out.note("issuance", "%s Per batch of 500 targets: the targets read from PostgreSQL, one PostgreSQL transaction that decides the batch (issuance and programme rows locked, grants inserted, budget counted), then the 500 AddGrant calls %d at a time; %.2f Redis round trips per pack, measured.", last.bound("the issuer"), grantWorkers, float64(last.RoundTrips)/float64(*seafarers))
 	return nil
-}
-
-// freshBenchDatabase creates a database of the run's own on the server at
-// serverURL, migrates it and returns a pool on it, and a func that closes
-// the pool and drops the database.
-func freshBenchDatabase(ctx context.Context, serverURL string) (*pgxpool.Pool, func(), error) {
-	admin, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--postgres: %w", err)
-	}
-	name := fmt.Sprintf("wuyoubench_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		_ = admin.Close(ctx)
-		return nil, nil, fmt.Errorf("--postgres: create database: %w", err)
-	}
-	drop := func() {
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-		_ = admin.Close(context.Background())
-	}
-	cfg, err := pgxpool.ParseConfig(serverURL)
-	if err != nil {
-		drop()
-		return nil, nil, fmt.Errorf("--postgres: %w", err)
-	}
-	cfg.ConnConfig.Database = name
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err == nil {
-		_, err = pgschema.Migrate(ctx, pool)
-	}
-	if err != nil {
-		if pool != nil {
-			pool.Close()
-		}
-		drop()
-		return nil, nil, fmt.Errorf("--postgres: %w", err)
-	}
-	return pool, func() { pool.Close(); drop() }, nil
 }

@@ -42,19 +42,25 @@ const usageText = `usage:
   wuyoubench catchup   [flags]   drain a backlog of 1,000,000 events: time, events/s, first vs last tenth
   wuyoubench allowance [flags]   GET /v1/me/allowance under wrk vs a plain fiber handler
   wuyoubench issuance  [flags]   issuance to 10,000 seafarers vs bare AddGrant calls
-  wuyoubench memory    [flags]   Redis bytes per seafarer, ledger entry and event identity; fleet projection
+  wuyoubench memory    [flags]   Redis bytes per seafarer at steady state and per identity; fleet projection; claims in PostgreSQL
   wuyoubench scaling   [flags]   end-to-end metering with 1 vs 8 partitions, 1 vs 2 consumers; profile
+  wuyoubench gobench   [flags] -- go test -bench ...   a Go benchmark's metrics as figures (ledger, statements)
   wuyoubench report    [flags]   render the collected lines as a table and BENCHMARKS.md
 
 Redis: WUYOU_TEST_REDIS_ADDRS (comma-separated; several mean Redis Cluster),
-else 127.0.0.1:6379.`
+else 127.0.0.1:6379. PostgreSQL: WUYOU_TEST_POSTGRES_URL (a server on which
+each measurement creates a fresh database and drops it at the end), else
+` + defaultPostgresURL + `.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	env := environment{RedisAddrs: []string{"127.0.0.1:6379"}}
+	env := environment{RedisAddrs: []string{"127.0.0.1:6379"}, PostgresURL: defaultPostgresURL}
 	if v := os.Getenv("WUYOU_TEST_REDIS_ADDRS"); v != "" {
 		env.RedisAddrs = strings.Split(v, ",")
+	}
+	if v := strings.TrimSpace(os.Getenv("WUYOU_TEST_POSTGRES_URL")); v != "" {
+		env.PostgresURL = v
 	}
 	if err := run(ctx, os.Args[1:], env, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "wuyoubench:", err)
@@ -64,7 +70,8 @@ func main() {
 
 // environment is everything read from the process environment, read once in main.
 type environment struct {
-	RedisAddrs []string
+	RedisAddrs  []string
+	PostgresURL string
 }
 
 func run(ctx context.Context, args []string, env environment, stdout, stderr io.Writer) error {
@@ -89,6 +96,8 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 		return runMemory(ctx, args[1:], env, out, progress)
 	case "scaling":
 		return runScaling(ctx, args[1:], env, out, progress)
+	case "gobench":
+		return runGoBench(ctx, args[1:], out, progress)
 	case "report":
 		return runReport(args[1:], stdout)
 	case "-h", "--help", "help":
@@ -177,9 +186,34 @@ func (l *lab) close() {
 }
 
 // tally counts the commands this process sends to Redis and the round trips
-// they take (a pipeline is one). It is a go-redis hook.
+// they take (a pipeline is one), and the commands by name. It is a go-redis
+// hook.
 type tally struct {
 	commands, roundTrips atomic.Int64
+	mu                   sync.Mutex
+	byName               map[string]int64
+}
+
+func (t *tally) count(cmds ...redis.Cmder) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byName == nil {
+		t.byName = map[string]int64{}
+	}
+	for _, c := range cmds {
+		t.byName[strings.ToLower(c.Name())]++
+	}
+}
+
+// names is a copy of the counts by command name.
+func (t *tally) names() map[string]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]int64, len(t.byName))
+	for k, v := range t.byName {
+		out[k] = v
+	}
+	return out
 }
 
 func (t *tally) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -188,6 +222,7 @@ func (t *tally) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		t.commands.Add(1)
 		t.roundTrips.Add(1)
+		t.count(cmd)
 		return next(ctx, cmd)
 	}
 }
@@ -196,6 +231,7 @@ func (t *tally) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proces
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		t.commands.Add(int64(len(cmds)))
 		t.roundTrips.Add(1)
+		t.count(cmds...)
 		return next(ctx, cmds)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,12 +63,17 @@ func runMetering(ctx context.Context, args []string, env environment, out *resul
 		return err
 	}
 	defer l.close()
+	db, err := openDatabase(ctx, env, out)
+	if err != nil {
+		return err
+	}
+	defer db.drop()
 
-	direct, err := meterDirect(ctx, l, l.prefix+":direct", c, out, progress)
+	direct, err := meterDirect(ctx, l, db, l.prefix+":direct", c, out, progress)
 	if err != nil {
 		return fmt.Errorf("direct metering: %w", err)
 	}
-	endToEnd, err := meterEndToEnd(ctx, l, l.prefix+":e2e", c, out, progress)
+	endToEnd, err := meterEndToEnd(ctx, l, db, l.prefix+":e2e", c, out, progress)
 	if err != nil {
 		return fmt.Errorf("end-to-end metering: %w", err)
 	}
@@ -78,14 +81,19 @@ func runMetering(ctx context.Context, args []string, env environment, out *resul
 	return nil
 }
 
-// meterDirect drives the debit script through RedisStore.DebitBatch, one
-// pipeline of c.Batch debits after another as the consumer does, between
-// two runs of the HINCRBY baseline pipelined the same way. It returns the
-// debit rate (debits/s).
-func meterDirect(ctx context.Context, l *lab, prefix string, c meteringConfig, out *results, progress func(string, ...any)) (float64, error) {
+// meterDirect drives the debit script through RedisStore.DebitBatch of the
+// store wired as cmd/wuyoud wires it (identity claims in PostgreSQL, one
+// round trip per batch), one batch of c.Batch debits after another as the
+// consumer does, between two runs of the HINCRBY baseline pipelined the
+// same way. It returns the debit rate (debits/s).
+func meterDirect(ctx context.Context, l *lab, db *benchDatabase, prefix string, c meteringConfig, out *results, progress func(string, ...any)) (float64, error) {
 	rdb := l.rdb
 	now := wuyou.SystemClock()
-	store := quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{})
+	p, err := newPipeline(ctx, rdb, prefix, db.pool)
+	if err != nil {
+		return 0, err
+	}
+	store := p.store
 	ids := make([]string, c.Seafarers)
 	bySubscriber := make(map[string]string, c.Seafarers)
 	msisdns := benchMSISDNs(c.Seafarers)
@@ -160,9 +168,9 @@ func meterDirect(ctx context.Context, l *lab, prefix string, c meteringConfig, o
 	out.figure("metering.direct.baseline_first", base1, "calls/s")
 	out.figure("metering.direct.baseline_second", base2, "calls/s")
 	out.figure("metering.direct.ratio", debits/base, "x")
-	out.info("metering.direct.setup", "%d debits over %d seafarers with one %d s grant each, sequential pipelines of %d EVALSHA (as the consumer sends them); baseline = mean of a HINCRBY-script run before and after", len(usages), c.Seafarers, c.PackSeconds, c.Batch)
+	out.info("metering.direct.setup", "%d debits over %d seafarers with one %d s grant each, through RedisStore.DebitBatch of the store wired as cmd/wuyoud wires it: per batch of %d, one INSERT of the event identity claims into PostgreSQL (quota.PGClaims), then one Redis pipeline of %d EVALSHA (as the consumer sends them); baseline = mean of a HINCRBY-script run before and after, pipelined the same way", len(usages), c.Seafarers, c.PackSeconds, c.Batch, c.Batch)
 	out.figure("metering.direct.round_trips_per_debit", float64(debit.RoundTrips)/float64(len(usages)), "round-trips")
-	out.note("metering.direct", "%s Each debit is one Lua script of about 20 commands: it checks the dedupe set and the statement's frozen flag, reads and sorts the seafarer's grants, writes the draws, remembers the identity, appends the compact ledger record to its week's string, and counts the call in the statement figures (calls, billable, covered, overage, amount, welfare, and calls, covered, welfare per programme) and the per-MSISDN reconciliation figures; the HINCRBY script does one write. About 20 commands at about 1 µs each inside Redis, plus the interpreter's work, against one command for the baseline: the ratio measures how much one call must record, not waste. Dropping any of them would drop a figure a statement, a reconciliation or the ledger needs.", debit.bound("the bench process (DebitBatch)"))
+	out.note("metering.direct", "%s Each debit is one Lua script (quota/scripts.go) of about 12 commands on the seafarer's own keys: it checks the identity in the dedupe window (T:seen), reads the grants and notes, writes the draws, remembers the identity, keeps the ledger record pending (T:r) until the consumer has stored it in PostgreSQL, counts this month's billable and overage seconds for the allowance (T:m) and announces low and exhausted balances once (T:n); the HINCRBY script does one write. Before the pipeline, the batch's identities are claimed across seafarers in PostgreSQL (event_claims) in one round trip. Nothing the statements, reconciliation or programme usage need is written in Redis any more: those are SQL over the ledger.", debit.bound("the bench process (DebitBatch)"))
 	return debits, nil
 }
 
@@ -170,16 +178,20 @@ func meterDirect(ctx context.Context, l *lab, prefix string, c meteringConfig, o
 // programme, produces simulated voice events to an in-process Kafka-protocol
 // broker, then starts a consumer wired as cmd/wuyoud wires it and times it
 // draining them all. It returns the rate (events/s).
-func meterEndToEnd(ctx context.Context, l *lab, prefix string, c meteringConfig, out *results, progress func(string, ...any)) (float64, error) {
+func meterEndToEnd(ctx context.Context, l *lab, db *benchDatabase, prefix string, c meteringConfig, out *results, progress func(string, ...any)) (float64, error) {
 	now := wuyou.SystemClock()
-	progress("e2e: enrolling and granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
+	progress("e2e: enrolling (PostgreSQL) and granting %d seafarers %d s each", c.Seafarers, c.PackSeconds)
 	started := time.Now()
-	f, err := enrolFleet(ctx, l.rdb, prefix, c.Seafarers, c.PackSeconds, c.Workers)
+	p, err := newPipeline(ctx, l.rdb, prefix, db.pool)
 	if err != nil {
 		return 0, err
 	}
-	store, registry, msisdns, ids := f.store, f.registry, f.msisdns, f.ids
-	out.info("metering.e2e.enrol_setup", "%d seafarers enrolled one Enrol call each and granted a pack each (%d workers) in %.1f s", len(ids), c.Workers, time.Since(started).Seconds())
+	f, err := enrolFleet(ctx, p, c.Seafarers, c.PackSeconds, c.Workers)
+	if err != nil {
+		return 0, err
+	}
+	msisdns, ids := f.msisdns, f.ids
+	out.info("metering.e2e.enrol_setup", "%d seafarers enrolled one crew.PGStore.Enrol call each and granted a pack each (%d workers) in %.1f s", len(ids), c.Workers, time.Since(started).Seconds())
 
 	topics := carrier.NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))
@@ -201,14 +213,18 @@ func meterEndToEnd(ctx context.Context, l *lab, prefix string, c meteringConfig,
 	out.info("metering.e2e.produce_setup", "%d events produced before the consumer started, in %.1f s", len(events), time.Since(started).Seconds())
 
 	progress("e2e: consumer started; draining")
-	d, err := drainBacklog(ctx, l, prefix, store, registry, brokers, topics, len(events), c.DrainLimit, nil)
+	debitsBefore, err := ledgerDebits(ctx, db.pool)
+	if err != nil {
+		return 0, err
+	}
+	d, err := drainBacklog(ctx, l, p, brokers, topics, len(events), c.DrainLimit, nil)
 	if err != nil {
 		return 0, err
 	}
 	n, drained := d.counts, d.last.since(d.first)
 	if d.partial {
 		out.info("metering.e2e.partial", "the drain limit of %s ran out with %d of the %d events applied, so the rate is over those (raise -drain-limit, or run on a quieter machine, to drain them all)", c.DrainLimit, int(n.applied), len(events))
-	} else if err := checkBillable(ctx, store, ids, summary); err != nil {
+	} else if err := checkBillable(ctx, p, ids, summary, debitsBefore); err != nil {
 		return 0, err
 	}
 
@@ -217,8 +233,8 @@ func meterEndToEnd(ctx context.Context, l *lab, prefix string, c meteringConfig,
 	out.figure("metering.e2e.group_join", d.first.at.Sub(d.joined).Seconds(), "s")
 	out.figure("metering.e2e.commands_per_event", float64(drained.Commands)/n.applied, "commands")
 	out.figure("metering.e2e.round_trips_per_event", float64(drained.RoundTrips)/n.applied, "round-trips")
-	out.info("metering.e2e.setup", "%d simulated voice events (carriersim, 100%% voice, no faults) over %d enrolled MSISDNs, produced first to kfake (in process, 4 partitions); timed from the first event consumed to the last applied (group join excluded); consumer wired as cmd/wuyoud wires it (batches of 500, ledger entries published, offsets committed per batch)", len(events), c.Seafarers)
-	out.note("metering.e2e", "%s The consumer keeps three batches in hand, each at another stage: one is decoded and its MSISDNs resolved by call time (one pipeline) while the next older one is settled (quota.Settle: identity claims across seafarers in one pipeline, debits in one, statements indexed in one, programme usage synced with one script per programme) and the oldest is finished (ledger entries published and offsets committed after the broker's acks): %.2f Redis round trips per event, measured. The debit stage is the longest, and it shares the 2 cores with the other stages, the broker and Redis itself.", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied)
+	out.info("metering.e2e.setup", "%d simulated voice events (carriersim, 100%% voice, no faults) over %d MSISDNs enrolled in PostgreSQL, produced first to kfake (in process, 4 partitions); timed from the first event consumed to the last applied (group join excluded); consumer wired as cmd/wuyoud wires it: MSISDNs resolved by crew.PGStore (one query per batch), identities claimed in PostgreSQL (quota.PGClaims), debits in Redis (Settle), the batch's ledger entries appended to PostgreSQL (quota.PGLedger) before anything is published or committed, then Recorded (HDEL of the pending records), held events in PostgreSQL (carrier.PGHeld); batches of 500; checked afterwards: the allowances' billable seconds equal what was sent and the ledger holds one debit per event", len(events), c.Seafarers)
+	out.note("metering.e2e", "%s The consumer keeps three batches in hand, each at another stage: one is decoded and its MSISDNs resolved by call time (one PostgreSQL query) while the next older one is settled (identity claims: one PostgreSQL INSERT; debits: one Redis pipeline) and the oldest is finished (ledger entries COPYed into PostgreSQL in one transaction, then published, offsets committed after the broker's acks, and the pending records dropped in one Redis pipeline): %.3f Redis round trips per event, measured. The stages share the 2 cores with the broker, Redis and PostgreSQL.", drained.bound("the bench process (consumer, kafka-go and the kfake broker)"), float64(drained.RoundTrips)/n.applied)
 	return rate, nil
 }
 
@@ -235,17 +251,11 @@ type backlogDrain struct {
 // events already produced to brokers (all valid and fresh), waits until all
 // are applied or limit has passed, and stops it. onPoll, when not nil, is
 // given the counters at every poll (every 5 ms) from the first event consumed.
-func drainBacklog(ctx context.Context, l *lab, prefix string, store *quota.RedisStore, registry *crew.RedisStore, brokers []string, topics carrier.Topics, total int, limit time.Duration, onPoll func(n meteringCounters)) (backlogDrain, error) {
+func drainBacklog(ctx context.Context, l *lab, p *pipeline, brokers []string, topics carrier.Topics, total int, limit time.Duration, onPoll func(n meteringCounters)) (backlogDrain, error) {
 	reg := prometheus.NewRegistry()
 	writer := carrier.NewWriter(brokers)
 	defer writer.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	consumer := carrier.NewConsumer(carrier.ConsumerConfig{
-		Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
-		DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
-		Held: carrier.NewHeldStore(l.rdb, prefix, topics), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
-		Metrics: carrier.NewMetrics(reg), Log: log, Now: wuyou.SystemClock,
-	})
+	consumer := p.consumer(brokers, topics, writer, reg)
 
 	cctx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
@@ -320,14 +330,23 @@ func readCounters(reg *prometheus.Registry) meteringCounters {
 }
 
 // checkBillable compares the billable seconds the allowances show with what
-// the simulator says it sent, so a drain that "finished" without storing
-// what it should is an error, not a figure.
-func checkBillable(ctx context.Context, store *quota.RedisStore, ids []string, summary *sim.Summary) error {
+// the simulator says it sent, and the debits the ledger in PostgreSQL
+// gained (from debitsBefore) with the events sent, so a drain that
+// "finished" without storing what it should is an error, not a figure.
+func checkBillable(ctx context.Context, p *pipeline, ids []string, summary *sim.Summary, debitsBefore int64) error {
+	stored, err := ledgerDebits(ctx, p.pool)
+	if err != nil {
+		return err
+	}
+	if got, sent := stored-debitsBefore, summary.Totals.Distinct-summary.Totals.Late; got != sent {
+		return fmt.Errorf("the ledger in PostgreSQL gained %d debits, the simulator sent %d events to apply", got, sent)
+	}
+	store := p.store
 	if billing.PeriodOf(summary.FirstTime) != billing.PeriodOf(wuyou.SystemClock()) {
 		return nil // the calls straddle a month: allowances show this month only
 	}
 	used := make([]int64, len(ids))
-	err := fanout.Each(ctx, len(ids), 16, func(ctx context.Context, i int) error {
+	err = fanout.Each(ctx, len(ids), 16, func(ctx context.Context, i int) error {
 		a, err := store.Allowance(ctx, ids[i])
 		if err != nil {
 			return err
@@ -436,29 +455,22 @@ func hincrbyAll(ctx context.Context, rdb redis.UniversalClient, prefix string, u
 }
 
 // enrolledFleet is what the end-to-end measurements drain events against:
-// seafarers enrolled under a prefix, one per MSISDN, each with one grant
-// from a bench programme.
+// seafarers enrolled in PostgreSQL, one per MSISDN, each with one hot grant.
 type enrolledFleet struct {
-	store        *quota.RedisStore
-	registry     *crew.RedisStore
 	msisdns, ids []string
 }
 
-// enrolFleet enrols n seafarers under prefix and grants each packSeconds.
-func enrolFleet(ctx context.Context, rdb redis.UniversalClient, prefix string, n int, packSeconds int64, workers int) (*enrolledFleet, error) {
+// enrolFleet enrols n seafarers in p's registry and grants each packSeconds.
+func enrolFleet(ctx context.Context, p *pipeline, n int, packSeconds int64, workers int) (*enrolledFleet, error) {
 	now := wuyou.SystemClock()
-	f := &enrolledFleet{
-		store:    quota.NewRedisStore(rdb, prefix, wuyou.SystemClock, quota.Options{}),
-		registry: crew.NewRedisStore(rdb, prefix, wuyou.SystemClock),
-		msisdns:  benchMSISDNs(n),
-	}
+	f := &enrolledFleet{msisdns: benchMSISDNs(n)}
 	var err error
-	if f.ids, err = enrolEach(ctx, f.registry, f.msisdns, workers); err != nil {
+	if f.ids, err = enrolEach(ctx, p.registry, f.msisdns, workers); err != nil {
 		return nil, err
 	}
 	// The metering draws from the hot grants alone; the programme they name
 	// need not exist in the system of record.
-	if err := grantEach(ctx, f.store, f.ids, "pg_bench_pack", packSeconds, now, workers); err != nil {
+	if err := grantEach(ctx, p.store, f.ids, "pg_bench_pack", packSeconds, now, workers); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -475,10 +487,16 @@ func grantEach(ctx context.Context, store *quota.RedisStore, ids []string, progr
 	})
 }
 
+// registry is what enrolEach needs of the crew store.
+type registry interface {
+	CreateCompany(ctx context.Context, name, registrationNo string) (*crew.Company, error)
+	Enrol(ctx context.Context, companyID string, e crew.Enrolment) (*crew.Seafarer, bool, error)
+}
+
 // enrolEach enrols one seafarer per MSISDN in a new company and returns
 // their ids, in the order of msisdns.
-func enrolEach(ctx context.Context, registry *crew.RedisStore, msisdns []string, workers int) ([]string, error) {
-	company, err := registry.CreateCompany(ctx, "Bench Shipping", "BENCH-1")
+func enrolEach(ctx context.Context, registry registry, msisdns []string, workers int) ([]string, error) {
+	company, err := registry.CreateCompany(ctx, "Bench Shipping", fmt.Sprintf("BENCH-%d", time.Now().UnixNano()))
 	if err != nil {
 		return nil, err
 	}

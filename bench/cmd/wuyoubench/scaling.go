@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -20,10 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wuyou/wuyou"
-	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
-	"github.com/wuyou/wuyou/crew"
-	"github.com/wuyou/wuyou/quota"
 )
 
 // scalingConfig sizes the scaling measurement.
@@ -46,7 +43,7 @@ type scalingRun struct {
 // partitions and with 1 and 2 consumers in one group, against a redis-server
 // of its own (so commandstats count this pipeline only), and profiles the
 // consumer's CPU in the 8-partition, 1-consumer run.
-func runScaling(ctx context.Context, args []string, _ environment, out *results, progress func(string, ...any)) error {
+func runScaling(ctx context.Context, args []string, env environment, out *results, progress func(string, ...any)) error {
 	var c scalingConfig
 	fs := flag.NewFlagSet("scaling", flag.ContinueOnError)
 	fs.IntVar(&c.Seafarers, "seafarers", 5_000, "enrolled seafarers, one grant each")
@@ -68,18 +65,27 @@ func runScaling(ctx context.Context, args []string, _ environment, out *results,
 		return err
 	}
 	defer l.close()
-	progress("scaling: enrolling and granting %d seafarers", c.Seafarers)
-	f, err := enrolFleet(ctx, l.rdb, l.prefix, c.Seafarers, 1_000_000, c.Workers)
+	db, err := openDatabase(ctx, env, out)
 	if err != nil {
 		return err
 	}
-	store, registry, msisdns := f.store, f.registry, f.msisdns
+	defer db.drop()
+	p, err := newPipeline(ctx, l.rdb, l.prefix, db.pool)
+	if err != nil {
+		return err
+	}
+	progress("scaling: enrolling (PostgreSQL) and granting %d seafarers", c.Seafarers)
+	f, err := enrolFleet(ctx, p, c.Seafarers, 1_000_000, c.Workers)
+	if err != nil {
+		return err
+	}
+	msisdns := f.msisdns
 
 	// A short drain first, unreported, so the first measured run does not
 	// pay for loading scripts and warming connections.
 	warm := c
 	warm.Events = min(c.Events, 3000)
-	if _, err := drainOnce(ctx, l, store, registry, msisdns, warm, scalingRun{key: "warmup", partitions: 1, consumers: 1}, 99, &results{w: io.Discard}, progress); err != nil {
+	if _, err := drainOnce(ctx, l, p, msisdns, warm, scalingRun{key: "warmup", partitions: 1, consumers: 1}, 99, &results{w: io.Discard}, progress); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	runs := []scalingRun{
@@ -89,7 +95,7 @@ func runScaling(ctx context.Context, args []string, _ environment, out *results,
 	}
 	rates := map[string]float64{}
 	for i, r := range runs {
-		rate, err := drainOnce(ctx, l, store, registry, msisdns, c, r, int64(100+i), out, progress)
+		rate, err := drainOnce(ctx, l, p, msisdns, c, r, int64(100+i), out, progress)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.key, err)
 		}
@@ -103,7 +109,7 @@ func runScaling(ctx context.Context, args []string, _ environment, out *results,
 
 // drainOnce produces c.Events events to a fresh broker with r.partitions
 // partitions and drains them with r.consumers consumers in one group.
-func drainOnce(ctx context.Context, l *lab, store *quota.RedisStore, registry *crew.RedisStore, msisdns []string, c scalingConfig, r scalingRun, seed int64, out *results, progress func(string, ...any)) (float64, error) {
+func drainOnce(ctx context.Context, l *lab, p *pipeline, msisdns []string, c scalingConfig, r scalingRun, seed int64, out *results, progress func(string, ...any)) (float64, error) {
 	now := wuyou.SystemClock()
 	topics := carrier.NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(r.partitions), topics.Usage), kfake.SeedTopics(1, topics.All()[1:]...))
@@ -121,7 +127,6 @@ func drainOnce(ctx context.Context, l *lab, store *quota.RedisStore, registry *c
 	}
 	writer := carrier.NewWriter(brokers)
 	defer writer.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	regs := make([]*prometheus.Registry, r.consumers)
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -129,6 +134,7 @@ func drainOnce(ctx context.Context, l *lab, store *quota.RedisStore, registry *c
 	if err := l.rdb.ConfigResetStat(ctx).Err(); err != nil {
 		return 0, err
 	}
+	sentBefore := l.sent.names()
 	progress("scaling %s: %d events, %d partitions, %d consumers", r.key, len(events), r.partitions, r.consumers)
 	var profile *os.File
 	if r.profile {
@@ -139,12 +145,7 @@ func drainOnce(ctx context.Context, l *lab, store *quota.RedisStore, registry *c
 	}
 	for i := range regs {
 		regs[i] = prometheus.NewRegistry()
-		consumer := carrier.NewConsumer(carrier.ConsumerConfig{
-			Brokers: brokers, Group: "wuyoubench", Topics: topics, HomeCountry: homeCountry,
-			DedupeWindow: store.DedupeWindow(), Tariff: billing.DefaultTariff(), Resolver: registry, Meter: store,
-			Held: carrier.NewHeldStore(l.rdb, l.prefix, topics), Publisher: carrier.NewPublisher(writer, topics, wuyou.SystemClock),
-			Metrics: carrier.NewMetrics(regs[i]), Log: log, Now: wuyou.SystemClock,
-		})
+		consumer := p.consumer(brokers, topics, writer, regs[i])
 		go func() {
 			defer func() { done <- struct{}{} }()
 			_ = consumer.Run(cctx)
@@ -194,6 +195,10 @@ drain:
 	}
 	drained := l.sample(ctx).since(first)
 	stats, _ := commandStats(ctx, l.rdb)
+	sent := l.sent.names()
+	for name, n := range sentBefore {
+		sent[name] -= n
+	}
 	stop()
 	for range r.consumers {
 		select {
@@ -227,6 +232,14 @@ drain:
 		out.figure(k+".evalsha_usec_per_call", ev.usecPerCall, "us")
 		out.figure(k+".evalsha_calls_per_event", float64(ev.calls)/total.applied, "calls")
 	}
+	usec, sentCmds := consumerUsec(stats, sent)
+	out.figure(k+".commandstats_us_per_event", usec/total.applied, "us")
+	var per []string
+	for _, name := range sortedStrings(slices.Collect(maps.Keys(sentCmds))) {
+		st := sentCmds[name]
+		per = append(per, fmt.Sprintf("%s %.3f a event at %.1f µs", strings.ToUpper(name), float64(st.calls)/total.applied, st.usecPerCall))
+	}
+	out.info(k+".consumer_commands", "%s", strings.Join(per, "; "))
 	var top []string
 	for name, s := range stats {
 		if !strings.HasPrefix(name, "config") && name != "info" {
@@ -239,6 +252,28 @@ drain:
 	out.info(k+".commandstats", "%s", strings.Join(sortedStrings(top), "; "))
 	out.note(k, "%s", drained.bound("the bench process (consumers, kafka-go and the kfake broker)"))
 	return rate, nil
+}
+
+// consumerUsec is the time Redis spent on the commands this process sent
+// (sent, by name), from INFO commandstats (stats) reset before they were
+// sent: a script's time includes the commands it calls, which commandstats
+// also list on their own, so a command name the scripts call too (HDEL,
+// say) is counted in the share of its calls this process sent. INFO and
+// CONFIG, which only measure, are left out. It returns the microseconds
+// and, by name, the calls this process sent and their time per call.
+func consumerUsec(stats map[string]cmdStat, sent map[string]int64) (float64, map[string]cmdStat) {
+	var total float64
+	out := map[string]cmdStat{}
+	for name, n := range sent {
+		st, ok := stats[name]
+		if !ok || n <= 0 || name == "info" || strings.HasPrefix(name, "config") {
+			continue
+		}
+		share := min(1, float64(n)/float64(max(st.calls, 1)))
+		total += share * float64(st.usec)
+		out[name] = cmdStat{calls: min(n, st.calls), usec: int64(share * float64(st.usec)), usecPerCall: st.usecPerCall}
+	}
+	return total, out
 }
 
 // cmdStat is one command's line of INFO commandstats.

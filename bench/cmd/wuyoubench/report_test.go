@@ -1,0 +1,83 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGoBenchOutputGivesEachBenchmarksMetricsAndLoggedPlan(t *testing.T) {
+	out := parseGoBench(strings.NewReader(`goos: linux
+BenchmarkAppend-2           	     100	   5120000 ns/op	      5120 ns/row
+BenchmarkAppendBareCopy-2   	     100	   3072000 ns/op	      3072 ns/row
+BenchmarkPGProgrammeStatement-2   	       3	 812345678 ns/op
+--- BENCH: BenchmarkPGProgrammeStatement-2
+    pgstatements_test.go:631: plan: Aggregate | Index Scan ledger_entries_2026_11 ledger_debits_by_statement
+PASS
+`))
+	if len(out.results) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(out.results), out.results)
+	}
+	if r := out.results[0]; r.name != "Append" || r.metrics["ns/row"] != 5120 || r.metrics["ns/op"] != 5120000 {
+		t.Errorf("first result %+v", r)
+	}
+	if got := out.plans["PGProgrammeStatement"]; got != "Aggregate | Index Scan ledger_entries_2026_11 ledger_debits_by_statement" {
+		t.Errorf("plan %q", got)
+	}
+}
+
+func TestConsumerRedisTimeCountsOnlyTheShareOfCallsTheConsumerSent(t *testing.T) {
+	stats := map[string]cmdStat{
+		"evalsha": {calls: 1000, usec: 20000, usecPerCall: 20},
+		"hdel":    {calls: 400, usec: 400, usecPerCall: 1}, // 200 from the consumer, 200 from scripts
+		"hset":    {calls: 3000, usec: 3000, usecPerCall: 1},
+		"info":    {calls: 5, usec: 500, usecPerCall: 100},
+	}
+	usec, per := consumerUsec(stats, map[string]int64{"evalsha": 1000, "hdel": 200, "info": 5})
+	if usec != 20200 {
+		t.Errorf("usec %v, want 20200 (evalsha 20000 + half of hdel's 400; INFO left out)", usec)
+	}
+	if _, ok := per["hset"]; ok {
+		t.Error("HSET, which only the scripts call, counted as the consumer's")
+	}
+}
+
+func TestReportShowsTargetsMetAndMissed(t *testing.T) {
+	c, err := readCollected(strings.NewReader(`metering.direct.rate 10000 debits/s
+metering.direct.baseline 100000 calls/s
+metering.direct.ratio 0.1 x
+metering.e2e.rate 6000 events/s
+metering.e2e.ratio 0.6 x
+catchup.events 1000000 events
+catchup.seconds 120 s
+catchup.applied 1000000 events
+catchup.rate 8333 events/s
+scaling.p8c1.rate 5000 events/s
+scaling.p8c1.commandstats_us_per_event 12 us
+scaling.p8c1.redis_cpu_us_per_event 30 us
+memory.redis.keys_per_seafarer 3000 B
+memory.redis.used_per_seafarer 3500 B
+memory.fleet.total 6.65 GB
+memory.fragmentation 1.05 x
+ledger.Append.ns_per_row 5000 ns/row
+ledger.AppendBareCopy.ns_per_row 4000 ns/row
+statements.PGProgrammeStatement.ns_per_op 800000000 ns/op
+info statements.PGProgrammeStatement.plan Aggregate | Index Scan ledger_entries_2026_11 ledger_debits_by_statement
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := c.document(machine{Date: "today"})
+	for _, want := range []string{
+		"target ≥ 0.7×: missed",        // end to end 0.6×
+		"target ≤ 60 s: missed",        // 120 s
+		"**0.80×** of the target: met", // 12 µs of 15
+		"**0.73×** of the target: met", // 3000 B of 4096
+		"**0.80×** (Append ÷ bare COPY, rows/s; target ≥ 0.7×: met)",
+		"through an index: ledger_entries_2026_11 via ledger_debits_by_statement",
+		"| metering end to end ÷ direct | 0.85× | 0.60× |",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}
