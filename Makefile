@@ -111,9 +111,9 @@ test-cluster:
 
 # The fault harness (test/chaos, RELIABILITY.md) in long mode: SIGKILLs of
 # wuyoud and redis-server, Redis made unreachable, broker restarts, under
-# appendfsync always and everysec, each mode with its own database on the
-# PostgreSQL scripts/test-postgres.sh finds or starts. It fails when an event
-# is applied twice, or lost under always. It needs redis-server on PATH
+# appendfsync always and everysec (with power losses), each mode with its own
+# database on the PostgreSQL scripts/test-postgres.sh finds or starts. It
+# fails when an event is lost or applied twice. It needs redis-server on PATH
 # (scripts/test-redis.sh installs Debian's when it is missing and we are root).
 chaos:
 	@command -v redis-server >/dev/null || bash scripts/test-redis.sh >/dev/null
