@@ -19,7 +19,8 @@ package quota
 //	                  (what the allowance shows)
 //	T:r     emptied: an entry not yet recorded is applied again when its
 //	        event is delivered again
-//	{id:xx} the global identity claims of the window's debits
+//	{id:xx} the global identity claims of the window's debits, when Redis
+//	        keeps them (Options.Claims unset; wuyoud keeps them in PostgreSQL)
 //	expiring:<day>  the expiry index of the grants
 //
 // and then marks Redis as holding the hot state (the key "<prefix>:hot").
