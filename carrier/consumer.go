@@ -148,8 +148,15 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 		GroupID:  cfg.Group,
 		Topic:    cfg.Topics.Usage,
 		MinBytes: 1,
-		MaxBytes: 16 << 20,
-		MaxWait:  100 * time.Millisecond,
+		// kafka-go gives a fetch MaxWait to answer, as the broker's wait for
+		// data and as the deadline to read the answer; a broker that needs
+		// longer to send a large answer (a busy machine, a batch of big
+		// messages) would fail every fetch with an i/o timeout, and the
+		// consumer would retry it for ever. With MinBytes 1 the broker
+		// answers as soon as there is data, so a longer wait costs only idle
+		// polls; 4 MiB keeps each answer quick to send.
+		MaxBytes: 4 << 20,
+		MaxWait:  2 * time.Second,
 		// Commits are explicit (CommitMessages after the batch is stored);
 		// CommitInterval 0 makes them synchronous.
 		CommitInterval:    0,
