@@ -407,7 +407,7 @@ func MustReadToEnd(tb testing.TB, brokers []string, topic string, partitions int
 		func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 2 << 20, MaxWait: 100 * time.Millisecond})
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 2 << 20, MaxWait: 3 * time.Second})
 			defer r.Close()
 			for {
 				m, err := r.ReadMessage(ctx)
@@ -695,7 +695,7 @@ func MustReadFrom(tb testing.TB, brokers []string, topic string, partition int, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 2 << 20, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 2 << 20, MaxWait: 3 * time.Second})
 	defer r.Close()
 	require.NoError(tb, r.SetOffset(from))
 	var out []kafka.Message
