@@ -480,13 +480,17 @@ func grantSet(gs []*Grant, now time.Time) (set string, remaining, granted int64)
 	return hex.EncodeToString(h[:]), remaining, granted
 }
 
-// writeHot replaces the hot state of a chunk of seafarers: each seafarer's
-// keys in one MULTI (they share a hash slot), then the global identity
-// claims and the expiry index, which are idempotent.
+// writeHot replaces the hot state of a chunk of seafarers in one pipeline:
+// each seafarer's keys deleted, then written, in that order (they share a
+// hash slot, so one node runs them in the order sent), then the global
+// identity claims and the expiry index, which are idempotent. Not in one
+// MULTI: Redis Cluster refuses a transaction over several slots, and
+// metering is paused while a rebuild runs (an allowance read meanwhile may
+// see a seafarer half written).
 func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.Time) error {
 	period := billing.PeriodOf(now)
 	notesTTL := s.opts.DedupeWindow + 24*time.Hour
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range hot {
 			k := s.keys(h.id)
 			month := s.monthKey(h.id, period)

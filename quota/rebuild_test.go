@@ -236,7 +236,8 @@ func TestRebuildHotStateRepairsAPartialLossAndIsRepeatable(t *testing.T) {
 	before := map[string]hotView{"sf-p1": l.view(t, "sf-p1"), "sf-p2": l.view(t, "sf-p2")}
 	require.Equal(t, int64(60), before["sf-p1"].Remaining)
 
-	require.NoError(t, l.rdb.Del(ctx, l.s.keys("sf-p1").grants, l.s.keys("sf-p2").seen).Err())
+	require.NoError(t, l.rdb.Del(ctx, l.s.keys("sf-p1").grants).Err())
+	require.NoError(t, l.rdb.Del(ctx, l.s.keys("sf-p2").seen).Err())
 	for i := 0; i < 2; i++ {
 		_, err := RebuildHotState(ctx, l.pool, l.s, RebuildOptions{})
 		require.NoError(t, err)
