@@ -30,11 +30,27 @@ type rebuildLab struct {
 
 func newRebuildLab(t *testing.T, opts Options) *rebuildLab {
 	s, clock, rdb := MustMeterStore(t, opts)
+	return labOn(t, s, clock, rdb)
+}
+
+// labOn is a rebuildLab over store s, with a database of its own holding
+// the programmes its grants name.
+func labOn(t *testing.T, s *RedisStore, clock *meterClock, rdb redis.UniversalClient) *rebuildLab {
 	ledger, pool := MustPGLedger(t)
 	_, err := pool.Exec(context.Background(), `INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
 VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1), ('pr_b', 'B', 600, 30, 2, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), meterNow.Add(400*meterDay))
 	require.NoError(t, err)
 	return &rebuildLab{s: s, clock: clock, rdb: rdb, pool: pool, ledger: ledger}
+}
+
+// newRestartLab is a guarded rebuildLab on a redis-server of its own, to
+// restart.
+func newRestartLab(t *testing.T) (*rebuildLab, *redistest.Server) {
+	srv := redistest.MustServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	clock := &meterClock{t: meterNow}
+	return labOn(t, NewRedisStore(rdb, "rs", clock.Now, Options{HotStateGuard: true}), clock, rdb), srv
 }
 
 // grant issues a grant: the grants table first, then Redis.
@@ -288,15 +304,8 @@ func TestEnsureHotStateMarksAnEmptyDeploymentAndRebuildsALostOne(t *testing.T) {
 // process it was written to, and a restart makes EnsureHotState rebuild.
 func TestARestartedRedisIsRebuiltNotTrusted(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.MustServer(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	ledger, pool := MustPGLedger(t)
-	clock := &meterClock{t: meterNow}
-	l := &rebuildLab{s: NewRedisStore(rdb, "rs", clock.Now, Options{HotStateGuard: true}), clock: clock, rdb: rdb, pool: pool, ledger: ledger}
-	_, err := pool.Exec(ctx, `INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
-VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), meterNow.Add(400*meterDay))
-	require.NoError(t, err)
+	l, srv := newRestartLab(t)
+	pool := l.pool
 
 	rep, err := EnsureHotState(ctx, pool, l.s, RebuildOptions{})
 	require.NoError(t, err)
@@ -315,7 +324,7 @@ VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), m
 	require.NoError(t, err)
 	srv.MustRestart(t)
 	b, _ := json.Marshal(m)
-	require.NoError(t, rdb.Set(ctx, l.s.hotKey(), b, 0).Err())
+	require.NoError(t, l.rdb.Set(ctx, l.s.hotKey(), b, 0).Err())
 	current, err = l.s.HotStateCurrent(ctx)
 	require.NoError(t, err)
 	require.False(t, current, "a restarted Redis is not the one the state was written to")
@@ -335,16 +344,9 @@ VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), m
 // charge the call against what the restart left.
 func TestADebitAfterARestartIsRefusedUntilTheRebuild(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.MustServer(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	ledger, pool := MustPGLedger(t)
-	clock := &meterClock{t: meterNow}
-	l := &rebuildLab{s: NewRedisStore(rdb, "rs", clock.Now, Options{HotStateGuard: true}), clock: clock, rdb: rdb, pool: pool, ledger: ledger}
-	_, err := pool.Exec(ctx, `INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
-VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), meterNow.Add(400*meterDay))
-	require.NoError(t, err)
-	_, err = EnsureHotState(ctx, pool, l.s, RebuildOptions{})
+	l, srv := newRestartLab(t)
+	pool := l.pool
+	_, err := EnsureHotState(ctx, pool, l.s, RebuildOptions{})
 	require.NoError(t, err)
 	l.grant(t, GrantInput{ID: "g-ns", SeafarerID: "sf-ns", ProgrammeID: "pr_a", Seconds: 600,
 		EffectiveAt: meterNow.Add(-meterDay), ExpiresAt: meterNow.Add(meterDay), Priority: 1})
@@ -358,10 +360,10 @@ VALUES ('pr_a', 'A', 600, 30, 1, 0, $1, $2, $1)`, meterNow.Add(-400*meterDay), m
 	require.NoError(t, err)
 	srv.MustRestart(t)
 	b, _ := json.Marshal(m)
-	require.NoError(t, rdb.Set(ctx, l.s.hotKey(), b, 0).Err())
+	require.NoError(t, l.rdb.Set(ctx, l.s.hotKey(), b, 0).Err())
 	_, err = l.s.DebitBatch(ctx, []Usage{voiceCall("sf-ns", "cdr-ns-2", meterNow.Add(-time.Minute), 60)})
 	require.Equal(t, wuyou.EUNAVAILABLE, wuyou.ErrorCode(err), "a debit on a restarted Redis: %v", err)
-	n, err := rdb.Exists(ctx, l.s.keys("sf-ns").seen).Result()
+	n, err := l.rdb.Exists(ctx, l.s.keys("sf-ns").seen).Result()
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing written")
 
