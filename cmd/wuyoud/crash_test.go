@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -21,7 +20,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/token"
 )
@@ -131,66 +129,7 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 	MustWaitCommittedToEnd(t, st, group, st.topics.Usage, partitions, 5*time.Minute)
 	t.Logf("the last instance applied the rest in %s; %s since the test began", time.Since(drain).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
-	calls := distinctCalls(msgs, home)
-	now := time.Now()
-	coveredByProgramme := map[string]int64{}
-	exhausted := map[string]bool{} // MSISDNs whose pack the stream used up
-	for _, sf := range crew {
-		want := expectAccount(calls[sf.MSISDN], grants[sf.ID], now)
-		got := MustObservedAccount(t, p.api, union, sf.ID)
-		RequireAccountMatches(t, sf.MSISDN, want, got)
-		coveredByProgramme[programmeOf[sf.ID]] += want.Covered
-		if want.Covered == grants[sf.ID].Seconds {
-			exhausted[sf.MSISDN] = true
-		}
-	}
-
-	// A programme's seconds_used and the low/exhausted notifications are
-	// written after the debit; a kill in between is repaired when the
-	// redelivered (duplicate) event repeats those effects idempotently.
-	for programmeID, covered := range coveredByProgramme {
-		var prog struct {
-			SecondsUsed int64 `json:"seconds_used"`
-		}
-		p.api.MustCall(t, http.StatusOK, "GET", "/v1/programmes/"+programmeID, union, nil, &prog)
-		require.Equal(t, covered, prog.SecondsUsed, "programme %s: seconds_used is exactly what its packs covered, kills or not", programmeID)
-
-		// So do its statements, over every period the calls fell in.
-		periods := map[string]bool{}
-		for _, cs := range calls {
-			for _, c := range cs {
-				periods[billing.PeriodOf(c.At)] = true
-			}
-		}
-		var stated int64
-		for period := range periods {
-			var st struct {
-				CoveredSeconds int64 `json:"covered_seconds"`
-			}
-			p.api.MustCall(t, http.StatusOK, "GET", "/v1/statements?period="+period+"&payer=programme:"+programmeID, union, nil, &st)
-			stated += st.CoveredSeconds
-		}
-		require.Equal(t, covered, stated, "programme %s: its statements count exactly what its packs covered, kills or not", programmeID)
-	}
-	notified := map[string]bool{}
-	for _, m := range MustReadToEnd(t, st.brokers, st.topics.Notifications, 1) {
-		var ev struct{ Type, Subject string }
-		require.NoError(t, json.Unmarshal(m.Value, &ev))
-		if ev.Type == "wuyou.quota.exhausted" {
-			notified[ev.Subject] = true
-		}
-	}
-	var unnotified []string
-	for m := range exhausted {
-		if !notified[m] {
-			unnotified = append(unnotified, m)
-		}
-	}
-	require.Empty(t, unnotified, "every seafarer who ran out was notified, kills or not (%d ran out)", len(exhausted))
-
-	// What `wuyouctl audit` checks: every balance explained by its ledger.
-	audited := MustLedgerExplainEveryBalance(t, p.api, union)
-	require.GreaterOrEqual(t, audited, len(crew), "every seafarer with grants was audited")
+	RequireEveryPromiseKept(t, st, p.api, union, crew, grants, programmeOf, distinctCalls(msgs, home))
 	p.MustTerminate(t, 20*time.Second)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/internal/pgtest"
@@ -806,4 +807,66 @@ func MustLedgerExplainEveryBalance(tb testing.TB, c apiClient, union string) int
 		}
 		cursor = page.NextCursor
 	}
+}
+
+// RequireEveryPromiseKept checks, after a stream and its faults, every
+// promise made about it, not balances only: each account (balance, used
+// and overage, one ledger entry per call) equals the model; each
+// programme's seconds_used and statements count exactly what its packs
+// covered; every seafarer who ran out was notified; and the ledger audit
+// explains every balance.
+func RequireEveryPromiseKept(tb testing.TB, st *wuyouStack, c apiClient, union string, crew []seededSeafarer,
+	grants map[string]*modelGrant, programmeOf map[string]string, calls map[string][]modelCall) {
+	tb.Helper()
+	now := time.Now()
+	coveredByProgramme := map[string]int64{}
+	exhausted := map[string]bool{} // MSISDNs whose pack the stream used up
+	for _, sf := range crew {
+		want := expectAccount(calls[sf.MSISDN], grants[sf.ID], now)
+		got := MustObservedAccount(tb, c, union, sf.ID)
+		RequireAccountMatches(tb, sf.MSISDN, want, got)
+		coveredByProgramme[programmeOf[sf.ID]] += want.Covered
+		if want.Covered == grants[sf.ID].Seconds {
+			exhausted[sf.MSISDN] = true
+		}
+	}
+	periods := map[string]bool{}
+	for _, cs := range calls {
+		for _, call := range cs {
+			periods[billing.PeriodOf(call.At)] = true
+		}
+	}
+	for programmeID, covered := range coveredByProgramme {
+		var prog struct {
+			SecondsUsed int64 `json:"seconds_used"`
+		}
+		c.MustCall(tb, http.StatusOK, "GET", "/v1/programmes/"+programmeID, union, nil, &prog)
+		require.Equal(tb, covered, prog.SecondsUsed, "programme %s: seconds_used is exactly what its packs covered", programmeID)
+		var stated int64
+		for period := range periods {
+			var s struct {
+				CoveredSeconds int64 `json:"covered_seconds"`
+			}
+			c.MustCall(tb, http.StatusOK, "GET", "/v1/statements?period="+period+"&payer=programme:"+programmeID, union, nil, &s)
+			stated += s.CoveredSeconds
+		}
+		require.Equal(tb, covered, stated, "programme %s: its statements count exactly what its packs covered", programmeID)
+	}
+	notified := map[string]bool{}
+	for _, m := range MustReadToEnd(tb, st.brokers, st.topics.Notifications, 1) {
+		var ev struct{ Type, Subject string }
+		require.NoError(tb, json.Unmarshal(m.Value, &ev))
+		if ev.Type == "wuyou.quota.exhausted" {
+			notified[ev.Subject] = true
+		}
+	}
+	var unnotified []string
+	for m := range exhausted {
+		if !notified[m] {
+			unnotified = append(unnotified, m)
+		}
+	}
+	require.Empty(tb, unnotified, "every seafarer who ran out was notified (%d ran out)", len(exhausted))
+	audited := MustLedgerExplainEveryBalance(tb, c, union)
+	require.GreaterOrEqual(tb, audited, len(crew), "every seafarer with grants was audited")
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/token"
@@ -86,52 +83,5 @@ func TestRedisRestartedEmptyMidStreamIsRebuiltAndNothingIsAppliedTwice(t *testin
 	require.NotNil(t, mark, "Redis holds the hot state again")
 	require.Equal(t, "rebuild", mark.By, "wuyoud rebuilt it from PostgreSQL")
 
-	calls := distinctCalls(msgs, home)
-	now := time.Now()
-	coveredByProgramme := map[string]int64{}
-	exhausted := map[string]bool{}
-	for _, sf := range crew {
-		want := expectAccount(calls[sf.MSISDN], grants[sf.ID], now)
-		got := MustObservedAccount(t, n.api, union, sf.ID)
-		RequireAccountMatches(t, sf.MSISDN, want, got)
-		coveredByProgramme[programmeOf[sf.ID]] += want.Covered
-		if want.Covered == grants[sf.ID].Seconds {
-			exhausted[sf.MSISDN] = true
-		}
-	}
-	periods := map[string]bool{}
-	for _, cs := range calls {
-		for _, c := range cs {
-			periods[billing.PeriodOf(c.At)] = true
-		}
-	}
-	for programmeID, covered := range coveredByProgramme {
-		var prog struct {
-			SecondsUsed int64 `json:"seconds_used"`
-		}
-		n.api.MustCall(t, http.StatusOK, "GET", "/v1/programmes/"+programmeID, union, nil, &prog)
-		require.Equal(t, covered, prog.SecondsUsed, "programme %s: seconds_used", programmeID)
-		var stated int64
-		for period := range periods {
-			var s struct {
-				CoveredSeconds int64 `json:"covered_seconds"`
-			}
-			n.api.MustCall(t, http.StatusOK, "GET", "/v1/statements?period="+period+"&payer=programme:"+programmeID, union, nil, &s)
-			stated += s.CoveredSeconds
-		}
-		require.Equal(t, covered, stated, "programme %s: statements count what its packs covered", programmeID)
-	}
-	notified := map[string]bool{}
-	for _, m := range MustReadToEnd(t, st.brokers, st.topics.Notifications, 1) {
-		var ev struct{ Type, Subject string }
-		require.NoError(t, json.Unmarshal(m.Value, &ev))
-		if ev.Type == "wuyou.quota.exhausted" {
-			notified[ev.Subject] = true
-		}
-	}
-	for m := range exhausted {
-		require.True(t, notified[m], "%s ran out and was told so", m)
-	}
-	audited := MustLedgerExplainEveryBalance(t, n.api, union)
-	require.GreaterOrEqual(t, audited, len(crew), "every seafarer with grants was audited")
+	RequireEveryPromiseKept(t, st, n.api, union, crew, grants, programmeOf, distinctCalls(msgs, home))
 }
