@@ -44,6 +44,8 @@ type GrantVoider interface {
 type Programmes interface {
 	CreateProgramme(ctx context.Context, in quota.ProgrammeInput) (*quota.Programme, error)
 	Programme(ctx context.Context, id string) (*quota.Programme, error)
+	// Programmes lists a page of programmes by name. EINVALID (cursor, q).
+	Programmes(ctx context.Context, f wuyou.NameFilter) ([]*quota.Programme, string, error)
 }
 
 // Issuer runs pack issuances.
@@ -175,6 +177,7 @@ func (s *Server) routes() {
 	union := Require(token.RoleUnion)
 
 	v1.Post("/companies", union, s.createCompany)
+	v1.Get("/companies", union, s.listCompanies)
 	v1.Get("/companies/:id", staff, s.getCompany)
 	v1.Post("/companies/:id/seafarers", staff, s.enrolSeafarer)
 	v1.Post(`/companies/:id/seafarers\:bulk`, staff, s.bulkEnrol)
@@ -186,6 +189,7 @@ func (s *Server) routes() {
 	v1.Get("/me/allowance", Require(token.RoleSeafarer), s.getMyAllowance)
 
 	v1.Post("/programmes", union, s.createProgramme)
+	v1.Get("/programmes", union, s.listProgrammes)
 	v1.Get("/programmes/:id", union, s.getProgramme)
 	v1.Post("/programmes/:id/issuances", union, s.startIssuance)
 	v1.Get("/issuances/:id", union, s.getIssuance)

@@ -476,6 +476,16 @@ func tenancyRoutes() []tenancyRoute {
 			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/ops/ledger-audit" },
 			want: unionOnly(ok),
 		},
+		{
+			method: "GET", route: "/v1/companies", action: "lists the companies",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/companies?q=alpha" },
+			want: unionOnly(ok),
+		},
+		{
+			method: "GET", route: "/v1/programmes", action: "lists the programmes",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/programmes" },
+			want: unionOnly(ok),
+		},
 	}
 }
 

@@ -6,6 +6,8 @@ package crew
 import (
 	"context"
 	"time"
+
+	"github.com/wuyou/wuyou"
 )
 
 // Page sizes of seafarer lists (contract §4: default 50, max 500).
@@ -103,6 +105,10 @@ type Service interface {
 	CreateCompany(ctx context.Context, name, registrationNo string) (*Company, error)
 	// Company returns one company. ENOTFOUND.
 	Company(ctx context.Context, id string) (*Company, error)
+	// Companies lists a page of companies whose name contains f.Query
+	// (case-insensitive), ordered by id, and the cursor of the next page
+	// ("" at the end). EINVALID naming the field (cursor, q).
+	Companies(ctx context.Context, f wuyou.NameFilter) ([]*Company, string, error)
 
 	// Enrol creates a seafarer in the company, or updates the one with the
 	// same book number there (created reports which). EINVALID; ENOTFOUND for

@@ -772,3 +772,44 @@ func (s *PGStore) CompanyCrew(ctx context.Context, companyID string, fn func(sea
 func (s *PGStore) VesselCrew(ctx context.Context, imo string, fn func(seafarerID string) error) error {
 	return s.VesselSeafarers(ctx, imo, "", func(sf *Seafarer) error { return fn(sf.ID) })
 }
+
+// companiesSQL: a page of companies after cursor $1 whose name contains
+// pattern $2 ('%' for all), one more than the limit $3. The keyset is the
+// primary key; a name search is served by companies_name_trgm where
+// pg_trgm could be installed (00010_name_search.sql), else by a scan of the
+// table, which holds one row per shipping company.
+const companiesSQL = `
+SELECT id, name, registration_no, created_at FROM companies
+WHERE id > $1 AND name ILIKE $2
+ORDER BY id LIMIT $3`
+
+// Companies lists a page of companies whose name contains f.Query
+// (case-insensitive), ordered by id (oldest first), and the cursor of the
+// next page ("" at the end): the last id of the page. Limit defaults to 50
+// and is capped at 500. EINVALID naming the field (cursor, q).
+func (s *PGStore) Companies(ctx context.Context, f wuyou.NameFilter) ([]*Company, string, error) {
+	f, err := f.Check(companyIDPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := s.pool.Query(ctx, companiesSQL, f.Cursor, f.ContainsPattern(), f.Limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("crew: list companies: %w", err)
+	}
+	items := make([]*Company, 0, f.Limit)
+	c := Company{}
+	_, err = pgx.ForEachRow(rows, []any{&c.ID, &c.Name, &c.RegistrationNo, &c.CreatedAt}, func() error {
+		co := c
+		co.CreatedAt = co.CreatedAt.UTC()
+		items = append(items, &co)
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("crew: list companies: %w", err)
+	}
+	if len(items) > f.Limit {
+		items = items[:f.Limit]
+		return items, items[f.Limit-1].ID, nil
+	}
+	return items, "", nil
+}

@@ -38,7 +38,7 @@ func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond) // as PostgreSQL keeps it
-	id, err := newID("pg_", now)
+	id, err := newID(programmeIDPrefix, now)
 	if err != nil {
 		return nil, err
 	}
@@ -124,4 +124,61 @@ func pgProgrammeError(op string, err error) error {
 		return &wuyou.Error{Code: wuyou.EINVALID, Reason: pe.ConstraintName, Message: "programme refused: " + pe.Message}
 	}
 	return fmt.Errorf("quota: %s: %w", op, err)
+}
+
+// programmeIDPrefix starts every programme id (a ULID follows).
+const programmeIDPrefix = "pg_"
+
+// programmesSQL: a page of programmes after cursor $1 whose name contains
+// pattern $2, one more than the limit $3 (see 00010_name_search.sql for
+// the index).
+const programmesSQL = `
+SELECT id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at, packs_issued
+FROM programmes
+WHERE id > $1 AND name ILIKE $2
+ORDER BY id LIMIT $3`
+
+// Programmes lists a page of programmes whose name contains f.Query
+// (case-insensitive), ordered by id (oldest first), with their counters as
+// Programme gives them, and the cursor of the next page ("" at the end).
+// Seconds used are the ProgrammeUsage's, one indexed query per programme of
+// the page. EINVALID naming the field (cursor, q).
+func (s *PGProgrammes) Programmes(ctx context.Context, f wuyou.NameFilter) ([]*Programme, string, error) {
+	f, err := f.Check(programmeIDPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := s.pool.Query(ctx, programmesSQL, f.Cursor, f.ContainsPattern(), f.Limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("quota: list programmes: %w", err)
+	}
+	items := make([]*Programme, 0, f.Limit)
+	var (
+		p      Programme
+		issued int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.PackSeconds, &p.ValidDays, &p.Priority, &p.BudgetPacks,
+		&p.StartsAt, &p.EndsAt, &p.CreatedAt, &issued}, func() error {
+		item := p
+		item.StartsAt, item.EndsAt, item.CreatedAt = item.StartsAt.UTC(), item.EndsAt.UTC(), item.CreatedAt.UTC()
+		item.fillCounters(issued, 0)
+		items = append(items, &item)
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("quota: list programmes: %w", err)
+	}
+	next := ""
+	if len(items) > f.Limit {
+		items = items[:f.Limit]
+		next = items[f.Limit-1].ID
+	}
+	if s.usage != nil {
+		for _, item := range items {
+			if item.SecondsUsed, err = s.usage.SecondsUsed(ctx, item.ID); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	return items, next, nil
 }
