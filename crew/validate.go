@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/wuyou/wuyou"
 )
@@ -54,11 +52,11 @@ func (e Enrolment) fieldErrors() []wuyou.FieldError {
 		}
 	}
 	add("seafarer_book_no", checkBookNo(e.BookNo))
-	add("name", checkText(e.Name, true, maxNameRunes))
+	add("name", wuyou.CheckText(e.Name, true, maxNameRunes))
 	add("nationality", checkCountry(e.Nationality))
 	add("msisdn", checkMSISDN(e.MSISDN))
 	add("vessel_imo", checkIMO(e.VesselIMO))
-	add("vessel_name", checkText(e.VesselName, false, maxVesselNameRunes))
+	add("vessel_name", wuyou.CheckText(e.VesselName, false, maxVesselNameRunes))
 	signOnMsg, signOffMsg := checkDate(e.SignOn), checkDate(e.SignOff)
 	if signOnMsg == "" && signOffMsg == "" && e.SignOn != "" && e.SignOff != "" && e.SignOff < e.SignOn {
 		// YYYY-MM-DD strings order like the dates they name.
@@ -66,7 +64,7 @@ func (e Enrolment) fieldErrors() []wuyou.FieldError {
 	}
 	add("sign_on", signOnMsg)
 	add("sign_off", signOffMsg)
-	add("union_member_no", checkText(e.UnionMemberNo, false, maxUnionMemberRunes))
+	add("union_member_no", wuyou.CheckText(e.UnionMemberNo, false, maxUnionMemberRunes))
 	return errs
 }
 
@@ -82,10 +80,10 @@ const (
 func validCompany(name, registrationNo string) (string, string, error) {
 	name, registrationNo = strings.TrimSpace(name), strings.TrimSpace(registrationNo)
 	var errs []wuyou.FieldError
-	if msg := checkText(name, true, maxCompanyNameRunes); msg != "" {
+	if msg := wuyou.CheckText(name, true, maxCompanyNameRunes); msg != "" {
 		errs = append(errs, wuyou.FieldError{Field: "name", Message: msg})
 	}
-	if msg := checkText(registrationNo, true, maxRegistrationNo); msg != "" {
+	if msg := wuyou.CheckText(registrationNo, true, maxRegistrationNo); msg != "" {
 		errs = append(errs, wuyou.FieldError{Field: "registration_no", Message: msg})
 	}
 	return name, registrationNo, wuyou.Invalid(errs)
@@ -127,7 +125,7 @@ func ValidateUpdate(u SeafarerUpdate) error {
 	}
 	add("msisdn", u.MSISDN, checkMSISDN)
 	add("vessel_imo", u.VesselIMO, checkIMO)
-	add("vessel_name", u.VesselName, func(s string) string { return checkText(s, false, maxVesselNameRunes) })
+	add("vessel_name", u.VesselName, func(s string) string { return wuyou.CheckText(s, false, maxVesselNameRunes) })
 	add("sign_off", u.SignOff, checkDate)
 	add("status", u.Status, func(s string) string {
 		switch s {
@@ -238,33 +236,6 @@ func checkBookNo(s string) string {
 		c := s[i]
 		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
 			return "may contain only letters A-Z, digits and hyphens"
-		}
-	}
-	return ""
-}
-
-// checkText checks a free-text field: UTF-8, at most max characters, no
-// control characters (tabs and newlines included: they break reports and
-// CSV exports), and no U+FFFD, which is what bytes that were not UTF-8
-// become after a JSON decoder or a careless conversion.
-func checkText(s string, required bool, max int) string {
-	switch {
-	case s == "":
-		if required {
-			return "is required"
-		}
-		return ""
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8 text; save the file as UTF-8 (not GBK or another code page)"
-	case utf8.RuneCountInString(s) > max:
-		return "must be at most " + strconv.Itoa(max) + " characters"
-	}
-	for _, r := range s {
-		switch {
-		case unicode.IsControl(r):
-			return "must not contain control characters (tabs, line breaks and the like)"
-		case r == utf8.RuneError:
-			return "contains U+FFFD, the mark of text that was not valid UTF-8"
 		}
 	}
 	return ""

@@ -31,15 +31,8 @@ func (in ProgrammeInput) Validate() error {
 		errs = append(errs, wuyou.FieldError{Field: field, Message: msg})
 	}
 	name := strings.TrimSpace(in.Name)
-	switch {
-	case name == "":
-		add("name", "is required")
-	case !utf8.ValidString(name):
-		add("name", "must be valid UTF-8")
-	case hasControl(name):
-		add("name", "must not contain control characters")
-	case utf8.RuneCountInString(name) > maxProgrammeNameRunes:
-		add("name", fmt.Sprintf("must be at most %d characters", maxProgrammeNameRunes))
+	if msg := wuyou.CheckText(name, true, maxProgrammeNameRunes); msg != "" {
+		add("name", msg) // the rule every name follows
 	}
 	if in.PackSeconds < minPackSeconds || in.PackSeconds > maxPackSeconds {
 		add("pack_seconds", fmt.Sprintf("must be between %d and %d", minPackSeconds, maxPackSeconds))
