@@ -84,9 +84,10 @@ func (d *deployment) newIssuer(tb testing.TB, log *slog.Logger) *quota.Issuer {
 func (d *deployment) config(issuer *quota.Issuer, v *Verifier, log *slog.Logger) Config {
 	return Config{
 		Crew: d.crew, Quota: d.quota, Programmes: d.programmes, Grants: quota.NewPGGrants(d.pool), Issuer: issuer,
-		Ledger:  carrier.LedgerRecorder{Ledger: d.ledger, Publisher: d.publisher, Hot: d.quota},
-		Entries: d.ledger,
-		Auditor: &quota.Auditor{Pool: d.pool, Store: d.quota},
+		Ledger:   carrier.LedgerRecorder{Ledger: d.ledger, Publisher: d.publisher, Hot: d.quota},
+		Entries:  d.ledger,
+		Auditor:  &quota.Auditor{Pool: d.pool, Store: d.quota},
+		Overview: d.statements,
 		Billing: &billing.Statements{
 			Store: d.statements, Registry: billing.JoinRegistry{Programmes: d.programmes, Crews: d.crew}, Now: wuyou.SystemClock, Currency: "CNY",
 		},

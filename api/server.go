@@ -81,7 +81,9 @@ type Config struct {
 	Entries LedgerReader
 	Billing Billing // statements, periods, reconciliation; nil answers 503
 	// Auditor answers GET /v1/ops/ledger-audit; nil answers 503.
-	Auditor  LedgerAuditor
+	Auditor LedgerAuditor
+	// Overview answers GET /v1/ops/overview; nil answers 503.
+	Overview Overview
 	Verifier *Verifier
 	// Ready names the dependencies /readyz checks; each must answer quickly.
 	Ready    map[string]func(context.Context) error
@@ -202,6 +204,7 @@ func (s *Server) routes() {
 	v1.Post(`/periods/:period\:close`, union, s.closePeriod)
 	v1.Post("/reconciliations", union, s.reconcile)
 	v1.Get("/ops/ledger-audit", union, s.ledgerAudit)
+	v1.Get("/ops/overview", union, s.monthOverview)
 	web.Mount(app) // the seafarer page "/", the staff "/console" and their "/assets/*"
 	app.Use(func(c *fiber.Ctx) error {
 		return wuyou.Errorf(wuyou.ENOTFOUND, "no route %s %s", c.Method(), c.Path())

@@ -477,6 +477,11 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(ok),
 		},
 		{
+			method: "GET", route: "/v1/ops/overview", action: "reads this month's overview",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/ops/overview" },
+			want: unionOnly(ok),
+		},
+		{
 			method: "GET", route: "/v1/companies", action: "lists the companies",
 			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/companies?q=alpha" },
 			want: unionOnly(ok),

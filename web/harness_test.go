@@ -78,9 +78,10 @@ func mustStack(t *testing.T) *stack {
 	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: s.ledger}
 	server := api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Programmes: s.programmes, Grants: quota.NewPGGrants(pool), Issuer: s.issuer,
-		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
-		Entries: s.ledger,
-		Auditor: &quota.Auditor{Pool: pool, Store: s.quota},
+		Ledger:   carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
+		Entries:  s.ledger,
+		Auditor:  &quota.Auditor{Pool: pool, Store: s.quota},
+		Overview: statements,
 		Billing: &billing.Statements{
 			Store: statements, Registry: billing.JoinRegistry{Programmes: s.programmes, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY",
 		},

@@ -154,6 +154,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
 		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
 		Billing:  newStatements(statements, s.welfare, s.crew, tariff, d.now),
+		Overview: statements,
 		Registry: reg, Log: log, Now: d.now,
 		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
 		Ready: map[string]func(context.Context) error{
