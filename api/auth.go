@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -44,11 +47,17 @@ type verificationKey struct {
 	parser *jwt.Parser
 }
 
-// Verifier checks bearer tokens against a fixed set of public keys.
-// It is safe for concurrent use.
+// Verifier checks bearer tokens against the public keys of a JWKS: a fixed
+// set (a file or inline JSON, read once) or one fetched from a URL and
+// refreshed. It is safe for concurrent use.
 type Verifier struct {
-	keys map[string]verificationKey // by kid
-	now  func() time.Time
+	keys map[string]verificationKey // by kid, when the set is fixed
+	// remote, when set, is the JWKS at a URL (keys is then empty): each
+	// token's kid is looked up in it, and its algorithm pinned as for a
+	// fixed set.
+	remote  *token.RemoteJWKS
+	parsers map[string]*jwt.Parser // by algorithm
+	now     func() time.Time
 
 	// verified remembers tokens whose signature and claims were checked, so
 	// a client repeating its token (every request of a session) costs a
@@ -61,6 +70,12 @@ type Verifier struct {
 type verifiedToken struct {
 	p   Principal
 	exp time.Time
+	// kid and public name the key that verified the token. With a remote
+	// JWKS a hit counts only while the set still has that key, so a key the
+	// provider removed stops verifying at the next refresh even for tokens
+	// seen before.
+	kid    string
+	public crypto.PublicKey
 }
 
 // maxVerifiedTokens bounds the cache of verified tokens (about 150 B each).
@@ -91,6 +106,67 @@ func NewVerifier(jwksPath, issuer, audience string, now func() time.Time) (*Veri
 // parts ignored); it is an error when it finds none, or when issuer or
 // audience is empty.
 func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() time.Time) (*Verifier, error) {
+	v, err := newVerifier(issuer, audience, now)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := token.ParseJWKS(jwksJSON)
+	if err != nil {
+		return nil, err
+	}
+	v.keys = make(map[string]verificationKey, len(keys))
+	for _, k := range keys {
+		v.keys[k.KID] = verificationKey{alg: k.Alg, public: k.Key, parser: v.parsers[k.Alg]}
+	}
+	return v, nil
+}
+
+// NewVerifierFromRemoteJWKS builds a Verifier over a JWKS fetched from a URL
+// and refreshed (token.OpenRemoteJWKS): a token whose kid the set lacks
+// makes it fetch the set again (rate-limited) before it is refused. The
+// algorithm stays the key's, exactly as with NewVerifierFromJWKS.
+func NewVerifierFromRemoteJWKS(remote *token.RemoteJWKS, issuer, audience string, now func() time.Time) (*Verifier, error) {
+	if remote == nil {
+		return nil, errors.New("no JWKS")
+	}
+	v, err := newVerifier(issuer, audience, now)
+	if err != nil {
+		return nil, err
+	}
+	v.remote = remote
+	return v, nil
+}
+
+// OpenVerifier builds the Verifier WUYOU_JWT_JWKS names (CONTRACT §7.6): an
+// http:// or https:// URL is fetched now (a failure is an error) and
+// refreshed until ctx ends; a value starting with '{' is the JWKS JSON
+// itself; anything else is the path of a JWKS file.
+func OpenVerifier(ctx context.Context, source, issuer, audience string, now func() time.Time, log *slog.Logger) (*Verifier, error) {
+	switch {
+	case token.IsJWKSURL(source):
+		remote, err := token.OpenRemoteJWKS(ctx, source, token.RemoteOptions{Log: log})
+		if err != nil {
+			return nil, err
+		}
+		v, err := NewVerifierFromRemoteJWKS(remote, issuer, audience, now)
+		if err != nil {
+			remote.Close()
+			return nil, err
+		}
+		return v, nil
+	case strings.HasPrefix(strings.TrimSpace(source), "{"):
+		v, err := NewVerifierFromJWKS([]byte(source), issuer, audience, now)
+		if err != nil {
+			return nil, fmt.Errorf("inline JWKS: %w", err)
+		}
+		return v, nil
+	default:
+		return NewVerifier(source, issuer, audience, now)
+	}
+}
+
+// newVerifier is a Verifier without keys: the parsers, one per algorithm.
+func newVerifier(issuer, audience string, now func() time.Time) (*Verifier, error) {
 	if issuer == "" {
 		return nil, errors.New("JWT issuer is required")
 	}
@@ -99,10 +175,6 @@ func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() ti
 	}
 	if now == nil {
 		now = wuyou.SystemClock
-	}
-	keys, err := token.ParseJWKS(jwksJSON)
-	if err != nil {
-		return nil, err
 	}
 
 	// One parser per algorithm, built once: per-request work is what jwt does.
@@ -119,11 +191,41 @@ func NewVerifierFromJWKS(jwksJSON []byte, issuer, audience string, now func() ti
 		)
 	}
 
-	v := &Verifier{keys: make(map[string]verificationKey, len(keys)), now: now, verified: map[[32]byte]verifiedToken{}}
-	for _, k := range keys {
-		v.keys[k.KID] = verificationKey{alg: k.Alg, public: k.Key, parser: parsers[k.Alg]}
+	return &Verifier{parsers: parsers, now: now, verified: map[[32]byte]verifiedToken{}}, nil
+}
+
+// keyLookupTimeout bounds looking a kid up in a remote JWKS, a fetch of the
+// set included.
+const keyLookupTimeout = 5 * time.Second
+
+// key is the key named kid with its pinned parser.
+func (v *Verifier) key(kid string) (verificationKey, bool) {
+	if v.remote == nil {
+		k, ok := v.keys[kid]
+		return k, ok
 	}
-	return v, nil
+	ctx, cancel := context.WithTimeout(context.Background(), keyLookupTimeout)
+	defer cancel()
+	k, ok := v.remote.Key(ctx, kid)
+	if !ok {
+		return verificationKey{}, false
+	}
+	return verificationKey{alg: k.Alg, public: k.Key, parser: v.parsers[k.Alg]}, true
+}
+
+// stillHolds reports whether a cached verification still stands: always
+// for a fixed set, and for a remote one while the set has the same key
+// under that kid.
+func (v *Verifier) stillHolds(hit verifiedToken) bool {
+	if v.remote == nil {
+		return true
+	}
+	k, ok := v.key(hit.kid)
+	if !ok {
+		return false
+	}
+	current, ok := k.public.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && current.Equal(hit.public)
 }
 
 // tokenHeader is the part of a JOSE header read before the signature is checked.
@@ -148,10 +250,11 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	v.mu.RLock()
 	hit, ok := v.verified[sum]
 	v.mu.RUnlock()
-	if ok && v.now().Before(hit.exp) {
+	if ok && v.now().Before(hit.exp) && v.stillHolds(hit) {
 		return hit.p, nil
 	}
-	p, exp, err := v.verifyClaims(token)
+	var used keyUsed
+	p, exp, err := v.verifyClaims(token, &used)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -159,19 +262,25 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if len(v.verified) >= maxVerifiedTokens {
 		clear(v.verified) // rare; the next requests verify again
 	}
-	v.verified[sum] = verifiedToken{p: p, exp: exp}
+	v.verified[sum] = verifiedToken{p: p, exp: exp, kid: used.kid, public: used.public}
 	v.mu.Unlock()
 	return p, nil
 }
 
 func (v *Verifier) verify(token string) (Principal, error) {
-	p, _, err := v.verifyClaims(token)
+	p, _, err := v.verifyClaims(token, nil)
 	return p, err
 }
 
+// keyUsed is the key that verified a token.
+type keyUsed struct {
+	kid    string
+	public crypto.PublicKey
+}
+
 // verifyClaims checks everything about a token and returns its principal
-// and expiry.
-func (v *Verifier) verifyClaims(raw string) (Principal, time.Time, error) {
+// and expiry; used, when not nil, is set to the key that verified it.
+func (v *Verifier) verifyClaims(raw string, used *keyUsed) (Principal, time.Time, error) {
 	if len(raw) == 0 {
 		return Principal{}, time.Time{}, unauthorized("missing bearer token")
 	}
@@ -195,9 +304,12 @@ func (v *Verifier) verifyClaims(raw string) (Principal, time.Time, error) {
 	if header.Crit != nil {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
-	key, ok := v.keys[header.KID]
+	key, ok := v.key(header.KID)
 	if !ok || header.Alg != key.alg {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
+	}
+	if used != nil {
+		*used = keyUsed{kid: header.KID, public: key.public}
 	}
 
 	var claims token.Payload

@@ -26,7 +26,7 @@ type Config struct {
 	KafkaBrokers  []string
 	KafkaGroup    string
 	TopicPrefix   string
-	JWKSPath      string
+	JWKSPath      string // a JWKS file, an http(s) URL fetched and refreshed (§7.6), or the JSON itself
 	JWTIssuer     string
 	JWTAudience   string
 	HomeCountry   string
@@ -228,7 +228,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.String("kafka_group", c.KafkaGroup),
 		slog.String("topic_prefix", c.TopicPrefix),
-		slog.String("jwt_jwks", c.JWKSPath),
+		slog.String("jwt_jwks", c.jwksForLog()),
 		slog.String("jwt_issuer", c.JWTIssuer),
 		slog.String("jwt_audience", c.JWTAudience),
 		slog.String("home_country", c.HomeCountry),
@@ -240,4 +240,13 @@ func (c Config) LogValue() slog.Value {
 		slog.String("postgres_url", maskPostgresURL(c.PostgresURL)),
 		slog.String("log_level", strings.ToLower(c.LogLevel.String())),
 	)
+}
+
+// jwksForLog is WUYOU_JWT_JWKS as logged: a path or URL as given, inline
+// JSON as a mention only (a line of public keys helps nobody).
+func (c Config) jwksForLog() string {
+	if strings.HasPrefix(c.JWKSPath, "{") {
+		return "(inline JWKS)"
+	}
+	return c.JWKSPath
 }

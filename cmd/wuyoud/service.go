@@ -52,7 +52,7 @@ type service struct {
 // configuration names.
 type deps struct {
 	rdb      redis.UniversalClient // nil: dial cfg.RedisAddrs
-	verifier *api.Verifier         // nil: read cfg.JWKSPath
+	verifier *api.Verifier         // nil: open cfg.JWKSPath (a file, a URL or inline JSON)
 	now      wuyou.Clock
 }
 
@@ -94,7 +94,9 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	}
 	verifier := d.verifier
 	if verifier == nil {
-		v, err := api.NewVerifier(cfg.JWKSPath, cfg.JWTIssuer, cfg.JWTAudience, d.now)
+		// A JWKS URL is fetched now and refreshed until ctx ends (SIGTERM):
+		// verification goes on with the last keys while stopping.
+		v, err := api.OpenVerifier(ctx, cfg.JWKSPath, cfg.JWTIssuer, cfg.JWTAudience, d.now, log)
 		if err != nil {
 			return nil, fmt.Errorf("WUYOU_JWT_JWKS: %w", err)
 		}
