@@ -3,10 +3,12 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,4 +68,35 @@ func TestEveryNameRefusesControlCharactersWith400NamingTheField(t *testing.T) {
 func jsonQuote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// RFC 7519 makes exp, nbf and iat NumericDates: JSON numbers. A token
+// that writes one as a string (which jwt's decoder would read as the
+// number inside) is not a conforming token and gets 401, with a good
+// signature and a time that would otherwise pass.
+func TestATokenWhoseDatesAreStringsIs401(t *testing.T) {
+	f := MustAuthFixture(t)
+	app := newAuthTestApp(f.verifier)
+	good := validMapClaims()
+	exp := good["exp"].(int64)
+	iat := good["iat"].(int64)
+	for _, tc := range []struct {
+		name   string
+		claims jwt.MapClaims
+		want   int
+	}{
+		{"exp as a number is accepted", good, http.StatusOK},
+		{"exp as a fractional number is accepted", claimsWith(good, "exp", float64(exp)+0.5), http.StatusOK},
+		{"exp as a string is refused", claimsWith(good, "exp", strconv.FormatInt(exp, 10)), http.StatusUnauthorized},
+		{"exp as a string in another letter case is refused", claimsWith(claimsWith(good, "exp", nil), "EXP", strconv.FormatInt(exp, 10)), http.StatusUnauthorized},
+		{"exp as true is refused", claimsWith(good, "exp", true), http.StatusUnauthorized},
+		{"exp as an object is refused", claimsWith(good, "exp", map[string]any{"n": exp}), http.StatusUnauthorized},
+		{"nbf as a string is refused", claimsWith(good, "nbf", strconv.FormatInt(iat, 10)), http.StatusUnauthorized},
+		{"iat as a string is refused", claimsWith(good, "iat", strconv.FormatInt(iat, 10)), http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := doAuthRequest(t, app, "/me", "Bearer "+MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", tc.claims))
+			require.Equal(t, tc.want, status, "%s", body)
+		})
+	}
 }

@@ -343,6 +343,40 @@ type Payload struct {
 	CompanyID string `json:"company_id,omitempty"`
 }
 
+// UnmarshalJSON reads a claims set whose exp, nbf and iat, when present,
+// are NumericDates: JSON numbers (RFC 7519 §2, §4.1.4-6). jwt's NumericDate
+// also takes a string holding a number ("exp":"1893456000"), which no
+// conforming issuer writes; such a token does not decode, so it is refused
+// (401) rather than honoured. Names are matched as encoding/json matches
+// them (case-insensitively, the last of repeated names), so the value
+// checked is the value decoded.
+func (p *Payload) UnmarshalJSON(b []byte) error {
+	var dates struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &dates); err != nil {
+		return err
+	}
+	for _, d := range [...]struct {
+		name string
+		raw  json.RawMessage
+	}{{"exp", dates.Exp}, {"nbf", dates.Nbf}, {"iat", dates.Iat}} {
+		if d.raw != nil && !isJSONNumber(d.raw) {
+			return fmt.Errorf("token: claim %s must be a NumericDate (a JSON number)", d.name)
+		}
+	}
+	type plain Payload // without this method
+	return json.Unmarshal(b, (*plain)(p))
+}
+
+// isJSONNumber reports whether raw, one JSON value, is a number.
+func isJSONNumber(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9')
+}
+
 // Claims is what a minted token says. Issuer, Audience, Subject and Role
 // are required; CompanyID is required for, and only allowed with, the company
 // role; TTL must be positive. NotBefore is optional.
