@@ -2,8 +2,6 @@ package wuyou
 
 import (
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -31,17 +29,15 @@ type NameFilter struct {
 // Check validates f for ids made of prefix and a ULID and returns it with
 // its limit defaulted and capped and its query trimmed. EINVALID naming
 // the field ("cursor", "q") otherwise: a cursor is an id this list handed
-// out, never text to compare.
+// out, never text to compare, and a query is text as CheckText has it.
 func (f NameFilter) Check(prefix string) (NameFilter, error) {
 	var errs []FieldError
 	if f.Cursor != "" && !IsULIDWithPrefix(f.Cursor, prefix) {
 		errs = append(errs, FieldError{Field: "cursor", Message: "is not a cursor this list returned"})
 	}
 	f.Query = strings.TrimSpace(f.Query)
-	if !utf8.ValidString(f.Query) || strings.IndexFunc(f.Query, unicode.IsControl) >= 0 {
-		errs = append(errs, FieldError{Field: "q", Message: "must be text without control characters"})
-	} else if utf8.RuneCountInString(f.Query) > MaxNameQueryRunes {
-		errs = append(errs, FieldError{Field: "q", Message: "must be at most 200 characters"})
+	if msg := CheckText(f.Query, false, MaxNameQueryRunes); msg != "" {
+		errs = append(errs, FieldError{Field: "q", Message: msg})
 	}
 	if f.Limit <= 0 {
 		f.Limit = DefaultListLimit
