@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 )
 
 // client talks to the Wuyou API (CONTRACT §4) with the global options'
@@ -171,85 +170,6 @@ func (e *apiError) Error() string {
 	return b.String()
 }
 
-// progressBar draws "label [=====>    ]  42% detail" on one terminal line,
-// redrawing only when the whole percentage changes, so a slow link or a
-// log file gets at most about a hundred updates. It is safe for concurrent
-// use: the HTTP transport reads an upload body on its own goroutine.
-type progressBar struct {
-	mu      sync.Mutex
-	w       io.Writer
-	label   string
-	total   int64
-	current int64
-	shown   int // percentage last drawn, -1 before the first
-	format  func(current, total int64) string
-	done    bool
-}
-
-const progressWidth = 30
-
-// newProgressBar starts a bar for total units; format renders the counts
-// after the percentage (nil: "current/total").
-func newProgressBar(w io.Writer, label string, total int64, format func(current, total int64) string) *progressBar {
-	if format == nil {
-		format = func(current, total int64) string { return fmt.Sprintf("%d/%d", current, total) }
-	}
-	b := &progressBar{w: w, label: label, total: total, shown: -1, format: format}
-	b.draw()
-	return b
-}
-
-// Add advances the bar by n units.
-func (b *progressBar) Add(n int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.done {
-		return
-	}
-	b.current += n
-	b.draw()
-}
-
-// Set moves the bar to current units.
-func (b *progressBar) Set(current int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.done {
-		return
-	}
-	b.current = current
-	b.draw()
-}
-
-// Finish draws the bar's last state and ends its line.
-func (b *progressBar) Finish() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.done {
-		return
-	}
-	b.draw()
-	fmt.Fprintln(b.w)
-	b.done = true
-}
-
-func (b *progressBar) draw() {
-	pct := 100
-	if b.total > 0 {
-		pct = int(min(b.current, b.total) * 100 / b.total)
-	}
-	if pct == b.shown {
-		return
-	}
-	b.shown = pct
-	filled := pct * progressWidth / 100
-	bar := strings.Repeat("=", filled)
-	if filled < progressWidth {
-		bar += ">" + strings.Repeat(" ", progressWidth-filled-1)
-	}
-	fmt.Fprintf(b.w, "\r%s [%s] %3d%% %s", b.label, bar, pct, b.format(b.current, b.total))
-}
-
 // byteCount renders a byte count for people: 512 B, 1.5 KiB, 12.3 MiB.
 func byteCount(n int64) string {
 	switch {
@@ -260,24 +180,4 @@ func byteCount(n int64) string {
 	default:
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
-}
-
-// progressReader advances a bar by the bytes read through it and calls
-// atEOF (when set) once, when the last byte has been read.
-type progressReader struct {
-	r     io.Reader
-	bar   *progressBar
-	atEOF func()
-	read  int64
-	once  sync.Once
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.read += int64(n)
-	p.bar.Add(int64(n))
-	if p.atEOF != nil && (errors.Is(err, io.EOF) || p.read >= p.bar.total) {
-		p.once.Do(p.atEOF)
-	}
-	return n, err
 }

@@ -122,9 +122,7 @@ func importCrew(ctx context.Context, c *client, stdout, stderr io.Writer, path, 
 
 	// The server answers only after the whole body, so the bar counts the
 	// bytes sent; once they are all sent, the rows are being enrolled.
-	bar := newProgressBar(stderr, "uploading "+filepath.Base(path), info.Size(), func(current, total int64) string {
-		return byteCount(current) + " / " + byteCount(total)
-	})
+	bar := newProgressBar(stderr, "uploading "+filepath.Base(path), info.Size(), true)
 	body := &progressReader{r: file, bar: bar, atEOF: func() {
 		bar.Finish()
 		fmt.Fprintln(stderr, "uploaded; the server is enrolling the rows…")
@@ -558,7 +556,7 @@ func issue(ctx context.Context, c *client, stdout, stderr io.Writer, programmeID
 		return err
 	}
 	if iss.Status != "done" {
-		bar := newProgressBar(stderr, "issuing", iss.Total, nil)
+		bar := newProgressBar(stderr, "issuing", iss.Total, false)
 		bar.Set(iss.Issued + iss.Skipped + iss.Failed)
 		failures := 0
 		for iss.Status != "done" {

@@ -142,8 +142,7 @@ E1004,Zhang Min,CN,+8613800000004,9074729,Yuan Wang,2026-01-15,U4,,row: has 8 fi
 E1005,Chen Jie,CN,+8613800000005,9074728,Yuan Wang,2026-01-15,,U5,vessel_imo: is not a valid IMO number: the check digit does not match; sign_off: must not be before sign_on
 `, mustRead(t, filepath.Join(filepath.Dir(input), "crew-list.failed.csv")))
 
-	require.Contains(t, res.stderr, "uploading crew-list.csv [")
-	require.Contains(t, res.stderr, "100% "+byteCount(int64(len(crewList)))+" / "+byteCount(int64(len(crewList))))
+	require.NotContains(t, res.stderr, "uploading crew-list.csv", "stderr is not a terminal: no bar")
 	require.Contains(t, res.stderr, "the server is enrolling the rows")
 }
 
@@ -378,8 +377,26 @@ func TestIssue_StartsTheIssuanceAndWaitsUntilItIsDone(t *testing.T) {
 	require.Equal(t, 2, api.polls)
 	require.Equal(t, "issuance is_1 of programme pg_1: done (idempotency key "+key+")\n"+
 		"300 seafarers: 290 issued, 10 skipped (not active), 0 failed\n", res.stdout)
-	require.Contains(t, res.stderr, " 50% 150/300")
-	require.Contains(t, res.stderr, "100% 300/300")
+	require.NotContains(t, res.stderr, "%", "stderr is not a terminal: no bar")
+}
+
+func TestIssue_DrawsAProgressBarOnATerminal(t *testing.T) {
+	running := issuance{ID: "is_1", ProgrammeID: "pg_1", Status: "running", Total: 300}
+	half := running
+	half.Issued, half.Skipped = 140, 10
+	done := half
+	done.Status, done.Issued, done.Skipped = "done", 290, 10
+	_, srv := newIssuanceAPI(t, running, half, done)
+	terminal := isTerminal
+	isTerminal = func(io.Writer) bool { return true }
+	t.Cleanup(func() { isTerminal = terminal })
+
+	res := runCLI(srv, "issue", "pg_1", "--company", "co_1", "--poll", "1ms")
+
+	require.NoError(t, res.err)
+	require.Contains(t, res.stderr, "issuing")
+	require.Contains(t, res.stderr, "100%")
+	require.Contains(t, res.stderr, "(300/300)")
 }
 
 func TestIssue_RerunningTheSameCommandSendsTheSameKey(t *testing.T) {
