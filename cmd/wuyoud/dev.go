@@ -83,7 +83,8 @@ func runDevEnv(ctx context.Context, args []string, getenv func(string) string, s
 	if *httpAddr != "" {
 		cfg.HTTPAddr = *httpAddr
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: durationsAsText}))
+	routeRedisLog(log)
 	topics := carrier.NewTopics(cfg.TopicPrefix)
 	stores := devStores{}
 

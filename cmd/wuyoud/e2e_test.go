@@ -38,6 +38,7 @@ type harness struct {
 	broker  *kfake.Cluster
 	topics  carrier.Topics
 	cfg     Config
+	logs    *syncBuffer // wuyoud's JSON log, at debug
 	started time.Time
 	rdb     redis.UniversalClient
 }
@@ -72,15 +73,19 @@ func mustHarness(t *testing.T) *harness {
 	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	require.NoError(t, cfg.Validate())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The log is wuyoud's own (JSON, durations as text), kept at debug so
+	// a test can read every line the run wrote.
+	logs := &syncBuffer{}
+	var logTo io.Writer = logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		logTo = io.MultiWriter(logs, os.Stderr)
 	}
+	log := newLogger(logTo, slog.LevelDebug)
 	// The service dials Redis itself from the configuration; rdb is the
 	// test's own view of the same keys.
 	svc, err := start(context.Background(), cfg, deps{}, log)
 	require.NoError(t, err)
-	h := &harness{t: t, svc: svc, base: "http://" + svc.addr.String(), key: key, broker: broker, topics: topics, cfg: cfg, started: time.Now(), rdb: rdb}
+	h := &harness{t: t, svc: svc, base: "http://" + svc.addr.String(), key: key, broker: broker, topics: topics, cfg: cfg, logs: logs, started: time.Now(), rdb: rdb}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -288,6 +293,20 @@ func TestThinPath_CallIsMeteredFromCarrierEventToAllowance(t *testing.T) {
 	require.Len(t, types, 3, "one grant and two debits, under deterministic ids")
 	require.Equal(t, "wuyou.ledger.debit", types[quota.DebitEntryID("urn:carrier:test", "cdr-1")])
 	require.Equal(t, "wuyou.ledger.debit", types[quota.DebitEntryID("urn:carrier:test", "cdr-2")])
+
+	h.RequireLogWithoutPersonalData(t, "+8613900000001", "8613900000001", "张伟", "+861012345678", "861012345678")
+}
+
+// RequireLogWithoutPersonalData checks the log of the run so far: every
+// line is one JSON object (go-redis' lines too), and none holds any of
+// personal (MSISDNs, names, called numbers: CONTRACT §7.6).
+func (h *harness) RequireLogWithoutPersonalData(tb testing.TB, personal ...string) {
+	tb.Helper()
+	logs := h.logs.String()
+	require.NotEmpty(tb, MustJSONLines(tb, logs), "the run logged nothing")
+	for _, p := range personal {
+		require.NotContains(tb, logs, p, "the log holds personal data")
+	}
 }
 
 // TestMalformedEventIsDeadLetteredAndTheConsumerMovesOn: a bad event lands on
@@ -318,6 +337,7 @@ func TestMalformedEventIsDeadLetteredAndTheConsumerMovesOn(t *testing.T) {
 	}
 	require.Equal(t, "malformed_json", headers["error_code"])
 	require.NotEmpty(t, headers["error"])
+	h.RequireLogWithoutPersonalData(t, "+8613900000002", "8613900000002", "Li Na", "+861012345678")
 }
 
 // readTopic reads at least n messages from the start of a topic.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,11 +34,6 @@ const usage = `usage:
                          lost data; wuyoud does it at start when Redis lost everything) and exit
   wuyoud version         print the version, commit, build time (when known) and Go version`
 
-// newLogger is wuyoud's log: JSON lines on w, from level up.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
 // run starts the command named by args and returns when ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	command := ""
@@ -62,6 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := newLogger(stderr, level)
+	routeRedisLog(log)
 	switch command {
 	case "":
 	case "migrate":
