@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,39 @@ func TestATokenWhoseDatesAreStringsIs401(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := doAuthRequest(t, app, "/me", "Bearer "+MustCraft(t, jwt.SigningMethodEdDSA, f.ed.Private, "ed-1", tc.claims))
 			require.Equal(t, tc.want, status, "%s", body)
+		})
+	}
+}
+
+// An MSISDN in a path is read as a path segment: a literal "+" is a plus,
+// as %2B is (query-string decoding would make it a space, and a registered
+// subscriber "unknown"). A space is not a plus.
+func TestAnMSISDNInAPathMayWriteItsPlusAsItIs(t *testing.T) {
+	f := MustAPIFixture(t)
+	for _, tc := range []struct {
+		name, segment string
+		want          int
+	}{
+		{"a literal + is a plus", f.a1.MSISDN, http.StatusOK},
+		{"%2B is a plus", msisdnPath(f.a1.MSISDN), http.StatusOK},
+		{"%2b is a plus", strings.ReplaceAll(f.a1.MSISDN, "+", "%2b"), http.StatusOK},
+		{"%20 is a space, not a plus", strings.ReplaceAll(f.a1.MSISDN, "+", "%20"), http.StatusNotFound},
+		{"no + at all is not the subscriber", strings.TrimPrefix(f.a1.MSISDN, "+"), http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, header, body := f.do(t, apiRequest{method: "GET", path: "/v1/carrier/subscribers/" + tc.segment + "/allowance", token: f.carrierToken})
+			require.Equal(t, tc.want, status, "%s", body)
+			if status != http.StatusOK {
+				require.Equal(t, "application/problem+json", header.Get(fiber.HeaderContentType))
+				return
+			}
+			var a struct {
+				MSISDN           string `json:"msisdn"`
+				RemainingSeconds int64  `json:"remaining_seconds"`
+			}
+			require.NoError(t, json.Unmarshal(body, &a))
+			require.Equal(t, f.a1.MSISDN, a.MSISDN)
+			require.Positive(t, a.RemainingSeconds)
 		})
 	}
 }

@@ -48,7 +48,7 @@ func (s *Server) allowance(c *fiber.Ctx, id string) error {
 // carrierAllowance answers the carrier's balance question by MSISDN, with
 // nothing about the seafarer beyond the balance.
 func (s *Server) carrierAllowance(c *fiber.Ctx) error {
-	msisdn := c.Params("msisdn")
+	msisdn := pathSegment(c, "msisdn") // "+" as written or as %2B
 	ctx := c.UserContext()
 	sf, err := s.cfg.Crew.SeafarerByMSISDN(ctx, msisdn)
 	if err != nil {
