@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,9 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		if !errors.As(err, new(reportedUsageError)) {
+			fmt.Fprintln(os.Stderr, err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -27,8 +30,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := &globalOptions{}
 	root := newRootCmd(opts, os.Getenv)
 	root.AddCommand(newDLQCmd(os.Getenv), newAuditCmd(opts), newVersionCmd())
+	enforceUsage(root)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	return reportUsage(stderr, cmd, err)
 }

@@ -46,6 +46,7 @@ func newRootCmd(opts *globalOptions, getenv func(string) string) *cobra.Command 
 	root.AddCommand(newAllowanceCmd(opts))
 	root.AddCommand(newIssueCmd(opts))
 	root.AddCommand(newStatementCmd(opts))
+	root.AddCommand(newCompanyCmd(opts), newGrantCmd(opts), newPeriodCmd(opts), newReconcileCmd(opts))
 	return root
 }
 
