@@ -311,6 +311,43 @@ func TestDuplicateEventIsAppliedOnce(t *testing.T) {
 	require.Equal(t, map[string]int64{"gr_1": 300}, remainingByGrant(t, s, sf))
 }
 
+// A grant the script cannot read (a hand-edited or damaged value) fails
+// that seafarer's call alone, before anything is written: the identity is
+// not remembered, so once the grant is repaired the same event is applied;
+// other seafarers' calls in the batch are applied meanwhile.
+func TestUnreadableGrantFailsItsCallAndWritesNothing(t *testing.T) {
+	s, _, rdb := MustMeterStore(t, Options{})
+	ctx := context.Background()
+	MustAddGrant(t, s, activeGrant("sf-damaged", "gr_1", 600))
+	MustAddGrant(t, s, activeGrant("sf-fine", "gr_2", 600))
+	good, err := rdb.HGet(ctx, s.keys("sf-damaged").grants, "gr_1").Result()
+	require.NoError(t, err)
+	require.NoError(t, rdb.HSet(ctx, s.keys("sf-damaged").grants, "gr_1", "600:lots:0:0").Err())
+	seenBefore, err := rdb.ZCard(ctx, s.keys("sf-damaged").seen).Result()
+	require.NoError(t, err)
+
+	call := voiceCall("sf-damaged", "cdr-1", meterNow.Add(-time.Minute), 120)
+	rs, err := s.DebitBatch(ctx, []Usage{call, voiceCall("sf-fine", "cdr-2", meterNow.Add(-time.Minute), 120)})
+	require.NoError(t, err, "one seafarer's damaged grant is not an outage")
+	var failed *wuyou.Error
+	require.ErrorAs(t, rs[0].Err, &failed)
+	require.Equal(t, "apply_failed", failed.Reason, "%v", rs[0].Err)
+	require.ErrorContains(t, rs[0].Err, "gr_1")
+	require.NoError(t, rs[1].Err)
+	require.Equal(t, map[string]int64{"gr_2": 480}, remainingByGrant(t, s, "sf-fine"))
+	seenAfter, err := rdb.ZCard(ctx, s.keys("sf-damaged").seen).Result()
+	require.NoError(t, err)
+	require.Equal(t, seenBefore, seenAfter, "the failed call's identity is not remembered")
+	pending, err := rdb.Exists(ctx, s.keys("sf-damaged").pending).Result()
+	require.NoError(t, err)
+	require.Zero(t, pending, "no record is kept for a call that was not applied")
+
+	require.NoError(t, rdb.HSet(ctx, s.keys("sf-damaged").grants, "gr_1", good).Err())
+	r := MustDebit(t, s, call)
+	require.False(t, r.Duplicate, "the repaired grant's call is applied then, once")
+	require.Equal(t, map[string]int64{"gr_1": 480}, remainingByGrant(t, s, "sf-damaged"))
+}
+
 func TestDebitRejectsUsageWithoutAnIdentityOrWithNegativeSeconds(t *testing.T) {
 	s, _, _ := MustMeterStore(t, Options{})
 	cases := map[string]func(*Usage){

@@ -16,10 +16,10 @@ import "github.com/redis/go-redis/v9"
 // after earlier grants of the same call were already written.
 const luaParseGrant = `
 local function parse(id, v)
-  local f = {}
-  for x in string.gmatch(v .. ':', '([^:]*):') do f[#f+1] = x end
-  return {id=id, granted=tonumber(f[1]), rem=tonumber(f[2]), eff=tonumber(f[3]), exp=tonumber(f[4]),
-          prio=tonumber(f[5]), iss=tonumber(f[6]), void=f[7], prog=f[8]}
+  local granted, rem, eff, exp, prio, iss, void, prog =
+    string.match(v, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):?([^:]*)')
+  return {id=id, granted=tonumber(granted), rem=tonumber(rem), eff=tonumber(eff), exp=tonumber(exp),
+          prio=tonumber(prio), iss=tonumber(iss), void=void, prog=prog}
 end
 local function encode(g)
   return g.granted..':'..g.rem..':'..g.eff..':'..g.exp..':'..g.prio..':'..g.iss..':'..g.void..':'..g.prog
@@ -57,28 +57,47 @@ end
 // announced it, so a redelivery repeats exactly the same notification.
 var debitScript = redis.NewScript(luaParseGrant + `
 local grantsKey, seenKey, pendingKey, monthKey, notesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local identity, callTime, billable = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The texts are handed to redis.call as they came: a Lua number would be
+-- formatted back into text on every call.
+local identity, callTimeText, billableText = ARGV[1], ARGV[2], ARGV[3]
+local callTime, billable = tonumber(callTimeText), tonumber(billableText)
 local dedupeCutoff, recordHead, pendingTTL = ARGV[4], ARGV[5], ARGV[6]
 local overagePrice, incr, currencyEscaped = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local now, wprice, period = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
 local monthTTL, lowPercent, notesTTL, atMs = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16]
 
--- activeSet sums the grants active at now and names their set.
-local function activeSet(grants)
-  local rem, granted, ids = 0, 0, {}
+-- activeTotals sums the grants active at now.
+local function activeTotals(grants)
+  local rem, granted = 0, 0
   for _, g in ipairs(grants) do
     if g.void == '0' and g.eff <= now and now < g.exp then
       rem = rem + g.rem
       granted = granted + g.granted
-      ids[#ids+1] = g.id
     end
   end
-  table.sort(ids)
-  return rem, granted, redis.sha1hex(table.concat(ids, ' '))
+  return rem, granted
 end
+-- setOf names the set of grants active at now: the SHA-1 of their sorted
+-- ids. Only an announcement needs it, so it is computed then.
+local function setOf(grants)
+  local ids = {}
+  for _, g in ipairs(grants) do
+    if g.void == '0' and g.eff <= now and now < g.exp then ids[#ids+1] = g.id end
+  end
+  table.sort(ids)
+  return redis.sha1hex(table.concat(ids, ' '))
+end
+-- readGrants reads and parses the grants; it returns nil and an error
+-- reply when one cannot be read, before anything is written.
 local function readGrants()
   local all, grants = redis.call('HGETALL', grantsKey), {}
-  for i = 1, #all, 2 do grants[#grants+1] = parse(all[i], all[i+1]) end
+  for i = 1, #all, 2 do
+    local g = parse(all[i], all[i+1])
+    if not (g.granted and g.rem and g.eff and g.exp and g.prio and g.iss) then
+      return nil, redis.error_reply('EBADGRANT grant ' .. all[i] .. ' cannot be read: ' .. all[i+1])
+    end
+    grants[#grants+1] = g
+  end
   return grants
 end
 -- notesOf lists the notifications identity announced.
@@ -94,19 +113,21 @@ local function notesOf()
   return out
 end
 
-local seen = redis.call('ZSCORE', seenKey, identity)
-if seen then
+local grants, bad = readGrants()
+if not grants then return bad end
+-- Remember the identity unless it is remembered already (a repeat). The
+-- checks are behind us: from here on the script writes.
+if redis.call('ZADD', seenKey, 'NX', callTimeText, identity) == 0 then
   -- A repeat changes nothing but reports the balance as it is, so the
   -- caller can repeat the effects of a first application it lost in a crash.
-  local grants = readGrants()
-  local rem, granted = activeSet(grants)
+  local seen = redis.call('ZSCORE', seenKey, identity)
+  local rem, granted = activeTotals(grants)
   local rec = redis.call('HGET', pendingKey, identity) or ''
   local reply = {1, rec, rem, granted, seen, notesOf()}
   for _, g in ipairs(grants) do reply[#reply+1] = g.id; reply[#reply+1] = g.prog end
   return reply
 end
-local grants = readGrants()
-local remBefore, grantedNow, set = activeSet(grants)
+local remBefore, grantedNow = activeTotals(grants)
 local cand = {}
 for _, g in ipairs(grants) do
   if g.void == '0' and g.rem > 0 and g.eff <= callTime and callTime < g.exp then cand[#cand+1] = g end
@@ -141,20 +162,25 @@ local welfare = math.floor((covered + incr - 1) / incr) * wprice
 -- whether a closed period moves it (PGLedger.Append).
 local rec = recordHead .. covered .. ' ' .. amount .. ' ' .. currencyEscaped .. ' ' .. welfare .. ' ' .. period .. ' '
 if #draws > 0 then rec = rec .. ' ' .. table.concat(draws, ' ') end
--- Forget old identities before remembering this call's, so a call at the
--- window's edge is not forgotten by its own debit: a repeat later in the
--- same batch must still be a duplicate, answered with this record.
-redis.call('ZREMRANGEBYSCORE', seenKey, '-inf', '(' .. dedupeCutoff)
-redis.call('ZADD', seenKey, callTime, identity)
+-- Forget identities older than the window, but never this call's own: a
+-- call at the window's edge must stay remembered, so a repeat later in the
+-- same batch is still a duplicate, answered with this record.
+local forgetBelow = dedupeCutoff
+if callTime < tonumber(dedupeCutoff) then forgetBelow = callTimeText end
+redis.call('ZREMRANGEBYSCORE', seenKey, '-inf', '(' .. forgetBelow)
 redis.call('HSET', pendingKey, identity, rec)
 redis.call('EXPIRE', pendingKey, pendingTTL)
--- This month's figures, by call time, for the allowance.
-redis.call('HINCRBY', monthKey, 'billable', billable)
+-- This month's figures, by call time, for the allowance. The key's expiry
+-- is a deadline after the month's end: set when a call creates the key.
+if redis.call('HINCRBY', monthKey, 'billable', billableText) == billable then
+  redis.call('EXPIRE', monthKey, monthTTL)
+end
 redis.call('HINCRBY', monthKey, 'overage', need)
-redis.call('EXPIRE', monthKey, monthTTL)
-local remAfter = activeSet(grants)
+local remAfter = activeTotals(grants)
 local notes = {}
+local set
 local function announce(kind)
+  set = set or setOf(grants)
   local v = identity .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
   if redis.call('HSETNX', notesKey, kind .. ':' .. set, v) == 1 then
     notes[#notes+1] = kind .. ' ' .. set .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
