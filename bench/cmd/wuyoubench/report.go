@@ -119,7 +119,7 @@ func (c *collected) rows() []row {
 				c.figures["metering.e2e.commands_per_event"], c.figures["metering.e2e.round_trips_per_event"], c.figures["metering.e2e.group_join"])
 		}
 	}
-	rows = append(rows, r, c.catchupRow(), c.redisCPURow())
+	rows = append(rows, r, c.catchupRow(), c.redisCPURow(), c.scriptRow())
 
 	r = row{what: "3. Allowance reads: `GET /v1/me/allowance`, wrk at its maximum", figure: c.notMeasured("allowance"), baseline: "—", ratio: "—",
 		setup: c.infos["allowance.setup"], bound: c.notes["allowance"], commands: []string{c.infos["allowance.command"], c.infos["allowance.wrk_command"]}}

@@ -124,6 +124,26 @@ func (c *collected) redisCPURow() row {
 	return r
 }
 
+// scriptRow is line 2d: the debit script alone, against an empty script
+// with the same keys and arguments (the floor of any script call).
+func (c *collected) scriptRow() row {
+	r := row{what: "2d. Redis CPU per debit, the script alone (BenchmarkDebitScriptRedisTime)", figure: c.notMeasured("script"), baseline: "—", ratio: "—",
+		setup:    "quota/debit_bench_test.go: a redis-server of its own, 500 seafarers with two grants each carried to the steady state (90 calls each, three a day, so about 90 identities in each seen set), then debits in pipelines of 500 through DebitBatch with the claims held (PostgreSQL's work, not Redis's) and their records dropped as the consumer drops them; the main thread's CPU time (INFO cpu, user and system) per debit. The baseline sends the same keys and arguments the same way to a script that reads and writes nothing; the two alternate, each figure the median of the rounds",
+		bound:    "the baseline is what any script call costs Redis (reading 21 arguments, entering Lua, replying); above it is the debit's own work: about a dozen commands on the seafarer's keys (the seen set's listpack is scanned to add the identity and trimmed; the grants read and the drawn ones written; the pending record; this month's two counters) and the Lua that parses the grants and decides the draws",
+		commands: []string{"wuyoubench gobench -key script", c.infos["script.command"]}}
+	const debit, empty = "script.DebitScriptRedisTime.", "script.EmptyScriptRedisTime."
+	if c.has(debit+"redis-cpu-us_per_debit", empty+"redis-cpu-us_per_debit") {
+		d, e := c.figures[debit+"redis-cpu-us_per_debit"], c.figures[empty+"redis-cpu-us_per_debit"]
+		r.figure = fmt.Sprintf("%.1f µs of main-thread CPU a debit (%.1f µs above the baseline)", d, d-e)
+		if c.has(debit + "redis-us_per_debit") {
+			r.figure += fmt.Sprintf("; %.1f µs a call in INFO commandstats", c.figures[debit+"redis-us_per_debit"])
+		}
+		r.baseline = fmt.Sprintf("an empty script, same keys, arguments and pipelines: %.1f µs", e)
+		r.ratio = fmt.Sprintf("**%.1f×** (debit ÷ empty script)", d/e)
+	}
+	return r
+}
+
 // ledgerRow is line 8: PGLedger.Append against a bare COPY of the same rows.
 func (c *collected) ledgerRow() row {
 	r := row{what: "8. Ledger into PostgreSQL: `PGLedger.Append` (BenchmarkAppend)", figure: c.notMeasured("ledger"), baseline: "—", ratio: "—",
