@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wuyou/wuyou"
@@ -245,14 +246,14 @@ func (c *Consumer) finishLoop(stop context.Context, debited <-chan *debitedBatch
 // until ctx is done.
 func (c *Consumer) prepareLoop(ctx context.Context, out chan<- *preparedBatch) {
 	for {
-		batch, err := c.fetch(ctx)
-		if len(batch) == 0 {
+		batch, err := backoff.Retry(ctx, func() ([]kafka.Message, error) { return c.fetch(ctx) },
+			backoff.WithBackOff(fetchBackOff()), backoff.WithMaxElapsedTime(0),
+			backoff.WithNotify(func(err error, next time.Duration) {
+				c.cfg.Log.Warn("fetch from carrier.usage failed; retrying", "err", err, "backoff", next.String())
+			}))
+		if err != nil || len(batch) == 0 {
 			if ctx.Err() != nil {
 				return
-			}
-			if err != nil {
-				c.cfg.Log.Warn("fetch from carrier.usage failed; retrying", "err", err)
-				sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -309,23 +310,43 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 }
 
 // retry runs step until it succeeds or stop is cancelled, with backoff: a
-// step fails only when something could not be read or stored (Redis or
-// Kafka down), and repeating it is safe because applying is idempotent.
-// Nothing is committed meanwhile.
+// step fails only when something could not be read or stored (Redis,
+// PostgreSQL or Kafka down), and repeating it is safe because applying is
+// idempotent. Nothing is committed meanwhile. It returns nil or, once stop
+// is cancelled, an error.
 func (c *Consumer) retry(stop context.Context, step func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
+	_, err := backoff.Retry(stop, func() (struct{}, error) {
 		err := step()
-		if err == nil {
-			c.cfg.Metrics.setHealthy(true)
-			return nil
-		}
-		c.cfg.Metrics.setHealthy(false)
-		c.cfg.Log.Error("batch not stored; will retry without committing", "err", err, "backoff", backoff)
-		if !sleep(stop, backoff) {
-			return err
-		}
-		backoff = min(backoff*2, 10*time.Second)
+		c.cfg.Metrics.setHealthy(err == nil)
+		return struct{}{}, err
+	}, backoff.WithBackOff(storeBackOff()), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, next time.Duration) {
+			c.cfg.Log.Error("batch not stored; will retry without committing", "err", err, "backoff", next.String())
+		}))
+	return err
+}
+
+// storeBackOff is the wait between tries to store a batch: from 100 ms,
+// doubling to 10 s, each wait drawn within ±50% of its step so replicas
+// that lost Redis or PostgreSQL together do not all come back in step and
+// hammer it as it recovers.
+func storeBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     100 * time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         10 * time.Second,
+	}
+}
+
+// fetchBackOff is the wait between fetches from a broker that failed: from
+// 500 ms, growing to 5 s, with the same jitter.
+func fetchBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     500 * time.Millisecond,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         5 * time.Second,
 	}
 }
 
@@ -682,13 +703,3 @@ func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, err
 }
 
 // sleep waits d or until ctx is done; it reports whether the full d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -75,14 +76,21 @@ var errRetry = errors.New("crew: the registry changed during the transaction")
 // inTx runs fn in a transaction, again (up to maxTxAttempts in all) when it
 // lost a race the database reports as a deadlock, a serialization failure
 // or overlapping periods of one MSISDN: each run reads afresh, so the next
-// one sees what the winner committed. The last run's error is returned.
+// one sees what the winner committed. Before each new run it waits a few
+// milliseconds drawn at random, so two writers that collided do not
+// collide again in step. The last run's error is returned; any other error
+// ends it at once, and so does ctx.
 func (s *PGStore) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := pgx.BeginFunc(ctx, s.pool, fn)
-		if err == nil || attempt == maxTxAttempts || !lostRace(err) {
-			return err
+		if err != nil && !lostRace(err) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-	}
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
+		InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 50 * time.Millisecond,
+	}), backoff.WithMaxTries(maxTxAttempts), backoff.WithMaxElapsedTime(0))
+	return err
 }
 
 func lostRace(err error) bool {

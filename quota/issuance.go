@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/fanout"
@@ -695,25 +697,57 @@ func (i *Issuer) runInBackground(issuanceID string) {
 	}
 	go func() {
 		defer i.release(issuanceID)
-		backoff := backgroundBackoff
-		for attempt := 1; ; attempt++ {
-			err := i.Run(i.bg, issuanceID)
-			if err == nil || i.stopping() || i.bg.Err() != nil {
-				return
-			}
-			if attempt == backgroundAttempts {
-				i.log().Error("issuance: giving up until the next start", "issuance", issuanceID, "attempts", attempt, "err", err)
-				return
-			}
-			i.log().Warn("issuance: run failed; retrying", "issuance", issuanceID, "attempt", attempt, "err", err)
+		// The waits between runs end at once when Close stops background
+		// runs; a run itself stops at its next batch boundary.
+		waits, cancel := context.WithCancel(i.bg)
+		defer cancel()
+		go func() {
 			select {
-			case <-time.After(backoff):
 			case <-i.stop:
-				return
+				cancel()
+			case <-waits.Done():
 			}
-			backoff *= 2
+		}()
+		attempt := 0
+		_, err := backoff.Retry(waits, func() (struct{}, error) {
+			attempt++
+			err := i.Run(i.bg, issuanceID)
+			if err != nil && (i.stopping() || i.bg.Err() != nil || !transient(err)) {
+				return struct{}{}, backoff.Permanent(err)
+			}
+			return struct{}{}, err
+		}, backoff.WithBackOff(backgroundRetryWaits()), backoff.WithMaxTries(backgroundAttempts), backoff.WithMaxElapsedTime(0),
+			backoff.WithNotify(func(err error, next time.Duration) {
+				i.log().Warn("issuance: run failed; retrying", "issuance", issuanceID, "attempt", attempt, "err", err, "backoff", next.String())
+			}))
+		if err != nil && !i.stopping() && i.bg.Err() == nil {
+			i.log().Error("issuance: giving up until the next start", "issuance", issuanceID, "attempts", attempt, "err", err)
 		}
 	}()
+}
+
+// backgroundRetryWaits are the waits between background runs of an
+// issuance that failed: from backgroundBackoff, doubling, each drawn within
+// ±50% of its step so replicas resuming issuances after the same outage do
+// not retry in step.
+func backgroundRetryWaits() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     backgroundBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         time.Minute,
+	}
+}
+
+// transient reports whether a failed run may succeed when tried again: a
+// dependency out of reach (EUNAVAILABLE) or an unexpected driver error, not
+// an issuance that is missing or that a rule refuses.
+func transient(err error) bool {
+	switch wuyou.ErrorCode(err) {
+	case wuyou.EUNAVAILABLE, wuyou.EINTERNAL:
+		return true
+	}
+	return false
 }
 
 // Close stops background runs and Resume at their next batch boundary and
