@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -11,6 +13,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/quota"
 )
 
 // Inputs a hostile client would try (issue 18). Each case says what is
@@ -133,4 +139,63 @@ func TestAnMSISDNInAPathMayWriteItsPlusAsItIs(t *testing.T) {
 			require.Positive(t, a.RemainingSeconds)
 		})
 	}
+}
+
+// readCSV reads a CSV answer, which must hold no NUL.
+func readCSV(tb testing.TB, body []byte) [][]string {
+	tb.Helper()
+	require.Equal(tb, -1, bytes.IndexByte(body, 0), "a CSV export never carries a NUL: %q", body)
+	records, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	require.NoError(tb, err, "%s", body)
+	return records
+}
+
+// A carrier's event id is the carrier's text; a statement's CSV carries it
+// to a spreadsheet. A cell that would start a formula is quoted with a
+// leading ', while the MSISDN (+ and digits: a number, never a formula)
+// stays as it is.
+func TestStatementCSVNeutralisesCellsThatWouldRunAsFormulas(t *testing.T) {
+	f := MustAPIFixture(t)
+	hostile := `=HYPERLINK("http://evil.test","x")`
+	f.meter(t, quota.Usage{
+		SeafarerID: f.a2.ID, MSISDN: f.a2.MSISDN, Source: "urn:carrier:test", EventID: hostile,
+		Type: "carrier.usage.voice", CallTime: time.Now().UTC(), DurationSeconds: 100, BillableSeconds: 120,
+		CalledNumber: calledNumber, VisitedCountry: "SG", Increment: 60,
+	})
+	status, header, body := f.do(t, apiRequest{method: "GET", path: statementPath(billing.PeriodOf(time.Now()), "seafarer:"+f.a2.ID),
+		token: f.union, header: map[string]string{"Accept": "text/csv"}})
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	require.True(t, strings.HasPrefix(header.Get(fiber.HeaderContentType), "text/csv"))
+	records := readCSV(t, body)
+	require.Len(t, records, 2, "header and the one call: %q", records)
+	col := map[string]int{}
+	for i, name := range records[0] {
+		col[name] = i
+	}
+	require.Equal(t, "'"+hostile, records[1][col["event_id"]])
+	require.Equal(t, f.a2.MSISDN, records[1][col["msisdn"]], "an MSISDN is a number, left as it is")
+}
+
+// A reconciliation report echoes the carrier's rows; an invalid row's
+// MSISDN cell is whatever the file held, and is quoted when it would start
+// a formula. Negative figures stay numbers.
+func TestReconciliationCSVNeutralisesCellsThatWouldRunAsFormulas(t *testing.T) {
+	f := MustStatementsFixture(t)
+	settlement := "msisdn,calls,billable_seconds,covered_seconds\n" +
+		"\"=1+cmd|' /C calc'!A0\",1,60,0\n" +
+		"@SUM(A1),1,60,0\n"
+	status, _, body := f.do(t, apiRequest{method: "POST", path: "/v1/reconciliations?period=" + billing.PeriodOf(time.Now()),
+		token: f.union, contentType: "text/csv", body: []byte(settlement), header: map[string]string{"Accept": "text/csv"}})
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	records := readCSV(t, body)
+	var invalid []string
+	for _, r := range records[1:] {
+		for _, cell := range r {
+			require.Equal(t, wuyou.CSVCell(cell), cell, "cell %q of %q could start a formula", cell, r)
+		}
+		if r[1] == "invalid_row" {
+			invalid = append(invalid, r[0])
+		}
+	}
+	require.Equal(t, []string{"'=1+cmd|' /C calc'!A0", "'@SUM(A1)"}, invalid)
 }

@@ -299,7 +299,7 @@ var ReconciliationCSVHeader = []string{"msisdn", "finding", "field", "wuyou", "c
 // findings difference, missing_in_wuyou, missing_in_carrier, invalid_row
 // and, last, total (one row per summed figure).
 func (r *Reconciliation) WriteCSV(w io.Writer) error {
-	cw := csv.NewWriter(w)
+	cw := wuyou.NewCSVWriter(w) // every cell made safe for spreadsheets
 	num := strconv.FormatInt
 	write := func(rec ...string) { _ = cw.Write(rec) }
 	write(ReconciliationCSVHeader...)

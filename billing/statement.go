@@ -17,7 +17,6 @@ package billing
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"sort"
@@ -430,7 +429,7 @@ func (s *Statements) now() time.Time {
 // (seafarer payer) with entry_id; both end with the figures, money in minor
 // units of the currency column.
 func (st *Statement) WriteCSV(w io.Writer) error {
-	cw := csv.NewWriter(w)
+	cw := wuyou.NewCSVWriter(w) // every cell made safe for spreadsheets
 	figures := []string{"adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
 		"overage_amount_minor", "welfare_cost_minor", "currency"}
 	calls := strings.HasPrefix(st.Payer, PayerSeafarer+":")

@@ -298,7 +298,9 @@ func (c *csvRows) Next() (Row, error) {
 	var e Enrolment
 	for f, col := range c.columns {
 		if col >= 0 {
-			*enrolmentFields[f].value(&e) = record[col]
+			// A failed-rows file sent back carries the quotes CSVCell
+			// put on cells a spreadsheet would run as formulas.
+			*enrolmentFields[f].value(&e) = wuyou.CSVCellValue(record[col])
 		}
 	}
 	return validated(c.n, e), nil

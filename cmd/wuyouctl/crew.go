@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wuyou/wuyou"
 )
 
 // The commands in this file talk to the API: crew import (bulk enrolment),
@@ -251,7 +253,7 @@ func writeFailedRows(in, out string, failed map[int]string) error {
 	if bom {
 		buf.WriteString(utf8BOM)
 	}
-	w := csv.NewWriter(&buf)
+	w := wuyou.NewCSVWriter(&buf) // cells made safe for spreadsheets, as the server's exports are
 	w.UseCRLF = bytes.HasSuffix(firstLine, []byte("\r"))
 	if err := w.Write(append(slices.Clone(header), "errors")); err != nil {
 		return err

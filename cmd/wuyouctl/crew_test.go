@@ -80,7 +80,7 @@ func mustRead(t *testing.T, path string) string {
 // fail, and row 5 after a blank line, which the server does not count.
 const crewList = `seafarer_book_no,name,nationality,msisdn,vessel_imo,vessel_name,sign_on,sign_off,union_member_no
 E1001,Li Wei,CN,+8613800000001,9074729,Yuan Wang,2026-01-15,,U1
-E1002,"Cruz, Juan",PH,+63 917 000 0002,9074729,Yuan Wang,2026-01-15,,U2
+E1002,"Cruz, Juan",PH,'+63 917 000 0002,9074729,Yuan Wang,2026-01-15,,U2
 E1003,Wang Fang,CN,+8613800000003,9074729,Yuan Wang,2026-01-15,,U3
 E1004,Zhang Min,CN,+8613800000004,9074729,Yuan Wang,2026-01-15,U4
 
@@ -135,9 +135,11 @@ wrote the 3 failed rows to `+filepath.Join(filepath.Dir(input), "crew-list.faile
 `, res.stdout)
 
 	// The original header and fields, an errors column, and only the failed
-	// rows: ready to be fixed and sent again.
+	// rows: ready to be fixed and sent again. A cell a spreadsheet would run
+	// as a formula is quoted with a leading ' (wuyou.CSVCell); the import
+	// reads it back without.
 	require.Equal(t, `seafarer_book_no,name,nationality,msisdn,vessel_imo,vessel_name,sign_on,sign_off,union_member_no,errors
-E1002,"Cruz, Juan",PH,+63 917 000 0002,9074729,Yuan Wang,2026-01-15,,U2,msisdn: must be an E.164 number
+E1002,"Cruz, Juan",PH,'+63 917 000 0002,9074729,Yuan Wang,2026-01-15,,U2,msisdn: must be an E.164 number
 E1004,Zhang Min,CN,+8613800000004,9074729,Yuan Wang,2026-01-15,U4,,row: has 8 fields but the header has 9
 E1005,Chen Jie,CN,+8613800000005,9074728,Yuan Wang,2026-01-15,,U5,vessel_imo: is not a valid IMO number: the check digit does not match; sign_off: must not be before sign_on
 `, mustRead(t, filepath.Join(filepath.Dir(input), "crew-list.failed.csv")))

@@ -137,6 +137,7 @@
   function showSignIn(problem) {
     me = null;
     stopPolling();
+    if (W.unionConsole) W.unionConsole.reset();
     // Nothing of the last person's work stays in the page.
     crew = { company: '', items: [], cursor: '' };
     upload = null;
@@ -178,8 +179,9 @@
     renderWho();
     var saved = null;
     try { saved = sessionStorage.getItem('wuyou.tab'); } catch (e) { saved = null; }
-    select(saved && $('tab-' + saved) && !$('tab-' + saved).hidden ? saved : 'crew');
+    select(saved && $('tab-' + saved) && !$('tab-' + saved).hidden ? saved : (isUnion() ? 'overview' : 'crew'));
     if (!isUnion()) { loadCompanyName(); loadCrew(false); }
+    if (W.unionConsole) W.unionConsole.enter(me); // union staff's part: console-union.js
   }
 
   function renderWho() {
@@ -293,9 +295,20 @@
     return records;
   }
 
+  // csvCell is the console's copy of the server's one CSV rule
+  // (wuyou.CSVCell, csv.go): NUL dropped; a cell starting with =, +, -, @,
+  // a tab or a carriage return gets a leading ' so a spreadsheet does not
+  // run it as a formula, except + or - followed by a plain number (an
+  // MSISDN, a negative figure), which cannot be a formula.
+  function csvCell(f) {
+    f = (f === undefined || f === null ? '' : String(f)).replace(/\u0000/g, '');
+    if (/^[=@\t\r]/.test(f) || (/^[+-]/.test(f) && !/^[+-]\d+(\.\d+)?$/.test(f))) return "'" + f;
+    return f;
+  }
+
   function csvLine(fields) {
     return fields.map(function (f) {
-      f = f === undefined || f === null ? '' : String(f);
+      f = csvCell(f);
       return /[",\r\n]/.test(f) || /^\s|\s$/.test(f) ? '"' + f.replace(/"/g, '""') + '"' : f;
     }).join(',') + '\r\n';
   }
@@ -581,6 +594,7 @@
       if (shown.programme) renderProgramme(shown.programme);
       if (shown.statement) renderStatement(shown.statement);
       targetLabel();
+      if (W.unionConsole) W.unionConsole.redraw();
     });
     $('upload-columns').textContent = COLUMNS.join(', ');
     var today = new Date();
@@ -617,6 +631,8 @@
       if (!$('statement-form').reportValidity()) return;
       busy($('st-csv'), downloadStatement);
     });
+    // What console-union.js (union staff's overview and operations) uses.
+    W.console = { say: say, fail: fail, busy: busy, stat: stat, fill: fill, select: select, onSubmit: onSubmit };
     if (W.token()) enter(); else showSignIn('');
   }
 
