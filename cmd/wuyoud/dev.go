@@ -161,7 +161,7 @@ func runDevEnv(ctx context.Context, args []string, getenv func(string) string, s
 	demo, err := seedDemo(ctx, s)
 	if err != nil {
 		_ = s.stop(context.Background())
-		return fmt.Errorf("seeding demo data (into a Redis that has it already? set another WUYOU_REDIS_PREFIX): %w", err)
+		return fmt.Errorf("seeding demo data: %w", err)
 	}
 	stores.printBanner(stdout)
 	if err := printDevGuide(stdout, s, key, demo); err != nil {
@@ -335,12 +335,23 @@ type demoData struct {
 	issuanceID string
 }
 
+// The demo's company and programme, found again by these when a previous
+// run left them in the same database (WUYOU_POSTGRES_URL).
+const (
+	demoCompanyName    = "COSCO Demo Shipping 中远示范航运"
+	demoRegistrationNo = "91310000MA1FL0001X"
+	demoProgrammeName  = "出海无忧 2026 Q4 welfare pack"
+)
+
 // seedDemo enrols a company with three seafarers and issues each a pack.
+// Run again on a database that has them (WUYOU_POSTGRES_URL), it uses what
+// is there: the company, the seafarers (enrolment updates them by book
+// number), the programme and the issuance (the same key issues nothing new).
 func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 	d := &demoData{}
 	var err error
-	if d.company, err = s.crew.CreateCompany(ctx, "COSCO Demo Shipping 中远示范航运", "91310000MA1FL0001X"); err != nil {
-		return nil, err
+	if d.company, err = demoCompany(ctx, s.crew); err != nil {
+		return nil, fmt.Errorf("demo company: %w", err)
 	}
 	people := []crew.Enrolment{
 		{BookNo: "C12345678", Name: "张伟", Nationality: "CN", MSISDN: "+8613800000001", VesselIMO: "9074729", VesselName: "MV Demo Star", SignOn: "2026-09-01", UnionMemberNo: "U-0001"},
@@ -356,11 +367,8 @@ func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 		d.msisdns = append(d.msisdns, sf.MSISDN)
 	}
 	now := time.Now().UTC()
-	if d.programme, err = s.welfare.CreateProgramme(ctx, quota.ProgrammeInput{
-		Name: "出海无忧 2026 Q4 welfare pack", PackSeconds: 300 * 60, ValidDays: 90, Priority: 10,
-		BudgetPacks: 1000, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
-	}); err != nil {
-		return nil, err
+	if d.programme, err = demoProgramme(ctx, s.welfare, now); err != nil {
+		return nil, fmt.Errorf("demo programme: %w", err)
 	}
 	iss, _, err := s.issuer.StartAndRun(ctx, d.programme.ID, "dev-seed", quota.IssuanceTarget{CompanyID: d.company.ID}, 100)
 	if err != nil {
@@ -368,6 +376,56 @@ func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 	}
 	d.issuanceID = iss.ID
 	return d, nil
+}
+
+// demoCompany creates the demo company, or finds the one a previous run
+// created.
+func demoCompany(ctx context.Context, registry *crew.PGStore) (*crew.Company, error) {
+	c, err := registry.CreateCompany(ctx, demoCompanyName, demoRegistrationNo)
+	if wuyou.ErrorCode(err) != wuyou.ECONFLICT {
+		return c, err
+	}
+	f := wuyou.NameFilter{Query: "COSCO Demo Shipping"}
+	for {
+		page, next, err := registry.Companies(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range page {
+			if c.RegistrationNo == demoRegistrationNo {
+				return c, nil
+			}
+		}
+		if next == "" {
+			return nil, fmt.Errorf("registration number %s is taken by a company not named %q", demoRegistrationNo, demoCompanyName)
+		}
+		f.Cursor = next
+	}
+}
+
+// demoProgramme creates the demo programme, or finds the one a previous run
+// created while it still runs.
+func demoProgramme(ctx context.Context, welfare *quota.PGProgrammes, now time.Time) (*quota.Programme, error) {
+	f := wuyou.NameFilter{Query: demoProgrammeName}
+	for {
+		page, next, err := welfare.Programmes(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range page {
+			if p.Name == demoProgrammeName && now.Before(p.EndsAt) {
+				return p, nil
+			}
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	return welfare.CreateProgramme(ctx, quota.ProgrammeInput{
+		Name: demoProgrammeName, PackSeconds: 300 * 60, ValidDays: 90, Priority: 10,
+		BudgetPacks: 1000, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
+	})
 }
 
 func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) error {

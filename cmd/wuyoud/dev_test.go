@@ -158,6 +158,36 @@ func TestDevUsesWUYOU_POSTGRES_URLInsteadOfAThrowawayServerAndLeavesItRunning(t 
 	conn.Close(ctx)
 }
 
+// Run again on the same PostgreSQL, dev mode uses the demo data the first
+// run left there instead of failing on the company's registration number,
+// and issues nothing twice; the new run's empty embedded Redis is rebuilt
+// from PostgreSQL, so the demo seafarers still have their packs.
+func TestDevRunAgainOnTheSameWUYOU_POSTGRES_URLUsesTheDemoDataThere(t *testing.T) {
+	t.Parallel()
+	url := pgtest.MustURL(t)
+	env := map[string]string{"WUYOU_POSTGRES_URL": url}
+	first := mustStartDev(t, env)
+	require.NoError(t, first.stop(t))
+	second := mustStartDev(t, env)
+	require.Contains(t, second.out.String(), "Send a call yourself")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	count := func(table string) (n int) {
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n))
+		return n
+	}
+	require.Equal(t, 1, count("companies"), "one demo company")
+	require.Equal(t, 3, count("seafarers"), "three demo seafarers")
+	require.Equal(t, 1, count("programmes"), "one demo programme")
+	require.Equal(t, 1, count("issuances"), "one demo issuance")
+	require.Equal(t, 3, count("grants"), "a pack each, issued once")
+	require.NoError(t, second.stop(t))
+}
+
 func TestDevRefusesAWUYOU_POSTGRES_URLThatDoesNotParseWithoutShowingItsPassword(t *testing.T) {
 	t.Parallel()
 	err := runDevEnv(context.Background(), nil, func(k string) string {
