@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 )
@@ -26,7 +27,14 @@ func TestGrantExpiringIsSentOnceSevenDaysBeforeExpiryWhileSecondsAreLeft(t *test
 	rdb, prefix := redistest.MustClient(t)
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	store := quota.NewRedisStore(rdb, prefix, clock, quota.Options{})
+	// Grants are kept as the issuer keeps them: in PostgreSQL, which says
+	// which expire soon, then in Redis, which says what they have left.
+	pool := pgtest.MustPool(t)
+	_, err := pool.Exec(ctx, `INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
+VALUES ('pg_1', 'P', 600, 30, 1, 0, $1, $2, $1)`, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
+	require.NoError(t, err)
+	grants := quota.NewPGGrants(pool)
+	store := quota.NewRedisStore(rdb, prefix, clock, quota.Options{Expiries: grants})
 	topics := NewTopics("")
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.All()...))
 	require.NoError(t, err)
@@ -35,14 +43,27 @@ func TestGrantExpiringIsSentOnceSevenDaysBeforeExpiryWhileSecondsAreLeft(t *test
 	defer w.Close()
 
 	grant := func(sf, id string, expiresIn time.Duration) {
-		_, _, err := store.AddGrant(ctx, quota.GrantInput{ID: id, SeafarerID: sf, ProgrammeID: "pg_1", Seconds: 600,
-			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(expiresIn), Priority: 1})
+		in := quota.GrantInput{ID: id, SeafarerID: sf, ProgrammeID: "pg_1", Seconds: 600,
+			EffectiveAt: now.Add(-time.Hour), ExpiresAt: now.Add(expiresIn), Priority: 1, IssuedAt: now}
+		_, err := pool.Exec(ctx, `INSERT INTO grants (id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, in.ID, in.SeafarerID, in.ProgrammeID, in.Seconds, in.Priority, in.EffectiveAt, in.ExpiresAt, in.IssuedAt)
+		require.NoError(t, err)
+		_, _, err = store.AddGrant(ctx, in)
 		require.NoError(t, err)
 	}
 	grant("sf_a", "gr_soon", 3*24*time.Hour)
 	grant("sf_a", "gr_later", 10*24*time.Hour)
 	grant("sf_b", "gr_voided", 2*24*time.Hour)
+	require.NoError(t, grants.VoidGrant(ctx, "sf_b", "gr_voided", now))
 	_, err = store.VoidGrant(ctx, "sf_b", "gr_voided")
+	require.NoError(t, err)
+	// Voided in PostgreSQL but not yet in Redis (a crash between the two
+	// steps): PostgreSQL's word holds, no warning.
+	grant("sf_b", "gr_voided_pg_only", 2*24*time.Hour)
+	require.NoError(t, grants.VoidGrant(ctx, "sf_b", "gr_voided_pg_only", now))
+	// In PostgreSQL but not in Redis: nothing is known to be left.
+	_, err = pool.Exec(ctx, `INSERT INTO grants (id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at)
+VALUES ('gr_not_hot', 'sf_d', 'pg_1', 600, 1, $1, $2, $1)`, now.Add(-time.Hour), now.Add(2*24*time.Hour))
 	require.NoError(t, err)
 	grant("sf_c", "gr_used", 2*24*time.Hour)
 	_, err = store.Debit(ctx, quota.Usage{SeafarerID: "sf_c", Source: "s", EventID: "e1", CallTime: now, BillableSeconds: 600, Increment: 60})

@@ -2,21 +2,24 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Grants about to expire are found through a per-day index:
-//
-//	<prefix>:expiring:<YYYY-MM-DD>  zset "<seafarer id>|<grant id>" -> expiry (unix s)
-//
-// One key per expiry day keeps each key small and spreads them over the
-// cluster; a day's key expires a week after that day. The index only says
-// where to look: remaining seconds and status are read from the grant itself.
+// ExpiryIndex names the grants that expire in a time range: the system of
+// record's grants (PGGrants), so Redis keeps no index of its own.
+type ExpiryIndex interface {
+	ExpiringGrants(ctx context.Context, from, to time.Time) ([]GrantRef, error)
+}
+
+// GrantRef names one seafarer's grant.
+type GrantRef struct {
+	SeafarerID string
+	GrantID    string
+}
 
 // ExpiringGrant is a grant found by ExpiringBetween.
 type ExpiringGrant struct {
@@ -24,51 +27,20 @@ type ExpiringGrant struct {
 	Grant      *Grant
 }
 
-func (s *RedisStore) expiryDayKey(t time.Time) string {
-	return s.prefix + ":expiring:" + t.UTC().Format("2006-01-02")
-}
-
-// expiryIndexTTL is how long, from now, the index of a day's expiries is
-// kept: a week past the day. Relative to the store's clock, not Redis's, so
-// tests with a clock work.
-func expiryIndexTTL(expires, now time.Time) time.Duration {
-	return max(expires.UTC().Truncate(24*time.Hour).Add(8*24*time.Hour).Sub(now), time.Hour)
-}
-
-func (s *RedisStore) indexExpiry(ctx context.Context, seafarerID, grantID string, expires time.Time) error {
-	key := s.expiryDayKey(expires)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, key, redis.Z{Score: float64(expires.Unix()), Member: seafarerID + "|" + grantID})
-		p.Expire(ctx, key, expiryIndexTTL(expires, s.now()))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("quota: index grant expiry: %w", err)
-	}
-	return nil
-}
-
 // ExpiringBetween returns the grants expiring in (from, to] that still have
 // seconds left and are not voided, in expiry order.
 func (s *RedisStore) ExpiringBetween(ctx context.Context, from, to time.Time) ([]ExpiringGrant, error) {
-	var members []string
-	for day := from.UTC().Truncate(24 * time.Hour); !day.After(to); day = day.Add(24 * time.Hour) {
-		ms, err := s.rdb.ZRangeByScore(ctx, s.expiryDayKey(day), &redis.ZRangeBy{
-			Min: "(" + strconv.FormatInt(from.Unix(), 10), Max: strconv.FormatInt(to.Unix(), 10),
-		}).Result()
-		if err != nil {
-			return nil, fmt.Errorf("quota: expiring grants: %w", err)
-		}
-		members = append(members, ms...)
+	if s.opts.Expiries == nil {
+		return nil, errors.New("quota: expiring grants: the store has no expiry index (Options.Expiries)")
 	}
-	if len(members) == 0 {
-		return nil, nil
+	refs, err := s.opts.Expiries.ExpiringGrants(ctx, from, to)
+	if err != nil || len(refs) == 0 {
+		return nil, err
 	}
-	cmds := make([]*redis.StringCmd, len(members))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, m := range members {
-			sf, grant, _ := strings.Cut(m, "|")
-			cmds[i] = p.HGet(ctx, s.keys(sf).grants, grant)
+	cmds := make([]*redis.StringCmd, len(refs))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			cmds[i] = p.HGet(ctx, s.keys(r.SeafarerID).grants, r.GrantID)
 		}
 		return nil
 	})
@@ -77,13 +49,12 @@ func (s *RedisStore) ExpiringBetween(ctx context.Context, from, to time.Time) ([
 	}
 	now := s.now()
 	var out []ExpiringGrant
-	for i, m := range members {
+	for i, r := range refs {
 		v, err := cmds[i].Result()
 		if err != nil {
-			continue // the grant is gone
+			continue // not in Redis: nothing left to warn about
 		}
-		sf, id, _ := strings.Cut(m, "|")
-		g, err := parseGrant(id, v)
+		g, err := parseGrant(r.GrantID, v)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +62,7 @@ func (s *RedisStore) ExpiringBetween(ctx context.Context, from, to time.Time) ([
 			continue
 		}
 		g.Status = g.StatusAt(now)
-		out = append(out, ExpiringGrant{SeafarerID: sf, Grant: g})
+		out = append(out, ExpiringGrant{SeafarerID: r.SeafarerID, Grant: g})
 	}
 	return out, nil
 }

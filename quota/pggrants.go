@@ -124,3 +124,16 @@ SELECT EXISTS (SELECT 1 FROM v) FROM g`, grantID, seafarerID, at.UTC().Truncate(
 	}
 	return nil
 }
+
+// ExpiringGrants names the grants not voided that expire in (from, to], in
+// expiry order (index grants_expiring). Whether they have seconds left is
+// hot state: RedisStore.ExpiringBetween asks Redis.
+func (s *PGGrants) ExpiringGrants(ctx context.Context, from, to time.Time) ([]GrantRef, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT seafarer_id, id FROM grants
+WHERE voided_at IS NULL AND expires_at > $1 AND expires_at <= $2 ORDER BY expires_at, id`, from, to)
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[GrantRef])
+	if err != nil {
+		return nil, fmt.Errorf("quota: expiring grants: %w", err)
+	}
+	return refs, nil
+}

@@ -21,7 +21,6 @@ package quota
 //	        event is delivered again
 //	{id:xx} the global identity claims of the window's debits, when Redis
 //	        keeps them (Options.Claims unset; wuyoud keeps them in PostgreSQL)
-//	expiring:<day>  the expiry index of the grants
 //
 // and then marks Redis as holding the hot state (the key "<prefix>:hot").
 // A store built with Options.HotStateGuard refuses to meter, add or void
@@ -532,29 +531,21 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 	if err != nil {
 		return fmt.Errorf("quota: rebuild: write seafarers: %w", err)
 	}
-	cutoff := DedupeCutoff(now, s.opts.DedupeWindow)
+	if s.opts.Claims != nil {
+		return nil // kept in the system of record, not lost with Redis
+	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range hot {
 			for _, d := range h.seen {
-				if s.opts.Claims != nil {
-					break // kept in the system of record, not lost with Redis
-				}
 				claims, byTime := s.claimKeys(d.identity)
 				p.HSet(ctx, claims, d.identity, h.id+" "+d.fingerprint)
 				p.ZAdd(ctx, byTime, redis.Z{Score: float64(d.callTime), Member: d.identity})
-			}
-			for _, g := range h.grants {
-				if g.ExpiresAt.After(cutoff) {
-					key := s.expiryDayKey(g.ExpiresAt)
-					p.ZAdd(ctx, key, redis.Z{Score: float64(g.ExpiresAt.Unix()), Member: h.id + "|" + g.ID})
-					p.Expire(ctx, key, expiryIndexTTL(g.ExpiresAt, now))
-				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("quota: rebuild: write claims and expiry index: %w", err)
+		return fmt.Errorf("quota: rebuild: write claims: %w", err)
 	}
 	return nil
 }

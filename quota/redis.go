@@ -29,6 +29,9 @@ type Options struct {
 	// Claims keeps event identity claims (identity.go); nil keeps them in
 	// Redis. wuyoud keeps them in PostgreSQL, out of Redis's memory.
 	Claims ClaimStore
+	// Expiries names the grants about to expire (PGGrants), for
+	// ExpiringBetween; Redis keeps no index of them.
+	Expiries ExpiryIndex
 }
 
 // RedisStore keeps the hot metering state in Redis: what a debit must read
@@ -418,11 +421,6 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	added, err = s.rdb.HSetNX(ctx, k.grants, in.ID, enc).Result()
 	if err != nil {
 		return false, nil, fmt.Errorf("quota: add grant: %w", err)
-	}
-	// Indexed also when the grant existed: a retry after a crash between the
-	// two steps repairs the index (ZADD is idempotent).
-	if err := s.indexExpiry(ctx, in.SeafarerID, in.ID, in.ExpiresAt); err != nil {
-		return false, nil, err
 	}
 	if !added {
 		// Added before: its entry is the one written then, so every copy of

@@ -122,8 +122,9 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	// PostgreSQL keeps everything of record; Redis what metering changes.
 	s.crew = crew.NewPGStore(s.pg, d.now)
 	s.claims = quota.NewPGClaims(s.pg)
+	grants := quota.NewPGGrants(s.pg)
 	s.quota = quota.NewRedisStore(s.rdb, cfg.RedisPrefix, d.now, quota.Options{
-		DedupeWindow: cfg.DedupeWindow, HotStateGuard: true, Claims: s.claims,
+		DedupeWindow: cfg.DedupeWindow, HotStateGuard: true, Claims: s.claims, Expiries: grants,
 	})
 	statements := quota.NewPGStatements(s.pg, d.now)
 	s.welfare = quota.NewPGProgrammes(s.pg, d.now, statements) // seconds used: SQL over the ledger
@@ -152,7 +153,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	}
 
 	s.server = api.New(api.Config{
-		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: quota.NewPGGrants(s.pg), Issuer: s.issuer,
+		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: grants, Issuer: s.issuer,
 		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
 		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
 		Billing:  newStatements(statements, s.welfare, s.crew, tariff, d.now),
