@@ -28,7 +28,8 @@
       'warn.none': 'You have no active pack: calls abroad are billed at the roaming tariff.',
       'warn.exhausted': 'Your free minutes are used up: calls abroad are now billed at the roaming tariff.',
       'warn.low': 'Only {0} free minutes left.',
-      'warn.expiring': '{0} min expire {1} ({2}). Use them before then.'
+      'warn.expiring': '{0} min expire {1} ({2}). Use them before then.',
+      offline: 'No connection: the minutes shown are as of {0}. They update when you are back online.'
     },
     'zh-CN': {
       title: '出海无忧 · 海上免费通话分钟',
@@ -49,13 +50,41 @@
       'warn.none': '您没有有效套餐：境外通话将按漫游资费收费。',
       'warn.exhausted': '免费分钟已用完：境外通话现按漫游资费收费。',
       'warn.low': '免费分钟仅剩 {0} 分钟。',
-      'warn.expiring': '{0} 分钟将于 {1}（{2}）到期，请尽快使用。'
+      'warn.expiring': '{0} 分钟将于 {1}（{2}）到期，请尽快使用。',
+      offline: '无法连接网络：显示的是 {0} 的分钟数，恢复联网后自动更新。'
     }
   });
 
   function setStatus(text) {
     $('status').textContent = text || '';
     W.show('status', !!text);
+  }
+
+  // Offline: the phone has no connection (the browser says so, or a request
+  // could not reach Wuyou). Once the minutes are on screen the message sits
+  // just above them and stays at the top of the screen while the seafarer
+  // scrolls (style.css: .offline), so it is seen wherever they were looking
+  // when the request failed; before that, the page is only the status line.
+  // It goes when a load succeeds, and coming back online loads again.
+  var offline = false;
+
+  function setOffline(on) {
+    offline = on;
+    renderOffline();
+  }
+
+  function renderOffline() {
+    var shown = offline && !!state.allowance;
+    $('offline').textContent = shown ? t('offline', W.dateTime(state.allowance.as_of)) : '';
+    W.show('offline', shown);
+  }
+
+  // failed shows a request's failure: a lost connection as the offline
+  // message once minutes are on screen, anything else (or a first load
+  // that could not connect) on the status line.
+  function failed(e) {
+    if (e.status === 0) setOffline(true);
+    setStatus(e.status === 0 && state.allowance ? '' : e.message);
   }
 
   function showSignIn(problem) {
@@ -83,10 +112,11 @@
       state.calls = both[1].calls;
       state.cursor = both[1].cursor;
       setStatus('');
+      setOffline(false);
       render();
     } catch (e) {
       if (e.status === 401) { W.setToken(''); showSignIn(e.message); return; }
-      setStatus(e.message);
+      failed(e);
     }
   }
 
@@ -104,9 +134,10 @@
       var next = await fetchCalls(state.allowance.seafarer_id, state.cursor);
       state.calls = state.calls.concat(next.calls);
       state.cursor = next.cursor;
+      setOffline(false);
       renderCalls();
     } catch (e) {
-      setStatus(e.message);
+      failed(e);
     } finally {
       btn.disabled = false;
     }
@@ -130,6 +161,7 @@
     renderWarnings(a, active, granted);
     renderPacks(grants);
     renderCalls();
+    renderOffline();
   }
 
   // Warnings follow the carrier notifications: low below 20% of the active
@@ -213,6 +245,9 @@
     $('refresh').addEventListener('click', load);
     $('more').addEventListener('click', more);
     window.addEventListener('hashchange', function () { if (/token=/.test(location.hash)) { W.takeLinkToken(); load(); } });
+    window.addEventListener('offline', function () { setOffline(true); });
+    window.addEventListener('online', function () { if (W.token() && $('signin').hidden) load(); else setOffline(false); });
+    offline = navigator.onLine === false;
     if (W.token()) load(); else showSignIn('');
   }
 
