@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
@@ -87,9 +88,11 @@ func (d *deployment) config(issuer *quota.Issuer, v *Verifier, log *slog.Logger)
 		Ledger:   carrier.LedgerRecorder{Ledger: d.ledger, Publisher: d.publisher, Hot: d.quota},
 		Entries:  d.ledger,
 		Auditor:  &quota.Auditor{Pool: d.pool, Store: d.quota},
+		Audit:    audit.NewPGLog(d.pool),
 		Overview: d.statements,
 		Billing: &billing.Statements{
 			Store: d.statements, Registry: billing.JoinRegistry{Programmes: d.programmes, Crews: d.crew}, Now: wuyou.SystemClock, Currency: "CNY",
+			CrewNames: d.crew, ProgrammeNames: d.programmes,
 		},
 		Verifier: v, Log: log,
 	}

@@ -101,10 +101,10 @@ func TestStatementAsCSVHasAHeaderRowAndALinePerSeafarer(t *testing.T) {
 	require.True(t, strings.HasPrefix(header.Get(fiber.HeaderContentType), "text/csv"))
 	recs, err := csv.NewReader(strings.NewReader(string(body))).ReadAll()
 	require.NoError(t, err)
-	require.Equal(t, []string{"seafarer_id", "adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
-		"overage_amount_minor", "welfare_cost_minor", "currency"}, recs[0])
-	require.Equal(t, [][]string{{f.a2.ID, "", "1", "120", "120", "0", "0", "90", "CNY"}}, recs[1:],
-		"A2's call is the one indexed; the programme pays for covered time only")
+	require.Equal(t, []string{"seafarer_id", "seafarer_name", "company_id", "company_name", "adjusts_period", "calls",
+		"billable_seconds", "covered_seconds", "overage_seconds", "overage_amount_minor", "welfare_cost_minor", "currency"}, recs[0])
+	require.Equal(t, [][]string{{f.a2.ID, "Wang Fang", f.companyA.ID, "Alpha Shipping", "", "1", "120", "120", "0", "0", "90", "CNY"}}, recs[1:],
+		"A2's call is the one indexed; the programme pays for covered time only; names stand beside the ids")
 }
 
 func TestStatementQueryNamesEachBadField(t *testing.T) {
@@ -176,6 +176,40 @@ func TestReconciliationReportsWhatTheCarrierAndWuyouDisagreeOn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			status, _, body := f.do(t, apiRequest{method: "POST", path: path, token: tc.token, contentType: tc.contentType, body: []byte(settlement)})
 			require.Equal(t, tc.want, status, "%s", body)
+		})
+	}
+}
+
+func TestStatementsNameThePayerAndEachSeafarerAndCompanyBesideTheirIDs(t *testing.T) {
+	t.Parallel()
+	f := MustStatementsFixture(t)
+	doc := mustLoadOpenAPI(t)
+	period := billing.PeriodOf(time.Now())
+	type line struct {
+		SeafarerID   string `json:"seafarer_id"`
+		SeafarerName string `json:"seafarer_name"`
+		CompanyID    string `json:"company_id"`
+		CompanyName  string `json:"company_name"`
+	}
+	for _, tc := range []struct {
+		payer, name string
+		lines       []line
+	}{
+		{"programme:" + f.programme.ID, "Worry-free at sea", []line{{f.a2.ID, "Wang Fang", f.companyA.ID, "Alpha Shipping"}}},
+		{"company:" + f.companyA.ID, "Alpha Shipping", []line{
+			{f.a1.ID, "Li Wei", f.companyA.ID, "Alpha Shipping"}, {f.a2.ID, "Wang Fang", f.companyA.ID, "Alpha Shipping"}}},
+		{"seafarer:" + f.a1.ID, "Li Wei", []line{{}}}, // one call line: the seafarer is the payer
+	} {
+		t.Run(tc.payer, func(t *testing.T) {
+			status, body := mustGetDocumented(t, f, doc, statementPath(period, tc.payer), f.union)
+			require.Equal(t, http.StatusOK, status, "%s", body)
+			var st struct {
+				PayerName string `json:"payer_name"`
+				Lines     []line `json:"lines"`
+			}
+			require.NoError(t, json.Unmarshal(body, &st))
+			require.Equal(t, tc.name, st.PayerName)
+			require.Equal(t, tc.lines, st.Lines)
 		})
 	}
 }

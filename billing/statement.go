@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
 )
 
 // Payer kinds (CONTRACT §4: payer=programme:{id}|company:{id}|seafarer:{id}).
@@ -234,6 +235,21 @@ type Crews interface {
 	CompanyCrew(ctx context.Context, companyID string, fn func(seafarerID string) error) error
 }
 
+// CrewNames tells who seafarers are and what a company is called, for the
+// names statements show beside ids (crew.PGStore).
+type CrewNames interface {
+	// SeafarerNames maps each known seafarer id to its name and company.
+	SeafarerNames(ctx context.Context, ids []string) (map[string]crew.SeafarerName, error)
+	// CompanyName returns a company's name. ENOTFOUND.
+	CompanyName(ctx context.Context, id string) (string, error)
+}
+
+// ProgrammeNames tells what a programme is called (quota.PGProgrammes).
+type ProgrammeNames interface {
+	// ProgrammeName returns a programme's name. ENOTFOUND.
+	ProgrammeName(ctx context.Context, id string) (string, error)
+}
+
 // JoinRegistry is a Registry made of its two owners' parts.
 type JoinRegistry struct {
 	Programmes
@@ -247,6 +263,10 @@ type Statements struct {
 	Now      wuyou.Clock
 	// Currency is shown on a statement without any amount (the tariff's).
 	Currency string
+	// CrewNames and ProgrammeNames, when set, put names beside the ids of
+	// the payer and of each seafarer line (CONTRACT §7.6).
+	CrewNames      CrewNames
+	ProgrammeNames ProgrammeNames
 }
 
 // Line is one line of a statement: a seafarer's figures (programme and
@@ -254,6 +274,11 @@ type Statements struct {
 // adjusted period) or one call (seafarer payer).
 type Line struct {
 	SeafarerID string `json:"seafarer_id,omitempty"`
+	// Names beside the seafarer's id on seafarer lines: the seafarer's, and
+	// the company they sail for.
+	SeafarerName string `json:"seafarer_name,omitempty"`
+	CompanyID    string `json:"company_id,omitempty"`
+	CompanyName  string `json:"company_name,omitempty"`
 	// Call lines only.
 	EntryID        string     `json:"entry_id,omitempty"`
 	EventID        string     `json:"event_id,omitempty"`
@@ -270,10 +295,12 @@ type Line struct {
 // totals of its lines, repeated under "totals". A statement of a closed
 // period is the same, byte for byte, every time it is produced.
 type Statement struct {
-	Period   string     `json:"period"`
-	Payer    string     `json:"payer"`
-	Status   string     `json:"status"`
-	ClosedAt *time.Time `json:"closed_at,omitempty"`
+	Period string `json:"period"`
+	Payer  string `json:"payer"`
+	// PayerName is the payer's name: the programme's, company's or seafarer's.
+	PayerName string     `json:"payer_name,omitempty"`
+	Status    string     `json:"status"`
+	ClosedAt  *time.Time `json:"closed_at,omitempty"`
 	Figures
 	Totals Figures `json:"totals"`
 	Lines  []Line  `json:"lines"`
@@ -324,6 +351,9 @@ func (s *Statements) Statement(ctx context.Context, period string, payer Payer) 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.name(ctx, payer, st); err != nil {
+		return nil, err
+	}
 	for i := range st.Lines {
 		if err := st.Figures.Add(st.Lines[i].Figures); err != nil {
 			return nil, err
@@ -341,6 +371,46 @@ func (s *Statements) Statement(ctx context.Context, period string, payer Payer) 
 	st.Figures = st.Figures.withCurrency(currency)
 	st.Totals = st.Figures
 	return st, nil
+}
+
+// name puts the payer's name on st and each seafarer line's names beside
+// its id, in one query for the lines, when the names are known.
+func (s *Statements) name(ctx context.Context, payer Payer, st *Statement) error {
+	var err error
+	switch {
+	case payer.Kind == PayerProgramme && s.ProgrammeNames != nil:
+		st.PayerName, err = s.ProgrammeNames.ProgrammeName(ctx, payer.ID)
+	case payer.Kind == PayerCompany && s.CrewNames != nil:
+		st.PayerName, err = s.CrewNames.CompanyName(ctx, payer.ID)
+	}
+	if err != nil || s.CrewNames == nil {
+		return err
+	}
+	ids := []string{}
+	if payer.Kind == PayerSeafarer {
+		ids = append(ids, payer.ID)
+	}
+	for _, l := range st.Lines {
+		if l.SeafarerID != "" && (len(ids) == 0 || ids[len(ids)-1] != l.SeafarerID) {
+			ids = append(ids, l.SeafarerID) // lines are by seafarer: each id once
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	names, err := s.CrewNames.SeafarerNames(ctx, ids)
+	if err != nil {
+		return err
+	}
+	if payer.Kind == PayerSeafarer {
+		st.PayerName = names[payer.ID].Name
+	}
+	for i := range st.Lines {
+		if n, ok := names[st.Lines[i].SeafarerID]; ok && st.Lines[i].SeafarerID != "" {
+			st.Lines[i].SeafarerName, st.Lines[i].CompanyID, st.Lines[i].CompanyName = n.Name, n.CompanyID, n.CompanyName
+		}
+	}
+	return nil
 }
 
 // companyLines adds a line per crew member with figures, in id order.
@@ -425,7 +495,8 @@ func (s *Statements) now() time.Time {
 }
 
 // WriteCSV writes the statement's lines as CSV with a header row. Seafarer
-// lines (programme and company payers) start with seafarer_id, call lines
+// lines (programme and company payers) start with seafarer_id and the
+// names beside it (seafarer_name, company_id, company_name), call lines
 // (seafarer payer) with entry_id; both end with the figures, money in minor
 // units of the currency column.
 func (st *Statement) WriteCSV(w io.Writer) error {
@@ -433,7 +504,7 @@ func (st *Statement) WriteCSV(w io.Writer) error {
 	figures := []string{"adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
 		"overage_amount_minor", "welfare_cost_minor", "currency"}
 	calls := strings.HasPrefix(st.Payer, PayerSeafarer+":")
-	head := []string{"seafarer_id"}
+	head := []string{"seafarer_id", "seafarer_name", "company_id", "company_name"}
 	if calls {
 		head = []string{"entry_id", "event_id", "call_time", "msisdn", "visited_country"}
 	}
@@ -451,7 +522,7 @@ func (st *Statement) WriteCSV(w io.Writer) error {
 			}
 			rec = append(rec, l.EntryID, l.EventID, at, l.MSISDN, l.VisitedCountry)
 		} else {
-			rec = append(rec, l.SeafarerID)
+			rec = append(rec, l.SeafarerID, l.SeafarerName, l.CompanyID, l.CompanyName)
 		}
 		rec = append(rec, l.AdjustsPeriod, num(l.Calls), num(l.BillableSeconds), num(l.CoveredSeconds),
 			num(l.OverageSeconds), num(l.OverageAmount.Minor), num(l.WelfareCost.Minor), l.OverageAmount.Currency)

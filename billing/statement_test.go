@@ -273,8 +273,8 @@ func TestStatementCSVHasAHeaderRowAndOneRowPerLine(t *testing.T) {
 				{SeafarerID: "sf_a", Figures: figures(2, 180, 120, 90)},
 				{SeafarerID: "sf_a", AdjustsPeriod: "2026-10", Figures: figures(1, 60, 60, 45)},
 			}},
-			header: "seafarer_id,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency",
-			row:    "sf_a,,2,180,120,60,99,90,CNY",
+			header: "seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency",
+			row:    "sf_a,,,,,2,180,120,60,99,90,CNY",
 		},
 		{
 			name: "call lines for a seafarer payer",

@@ -821,3 +821,51 @@ func (s *PGStore) Companies(ctx context.Context, f wuyou.NameFilter) ([]*Company
 	}
 	return items, "", nil
 }
+
+// SeafarerName is who a seafarer is on a statement: their name and the
+// company they sail for.
+type SeafarerName struct {
+	Name        string `json:"name"`
+	CompanyID   string `json:"company_id"`
+	CompanyName string `json:"company_name"`
+}
+
+// SeafarerNames maps each known seafarer of ids to their name and company,
+// in one query; unknown ids are absent.
+func (s *PGStore) SeafarerNames(ctx context.Context, ids []string) (map[string]SeafarerName, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if pgID(id) {
+			valid = append(valid, id)
+		}
+	}
+	out := make(map[string]SeafarerName, len(valid))
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT s.id, s.name, s.company_id, c.name FROM seafarers s JOIN companies c ON c.id = s.company_id
+WHERE s.id = ANY($1::text[])`, valid)
+	if err != nil {
+		return nil, fmt.Errorf("crew: seafarers' names: %w", err)
+	}
+	var id string
+	var n SeafarerName
+	_, err = pgx.ForEachRow(rows, []any{&id, &n.Name, &n.CompanyID, &n.CompanyName}, func() error {
+		out[id] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crew: seafarers' names: %w", err)
+	}
+	return out, nil
+}
+
+// CompanyName returns a company's name. ENOTFOUND.
+func (s *PGStore) CompanyName(ctx context.Context, id string) (string, error) {
+	c, err := s.Company(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return c.Name, nil
+}

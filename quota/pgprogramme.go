@@ -182,3 +182,12 @@ func (s *PGProgrammes) Programmes(ctx context.Context, f wuyou.NameFilter) ([]*P
 	}
 	return items, next, nil
 }
+
+// ProgrammeName returns a programme's name (statements show it). ENOTFOUND.
+func (s *PGProgrammes) ProgrammeName(ctx context.Context, id string) (string, error) {
+	p, err := s.programme(ctx, s.pool, id, false)
+	if err != nil {
+		return "", err
+	}
+	return p.Name, nil
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
@@ -81,9 +82,11 @@ func mustStack(t *testing.T) *stack {
 		Ledger:   carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
 		Entries:  s.ledger,
 		Auditor:  &quota.Auditor{Pool: pool, Store: s.quota},
+		Audit:    audit.NewPGLog(pool),
 		Overview: statements,
 		Billing: &billing.Statements{
 			Store: statements, Registry: billing.JoinRegistry{Programmes: s.programmes, Crews: s.crew}, Now: wuyou.SystemClock, Currency: "CNY",
+			CrewNames: s.crew, ProgrammeNames: s.programmes,
 		},
 		Verifier: verifier, Log: log,
 	})

@@ -81,7 +81,11 @@ func printStatement(w io.Writer, st *billing.Statement) error {
 	if st.ClosedAt != nil {
 		state += " at " + st.ClosedAt.UTC().Format(time.RFC3339)
 	}
-	fmt.Fprintf(w, "statement of %s for %s (%s)\n", st.Period, st.Payer, state)
+	payer := st.Payer
+	if st.PayerName != "" {
+		payer += " " + st.PayerName
+	}
+	fmt.Fprintf(w, "statement of %s for %s (%s)\n", st.Period, payer, state)
 	fmt.Fprintf(w, "%d calls: %s billable, %s covered, %s overage\n", st.Calls,
 		duration(st.BillableSeconds), duration(st.CoveredSeconds), duration(st.OverageSeconds))
 	fmt.Fprintf(w, "welfare cost %s, overage amount %s\n", money(st.WelfareCost), money(st.OverageAmount))
@@ -92,9 +96,16 @@ func printStatement(w io.Writer, st *billing.Statement) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	calls := strings.HasPrefix(st.Payer, billing.PayerSeafarer+":")
+	named := false // a NAME column when the server names the seafarers
+	for _, l := range st.Lines {
+		named = named || l.SeafarerName != ""
+	}
 	if calls {
 		fmt.Fprintln(tw, "CALL TIME\tMSISDN\tCOUNTRY\tADJUSTS\tBILLABLE\tCOVERED\tOVERAGE\tOVERAGE AMOUNT\tWELFARE COST")
 	} else {
+		if named {
+			fmt.Fprint(tw, "NAME\tCOMPANY\t")
+		}
 		fmt.Fprintln(tw, "SEAFARER\tADJUSTS\tCALLS\tBILLABLE\tCOVERED\tOVERAGE\tOVERAGE AMOUNT\tWELFARE COST")
 	}
 	for _, l := range st.Lines {
@@ -107,6 +118,9 @@ func printStatement(w io.Writer, st *billing.Statement) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", at, l.MSISDN, l.VisitedCountry, l.AdjustsPeriod, figures)
 		} else {
+			if named {
+				fmt.Fprintf(tw, "%s\t%s\t", l.SeafarerName, l.CompanyName)
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", l.SeafarerID, l.AdjustsPeriod, l.Calls, figures)
 		}
 	}

@@ -53,9 +53,9 @@ func TestStatement_CSVPrintsTheLinesWithAHeaderRow(t *testing.T) {
 	srv := statementAPI(t, "2026-11", "company:co_1", companyStatement())
 	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1", "--csv")
 	require.NoError(t, res.err, res.stderr)
-	require.Equal(t, `seafarer_id,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency
-sf_a,,3,300,240,60,99,180,CNY
-sf_a,2026-10,1,60,60,0,0,45,CNY
+	require.Equal(t, `seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency
+sf_a,,,,,3,300,240,60,99,180,CNY
+sf_a,,,,2026-10,1,60,60,0,0,45,CNY
 `, res.stdout)
 }
 
@@ -83,4 +83,18 @@ func TestStatement_RefusesABadCommandLineBeforeAsking(t *testing.T) {
 			require.ErrorContains(t, res.err, tc.want)
 		})
 	}
+}
+
+func TestStatement_ShowsThePayersAndSeafarersNamesWhenTheServerGivesThem(t *testing.T) {
+	st := companyStatement()
+	st.PayerName = "Alpha Shipping"
+	for i := range st.Lines {
+		st.Lines[i].SeafarerName, st.Lines[i].CompanyID, st.Lines[i].CompanyName = "Li Wei", "co_1", "Alpha Shipping"
+	}
+	srv := statementAPI(t, "2026-11", "company:co_1", st)
+	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1")
+	require.NoError(t, res.err, res.stderr)
+	require.Contains(t, res.stdout, "statement of 2026-11 for company:co_1 Alpha Shipping (closed")
+	require.Contains(t, res.stdout, "NAME    COMPANY         SEAFARER  ADJUSTS")
+	require.Contains(t, res.stdout, "Li Wei  Alpha Shipping  sf_a")
 }
