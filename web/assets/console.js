@@ -525,7 +525,7 @@
 
   // lineColumns names the statement line fields the console knows.
   var lineColumns = {
-    seafarer_id: 'col.seafarer', calls: 'st.calls', billable_seconds: 'st.billable', covered_seconds: 'st.covered',
+    seafarer_id: 'col.seafarer', seafarer_name: 'col.name', company_id: 'companyId', company_name: 'st.company', calls: 'st.calls', billable_seconds: 'st.billable', covered_seconds: 'st.covered',
     overage_seconds: 'st.overage', overage_amount: 'st.overageAmount', welfare_cost: 'st.welfare', call_time: 'st.when',
     visited_country: 'st.country', msisdn: 'col.phone', adjusts_period: 'st.adjusts'
   };
@@ -544,7 +544,7 @@
     lines.forEach(function (l) { Object.keys(l).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); }); });
     fill($('statement-view'), [
       h('div', { class: 'row' }, [
-        h('h3', { id: 'st-heading' }, [[s.payer, s.period].filter(Boolean).join(' · ')]),
+        h('h3', { id: 'st-heading' }, [[s.payer_name, s.payer, s.period].filter(Boolean).join(' · ')]),
         s.status ? h('span', { class: 'badge ' + (s.status === 'closed' ? 'done' : 'running') }, [t('st.status.' + s.status) || s.status]) : null
       ]),
       h('div', { class: 'stats' }, [
