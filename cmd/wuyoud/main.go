@@ -56,12 +56,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := newLogger(stderr, level)
-	routeRedisLog(log)
 	switch command {
 	case "":
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, log)
 	case "rebuild-hot-state":
+		routeRedisLog(log)
 		return runRebuildHotState(ctx, args[1:], getenv, stdout, log)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", command, usage)
@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log.Info("starting wuyoud", "config", cfg)
+	routeRedisLog(log)
 	s, err := start(ctx, cfg, deps{}, log)
 	if err != nil {
 		return err
