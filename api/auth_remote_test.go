@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,7 +237,16 @@ func TestOpenVerifier_ProviderUnusableAtStartIsAnError(t *testing.T) {
 	empty := MustJWKSServer(t)
 	empty.ServeRaw([]byte(`{"keys":[]}`))
 
-	for name, url := range map[string]string{"down": downURL, "answering 500": failing.URL, "no usable key": empty.URL} {
+	// A good set padded past token.MaxJWKSBytes: cut, it does not decode.
+	good, err := token.JWKS(MustSigningKey(t, token.AlgEdDSA, "k"))
+	require.NoError(t, err)
+	padded := strings.TrimSuffix(strings.TrimSpace(string(good)), "}") + `,"padding":"` + strings.Repeat("x", token.MaxJWKSBytes) + `"}`
+	huge := MustJWKSServer(t)
+	huge.ServeRaw([]byte(padded))
+	_, err = token.OpenRemoteJWKS(context.Background(), huge.URL, token.RemoteOptions{})
+	require.ErrorContains(t, err, "decode")
+
+	for name, url := range map[string]string{"down": downURL, "answering 500": failing.URL, "no usable key": empty.URL, "over 1 MiB": huge.URL} {
 		t.Run(name, func(t *testing.T) {
 			_, err := OpenVerifier(context.Background(), url, authTestIssuer, authTestAudience, nil, slog.New(slog.DiscardHandler))
 			require.Error(t, err)

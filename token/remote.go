@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -25,6 +26,10 @@ const (
 	DefaultJWKSUnknownKIDEvery = 30 * time.Second
 	// DefaultJWKSTimeout bounds one fetch.
 	DefaultJWKSTimeout = 5 * time.Second
+	// MaxJWKSBytes bounds the JWKS read from a URL: a provider's set is a
+	// few kilobytes, and a longer answer fails the fetch instead of filling
+	// memory.
+	MaxJWKSBytes = 1 << 20
 )
 
 // RemoteOptions tunes a RemoteJWKS; zero values mean the defaults above.
@@ -76,10 +81,19 @@ func OpenRemoteJWKS(ctx context.Context, rawURL string, opts RemoteOptions) (*Re
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	client := &http.Client{Transport: http.DefaultTransport}
+	if opts.Client != nil {
+		copied := *opts.Client
+		client = &copied
+		if client.Transport == nil {
+			client.Transport = http.DefaultTransport
+		}
+	}
+	client.Transport = boundedBody{client.Transport}
 	ctx, stop := context.WithCancel(ctx)
 	failFirst := false
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{rawURL}, keyfunc.Override{
-		Client:                    opts.Client,
+		Client:                    client,
 		HTTPTimeout:               opts.Timeout,
 		NoErrorReturnFirstHTTPReq: &failFirst,
 		RefreshInterval:           opts.Refresh,
@@ -144,3 +158,19 @@ func (r *RemoteJWKS) URL() string { return r.url }
 
 // Close stops the refreshes. Keys already fetched stay readable.
 func (r *RemoteJWKS) Close() { r.stop() }
+
+// boundedBody cuts every answer after MaxJWKSBytes, so a longer JWKS does
+// not decode and the fetch fails.
+type boundedBody struct{ next http.RoundTripper }
+
+func (b boundedBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := b.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	res.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(res.Body, MaxJWKSBytes), res.Body}
+	return res, nil
+}
