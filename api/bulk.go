@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/crew"
 )
 
@@ -92,6 +94,8 @@ func (s *Server) bulkEnrol(c *fiber.Ctx) error {
 			rep.Results = append(rep.Results, res)
 		}
 	}
+	noteWrite(c, audit.ActionSeafarerBulkEnrol, "companies/"+companyID, fmt.Sprintf("bulk enrolment of %d rows: %d created, %d updated, %d failed",
+		rep.Total, rep.Created, rep.Updated, rep.Failed))
 	return c.JSON(rep)
 }
 

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/token"
 )
@@ -59,6 +63,7 @@ func (s *Server) createCompany(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	noteWrite(c, audit.ActionCompanyCreate, "companies/"+co.ID, fmt.Sprintf("created company %q, registration %q", co.Name, co.RegistrationNo))
 	return c.Status(fiber.StatusCreated).JSON(co)
 }
 
@@ -89,6 +94,9 @@ func (s *Server) enrolSeafarer(c *fiber.Ctx) error {
 	}
 	if created {
 		c.Status(fiber.StatusCreated)
+		noteWrite(c, audit.ActionSeafarerEnrol, "seafarers/"+sf.ID, fmt.Sprintf("enrolled book %s in company %s", sf.BookNo, companyID))
+	} else {
+		noteWrite(c, audit.ActionSeafarerEnrol, "seafarers/"+sf.ID, fmt.Sprintf("enrolment of book %s in company %s updated", sf.BookNo, companyID))
 	}
 	return c.JSON(sf)
 }
@@ -155,5 +163,27 @@ func (s *Server) patchSeafarer(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	noteWrite(c, audit.ActionSeafarerUpdate, "seafarers/"+sf.ID, updateSummary(u, updated))
 	return c.JSON(updated)
+}
+
+// updateSummary names the fields a PATCH set, with the new status; numbers
+// and names are left out (the trail says what changed, not to what).
+func updateSummary(u crew.SeafarerUpdate, after *crew.Seafarer) string {
+	var set []string
+	for _, f := range [...]struct {
+		name string
+		v    *string
+	}{{"msisdn", u.MSISDN}, {"vessel_imo", u.VesselIMO}, {"vessel_name", u.VesselName}, {"sign_off", u.SignOff}} {
+		if f.v != nil {
+			set = append(set, f.name)
+		}
+	}
+	if u.Status != nil {
+		set = append(set, "status="+after.Status)
+	}
+	if len(set) == 0 {
+		return "nothing changed"
+	}
+	return "set " + strings.Join(set, ", ")
 }

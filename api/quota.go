@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
@@ -140,6 +142,8 @@ func (s *Server) createProgramme(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	noteWrite(c, audit.ActionProgrammeCreate, "programmes/"+p.ID, fmt.Sprintf("created programme %q: packs of %d s valid %d days, priority %d, budget %d packs (0: unlimited)",
+		p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks))
 	return c.Status(fiber.StatusCreated).JSON(p)
 }
 
@@ -169,11 +173,28 @@ func (s *Server) startIssuance(c *fiber.Ctx) error {
 	if err := bodyJSON(c, &t); err != nil {
 		return err
 	}
-	iss, _, err := s.cfg.Issuer.StartAndRun(c.UserContext(), utils.CopyString(c.Params("id")), key, t, syncIssuanceLimit)
+	iss, created, err := s.cfg.Issuer.StartAndRun(c.UserContext(), utils.CopyString(c.Params("id")), key, t, syncIssuanceLimit)
 	if err != nil {
 		return err
 	}
+	summary := fmt.Sprintf("issued programme %s to %s: %s, %d targets, %d issued, %d skipped, %d failed",
+		iss.ProgrammeID, issuanceAudience(t), iss.Status, iss.Total, iss.Issued, iss.Skipped, iss.Failed)
+	if !created {
+		summary = "repeated (same Idempotency-Key and body): " + summary
+	}
+	noteWrite(c, audit.ActionIssuanceStart, "issuances/"+iss.ID, summary)
 	return c.Status(fiber.StatusAccepted).JSON(iss)
+}
+
+// issuanceAudience says whom an issuance was asked to give packs to.
+func issuanceAudience(t quota.IssuanceTarget) string {
+	switch {
+	case t.CompanyID != "":
+		return "company " + t.CompanyID
+	case t.VesselIMO != "":
+		return "vessel " + t.VesselIMO
+	}
+	return fmt.Sprintf("%d listed seafarers", len(t.SeafarerIDs))
 }
 
 func (s *Server) getIssuance(c *fiber.Ctx) error {
@@ -214,11 +235,13 @@ func (s *Server) voidGrant(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	e.Actor = wuyou.ActorFrom(ctx) // the void's entry names who voided
 	if s.cfg.Ledger != nil {
 		if err := s.cfg.Ledger.RecordLedger(ctx, sf.ID, e); err != nil {
 			s.cfg.Log.Error("void applied but its ledger entry not recorded; voiding again records it", "entry", e.ID, "err", err)
 			return &wuyou.Error{Code: wuyou.EUNAVAILABLE, Message: "the grant is voided, but its ledger entry could not be recorded yet; repeat the request to record it"}
 		}
 	}
+	noteWrite(c, audit.ActionGrantVoid, "seafarers/"+sf.ID+"/grants/"+grantID, fmt.Sprintf("voided grant %s: %d s removed", grantID, e.Seconds))
 	return c.JSON(e)
 }

@@ -84,6 +84,10 @@ type Config struct {
 	Auditor LedgerAuditor
 	// Overview answers GET /v1/ops/overview; nil answers 503.
 	Overview Overview
+	// Audit is the staff audit trail (audit.go): every successful write of
+	// a person is recorded there, GET /v1/audit reads it. nil records
+	// nothing and answers 503.
+	Audit    AuditLog
 	Verifier *Verifier
 	// Ready names the dependencies /readyz checks; each must answer quickly.
 	Ready    map[string]func(context.Context) error
@@ -173,7 +177,7 @@ func (s *Server) routes() {
 
 	// Order matters: a request is authenticated before it may cost a Redis
 	// round trip (the rate limit) or a buffered body.
-	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier), s.limitWrites(), bufferChunkedBody(s.cfg.BodyLimit))
+	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier), s.limitWrites(), bufferChunkedBody(s.cfg.BodyLimit), s.auditWrites())
 	staff := Require(token.RoleUnion, token.RoleCompany)
 	anyPerson := Require(token.RoleUnion, token.RoleCompany, token.RoleSeafarer)
 	union := Require(token.RoleUnion)
@@ -204,6 +208,7 @@ func (s *Server) routes() {
 	v1.Post(`/periods/:period\:close`, union, s.closePeriod)
 	v1.Post("/reconciliations", union, s.reconcile)
 	v1.Get("/ops/ledger-audit", union, s.ledgerAudit)
+	v1.Get("/audit", staff, s.listAudit) // a company reads only its own records
 	v1.Get("/ops/overview", union, s.monthOverview)
 	web.Mount(app) // the seafarer page "/", the staff "/console" and their "/assets/*"
 	app.Use(func(c *fiber.Ctx) error {

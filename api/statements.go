@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/token"
 )
@@ -95,6 +97,11 @@ func (s *Server) closePeriod(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	summary := "closed period " + st.Period
+	if st.Seafarers != nil {
+		summary += fmt.Sprintf(": %d seafarers' figures frozen", *st.Seafarers)
+	}
+	noteWrite(c, audit.ActionPeriodClose, "periods/"+st.Period, summary)
 	return c.JSON(st)
 }
 
@@ -121,6 +128,8 @@ func (s *Server) reconcile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	noteWrite(c, audit.ActionReconcile, "periods/"+rep.Period, fmt.Sprintf("reconciled with the carrier's settlement: %d matched, %d differences, %d missing in Wuyou, %d missing at the carrier, %d invalid rows",
+		rep.Matched, len(rep.Differences), len(rep.MissingInWuyou), len(rep.MissingInCarrier), rep.InvalidRowCount))
 	if wantsCSV(c) {
 		var buf bytes.Buffer
 		if err := rep.WriteCSV(&buf); err != nil {

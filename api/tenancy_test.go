@@ -477,6 +477,12 @@ func tenancyRoutes() []tenancyRoute {
 			want: unionOnly(ok),
 		},
 		{
+			// A company reads only what its own tokens did (audit_test.go).
+			method: "GET", route: "/v1/audit", action: "reads the staff audit trail",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/audit" },
+			want: routeAccess{union: everyTenant(ok), company: everyTenant(ok), seafarer: denied, carrier: denied},
+		},
+		{
 			method: "GET", route: "/v1/ops/overview", action: "reads this month's overview",
 			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/ops/overview" },
 			want: unionOnly(ok),

@@ -83,6 +83,9 @@ type Issuance struct {
 	EffectiveAt time.Time         `json:"effective_at"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
+	// Actor is who started the issuance; its grants' ledger entries name
+	// them. nil for an issuance nobody started by hand.
+	Actor *wuyou.Actor `json:"actor,omitempty"`
 	// NextPosition is where a run resumes: every target before it is
 	// decided, its grant is in the hot state and announced.
 	NextPosition int64 `json:"-"`
@@ -268,6 +271,7 @@ type NewIssuance struct {
 	Target                          IssuanceTarget
 	SeafarerIDs                     []string // resolved targets, each once, in order
 	EffectiveAt, CreatedAt          time.Time
+	Actor                           *wuyou.Actor // who started it (wuyou.ActorFrom the request), or nil
 }
 
 // IssuanceBatch is a run of an issuance's targets to decide: those at
@@ -415,7 +419,7 @@ func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, 
 	}
 	return i.store.CreateIssuance(ctx, NewIssuance{
 		ID: id, ProgrammeID: programmeID, IdempotencyKey: idempotencyKey, BodyHash: body, Target: t,
-		SeafarerIDs: ids, EffectiveAt: effective, CreatedAt: now,
+		SeafarerIDs: ids, EffectiveAt: effective, CreatedAt: now, Actor: wuyou.ActorFrom(ctx),
 	})
 }
 
@@ -485,6 +489,12 @@ func (i *Issuer) Run(ctx context.Context, issuanceID string) error {
 		added, err := i.addHot(ctx, issuanceID, dec.Grants)
 		if err != nil {
 			return err
+		}
+		for _, g := range added {
+			if g.Entry != nil && iss.Actor != nil {
+				actor := *iss.Actor
+				g.Entry.Actor = &actor // whoever started it, however late this run is
+			}
 		}
 		if i.Publisher != nil && len(added) > 0 {
 			if err := i.Publisher.PublishGrants(ctx, added); err != nil {

@@ -22,15 +22,19 @@ var _ IssuanceStore = (*PGProgrammes)(nil)
 
 // issuanceColumns are read by scanIssuance, in its order.
 const issuanceColumns = `id, programme_id, body_hash, status, total, issued, skipped, failed, next_position,
-    effective_at, created_at, updated_at`
+    effective_at, created_at, updated_at, coalesce(actor_sub, ''), coalesce(actor_role, ''), coalesce(actor_company_id, '')`
 
 func scanIssuance(row pgx.Row) (*Issuance, string, error) {
 	iss := &Issuance{Failures: []IssuanceFailure{}}
 	var body string
+	var actor wuyou.Actor
 	err := row.Scan(&iss.ID, &iss.ProgrammeID, &body, &iss.Status, &iss.Total, &iss.Issued, &iss.Skipped, &iss.Failed,
-		&iss.NextPosition, &iss.EffectiveAt, &iss.CreatedAt, &iss.UpdatedAt)
+		&iss.NextPosition, &iss.EffectiveAt, &iss.CreatedAt, &iss.UpdatedAt, &actor.Sub, &actor.Role, &actor.CompanyID)
 	if err != nil {
 		return nil, "", err
+	}
+	if actor.Sub != "" {
+		iss.Actor = &actor
 	}
 	iss.EffectiveAt, iss.CreatedAt, iss.UpdatedAt = iss.EffectiveAt.UTC(), iss.CreatedAt.UTC(), iss.UpdatedAt.UTC()
 	return iss, body, nil
@@ -60,6 +64,10 @@ func (s *PGProgrammes) CreateIssuance(ctx context.Context, in NewIssuance) (*Iss
 	}
 	created := in.CreatedAt.UTC().Truncate(time.Microsecond)
 	kind, targetID := targetKind(in.Target)
+	var actor wuyou.Actor
+	if in.Actor != nil {
+		actor = *in.Actor
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("quota: start issuance: %w", err)
@@ -67,11 +75,11 @@ func (s *PGProgrammes) CreateIssuance(ctx context.Context, in NewIssuance) (*Iss
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	tag, err := tx.Exec(ctx, `
 INSERT INTO issuances (id, programme_id, idempotency_key, body_hash, target_kind, target_id, status, effective_at,
-    total, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+    total, created_at, updated_at, actor_sub, actor_role, actor_company_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, nullif($11, ''), nullif($12, ''), nullif($13, ''))
 ON CONFLICT ON CONSTRAINT issuance_key_once_per_programme DO NOTHING`,
 		in.ID, in.ProgrammeID, in.IdempotencyKey, in.BodyHash, kind, targetID, status, in.EffectiveAt.UTC(),
-		len(in.SeafarerIDs), created)
+		len(in.SeafarerIDs), created, actor.Sub, actor.Role, actor.CompanyID)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == "23503": // foreign_key_violation
@@ -101,6 +109,7 @@ ON CONFLICT ON CONSTRAINT issuance_key_once_per_programme DO NOTHING`,
 	return &Issuance{
 		ID: in.ID, ProgrammeID: in.ProgrammeID, Status: status, Total: int64(len(in.SeafarerIDs)),
 		Failures: []IssuanceFailure{}, EffectiveAt: in.EffectiveAt.UTC(), CreatedAt: created, UpdatedAt: created,
+		Actor: in.Actor,
 	}, true, nil
 }
 

@@ -96,20 +96,21 @@ const appendSQL = `
 INSERT INTO ledger_entries (seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws, programme_shares)
+    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id)
 SELECT seafarer_id, filed_at, id, kind, at, nullif(event_source, ''), nullif(event_id, ''), nullif(type, ''),
     nullif(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
     overage_amount_minor, nullif(currency, ''), welfare_cost_minor, welfare_cost_currency,
     nullif(statement_period, ''), nullif(adjusts_period, ''), nullif(called_number, ''), nullif(visited_country, ''),
-    nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb, programme_shares::jsonb
+    nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb, programme_shares::jsonb,
+    nullif(actor, ''), nullif(actor_role, ''), nullif(actor_company_id, '')
 FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::timestamptz[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
     $16::text[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-    $24::text[], $25::int8[], $26::text[], $27::text[])
+    $24::text[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[])
     AS e(seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws, programme_shares)
+    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id)
 ON CONFLICT DO NOTHING
 RETURNING seafarer_id, filed_at, id`
 
@@ -128,12 +129,14 @@ type ledgerColumns struct {
 	seconds                                                      []int64
 	draws                                                        []string
 	programmeShares                                              []pgtype.Text // jsonb, NULL without programmes
+	actor, actorRole, actorCompany                               []string      // grants' and voids' actor, "" for none
 }
 
 func (c *ledgerColumns) args() []any {
 	return []any{c.seafarerID, c.filedAt, c.id, c.kind, c.at, c.source, c.eventID, c.typ, c.msisdn, c.callTime,
 		c.duration, c.billable, c.covered, c.overage, c.overageMinor, c.currency, c.welfareMinor, c.welfareCurrency,
-		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws, c.programmeShares}
+		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws, c.programmeShares,
+		c.actor, c.actorRole, c.actorCompany}
 }
 
 // ledgerRows turns entries into columns, refusing what PostgreSQL cannot
@@ -152,6 +155,7 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		calledNumber: make([]string, 0, n), visitedCountry: make([]string, 0, n),
 		grantID: make([]string, 0, n), programmeID: make([]string, 0, n), seconds: make([]int64, 0, n),
 		draws: make([]string, 0, n), programmeShares: make([]pgtype.Text, 0, n),
+		actor: make([]string, 0, n), actorRole: make([]string, 0, n), actorCompany: make([]string, 0, n),
 	}
 	var buf []byte
 	for i, se := range entries {
@@ -207,6 +211,13 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		} else {
 			c.programmeShares = append(c.programmeShares, pgtype.Text{})
 		}
+		var actor wuyou.Actor
+		if e.Actor != nil {
+			actor = *e.Actor
+		}
+		c.actor = append(c.actor, actor.Sub)
+		c.actorRole = append(c.actorRole, actor.Role)
+		c.actorCompany = append(c.actorCompany, actor.CompanyID)
 	}
 	return c, nil
 }
@@ -245,6 +256,9 @@ func pgText(i int, seafarerID string, e *LedgerEntry) error {
 		if !ok(f.value) {
 			return bad(f.name)
 		}
+	}
+	if a := e.Actor; a != nil && (!ok(a.Sub) || !ok(a.Role) || !ok(a.CompanyID)) {
+		return bad("actor")
 	}
 	if e.WelfareCost != nil && !ok(e.WelfareCost.Currency) {
 		return bad("welfare_cost.currency")
@@ -499,7 +513,7 @@ func appendSkippingStored(ctx context.Context, tx pgx.Tx, cols *ledgerColumns) e
 var ledgerCopyColumns = []string{"seafarer_id", "filed_at", "id", "kind", "at", "event_source", "event_id", "type", "msisdn",
 	"call_time", "duration_seconds", "billable_seconds", "covered_seconds", "overage_seconds", "overage_amount_minor",
 	"currency", "welfare_cost_minor", "welfare_cost_currency", "statement_period", "adjusts_period", "called_number",
-	"visited_country", "grant_id", "programme_id", "seconds", "draws", "programme_shares"}
+	"visited_country", "grant_id", "programme_id", "seconds", "draws", "programme_shares", "actor", "actor_role", "actor_company_id"}
 
 // copyRows is c as COPY rows, empty text as NULL (as appendSQL stores it).
 func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
@@ -518,6 +532,7 @@ func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
 		row[18], row[19], row[20] = text(c.statementPeriod[i]), text(c.adjustsPeriod[i]), text(c.calledNumber[i])
 		row[21], row[22], row[23] = text(c.visitedCountry[i]), text(c.grantID[i]), text(c.programmeID[i])
 		row[24], row[25], row[26] = c.seconds[i], c.draws[i], c.programmeShares[i]
+		row[27], row[28], row[29] = text(c.actor[i]), text(c.actorRole[i]), text(c.actorCompany[i])
 		return row, nil
 	})
 }
@@ -571,7 +586,8 @@ SELECT filed_at, id, kind, at, coalesce(event_source, ''), coalesce(event_id, ''
     coalesce(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
     overage_amount_minor, coalesce(currency, ''), welfare_cost_minor, welfare_cost_currency,
     coalesce(statement_period, ''), coalesce(adjusts_period, ''), coalesce(called_number, ''),
-    coalesce(visited_country, ''), coalesce(grant_id, ''), coalesce(programme_id, ''), seconds, draws
+    coalesce(visited_country, ''), coalesce(grant_id, ''), coalesce(programme_id, ''), seconds, draws,
+    coalesce(actor, ''), coalesce(actor_role, ''), coalesce(actor_company_id, '')
 FROM ledger_entries
 WHERE seafarer_id = $1`
 
@@ -685,16 +701,20 @@ func scanLedgerEntry(rows pgx.Rows) (*LedgerEntry, time.Time, error) {
 		welfareMinor    *int64
 		welfareCurrency *string
 		draws           []byte
+		actor           wuyou.Actor
 	)
 	err := rows.Scan(&filed, &e.ID, &e.Kind, &e.At, &e.Source, &e.EventID, &e.Type, &e.MSISDN, &callTime,
 		&e.DurationSeconds, &e.BillableSeconds, &e.CoveredSeconds, &e.OverageSeconds,
 		&e.OverageAmount.Minor, &currency, &welfareMinor, &welfareCurrency,
 		&e.StatementPeriod, &e.AdjustsPeriod, &e.CalledNumber, &e.VisitedCountry,
-		&e.GrantID, &e.ProgrammeID, &e.Seconds, &draws)
+		&e.GrantID, &e.ProgrammeID, &e.Seconds, &draws, &actor.Sub, &actor.Role, &actor.CompanyID)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	e.At = e.At.UTC()
+	if actor.Sub != "" {
+		e.Actor = &actor
+	}
 	if callTime != nil {
 		t := callTime.UTC()
 		e.CallTime = &t

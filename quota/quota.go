@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 )
 
@@ -134,6 +135,10 @@ type LedgerEntry struct {
 	GrantID     string `json:"grant_id,omitempty"`
 	ProgrammeID string `json:"programme_id,omitempty"`
 	Seconds     int64  `json:"seconds,omitempty"`
+	// Actor is the person whose request wrote a grant or void entry (the
+	// staff member who started the issuance, or voided); nil for debits and
+	// for entries nobody asked for by hand.
+	Actor *wuyou.Actor `json:"actor,omitempty"`
 }
 
 // Usage is what a call asks of the seafarer's grants, after rating.

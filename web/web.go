@@ -44,7 +44,7 @@ var bundles = []struct {
 }{
 	{"style.css", []string{"style.css"}},
 	{"seafarer.js", []string{"common.js", "seafarer.js"}},
-	{"console.js", []string{"common.js", "console-union.js", "console.js"}},
+	{"console.js", []string{"common.js", "console-union.js", "console-audit.js", "console.js"}},
 }
 
 // pages maps each page route to its HTML file.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
@@ -156,6 +157,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: grants, Issuer: s.issuer,
 		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
 		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
+		Audit:    audit.NewPGLog(s.pg),
 		Billing:  newStatements(statements, s.welfare, s.crew, tariff, d.now),
 		Overview: statements,
 		Registry: reg, Log: log, Now: d.now,

@@ -138,6 +138,7 @@
     me = null;
     stopPolling();
     if (W.unionConsole) W.unionConsole.reset();
+    if (W.auditConsole) W.auditConsole.reset();
     // Nothing of the last person's work stays in the page.
     crew = { company: '', items: [], cursor: '' };
     upload = null;
@@ -182,6 +183,7 @@
     select(saved && $('tab-' + saved) && !$('tab-' + saved).hidden ? saved : (isUnion() ? 'overview' : 'crew'));
     if (!isUnion()) { loadCompanyName(); loadCrew(false); }
     if (W.unionConsole) W.unionConsole.enter(me); // union staff's part: console-union.js
+    if (W.auditConsole) W.auditConsole.enter(me); // the audit trail: console-audit.js
   }
 
   function renderWho() {
@@ -595,6 +597,7 @@
       if (shown.statement) renderStatement(shown.statement);
       targetLabel();
       if (W.unionConsole) W.unionConsole.redraw();
+      if (W.auditConsole) W.auditConsole.redraw();
     });
     $('upload-columns').textContent = COLUMNS.join(', ');
     var today = new Date();
