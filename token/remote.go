@@ -98,9 +98,11 @@ func OpenRemoteJWKS(ctx context.Context, rawURL string, opts RemoteOptions) (*Re
 		NoErrorReturnFirstHTTPReq: &failFirst,
 		RefreshInterval:           opts.Refresh,
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(opts.UnknownKIDEvery), 1),
-		// A token with an unknown kid never waits for the limiter: when a
-		// fetch was made too recently it is refused at once.
-		RateLimitWaitMax: time.Millisecond,
+		// Bounds both the wait for the limiter and the fetch an unknown
+		// kid makes (jwkset uses one context for the two): a token whose
+		// kid is unknown waits at most Timeout, and is refused at once
+		// when the next fetch is further away than that.
+		RateLimitWaitMax: opts.Timeout,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
 				opts.Log.Warn("JWKS not refreshed; the keys of the last fetch stay in use", "url", u, "err", err)
