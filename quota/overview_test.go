@@ -34,7 +34,7 @@ func TestPGMonthOverviewCountsEachDaysCallsAndLateCallsOfAClosedMonthAsAdjustmen
 	mustCompanyCrew(t, f, "co_b", "Beta Maritime", "sf_3")
 	g := Draw{GrantID: "gr_1", ProgrammeID: "pg_a", Seconds: 60}
 	mustAppend(t, f,
-		pgDebit("sf_1", "cdr-1", oct.Add(meterDay+time.Hour), 120, 45, g),   // 2 October: 60 covered, 60 overage
+		pgDebit("sf_1", "cdr-1", oct.Add(meterDay+time.Hour), 120, 45, g),  // 2 October: 60 covered, 60 overage
 		pgDebit("sf_2", "cdr-2", oct.Add(meterDay+2*time.Hour), 60, 45, g), // 2 October: 60 covered
 		pgDebit("sf_3", "cdr-3", oct.Add(30*meterDay), 180, 45),            // 31 October: 180 overage
 		pgDebit("sf_1", "cdr-4", nov.Add(meterDay), 60, 45))                // November: not October's
