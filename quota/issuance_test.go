@@ -215,11 +215,7 @@ func TestIssuanceOfUnknownProgrammeIsNotFound(t *testing.T) {
 
 func TestIssuanceNeverExceedsTheBudgetAcrossConcurrentIssuances(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 100)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 500)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 100, 500)
 	ctx := context.Background()
 
 	const issuances = 20
@@ -275,11 +271,7 @@ func TestIssuanceNeverExceedsTheBudgetAcrossConcurrentIssuances(t *testing.T) {
 
 func TestIssuanceGivesOnePackPerSeafarerEvenWhenListedTwice(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 2)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 2)
 	iss := MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: []string{crew[0], crew[1], crew[0], " " + crew[1]}})
 	assertConsistent(t, iss)
 	if iss.Total != 2 || iss.Issued != 2 {
@@ -381,11 +373,7 @@ func TestIssuanceToAnUnknownCompanyIsNotFoundAndToAnEmptyVesselIsDoneWithNobody(
 
 func TestIssuanceSameKeyAndBodyReturnsTheSameIssuanceAndIssuesNothingMore(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 3)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 3)
 	ctx := context.Background()
 	eff := programmeTestNow.Add(48 * time.Hour)
 	first := MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew, EffectiveAt: &eff})
@@ -410,11 +398,7 @@ func TestIssuanceSameKeyAndBodyReturnsTheSameIssuanceAndIssuesNothingMore(t *tes
 
 func TestIssuanceSameKeyWithAnotherBodyIsAConflict(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 3)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 3)
 	ctx := context.Background()
 	MustIssue(t, is, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
 	eff := programmeTestNow.Add(time.Hour)
@@ -436,11 +420,7 @@ func TestIssuanceSameKeyWithAnotherBodyIsAConflict(t *testing.T) {
 
 func TestIssuanceStartedConcurrentlyWithOneKeyIsRecordedOnce(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 50)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 50)
 	ctx := context.Background()
 	ids := make([]string, 10)
 	var created atomic.Int64
@@ -476,11 +456,7 @@ func TestIssuanceStartedConcurrentlyWithOneKeyIsRecordedOnce(t *testing.T) {
 
 func TestIssuanceWithUnlimitedBudgetNeverFails(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 1200)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 1200)
 	for n := range 3 {
 		iss := MustIssue(t, is, p.ID, fmt.Sprintf("k%d", n), IssuanceTarget{SeafarerIDs: crew})
 		assertConsistent(t, iss)
@@ -496,11 +472,7 @@ func TestIssuanceWithUnlimitedBudgetNeverFails(t *testing.T) {
 
 func TestIssuedPackIsAGrantOnTheProgrammesTermsWithALedgerEntry(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 2)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 2)
 	pub := &ledgerPublisher{ledger: s.ledger}
 	is.Publisher = pub
 	ctx := context.Background()
@@ -701,11 +673,7 @@ func TestIssuanceInterruptedPartwayResumesWithoutDoubleIssuing(t *testing.T) {
 
 func TestIssuanceCrashedBetweenReservingAndGrantingAddsTheGrantOnResume(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 1500)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 2000)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 1500, 2000)
 	ctx := context.Background()
 	iss, _, err := is.Start(ctx, p.ID, "k1", IssuanceTarget{SeafarerIDs: crew})
 	if err != nil {
@@ -831,11 +799,7 @@ func TestIssuancePublishesEveryGrantAtLeastOnceEvenWhenPublishingFails(t *testin
 
 func TestStartAndRunFinishesSmallIssuancesBeforeReturning(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 100)
-	is := s.issuer(roster)
+	_, p, crew, is := newIssuanceLab(t, 0, 100)
 	iss, created, err := is.StartAndRun(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: crew}, 100)
 	if err != nil || !created {
 		t.Fatalf("created %v, err %v", created, err)
@@ -867,11 +831,7 @@ func waitDone(tb testing.TB, is *Issuer, id string) *Issuance {
 
 func TestStartAndRunRunsLargeIssuancesInTheBackground(t *testing.T) {
 	t.Parallel()
-	s := MustProgrammeStore(t)
-	p := MustProgramme(t, s, 0)
-	roster := newFakeRoster()
-	crew := roster.crew("sf", 1500)
-	is := s.issuer(roster)
+	s, p, crew, is := newIssuanceLab(t, 0, 1500)
 	iss, created, err := is.StartAndRun(context.Background(), p.ID, "k1", IssuanceTarget{SeafarerIDs: crew}, 100)
 	if err != nil || !created || iss.Status != IssuanceRunning || iss.Total != 1500 {
 		t.Fatalf("%+v, created %v, err %v", iss, created, err)
@@ -945,4 +905,15 @@ func BenchmarkIssuanceOf10000Seafarers(b *testing.B) {
 	for n := range b.N {
 		MustIssue(b, is, p.ID, fmt.Sprintf("k%d", n), IssuanceTarget{SeafarerIDs: crew})
 	}
+}
+
+// newIssuanceLab is a programme store with a programme of budget packs (0:
+// unlimited), a roster of n active seafarers ("sf…") and an issuer over them.
+func newIssuanceLab(t *testing.T, budget int64, n int) (*programmeEnv, *Programme, []string, *Issuer) {
+	t.Helper()
+	s := MustProgrammeStore(t)
+	p := MustProgramme(t, s, budget)
+	roster := newFakeRoster()
+	crew := roster.crew("sf", n)
+	return s, p, crew, s.issuer(roster)
 }
