@@ -53,7 +53,7 @@ const MaxTopOverage = 50
 
 // overviewDaysSQL: the debits counted in period $1 (rows before its end
 // $2; ledger_debits_by_statement) by the UTC day of the call, the
-// adjustments (calls of other periods) on one line with date ''.
+// adjustments (calls of other periods) on one line with an empty date.
 const overviewDaysSQL = `
 SELECT CASE WHEN adjusts_period IS NULL THEN to_char(call_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') ELSE '' END,
     count(*), sum(covered_seconds)::int8, sum(overage_seconds)::int8

@@ -189,4 +189,3 @@ func TestMainExitsWithStatus2OnAUsageMistake(t *testing.T) {
 		})
 	}
 }
-
