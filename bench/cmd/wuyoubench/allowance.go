@@ -82,17 +82,12 @@ func runAllowance(ctx context.Context, args []string, env environment, out *resu
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	l, err := openLab(ctx, env, "allowance", out)
+	l, db, done, err := openLabAndDatabase(ctx, env, env, "allowance", out)
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer done()
 	rdb, prefix := l.rdb, l.prefix
-	db, err := openDatabase(ctx, env, out)
-	if err != nil {
-		return err
-	}
-	defer db.drop()
 	registry := crew.NewPGStore(db.pool, wuyou.SystemClock)
 
 	progress("allowance: enrolling %d seafarers with two grants and a call each", c.Seafarers)

@@ -45,16 +45,11 @@ func runCatchup(ctx context.Context, args []string, env environment, out *result
 		return err
 	}
 	out.info("catchup.command", "%s", command("wuyoubench", fs))
-	l, err := openLab(ctx, env, "catchup", out)
+	l, db, done, err := openLabAndDatabase(ctx, env, env, "catchup", out)
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	db, err := openDatabase(ctx, env, out)
-	if err != nil {
-		return err
-	}
-	defer db.drop()
+	defer done()
 	p, err := newPipeline(ctx, l.rdb, l.prefix, db.pool)
 	if err != nil {
 		return err

@@ -44,16 +44,11 @@ func runIssuance(ctx context.Context, args []string, env environment, out *resul
 		return err
 	}
 	out.info("issuance.command", "%s", command("wuyoubench", fs))
-	l, err := openLab(ctx, env, "issuance", out)
+	l, db, done, err := openLabAndDatabase(ctx, env, env, "issuance", out)
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	db, err := openDatabase(ctx, env, out)
-	if err != nil {
-		return err
-	}
-	defer db.drop()
+	defer done()
 	pool := db.pool
 	store := quota.NewRedisStore(l.rdb, l.prefix, wuyou.SystemClock, quota.Options{})
 	programmes := quota.NewPGProgrammes(pool, wuyou.SystemClock, nil) // seconds used are not read while issuing

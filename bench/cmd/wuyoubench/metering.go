@@ -58,16 +58,11 @@ func runMetering(ctx context.Context, args []string, env environment, out *resul
 		return err
 	}
 	out.info("metering.command", "%s", command("wuyoubench", fs))
-	l, err := openLab(ctx, env, "metering", out)
+	l, db, done, err := openLabAndDatabase(ctx, env, env, "metering", out)
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	db, err := openDatabase(ctx, env, out)
-	if err != nil {
-		return err
-	}
-	defer db.drop()
+	defer done()
 
 	direct, err := meterDirect(ctx, l, db, l.prefix+":direct", c, out, progress)
 	if err != nil {

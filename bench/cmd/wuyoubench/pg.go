@@ -79,6 +79,21 @@ func freshBenchDatabase(ctx context.Context, serverURL string) (*benchDatabase, 
 	return &benchDatabase{pool: pool, name: name, drop: func() { pool.Close(); dropDB() }}, nil
 }
 
+// openLabAndDatabase is openLab on redisEnv's Redis and openDatabase on
+// env's PostgreSQL; done drops the database and closes the lab.
+func openLabAndDatabase(ctx context.Context, redisEnv, env environment, name string, out *results) (*lab, *benchDatabase, func(), error) {
+	l, err := openLab(ctx, redisEnv, name, out)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := openDatabase(ctx, env, out)
+	if err != nil {
+		l.close()
+		return nil, nil, nil, err
+	}
+	return l, db, func() { db.drop(); l.close() }, nil
+}
+
 // openDatabase is freshBenchDatabase on the server of env, reporting its version.
 func openDatabase(ctx context.Context, env environment, out *results) (*benchDatabase, error) {
 	db, err := freshBenchDatabase(ctx, env.PostgresURL)

@@ -60,16 +60,11 @@ func runScaling(ctx context.Context, args []string, env environment, out *result
 		return err
 	}
 	defer srv.stop()
-	l, err := openLab(ctx, environment{RedisAddrs: []string{srv.addr}}, "scaling", out)
+	l, db, done, err := openLabAndDatabase(ctx, environment{RedisAddrs: []string{srv.addr}}, env, "scaling", out)
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	db, err := openDatabase(ctx, env, out)
-	if err != nil {
-		return err
-	}
-	defer db.drop()
+	defer done()
 	p, err := newPipeline(ctx, l.rdb, l.prefix, db.pool)
 	if err != nil {
 		return err
