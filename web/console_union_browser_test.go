@@ -159,3 +159,32 @@ func TestBrowser_UnionVoidsAGrantAndClosesLastMonthEachAfterConfirming(t *testin
 	}
 	tb.screenshot("console-union-operations-desktop")
 }
+
+func TestBrowser_UnionPicksAProgrammeByNameAndItsStatementNamesTheSeafarersAndCompanies(t *testing.T) {
+	s, _ := unionScene(t)
+	tb := s.openConsoleAsUnion(t, desktop)
+
+	tb.do(
+		chromedp.Click(chromedp.ID("tab-statements")),
+		chromedp.SetValue(chromedp.ID("st-kind"), "programme"),
+		chromedp.SendKeys(chromedp.ID("st-id"), "q4 WELFARE"),
+	)
+	tb.waitFor("the programme suggested", `document.querySelector('#panel-statements .picks .pick') !== null`)
+	tb.do(chromedp.Click(chromedp.CSS("#panel-statements .picks .pick")))
+	if got := tb.eval(`document.getElementById('st-id').value`); !strings.HasPrefix(got, "pg_") {
+		t.Fatalf("picking the programme put %q in the payer field", got)
+	}
+	tb.do(chromedp.Click(chromedp.CSS("#statement-form button[type=submit]")))
+	tb.waitFor("the statement", `document.getElementById('st-lines') !== null`)
+	if got := tb.text("st-heading"); !strings.HasPrefix(got, "出海无忧 2026 Q4 welfare pack · programme:pg_") {
+		t.Errorf("statement heading = %q, want the programme's name first", got)
+	}
+	lines := tb.text("st-lines")
+	for _, want := range []string{s.seafarers[0].ID, "张伟", "COSCO Demo Shipping 中远示范航运"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("the statement's lines lack %q: %.300s", want, lines)
+		}
+	}
+	tb.screenshot("console-union-statement-names-desktop")
+	tb.checkClean()
+}
