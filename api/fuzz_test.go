@@ -3,12 +3,16 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,15 +32,21 @@ import (
 // contract of §3 for any body at all: the answer is a 2xx, or a 4xx
 // problem+json with a detail; a 400 for a body that decodes into the
 // route's input names the invalid fields in errors[]; never a 5xx, never a
-// panic. Seed corpora are under testdata/fuzz/<FuzzName>/; `make test` runs
-// each target for a few seconds, `make fuzz` for longer.
+// panic. And nothing is stored from a refused request: the system of
+// record (every table) and the hot state (every key of the fixture's
+// prefix) are the same after a 4xx as before it (fx.send checks). Seed
+// corpora are under testdata/fuzz/<FuzzName>/ and in f.Add calls, so plain
+// `go test` runs them; `make test` runs each target for a few seconds,
+// `make fuzz` for longer.
 
 // fuzzFixture is a server with one company, one seafarer of it and one
 // programme for the routes that name them.
 type fuzzFixture struct {
 	app                                *fiber.App
+	d                                  *deployment
 	union                              string
 	companyID, seafarerID, programmeID string
+	grantID                            string // the seafarer's grant, for the void route
 	seq                                atomic.Int64
 }
 
@@ -57,14 +67,58 @@ func mustFuzzFixture(f *testing.F) *fuzzFixture {
 	require.NoError(f, err)
 	c := seafarerClaims()
 	c.Role, c.Subject = token.RoleUnion, "fuzz-officer"
-	return &fuzzFixture{
-		app: ls.server.App(), union: MustMint(f, MustAuthFixture(f).ed, c),
+	fx := &fuzzFixture{
+		app: ls.server.App(), d: ls.deployment, union: MustMint(f, MustAuthFixture(f).ed, c),
 		companyID: co.ID, seafarerID: sf.ID, programmeID: p.ID,
 	}
+	issuer := ls.newIssuer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	iss, _, err := issuer.StartAndRun(ctx, p.ID, "fuzz-seed", quota.IssuanceTarget{SeafarerIDs: []string{sf.ID}}, 10)
+	require.NoError(f, err)
+	require.EqualValues(f, 1, iss.Issued)
+	fx.grantID = quota.IssuanceGrantID(iss.ID, sf.ID)
+	return fx
 }
 
-// send drives one request through the app and returns the answer.
+// storedTables are every table a request could write, and what each row is
+// compared by.
+var storedTables = []string{"companies", "seafarers", "msisdn_holdings", "programmes", "issuances", "issuance_targets",
+	"grants", "ledger_entries", "statement_periods", "held_events", "event_claims", "audit_records"}
+
+// stored is a digest of everything the fixture's deployment holds: each
+// table's rows and every Redis key under its prefix with its value.
+func (fx *fuzzFixture) stored(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	var q strings.Builder
+	q.WriteString("SELECT concat_ws(' '")
+	for _, table := range storedTables {
+		fmt.Fprintf(&q, ", (SELECT '%[1]s:' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM %[1]s x)", table)
+	}
+	q.WriteString(")")
+	var sum string
+	require.NoError(t, fx.d.pool.QueryRow(ctx, q.String()).Scan(&sum))
+	var keys []string
+	iter := fx.d.rdb.Scan(ctx, 0, fx.d.prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	require.NoError(t, iter.Err())
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		v, err := fx.d.rdb.Dump(ctx, k).Result()
+		require.NoError(t, err)
+		fmt.Fprintf(h, "%s=%x;", k, sha256.Sum256([]byte(v)))
+	}
+	return fmt.Sprintf("%s redis:%d:%x", sum, len(keys), h.Sum(nil))
+}
+
+// send drives one request through the app and returns the answer, after
+// checking that a refused request (4xx) stored and changed nothing.
+// Content-Type is JSON unless header sets it.
 func (fx *fuzzFixture) send(t *testing.T, method, path string, body []byte, header ...string) (int, http.Header, []byte) {
+	t.Helper()
+	before := fx.stored(t)
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", bearer(fx.union))
@@ -76,6 +130,10 @@ func (fx *fuzzFixture) send(t *testing.T, method, path string, body []byte, head
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
+	if res.StatusCode >= 400 && res.StatusCode < 500 {
+		require.Equal(t, before, fx.stored(t), "%s %s with body %q was refused (%d %s) but stored or changed something",
+			method, path, body, res.StatusCode, b)
+	}
 	return res.StatusCode, res.Header, b
 }
 
@@ -197,3 +255,74 @@ func (r *rowArray) UnmarshalJSON(b []byte) error {
 	}
 	return json.Unmarshal(b, (*[]map[string]json.RawMessage)(r))
 }
+
+// The write routes whose input is not (only) a JSON body: a crew list as
+// CSV, the reconciliation's settlement CSV, and the routes whose input is
+// their path (a void, a period's close). Each holds the same invariant.
+
+func FuzzBulkEnrolCSVBody(f *testing.F) {
+	fx := mustFuzzFixture(f)
+	f.Add([]byte("seafarer_book_no,name,msisdn\nFZ-0100,Fu Yi,+8613700000100\n"))
+	f.Add([]byte("seafarer_book_no,name,msisdn\n=cmd|' /C calc'!A0,\"a\nb\",+86\n"))
+	f.Add([]byte("name\n\"unterminated"))
+	f.Add([]byte("\xef\xbb\xbfseafarer_book_no,name,msisdn,msisdn\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		status, header, answer := fx.send(t, http.MethodPost, "/v1/companies/"+fx.companyID+"/seafarers:bulk", body, "Content-Type", "text/csv")
+		requireContractAnswer[notJSON](t, body, status, header, answer)
+	})
+}
+
+func FuzzReconcileCSVBody(f *testing.F) {
+	fx := mustFuzzFixture(f)
+	f.Add([]byte("msisdn,calls,billable_seconds,covered_seconds\n+8613700000001,1,60,60\n"))
+	f.Add([]byte("msisdn,calls,billable_seconds,covered_seconds\n@SUM(A1),-1,x,\n"))
+	f.Add([]byte("calls\n1\n"))
+	f.Add([]byte("\x00\xff"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		path := "/v1/reconciliations?period=" + time.Now().UTC().Format("2006-01")
+		status, header, answer := fx.send(t, http.MethodPost, path, body, "Content-Type", "text/csv")
+		requireContractAnswer[notJSON](t, body, status, header, answer)
+	})
+}
+
+// FuzzVoidGrantPath voids whatever grant the path names: the fixture's
+// own grant once (then 409 every time), or one that does not exist.
+func FuzzVoidGrantPath(f *testing.F) {
+	fx := mustFuzzFixture(f)
+	f.Add("", false)
+	f.Add("g_nosuchgrant", false)
+	f.Add("../../companies", false)
+	f.Add("%00", false)
+	f.Add("", true)
+	f.Fuzz(func(t *testing.T, grantID string, own bool) {
+		if own {
+			grantID = fx.grantID
+		}
+		path := "/v1/seafarers/" + fx.seafarerID + "/grants/" + url.PathEscape(grantID) + ":void"
+		status, header, answer := fx.send(t, http.MethodPost, path, nil)
+		requireContractAnswer[notJSON](t, []byte(grantID), status, header, answer)
+	})
+}
+
+// FuzzClosePeriodPath closes whatever period the path names: only months
+// that have ended can be closed (a 422 otherwise, storing nothing).
+func FuzzClosePeriodPath(f *testing.F) {
+	fx := mustFuzzFixture(f)
+	f.Add(time.Now().UTC().Format("2006-01"))
+	f.Add("2026-13")
+	f.Add("0000-01")
+	f.Add("9999-12")
+	f.Add("2026-1")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, period string) {
+		status, header, answer := fx.send(t, http.MethodPost, "/v1/periods/"+url.PathEscape(period)+":close", nil)
+		requireContractAnswer[notJSON](t, []byte(period), status, header, answer)
+	})
+}
+
+// notJSON is the input of a route whose body is not JSON: nothing decodes
+// into it, so a 400 need not name fields.
+type notJSON struct{}
+
+func (*notJSON) UnmarshalJSON([]byte) error { return errors.New("not a JSON input") }
