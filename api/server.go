@@ -151,7 +151,9 @@ func New(cfg Config) *Server {
 		ReduceMemoryUsage:            true,
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
-		// MSISDNs in paths arrive as %2B…; match and read them decoded.
+		// Paths are matched decoded (a %3A in ":void", %2B in an MSISDN).
+		// UnescapePath decodes by query rules ("+" is a space), so an MSISDN
+		// parameter is read with pathSegment, where "+" stays "+".
 		UnescapePath: true,
 	})
 	s.routes()
