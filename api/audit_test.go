@@ -227,3 +227,30 @@ func TestBadAuditFiltersAre400NamingTheField(t *testing.T) {
 		require.Empty(t, p.NextCursor)
 	})
 }
+
+// A void whose ledger entry cannot be recorded at once is still a void: the
+// trail records it although the answer is 503, and the entry recorded when
+// the void is repeated names who repeated it.
+func TestAVoidAnswered503IsInTheTrailAndItsRepairNamesAnActor(t *testing.T) {
+	f := MustAPIFixture(t)
+	rec := &flakyRecorder{fail: 1}
+	cfg := f.server.cfg
+	cfg.Ledger, cfg.Registry = rec, nil // a registry of its own
+	f.app = New(cfg).App()
+	grants, err := f.quota.Grants(context.Background(), f.a1.ID)
+	require.NoError(t, err)
+	path := "/v1/seafarers/" + f.a1.ID + "/grants/" + grants[0].ID + ":void"
+
+	status, _, body := f.do(t, apiRequest{method: "POST", path: path, token: f.union})
+	require.Equal(t, http.StatusServiceUnavailable, status, "%s", body)
+	trail := f.auditPage(t, f.union, nil).Items
+	require.Len(t, trail, 1)
+	require.Equal(t, audit.ActionGrantVoid, trail[0].Action)
+	require.Contains(t, trail[0].Summary, "not recorded yet")
+
+	status, _, body = f.do(t, apiRequest{method: "POST", path: path, token: f.union})
+	require.Equal(t, http.StatusConflict, status, "%s", body)
+	require.Len(t, rec.recorded, 1)
+	require.Equal(t, &wuyou.Actor{Sub: "union-officer-1", Role: token.RoleUnion}, rec.recorded[0].Actor)
+	require.Len(t, f.auditPage(t, f.union, nil).Items, 1, "the 409 itself changed nothing")
+}

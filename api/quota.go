@@ -227,6 +227,12 @@ func (s *Server) voidGrant(c *fiber.Ctx) error {
 		// how it is repaired: record the stored entry (a no-op when it is
 		// recorded), then answer the conflict.
 		if stored, serr := s.cfg.Quota.StoredVoid(ctx, sf.ID, grantID); serr == nil && stored != nil {
+			if stored.Actor == nil {
+				// The hot state's copy names nobody: the entry names who
+				// finishes the void by repeating it, as the first answer
+				// asked. An entry recorded before keeps its own actor.
+				stored.Actor = wuyou.ActorFrom(ctx)
+			}
 			if rerr := s.cfg.Ledger.RecordLedger(ctx, sf.ID, stored); rerr != nil {
 				s.cfg.Log.Warn("a void's ledger entry could not be recorded yet", "entry", stored.ID, "err", rerr)
 			}
@@ -239,6 +245,11 @@ func (s *Server) voidGrant(c *fiber.Ctx) error {
 	if s.cfg.Ledger != nil {
 		if err := s.cfg.Ledger.RecordLedger(ctx, sf.ID, e); err != nil {
 			s.cfg.Log.Error("void applied but its ledger entry not recorded; voiding again records it", "entry", e.ID, "err", err)
+			if a := wuyou.ActorFrom(ctx); a != nil {
+				// The grant is voided whatever the answer: the trail says so.
+				s.recordWrite(c, *a, auditNote{audit.ActionGrantVoid, "seafarers/" + sf.ID + "/grants/" + grantID,
+					fmt.Sprintf("voided grant %s: %d s removed; its ledger entry not recorded yet", grantID, e.Seconds)})
+			}
 			return &wuyou.Error{Code: wuyou.EUNAVAILABLE, Message: "the grant is voided, but its ledger entry could not be recorded yet; repeat the request to record it"}
 		}
 	}
