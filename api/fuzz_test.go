@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/internal/redistest"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
@@ -97,12 +98,8 @@ func (fx *fuzzFixture) stored(t *testing.T) string {
 	q.WriteString(")")
 	var sum string
 	require.NoError(t, fx.d.pool.QueryRow(ctx, q.String()).Scan(&sum))
-	var keys []string
-	iter := fx.d.rdb.Scan(ctx, 0, fx.d.prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	require.NoError(t, iter.Err())
+	keys, err := redistest.Keys(ctx, fx.d.rdb, fx.d.prefix+":*")
+	require.NoError(t, err)
 	sort.Strings(keys)
 	h := sha256.New()
 	for _, k := range keys {
