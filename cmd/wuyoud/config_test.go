@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -175,4 +178,50 @@ func TestConfigStartLineHasTheLogLevelAndReadableDurations(t *testing.T) {
 	require.Equal(t, "720h0m0s", line.Config["dedupe_window"], "a duration is logged as a Go duration, not nanoseconds")
 	require.Equal(t, "24h0m0s", line.Config["clock_skew"])
 	require.Equal(t, "30s", line.Config["shutdown_timeout"])
+}
+
+// composeFile is the part of docker-compose.yml these tests read.
+type composeFile struct {
+	Services map[string]struct {
+		Image       string            `json:"image"`
+		Environment map[string]string `json:"environment"`
+	} `json:"services"`
+}
+
+// The compose file is for users and cannot run here (no Docker engine), so it
+// is kept correct by reading: its wuyoud service writes out every variable
+// wuyoud reads, each value parses as wuyoud would parse it (a ${VAR:-default}
+// read as its default), and every image from a registry is pinned to a
+// release, not a moving tag like latest or a bare major version.
+func TestDockerComposeListsEveryVariableWithAValueWuyoudAccepts(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	require.NoError(t, err)
+	var compose composeFile
+	require.NoError(t, yaml.Unmarshal(raw, &compose))
+
+	svc, ok := compose.Services["wuyoud"]
+	require.True(t, ok, "docker-compose.yml has no wuyoud service")
+	for _, name := range configVars {
+		require.Contains(t, svc.Environment, name, "docker-compose.yml's wuyoud service does not set %s", name)
+	}
+	for name := range svc.Environment {
+		require.Contains(t, configVars, name, "docker-compose.yml sets %s, which wuyoud does not read", name)
+	}
+
+	substitution := regexp.MustCompile(`\$\{[A-Z_]+:-([^}]*)\}`)
+	env := map[string]string{}
+	for name, value := range svc.Environment {
+		env[name] = substitution.ReplaceAllString(value, "$1")
+	}
+	cfg, err := ConfigFromEnv(func(name string) string { return env[name] })
+	require.NoError(t, err, "the compose file's values do not parse")
+	require.NoError(t, cfg.Validate(), "the compose file's configuration is refused")
+
+	release := regexp.MustCompile(`^[a-z0-9./_-]+:[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+	for name, s := range compose.Services {
+		if s.Image == "" || strings.HasSuffix(s.Image, ":local") {
+			continue // built here
+		}
+		require.Regexp(t, release, s.Image, "service %s: image is not pinned to a release", name)
+	}
 }
