@@ -16,6 +16,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
@@ -166,13 +167,18 @@ func TestMetricsStayScrapableAfterMixedTrafficOnKeepAliveConnections(t *testing.
 			require.Contains(t, string(body), `method="`+m+`"`)
 		}
 
+		// promlint is the linter `promtool check metrics` runs; promtool
+		// itself also runs when it is installed.
+		problems, err := promlint.New(bytes.NewReader(body)).Lint()
+		require.NoError(t, err, "scrape %d does not lint", round)
+		require.Empty(t, problems, "scrape %d: promlint problems", round)
 		if promtool, err := exec.LookPath("promtool"); err == nil {
 			cmd := exec.Command(promtool, "check", "metrics")
 			cmd.Stdin = bytes.NewReader(body)
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "promtool check metrics:\n%s", out)
 		} else {
-			t.Log("promtool not installed; checked with expfmt only")
+			t.Log("promtool not installed; checked with expfmt and promlint")
 		}
 	}
 }
