@@ -35,9 +35,9 @@ func TestRunStopsWhenTheJWKSURLCannotBeReadAndSaysWhich(t *testing.T) {
 // where the keys come from; inline JSON is only mentioned.
 func TestConfigLogShowsAJWKSPathOrURLButNotInlineJSON(t *testing.T) {
 	for source, want := range map[string]string{
-		"/etc/wuyou/jwks.json":                    `"jwt_jwks":"/etc/wuyou/jwks.json"`,
+		"/etc/wuyou/jwks.json":                     `"jwt_jwks":"/etc/wuyou/jwks.json"`,
 		"https://id.example/.well-known/jwks.json": `"jwt_jwks":"https://id.example/.well-known/jwks.json"`,
-		`{"keys":[{"kty":"OKP"}]}`:                `"jwt_jwks":"(inline JWKS)"`,
+		`{"keys":[{"kty":"OKP"}]}`:                 `"jwt_jwks":"(inline JWKS)"`,
 	} {
 		var buf bytes.Buffer
 		slog.New(slog.NewJSONHandler(&buf, nil)).Info("start", "config", Config{JWKSPath: source})
