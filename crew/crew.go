@@ -73,13 +73,45 @@ type Enrolment struct {
 	UnionMemberNo string `json:"union_member_no"`
 }
 
-// SeafarerUpdate changes some fields of a seafarer; nil fields stay as they are.
+// SeafarerUpdate changes some fields of a seafarer; nil fields stay as they
+// are. An empty sign_on or sign_off clears it, and so does a JSON null
+// (UnmarshalJSON). How status and the dates move together is the rule of
+// signing.go.
 type SeafarerUpdate struct {
 	MSISDN     *string `json:"msisdn"`
 	VesselIMO  *string `json:"vessel_imo"`
 	VesselName *string `json:"vessel_name"`
+	SignOn     *string `json:"sign_on"`
 	SignOff    *string `json:"sign_off"`
 	Status     *string `json:"status"`
+}
+
+// Directions of a vessel's crew change (VesselSigning.Direction).
+const (
+	SignOff = "sign-off"
+	SignOn  = "sign-on"
+)
+
+// VesselSigning signs every seafarer of one company on one vessel off or
+// on at once (PGStore.SignVessel states the rules).
+type VesselSigning struct {
+	CompanyID string
+	VesselIMO string
+	Direction string // SignOff or SignOn
+	Date      string // YYYY-MM-DD; "" is today in UTC
+}
+
+// VesselSigned is what a VesselSigning did.
+type VesselSigned struct {
+	VesselIMO string `json:"vessel_imo"`
+	Direction string `json:"direction"`
+	Date      string `json:"date"`
+	// Changed counts the seafarers whose record changed, SeafarerIDs names
+	// them (in id order); Unchanged counts the rest of the company's crew on
+	// the vessel (already signed off or on, or suspended).
+	Changed     int      `json:"changed"`
+	Unchanged   int      `json:"unchanged"`
+	SeafarerIDs []string `json:"seafarer_ids"`
 }
 
 // MSISDNAt is one call to attribute: the MSISDN it was made from and when it
@@ -124,6 +156,11 @@ type Service interface {
 	Seafarers(ctx context.Context, f SeafarerFilter) ([]*Seafarer, string, error)
 	// SeafarerByMSISDN resolves the seafarer an MSISDN belongs to now. ENOTFOUND.
 	SeafarerByMSISDN(ctx context.Context, msisdn string) (*Seafarer, error)
+	// SignVessel signs a company's whole crew on one vessel off or on, in
+	// one transaction. EINVALID naming the field (vessel_imo, date,
+	// direction); ENOTFOUND for an unknown company or a vessel the company
+	// has no seafarer on.
+	SignVessel(ctx context.Context, in VesselSigning) (*VesselSigned, error)
 }
 
 // applyEnrolment sets the fields an enrolment gives.

@@ -393,15 +393,21 @@ func (s *PGStore) Seafarer(ctx context.Context, id string) (*Seafarer, error) {
 	return sf, nil
 }
 
-// UpdateSeafarer applies u. Setting status signed_off signs the seafarer off
-// (give sign_off for the date). EINVALID, ENOTFOUND, ECONFLICT (MSISDN taken).
+// UpdateSeafarer applies u, signing the seafarer off or on by the rules of
+// signing.go. EINVALID naming the field, ENOTFOUND, ECONFLICT (MSISDN taken).
 func (s *PGStore) UpdateSeafarer(ctx context.Context, id string, u SeafarerUpdate) (*Seafarer, error) {
 	u.Normalize()
 	if err := ValidateUpdate(u); err != nil {
 		return nil, err
 	}
-	if u.SignOff != nil {
-		if err := checkPGDates("sign_off", *u.SignOff); err != nil {
+	for _, d := range [...]struct {
+		field string
+		p     *string
+	}{{"sign_on", u.SignOn}, {"sign_off", u.SignOff}} {
+		if d.p == nil {
+			continue
+		}
+		if err := checkPGDates(d.field, *d.p); err != nil {
 			return nil, err
 		}
 	}
@@ -422,17 +428,10 @@ func (s *PGStore) UpdateSeafarer(ctx context.Context, id string, u SeafarerUpdat
 		} else if err != nil {
 			return err
 		}
-		next := *cur
-		set := func(dst *string, p *string) {
-			if p != nil {
-				*dst = *p
-			}
+		next, err := updated(*cur, u, s.clock().Format(dateLayout))
+		if err != nil {
+			return err
 		}
-		set(&next.MSISDN, u.MSISDN)
-		set(&next.VesselIMO, u.VesselIMO)
-		set(&next.VesselName, u.VesselName)
-		set(&next.SignOff, u.SignOff)
-		set(&next.Status, u.Status)
 		sf = &next
 		assigned, err = s.write(ctx, tx, cur, sf, since)
 		return err

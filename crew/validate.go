@@ -103,16 +103,16 @@ func (u *SeafarerUpdate) Normalize() {
 	u.MSISDN = trim(u.MSISDN, strings.TrimSpace)
 	u.VesselIMO = trim(u.VesselIMO, NormalizeIMO)
 	u.VesselName = trim(u.VesselName, strings.TrimSpace)
+	u.SignOn = trim(u.SignOn, strings.TrimSpace)
 	u.SignOff = trim(u.SignOff, strings.TrimSpace)
 	u.Status = trim(u.Status, strings.TrimSpace)
 }
 
 // ValidateUpdate checks the fields present in u (non-nil) with the rules of
 // Validate and returns nil or an EINVALID *wuyou.Error naming every bad
-// field. An empty vessel_imo, vessel_name or sign_off clears that field; an
-// empty msisdn is refused. Whether sign_off falls before the stored sign_on
-// is for the caller to check against the record (the dates compare as
-// strings).
+// field. An empty vessel_imo, vessel_name, sign_on or sign_off clears that
+// field; an empty msisdn is refused. How the dates and the status fit
+// together is checked against the record, by the rules of signing.go.
 func ValidateUpdate(u SeafarerUpdate) error {
 	var errs []wuyou.FieldError
 	add := func(field string, p *string, check func(string) string) {
@@ -126,6 +126,7 @@ func ValidateUpdate(u SeafarerUpdate) error {
 	add("msisdn", u.MSISDN, checkMSISDN)
 	add("vessel_imo", u.VesselIMO, checkIMO)
 	add("vessel_name", u.VesselName, func(s string) string { return wuyou.CheckText(s, false, maxVesselNameRunes) })
+	add("sign_on", u.SignOn, checkDate)
 	add("sign_off", u.SignOff, checkDate)
 	add("status", u.Status, func(s string) string {
 		switch s {
