@@ -391,6 +391,9 @@ func (i *Issuer) Start(ctx context.Context, programmeID, idempotencyKey string, 
 	if err != nil {
 		return nil, false, err
 	}
+	if prog.Recurrence != nil {
+		return nil, false, errRecurringIssuance(programmeID)
+	}
 	// A replay needs no walk of the roster.
 	if iss, err := i.store.IssuanceByKey(ctx, programmeID, idempotencyKey, body); iss != nil || err != nil {
 		return iss, false, err

@@ -34,6 +34,7 @@ func NewPGProgrammes(pool *pgxpool.Pool, now wuyou.Clock, usage ProgrammeUsage) 
 // CreateProgramme validates and stores a new programme with nothing issued.
 // EINVALID.
 func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (*Programme, error) {
+	in.normalizeRecurring()
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -46,16 +47,26 @@ func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (
 		ID: id, Name: strings.TrimSpace(in.Name), PackSeconds: in.PackSeconds, ValidDays: in.ValidDays,
 		Priority: in.Priority, BudgetPacks: in.BudgetPacks,
 		StartsAt: in.StartsAt.UTC().Truncate(time.Microsecond), EndsAt: in.EndsAt.UTC().Truncate(time.Microsecond),
-		CreatedAt: now,
+		CreatedAt: now, Recurrence: in.Recurrence, CompanyID: in.CompanyID, VesselIMO: in.VesselIMO, All: in.All,
 	}
+	rec := recurrenceColumns(p)
 	_, err = s.pool.Exec(ctx, `
-INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt)
-	if err != nil {
+INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at,
+    recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo, audience_all)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		append([]any{p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt}, rec...)...)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.ConstraintName == "programme_audience_company_fkey" {
+		return nil, wuyou.Invalid([]wuyou.FieldError{{Field: "company_id", Message: "names no company"}})
+	} else if err != nil {
 		return nil, pgProgrammeError("create programme", err)
 	}
 	p.fillCounters(0, 0)
+	if p.Recurrence != nil {
+		if err := s.fillRecurring(ctx, s.pool, p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -96,23 +107,21 @@ func (s *PGProgrammes) programme(ctx context.Context, q querier, id string, forU
 	if id == "" || !storableKey(id) {
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme not found")
 	}
-	sql := `
-SELECT name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at, packs_issued
-FROM programmes WHERE id = $1`
+	sql := `SELECT ` + programmeColumns + ` FROM programmes WHERE id = $1`
 	if forUpdate {
 		sql += " FOR UPDATE"
 	}
-	p := &Programme{ID: id}
-	var issued int64
-	err := q.QueryRow(ctx, sql, id).Scan(&p.Name, &p.PackSeconds, &p.ValidDays, &p.Priority, &p.BudgetPacks,
-		&p.StartsAt, &p.EndsAt, &p.CreatedAt, &issued)
+	p, err := scanProgramme(q.QueryRow(ctx, sql, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme %s not found", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("quota: programme: %w", err)
 	}
-	p.StartsAt, p.EndsAt, p.CreatedAt = p.StartsAt.UTC(), p.EndsAt.UTC(), p.CreatedAt.UTC()
-	p.fillCounters(issued, 0)
+	if p.Recurrence != nil {
+		if err := s.fillRecurring(ctx, q, p); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -133,7 +142,7 @@ const programmeIDPrefix = "pg_"
 // pattern $2, one more than the limit $3 (see 00010_name_search.sql for
 // the index).
 const programmesSQL = `
-SELECT id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at, packs_issued
+SELECT ` + programmeColumns + `
 FROM programmes
 WHERE id > $1 AND name ILIKE $2
 ORDER BY id LIMIT $3`
@@ -152,19 +161,7 @@ func (s *PGProgrammes) Programmes(ctx context.Context, f wuyou.NameFilter) ([]*P
 	if err != nil {
 		return nil, "", fmt.Errorf("quota: list programmes: %w", err)
 	}
-	items := make([]*Programme, 0, f.Limit)
-	var (
-		p      Programme
-		issued int64
-	)
-	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.PackSeconds, &p.ValidDays, &p.Priority, &p.BudgetPacks,
-		&p.StartsAt, &p.EndsAt, &p.CreatedAt, &issued}, func() error {
-		item := p
-		item.StartsAt, item.EndsAt, item.CreatedAt = item.StartsAt.UTC(), item.EndsAt.UTC(), item.CreatedAt.UTC()
-		item.fillCounters(issued, 0)
-		items = append(items, &item)
-		return nil
-	})
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Programme, error) { return scanProgramme(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("quota: list programmes: %w", err)
 	}
@@ -172,6 +169,13 @@ func (s *PGProgrammes) Programmes(ctx context.Context, f wuyou.NameFilter) ([]*P
 	if len(items) > f.Limit {
 		items = items[:f.Limit]
 		next = items[f.Limit-1].ID
+	}
+	for _, item := range items {
+		if item.Recurrence != nil {
+			if err := s.fillRecurring(ctx, s.pool, item); err != nil {
+				return nil, "", err
+			}
+		}
 	}
 	if s.usage != nil {
 		for _, item := range items {

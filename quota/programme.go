@@ -37,7 +37,10 @@ func (in ProgrammeInput) Validate() error {
 	if in.PackSeconds < minPackSeconds || in.PackSeconds > maxPackSeconds {
 		add("pack_seconds", fmt.Sprintf("must be between %d and %d", minPackSeconds, maxPackSeconds))
 	}
-	if in.ValidDays < minValidDays || in.ValidDays > maxValidDays {
+	switch {
+	case in.Recurrence != nil && in.ValidDays != 0:
+		add("valid_days", "must be left out of a recurring programme: its grants run to the month's end")
+	case in.Recurrence == nil && (in.ValidDays < minValidDays || in.ValidDays > maxValidDays):
 		add("valid_days", fmt.Sprintf("must be between %d and %d", minValidDays, maxValidDays))
 	}
 	if in.Priority < 0 || in.Priority > maxPriority {
@@ -55,6 +58,7 @@ func (in ProgrammeInput) Validate() error {
 	case !in.StartsAt.IsZero() && !in.EndsAt.After(in.StartsAt):
 		add("ends_at", "must be after starts_at")
 	}
+	errs = append(errs, in.recurrenceErrors()...)
 	return wuyou.Invalid(errs)
 }
 

@@ -53,10 +53,22 @@ type Programme struct {
 	EndsAt      time.Time `json:"ends_at"`
 	CreatedAt   time.Time `json:"created_at"`
 
+	// Recurring programmes (CONTRACT §7.2): the recurrence and the
+	// audience, exactly one of CompanyID, VesselIMO and All. For these,
+	// BudgetPacks is per month, ValidDays is 0 (grants run to the month's
+	// end), PacksIssued and SecondsGranted count every month and
+	// BudgetRemainingPacks the current month (Month).
+	Recurrence *Recurrence `json:"recurrence,omitempty"`
+	CompanyID  string      `json:"company_id,omitempty"`
+	VesselIMO  string      `json:"vessel_imo,omitempty"`
+	All        bool        `json:"all,omitempty"`
+
 	PacksIssued          int64  `json:"packs_issued"`
 	BudgetRemainingPacks *int64 `json:"budget_remaining_packs"` // null when unlimited
 	SecondsGranted       int64  `json:"seconds_granted"`
 	SecondsUsed          int64  `json:"seconds_used"`
+	// Month is the current month's issue of a recurring programme.
+	Month *RecurringMonth `json:"month,omitempty"`
 }
 
 // Grant is one pack held by one seafarer.
@@ -251,4 +263,10 @@ type ProgrammeInput struct {
 	BudgetPacks int64     `json:"budget_packs"`
 	StartsAt    time.Time `json:"starts_at"`
 	EndsAt      time.Time `json:"ends_at"`
+	// A recurring programme's recurrence and audience (exactly one of
+	// CompanyID, VesselIMO and All); none of them on any other programme.
+	Recurrence *Recurrence `json:"recurrence,omitempty"`
+	CompanyID  string      `json:"company_id,omitempty"`
+	VesselIMO  string      `json:"vessel_imo,omitempty"`
+	All        bool        `json:"all,omitempty"`
 }
