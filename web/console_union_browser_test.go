@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
 
@@ -186,5 +188,92 @@ func TestBrowser_UnionPicksAProgrammeByNameAndItsStatementNamesTheSeafarersAndCo
 		}
 	}
 	tb.screenshot("console-union-statement-names-desktop")
+	tb.checkClean()
+}
+
+func TestBrowser_UnionFindsASeafarerByCompanyAndNameOrNumberAndVoidsOnlyTheirGrant(t *testing.T) {
+	s := mustStack(t)
+	p := s.seedDemo(time.Now().Add(-time.Hour)) // 张伟, 李娜 and Wang Fang of the demo company, 300 minutes each
+	// A fleet whose roster is longer than one page of the list: the seafarer
+	// sought is the last one enrolled, on the second page.
+	fleet := s.enrolFleet("Big Fleet Lines", 500)
+	wang, _, err := s.crew.Enrol(context.Background(), fleet.ID, crew.Enrolment{BookNo: "W0000501", Name: "Wang Hai", Nationality: "CN", MSISDN: "+8613900000777"})
+	must(t, err)
+	s.issue(p, "wang-hai", quota.IssuanceTarget{SeafarerIDs: []string{wang.ID}})
+	tb := s.openConsoleAsUnion(t, desktop)
+
+	pickCompany := func(name, id string) {
+		t.Helper()
+		tb.eval(`document.getElementById('ops-company').value = ''`)
+		tb.do(chromedp.SendKeys(chromedp.ID("ops-company"), name))
+		tb.waitFor("the company suggested", `document.querySelector('#find-seafarer .pick[data-id="`+id+`"]') !== null`)
+		tb.do(chromedp.Click(chromedp.CSS(`#find-seafarer .pick[data-id="` + id + `"]`)))
+	}
+	// offered types q and waits until exactly the seafarers want are offered.
+	offered := func(q string, want ...string) {
+		t.Helper()
+		tb.eval(`document.getElementById('ops-find').value = ''`)
+		tb.do(chromedp.SendKeys(chromedp.ID("ops-find"), q))
+		tb.waitFor(fmt.Sprintf("%q to offer exactly %q", q, want),
+			`[...document.querySelectorAll('#ops-found .pick')].map(b => b.dataset.seafarer).join(' ') === `+quote(strings.Join(want, " ")))
+	}
+
+	tb.do(chromedp.Click(chromedp.ID("tab-ops")))
+	pickCompany("big fleet", fleet.ID)
+	// "wang" is also in the demo company (Wang Fang): only the picked
+	// company's crew is searched, in any case.
+	offered("WANG", wang.ID)
+	if got := tb.eval(`document.querySelector('#ops-found .pick').innerText`); !strings.Contains(got, "Wang Hai") || !strings.Contains(got, "+8613900000777") {
+		t.Errorf("the choice reads %q, want the name and the MSISDN", got)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`#ops-found .pick[data-seafarer="` + wang.ID + `"]`)))
+	tb.waitFor("Wang Hai's grants", `document.querySelector('#ops-grants-table button.void') !== null`)
+	if got := tb.eval(`document.getElementById('ops-seafarer').value`); got != wang.ID {
+		t.Errorf("choosing the seafarer put %q in the ID field, want %s", got, wang.ID)
+	}
+	if got := tb.text("ops-grants-of"); got != "Grants of Wang Hai (+8613900000777)" {
+		t.Errorf("the grants are headed %q", got)
+	}
+	grant := tb.eval(`document.querySelector('#ops-grants-table tbody tr').dataset.grant`)
+	tb.do(chromedp.Click(chromedp.CSS("#ops-grants-table button.void")))
+	tb.do(chromedp.Click(chromedp.CSS("#ops-grants-table button.void")))
+	tb.waitFor("the grant voided", `document.querySelector('#ops-grants-table tr[data-grant="`+grant+`"] .badge.voided') !== null`)
+	if msg := tb.text("message"); !strings.Contains(msg, "Voided grant "+grant+": 300 minutes were left") {
+		t.Errorf("message = %q", msg)
+	}
+
+	// The demo company's seafarer is found by part of her MSISDN; her grant,
+	// and every other seafarer's, is as it was.
+	pickCompany("cosco demo", s.company.ID)
+	offered("+86 1380000 0002", s.seafarers[1].ID)
+	tb.do(chromedp.Click(chromedp.CSS(`#ops-found .pick[data-seafarer="` + s.seafarers[1].ID + `"]`)))
+	tb.waitFor("李娜's grants", `document.getElementById('ops-grants-of') !== null && document.getElementById('ops-grants-of').textContent.includes('李娜')`)
+	if got := tb.eval(`[...document.querySelectorAll('#ops-grants-table .badge')].map(b => b.textContent).join(' ')`); got != "active" {
+		t.Errorf("李娜's grants are %q, want one active", got)
+	}
+	ctx := context.Background()
+	for _, sf := range s.seafarers {
+		a, err := s.quota.Allowance(ctx, sf.ID)
+		must(t, err)
+		if len(a.Grants) != 1 || a.Grants[0].Status != "active" || a.RemainingSeconds != 300*60 {
+			t.Errorf("%s (%s): %d grants, remaining %d s, want one active grant of 300 minutes untouched", sf.Name, sf.ID, len(a.Grants), a.RemainingSeconds)
+		}
+	}
+	a, err := s.quota.Allowance(ctx, wang.ID)
+	must(t, err)
+	if len(a.Grants) != 1 || a.Grants[0].ID != grant || a.Grants[0].Status != "voided" || a.RemainingSeconds != 0 {
+		t.Errorf("Wang Hai's grants after the void: %+v, remaining %d s", a.Grants, a.RemainingSeconds)
+	}
+	tb.screenshot("console-union-find-seafarer-desktop")
+
+	tb.do(chromedp.Click(chromedp.ID("lang")))
+	tb.waitFor("Chinese", `document.querySelector('#find-seafarer label span').textContent === '公司'`)
+	if got := tb.text("ops-grants-of"); got != "李娜（+8613800000002）的套餐" {
+		t.Errorf("in Chinese the grants are headed %q", got)
+	}
+	if got := tb.eval(`String(document.querySelectorAll('#ops-found .pick').length)`); got != "0" {
+		t.Errorf("after the language switch %s seafarers are offered again, want the choice made to stay made", got)
+	}
+	tb.screenshot("console-union-find-seafarer-zh-desktop")
 	tb.checkClean()
 }

@@ -3,7 +3,8 @@
 // overage minutes by day as a chart; the companies with most overage),
 // pickers that find companies and programmes by name wherever an id is
 // asked, the companies list with "new company", and operations: void a
-// grant, close a period, reconcile a month with the carrier's settlement.
+// grant (of a seafarer found by company and name or MSISDN, or by id),
+// close a period, reconcile a month with the carrier's settlement.
 // console.js calls W.unionConsole.enter/reset/redraw and lends its helpers
 // as W.console; nothing here runs for a company token.
 W.unionConsole = (function () {
@@ -12,7 +13,9 @@ W.unionConsole = (function () {
   var enc = encodeURIComponent;
   var SVG = 'http://www.w3.org/2000/svg';
   var wired = false;
-  var state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, reconciliation: null, closed: null };
+  var finding = 0; // counts searches of a crew: only the last one typed is shown
+  var FOUND_SHOWN = 12;
+  var state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, roster: null, chosen: null, reconciliation: null, closed: null };
 
   W.addStrings({
     en: {
@@ -29,6 +32,8 @@ W.unionConsole = (function () {
       'co.list': 'Companies', 'co.search': 'Search by name', 'co.empty': 'No companies match.', 'co.created': 'Created company {0} ({1}).',
       'co.id': 'ID', 'co.since': 'Since',
       'ops.void': 'Void a grant', 'ops.seafarer': 'Seafarer ID', 'ops.showGrants': 'Show grants', 'ops.noGrants': 'This seafarer holds no grants.',
+      'ops.company': 'Company', 'ops.find': 'Name or MSISDN', 'ops.needCompany': 'Pick the company first.',
+      'ops.moreFound': 'And {0} more: type more of the name or number.', 'ops.grantsOf': 'Grants of {0} ({1})',
       'ops.grant': 'Grant', 'ops.left': 'Minutes left', 'ops.expires': 'Expires', 'ops.voidOne': 'Void', 'ops.confirmVoid': 'Confirm void',
       'ops.voided': 'Voided grant {0}: {1} minutes were left.',
       'ops.close': 'Close a period', 'ops.closeHelp': 'A month can be closed once it has ended; its statements then never change, and later calls of it are counted in the next open month.',
@@ -52,6 +57,8 @@ W.unionConsole = (function () {
       'co.list': '公司', 'co.search': '按名称搜索', 'co.empty': '没有符合条件的公司。', 'co.created': '已创建公司 {0}（{1}）。',
       'co.id': 'ID', 'co.since': '创建于',
       'ops.void': '作废套餐', 'ops.seafarer': '船员 ID', 'ops.showGrants': '查看套餐', 'ops.noGrants': '该船员没有套餐。',
+      'ops.company': '公司', 'ops.find': '姓名或手机号', 'ops.needCompany': '请先选择公司。',
+      'ops.moreFound': '另有 {0} 位：请输入更多姓名或号码。', 'ops.grantsOf': '{0}（{1}）的套餐',
       'ops.grant': '套餐', 'ops.left': '剩余分钟', 'ops.expires': '到期', 'ops.voidOne': '作废', 'ops.confirmVoid': '确认作废',
       'ops.voided': '已作废套餐 {0}：剩余 {1} 分钟已清零。',
       'ops.close': '结账', 'ops.closeHelp': '月份结束后才能结账；结账后对账单不再变化，该月之后到达的通话计入下一个未结账月份。',
@@ -76,9 +83,11 @@ W.unionConsole = (function () {
   }
 
   function reset() {
-    state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, reconciliation: null, closed: null };
+    state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, roster: null, chosen: null, reconciliation: null, closed: null };
     ['ov-programmes', 'ov-chart', 'ov-top', 'ov-stats', 'co-rows', 'ops-grants', 'ops-close-result', 'ops-reconcile-result'].forEach(function (id) { W.clear($(id)); });
     ['co-name', 'co-reg', 'co-q', 'ops-seafarer', 'ops-file'].forEach(function (id) { $(id).value = ''; });
+    if (wired) ['ops-company', 'ops-find'].forEach(function (id) { $(id).value = ''; }); // made by wire()
+    finding++;
     var picks = document.querySelectorAll('.picks, .picked');
     for (var i = 0; i < picks.length; i++) W.clear(picks[i]);
   }
@@ -87,6 +96,7 @@ W.unionConsole = (function () {
     renderOverview();
     renderCompanies();
     renderGrants();
+    if (wired && $('ops-found').firstChild) findSeafarers(); // the choices on show, in the new language
     renderClosed();
     renderReconciliation();
     var inputs = document.querySelectorAll('input[data-pick]');
@@ -224,8 +234,9 @@ W.unionConsole = (function () {
 
   // attachPicker makes input (data-pick="company|programme", or a function
   // naming the kind now) suggest up to 8 matches by name as it is typed;
-  // choosing one puts its id in the input and shows its name beside.
-  function attachPicker(input, kindOf) {
+  // choosing one puts its id in the input, shows its name beside and calls
+  // onPick, when given, with the company or programme.
+  function attachPicker(input, kindOf, onPick) {
     var list = h('div', { class: 'picks', role: 'listbox' });
     var picked = h('span', { class: 'picked small muted' });
     input.insertAdjacentElement('afterend', list);
@@ -248,6 +259,7 @@ W.unionConsole = (function () {
               input.value = it.id;
               picked.textContent = it.name;
               W.clear(list);
+              if (onPick) onPick(it);
             } }, [it.name, ' ', h('span', { class: 'mono muted' }, [it.id])]);
           }) : [h('span', { class: 'muted small' }, [t('pick.none')])]);
         } catch (e) { C().fail(e); }
@@ -335,18 +347,106 @@ W.unionConsole = (function () {
     button.classList.remove('danger');
   }
 
+  // findForm puts, above the seafarer ID, what staff who do not know the id
+  // use: the company (the company picker) and part of the seafarer's name or
+  // MSISDN, with the matching seafarers below to choose from.
+  function findForm() {
+    var company = h('input', { class: 'id', id: 'ops-company', autocomplete: 'off', 'data-pick': '' });
+    var find = h('input', { id: 'ops-find', type: 'search', autocomplete: 'off', onkeydown: function (ev) {
+      if (ev.key !== 'Enter') return;
+      ev.preventDefault();
+      var only = $('ops-found').querySelectorAll('.pick');
+      if (only.length === 1) only[0].click();
+    } });
+    var form = h('div', { class: 'grid', id: 'find-seafarer' }, [
+      h('label', {}, [h('span', { 'data-i18n': 'ops.company' }, [t('ops.company')]), company]),
+      h('label', {}, [h('span', { 'data-i18n': 'ops.find' }, [t('ops.find')]), find])
+    ]);
+    var grants = $('grants-form');
+    grants.insertAdjacentElement('beforebegin', form);
+    grants.insertAdjacentElement('beforebegin', h('div', { class: 'picks', id: 'ops-found', role: 'listbox' }));
+    // A company picked (again) is read afresh: its crew may have changed.
+    attachPicker(company, function () { return 'company'; }, function () { state.roster = null; find.focus(); findSeafarers(); });
+    company.addEventListener('input', function () { state.roster = null; W.clear($('ops-found')); });
+    find.addEventListener('input', findSeafarers);
+  }
+
+  // roster is every seafarer of company, read a page of 500 at a time and
+  // kept until a company is picked (again): GET /v1/companies/{id}/seafarers
+  // has no name search, so the typed text is matched here, over the whole
+  // crew and not only its first page.
+  function roster(company) {
+    if (!state.roster || state.roster.company !== company) {
+      var r = { company: company, items: allSeafarers(company) };
+      r.items.catch(function () { if (state.roster === r) state.roster = null; }); // asked again next time
+      state.roster = r;
+    }
+    return state.roster.items;
+  }
+
+  async function allSeafarers(company) {
+    var items = [], cursor = '';
+    do {
+      var page = await W.api('/v1/companies/' + enc(company) + '/seafarers?limit=500' + (cursor ? '&cursor=' + enc(cursor) : ''));
+      items = items.concat(page.items || []);
+      cursor = page.next_cursor || '';
+    } while (cursor);
+    return items;
+  }
+
+  // matches: the name contains q in any case, or q is a number (spaces,
+  // dashes and a leading + allowed) found in the MSISDN.
+  function matches(sf, q) {
+    if (sf.name.toLowerCase().indexOf(q.toLowerCase()) >= 0) return true;
+    var digits = q.replace(/[\s-]/g, '');
+    return /^\+?\d+$/.test(digits) && sf.msisdn.indexOf(digits.replace(/^\+/, '')) >= 0;
+  }
+
+  // findSeafarers lists, as choices, the seafarers of the company in
+  // #ops-company that match what #ops-find holds.
+  async function findSeafarers() {
+    var list = $('ops-found'), company = $('ops-company').value.trim(), q = $('ops-find').value.trim();
+    var mine = ++finding;
+    if (!q) { W.clear(list); return; }
+    if (!/^co_[0-9A-Z]{26}$/.test(company)) { C().fill(list, [h('span', { class: 'muted small' }, [t('ops.needCompany')])]); return; }
+    var crew;
+    try { crew = await roster(company); } catch (e) { if (mine === finding) C().fail(e); return; }
+    if (mine !== finding) return; // typed again meanwhile
+    var found = crew.filter(function (sf) { return matches(sf, q); });
+    if (!found.length) { C().fill(list, [h('span', { class: 'muted small' }, [t('pick.none')])]); return; }
+    var kids = found.slice(0, FOUND_SHOWN).map(function (sf) {
+      return h('button', { type: 'button', class: 'pick', role: 'option', 'data-seafarer': sf.id, onclick: function () { chooseSeafarer(sf); } }, [
+        sf.name, ' ', h('span', { class: 'mono muted' }, [sf.msisdn]),
+        sf.status === 'active' ? null : h('span', { class: 'muted' }, [' · ', t('sf.' + sf.status) || sf.status])
+      ]);
+    });
+    if (found.length > FOUND_SHOWN) kids.push(h('span', { class: 'muted small' }, [t('ops.moreFound', W.num(found.length - FOUND_SHOWN))]));
+    C().fill(list, kids);
+  }
+
+  // chooseSeafarer puts sf's id where staff who know it type it and shows
+  // sf's grants, as "Show grants" does.
+  function chooseSeafarer(sf) {
+    state.chosen = sf;
+    $('ops-seafarer').value = sf.id;
+    W.clear($('ops-found'));
+    C().busy($('grants-form').querySelector('button[type=submit]'), showGrants);
+  }
+
   async function showGrants() {
     var id = $('ops-seafarer').value.trim();
     var a = await W.api('/v1/seafarers/' + enc(id) + '/allowance');
-    state.grants = { seafarer: id, items: a.grants || [] };
+    var who = state.chosen && state.chosen.id === id ? state.chosen : null;
+    state.grants = { seafarer: id, who: who, items: a.grants || [] };
     renderGrants();
   }
 
   function renderGrants() {
     var g = state.grants;
     if (!g) return;
-    if (!g.items.length) { C().fill($('ops-grants'), [h('p', { class: 'muted' }, [t('ops.noGrants')])]); return; }
-    C().fill($('ops-grants'), [h('table', { class: 'cards', id: 'ops-grants-table' }, [
+    var kids = g.who ? [h('p', { id: 'ops-grants-of' }, [t('ops.grantsOf', g.who.name, g.who.msisdn)])] : [];
+    if (!g.items.length) { C().fill($('ops-grants'), kids.concat([h('p', { class: 'muted' }, [t('ops.noGrants')])])); return; }
+    C().fill($('ops-grants'), kids.concat([h('table', { class: 'cards', id: 'ops-grants-table' }, [
       h('thead', {}, [h('tr', {}, [h('th', {}, [t('ops.grant')]), h('th', {}, [t('col.status')]), h('th', { class: 'num' }, [t('ops.left')]), h('th', {}, [t('ops.expires')]), h('th', {}, [''])])]),
       h('tbody', {}, g.items.map(function (gr) {
         var voidable = gr.status === 'active' || gr.status === 'pending';
@@ -365,7 +465,7 @@ W.unionConsole = (function () {
           } }, [t('ops.voidOne')]) : null])
         ]);
       }))
-    ])]);
+    ])]));
   }
 
   async function closePeriod() {
@@ -426,6 +526,7 @@ W.unionConsole = (function () {
     C().onSubmit('company-search', 'button[type=submit]', function () { return loadCompanies(false); });
     $('co-more').addEventListener('click', function () { C().busy($('co-more'), function () { return loadCompanies(true); }); });
     C().onSubmit('grants-form', 'button[type=submit]', showGrants);
+    findForm();
     $('close-form').addEventListener('submit', function (ev) {
       ev.preventDefault();
       var b = $('close-form').querySelector('button[type=submit]');
