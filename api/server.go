@@ -192,6 +192,8 @@ func (s *Server) routes() {
 	v1.Get("/companies/:id/seafarers", staff, s.listSeafarers)
 	v1.Get("/seafarers/:id", anyPerson, s.getSeafarer)
 	v1.Patch("/seafarers/:id", staff, s.patchSeafarer)
+	v1.Post(`/companies/:id/vessels/:imo\:sign-off`, staff, s.signVessel(crew.SignOff))
+	v1.Post(`/companies/:id/vessels/:imo\:sign-on`, staff, s.signVessel(crew.SignOn))
 	v1.Get("/seafarers/:id/allowance", anyPerson, s.getAllowance)
 	v1.Get("/seafarers/:id/usage", anyPerson, s.getUsage)
 	v1.Get("/me/allowance", Require(token.RoleSeafarer), s.getMyAllowance)

@@ -340,6 +340,24 @@ func tenancyRoutes() []tenancyRoute {
 			want: staffOnCompany(ok),
 		},
 		{
+			// A's and B's crews share the vessel: each signs off only its own.
+			method: "POST", route: `/v1/companies/:id/vessels/:imo\:sign-off`, action: "signs off %s on vessel 9074729", resource: crewLabels,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/companies/" + f.company(tn).ID + "/vessels/9074729:sign-off"
+			},
+			body: jsonBody(func(*apiFixture, tenant) any { return map[string]string{"date": "2026-02-01"} }),
+			want: staffOnCompany(ok),
+		},
+		{
+			// Signs back on the crews the case before signed off.
+			method: "POST", route: `/v1/companies/:id/vessels/:imo\:sign-on`, action: "signs on %s on vessel 9074729", resource: crewLabels,
+			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
+				return "/v1/companies/" + f.company(tn).ID + "/vessels/9074729:sign-on"
+			},
+			body: jsonBody(func(*apiFixture, tenant) any { return map[string]string{"date": "2026-02-02"} }),
+			want: staffOnCompany(ok),
+		},
+		{
 			method: "GET", route: "/v1/seafarers/:id/allowance", action: "reads the allowance of %s", resource: seafarerLabels,
 			path: func(_ testing.TB, f *apiFixture, tn tenant) string {
 				return "/v1/seafarers/" + f.seafarer(tn).ID + "/allowance"
