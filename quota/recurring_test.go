@@ -112,8 +112,8 @@ func (l *recurringLab) programme(in ProgrammeInput) *Programme {
 
 // storedGrant is a recurring grant as PostgreSQL has it.
 type storedGrant struct {
-	ID, SeafarerID, Month string
-	Seconds               int64
+	ID, SeafarerID, Month  string
+	Seconds                int64
 	EffectiveAt, ExpiresAt time.Time
 }
 
@@ -230,7 +230,9 @@ func TestARecurringProgrammeOfAnImpossibleShapeIsRefusedNamingTheField(t *testin
 		{"unknown company", func(in *ProgrammeInput) { in.CompanyID = "co_nobody" }, "company_id"},
 		{"company audience without recurrence", func(in *ProgrammeInput) { in.Recurrence, in.ValidDays = nil, 30 }, "company_id"},
 		{"all without recurrence", func(in *ProgrammeInput) { in.Recurrence, in.ValidDays, in.CompanyID, in.All = nil, 30, "", true }, "all"},
-		{"vessel without recurrence", func(in *ProgrammeInput) { in.Recurrence, in.ValidDays, in.CompanyID, in.VesselIMO = nil, 30, "", "9074729" }, "vessel_imo"},
+		{"vessel without recurrence", func(in *ProgrammeInput) {
+			in.Recurrence, in.ValidDays, in.CompanyID, in.VesselIMO = nil, 30, "", "9074729"
+		}, "vessel_imo"},
 		{"no valid_days without recurrence", func(in *ProgrammeInput) { in.Recurrence, in.CompanyID = nil, "" }, "valid_days"},
 	}
 	for _, c := range cases {
