@@ -96,6 +96,7 @@ func (s *Server) bulkEnrol(c *fiber.Ctx) error {
 	}
 	noteWrite(c, audit.ActionSeafarerBulkEnrol, "companies/"+companyID, fmt.Sprintf("bulk enrolment of %d rows: %d created, %d updated, %d failed",
 		rep.Total, rep.Created, rep.Updated, rep.Failed))
+	s.nudgeRecurring()
 	return c.JSON(rep)
 }
 

@@ -98,6 +98,7 @@ func (s *Server) enrolSeafarer(c *fiber.Ctx) error {
 	} else {
 		noteWrite(c, audit.ActionSeafarerEnrol, "seafarers/"+sf.ID, fmt.Sprintf("enrolment of book %s in company %s updated", sf.BookNo, companyID))
 	}
+	s.nudgeRecurring()
 	return c.JSON(sf)
 }
 
@@ -164,6 +165,7 @@ func (s *Server) patchSeafarer(c *fiber.Ctx) error {
 		return err
 	}
 	noteWrite(c, audit.ActionSeafarerUpdate, "seafarers/"+sf.ID, updateSummary(u, updated))
+	s.nudgeRecurring()
 	return c.JSON(updated)
 }
 

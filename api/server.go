@@ -94,6 +94,12 @@ type Config struct {
 	Registry *prometheus.Registry
 	Log      *slog.Logger
 	Now      wuyou.Clock
+	// RecurringNudge, when set, is called after an enrolment, a bulk
+	// enrolment, a PATCH of a seafarer or a vessel's sign-on or sign-off
+	// succeeds (quota.RecurringEngine.Nudge): a seafarer who became
+	// eligible for a recurring programme gets the month's grant at once.
+	// It must not block.
+	RecurringNudge func()
 	// BodyLimit bounds every request body (bulk enrolment included); 0
 	// means crew.MaxBulkBytes (16 MiB). Larger bodies get 413.
 	BodyLimit int

@@ -40,6 +40,7 @@ func (s *Server) signVessel(direction string) fiber.Handler {
 		}
 		noteWrite(c, audit.ActionSeafarerUpdate, "companies/"+companyID+"/vessels/"+done.VesselIMO,
 			fmt.Sprintf("%s the crew of vessel %s as of %s: %d changed, %d unchanged", verb, done.VesselIMO, done.Date, done.Changed, done.Unchanged))
+		s.nudgeRecurring()
 		return c.JSON(done)
 	}
 }
