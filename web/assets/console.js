@@ -9,7 +9,7 @@
   var POLL_MS = 1000;
 
   var me = null; // the token's claims
-  var crew = { company: '', items: [], cursor: '' };
+  var crew = { company: '', vessel: '', items: [], cursor: '' };
   var upload = null; // {report, header, records}
   var issuance = { pending: null, timer: 0 };
   var shown = { programme: null, statement: null }; // redrawn when the language changes
@@ -31,7 +31,14 @@
       'sf.active': 'Active', 'sf.signed_off': 'Signed off', 'sf.suspended': 'Suspended',
       'col.name': 'Name', 'col.book': 'Book no.', 'col.phone': 'Phone', 'col.vessel': 'Vessel', 'col.signOn': 'Sign-on',
       'col.status': 'Status', 'col.left': 'Minutes left', 'col.row': 'Row', 'col.result': 'Result', 'col.details': 'Details',
-      'col.seafarer': 'Seafarer', 'col.reason': 'Reason',
+      'col.seafarer': 'Seafarer', 'col.reason': 'Reason', 'col.signOff': 'Sign-off', 'col.actions': 'Actions',
+      'sign.date': 'Sign-on / sign-off date', 'sign.dateHint': 'Empty: today (UTC)', 'sign.off': 'Sign off', 'sign.on': 'Sign on',
+      'sign.offLabel': 'Sign {0} off', 'sign.onLabel': 'Sign {0} on',
+      'sign.vesselOff': 'Sign the whole vessel off', 'sign.vesselOn': 'Sign the whole vessel on',
+      'sign.vesselHelp': "Vessel {0}: sign off every active seafarer of the company on it, or sign on again every signed-off one. Other companies' crew is not touched.",
+      'sign.doneOff': '{0} signed off ({1}).', 'sign.doneOn': '{0} signed on ({1}).',
+      'sign.vesselDoneOff': 'Vessel {0} signed off ({1}): {2} changed, {3} unchanged.',
+      'sign.vesselDoneOn': 'Vessel {0} signed on ({1}): {2} changed, {3} unchanged.',
       'upload.title': 'Upload a crew list',
       'upload.help': 'A CSV file (UTF-8) whose first line names the columns below; seafarer_book_no, name and msisdn are required. Each row stands alone: a bad row is reported and the others are enrolled.',
       'upload.file': 'CSV file', 'upload.send': 'Upload', 'upload.template': 'Download an empty template',
@@ -73,7 +80,14 @@
       'sf.active': '在职', 'sf.signed_off': '已离船', 'sf.suspended': '已暂停',
       'col.name': '姓名', 'col.book': '海员证号', 'col.phone': '手机号', 'col.vessel': '船舶', 'col.signOn': '上船日期',
       'col.status': '状态', 'col.left': '剩余分钟', 'col.row': '行', 'col.result': '结果', 'col.details': '详情',
-      'col.seafarer': '船员', 'col.reason': '原因',
+      'col.seafarer': '船员', 'col.reason': '原因', 'col.signOff': '离船日期', 'col.actions': '操作',
+      'sign.date': '上船 / 离船日期', 'sign.dateHint': '留空为今天（UTC）', 'sign.off': '离船', 'sign.on': '上船',
+      'sign.offLabel': '{0} 离船', 'sign.onLabel': '{0} 上船',
+      'sign.vesselOff': '整船船员离船', 'sign.vesselOn': '整船船员上船',
+      'sign.vesselHelp': '船舶 {0}：本公司在该船的在职船员全部离船，或已离船船员全部重新上船。不影响其他公司的船员。',
+      'sign.doneOff': '{0} 已离船（{1}）。', 'sign.doneOn': '{0} 已上船（{1}）。',
+      'sign.vesselDoneOff': '船舶 {0} 已整船离船（{1}）：{2} 人变更，{3} 人未变。',
+      'sign.vesselDoneOn': '船舶 {0} 已整船上船（{1}）：{2} 人变更，{3} 人未变。',
       'upload.title': '上传船员名单',
       'upload.help': 'CSV 文件（UTF-8），第一行为下列列名；seafarer_book_no、name、msisdn 必填。每行独立处理：出错的行会单独报告，其余行照常登记。',
       'upload.file': 'CSV 文件', 'upload.send': '上传', 'upload.template': '下载空白模板',
@@ -140,13 +154,13 @@
     if (W.unionConsole) W.unionConsole.reset();
     if (W.auditConsole) W.auditConsole.reset();
     // Nothing of the last person's work stays in the page.
-    crew = { company: '', items: [], cursor: '' };
+    crew = { company: '', vessel: '', items: [], cursor: '' };
     upload = null;
     shown = { programme: null, statement: null };
     issuance.last = null;
     ['crew-result', 'upload-result', 'issue-view'].forEach(function (id) { W.show(id, false); });
     ['programme-view', 'statement-view', 'crew-rows', 'upload-rows'].forEach(function (id) { W.clear($(id)); });
-    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id', 'upload-file'].forEach(function (id) { $(id).value = ''; });
+    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id', 'upload-file', 'crew-sign-date'].forEach(function (id) { $(id).value = ''; });
     W.show('view', false);
     W.show('signout', false);
     $('who').textContent = '';
@@ -232,12 +246,14 @@
     var company = companyOf('crew-company');
     if (!company) { say(t('needCompany')); return; }
     var q = new URLSearchParams({ limit: '100' });
-    if ($('crew-vessel').value.trim()) q.set('vessel_imo', $('crew-vessel').value.trim());
+    var vessel = $('crew-vessel').value.trim();
+    if (vessel) q.set('vessel_imo', vessel);
     if ($('crew-status').value) q.set('status', $('crew-status').value);
     if (append && crew.cursor) q.set('cursor', crew.cursor);
     try {
       var page = await W.api('/v1/companies/' + enc(company) + '/seafarers?' + q);
       crew.company = company;
+      if (!append) crew.vessel = vessel;
       crew.items = append ? crew.items.concat(page.items || []) : (page.items || []);
       crew.cursor = page.next_cursor || '';
       renderCrew();
@@ -258,17 +274,57 @@
         h('td', { class: 'mono', 'data-label': t('col.phone') }, [sf.msisdn]),
         h('td', { 'data-label': t('col.vessel') }, [sf.vessel_name || sf.vessel_imo || '–']),
         h('td', { 'data-label': t('col.signOn') }, [sf.sign_on || '–']),
+        h('td', { 'data-label': t('col.signOff') }, [sf.sign_off || '–']),
         h('td', { 'data-label': t('col.status') }, [h('span', { class: 'badge ' + sf.status }, [t('sf.' + sf.status) || sf.status])]),
-        h('td', { class: 'num', 'data-label': t('col.left') }, [W.num(W.minutes(sf.remaining_seconds))])
+        h('td', { class: 'num', 'data-label': t('col.left') }, [W.num(W.minutes(sf.remaining_seconds))]),
+        h('td', { 'data-label': t('col.actions') }, [signButton(sf)])
       ]);
     });
-    if (!rows.length) rows = [h('tr', {}, [h('td', { colspan: '7', class: 'muted' }, [t('crew.empty')])])];
+    if (!rows.length) rows = [h('tr', {}, [h('td', { colspan: '9', class: 'muted' }, [t('crew.empty')])])];
     fill($('crew-rows'), rows);
     fill($('crew-stats'), [
       stat(t('crew.count'), W.num(crew.items.length)), stat(t('crew.active'), W.num(active)),
       stat(t('crew.minutes'), W.num(W.minutes(seconds))), stat(t('crew.none'), W.num(none))
     ]);
     W.show('crew-more', !!crew.cursor);
+    // A list of one vessel's crew offers to sign that whole crew off or on.
+    W.show('crew-vessel-actions', !!crew.vessel);
+    $('crew-vessel-help').textContent = crew.vessel ? t('sign.vesselHelp', crew.vessel) : '';
+  }
+
+  // ---- signing on and off ----
+
+  // signDate is the date typed for a sign-on or sign-off; '' lets the API
+  // take today (UTC).
+  function signDate() { return $('crew-sign-date').value; }
+
+  // signButton signs an active seafarer off or a signed-off one on again;
+  // a suspended seafarer has none (lifting a suspension is not signing on).
+  function signButton(sf) {
+    var off = sf.status === 'active';
+    if (!off && sf.status !== 'signed_off') return null;
+    var b = h('button', {
+      type: 'button', class: 'secondary small', 'data-sign': off ? 'off' : 'on', 'data-seafarer': sf.id,
+      'aria-label': t(off ? 'sign.offLabel' : 'sign.onLabel', sf.name)
+    }, [t(off ? 'sign.off' : 'sign.on')]);
+    b.addEventListener('click', function () { busy(b, function () { return signSeafarer(sf, off); }); });
+    return b;
+  }
+
+  async function signSeafarer(sf, off) {
+    var body = off ? { status: 'signed_off' } : { status: 'active' };
+    if (signDate()) body[off ? 'sign_off' : 'sign_on'] = signDate();
+    var got = await W.api('/v1/seafarers/' + enc(sf.id), { method: 'PATCH', body: body });
+    await loadCrew(false);
+    say(t(off ? 'sign.doneOff' : 'sign.doneOn', got.name, off ? got.sign_off : got.sign_on), 'ok');
+  }
+
+  async function signVessel(off) {
+    var body = signDate() ? { date: signDate() } : {};
+    var path = '/v1/companies/' + enc(crew.company) + '/vessels/' + enc(crew.vessel) + (off ? ':sign-off' : ':sign-on');
+    var r = await W.api(path, { method: 'POST', body: body });
+    await loadCrew(false);
+    say(t(off ? 'sign.vesselDoneOff' : 'sign.vesselDoneOn', r.vessel_imo, r.date, W.num(r.changed), W.num(r.unchanged)), 'ok');
   }
 
   // ---- crew list upload ----
@@ -617,6 +673,8 @@
     }
     onSubmit('crew-form', 'button[type=submit]', function () { return loadCrew(false); });
     $('crew-more').addEventListener('click', function () { busy($('crew-more'), function () { return loadCrew(true); }); });
+    $('crew-vessel-off').addEventListener('click', function () { busy($('crew-vessel-off'), function () { return signVessel(true); }); });
+    $('crew-vessel-on').addEventListener('click', function () { busy($('crew-vessel-on'), function () { return signVessel(false); }); });
     onSubmit('upload-form', 'button[type=submit]', sendCrewList);
     $('upload-template').addEventListener('click', function () {
       W.download('crew-template.csv', new Blob(['\uFEFF' + csvLine(COLUMNS)], { type: 'text/csv' }));
