@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +205,38 @@ func TestPatchSignsOnAndOffAndRefusesDatesOutOfOrderNamingTheField(t *testing.T)
 			require.Equal(t, http.StatusOK, status, "%+v", p)
 			require.Equal(t, [3]string{tc.status, tc.on, tc.off}, [3]string{sf.Status, sf.SignOn, sf.SignOff})
 		})
+	}
+}
+
+// PATCHes of seafarers and their vessel's sign-off sent at the same time:
+// every PATCH's change and the sign-off are both there afterwards.
+func TestConcurrentPatchesAndAVesselSignOffThroughTheAPILoseNeither(t *testing.T) {
+	t.Parallel()
+	f := MustAPIFixture(t)
+	base := "/v1/companies/" + f.companyA.ID + "/vessels/9074729"
+	for round := 0; round < 4; round++ {
+		names := map[string]string{f.a1.ID: fmt.Sprintf("MV Round %d-1", round), f.a2.ID: fmt.Sprintf("MV Round %d-2", round)}
+		var wg sync.WaitGroup
+		send := func(r apiRequest) {
+			defer wg.Done()
+			status, _, body := f.do(t, r)
+			if status != http.StatusOK {
+				t.Errorf("%s %s: %d %s", r.method, r.path, status, body)
+			}
+		}
+		wg.Add(3)
+		go send(apiRequest{method: "POST", path: base + ":sign-off", token: f.companyAToken, contentType: "application/json", body: []byte(`{"date":"2026-06-30"}`)})
+		for id, name := range names {
+			go send(apiRequest{method: "PATCH", path: "/v1/seafarers/" + id, token: f.companyAToken, contentType: "application/json",
+				body: mustJSON(t, map[string]string{"vessel_name": name})})
+		}
+		wg.Wait()
+		for id, name := range names {
+			sf := f.mustSeafarer(t, id)
+			require.Equal(t, name, sf.VesselName, "round %d: the PATCH is kept", round)
+			require.Equal(t, [2]string{crew.StatusSignedOff, "2026-06-30"}, [2]string{sf.Status, sf.SignOff}, "round %d: the sign-off is kept", round)
+		}
+		status, _, body := f.do(t, apiRequest{method: "POST", path: base + ":sign-on", token: f.companyAToken, contentType: "application/json", body: []byte(`{"date":"2026-06-01"}`)})
+		require.Equal(t, http.StatusOK, status, "%s", body)
 	}
 }
