@@ -36,13 +36,15 @@ type service struct {
 	server   *api.Server
 	consumer *carrier.Consumer
 	issuer   *quota.Issuer
-	welfare  *quota.PGProgrammes // programmes, issuances and grants
-	crew     *crew.PGStore
-	quota    *quota.RedisStore // the hot metering state
-	claims   *quota.PGClaims
-	pg       *pgxpool.Pool // the system of record
-	ledger   *quota.PGLedger
-	addr     net.Addr
+	// recurring issues recurring programmes' monthly grants (sweeps).
+	recurring *quota.RecurringEngine
+	welfare   *quota.PGProgrammes // programmes, issuances and grants
+	crew      *crew.PGStore
+	quota     *quota.RedisStore // the hot metering state
+	claims    *quota.PGClaims
+	pg        *pgxpool.Pool // the system of record
+	ledger    *quota.PGLedger
+	addr      net.Addr
 
 	stopConsumer context.CancelFunc
 	consumerDone chan struct{}
@@ -132,6 +134,9 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 	s.issuer = quota.NewIssuer(s.welfare, s.quota, s.crew, d.now)
 	s.issuer.Log = log
 	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: s.ledger}
+	s.recurring = quota.NewRecurringEngine(s.welfare, s.quota, d.now)
+	s.recurring.Log = log
+	s.recurring.Publisher = s.issuer.Publisher
 	s.consumer = carrier.NewConsumer(carrier.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Group: cfg.KafkaGroup, Topics: topics, HomeCountry: cfg.HomeCountry,
 		DedupeWindow: cfg.DedupeWindow, ClockSkew: cfg.ClockSkew, Tariff: tariff, Resolver: s.crew, Meter: s.quota,
@@ -160,7 +165,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		Audit:    audit.NewPGLog(s.pg),
 		Billing:  newStatements(statements, s.welfare, s.crew, tariff, d.now),
 		Overview: statements,
-		Registry: reg, Log: log, Now: d.now,
+		Registry: reg, Log: log, Now: d.now, RecurringNudge: s.recurring.Nudge,
 		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
 		Ready: map[string]func(context.Context) error{
 			"redis":    s.checkHotState,
@@ -189,7 +194,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("consumer stopped", "err", err)
 		}
 	}()
-	s.background.Add(5)
+	s.background.Add(6)
 	go func() {
 		defer s.background.Done()
 		s.consumer.RunHeldExpiry(cctx, time.Minute)
@@ -207,6 +212,13 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		if err := s.issuer.Resume(cctx); err != nil && cctx.Err() == nil {
 			log.Error("resuming issuances failed", "err", err)
 		}
+	}()
+	// Recurring programmes: a sweep now (the month's grants are issued at
+	// start, catching up a month start the service was down at), then every
+	// recurringSweep and after enrolments and sign-ons (the API's nudge).
+	go func() {
+		defer s.background.Done()
+		s.recurring.Run(cctx, recurringSweep)
 	}()
 	warner := &carrier.ExpiryWarner{Store: s.quota, Publisher: publisher, MSISDNs: s.crew, Owner: replicaName(), Now: d.now, Log: log}
 	go func() {
@@ -288,6 +300,11 @@ const (
 	hotStateCheck   = 5 * time.Second
 	hotStateQuiesce = 5 * time.Second
 )
+
+// recurringSweep is how often wuyoud issues recurring programmes' grants
+// of the current month (docs/operations.md). A sweep with nothing to issue
+// is one query per active recurring programme.
+const recurringSweep = 30 * time.Second
 
 // checkHotState is the readiness check of Redis: it answers, and holds the
 // hot metering state written to it (a Redis that restarted does not, until
