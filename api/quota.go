@@ -142,8 +142,13 @@ func (s *Server) createProgramme(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	noteWrite(c, audit.ActionProgrammeCreate, "programmes/"+p.ID, fmt.Sprintf("created programme %q: packs of %d s valid %d days, priority %d, budget %d packs (0: unlimited)",
-		p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks))
+	summary := fmt.Sprintf("created programme %q: packs of %d s valid %d days, priority %d, budget %d packs (0: unlimited)",
+		p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks)
+	if r := p.Recurrence; r != nil {
+		summary = fmt.Sprintf("created recurring programme %q: %d s a month (rollover up to %d s, months of %s) while signed on, to %s, priority %d, budget %d packs a month (0: unlimited)",
+			p.Name, p.PackSeconds, r.RolloverMax, r.TimeZone, recurringAudience(p), p.Priority, p.BudgetPacks)
+	}
+	noteWrite(c, audit.ActionProgrammeCreate, "programmes/"+p.ID, summary)
 	return c.Status(fiber.StatusCreated).JSON(p)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,6 +63,9 @@ func TestARecurringProgrammeOverTheAPIIsAsDocumented(t *testing.T) {
 	require.Equal(t, &quota.Recurrence{Every: "month", While: "signed_on", RolloverMax: 600, TimeZone: "Asia/Shanghai"}, created.Recurrence)
 	require.Equal(t, f.companyA.ID, created.CompanyID)
 	require.Zero(t, created.ValidDays)
+	trail := f.auditPage(t, f.union, url.Values{"resource": {"programmes/" + created.ID}})
+	require.Len(t, trail.Items, 1)
+	require.Contains(t, trail.Items[0].Summary, "created recurring programme \"Monthly hour\": 3600 s a month (rollover up to 600 s, months of Asia/Shanghai) while signed on, to company "+f.companyA.ID)
 
 	status, answer = sendAsDocumented(t, f, doc, http.MethodGet, "/v1/programmes/"+created.ID, "/v1/programmes/{id}", f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", answer)
