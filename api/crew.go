@@ -123,7 +123,7 @@ func (s *Server) listSeafarers(c *fiber.Ctx) error {
 	}
 	list, next, err := s.cfg.Crew.Seafarers(ctx, crew.SeafarerFilter{
 		CompanyID: companyID, VesselIMO: c.Query("vessel_imo"), Status: c.Query("status"),
-		Cursor: c.Query("cursor"), Limit: limit,
+		Query: c.Query("q"), Cursor: c.Query("cursor"), Limit: limit,
 	})
 	if err != nil {
 		return err

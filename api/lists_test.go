@@ -170,3 +170,34 @@ func TestListsRefuseABadLimitCursorOrQueryNamingTheField(t *testing.T) {
 		}
 	}
 }
+
+// Union staff and a company find a crew member by part of the name or by
+// the number as they would type it (?q= on a company's seafarers); the
+// answer is as documented, never another company's crew, and a query that
+// is not text is a 400 naming q.
+func TestACompanysSeafarersAreFoundByPartOfTheNameOrTheNumber(t *testing.T) {
+	t.Parallel()
+	f := MustAPIFixture(t) // A: Li Wei +8613800000001, Wang Fang +8613800000002; B: Zhang Min, Chen Jie
+	doc := mustLoadOpenAPI(t)
+	crewOfA := "/v1/companies/" + f.companyA.ID + "/seafarers"
+	for _, tc := range []struct {
+		name, q string
+		want    []string
+	}{
+		{"part of a name in another case", "wang", []string{f.a2.ID}},
+		{"a number with spaces as typed", "+86 138 0000 0001", []string{f.a1.ID}},
+		{"digits both numbers hold", "13800000", []string{f.a1.ID, f.a2.ID}},
+		{"another company's crew member is not found", "Zhang", nil},
+		{"another company's number is not found", "13900000001", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.ElementsMatch(t, tc.want, mustWalk(t, f, doc, crewOfA+"?q="+url.QueryEscape(tc.q), 500))
+		})
+	}
+	status, body := mustGetDocumented(t, f, doc, crewOfA+"?q=%01", f.union)
+	require.Equal(t, http.StatusBadRequest, status, "%s", body)
+	var p problemBody
+	require.NoError(t, json.Unmarshal(body, &p))
+	require.Len(t, p.Errors, 1, "%s", body)
+	require.Equal(t, "q", p.Errors[0].Field)
+}

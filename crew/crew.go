@@ -122,13 +122,17 @@ type MSISDNAt struct {
 }
 
 // SeafarerFilter selects seafarers of one company, optionally of one vessel
-// or status, a page at a time.
+// or status, or matching Query, a page at a time.
 type SeafarerFilter struct {
 	CompanyID string
 	VesselIMO string
 	Status    string
-	Cursor    string
-	Limit     int
+	// Query finds seafarers by what staff know of them: a name containing
+	// it (case-insensitive), or, when it reads as a number (digits with an
+	// optional +, spaces or dashes), an MSISDN containing its digits.
+	Query  string
+	Cursor string
+	Limit  int
 }
 
 // Service is the registry.

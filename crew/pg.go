@@ -469,7 +469,27 @@ func (s *PGStore) Seafarers(ctx context.Context, f SeafarerFilter) ([]*Seafarer,
 		return nil, "", err
 	}
 	f.VesselIMO = NormalizeIMO(f.VesselIMO)
+	f.Query = strings.TrimSpace(f.Query)
+	if msg := wuyou.CheckText(f.Query, false, wuyou.MaxNameQueryRunes); msg != "" {
+		return nil, "", wuyou.Invalid([]wuyou.FieldError{{Field: "q", Message: msg}})
+	}
 	return s.page(ctx, f)
+}
+
+// numberQuery returns the digits of q when q reads as a phone number
+// (digits with an optional leading +, spaces or dashes), else "".
+func numberQuery(q string) string {
+	digits := make([]byte, 0, len(q))
+	for i, r := range q {
+		switch {
+		case r >= '0' && r <= '9':
+			digits = append(digits, byte(r))
+		case r == '+' && i == 0, r == ' ', r == '-':
+		default:
+			return ""
+		}
+	}
+	return string(digits)
 }
 
 // page reads the seafarers matching f after f.Cursor, one more than the
@@ -504,6 +524,15 @@ func (s *PGStore) page(ctx context.Context, f SeafarerFilter) ([]*Seafarer, stri
 	}
 	if f.Status != "" {
 		cond("status", f.Status)
+	}
+	if f.Query != "" {
+		args = append(args, wuyou.NameFilter{Query: f.Query}.ContainsPattern())
+		match := "name ILIKE $" + strconv.Itoa(len(args))
+		if digits := numberQuery(f.Query); digits != "" {
+			args = append(args, "%"+digits+"%")
+			match += " OR msisdn LIKE $" + strconv.Itoa(len(args))
+		}
+		where = append(where, "("+match+")")
 	}
 	args = append(args, f.Cursor)
 	where = append(where, "id > $"+strconv.Itoa(len(args)))

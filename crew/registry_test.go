@@ -719,3 +719,67 @@ func TestOnMSISDNAssignedIsCalledWhenANumberStartsToResolve(t *testing.T) {
 		t.Fatalf("calls = %+v, want %+v", calls, want)
 	}
 }
+
+// Staff find a seafarer by what they know: part of the name in any case,
+// or the number as they would type it. A name query never matches digits
+// in an MSISDN, LIKE's wildcards in a query stand for themselves, another
+// company's crew is never found, and a query that is not text is refused
+// naming q.
+func TestSeafarersFindsByPartOfTheNameOrTheMSISDN(t *testing.T) {
+	t.Parallel()
+	s, _ := MustPGStore(t)
+	ctx := context.Background()
+	co, other := MustCompany(t, s, "Q1"), MustCompany(t, s, "Q2")
+	named := func(book, name string, n int) *Seafarer {
+		e := enrolment(book, msisdn(n))
+		e.Name = name
+		return MustEnrol(t, s, co.ID, e)
+	}
+	wangHai := named("Q-1", "Wang Hai", 1)
+	wangFang := named("Q-2", "WANG Fang", 2)
+	liNa := named("Q-3", "李娜", 3)
+	percent := named("Q-4", "100% Li", 4)
+	e := enrolment("Q-5", msisdn(5))
+	e.Name = "Wang Elsewhere"
+	MustEnrol(t, s, other.ID, e)
+
+	find := func(q string) []string {
+		t.Helper()
+		list, _, err := s.Seafarers(ctx, SeafarerFilter{CompanyID: co.ID, Query: q})
+		if err != nil {
+			t.Fatalf("q %q: %v", q, err)
+		}
+		var ids []string
+		for _, sf := range list {
+			ids = append(ids, sf.ID)
+		}
+		return ids
+	}
+	cases := []struct {
+		q    string
+		want []string
+	}{
+		{"wang", []string{wangHai.ID, wangFang.ID}},                  // any case, this company only
+		{"  Hai ", []string{wangHai.ID}},                             // trimmed
+		{"李", []string{liNa.ID}},                                     // any script
+		{"+86 1380000 0003", []string{liNa.ID}},                      // a number as typed: its digits
+		{"0000-0004", []string{percent.ID}},                          // dashes too
+		{"%", []string{percent.ID}},                                  // a wildcard is a character
+		{"_", nil},                                                   // likewise: no name has one
+		{"138x", nil},                                                // not a number: a name query
+		{"", []string{wangHai.ID, wangFang.ID, liNa.ID, percent.ID}}, // everyone
+	}
+	for _, c := range cases {
+		got, want := find(c.q), slices.Clone(c.want)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("q %q: %v, want %v", c.q, got, want)
+		}
+	}
+	_, _, err := s.Seafarers(ctx, SeafarerFilter{CompanyID: co.ID, Query: "a\x00b"})
+	var werr *wuyou.Error
+	if !errors.As(err, &werr) || werr.Code != wuyou.EINVALID || len(werr.Fields) != 1 || werr.Fields[0].Field != "q" {
+		t.Fatalf("a query with NUL: %v, want EINVALID naming q", err)
+	}
+}
