@@ -15,7 +15,7 @@ W.unionConsole = (function () {
   var wired = false;
   var finding = 0; // counts searches of a crew: only the last one typed is shown
   var FOUND_SHOWN = 12;
-  var state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, roster: null, chosen: null, reconciliation: null, closed: null };
+  var state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, chosen: null, reconciliation: null, closed: null };
 
   W.addStrings({
     en: {
@@ -33,7 +33,7 @@ W.unionConsole = (function () {
       'co.id': 'ID', 'co.since': 'Since',
       'ops.void': 'Void a grant', 'ops.seafarer': 'Seafarer ID', 'ops.showGrants': 'Show grants', 'ops.noGrants': 'This seafarer holds no grants.',
       'ops.company': 'Company', 'ops.find': 'Name or MSISDN', 'ops.needCompany': 'Pick the company first.',
-      'ops.moreFound': 'And {0} more: type more of the name or number.', 'ops.grantsOf': 'Grants of {0} ({1})',
+      'ops.more': 'And more: type more of the name or number.', 'ops.grantsOf': 'Grants of {0} ({1})',
       'ops.grant': 'Grant', 'ops.left': 'Minutes left', 'ops.expires': 'Expires', 'ops.voidOne': 'Void', 'ops.confirmVoid': 'Confirm void',
       'ops.voided': 'Voided grant {0}: {1} minutes were left.',
       'ops.close': 'Close a period', 'ops.closeHelp': 'A month can be closed once it has ended; its statements then never change, and later calls of it are counted in the next open month.',
@@ -58,7 +58,7 @@ W.unionConsole = (function () {
       'co.id': 'ID', 'co.since': '创建于',
       'ops.void': '作废套餐', 'ops.seafarer': '船员 ID', 'ops.showGrants': '查看套餐', 'ops.noGrants': '该船员没有套餐。',
       'ops.company': '公司', 'ops.find': '姓名或手机号', 'ops.needCompany': '请先选择公司。',
-      'ops.moreFound': '另有 {0} 位：请输入更多姓名或号码。', 'ops.grantsOf': '{0}（{1}）的套餐',
+      'ops.more': '还有更多：请输入更多姓名或号码。', 'ops.grantsOf': '{0}（{1}）的套餐',
       'ops.grant': '套餐', 'ops.left': '剩余分钟', 'ops.expires': '到期', 'ops.voidOne': '作废', 'ops.confirmVoid': '确认作废',
       'ops.voided': '已作废套餐 {0}：剩余 {1} 分钟已清零。',
       'ops.close': '结账', 'ops.closeHelp': '月份结束后才能结账；结账后对账单不再变化，该月之后到达的通话计入下一个未结账月份。',
@@ -83,7 +83,7 @@ W.unionConsole = (function () {
   }
 
   function reset() {
-    state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, roster: null, chosen: null, reconciliation: null, closed: null };
+    state = { overview: null, programmes: null, companies: { items: [], cursor: '', q: '' }, grants: null, chosen: null, reconciliation: null, closed: null };
     ['ov-programmes', 'ov-chart', 'ov-top', 'ov-stats', 'co-rows', 'ops-grants', 'ops-close-result', 'ops-reconcile-result'].forEach(function (id) { W.clear($(id)); });
     ['co-name', 'co-reg', 'co-q', 'ops-seafarer', 'ops-file'].forEach(function (id) { $(id).value = ''; });
     if (wired) ['ops-company', 'ops-find'].forEach(function (id) { $(id).value = ''; }); // made by wire()
@@ -366,40 +366,17 @@ W.unionConsole = (function () {
     grants.insertAdjacentElement('beforebegin', form);
     grants.insertAdjacentElement('beforebegin', h('div', { class: 'picks', id: 'ops-found', role: 'listbox' }));
     // A company picked (again) is read afresh: its crew may have changed.
-    attachPicker(company, function () { return 'company'; }, function () { state.roster = null; find.focus(); findSeafarers(); });
-    company.addEventListener('input', function () { state.roster = null; W.clear($('ops-found')); });
+    attachPicker(company, function () { return 'company'; }, function () { find.focus(); findSeafarers(); });
+    company.addEventListener('input', function () { W.clear($('ops-found')); });
     find.addEventListener('input', findSeafarers);
   }
 
-  // roster is every seafarer of company, read a page of 500 at a time and
-  // kept until a company is picked (again): GET /v1/companies/{id}/seafarers
-  // has no name search, so the typed text is matched here, over the whole
-  // crew and not only its first page.
-  function roster(company) {
-    if (!state.roster || state.roster.company !== company) {
-      var r = { company: company, items: allSeafarers(company) };
-      r.items.catch(function () { if (state.roster === r) state.roster = null; }); // asked again next time
-      state.roster = r;
-    }
-    return state.roster.items;
-  }
-
-  async function allSeafarers(company) {
-    var items = [], cursor = '';
-    do {
-      var page = await W.api('/v1/companies/' + enc(company) + '/seafarers?limit=500' + (cursor ? '&cursor=' + enc(cursor) : ''));
-      items = items.concat(page.items || []);
-      cursor = page.next_cursor || '';
-    } while (cursor);
-    return items;
-  }
-
-  // matches: the name contains q in any case, or q is a number (spaces,
-  // dashes and a leading + allowed) found in the MSISDN.
-  function matches(sf, q) {
-    if (sf.name.toLowerCase().indexOf(q.toLowerCase()) >= 0) return true;
-    var digits = q.replace(/[\s-]/g, '');
-    return /^\+?\d+$/.test(digits) && sf.msisdn.indexOf(digits.replace(/^\+/, '')) >= 0;
+  // search asks the company's crew for q (GET /v1/companies/{id}/seafarers?q=:
+  // part of the name in any case, or a number's digits in the MSISDN), one
+  // more than is shown, so the list can say there are more.
+  async function search(company, q) {
+    var page = await W.api('/v1/companies/' + enc(company) + '/seafarers?limit=' + (FOUND_SHOWN + 1) + '&q=' + enc(q));
+    return { items: page.items || [], more: !!page.next_cursor };
   }
 
   // findSeafarers lists, as choices, the seafarers of the company in
@@ -409,18 +386,17 @@ W.unionConsole = (function () {
     var mine = ++finding;
     if (!q) { W.clear(list); return; }
     if (!/^co_[0-9A-Z]{26}$/.test(company)) { C().fill(list, [h('span', { class: 'muted small' }, [t('ops.needCompany')])]); return; }
-    var crew;
-    try { crew = await roster(company); } catch (e) { if (mine === finding) C().fail(e); return; }
+    var found;
+    try { found = await search(company, q); } catch (e) { if (mine === finding) C().fail(e); return; }
     if (mine !== finding) return; // typed again meanwhile
-    var found = crew.filter(function (sf) { return matches(sf, q); });
-    if (!found.length) { C().fill(list, [h('span', { class: 'muted small' }, [t('pick.none')])]); return; }
-    var kids = found.slice(0, FOUND_SHOWN).map(function (sf) {
+    if (!found.items.length) { C().fill(list, [h('span', { class: 'muted small' }, [t('pick.none')])]); return; }
+    var kids = found.items.slice(0, FOUND_SHOWN).map(function (sf) {
       return h('button', { type: 'button', class: 'pick', role: 'option', 'data-seafarer': sf.id, onclick: function () { chooseSeafarer(sf); } }, [
         sf.name, ' ', h('span', { class: 'mono muted' }, [sf.msisdn]),
         sf.status === 'active' ? null : h('span', { class: 'muted' }, [' · ', t('sf.' + sf.status) || sf.status])
       ]);
     });
-    if (found.length > FOUND_SHOWN) kids.push(h('span', { class: 'muted small' }, [t('ops.moreFound', W.num(found.length - FOUND_SHOWN))]));
+    if (found.more || found.items.length > FOUND_SHOWN) kids.push(h('span', { class: 'muted small' }, [t('ops.more')]));
     C().fill(list, kids);
   }
 
