@@ -24,6 +24,7 @@ type Call struct {
 	Type            string    // carrier.usage.voice | carrier.usage.sms | carrier.usage.data
 	Time            time.Time // when the call started; decides which tariff version applies
 	DurationSeconds int64
+	VolumeBytes     int64  // a data session's volume (data events only)
 	VisitedCountry  string // ISO 3166 alpha-2
 	Direction       string // MO | MT
 	Network         string // terrestrial | maritime
@@ -44,6 +45,42 @@ const (
 	NetworkMaritime    = "maritime"
 )
 
+// Units are what grants hold and usage draws (CONTRACT §7.2): voice calls
+// draw seconds, data sessions bytes, and each SMS one sms. A usage draws only
+// from grants of its own unit. This is the words' one home: quota stores
+// them and the API shows them.
+const (
+	UnitSeconds = "seconds"
+	UnitBytes   = "bytes"
+	UnitSMS     = "sms"
+)
+
+// Units lists every unit, seconds first.
+var Units = []string{UnitSeconds, UnitBytes, UnitSMS}
+
+// ValidUnit reports whether u is one of Units.
+func ValidUnit(u string) bool { return u == UnitSeconds || u == UnitBytes || u == UnitSMS }
+
+// UnitOf is the unit a usage of type typ draws: bytes for data, sms for
+// SMS, seconds for voice and anything else.
+func UnitOf(typ string) string {
+	switch typ {
+	case TypeData:
+		return UnitBytes
+	case TypeSMS:
+		return UnitSMS
+	}
+	return UnitSeconds
+}
+
+// BytesPerMB is the megabyte data is priced by: per started MB (2^20
+// bytes) of a session's overage or covered volume.
+const BytesPerMB = 1 << 20
+
+// DefaultDataIncrement is the rounding increment, in bytes, of a data
+// session's volume when the tariff version names none.
+const DefaultDataIncrement = 1024
+
 // Rating is the outcome of rating one call, before grants are drawn.
 //
 // Increment, Zone, the prices and TariffVersion are filled for every call,
@@ -53,16 +90,25 @@ type Rating struct {
 	// data, domestic calls, or whatever the tariff version does not cover.
 	Eligible bool
 	// BillableSeconds is the duration rounded up to a whole Increment
-	// (0 stays 0); it is 0 when the call is not eligible.
+	// (0 stays 0); it is 0 when the call is not eligible, and for every
+	// usage whose Unit is not seconds.
 	BillableSeconds int64
-	// Increment is the rounding increment in seconds (60 by default).
+	// Unit is what the usage draws (UnitOf its type), and Billable how much
+	// of it: seconds as BillableSeconds; bytes the volume rounded up to the
+	// version's data increment (0 stays 0); sms 1. 0 when not eligible.
+	Unit     string
+	Billable int64
+	// Increment is what prices are per started increment of, in Unit: the
+	// version's rounding increment of seconds (60 by default), BytesPerMB
+	// for bytes, 1 for sms.
 	Increment int64
 	// Zone is the tariff zone the call was priced in.
 	Zone string
-	// OveragePrice is what the seafarer pays per started increment of overage.
+	// OveragePrice is what the seafarer pays per started increment of overage,
+	// in the zone's price for the usage's unit.
 	OveragePrice Money
 	// WholesalePrice is what the welfare fund pays the carrier per started
-	// increment of covered time.
+	// increment of covered usage.
 	WholesalePrice Money
 	// TariffVersion identifies the tariff version applied: its effective_from
 	// in RFC 3339 UTC.
@@ -108,7 +154,7 @@ func StartedIncrements(seconds, increment int64) int64 {
 	return n
 }
 
-// roundUp is seconds rounded up to a whole increment. Durations are bounded
+// roundUp is an amount rounded up to a whole increment. Durations are bounded
 // long before this matters (a usage event is at most a week); the cap only
 // keeps absurd input from wrapping around to a negative number.
 func roundUp(seconds, increment int64) int64 {

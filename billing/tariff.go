@@ -39,6 +39,7 @@ type tariffVersion struct {
 	effectiveFrom    time.Time
 	currency         string
 	increment        int64
+	dataIncrement    int64 // bytes a data session's volume is rounded up to
 	domesticEligible bool
 	types            map[string]bool
 	directions       map[string]bool
@@ -51,6 +52,10 @@ type zone struct {
 	name      string
 	overage   int64 // minor units per started increment
 	wholesale int64
+	// Data is priced per started MB (BytesPerMB), SMS per message; nil
+	// when the file does not price them (the type is then not eligible).
+	dataOverage, dataWholesale *int64
+	smsOverage, smsWholesale   *int64
 }
 
 // Rate rates one call for a seafarer whose home network is in homeCountry
@@ -61,21 +66,50 @@ type zone struct {
 // The call's zone is the zone matching its network (a ship's maritime network
 // is priced the same in every port), else the zone listing its visited
 // country, else the default zone.
+//
+// Each unit has its own rounding and prices (UnitOf the call's type):
+// seconds are the duration rounded up to the version's increment, priced per
+// started increment; bytes are the volume rounded up to the version's data
+// increment, priced per started MB; an SMS is 1, priced per message.
 func (t *Tariff) Rate(c Call, homeCountry string) Rating {
 	v := t.versionAt(c.Time)
 	z := v.zoneFor(c)
 	r := Rating{
 		Eligible:       v.covers(c, homeCountry),
+		Unit:           UnitOf(c.Type),
 		Increment:      v.increment,
 		Zone:           z.name,
 		OveragePrice:   Money{Minor: z.overage, Currency: v.currency},
 		WholesalePrice: Money{Minor: z.wholesale, Currency: v.currency},
 		TariffVersion:  v.id,
 	}
-	if r.Eligible {
-		r.BillableSeconds = roundUp(c.DurationSeconds, v.increment)
+	switch r.Unit {
+	case UnitBytes:
+		r.Increment = BytesPerMB
+		r.OveragePrice.Minor, r.WholesalePrice.Minor = deref(z.dataOverage), deref(z.dataWholesale)
+		if r.Eligible {
+			r.Billable = roundUp(c.VolumeBytes, v.dataIncrement)
+		}
+	case UnitSMS:
+		r.Increment = 1
+		r.OveragePrice.Minor, r.WholesalePrice.Minor = deref(z.smsOverage), deref(z.smsWholesale)
+		if r.Eligible {
+			r.Billable = 1
+		}
+	default:
+		if r.Eligible {
+			r.BillableSeconds = roundUp(c.DurationSeconds, v.increment)
+			r.Billable = r.BillableSeconds
+		}
 	}
 	return r
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func (t *Tariff) versionAt(at time.Time) *tariffVersion {
@@ -105,8 +139,10 @@ func (v *tariffVersion) covers(c Call, homeCountry string) bool {
 }
 
 // DefaultTariff is the built-in tariff used when WUYOU_TARIFF is empty: CNY,
-// per-minute increments, voice calls abroad in both directions on both
-// networks, priced by zone (asia, europe, americas, maritime, rest_of_world).
+// per-minute increments, voice calls, SMS and data (rounded up to 1 KiB)
+// abroad in both directions on both networks, priced by zone (asia, europe,
+// americas, maritime, rest_of_world): voice per started minute, data per
+// started MB, SMS per message.
 func DefaultTariff() *Tariff { return defaultTariff }
 
 // defaultTariff is built once from a literal and shared, as a Tariff never
@@ -115,15 +151,21 @@ func DefaultTariff() *Tariff { return defaultTariff }
 var defaultTariff = mustCompile(tariffFile{Versions: []versionFile{{
 	EffectiveFrom: "2026-01-01T00:00:00Z",
 	Currency:      "CNY",
+	EligibleTypes: []string{TypeVoice, TypeSMS, TypeData},
 	Zones: []zoneFile{
-		{Name: "maritime", Networks: []string{NetworkMaritime}, OveragePerIncrement: fen(499), WholesalePerIncrement: fen(300)},
+		{Name: "maritime", Networks: []string{NetworkMaritime}, OveragePerIncrement: fen(499), WholesalePerIncrement: fen(300),
+			DataOveragePerMB: fen(3000), DataWholesalePerMB: fen(2000), SMSOveragePerMessage: fen(300), SMSWholesalePerMessage: fen(200)},
 		{Name: "asia", Countries: strings.Fields(`BD BN HK ID IN JP KH KR LK MM MO MY PH PK SG TH TW VN`),
-			OveragePerIncrement: fen(99), WholesalePerIncrement: fen(45)},
+			OveragePerIncrement: fen(99), WholesalePerIncrement: fen(45),
+			DataOveragePerMB: fen(300), DataWholesalePerMB: fen(100), SMSOveragePerMessage: fen(100), SMSWholesalePerMessage: fen(40)},
 		{Name: "europe", Countries: strings.Fields(`AL BE BG CY DE DK EE ES FI FR GB GE GR HR IE IS IT LT LV ME MT NL NO PL PT RO RU SE SI TR UA`),
-			OveragePerIncrement: fen(199), WholesalePerIncrement: fen(90)},
+			OveragePerIncrement: fen(199), WholesalePerIncrement: fen(90),
+			DataOveragePerMB: fen(600), DataWholesalePerMB: fen(200), SMSOveragePerMessage: fen(150), SMSWholesalePerMessage: fen(60)},
 		{Name: "americas", Countries: strings.Fields(`AR BR BS CA CL CO CR EC GT JM MX PA PE TT US UY VE`),
-			OveragePerIncrement: fen(199), WholesalePerIncrement: fen(90)},
-		{Name: "rest_of_world", Default: true, OveragePerIncrement: fen(299), WholesalePerIncrement: fen(150)},
+			OveragePerIncrement: fen(199), WholesalePerIncrement: fen(90),
+			DataOveragePerMB: fen(600), DataWholesalePerMB: fen(200), SMSOveragePerMessage: fen(150), SMSWholesalePerMessage: fen(60)},
+		{Name: "rest_of_world", Default: true, OveragePerIncrement: fen(299), WholesalePerIncrement: fen(150),
+			DataOveragePerMB: fen(1000), DataWholesalePerMB: fen(400), SMSOveragePerMessage: fen(200), SMSWholesalePerMessage: fen(80)},
 	},
 }}})
 
@@ -193,6 +235,7 @@ type versionFile struct {
 	EffectiveFrom      string   `json:"effective_from"`
 	Currency           string   `json:"currency"`
 	IncrementSeconds   *int64   `json:"increment_seconds"`
+	DataIncrementBytes *int64   `json:"data_increment_bytes"`
 	DomesticEligible   bool     `json:"domestic_eligible"`
 	EligibleTypes      []string `json:"eligible_types"`
 	EligibleDirections []string `json:"eligible_directions"`
@@ -206,6 +249,12 @@ type zoneFile struct {
 	Networks              []string `json:"networks"`
 	OveragePerIncrement   *int64   `json:"overage_per_increment"`
 	WholesalePerIncrement *int64   `json:"wholesale_per_increment"`
+	// Data and SMS prices: required in every zone of a version whose
+	// eligible_types list the type, optional (and unused) otherwise.
+	DataOveragePerMB       *int64 `json:"data_overage_per_mb"`
+	DataWholesalePerMB     *int64 `json:"data_wholesale_per_mb"`
+	SMSOveragePerMessage   *int64 `json:"sms_overage_per_message"`
+	SMSWholesalePerMessage *int64 `json:"sms_wholesale_per_message"`
 }
 
 // versionList and zoneList decode their elements one by one so that a
@@ -424,6 +473,14 @@ func compileVersion(vf versionFile, path string, v *tariffVersion, errs *problem
 		}
 	}
 
+	v.dataIncrement = DefaultDataIncrement
+	if vf.DataIncrementBytes != nil {
+		v.dataIncrement = *vf.DataIncrementBytes
+		if v.dataIncrement < 1 || v.dataIncrement > BytesPerMB {
+			errs.add(path+".data_increment_bytes", "%d is not between 1 and %d", v.dataIncrement, BytesPerMB)
+		}
+	}
+
 	v.domesticEligible = vf.DomesticEligible
 	v.types = valueSet(vf.EligibleTypes, defaultTypes, knownTypes, path+".eligible_types", errs)
 	v.directions = valueSet(vf.EligibleDirections, defaultDirections, knownDirections, path+".eligible_directions", errs)
@@ -506,6 +563,10 @@ func compileZones(zfs []zoneFile, path string, v *tariffVersion, errs *problems)
 
 		z.overage = price(zf.OveragePerIncrement, zpath+".overage_per_increment", errs)
 		z.wholesale = price(zf.WholesalePerIncrement, zpath+".wholesale_per_increment", errs)
+		z.dataOverage = unitPrice(zf.DataOveragePerMB, v.types[TypeData], TypeData, "per started MB", zpath+".data_overage_per_mb", errs)
+		z.dataWholesale = unitPrice(zf.DataWholesalePerMB, v.types[TypeData], TypeData, "per started MB", zpath+".data_wholesale_per_mb", errs)
+		z.smsOverage = unitPrice(zf.SMSOveragePerMessage, v.types[TypeSMS], TypeSMS, "per message", zpath+".sms_overage_per_message", errs)
+		z.smsWholesale = unitPrice(zf.SMSWholesalePerMessage, v.types[TypeSMS], TypeSMS, "per message", zpath+".sms_wholesale_per_message", errs)
 
 		if zf.Default {
 			if defaultAt >= 0 {
@@ -531,4 +592,17 @@ func price(p *int64, path string, errs *problems) int64 {
 		errs.add(path, "%d is negative", *p)
 	}
 	return *p
+}
+
+// unitPrice validates a data or SMS price: required (so that it cannot
+// silently be free) when the version's eligible_types list typ, optional
+// otherwise; never negative. Left out, it is nil.
+func unitPrice(p *int64, eligible bool, typ, per, path string, errs *problems) *int64 {
+	switch {
+	case p == nil && eligible:
+		errs.add(path, "is required because eligible_types lists %s (minor units %s; 0 if free)", typ, per)
+	case p != nil && *p < 0:
+		errs.add(path, "%d is negative", *p)
+	}
+	return p
 }

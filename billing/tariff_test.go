@@ -76,8 +76,6 @@ func TestDefaultTariffRating(t *testing.T) {
 		{"received call abroad is eligible too", with(voiceAbroad(61), func(c *Call) { c.Direction = DirectionMT }), true, 120, "asia", cny(99)},
 		{"domestic call is recorded but not eligible", with(voiceAbroad(300), func(c *Call) { c.VisitedCountry = home }), false, 0, "rest_of_world", cny(299)},
 		{"domestic call on the maritime network is not eligible either", with(voiceAbroad(300), func(c *Call) { c.VisitedCountry, c.Network = home, NetworkMaritime }), false, 0, "maritime", cny(499)},
-		{"sms draws nothing", with(voiceAbroad(5), func(c *Call) { c.Type = TypeSMS }), false, 0, "asia", cny(99)},
-		{"data draws nothing", with(voiceAbroad(3600), func(c *Call) { c.Type = TypeData }), false, 0, "asia", cny(99)},
 		{"maritime network is priced as maritime wherever the ship is", with(voiceAbroad(30), func(c *Call) { c.Network = NetworkMaritime }), true, 60, "maritime", cny(499)},
 		{"europe is priced as europe", with(voiceAbroad(59), func(c *Call) { c.VisitedCountry = "NO" }), true, 60, "europe", cny(199)},
 		{"americas are priced as americas", with(voiceAbroad(59), func(c *Call) { c.VisitedCountry = "BR" }), true, 60, "americas", cny(199)},
@@ -134,6 +132,9 @@ func TestTariffVersions(t *testing.T) {
 func TestEligibilityRules(t *testing.T) {
 	narrow := strings.Replace(twoVersions, `"increment_seconds": 60,`,
 		`"increment_seconds": 60, "eligible_directions": ["MO"], "eligible_types": ["carrier.usage.voice", "carrier.usage.sms"], "domestic_eligible": true,`, 1)
+	narrow = strings.ReplaceAll(narrow, `"wholesale_per_increment": 45}`, `"wholesale_per_increment": 45, "sms_overage_per_message": 10, "sms_wholesale_per_message": 4}`)
+	narrow = strings.Replace(narrow, `"wholesale_per_increment": 300}`, `"wholesale_per_increment": 300, "sms_overage_per_message": 30, "sms_wholesale_per_message": 20}`, 1)
+	narrow = strings.Replace(narrow, `"wholesale_per_increment": 150}`, `"wholesale_per_increment": 150, "sms_overage_per_message": 20, "sms_wholesale_per_message": 8}`, 1)
 	tariff := MustParseTariff(t, narrow, "json")
 	tests := []struct {
 		name         string
@@ -143,15 +144,15 @@ func TestEligibilityRules(t *testing.T) {
 	}{
 		{"a version covering only MO leaves received calls uncovered", with(voiceAbroad(61), func(c *Call) { c.Direction = DirectionMT }), false, 0},
 		{"a version covering MO still covers calls made", voiceAbroad(61), true, 120},
-		{"a version covering sms rates it by duration like a call", with(voiceAbroad(1), func(c *Call) { c.Type = TypeSMS }), true, 60},
-		{"data stays uncovered unless listed", with(voiceAbroad(1), func(c *Call) { c.Type = TypeData }), false, 0},
+		{"a version covering sms counts each message as one sms, whatever its duration", with(voiceAbroad(61), func(c *Call) { c.Type = TypeSMS }), true, 1},
+		{"data stays uncovered unless listed", with(voiceAbroad(1), func(c *Call) { c.Type, c.VolumeBytes = TypeData, 5000 }), false, 0},
 		{"domestic_eligible makes home-country calls draw", with(voiceAbroad(61), func(c *Call) { c.VisitedCountry = home }), true, 120},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tariff.Rate(tt.call, home)
 			require.Equal(t, tt.wantEligible, r.Eligible)
-			require.Equal(t, tt.wantBillable, r.BillableSeconds)
+			require.Equal(t, tt.wantBillable, r.Billable)
 		})
 	}
 }
@@ -211,7 +212,7 @@ versions:
 			require.NoError(t, err)
 			r := tariff.Rate(with(voiceAbroad(7), func(c *Call) { c.VisitedCountry = "NO" }), home)
 			require.Equal(t, Rating{
-				Eligible: true, BillableSeconds: 7, Increment: 1, Zone: "north_sea",
+				Eligible: true, BillableSeconds: 7, Unit: UnitSeconds, Billable: 7, Increment: 1, Zone: "north_sea",
 				OveragePrice: Money{2, "EUR"}, WholesalePrice: Money{1, "EUR"}, TariffVersion: "2026-01-01T00:00:00Z",
 			}, r)
 		})
@@ -409,11 +410,36 @@ func FuzzParseTariff(f *testing.F) {
 			if maritime {
 				call.Network = NetworkMaritime
 			}
+			call.VolumeBytes = duration
 			r := tariff.Rate(call, home)
-			require.GreaterOrEqual(t, r.Increment, int64(1))
-			require.LessOrEqual(t, r.Increment, int64(3600))
 			require.NotEmpty(t, r.Zone, "every call has a zone")
 			require.NotEmpty(t, r.TariffVersion)
+			require.Equal(t, UnitOf(call.Type), r.Unit)
+			require.GreaterOrEqual(t, r.OveragePrice.Minor, int64(0))
+			require.GreaterOrEqual(t, r.WholesalePrice.Minor, int64(0))
+			switch r.Unit {
+			case UnitBytes:
+				require.Equal(t, int64(BytesPerMB), r.Increment, "data is priced per started MB")
+				require.Zero(t, r.BillableSeconds)
+				if r.Eligible && duration > 0 && duration <= 1<<40 {
+					require.GreaterOrEqual(t, r.Billable, duration)
+				} else if !r.Eligible || duration <= 0 {
+					require.Zero(t, r.Billable)
+				}
+				continue
+			case UnitSMS:
+				require.Equal(t, int64(1), r.Increment)
+				require.Zero(t, r.BillableSeconds)
+				if r.Eligible {
+					require.Equal(t, int64(1), r.Billable, "an eligible SMS counts one")
+				} else {
+					require.Zero(t, r.Billable)
+				}
+				continue
+			}
+			require.GreaterOrEqual(t, r.Increment, int64(1))
+			require.LessOrEqual(t, r.Increment, int64(3600))
+			require.Equal(t, r.BillableSeconds, r.Billable)
 			require.Zero(t, r.BillableSeconds%r.Increment, "billable is a whole number of increments")
 			if !r.Eligible || duration <= 0 {
 				require.Zero(t, r.BillableSeconds)
@@ -425,5 +451,112 @@ func FuzzParseTariff(f *testing.F) {
 				require.GreaterOrEqual(t, r.BillableSeconds, duration)
 			}
 		}
+	})
+}
+
+// TestDefaultTariffRatesDataAndSMSByTheirOwnUnit pins CONTRACT §7.2's rating
+// of data and SMS by the built-in tariff: a data session bills its volume
+// rounded up to 1 KiB in bytes, an SMS one sms, both only abroad, each
+// priced by the zone's price for its unit.
+func TestDefaultTariffRatesDataAndSMSByTheirOwnUnit(t *testing.T) {
+	data := func(volume int64) Call {
+		return with(voiceAbroad(0), func(c *Call) { c.Type, c.VolumeBytes = TypeData, volume })
+	}
+	sms := with(voiceAbroad(7), func(c *Call) { c.Type = TypeSMS })
+	tests := []struct {
+		name         string
+		call         Call
+		wantUnit     string
+		wantEligible bool
+		wantBillable int64
+		wantIncr     int64
+		wantOverage  int64
+		wantZone     string
+	}{
+		{"a data session of 0 bytes bills nothing", data(0), UnitBytes, true, 0, BytesPerMB, 300, "asia"},
+		{"a data session of 1 byte bills a whole KiB", data(1), UnitBytes, true, 1024, BytesPerMB, 300, "asia"},
+		{"a data session of exactly 1 KiB bills 1 KiB", data(1024), UnitBytes, true, 1024, BytesPerMB, 300, "asia"},
+		{"a data session of 1 KiB and a byte bills 2 KiB", data(1025), UnitBytes, true, 2048, BytesPerMB, 300, "asia"},
+		{"a data session of 3 MB bills 3 MB", data(3 << 20), UnitBytes, true, 3 << 20, BytesPerMB, 300, "asia"},
+		{"data at home draws nothing", with(data(5000), func(c *Call) { c.VisitedCountry = home }), UnitBytes, false, 0, BytesPerMB, 1000, "rest_of_world"},
+		{"data on the maritime network is priced as maritime", with(data(10), func(c *Call) { c.Network = NetworkMaritime }), UnitBytes, true, 1024, BytesPerMB, 3000, "maritime"},
+		{"an SMS abroad counts one sms, whatever its duration", sms, UnitSMS, true, 1, 1, 100, "asia"},
+		{"an SMS at home draws nothing", with(sms, func(c *Call) { c.VisitedCountry = home }), UnitSMS, false, 0, 1, 200, "rest_of_world"},
+		{"an SMS in Europe is priced as Europe", with(sms, func(c *Call) { c.VisitedCountry = "DE" }), UnitSMS, true, 1, 1, 150, "europe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := DefaultTariff().Rate(tt.call, home)
+			require.Equal(t, tt.wantUnit, r.Unit)
+			require.Equal(t, tt.wantEligible, r.Eligible, "eligible")
+			require.Equal(t, tt.wantBillable, r.Billable, "billable")
+			require.Zero(t, r.BillableSeconds, "no seconds are billed for data or SMS")
+			require.Equal(t, tt.wantIncr, r.Increment)
+			require.Equal(t, tt.wantZone, r.Zone)
+			require.Equal(t, Money{Minor: tt.wantOverage, Currency: "CNY"}, r.OveragePrice)
+			require.Less(t, r.WholesalePrice.Minor, r.OveragePrice.Minor, "the fund pays less than the seafarer would")
+		})
+	}
+	t.Run("data overage is priced per started MB", func(t *testing.T) {
+		r := DefaultTariff().Rate(data(1), home)
+		require.Equal(t, int64(300), r.OverageAmount(1024).Minor)
+		require.Equal(t, int64(300), r.OverageAmount(BytesPerMB).Minor)
+		require.Equal(t, int64(600), r.OverageAmount(BytesPerMB+1024).Minor)
+		require.Equal(t, int64(200), r.WelfareCost(BytesPerMB+1).Minor)
+	})
+}
+
+// TestTariffFileDataAndSMSFields pins the file format's data and SMS fields:
+// a version listing data or SMS must price them in every zone, prices are
+// never negative, and the data increment is bounded; each problem is named
+// by its path.
+func TestTariffFileDataAndSMSFields(t *testing.T) {
+	const base = `{"versions": [{"effective_from": "2026-01-01T00:00:00Z", "currency": "CNY", %s
+   "zones": [{"name": "world", "default": true, "overage_per_increment": 10, "wholesale_per_increment": 5 %s}]}]}`
+	prices := `, "data_overage_per_mb": 500, "data_wholesale_per_mb": 200, "sms_overage_per_message": 30, "sms_wholesale_per_message": 10`
+	tests := []struct {
+		name      string
+		version   string
+		zone      string
+		wantField string
+		wantMsg   string
+	}{
+		{"data listed but not priced", `"eligible_types": ["carrier.usage.data"],`, "", "versions[0].zones[0].data_overage_per_mb", "is required because eligible_types lists carrier.usage.data"},
+		{"data wholesale missing", `"eligible_types": ["carrier.usage.data"],`, `, "data_overage_per_mb": 5`, "versions[0].zones[0].data_wholesale_per_mb", "is required because eligible_types lists carrier.usage.data"},
+		{"sms listed but not priced", `"eligible_types": ["carrier.usage.sms"],`, "", "versions[0].zones[0].sms_overage_per_message", "is required because eligible_types lists carrier.usage.sms"},
+		{"negative data price", "", `, "data_overage_per_mb": -1`, "versions[0].zones[0].data_overage_per_mb", "-1 is negative"},
+		{"negative sms price", "", `, "sms_wholesale_per_message": -2`, "versions[0].zones[0].sms_wholesale_per_message", "-2 is negative"},
+		{"data increment of zero", `"data_increment_bytes": 0,`, "", "versions[0].data_increment_bytes", "0 is not between 1 and 1048576"},
+		{"data increment above a MB", `"data_increment_bytes": 1048577,`, "", "versions[0].data_increment_bytes", "1048577 is not between 1 and 1048576"},
+		{"data price as a string", "", `, "data_overage_per_mb": "5"`, "versions[0].zones[0].data_overage_per_mb", "must be a whole number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseTariff([]byte(fmt.Sprintf(base, tt.version, tt.zone)), "json")
+			var e *wuyou.Error
+			require.True(t, errors.As(err, &e), "refused: %v", err)
+			var found bool
+			for _, f := range e.Fields {
+				if f.Field == tt.wantField && strings.Contains(f.Message, tt.wantMsg) {
+					found = true
+				}
+			}
+			require.True(t, found, "fields %+v name %s: %s", e.Fields, tt.wantField, tt.wantMsg)
+		})
+	}
+	t.Run("a version pricing data and SMS rates them with its own increment", func(t *testing.T) {
+		tariff := MustParseTariff(t, fmt.Sprintf(base, `"eligible_types": ["carrier.usage.voice", "carrier.usage.data", "carrier.usage.sms"], "data_increment_bytes": 4096,`, prices), "json")
+		r := tariff.Rate(with(voiceAbroad(0), func(c *Call) { c.Type, c.VolumeBytes = TypeData, 5000 }), home)
+		require.Equal(t, int64(8192), r.Billable)
+		require.Equal(t, Money{Minor: 500, Currency: "CNY"}, r.OveragePrice)
+		r = tariff.Rate(with(voiceAbroad(0), func(c *Call) { c.Type = TypeSMS }), home)
+		require.Equal(t, int64(1), r.Billable)
+		require.Equal(t, Money{Minor: 10, Currency: "CNY"}, r.WholesalePrice)
+	})
+	t.Run("a v1 file without data or SMS prices still loads and leaves them uncovered", func(t *testing.T) {
+		tariff := MustParseTariff(t, fmt.Sprintf(base, "", ""), "json")
+		r := tariff.Rate(with(voiceAbroad(0), func(c *Call) { c.Type, c.VolumeBytes = TypeData, 5000 }), home)
+		require.False(t, r.Eligible)
+		require.Zero(t, r.Billable)
 	})
 }
