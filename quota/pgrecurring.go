@@ -123,7 +123,8 @@ const recurringCandidatesSQL = `
 SELECT s.id, s.sign_on FROM seafarers s
 WHERE %s AND s.status = 'active' AND s.sign_on <= $3::date AND (s.sign_off IS NULL OR s.sign_off >= $3::date)
     AND s.id > $4
-    AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.programme_id = $1 AND g.seafarer_id = s.id AND g.recurring_month = $2)
+    AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.programme_id = $1 AND g.seafarer_id = s.id AND g.recurring_month = $2
+        OFFSET 0)
     AND NOT EXISTS (SELECT 1 FROM recurring_months m WHERE m.programme_id = $1 AND m.month = $2
         AND m.budget_packs > 0 AND m.packs_issued >= m.budget_packs)
 ORDER BY s.id LIMIT $5`
@@ -162,40 +163,44 @@ func (s *PGProgrammes) RecurringCandidates(ctx context.Context, p *Programme, mo
 // recurring_month_within_budget refuses the transaction should it ever
 // pass the budget, and grant_once_per_programme_month (ON CONFLICT DO
 // NOTHING) skips a grant another sweep committed first.
-func (s *PGProgrammes) IssueRecurring(ctx context.Context, programmeID, month string, budgetPacks int64, grants []GrantInput) (int, error) {
+func (s *PGProgrammes) IssueRecurring(ctx context.Context, programmeID, month string, budgetPacks int64, grants []GrantInput) ([]GrantInput, error) {
 	if len(grants) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("quota: issue recurring grants: %w", err)
+		return nil, fmt.Errorf("quota: issue recurring grants: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	_, err = tx.Exec(ctx, `INSERT INTO recurring_months (programme_id, month, budget_packs) VALUES ($1, $2, $3)
 ON CONFLICT (programme_id, month) DO NOTHING`, programmeID, month, budgetPacks)
 	if err != nil {
-		return 0, pgProgrammeError("issue recurring grants", err)
+		return nil, pgProgrammeError("issue recurring grants", err)
 	}
 	var budget, issued int64
 	err = tx.QueryRow(ctx, `SELECT budget_packs, packs_issued FROM recurring_months WHERE programme_id = $1 AND month = $2
 FOR UPDATE`, programmeID, month).Scan(&budget, &issued)
 	if err != nil {
-		return 0, fmt.Errorf("quota: issue recurring grants: %w", err)
+		return nil, fmt.Errorf("quota: issue recurring grants: %w", err)
 	}
 	if budget > 0 {
 		grants = grants[:min(int64(len(grants)), max(budget-issued, 0))]
 	}
 	if len(grants) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	ids := make([]string, len(grants))
 	seafarers := make([]string, len(grants))
 	seconds := make([]int64, len(grants))
 	effective := make([]time.Time, len(grants))
 	expires := make([]time.Time, len(grants))
+	byID := make(map[string]GrantInput, len(grants))
+	issuedAt := grants[0].IssuedAt.UTC().Truncate(time.Millisecond)
 	for j, g := range grants {
-		ids[j], seafarers[j], seconds[j] = g.ID, g.SeafarerID, g.Seconds
-		effective[j], expires[j] = g.EffectiveAt.UTC().Truncate(time.Second), g.ExpiresAt.UTC().Truncate(time.Second)
+		g.EffectiveAt, g.ExpiresAt = g.EffectiveAt.UTC().Truncate(time.Second), g.ExpiresAt.UTC().Truncate(time.Second)
+		g.IssuedAt = issuedAt
+		ids[j], seafarers[j], seconds[j], effective[j], expires[j] = g.ID, g.SeafarerID, g.Seconds, g.EffectiveAt, g.ExpiresAt
+		byID[g.ID] = g
 	}
 	g0 := grants[0]
 	rows, err := tx.Query(ctx, `
@@ -204,52 +209,59 @@ SELECT g.id, g.seafarer_id, $6, g.seconds, $7, g.effective_at, g.expires_at, $8,
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
     AS g(id, seafarer_id, seconds, effective_at, expires_at)
 ON CONFLICT DO NOTHING
-RETURNING id, seconds`, ids, seafarers, seconds, effective, expires, programmeID, g0.Priority,
-		g0.IssuedAt.UTC().Truncate(time.Millisecond), month)
+RETURNING id, seconds`, ids, seafarers, seconds, effective, expires, programmeID, g0.Priority, issuedAt, month)
 	if err != nil {
-		return 0, pgProgrammeError("insert recurring grants", err)
+		return nil, pgProgrammeError("insert recurring grants", err)
 	}
-	var inserted []string
+	var inserted []GrantInput
+	var insertedIDs []string
 	var sum int64
 	for rows.Next() {
 		var id string
 		var n int64
 		if err := rows.Scan(&id, &n); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("quota: insert recurring grants: %w", err)
+			return nil, fmt.Errorf("quota: insert recurring grants: %w", err)
 		}
-		inserted = append(inserted, id)
+		inserted = append(inserted, byID[id])
+		insertedIDs = append(insertedIDs, id)
 		sum += n
 	}
 	if err := rows.Err(); err != nil {
-		return 0, pgProgrammeError("insert recurring grants", err)
+		return nil, pgProgrammeError("insert recurring grants", err)
 	}
 	if len(inserted) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	_, err = tx.Exec(ctx, `UPDATE recurring_months SET packs_issued = packs_issued + $3, seconds_issued = seconds_issued + $4
 WHERE programme_id = $1 AND month = $2`, programmeID, month, len(inserted), sum)
 	if err != nil {
-		return 0, pgProgrammeError("count recurring grants", err)
+		return nil, pgProgrammeError("count recurring grants", err)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO recurring_unannounced (grant_id) SELECT unnest($1::text[])`, inserted)
+	_, err = tx.Exec(ctx, `INSERT INTO recurring_unannounced (grant_id) SELECT unnest($1::text[])`, insertedIDs)
 	if err != nil {
-		return 0, fmt.Errorf("quota: mark recurring grants unannounced: %w", err)
+		return nil, fmt.Errorf("quota: mark recurring grants unannounced: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("quota: issue recurring grants: %w", err)
+		return nil, fmt.Errorf("quota: issue recurring grants: %w", err)
 	}
-	return len(inserted), nil
+	return inserted, nil
 }
 
-// UnannouncedGrants implements RecurringStore, oldest grant id first.
+// UnannouncedGrants implements RecurringStore. The page is taken from the
+// small unannounced list first, then its grants by primary key: a join the
+// other way round would read every grant.
 func (s *PGProgrammes) UnannouncedGrants(ctx context.Context, n int) ([]UnannouncedGrant, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT g.id, g.seafarer_id, g.programme_id, g.seconds, g.priority, g.effective_at, g.expires_at, g.issued_at,
     g.voided_at IS NOT NULL
-FROM recurring_unannounced u JOIN grants g ON g.id = u.grant_id ORDER BY u.grant_id LIMIT $1`, n)
+FROM (SELECT grant_id FROM recurring_unannounced LIMIT $1) u JOIN grants g ON g.id = u.grant_id`, n)
+	return collectRecurringGrants(rows, err)
+}
+
+func collectRecurringGrants(rows pgx.Rows, err error) ([]UnannouncedGrant, error) {
 	if err != nil {
-		return nil, fmt.Errorf("quota: unannounced recurring grants: %w", err)
+		return nil, fmt.Errorf("quota: recurring grants: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnannouncedGrant, error) {
 		var u UnannouncedGrant
@@ -260,7 +272,7 @@ FROM recurring_unannounced u JOIN grants g ON g.id = u.grant_id ORDER BY u.grant
 		return u, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("quota: unannounced recurring grants: %w", err)
+		return nil, fmt.Errorf("quota: recurring grants: %w", err)
 	}
 	return out, nil
 }

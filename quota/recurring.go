@@ -173,10 +173,11 @@ type RecurringStore interface {
 	// row locked, as many of grants (in order) as the month's budget
 	// allows, skipping any whose (programme, seafarer, month) already has
 	// one, raises the month's counters by what was inserted and lists the
-	// inserted grants as unannounced. It returns how many were inserted.
-	IssueRecurring(ctx context.Context, programmeID, month string, budgetPacks int64, grants []GrantInput) (int, error)
+	// inserted grants as unannounced. It returns the grants inserted, as
+	// stored (times cut to what PostgreSQL and Redis keep).
+	IssueRecurring(ctx context.Context, programmeID, month string, budgetPacks int64, grants []GrantInput) ([]GrantInput, error)
 	// UnannouncedGrants returns up to n recurring grants listed as
-	// unannounced.
+	// unannounced (the repair after a crash).
 	UnannouncedGrants(ctx context.Context, n int) ([]UnannouncedGrant, error)
 	// MarkAnnounced removes grants from the unannounced list.
 	MarkAnnounced(ctx context.Context, grantIDs []string) error
@@ -261,7 +262,7 @@ type SweepReport struct {
 // joined.
 func (e *RecurringEngine) Sweep(ctx context.Context) (SweepReport, error) {
 	var rep SweepReport
-	n, err := e.announce(ctx)
+	n, err := e.repair(ctx)
 	rep.Announced += n
 	if err != nil {
 		return rep, err
@@ -329,15 +330,21 @@ func (e *RecurringEngine) issue(ctx context.Context, p *Programme, now time.Time
 				EffectiveAt: effective.UTC(), ExpiresAt: end.UTC(), IssuedAt: issuedAt,
 			}
 		}
-		n, err := e.store.IssueRecurring(ctx, p.ID, month, p.BudgetPacks, grants)
-		issued += n
+		inserted, err := e.store.IssueRecurring(ctx, p.ID, month, p.BudgetPacks, grants)
+		issued += len(inserted)
 		if err != nil {
 			return issued, announced, err
 		}
-		a, err := e.announce(ctx)
-		announced += a
-		if err != nil {
-			return issued, announced, err
+		if len(inserted) > 0 {
+			pending := make([]UnannouncedGrant, len(inserted))
+			for j, g := range inserted {
+				pending[j] = UnannouncedGrant{Grant: g}
+			}
+			a, err := e.announce(ctx, pending)
+			announced += a
+			if err != nil {
+				return issued, announced, err
+			}
 		}
 		if len(cands) < recurringBatch {
 			return issued, announced, nil
@@ -346,45 +353,56 @@ func (e *RecurringEngine) issue(ctx context.Context, p *Programme, now time.Time
 	}
 }
 
-// announce adds every unannounced grant to the hot state, records and
-// publishes their ledger entries, then unmarks them.
-func (e *RecurringEngine) announce(ctx context.Context) (int, error) {
+// repair announces every grant still listed as unannounced: those a
+// crash, an outage of Redis or of the broker cut short.
+func (e *RecurringEngine) repair(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		pending, err := e.store.UnannouncedGrants(ctx, recurringBatch)
 		if err != nil || len(pending) == 0 {
 			return total, err
 		}
-		ids := make([]string, len(pending))
-		var live []GrantInput
-		for j, u := range pending {
-			ids[j] = u.Grant.ID
-			if !u.Voided {
-				live = append(live, u.Grant)
-			}
-		}
-		added := make([]IssuedGrant, len(live))
-		err = fanout.Each(ctx, len(live), grantWorkers, func(ctx context.Context, j int) error {
-			_, entry, err := e.hot.AddGrant(ctx, live[j])
-			if err != nil {
-				return fmt.Errorf("quota: recurring grant to %s: %w", live[j].SeafarerID, err)
-			}
-			added[j] = IssuedGrant{Grant: live[j], Entry: entry}
-			return nil
-		})
+		n, err := e.announce(ctx, pending)
+		total += n
 		if err != nil {
 			return total, err
 		}
-		if e.Publisher != nil && len(added) > 0 {
-			if err := e.Publisher.PublishGrants(ctx, added); err != nil {
-				return total, fmt.Errorf("quota: publish recurring grants: %w", err)
-			}
-		}
-		if err := e.store.MarkAnnounced(ctx, ids); err != nil {
-			return total, err
-		}
-		total += len(live)
 	}
+}
+
+// announce adds grants to the hot state (AddGrant is idempotent), records
+// and publishes their ledger entries, then takes them off the unannounced
+// list. It returns how many it announced (voided ones are only unlisted).
+func (e *RecurringEngine) announce(ctx context.Context, pending []UnannouncedGrant) (int, error) {
+	ids := make([]string, len(pending))
+	var live []GrantInput
+	for j, u := range pending {
+		ids[j] = u.Grant.ID
+		if !u.Voided {
+			live = append(live, u.Grant)
+		}
+	}
+	added := make([]IssuedGrant, len(live))
+	err := fanout.Each(ctx, len(live), grantWorkers, func(ctx context.Context, j int) error {
+		_, entry, err := e.hot.AddGrant(ctx, live[j])
+		if err != nil {
+			return fmt.Errorf("quota: recurring grant to %s: %w", live[j].SeafarerID, err)
+		}
+		added[j] = IssuedGrant{Grant: live[j], Entry: entry}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if e.Publisher != nil && len(added) > 0 {
+		if err := e.Publisher.PublishGrants(ctx, added); err != nil {
+			return 0, fmt.Errorf("quota: publish recurring grants: %w", err)
+		}
+	}
+	if err := e.store.MarkAnnounced(ctx, ids); err != nil {
+		return 0, err
+	}
+	return len(live), nil
 }
 
 // Nudge asks Run for a sweep now (after an enrolment or a sign-on): it
