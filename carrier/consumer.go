@@ -520,12 +520,13 @@ func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
 // Usage rates an event for a seafarer.
 func (c *Consumer) Usage(seafarerID string, ev *UsageEvent) quota.Usage {
 	r := c.cfg.Tariff.Rate(billing.Call{
-		Type: ev.Type, Time: ev.Time, DurationSeconds: ev.Data.DurationSeconds,
+		Type: ev.Type, Time: ev.Time, DurationSeconds: ev.Data.DurationSeconds, VolumeBytes: ev.Data.VolumeBytes,
 		VisitedCountry: ev.Data.VisitedCountry, Direction: ev.Data.Direction, Network: ev.Data.Network,
 	}, c.cfg.HomeCountry)
 	return quota.Usage{
 		SeafarerID: seafarerID, MSISDN: ev.Subject, Source: ev.Source, EventID: ev.ID, Type: ev.Type,
 		CallTime: ev.Time, DurationSeconds: ev.Data.DurationSeconds, BillableSeconds: r.BillableSeconds,
+		Unit: r.Unit, Billable: r.Billable, VolumeBytes: ev.Data.VolumeBytes,
 		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry,
 		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
 		Fingerprint: fingerprint(ev),
@@ -553,6 +554,12 @@ func fingerprint(ev *UsageEvent) string {
 	for _, f := range []string{ev.Type, ev.Subject, strconv.FormatInt(ev.Time.UnixNano(), 10), d.CallID, d.Direction,
 		strconv.FormatInt(d.DurationSeconds, 10), d.CalledNumber, d.VisitedCountry, d.Network} {
 		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	// Only data events have a volume; a voice event's fingerprint stays what
+	// it was before volumes existed, so claims made then still match.
+	if ev.Type == TypeData {
+		h.Write([]byte(strconv.FormatInt(d.VolumeBytes, 10)))
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])

@@ -54,7 +54,15 @@ type UsageData struct {
 	CalledNumber    string `json:"called_number"`
 	VisitedCountry  string `json:"visited_country"` // ISO 3166 alpha-2
 	Network         string `json:"network"`         // terrestrial or maritime
+	// VolumeBytes is a data session's volume: required on
+	// carrier.usage.data, 0 to MaxVolumeBytes; ignored on other types.
+	VolumeBytes int64 `json:"volume_bytes,omitzero"`
 }
+
+// MaxVolumeBytes bounds one data session's volume (1 TiB): far above any
+// session over a satellite or roaming link, low enough that no sum of a
+// month's sessions can overflow.
+const MaxVolumeBytes = 1 << 40
 
 // Identity is what makes an event unique: its CloudEvents source and id.
 // An event is applied at most once per identity.
@@ -77,7 +85,10 @@ type usageEventJSON struct {
 
 type usageDataJSON struct {
 	UsageData
-	Unknown map[string]unknownMember `json:",unknown"`
+	// VolumeBytes shadows UsageData's so that a data event without one can
+	// be told from one of 0 bytes.
+	VolumeBytes *int64                   `json:"volume_bytes"`
+	Unknown     map[string]unknownMember `json:",unknown"`
 }
 
 // unknownMember is the value of a member that is not a field: only its name
@@ -90,7 +101,7 @@ func (*unknownMember) UnmarshalJSONFrom(dec *jsontext.Decoder) error { return de
 // spelled.
 var (
 	eventMembers = []string{"specversion", "id", "source", "type", "time", "subject", "data"}
-	dataMembers  = []string{"call_id", "direction", "duration_seconds", "called_number", "visited_country", "network"}
+	dataMembers  = []string{"call_id", "direction", "duration_seconds", "called_number", "visited_country", "network", "volume_bytes"}
 )
 
 // Error reasons of DecodeUsageEvent: the error_code of a dead letter.
@@ -198,6 +209,14 @@ func (raw *usageEventJSON) validate() (*UsageEvent, []wuyou.FieldError) {
 	}
 	if len(d.CalledNumber) > 32 || !validText(d.CalledNumber) {
 		add("data.called_number", "at most 32 characters, without control characters")
+	}
+	switch v := raw.Data.VolumeBytes; {
+	case v == nil && ev.Type == TypeData:
+		add("data.volume_bytes", "required on "+TypeData+": the session's volume in bytes")
+	case v != nil && (*v < 0 || *v > MaxVolumeBytes):
+		add("data.volume_bytes", "must be between 0 and "+strconv.FormatInt(MaxVolumeBytes, 10))
+	case v != nil && ev.Type == TypeData:
+		ev.Data.VolumeBytes = *v
 	}
 	return ev, errs
 }
@@ -393,6 +412,8 @@ func typeError(e *json.SemanticError) (wuyou.FieldError, bool) {
 		msg = "must be a JSON object"
 	case field == "data.duration_seconds":
 		msg = "must be a whole number of seconds: a JSON integer, without fraction or exponent"
+	case field == "data.volume_bytes":
+		msg = "must be a whole number of bytes: a JSON integer between 0 and " + strconv.FormatInt(MaxVolumeBytes, 10) + ", without fraction or exponent"
 	case field == "time":
 		msg = "must be an RFC 3339 timestamp in a JSON string"
 	case slices.Contains(eventMembers, field) || strings.HasPrefix(field, "data.") && slices.Contains(dataMembers, field[len("data."):]):

@@ -83,13 +83,27 @@ func NewPublisher(w Producer, topics Topics, now func() time.Time) *Publisher {
 // LedgerMessage is the message for one ledger entry on wuyou.ledger.v1, keyed
 // by seafarer id. Its CloudEvents id is the entry id, so a repeat after a
 // crash can be dropped by readers.
+//
+// The data is the entry as its MarshalJSON writes it (its unit decides
+// which amount fields it has) with seafarer_id first and msisdn set to the
+// one given. The entry is not embedded in a struct: its MarshalJSON would
+// be promoted and drop the other fields.
 func (p *Publisher) LedgerMessage(seafarerID, msisdn string, e *quota.LedgerEntry) (kafka.Message, error) {
+	c := *e
+	c.MSISDN = msisdn
+	entry, err := json.Marshal(c)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("carrier: encode ledger entry %s: %w", e.ID, err)
+	}
+	id, err := json.Marshal(seafarerID)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("carrier: encode ledger entry %s: %w", e.ID, err)
+	}
+	data := make([]byte, 0, len(entry)+len(id)+16)
+	data = append(append(append(data, `{"seafarer_id":`...), id...), ',')
+	data = append(data, entry[1:]...) // entry is an object with fields: "{…}"
 	return p.message(p.topics.Ledger, seafarerID, outEvent{
-		ID: e.ID, Type: "wuyou.ledger." + e.Kind, Time: e.At, Subject: seafarerID, Data: struct {
-			SeafarerID string `json:"seafarer_id"`
-			MSISDN     string `json:"msisdn,omitempty"`
-			*quota.LedgerEntry
-		}{seafarerID, msisdn, e},
+		ID: e.ID, Type: "wuyou.ledger." + e.Kind, Time: e.At, Subject: seafarerID, Data: json.RawMessage(data),
 	})
 }
 

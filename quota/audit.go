@@ -254,6 +254,10 @@ func compareHot(want *hotSeafarer, grants map[string]string, seen []redis.Z, pen
 			diff(AuditDifference{Kind: AuditGranted, GrantID: g.ID, Expected: g.GrantedSeconds, Actual: h.GrantedSeconds,
 				Detail: fmt.Sprintf("granted or voided differs (voided: recorded %t, Redis %t)", g.Voided, h.Voided)})
 		}
+		if h.Unit != g.Unit {
+			diff(AuditDifference{Kind: AuditGranted, GrantID: g.ID, Expected: g.GrantedSeconds, Actual: h.GrantedSeconds,
+				Detail: fmt.Sprintf("unit differs: recorded %s, Redis %s", unitOrSeconds(g.Unit), unitOrSeconds(h.Unit))})
+		}
 		expected := g.RemainingSeconds
 		if !g.Voided {
 			expected = max(expected-drawn[g.ID], 0)

@@ -80,7 +80,7 @@ func (b *readBatcher) flush(rdb redis.UniversalClient) {
 		_, _ = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, r := range batch {
 				r.grants = p.HGetAll(ctx, r.grantsKey)
-				r.usage = p.HMGet(ctx, r.usageKey, "billable", "overage")
+				r.usage = p.HMGet(ctx, r.usageKey, allMonthFields...)
 			}
 			return nil
 		})

@@ -24,8 +24,12 @@ import (
 //
 //	d <t> <identity> <at> <event id> <type> <msisdn> <duration> <called> <country>
 //	  <billable> <covered> <overage minor> <currency> <welfare minor>
-//	  <statement period> <adjusts period> [<grant>:<seconds> ...]
-//	v <t> <at> <grant> <seconds>
+//	  <statement period> <adjusts period> [<grant>:<amount> ...]
+//	v <t> <at> <grant> <amount>
+//
+// Amounts are in the entry's unit. <billable> is "<n>" for seconds, else
+// "<n>:<unit>" and, for bytes, "<n>:bytes:<volume bytes>"; a void's amount is
+// "<n>" or "<n>:<unit>". Records written before units are seconds.
 //
 // A debit's identity is the event's (DebitEntryID without "d_"); its source
 // is not kept (the usage carries it), nor the programme of each draw (the
@@ -107,7 +111,7 @@ func debitRecordHead(u Usage, identity string, at time.Time) string {
 	b.WriteString(strconv.FormatInt(at.UnixMilli()-call*1000, 10))
 	for _, f := range []string{escapeField(u.EventID), encodeType(u.Type), escapeField(u.MSISDN),
 		strconv.FormatInt(u.DurationSeconds, 10), escapeField(u.CalledNumber), escapeField(u.VisitedCountry),
-		strconv.FormatInt(u.BillableSeconds, 10)} {
+		billableField(u)} {
 		b.WriteByte(' ')
 		b.WriteString(f)
 	}
@@ -115,7 +119,45 @@ func debitRecordHead(u Usage, identity string, at time.Time) string {
 	return b.String()
 }
 
-// voidRecordHead is a void's record without the seconds removed.
+// billableField is a debit record's <billable>: the amount, and the unit
+// (and a data session's volume) unless it is seconds.
+func billableField(u Usage) string {
+	n := strconv.FormatInt(u.billable(), 10)
+	switch unit := u.unit(); unit {
+	case billing.UnitSeconds:
+		return n
+	case billing.UnitBytes:
+		return n + ":" + unit + ":" + strconv.FormatInt(u.VolumeBytes, 10)
+	default:
+		return n + ":" + unit
+	}
+}
+
+// amountField reads "<n>[:<unit>[:<volume>]]": the amount, the unit and the
+// volume; ok is false when it is malformed.
+func amountField(s string) (n int64, unit string, volume int64, ok bool) {
+	f := strings.Split(s, ":")
+	if len(f) > 3 {
+		return 0, "", 0, false
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, "", 0, false
+	}
+	if len(f) > 1 {
+		if unit = f[1]; unit == billing.UnitSeconds || !billing.ValidUnit(unit) {
+			return 0, "", 0, false
+		}
+	}
+	if len(f) == 3 {
+		if volume, err = strconv.ParseInt(f[2], 10, 64); err != nil {
+			return 0, "", 0, false
+		}
+	}
+	return n, unit, volume, true
+}
+
+// voidRecordHead is a void's record without the amount removed.
 func voidRecordHead(at time.Time, grantID string) string {
 	sec, ms := entryOffsets(at)
 	return "v " + sec + " " + ms + " " + grantID + " "
@@ -151,10 +193,14 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 			ID: "d_" + f[2], Kind: KindDebit, At: call.Add(time.Duration(num(3)) * time.Millisecond),
 			EventID: unescapeField(f[4]), Type: decodeType(f[5]), MSISDN: unescapeField(f[6]), CallTime: &call,
 			DurationSeconds: num(7), CalledNumber: unescapeField(f[8]), VisitedCountry: unescapeField(f[9]),
-			BillableSeconds: num(10), CoveredSeconds: num(11),
+			CoveredSeconds:  num(11),
 			OverageAmount:   billing.Money{Minor: num(12), Currency: unescapeField(f[13])},
 			WelfareCost:     &billing.Money{Minor: num(14), Currency: unescapeField(f[13])},
 			StatementPeriod: f[15], AdjustsPeriod: f[16], Draws: make([]Draw, 0, len(f)-17),
+		}
+		var ok bool
+		if e.BillableSeconds, e.Unit, e.VolumeBytes, ok = amountField(f[10]); !ok {
+			return bad()
 		}
 		e.OverageSeconds = e.BillableSeconds - e.CoveredSeconds
 		for _, d := range f[17:] {
@@ -169,8 +215,12 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 		if len(f) != 5 {
 			return bad()
 		}
-		e = &LedgerEntry{ID: "v_" + f[3], Kind: KindVoid, At: t.Add(time.Duration(num(2)) * time.Millisecond),
-			GrantID: f[3], Seconds: num(4), Draws: []Draw{}}
+		n, unit, _, ok := amountField(f[4])
+		if !ok {
+			return bad()
+		}
+		e = &LedgerEntry{ID: "v_" + f[3], Kind: KindVoid, Unit: unit, At: t.Add(time.Duration(num(2)) * time.Millisecond),
+			GrantID: f[3], Seconds: n, Draws: []Draw{}}
 	default:
 		return bad()
 	}

@@ -332,11 +332,11 @@ WHERE issuance_id = $1 AND position >= $2 AND position < $3 ORDER BY position`,
 	if len(newGrantIDs) > 0 {
 		expires := effective.Add(time.Duration(prog.ValidDays) * 24 * time.Hour)
 		tag, err := tx.Exec(ctx, `
-INSERT INTO grants (id, seafarer_id, programme_id, issuance_id, seconds, priority, effective_at, expires_at, issued_at)
-SELECT g.id, g.seafarer_id, $3, $4, $5, $6, $7, $8, $9 FROM unnest($1::text[], $2::text[]) AS g(id, seafarer_id)
+INSERT INTO grants (id, seafarer_id, programme_id, issuance_id, seconds, priority, effective_at, expires_at, issued_at, unit)
+SELECT g.id, g.seafarer_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM unnest($1::text[], $2::text[]) AS g(id, seafarer_id)
 ON CONFLICT (id) DO NOTHING`,
 			newGrantIDs, newSeafarers, programmeID, b.IssuanceID, prog.PackSeconds, prog.Priority, effective, expires,
-			b.At.UTC().Truncate(time.Millisecond))
+			b.At.UTC().Truncate(time.Millisecond), unitOrSeconds(prog.Unit))
 		if err != nil {
 			return nil, pgProgrammeError("insert grants", err)
 		}
@@ -386,15 +386,16 @@ func (s *PGProgrammes) hotGrants(ctx context.Context, q querier, ids []string) (
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `
-SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at
+SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, unit
 FROM grants WHERE id = ANY($1::text[]) AND voided_at IS NULL`, ids)
 	if err != nil {
 		return nil, err
 	}
 	byID, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (GrantInput, error) {
 		var g GrantInput
-		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt)
+		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Unit)
 		g.EffectiveAt, g.ExpiresAt, g.IssuedAt = g.EffectiveAt.UTC(), g.ExpiresAt.UTC(), g.IssuedAt.UTC()
+		g.Unit = storedUnit(g.Unit)
 		return g, err
 	})
 	if err != nil {

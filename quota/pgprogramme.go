@@ -44,7 +44,7 @@ func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (
 		return nil, err
 	}
 	p := &Programme{
-		ID: id, Name: strings.TrimSpace(in.Name), PackSeconds: in.PackSeconds, ValidDays: in.ValidDays,
+		ID: id, Name: strings.TrimSpace(in.Name), Unit: storedUnit(unitOrSeconds(in.Unit)), PackSeconds: in.packAmount(), ValidDays: in.ValidDays,
 		Priority: in.Priority, BudgetPacks: in.BudgetPacks,
 		StartsAt: in.StartsAt.UTC().Truncate(time.Microsecond), EndsAt: in.EndsAt.UTC().Truncate(time.Microsecond),
 		CreatedAt: now, Recurrence: in.Recurrence, CompanyID: in.CompanyID, VesselIMO: in.VesselIMO, All: in.All,
@@ -52,9 +52,9 @@ func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (
 	rec := recurrenceColumns(p)
 	_, err = s.pool.Exec(ctx, `
 INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at,
-    recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo, audience_all)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		append([]any{p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt}, rec...)...)
+    recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo, audience_all, unit)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		append(append([]any{p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt}, rec...), unitOrSeconds(p.Unit))...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.ConstraintName == "programme_audience_company_fkey" {
 		return nil, wuyou.Invalid([]wuyou.FieldError{{Field: "company_id", Message: "names no company"}})
@@ -107,11 +107,11 @@ func (s *PGProgrammes) programme(ctx context.Context, q querier, id string, forU
 	if id == "" || !storableKey(id) {
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme not found")
 	}
-	sql := `SELECT ` + programmeColumns + ` FROM programmes WHERE id = $1`
+	sql := `SELECT unit, ` + programmeColumns + ` FROM programmes WHERE id = $1`
 	if forUpdate {
 		sql += " FOR UPDATE"
 	}
-	p, err := scanProgramme(q.QueryRow(ctx, sql, id))
+	p, err := scanProgrammeWithUnit(q.QueryRow(ctx, sql, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "programme %s not found", id)
 	} else if err != nil {
@@ -142,7 +142,7 @@ const programmeIDPrefix = "pg_"
 // pattern $2, one more than the limit $3 (see 00010_name_search.sql for
 // the index).
 const programmesSQL = `
-SELECT ` + programmeColumns + `
+SELECT unit, ` + programmeColumns + `
 FROM programmes
 WHERE id > $1 AND name ILIKE $2
 ORDER BY id LIMIT $3`
@@ -161,7 +161,7 @@ func (s *PGProgrammes) Programmes(ctx context.Context, f wuyou.NameFilter) ([]*P
 	if err != nil {
 		return nil, "", fmt.Errorf("quota: list programmes: %w", err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Programme, error) { return scanProgramme(r) })
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Programme, error) { return scanProgrammeWithUnit(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("quota: list programmes: %w", err)
 	}

@@ -254,7 +254,8 @@ func (a *usageAccumulator) usage() billing.SeafarerUsage {
 // by seafarer.
 const programmeUsageSQL = `
 SELECT e.seafarer_id, coalesce(e.adjusts_period, ''), coalesce(e.currency, e.welfare_cost_currency, ''),
-    count(*), sum((s->>'seconds')::int8)::int8, sum((s->>'welfare_minor')::int8)::int8
+    count(*) FILTER (WHERE e.unit = 'seconds'),
+    coalesce(sum((s->>'seconds')::int8) FILTER (WHERE e.unit = 'seconds'), 0)::int8, sum((s->>'welfare_minor')::int8)::int8
 FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.programme_shares) AS s
 WHERE e.kind = 'debit' AND e.statement_period = $1 AND e.filed_at < $2
     AND e.programme_shares @> $3::jsonb AND s->>'programme_id' = $4
@@ -330,10 +331,15 @@ func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency st
 }
 
 // seafarersUsageSQL: the figures of seafarers $3 in period $1 (rows before
-// its end $2).
+// its end $2). Calls and seconds are the voice calls' (unit seconds: the
+// amount columns of other units hold bytes or messages); money counts
+// every unit.
 const seafarersUsageSQL = `
-SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''), count(*),
-    sum(billable_seconds)::int8, sum(covered_seconds)::int8, sum(overage_seconds)::int8,
+SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''),
+    count(*) FILTER (WHERE unit = 'seconds'),
+    coalesce(sum(billable_seconds) FILTER (WHERE unit = 'seconds'), 0)::int8,
+    coalesce(sum(covered_seconds) FILTER (WHERE unit = 'seconds'), 0)::int8,
+    coalesce(sum(overage_seconds) FILTER (WHERE unit = 'seconds'), 0)::int8,
     sum(overage_amount_minor)::int8, coalesce(sum(welfare_cost_minor), 0)::int8
 FROM ledger_entries
 WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND seafarer_id = ANY($3::text[])
@@ -392,10 +398,14 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 }
 
 // seafarerCallsSQL: the debits counted in seafarer $2's statement of
-// period $1 (rows before its end $3), by call time.
+// period $1 (rows before its end $3), by call time. A data session's or an
+// SMS's line has its money but no seconds (its amounts are not seconds).
 const seafarerCallsSQL = `
 SELECT id, coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
-    coalesce(adjusts_period, ''), billable_seconds, covered_seconds, overage_seconds, overage_amount_minor,
+    coalesce(adjusts_period, ''),
+    CASE WHEN unit = 'seconds' THEN billable_seconds ELSE 0 END,
+    CASE WHEN unit = 'seconds' THEN covered_seconds ELSE 0 END,
+    CASE WHEN unit = 'seconds' THEN overage_seconds ELSE 0 END, overage_amount_minor,
     coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')
 FROM ledger_entries
 WHERE kind = 'debit' AND statement_period = $1 AND seafarer_id = $2 AND filed_at < $3 AND call_time IS NOT NULL
@@ -443,11 +453,12 @@ func (s *PGStatements) SeafarerCalls(ctx context.Context, period, seafarerID str
 
 // usageByMSISDNSQL: the calls made in [$1, $2) by call time, whatever
 // statement counts them, per seafarer and MSISDN. filed_at is the call's
-// second, so the range is one month's partition.
+// second, so the range is one month's partition. Only voice calls (unit
+// seconds): the carrier's settlement file counts calls and seconds.
 const usageByMSISDNSQL = `
 SELECT seafarer_id, coalesce(msisdn, ''), count(*), sum(billable_seconds)::int8, sum(covered_seconds)::int8
 FROM ledger_entries
-WHERE kind = 'debit' AND filed_at >= $1 AND filed_at < $2 AND call_time IS NOT NULL
+WHERE kind = 'debit' AND filed_at >= $1 AND filed_at < $2 AND call_time IS NOT NULL AND unit = 'seconds'
 GROUP BY 1, 2`
 
 // UsageByMSISDN implements billing.StatementStore: Wuyou's figures of every

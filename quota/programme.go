@@ -34,9 +34,7 @@ func (in ProgrammeInput) Validate() error {
 	if msg := wuyou.CheckText(name, true, maxProgrammeNameRunes); msg != "" {
 		add("name", msg) // the rule every name follows
 	}
-	if in.PackSeconds < minPackSeconds || in.PackSeconds > maxPackSeconds {
-		add("pack_seconds", fmt.Sprintf("must be between %d and %d", minPackSeconds, maxPackSeconds))
-	}
+	errs = append(errs, in.packErrors()...) // units.go
 	switch {
 	case in.Recurrence != nil && in.ValidDays != 0:
 		add("valid_days", "must be left out of a recurring programme: its grants run to the month's end")

@@ -43,8 +43,11 @@ const (
 // Programme is a welfare programme: what one pack is worth and how many packs
 // the union may issue.
 type Programme struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Unit is what its packs hold ("" is seconds); PackSeconds,
+	// SecondsGranted and SecondsUsed are amounts in it (JSON: units.go).
+	Unit        string    `json:"unit"`
 	PackSeconds int64     `json:"pack_seconds"`
 	ValidDays   int       `json:"valid_days"`
 	Priority    int       `json:"priority"`
@@ -71,10 +74,13 @@ type Programme struct {
 	Month *RecurringMonth `json:"month,omitempty"`
 }
 
-// Grant is one pack held by one seafarer.
+// Grant is one pack held by one seafarer. GrantedSeconds and
+// RemainingSeconds hold its amounts in Unit ("" is seconds); in JSON they
+// are granted and remaining, and *_seconds only for seconds (units.go).
 type Grant struct {
 	ID               string    `json:"id"`
 	ProgrammeID      string    `json:"programme_id"`
+	Unit             string    `json:"unit"`
 	GrantedSeconds   int64     `json:"granted_seconds"`
 	RemainingSeconds int64     `json:"remaining_seconds"`
 	EffectiveAt      time.Time `json:"effective_at"`
@@ -117,10 +123,15 @@ type Draw struct {
 	WelfareMinor int64 `json:"welfare_minor,omitempty"`
 }
 
-// LedgerEntry is one change to a seafarer's balance.
+// LedgerEntry is one change to a seafarer's balance. Its amounts
+// (BillableSeconds, CoveredSeconds, OverageSeconds, Seconds and the draws')
+// are in Unit ("" is seconds); in JSON, an entry of another unit shows them
+// as billable, covered, overage and amount, its *_seconds zero (units.go).
 type LedgerEntry struct {
 	ID              string        `json:"id"`
 	Kind            string        `json:"kind"`
+	Unit            string        `json:"unit"`
+	VolumeBytes     int64         `json:"volume_bytes,omitempty"` // a data session's, as the carrier sent it
 	At              time.Time     `json:"at"`
 	EventID         string        `json:"event_id"`
 	Source          string        `json:"source,omitempty"`
@@ -161,10 +172,16 @@ type Usage struct {
 	Type            string
 	CallTime        time.Time
 	DurationSeconds int64
-	BillableSeconds int64 // 0 when the call is not eligible
-	CalledNumber    string
-	VisitedCountry  string
-	// Overage pricing: OveragePrice per started Increment seconds
+	BillableSeconds int64 // 0 when the call is not eligible, and for every other unit
+	// Unit is what the usage draws ("" is seconds): only grants of this unit
+	// are drawn. Billable is its billable amount when Unit is not seconds
+	// (seconds use BillableSeconds). VolumeBytes is a data session's volume.
+	Unit           string
+	Billable       int64
+	VolumeBytes    int64
+	CalledNumber   string
+	VisitedCountry string
+	// Overage pricing: OveragePrice per started Increment of the unit
 	// (billing.PricePerStartedIncrement; billing.DefaultIncrement when 0).
 	OveragePrice billing.Money
 	Increment    int64
@@ -185,6 +202,9 @@ func (u Usage) fingerprint() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\x00%d\x00%s\x00%s", u.MSISDN, u.Type, u.CallTime.Unix(), u.DurationSeconds,
 		u.BillableSeconds, u.CalledNumber, u.VisitedCountry)
+	if unit := u.unit(); unit != billing.UnitSeconds { // seconds' fingerprints stay as they were
+		fmt.Fprintf(h, "\x00%s\x00%d\x00%d", unit, u.Billable, u.VolumeBytes)
+	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
@@ -201,7 +221,7 @@ type DebitResult struct {
 	// Err is why this usage alone could not be applied (an
 	// "apply_failed" *wuyou.Error); nothing of it is stored.
 	Err error
-	// Balance after the debit, over grants active now.
+	// Balance after the debit, over grants of the usage's unit active now.
 	RemainingNow int64
 	GrantedNow   int64
 	// Notes are the notifications this identity triggered, the same on
@@ -212,7 +232,8 @@ type DebitResult struct {
 // Note is a low or exhausted mark crossed by one call, once per grant set.
 type Note struct {
 	Kind             string // NoteLow or NoteExhausted
-	GrantSet         string // names the set of grants active when it was crossed
+	Unit             string // the unit of the grants and amounts ("" is seconds)
+	GrantSet         string // names the set of grants of Unit active when it was crossed
 	RemainingSeconds int64
 	GrantedSeconds   int64
 	At               time.Time // when it was crossed
@@ -234,13 +255,17 @@ type Allowance struct {
 	UsedSeconds      int64     `json:"used_seconds"`
 	OverageSeconds   int64     `json:"overage_seconds"`
 	AsOf             time.Time `json:"as_of"`
+	// Balances per unit (units.go); *_seconds above count seconds only.
+	Balances []Balance    `json:"balances"`
+	Usage    []UnitFigure `json:"usage"`
 }
 
-// EarliestExpiry is the earliest expiry among grants active now, or the zero time.
+// EarliestExpiry is the earliest expiry among seconds grants active now, or
+// the zero time.
 func (a *Allowance) EarliestExpiry() time.Time {
 	var t time.Time
 	for _, g := range a.Grants {
-		if g.Status == GrantActive && (t.IsZero() || g.ExpiresAt.Before(t)) {
+		if g.Status == GrantActive && unitOrSeconds(g.Unit) == billing.UnitSeconds && (t.IsZero() || g.ExpiresAt.Before(t)) {
 			t = g.ExpiresAt
 		}
 	}
@@ -256,7 +281,11 @@ type Meter interface {
 
 // ProgrammeInput creates a programme.
 type ProgrammeInput struct {
-	Name        string    `json:"name"`
+	Name string `json:"name"`
+	// Unit (default seconds) and the pack's amount in it: PackAmount, or
+	// for seconds PackSeconds (both given must agree). See packAmount.
+	Unit        string    `json:"unit,omitempty"`
+	PackAmount  int64     `json:"pack_amount,omitempty"`
 	PackSeconds int64     `json:"pack_seconds"`
 	ValidDays   int       `json:"valid_days"`
 	Priority    int       `json:"priority"`

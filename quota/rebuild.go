@@ -9,14 +9,14 @@ package quota
 // cut), RebuildHotState writes every seafarer's hot state again from
 // PostgreSQL:
 //
-//	T:g     each grant not expired before the dedupe window began: granted
-//	        seconds from grants, remaining = granted − the seconds its debits
-//	        drew (0 once voided)
+//	T:g     each grant not expired before the dedupe window began: its unit
+//	        and granted amount from grants, remaining = granted − what its
+//	        debits drew (0 once voided)
 //	T:seen  the identity of every debit whose call is inside the dedupe
 //	        window, so a redelivered event is a duplicate, not a second charge
-//	T:n     low/exhausted already announced for the grant set active now
-//	T:m:<this month>  billable and overage seconds of this month's calls
-//	                  (what the allowance shows)
+//	T:n     low/exhausted already announced for each unit's grant set active now
+//	T:m:<this month>  billable and overage amounts of this month's calls,
+//	                  per unit (what the allowance shows)
 //	T:r     emptied: an entry not yet recorded is applied again when its
 //	        event is delivered again
 //	{id:xx} the global identity claims of the window's debits, when Redis
@@ -315,12 +315,13 @@ ORDER BY 1`, cutoff, cutoff.Truncate(time.Second))
 
 // hotSeafarer is one seafarer's hot state as the system of record has it.
 type hotSeafarer struct {
-	id       string
-	cutoff   int64 // the dedupe window's start (unix s): seen holds the debits since
-	grants   []*Grant
-	seen     []seenDebit
-	billable int64 // this month's calls
-	overage  int64
+	id     string
+	cutoff int64 // the dedupe window's start (unix s): seen holds the debits since
+	grants []*Grant
+	seen   []seenDebit
+	// month is this month's calls' billable and overage amounts per unit
+	// (spelled out).
+	month map[string][2]int64
 }
 
 type seenDebit struct {
@@ -341,7 +342,7 @@ func readHot(ctx context.Context, tx pgx.Tx, ids []string, now, cutoff time.Time
 	wrap := func(what string, err error) error { return fmt.Errorf("quota: rebuild: %s: %w", what, err) }
 
 	rows, err := tx.Query(ctx, `
-SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, voided_at IS NOT NULL
+SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, voided_at IS NOT NULL, unit
 FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
 	if err != nil {
 		return nil, wrap("grants", err)
@@ -351,10 +352,11 @@ FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
 	for rows.Next() {
 		var g Grant
 		var sid string
-		if err := rows.Scan(&g.ID, &sid, &g.ProgrammeID, &g.GrantedSeconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Voided); err != nil {
+		if err := rows.Scan(&g.ID, &sid, &g.ProgrammeID, &g.GrantedSeconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Voided, &g.Unit); err != nil {
 			rows.Close()
 			return nil, wrap("grants", err)
 		}
+		g.Unit = storedUnit(g.Unit)
 		g.RemainingSeconds = g.GrantedSeconds
 		h := byID[sid]
 		h.grants = append(h.grants, &g)
@@ -403,7 +405,7 @@ GROUP BY 1, 2`, ids, earliest.Truncate(time.Second))
 	// the same event (the fingerprint the claim keeps).
 	rows, err = tx.Query(ctx, `
 SELECT seafarer_id, id, call_time, coalesce(msisdn, ''), coalesce(type, ''), duration_seconds, billable_seconds,
-       coalesce(called_number, ''), coalesce(visited_country, '')
+       coalesce(called_number, ''), coalesce(visited_country, ''), unit, volume_bytes
 FROM ledger_entries
 WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2`, ids, cutoff.Truncate(time.Second))
 	if err != nil {
@@ -412,9 +414,12 @@ WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2`, ids, cutoff.
 	for rows.Next() {
 		var sid, id string
 		var u Usage
-		if err := rows.Scan(&sid, &id, &u.CallTime, &u.MSISDN, &u.Type, &u.DurationSeconds, &u.BillableSeconds, &u.CalledNumber, &u.VisitedCountry); err != nil {
+		if err := rows.Scan(&sid, &id, &u.CallTime, &u.MSISDN, &u.Type, &u.DurationSeconds, &u.BillableSeconds, &u.CalledNumber, &u.VisitedCountry, &u.Unit, &u.VolumeBytes); err != nil {
 			rows.Close()
 			return nil, wrap("identities", err)
+		}
+		if u.Unit = storedUnit(u.Unit); u.Unit != "" { // the amount is in the unit
+			u.Billable, u.BillableSeconds = u.BillableSeconds, 0
 		}
 		if !strings.HasPrefix(id, "d_") || u.CallTime.Before(cutoff) {
 			continue
@@ -430,21 +435,25 @@ WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2`, ids, cutoff.
 	// this month (a closed month's late calls count elsewhere).
 	from, to := billing.PeriodBoundsOf(now)
 	rows, err = tx.Query(ctx, `
-SELECT seafarer_id, sum(billable_seconds), sum(overage_seconds)
+SELECT seafarer_id, unit, sum(billable_seconds), sum(overage_seconds)
 FROM ledger_entries
 WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2 AND filed_at < $3 AND adjusts_period IS NULL
-GROUP BY 1`, ids, from, to)
+GROUP BY 1, 2`, ids, from, to)
 	if err != nil {
 		return nil, wrap("this month", err)
 	}
 	for rows.Next() {
-		var sid string
+		var sid, unit string
 		var billable, overage int64
-		if err := rows.Scan(&sid, &billable, &overage); err != nil {
+		if err := rows.Scan(&sid, &unit, &billable, &overage); err != nil {
 			rows.Close()
 			return nil, wrap("this month", err)
 		}
-		byID[sid].billable, byID[sid].overage = billable, overage
+		h := byID[sid]
+		if h.month == nil {
+			h.month = map[string][2]int64{}
+		}
+		h.month[unit] = [2]int64{billable, overage}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap("this month", err)
@@ -458,17 +467,22 @@ func encodeGrant(g *Grant) string {
 	if g.Voided {
 		void = "1"
 	}
-	return fmt.Sprintf("%d:%d:%d:%d:%d:%d:%s:%s", g.GrantedSeconds, g.RemainingSeconds, g.EffectiveAt.Unix(),
+	enc := fmt.Sprintf("%d:%d:%d:%d:%d:%d:%s:%s", g.GrantedSeconds, g.RemainingSeconds, g.EffectiveAt.Unix(),
 		g.ExpiresAt.Unix(), g.Priority, g.IssuedAt.UnixMilli(), void, g.ProgrammeID)
+	// A seconds grant is written as v1 wrote it, without the ninth field.
+	if u := unitOrSeconds(g.Unit); u != billing.UnitSeconds {
+		enc += ":" + u
+	}
+	return enc
 }
 
-// grantSet names the set of grants active at now as the debit script does:
-// the SHA-1 of their sorted ids, space-separated; with their remaining and
-// granted sums.
-func grantSet(gs []*Grant, now time.Time) (set string, remaining, granted int64) {
+// grantSet names the set of grants of unit ("" for seconds) active at now
+// as the debit script does: the SHA-1 of their sorted ids, space-separated;
+// with their remaining and granted sums.
+func grantSet(gs []*Grant, unit string, now time.Time) (set string, remaining, granted int64) {
 	var ids []string
 	for _, g := range gs {
-		if g.ActiveAt(now) {
+		if g.ActiveAt(now) && g.Unit == unit {
 			ids = append(ids, g.ID)
 			remaining += g.RemainingSeconds
 			granted += g.GrantedSeconds
@@ -508,14 +522,25 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 				}
 				p.ZAdd(ctx, k.seen, zs...)
 			}
-			if h.billable > 0 || h.overage > 0 {
+			var figures []any
+			for unit, f := range h.month {
+				if f[0] > 0 || f[1] > 0 {
+					b, o := monthFields(unit)
+					figures = append(figures, b, f[0], o, f[1])
+				}
+			}
+			if len(figures) > 0 {
 				_, end := billing.PeriodBoundsOf(now)
-				p.HSet(ctx, month, "billable", h.billable, "overage", h.overage)
+				p.HSet(ctx, month, figures...)
 				p.Expire(ctx, month, time.Duration(monthTTL(end, now))*time.Second)
 			}
-			// What the grant set active now has already announced, so the
-			// next call does not announce it again.
-			if set, rem, granted := grantSet(h.grants, now); granted > 0 {
+			// What the grant set of each unit active now has already
+			// announced, so the next call does not announce it again.
+			for _, unit := range billing.Units {
+				set, rem, granted := grantSet(h.grants, storedUnit(unit), now)
+				if granted == 0 {
+					continue
+				}
 				v := fmt.Sprintf("rebuild %d %d %d", rem, granted, now.UnixMilli())
 				if rem < granted*lowPercent/100 {
 					p.HSet(ctx, k.notes, "low:"+set, v)

@@ -40,10 +40,10 @@ type Options struct {
 //
 // Layout (T = "<prefix>:{s:<seafarer id>}", one hash slot per seafarer):
 //
-//	T:g   hash  grant id -> "granted:remaining:effective:expires:priority:issued_ms:voided:programme"
+//	T:g   hash  grant id -> "granted:remaining:effective:expires:priority:issued_ms:voided:programme[:unit]"
 //	T:seen zset identity -> call time (unix s); forgotten after the dedupe window
 //	T:r   hash  ledger records applied here but not yet recorded in PostgreSQL (pending.go)
-//	T:m:YYYY-MM hash  billable and overage seconds of that month's calls (the allowance's figures)
+//	T:m:YYYY-MM hash  billable and overage amounts of that month's calls per unit (monthFields; the allowance's figures)
 //	T:n   hash  "<low|exhausted>:<grant set>" -> the identity that announced it and what (debitScript)
 //
 // Keys written by earlier versions (T:l:<week> ledger buckets, T:s, T:sl
@@ -276,6 +276,9 @@ type debitCall struct {
 	monthTTL                   int64
 	lowPercent, notesTTL       int64
 	atMs                       int64
+	// unit is "" for seconds (as seconds grants store it), else the unit;
+	// the month fields are monthFields(unit).
+	unit, monthBillable, monthOverage string
 }
 
 func (d *debitCall) run(ctx context.Context, r scripter) *redis.Cmd {
@@ -283,16 +286,28 @@ func (d *debitCall) run(ctx context.Context, r scripter) *redis.Cmd {
 		[]string{d.grants, d.seen, d.pending, d.month, d.notes},
 		d.identity, d.callTime, d.billable, d.cutoff, d.recordHead, d.pendingTTL,
 		d.overagePrice, d.increment, d.currencyEscaped, d.now, d.wholesalePrice, d.period,
-		d.monthTTL, d.lowPercent, d.notesTTL, d.atMs)
+		d.monthTTL, d.lowPercent, d.notesTTL, d.atMs, d.unit, d.monthBillable, d.monthOverage)
 }
 
 func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.Cmd, error) {
 	if u.SeafarerID == "" || u.Source == "" || u.EventID == "" {
 		return nil, wuyou.Errorf(wuyou.EINVALID, "usage needs a seafarer, a source and an event id")
 	}
-	if u.BillableSeconds < 0 {
-		return nil, wuyou.Errorf(wuyou.EINVALID, "billable seconds must not be negative")
+	if u.BillableSeconds < 0 || u.Billable < 0 {
+		return nil, wuyou.Errorf(wuyou.EINVALID, "billable amounts must not be negative")
 	}
+	unit := u.unit()
+	if !billing.ValidUnit(unit) {
+		return nil, wuyou.Errorf(wuyou.EINVALID, "unit %q is not one of seconds, bytes, sms", u.Unit)
+	}
+	if unit != billing.UnitSeconds && u.BillableSeconds != 0 {
+		return nil, wuyou.Errorf(wuyou.EINVALID, "a usage in %s bills no seconds", unit)
+	}
+	scriptUnit := unit
+	if unit == billing.UnitSeconds {
+		scriptUnit = ""
+	}
+	monthBillable, monthOverage := monthFields(unit)
 	incr := u.Increment
 	if incr <= 0 {
 		incr = billing.DefaultIncrement
@@ -304,7 +319,7 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	k := s.keys(u.SeafarerID)
 	d := debitCall{
 		grants: k.grants, seen: k.seen, pending: k.pending, month: s.monthKey(u.SeafarerID, period), notes: k.notes,
-		identity: identity, callTime: u.CallTime.Unix(), billable: u.BillableSeconds,
+		identity: identity, callTime: u.CallTime.Unix(), billable: u.billable(),
 		cutoff:       DedupeCutoff(now, s.opts.DedupeWindow).Unix(),
 		recordHead:   debitRecordHead(u, identity, now),
 		pendingTTL:   s.pendingTTL(),
@@ -313,6 +328,7 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 		monthTTL:   monthTTL(periodEnd, now),
 		lowPercent: lowPercent, notesTTL: int64((s.opts.DedupeWindow + 24*time.Hour) / time.Second),
 		atMs: now.UnixMilli(),
+		unit: scriptUnit, monthBillable: monthBillable, monthOverage: monthOverage,
 	}
 	return d.run(ctx, r), nil
 }
@@ -334,6 +350,7 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 		if err != nil {
 			return nil, err
 		}
+		note.Unit = storedUnit(u.unit())
 		r.Notes = append(r.Notes, note)
 	}
 	rec, _ := vals[1].(string)
@@ -387,7 +404,9 @@ type GrantInput struct {
 	ID          string // deterministic per (issuance, seafarer) so a retry adds nothing
 	SeafarerID  string
 	ProgrammeID string
+	// Seconds is the grant's amount in Unit ("" is seconds).
 	Seconds     int64
+	Unit        string
 	EffectiveAt time.Time
 	ExpiresAt   time.Time
 	Priority    int
@@ -406,6 +425,9 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 	if in.ID == "" || !plainID(in.ID) || !plainID(in.ProgrammeID) {
 		return false, nil, wuyou.Errorf(wuyou.EINVALID, "grant and programme ids must be printable ASCII without spaces, quotes, backslashes or colons")
 	}
+	if !billing.ValidUnit(unitOrSeconds(in.Unit)) {
+		return false, nil, wuyou.Errorf(wuyou.EINVALID, "unit %q is not one of seconds, bytes, sms", in.Unit)
+	}
 	if err := s.checkHot(ctx); err != nil {
 		return false, nil, err
 	}
@@ -414,9 +436,9 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 		now = in.IssuedAt
 	}
 	enc := encodeGrant(&Grant{GrantedSeconds: in.Seconds, RemainingSeconds: in.Seconds, EffectiveAt: in.EffectiveAt,
-		ExpiresAt: in.ExpiresAt, Priority: in.Priority, IssuedAt: now, ProgrammeID: in.ProgrammeID})
+		ExpiresAt: in.ExpiresAt, Priority: in.Priority, IssuedAt: now, ProgrammeID: in.ProgrammeID, Unit: storedUnit(in.Unit)})
 	now = now.Truncate(time.Millisecond) // as the ledger keeps it
-	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
+	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, Unit: storedUnit(in.Unit), At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
 	k := s.keys(in.SeafarerID)
 	added, err = s.rdb.HSetNX(ctx, k.grants, in.ID, enc).Result()
 	if err != nil {
@@ -433,7 +455,7 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 		if err != nil {
 			return false, nil, err
 		}
-		entry.At, entry.ProgrammeID, entry.Seconds = g.IssuedAt, g.ProgrammeID, g.GrantedSeconds
+		entry.At, entry.ProgrammeID, entry.Seconds, entry.Unit = g.IssuedAt, g.ProgrammeID, g.GrantedSeconds, g.Unit
 	}
 	return added, entry, nil
 }
@@ -477,8 +499,14 @@ func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) 
 	now := s.now().Truncate(time.Millisecond) // as the ledger keeps it
 	entry := &LedgerEntry{ID: "v_" + grantID, Kind: KindVoid, At: now, GrantID: grantID}
 	k := s.keys(seafarerID)
-	removed, err := voidScript.Run(ctx, s.rdb, []string{k.grants, k.pending},
-		grantID, pendingVoidField(grantID), pendingRecord(now, voidRecordHead(now, grantID)), s.pendingTTL()).Int64()
+	reply, err := voidScript.Run(ctx, s.rdb, []string{k.grants, k.pending},
+		grantID, pendingVoidField(grantID), pendingRecord(now, voidRecordHead(now, grantID)), s.pendingTTL()).Slice()
+	var removed int64
+	var unit string
+	if err == nil && len(reply) == 2 {
+		removed, _ = reply[0].(int64)
+		unit, _ = reply[1].(string)
+	}
 	switch {
 	case err != nil && strings.Contains(err.Error(), "ENOTFOUND"):
 		return nil, wuyou.Errorf(wuyou.ENOTFOUND, "grant %s not found", grantID)
@@ -488,14 +516,21 @@ func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) 
 		return nil, fmt.Errorf("quota: void grant: %w", err)
 	}
 	entry.Seconds = removed
+	entry.Unit = unit
 	entry.Draws = []Draw{}
 	return entry, nil
 }
 
 func parseGrant(id, v string) (*Grant, error) {
 	f := strings.Split(v, ":")
-	if len(f) != 8 {
+	if len(f) != 8 && len(f) != 9 {
 		return nil, fmt.Errorf("quota: grant %s: malformed %q", id, v)
+	}
+	unit := ""
+	if len(f) == 9 && f[8] != "" {
+		if unit = f[8]; unit == billing.UnitSeconds || !billing.ValidUnit(unit) {
+			return nil, fmt.Errorf("quota: grant %s: unknown unit in %q", id, v)
+		}
 	}
 	n := make([]int64, 6)
 	for i := range n {
@@ -506,7 +541,7 @@ func parseGrant(id, v string) (*Grant, error) {
 		n[i] = x
 	}
 	return &Grant{
-		ID: id, ProgrammeID: f[7], GrantedSeconds: n[0], RemainingSeconds: n[1],
+		ID: id, ProgrammeID: f[7], Unit: unit, GrantedSeconds: n[0], RemainingSeconds: n[1],
 		EffectiveAt: time.Unix(n[2], 0).UTC(), ExpiresAt: time.Unix(n[3], 0).UTC(),
 		Priority: int(n[4]), IssuedAt: time.UnixMilli(n[5]).UTC(), Voided: f[6] == "1",
 	}, nil
@@ -570,16 +605,22 @@ func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowan
 	if err != nil {
 		return nil, err
 	}
-	a := &Allowance{SeafarerID: seafarerID, Grants: gs, Period: period, AsOf: now}
-	for _, g := range gs {
-		if g.ActiveAt(now) {
-			a.RemainingSeconds += g.RemainingSeconds
+	a := &Allowance{SeafarerID: seafarerID, Grants: gs, Period: period, AsOf: now, Balances: balances(gs, now), Usage: []UnitFigure{}}
+	for _, b := range a.Balances {
+		if b.Unit == billing.UnitSeconds {
+			a.RemainingSeconds = b.Remaining
 		}
 	}
 	a.RemainingMinutes = a.RemainingSeconds / 60
+	// The month's figures, in allMonthFields order: seconds first.
 	u := r.usage.Val()
 	a.UsedSeconds = toInt64(u[0])
 	a.OverageSeconds = toInt64(u[1])
+	for i, unit := range billing.Units {
+		if used, over := toInt64(u[2*i]), toInt64(u[2*i+1]); used != 0 || over != 0 {
+			a.Usage = append(a.Usage, UnitFigure{Unit: unit, Used: used, Overage: over})
+		}
+	}
 	return a, nil
 }
 
@@ -603,7 +644,7 @@ func (s *RedisStore) RemainingNow(ctx context.Context, seafarerIDs []string) (ma
 		}
 		var rem int64
 		for _, g := range gs {
-			if g.ActiveAt(now) {
+			if g.ActiveAt(now) && unitOrSeconds(g.Unit) == billing.UnitSeconds {
 				rem += g.RemainingSeconds
 			}
 		}

@@ -3,9 +3,12 @@ package quota
 import "github.com/redis/go-redis/v9"
 
 // A grant is stored as one field of the seafarer's grants hash, its value
-// "granted:remaining:effective:expires:priority:issued_ms:voided:programme"
-// (times in unix seconds, issued in unix milliseconds, voided 0 or 1). One
-// compact string per grant keeps the hash in listpack encoding.
+// "granted:remaining:effective:expires:priority:issued_ms:voided:programme[:unit]"
+// (times in unix seconds, issued in unix milliseconds, voided 0 or 1,
+// amounts in the unit). The unit is bytes or sms; a seconds grant leaves
+// the ninth field out, as every grant written before units did, so "" or
+// absent is seconds. One compact string per grant keeps the hash in listpack
+// encoding.
 //
 // Every script below touches only keys under one seafarer's hash tag
 // ("<prefix>:{s:<id>}"), so it runs unchanged on Redis Cluster.
@@ -16,13 +19,15 @@ import "github.com/redis/go-redis/v9"
 // after earlier grants of the same call were already written.
 const luaParseGrant = `
 local function parse(id, v)
-  local granted, rem, eff, exp, prio, iss, void, prog =
-    string.match(v, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):?([^:]*)')
+  local granted, rem, eff, exp, prio, iss, void, prog, unit =
+    string.match(v, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):?([^:]*):?([^:]*)')
   return {id=id, granted=tonumber(granted), rem=tonumber(rem), eff=tonumber(eff), exp=tonumber(exp),
-          prio=tonumber(prio), iss=tonumber(iss), void=void, prog=prog}
+          prio=tonumber(prio), iss=tonumber(iss), void=void, prog=prog, unit=unit}
 end
 local function encode(g)
-  return g.granted..':'..g.rem..':'..g.eff..':'..g.exp..':'..g.prio..':'..g.iss..':'..g.void..':'..g.prog
+  local v = g.granted..':'..g.rem..':'..g.eff..':'..g.exp..':'..g.prio..':'..g.iss..':'..g.void..':'..g.prog
+  if g.unit ~= '' then v = v..':'..g.unit end
+  return v
 end
 `
 
@@ -30,9 +35,14 @@ end
 // keys and arguments are built in one place, debitCall.run (redis.go), and
 // named at the top of the script. Every key is in the seafarer's slot.
 //
+// Units: the call draws only from grants of its unit (ARGV unit, "" for
+// seconds), and everything below that speaks of "the grants" — totals, the
+// grant set, the low and exhausted marks — means the grants of that unit:
+// the others are not even parsed beyond their unit.
+//
 // Reply: {duplicate 0|1, record, remaining now, granted now, first call
 // time, notes, grant id, programme id, …}: remaining and granted sum the
-// grants active at now; notes are the notifications this identity
+// grants of the unit active at now; notes are the notifications this identity
 // triggered, each "kind set remaining granted at_ms" (kind low|exhausted;
 // set names the grant set, see below); the pairs name the programme of each
 // grant drawn (records do not repeat it; every grant's on a duplicate). On a
@@ -65,6 +75,7 @@ local dedupeCutoff, recordHead, pendingTTL = ARGV[4], ARGV[5], ARGV[6]
 local overagePrice, incr, currencyEscaped = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local now, wprice, period = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
 local monthTTL, lowPercent, notesTTL, atMs = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16]
+local unit, monthBillable, monthOverage = ARGV[17], ARGV[18], ARGV[19]
 
 -- activeTotals sums the grants active at now.
 local function activeTotals(grants)
@@ -87,16 +98,23 @@ local function setOf(grants)
   table.sort(ids)
   return redis.sha1hex(table.concat(ids, ' '))
 end
--- readGrants reads and parses the grants; it returns nil and an error
--- reply when one cannot be read, before anything is written.
+-- readGrants reads and parses the grants of the call's unit; it returns
+-- nil and an error reply when one cannot be read, before anything is
+-- written. For a bytes or sms call, a value not ending in ":<unit>" cannot
+-- be of its unit and is skipped unparsed (a grant's value ending so is
+-- still checked once parsed: its programme id might be the unit's word).
+local suffix = ':' .. unit
 local function readGrants()
   local all, grants = redis.call('HGETALL', grantsKey), {}
   for i = 1, #all, 2 do
-    local g = parse(all[i], all[i+1])
-    if not (g.granted and g.rem and g.eff and g.exp and g.prio and g.iss) then
-      return nil, redis.error_reply('EBADGRANT grant ' .. all[i] .. ' cannot be read: ' .. all[i+1])
+    local v = all[i+1]
+    if unit == '' or string.sub(v, -#suffix) == suffix then
+      local g = parse(all[i], v)
+      if not (g.granted and g.rem and g.eff and g.exp and g.prio and g.iss) then
+        return nil, redis.error_reply('EBADGRANT grant ' .. all[i] .. ' cannot be read: ' .. v)
+      end
+      if g.unit == unit then grants[#grants+1] = g end
     end
-    grants[#grants+1] = g
   end
   return grants
 end
@@ -172,10 +190,10 @@ redis.call('HSET', pendingKey, identity, rec)
 redis.call('EXPIRE', pendingKey, pendingTTL)
 -- This month's figures, by call time, for the allowance. The key's expiry
 -- is a deadline after the month's end: set when a call creates the key.
-if redis.call('HINCRBY', monthKey, 'billable', billableText) == billable then
+if redis.call('HINCRBY', monthKey, monthBillable, billableText) == billable then
   redis.call('EXPIRE', monthKey, monthTTL)
 end
-redis.call('HINCRBY', monthKey, 'overage', need)
+redis.call('HINCRBY', monthKey, monthOverage, need)
 local remAfter = activeTotals(grants)
 local notes = {}
 local set
@@ -198,9 +216,11 @@ return reply
 `)
 
 // voidScript sets a grant's remaining amount to zero and marks it voided,
-// its ledger record (the head given, then the seconds removed) pending
-// until it is recorded in the system of record.
-// Reply: the seconds removed; error "ENOTFOUND" or "EVOIDED".
+// its ledger record (the head given, then the amount removed and, for a
+// unit other than seconds, ":<unit>") pending until it is recorded in the
+// system of record.
+// Reply: {the amount removed, the grant's unit ("" for seconds)}; error
+// "ENOTFOUND" or "EVOIDED".
 var voidScript = redis.NewScript(luaParseGrant + `
 local grantsKey, pendingKey = KEYS[1], KEYS[2]
 local grantID, pendingField, recordHead, pendingTTL = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -212,7 +232,9 @@ local removed = g.rem
 g.rem = 0
 g.void = '1'
 redis.call('HSET', grantsKey, grantID, encode(g))
-redis.call('HSET', pendingKey, pendingField, recordHead .. removed)
+local removedText = removed
+if g.unit ~= '' then removedText = removed .. ':' .. g.unit end
+redis.call('HSET', pendingKey, pendingField, recordHead .. removedText)
 redis.call('EXPIRE', pendingKey, pendingTTL)
-return removed
+return {removed, g.unit}
 `)
