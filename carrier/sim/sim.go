@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
 )
@@ -160,10 +161,14 @@ type Event struct {
 	MSISDN   string    // the subject
 	CallTime time.Time // when the call started (zero for a Malformed message)
 	Voice    bool      // a voice call
-	// Eligible is a voice call abroad (visited country ≠ home): the default
-	// rating draws its billable seconds from the subscriber's grants.
+	Data     bool      // a data session
+	SMS      bool      // a text message
+	// Eligible is an event abroad (visited country ≠ home): the default
+	// rating draws its billable amount from the subscriber's grants of its
+	// unit (seconds, bytes or SMS).
 	Eligible        bool
 	BillableSeconds int64 // an eligible call's duration rounded up to a whole minute; else 0
+	BillableBytes   int64 // an eligible data session's volume rounded up to 1024 bytes; else 0
 }
 
 // Generator makes events one at a time. It is not safe for concurrent use.
@@ -272,6 +277,7 @@ func (g *Generator) usage(callTime time.Time) carrier.UsageEvent {
 	default:
 		typ = carrier.TypeData
 		d.DurationSeconds = 60 + g.rng.Int64N(3600) // a data session
+		d.VolumeBytes = g.dataVolume()
 	}
 	return carrier.UsageEvent{
 		SpecVersion: "1.0",
@@ -298,12 +304,42 @@ func (g *Generator) valid(callTime time.Time, kind Kind) Event {
 		MSISDN:   ue.Subject,
 		CallTime: ue.Time,
 		Voice:    ue.Type == carrier.TypeVoice,
+		Data:     ue.Type == carrier.TypeData,
+		SMS:      ue.Type == carrier.TypeSMS,
 	}
-	if ev.Voice && ue.Data.VisitedCountry != g.cfg.Home {
+	if ue.Data.VisitedCountry != g.cfg.Home {
 		ev.Eligible = true
-		ev.BillableSeconds = BillableSeconds(ue.Data.DurationSeconds)
+		switch {
+		case ev.Voice:
+			ev.BillableSeconds = BillableSeconds(ue.Data.DurationSeconds)
+		case ev.Data:
+			ev.BillableBytes = BillableBytes(ue.Data.VolumeBytes)
+		}
 	}
 	return ev
+}
+
+// BillableBytes is the default rating of a data session's volume: rounded
+// up to the built-in tariff's data increment (billing.DefaultDataIncrement,
+// 1024 bytes), 0 staying 0.
+func BillableBytes(volume int64) int64 {
+	if volume <= 0 {
+		return 0
+	}
+	return (volume + billing.DefaultDataIncrement - 1) / billing.DefaultDataIncrement * billing.DefaultDataIncrement
+}
+
+// dataVolume draws a data session's volume: a few sessions that barely
+// started (under 1 KB), mostly messaging and browsing around a few
+// megabytes (log-normal, median 4 MB), a tail of video calls and downloads
+// up to 2 GB. Never 0: carrier.UsageData leaves a zero volume out, and a
+// data event without one is refused.
+func (g *Generator) dataVolume() int64 {
+	if g.rng.Float64() < 0.03 {
+		return 1 + g.rng.Int64N(1023)
+	}
+	v := math.Exp(math.Log(4<<20) + 1.4*g.rng.NormFloat64())
+	return int64(min(max(v, 1), 2<<30))
 }
 
 // BillableSeconds is the default rating of a call's duration: rounded up to

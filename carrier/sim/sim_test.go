@@ -236,15 +236,17 @@ func TestDuplicatesRepeatAnEarlierEventExactly(t *testing.T) {
 
 // TestSummaryTotalsEqualARecomputationFromTheWire recomputes what Wuyou
 // would apply from the bytes alone: dedupe by source+id, skip late events,
-// round eligible voice calls up to a minute.
+// round eligible voice calls up to a minute and eligible data sessions up
+// to 1024 bytes, count eligible SMS.
 func TestSummaryTotalsEqualARecomputationFromTheWire(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	msgs, sum := MustGenerate(t, cfg, 10000)
-	type totals struct{ distinct, voice, eligible, billable int64 }
+	type totals struct{ distinct, voice, eligible, billable, data, eligibleData, bytes, sms, eligibleSMS int64 }
 	per := map[string]*totals{}
 	seen := map[string]bool{}
 	var all totals
+	add := func(p *totals, f func(*totals)) { f(p); f(&all) }
 	for _, m := range msgs {
 		ev, err := carrier.DecodeUsageEvent(m.value)
 		if err != nil {
@@ -259,27 +261,36 @@ func TestSummaryTotalsEqualARecomputationFromTheWire(t *testing.T) {
 			p = &totals{}
 			per[ev.Subject] = p
 		}
-		p.distinct++
-		all.distinct++
+		add(p, func(t *totals) { t.distinct++ })
 		if m.kind == sim.Late {
 			continue
 		}
-		if ev.Type != carrier.TypeVoice {
-			continue
+		abroad := ev.Data.VisitedCountry != cfg.Home
+		switch ev.Type {
+		case carrier.TypeVoice:
+			add(p, func(t *totals) { t.voice++ })
+			if abroad {
+				billable := (ev.Data.DurationSeconds + 59) / 60 * 60
+				add(p, func(t *totals) { t.eligible++; t.billable += billable })
+			}
+		case carrier.TypeData:
+			add(p, func(t *totals) { t.data++ })
+			if abroad {
+				billable := (ev.Data.VolumeBytes + 1023) / 1024 * 1024
+				add(p, func(t *totals) { t.eligibleData++; t.bytes += billable })
+			}
+		case carrier.TypeSMS:
+			add(p, func(t *totals) { t.sms++ })
+			if abroad {
+				add(p, func(t *totals) { t.eligibleSMS++ })
+			}
 		}
-		p.voice++
-		all.voice++
-		if ev.Data.VisitedCountry == cfg.Home {
-			continue
-		}
-		p.eligible++
-		all.eligible++
-		billable := (ev.Data.DurationSeconds + 59) / 60 * 60
-		p.billable += billable
-		all.billable += billable
 	}
-	got := totals{sum.Totals.Distinct, sum.Totals.VoiceCalls, sum.Totals.EligibleVoiceCalls, sum.Totals.BillableSeconds}
-	if got != all {
+	of := func(s *sim.Totals) totals {
+		return totals{s.Distinct, s.VoiceCalls, s.EligibleVoiceCalls, s.BillableSeconds,
+			s.DataSessions, s.EligibleDataSessions, s.BillableBytes, s.SMS, s.EligibleSMS}
+	}
+	if got := of(&sum.Totals); got != all {
 		t.Fatalf("summary totals %+v, recomputed %+v", got, all)
 	}
 	for msisdn, want := range per {
@@ -287,12 +298,55 @@ func TestSummaryTotalsEqualARecomputationFromTheWire(t *testing.T) {
 		if s == nil {
 			t.Fatalf("%s missing from the summary", msisdn)
 		}
-		if got := (totals{s.Distinct, s.VoiceCalls, s.EligibleVoiceCalls, s.BillableSeconds}); got != *want {
+		if got := of(s); got != *want {
 			t.Errorf("%s: summary %+v, recomputed %+v", msisdn, got, *want)
 		}
 	}
 	if all.billable == 0 || all.billable%60 != 0 {
 		t.Fatalf("billable seconds %d: want a positive multiple of 60", all.billable)
+	}
+	if all.bytes == 0 || all.bytes%1024 != 0 || all.eligibleSMS == 0 {
+		t.Fatalf("billable bytes %d, eligible SMS %d: want a positive multiple of 1024 and some SMS", all.bytes, all.eligibleSMS)
+	}
+}
+
+// Every data session carries its volume: mostly a few megabytes, some
+// under a kilobyte, a few large, none beyond what the decoder accepts.
+func TestDataSessionsCarryARealisticVolume(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Duplicates, cfg.Late, cfg.Reorder, cfg.Malformed = 0, 0, 0, 0
+	msgs, _ := MustGenerate(t, cfg, 10000)
+	var sessions, tiny, megabytes, large int
+	for _, m := range msgs {
+		ev, err := carrier.DecodeUsageEvent(m.value)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if ev.Type != carrier.TypeData {
+			continue
+		}
+		sessions++
+		switch v := ev.Data.VolumeBytes; {
+		case v > 0 && v < 1024:
+			tiny++
+		case v >= 1<<20 && v <= 50<<20:
+			megabytes++
+		case v > 200<<20:
+			large++
+		}
+	}
+	if sessions < 500 || tiny == 0 || large == 0 || megabytes*2 < sessions {
+		t.Fatalf("%d data sessions: %d under 1 KB, %d of 1-50 MB, %d over 200 MB", sessions, tiny, megabytes, large)
+	}
+}
+
+func TestBillableBytesRoundUpTo1024(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want int64 }{{0, 0}, {1, 1024}, {1024, 1024}, {1025, 2048}, {5 << 20, 5 << 20}} {
+		if got := sim.BillableBytes(c.in); got != c.want {
+			t.Errorf("BillableBytes(%d) = %d, want %d", c.in, got, c.want)
+		}
 	}
 }
 

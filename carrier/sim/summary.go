@@ -35,6 +35,14 @@ type Totals struct {
 	EligibleVoiceCalls  int64 `json:"eligible_voice_calls"`  // applied voice events abroad (visited ≠ home)
 	BillableSeconds     int64 `json:"billable_seconds"`      // their billable seconds
 	LateBillableSeconds int64 `json:"late_billable_seconds"` // billable seconds of eligible late calls, not applied
+
+	// Data sessions and text messages, counted as voice calls are: only
+	// those Wuyou applies. Abroad they draw from bytes and sms grants.
+	DataSessions         int64 `json:"data_sessions"`
+	EligibleDataSessions int64 `json:"eligible_data_sessions"`
+	BillableBytes        int64 `json:"billable_bytes"` // volumes abroad rounded up to 1024 bytes
+	SMS                  int64 `json:"sms"`
+	EligibleSMS          int64 `json:"eligible_sms"` // each bills 1 sms
 }
 
 // NewSummary returns empty totals for traffic generated from cfg.
@@ -82,7 +90,7 @@ func (t *Totals) add(ev Event) {
 	case Late:
 		t.Distinct++
 		t.Late++
-		if ev.Eligible {
+		if ev.Voice && ev.Eligible {
 			t.LateBillableSeconds += ev.BillableSeconds
 		}
 		return
@@ -90,11 +98,23 @@ func (t *Totals) add(ev Event) {
 		t.Reordered++
 	}
 	t.Distinct++
-	if ev.Voice {
+	switch {
+	case ev.Voice:
 		t.VoiceCalls++
-	}
-	if ev.Eligible {
-		t.EligibleVoiceCalls++
-		t.BillableSeconds += ev.BillableSeconds
+		if ev.Eligible {
+			t.EligibleVoiceCalls++
+			t.BillableSeconds += ev.BillableSeconds
+		}
+	case ev.Data:
+		t.DataSessions++
+		if ev.Eligible {
+			t.EligibleDataSessions++
+			t.BillableBytes += ev.BillableBytes
+		}
+	case ev.SMS:
+		t.SMS++
+		if ev.Eligible {
+			t.EligibleSMS++
+		}
 	}
 }

@@ -352,9 +352,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := stdout.Write(out); err != nil && runErr == nil {
 		runErr = err
 	}
-	fmt.Fprintf(stderr, "carriersim: sent %d events in %.1fs (%s): %d distinct, %d duplicates, %d late, %d reordered, %d malformed; %d billable seconds\n",
+	fmt.Fprintf(stderr, "carriersim: sent %d events in %.1fs (%s): %d distinct, %d duplicates, %d late, %d reordered, %d malformed; abroad: %d billable seconds, %d billable bytes, %d SMS\n",
 		sum.Totals.Sent, rep.ElapsedSeconds, rep.Stopped, sum.Totals.Distinct, sum.Totals.Duplicates,
-		sum.Totals.Late, sum.Totals.Reordered, sum.Totals.Malformed, sum.Totals.BillableSeconds)
+		sum.Totals.Late, sum.Totals.Reordered, sum.Totals.Malformed, sum.Totals.BillableSeconds,
+		sum.Totals.BillableBytes, sum.Totals.EligibleSMS)
 	return runErr
 }
 
