@@ -12,8 +12,9 @@ import (
 	"github.com/wuyou/wuyou/quota"
 )
 
-// grantWorkers is how many AddGrant calls quota.Issuer makes at once within
-// a batch; the baseline makes its calls with the same concurrency.
+// grantWorkers is how many AddGrant calls quota.Issuer and
+// quota.RecurringEngine make at once within a batch (quota's grantWorkers);
+// the baselines make their calls with the same concurrency.
 const grantWorkers = 16
 
 // everyoneActive is a roster in memory in which every seafarer is active, so

@@ -42,6 +42,7 @@ const usageText = `usage:
   wuyoubench catchup   [flags]   drain a backlog of 1,000,000 events: time, events/s, first vs last tenth
   wuyoubench allowance [flags]   GET /v1/me/allowance under wrk vs a plain fiber handler
   wuyoubench issuance  [flags]   issuance to 10,000 seafarers vs bare AddGrant calls
+  wuyoubench recurring [flags]   a recurring programme's month to 100,000 seafarers vs bare grant writes; idle sweep
   wuyoubench memory    [flags]   Redis bytes per seafarer at steady state and per identity; fleet projection; claims in PostgreSQL
   wuyoubench scaling   [flags]   end-to-end metering with 1 vs 8 partitions, 1 vs 2 consumers; profile
   wuyoubench gobench   [flags] -- go test -bench ...   a Go benchmark's metrics as figures (ledger, statements)
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 		return runAllowance(ctx, args[1:], env, out, progress)
 	case "issuance":
 		return runIssuance(ctx, args[1:], env, out, progress)
+	case "recurring":
+		return runRecurring(ctx, args[1:], env, out, progress)
 	case "memory":
 		return runMemory(ctx, args[1:], env, out, progress)
 	case "scaling":

@@ -154,7 +154,7 @@ func (c *collected) rows() []row {
 			r.setup += fmt.Sprintf("; %.2f round trips to Redis per pack", c.figures["issuance.round_trips_per_pack"])
 		}
 	}
-	rows = append(rows, r)
+	rows = append(rows, r, c.recurringRow())
 
 	r = row{what: "5. Bulk enrolment, 10,000 rows (`BenchmarkBulkEnrol10k`)", figure: c.notMeasured("bulk_enrol"), baseline: "—", ratio: "—",
 		setup: c.infos["bulk_enrol.setup"], bound: c.notes["bulk_enrol"], commands: []string{c.infos["bulk_enrol.command"]}}

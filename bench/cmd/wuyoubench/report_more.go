@@ -53,6 +53,34 @@ func (c *collected) catchupRow() row {
 	return r
 }
 
+// recurringRow is line 4b: a recurring programme's month issued by one
+// sweep, against bare writes of the same grants, and a sweep with nothing
+// left to issue.
+func (c *collected) recurringRow() row {
+	seafarers := "100,000"
+	if c.has("recurring.seafarers") {
+		seafarers = thousands(c.figures["recurring.seafarers"])
+	}
+	r := row{what: "4b. Monthly grants of a recurring programme to " + seafarers + " eligible seafarers (`quota.RecurringEngine` sweep)", figure: c.notMeasured("recurring"), baseline: "—", ratio: "—",
+		setup: c.infos["recurring.setup"], bound: c.notes["recurring"], commands: []string{c.infos["recurring.command"]}}
+	if !c.has("recurring.rate", "recurring.seconds", "recurring.baseline", "recurring.baseline_seconds", "recurring.ratio") {
+		return r
+	}
+	r.figure = fmt.Sprintf("%s: the month's %s grants in %.1f s", c.rate("recurring.rate"), seafarers, c.figures["recurring.seconds"])
+	if c.has("recurring.idle_seconds") {
+		r.figure += fmt.Sprintf("; an idle sweep (every seafarer already holds the month's grant) over the %s in %.2f s", seafarers, c.figures["recurring.idle_seconds"])
+	}
+	r.baseline = fmt.Sprintf("bare grant writes of the same grants (per batch of 500: one INSERT of the grant rows, then `RedisStore.AddGrant` for each, 16 at once): %s, %.1f s", c.rate("recurring.baseline"), c.figures["recurring.baseline_seconds"])
+	r.ratio = c.ratio("recurring.ratio") + " (sweep ÷ bare grant writes, grants/s; target ≥ 0.7×: " + metOrMissed(c.figures["recurring.ratio"] >= 0.7) + ")"
+	if c.has("recurring.round_trips_per_grant") {
+		r.setup += fmt.Sprintf("; %.2f round trips to Redis per grant", c.figures["recurring.round_trips_per_grant"])
+	}
+	if s, ok := c.infos["recurring.enrol_setup"]; ok {
+		r.setup += "; setup, not timed: " + s
+	}
+	return r
+}
+
 // tenth is the rate over the first or last tenth of the catch-up, with what
 // tells a Redis slowing as it fills (its CPU per event) from a busier
 // machine.
