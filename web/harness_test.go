@@ -40,6 +40,7 @@ type stack struct {
 	ledger     *quota.PGLedger
 	programmes *quota.PGProgrammes
 	issuer     *quota.Issuer
+	recurring  *quota.RecurringEngine
 	company    *crew.Company
 	seafarers  []*crew.Seafarer
 }
@@ -77,6 +78,9 @@ func mustStack(t *testing.T) *stack {
 	s.issuer = quota.NewIssuer(s.programmes, s.quota, s.crew, wuyou.SystemClock)
 	s.issuer.Log = log
 	s.issuer.Publisher = carrier.GrantPublisher{Publisher: publisher, MSISDNs: s.crew, Ledger: s.ledger}
+	s.recurring = quota.NewRecurringEngine(s.programmes, s.quota, wuyou.SystemClock)
+	s.recurring.Log = log
+	s.recurring.Publisher = s.issuer.Publisher
 	server := api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Programmes: s.programmes, Grants: quota.NewPGGrants(pool), Issuer: s.issuer,
 		Ledger:   carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
@@ -147,6 +151,16 @@ func (s *stack) programme(name string, minutes int64, validDays int, budget int6
 	})
 	must(s.t, err)
 	return p
+}
+
+// sweep runs the monthly issue of recurring programmes once, as wuyoud does
+// at start, every 30 s and after the registry changes. The stack runs no
+// sweeps of its own: a test says when a month's grants are issued.
+func (s *stack) sweep() quota.SweepReport {
+	s.t.Helper()
+	rep, err := s.recurring.Sweep(context.Background())
+	must(s.t, err)
+	return rep
 }
 
 func (s *stack) issue(p *quota.Programme, key string, target quota.IssuanceTarget) {

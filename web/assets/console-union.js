@@ -2,7 +2,7 @@
 // programme's budget, packs issued and minutes used; the month's covered and
 // overage minutes by day as a chart; the companies with most overage),
 // pickers that find companies and programmes by name wherever an id is
-// asked, the companies list with "new company", and operations: void a
+// asked (a monthly programme's company too), the companies list with "new company", and operations: void a
 // grant (of a seafarer found by company and name or MSISDN, or by id),
 // close a period, reconcile a month with the carrier's settlement.
 // console.js calls W.unionConsole.enter/reset/redraw and lends its helpers
@@ -26,7 +26,7 @@ W.unionConsole = (function () {
       'ov.calls': 'Calls', 'ov.adjustments': 'Plus {0} calls of earlier closed months counted in this one.',
       'ov.dayTitle': '{0}: {1} covered, {2} overage minutes', 'ov.chartLabel': '{0}: {1} covered and {2} overage minutes in all',
       'ov.top': 'Companies with most overage', 'ov.noOverage': 'No overage this month.', 'ov.amount': 'Overage billed',
-      'ov.status.open': 'Open', 'ov.status.closed': 'Closed',
+      'ov.status.open': 'Open', 'ov.status.closed': 'Closed', 'ov.issuedMonth': '{0} in {1}, {2} in all',
       'pick.placeholder': 'Type a name, or paste an ID', 'pick.none': 'No match.',
       'co.new': 'New company', 'co.name': 'Name', 'co.reg': 'Registration no.', 'co.create': 'Create company',
       'co.list': 'Companies', 'co.search': 'Search by name', 'co.empty': 'No companies match.', 'co.created': 'Created company {0} ({1}).',
@@ -51,7 +51,7 @@ W.unionConsole = (function () {
       'ov.calls': '通话次数', 'ov.adjustments': '另有 {0} 次以前已结账月份的通话计入本月。',
       'ov.dayTitle': '{0}：覆盖 {1} 分钟，超出 {2} 分钟', 'ov.chartLabel': '{0}：共覆盖 {1} 分钟，超出 {2} 分钟',
       'ov.top': '超出最多的公司', 'ov.noOverage': '本月没有超出。', 'ov.amount': '超出费用',
-      'ov.status.open': '未结账', 'ov.status.closed': '已结账',
+      'ov.status.open': '未结账', 'ov.status.closed': '已结账', 'ov.issuedMonth': '{1} 发放 {0}，累计 {2}',
       'pick.placeholder': '输入名称，或粘贴 ID', 'pick.none': '没有匹配项。',
       'co.new': '新建公司', 'co.name': '名称', 'co.reg': '注册号', 'co.create': '创建公司',
       'co.list': '公司', 'co.search': '按名称搜索', 'co.empty': '没有符合条件的公司。', 'co.created': '已创建公司 {0}（{1}）。',
@@ -119,6 +119,7 @@ W.unionConsole = (function () {
     try {
       var period = $('ov-period').value || month(new Date());
       var got = await Promise.all([W.api('/v1/ops/overview?period=' + enc(period)), allProgrammes()]);
+      await C().nameCompanies(got[1]); // recurring programmes' audiences read as names
       state.overview = got[0];
       state.programmes = got[1];
       renderOverview();
@@ -152,10 +153,20 @@ W.unionConsole = (function () {
       ])]),
       h('tbody', {}, ps.map(function (p) {
         var share = p.seconds_granted ? p.seconds_used / p.seconds_granted : 0;
-        return h('tr', { 'data-programme': p.id }, [
-          h('td', { 'data-label': '' }, [h('strong', {}, [p.name])]),
-          h('td', { class: 'num', 'data-label': t('ov.budget') }, [p.budget_packs ? W.num(p.budget_packs) : t('prog.unlimited')]),
-          h('td', { class: 'num', 'data-label': t('ov.issued') }, [W.num(p.packs_issued)]),
+        var budget = p.budget_packs ? W.num(p.budget_packs) : t('prog.unlimited');
+        var issued = W.num(p.packs_issued);
+        // A recurring programme's budget is a month's: this month's packs
+        // are set against it.
+        if (p.recurrence) {
+          budget = t('prog.perMonth', budget);
+          issued = t('ov.issuedMonth', W.num(p.month ? p.month.packs_issued : 0), p.month ? p.month.period : '', W.num(p.packs_issued));
+        }
+        return h('tr', { 'data-programme': p.id, 'data-recurring': p.recurrence ? 'month' : null }, [
+          h('td', { 'data-label': '' }, [h('strong', {}, [p.name]), p.recurrence ? h('div', { class: 'small muted recurrence' }, [
+            h('span', { class: 'badge recurring' }, [t('prog.recurring')]), ' ', C().audience(p)
+          ]) : null]),
+          h('td', { class: 'num', 'data-label': t('ov.budget') }, [budget]),
+          h('td', { class: 'num issued', 'data-label': t('ov.issued') }, [issued]),
           h('td', { class: 'num', 'data-label': t('ov.granted') }, [W.num(W.minutes(p.seconds_granted))]),
           h('td', { class: 'num used', 'data-label': t('ov.used') }, [W.num(W.minutes(p.seconds_used))]),
           h('td', { 'data-label': '' }, [W.bar(share, t('prog.minutesUsed', Math.round(share * 100)))])
@@ -272,6 +283,7 @@ W.unionConsole = (function () {
     attachPicker($('upload-company'), function () { return 'company'; });
     attachPicker($('programme-id'), function () { return 'programme'; });
     attachPicker($('issue-programme'), function () { return 'programme'; });
+    attachPicker($('prog-company'), function () { return 'company'; }); // a monthly programme's audience
     attachPicker($('issue-target'), function () {
       return document.querySelector('input[name="issue-kind"]:checked').value === 'company' ? 'company' : '';
     });
@@ -279,7 +291,7 @@ W.unionConsole = (function () {
       var k = $('st-kind').value;
       return k === 'company' || k === 'programme' ? k : '';
     });
-    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id'].forEach(function (id) { $(id).setAttribute('data-pick', ''); });
+    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id', 'prog-company'].forEach(function (id) { $(id).setAttribute('data-pick', ''); });
   }
 
   // ---- companies ----

@@ -51,6 +51,15 @@
       'prog.pack': '{0} min per pack, valid {1} days, priority {2}', 'prog.runs': 'Runs {0} – {1}',
       'prog.issued': 'Packs issued', 'prog.budgetLeft': 'Packs left in budget', 'prog.unlimited': 'Unlimited',
       'prog.granted': 'Minutes granted', 'prog.used': 'Minutes used', 'prog.budgetUsed': 'Budget used: {0}%', 'prog.minutesUsed': 'Granted minutes used: {0}%',
+      'prog.kind': 'How packs are given', 'prog.once': 'Packs issued by hand', 'prog.monthly': 'Monthly, while signed on',
+      'prog.budgetMonthly': 'Budget in packs a month (0 = unlimited)', 'prog.audience': 'Who gets a pack each month',
+      'prog.toCompany': "A company's crew", 'prog.toVessel': "A vessel's crew", 'prog.toAll': 'Everyone enrolled',
+      'prog.rollover': 'Most minutes carried over to the next month', 'prog.timeZone': 'Time zone whose months count',
+      'prog.recurring': 'Monthly, while signed on', 'prog.recurrence': 'A pack every month ({0}) to each seafarer signed on; up to {1} unused minutes carry over',
+      'prog.monthPack': '{0} min a month, priority {1}',
+      'aud.company': "Crew of {0}", 'aud.vessel': 'Crew of vessel IMO {0}', 'aud.all': 'Everyone enrolled',
+      'prog.monthIssued': 'Packs issued in {0}', 'prog.allIssued': 'Packs issued, all months', 'prog.monthLeft': 'Packs left this month',
+      'prog.perMonth': '{0} a month', 'prog.fixMarked': 'Correct the marked fields.',
       'issue.title': 'Issue packs', 'issue.to': 'Issue to', 'issue.company': "A company's crew", 'issue.vessel': "A vessel's crew",
       'issue.vesselImo': 'Vessel IMO', 'issue.send': 'Issue packs',
       'issue.help': "One pack per seafarer. Seafarers who are not active are skipped; nothing is issued beyond the programme's budget.",
@@ -100,6 +109,15 @@
       'prog.pack': '每个套餐 {0} 分钟，有效 {1} 天，优先级 {2}', 'prog.runs': '{0} 至 {1}',
       'prog.issued': '已发放套餐', 'prog.budgetLeft': '剩余预算套餐', 'prog.unlimited': '不限',
       'prog.granted': '已发放分钟', 'prog.used': '已使用分钟', 'prog.budgetUsed': '预算已用 {0}%', 'prog.minutesUsed': '已发分钟已用 {0}%',
+      'prog.kind': '套餐发放方式', 'prog.once': '手动发放套餐', 'prog.monthly': '在船期间每月发放',
+      'prog.budgetMonthly': '每月预算套餐数（0 为不限）', 'prog.audience': '每月发放对象',
+      'prog.toCompany': '某公司全体船员', 'prog.toVessel': '某船全体船员', 'prog.toAll': '全体登记船员',
+      'prog.rollover': '可结转到下月的最多分钟数', 'prog.timeZone': '按此时区计算月份',
+      'prog.recurring': '在船期间每月发放', 'prog.recurrence': '每月（{0}）向每位在船船员发放一个套餐；未用分钟最多结转 {1} 分钟',
+      'prog.monthPack': '每月 {0} 分钟，优先级 {1}',
+      'aud.company': '{0} 的船员', 'aud.vessel': '船舶 IMO {0} 的船员', 'aud.all': '全体登记船员',
+      'prog.monthIssued': '{0} 已发放套餐', 'prog.allIssued': '历月已发放套餐', 'prog.monthLeft': '本月剩余预算套餐',
+      'prog.perMonth': '每月 {0}', 'prog.fixMarked': '请修改标出的字段。',
       'issue.title': '发放套餐', 'issue.to': '发放对象', 'issue.company': '某公司全体船员', 'issue.vessel': '某船全体船员',
       'issue.vesselImo': '船舶 IMO', 'issue.send': '发放套餐',
       'issue.help': '每位船员一个套餐。非在职船员将被跳过；发放不会超出计划预算。',
@@ -160,7 +178,11 @@
     issuance.last = null;
     ['crew-result', 'upload-result', 'issue-view'].forEach(function (id) { W.show(id, false); });
     ['programme-view', 'statement-view', 'crew-rows', 'upload-rows'].forEach(function (id) { W.clear($(id)); });
-    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id', 'upload-file', 'crew-sign-date'].forEach(function (id) { $(id).value = ''; });
+    ['crew-company', 'upload-company', 'programme-id', 'issue-programme', 'issue-target', 'st-id', 'upload-file', 'crew-sign-date', 'prog-company', 'prog-vessel'].forEach(function (id) { $(id).value = ''; });
+    companyNames = {};
+    unmarkFields($('programme-form'));
+    document.querySelector('input[name="prog-kind"][value="once"]').checked = true;
+    programmeKind();
     W.show('view', false);
     W.show('signout', false);
     $('who').textContent = '';
@@ -434,42 +456,162 @@
 
   function dateInput(d) { return d.toISOString().slice(0, 10); }
 
-  async function createProgramme() {
+  function monthly() { return document.querySelector('input[name="prog-kind"]:checked').value === 'monthly'; }
+  function audienceKind() { return document.querySelector('input[name="prog-audience"]:checked').value; }
+
+  // programmeKind shows the fields of the kind of programme chosen: valid
+  // days for packs issued by hand; the audience, rollover and time zone for
+  // a monthly one (CONTRACT §7.2). Hidden fields are disabled as well, so
+  // the browser neither checks nor sends them.
+  function programmeKind() {
+    var m = monthly(), aud = audienceKind();
+    var field = function (labelId, inputId, on, required) {
+      W.show(labelId, on);
+      $(inputId).disabled = !on;
+      $(inputId).required = on && required;
+    };
+    field('prog-days-field', 'prog-days', !m, true);
+    W.show('prog-audience', m);
+    $('prog-audience').disabled = !m;
+    field('prog-company-field', 'prog-company', m && aud === 'company', true);
+    field('prog-vessel-field', 'prog-vessel', m && aud === 'vessel', true);
+    field('prog-rollover-field', 'prog-rollover', m, true);
+    field('prog-tz-field', 'prog-tz', m, false);
+    var budget = $('prog-budget-label');
+    budget.setAttribute('data-i18n', m ? 'prog.budgetMonthly' : 'prog.budget');
+    budget.textContent = t(budget.getAttribute('data-i18n'));
+  }
+
+  // programmeBody is the programme the form describes, as POST
+  // /v1/programmes takes it: minutes become seconds.
+  function programmeBody() {
     var body = {
       name: $('prog-name').value.trim(),
       pack_seconds: Math.round(Number($('prog-minutes').value) * 60),
-      valid_days: Number($('prog-days').value),
       priority: Number($('prog-priority').value),
       budget_packs: Number($('prog-budget').value),
       starts_at: $('prog-starts').value + 'T00:00:00Z',
       ends_at: $('prog-ends').value + 'T23:59:59Z'
     };
-    var p = await W.api('/v1/programmes', { method: 'POST', body: body });
+    if (!monthly()) {
+      body.valid_days = Number($('prog-days').value);
+      return body;
+    }
+    body.recurrence = {
+      every: 'month', while: 'signed_on',
+      rollover_max: Math.round(Number($('prog-rollover').value) * 60),
+      time_zone: $('prog-tz').value.trim() || 'Asia/Shanghai'
+    };
+    var aud = audienceKind();
+    if (aud === 'company') body.company_id = $('prog-company').value.trim();
+    else if (aud === 'vessel') body.vessel_imo = $('prog-vessel').value.trim();
+    else body.all = true;
+    return body;
+  }
+
+  // Where each field the API names in a 400 is on the programme form.
+  var PROGRAMME_FIELDS = {
+    name: 'prog-name', pack_seconds: 'prog-minutes', pack_amount: 'prog-minutes', valid_days: 'prog-days',
+    priority: 'prog-priority', budget_packs: 'prog-budget', starts_at: 'prog-starts', ends_at: 'prog-ends',
+    company_id: 'prog-company', vessel_imo: 'prog-vessel', all: 'prog-audience', audience: 'prog-audience',
+    'recurrence.rollover_max': 'prog-rollover', 'recurrence.time_zone': 'prog-tz',
+    'recurrence.every': 'prog-kind', 'recurrence.while': 'prog-kind', recurrence: 'prog-kind'
+  };
+
+  // markFields puts each field error of a 400 next to its field (the whole
+  // list stays in the form's message, as for every form); unmarkFields
+  // takes them away again.
+  function markFields(form, where, errors) {
+    (errors || []).forEach(function (f, i) {
+      var el = where[f.field] && $(where[f.field]);
+      if (!el || el.closest('[hidden]')) return;
+      var note = h('span', { class: 'field-error', id: form.id + '-error-' + i, 'data-field': f.field }, [f.message]);
+      (el.tagName === 'FIELDSET' ? el : el.closest('label') || el.parentNode).appendChild(note);
+      el.setAttribute('aria-invalid', 'true');
+      el.setAttribute('aria-describedby', note.id);
+    });
+  }
+  function unmarkFields(form) {
+    var notes = form.querySelectorAll('.field-error');
+    for (var i = 0; i < notes.length; i++) notes[i].remove();
+    var marked = form.querySelectorAll('[aria-invalid]');
+    for (i = 0; i < marked.length; i++) { marked[i].removeAttribute('aria-invalid'); marked[i].removeAttribute('aria-describedby'); }
+  }
+
+  async function createProgramme() {
+    var form = $('programme-form');
+    unmarkFields(form);
+    var p;
+    try {
+      p = await W.api('/v1/programmes', { method: 'POST', body: programmeBody() });
+    } catch (e) {
+      if (e.status === 400) markFields(form, PROGRAMME_FIELDS, e.problem && e.problem.errors);
+      throw e;
+    }
     $('programme-id').value = p.id;
     $('issue-programme').value = p.id;
     say(t('created', p.id), 'ok');
+    await nameCompanies([p]);
     renderProgramme(p);
   }
 
   async function showProgramme() {
-    renderProgramme(await W.api('/v1/programmes/' + enc($('programme-id').value.trim())));
+    var p = await W.api('/v1/programmes/' + enc($('programme-id').value.trim()));
+    await nameCompanies([p]);
+    renderProgramme(p);
+  }
+
+  var companyNames = {}; // company id -> name, for recurring programmes' audiences
+
+  // nameCompanies looks up, once each, the names of the companies that the
+  // recurring programmes in ps are for; one that cannot be read shows as
+  // its id.
+  async function nameCompanies(ps) {
+    var ids = [];
+    ps.forEach(function (p) { if (p.company_id && !(p.company_id in companyNames) && ids.indexOf(p.company_id) < 0) ids.push(p.company_id); });
+    await Promise.all(ids.map(async function (id) {
+      try { companyNames[id] = (await W.api('/v1/companies/' + enc(id))).name; } catch (e) { if (e.status === 401) throw e; }
+    }));
+  }
+
+  // audience says who a recurring programme's monthly packs go to.
+  function audience(p) {
+    if (p.company_id) return t('aud.company', companyNames[p.company_id] ? companyNames[p.company_id] + ' (' + p.company_id + ')' : p.company_id);
+    if (p.vessel_imo) return t('aud.vessel', p.vessel_imo);
+    return t('aud.all');
   }
 
   function renderProgramme(p) {
     shown.programme = p;
-    var unlimited = !p.budget_packs;
-    var kids = [
-      h('h3', {}, [p.name, ' ', h('span', { class: 'mono muted' }, [p.id])]),
-      h('p', {}, [t('prog.pack', W.num(W.minutes(p.pack_seconds)), p.valid_days, p.priority)]),
-      h('p', { class: 'muted' }, [t('prog.runs', W.date(p.starts_at), W.date(p.ends_at))]),
-      h('div', { class: 'stats' }, [
-        stat(t('prog.issued'), W.num(p.packs_issued) + (unlimited ? '' : ' / ' + W.num(p.budget_packs)), 'prog-issued'),
-        stat(t('prog.budgetLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs)),
-        stat(t('prog.granted'), W.num(W.minutes(p.seconds_granted))), stat(t('prog.used'), W.num(W.minutes(p.seconds_used)), 'prog-used')
-      ])
-    ];
+    var unlimited = !p.budget_packs, r = p.recurrence;
+    var month = r ? (p.month || { period: '', packs_issued: 0 }) : null;
+    var kids = [h('h3', {}, [
+      p.name, ' ', r ? h('span', { class: 'badge recurring', id: 'prog-recurring' }, [t('prog.recurring')]) : null, r ? ' ' : null,
+      h('span', { class: 'mono muted' }, [p.id])
+    ])];
+    if (r) {
+      kids.push(
+        h('p', { id: 'prog-audience-text' }, [h('strong', {}, [audience(p)])]),
+        h('p', {}, [t('prog.monthPack', W.num(W.minutes(p.pack_seconds)), p.priority)]),
+        h('p', { class: 'muted', id: 'prog-recurrence' }, [t('prog.recurrence', r.time_zone, W.num(W.minutes(r.rollover_max)))])
+      );
+    } else {
+      kids.push(h('p', {}, [t('prog.pack', W.num(W.minutes(p.pack_seconds)), p.valid_days, p.priority)]));
+    }
+    kids.push(h('p', { class: 'muted' }, [t('prog.runs', W.date(p.starts_at), W.date(p.ends_at))]));
+    var budgetOf = function (n) { return W.num(n) + (unlimited ? '' : ' / ' + W.num(p.budget_packs)); };
+    kids.push(h('div', { class: 'stats' }, r ? [
+      stat(t('prog.monthIssued', month.period), budgetOf(month.packs_issued), 'prog-month'),
+      stat(t('prog.monthLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs)),
+      stat(t('prog.allIssued'), W.num(p.packs_issued), 'prog-issued'),
+      stat(t('prog.granted'), W.num(W.minutes(p.seconds_granted))), stat(t('prog.used'), W.num(W.minutes(p.seconds_used)), 'prog-used')
+    ] : [
+      stat(t('prog.issued'), budgetOf(p.packs_issued), 'prog-issued'),
+      stat(t('prog.budgetLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs)),
+      stat(t('prog.granted'), W.num(W.minutes(p.seconds_granted))), stat(t('prog.used'), W.num(W.minutes(p.seconds_used)), 'prog-used')
+    ]));
     if (!unlimited) {
-      var used = p.packs_issued / p.budget_packs;
+      var used = (r ? month.packs_issued : p.packs_issued) / p.budget_packs;
       kids.push(h('p', { class: 'small' }, [t('prog.budgetUsed', Math.round(used * 100))]), W.bar(used, t('prog.budgetUsed', Math.round(used * 100))));
     }
     if (p.seconds_granted) {
@@ -652,6 +794,7 @@
       if (shown.programme) renderProgramme(shown.programme);
       if (shown.statement) renderStatement(shown.statement);
       targetLabel();
+      programmeKind();
       if (W.unionConsole) W.unionConsole.redraw();
       if (W.auditConsole) W.auditConsole.redraw();
     });
@@ -683,6 +826,9 @@
       W.download('failed-rows-' + upload.name.replace(/\.csv$/i, '') + '.csv', new Blob([failedRowsCSV()], { type: 'text/csv' }));
     });
     onSubmit('programme-form', 'button[type=submit]', createProgramme);
+    var radios = document.querySelectorAll('input[name="prog-kind"], input[name="prog-audience"]');
+    for (i = 0; i < radios.length; i++) radios[i].addEventListener('change', programmeKind);
+    programmeKind();
     onSubmit('programme-lookup', 'button[type=submit]', showProgramme);
     onSubmit('issue-form', 'button[type=submit]', issue);
     var kinds = document.querySelectorAll('input[name="issue-kind"]');
@@ -693,7 +839,7 @@
       busy($('st-csv'), downloadStatement);
     });
     // What console-union.js (union staff's overview and operations) uses.
-    W.console = { say: say, fail: fail, busy: busy, stat: stat, fill: fill, select: select, onSubmit: onSubmit };
+    W.console = { say: say, fail: fail, busy: busy, stat: stat, fill: fill, select: select, onSubmit: onSubmit, audience: audience, nameCompanies: nameCompanies };
     if (W.token()) enter(); else showSignIn('');
   }
 
