@@ -29,7 +29,11 @@
       'warn.exhausted': 'Your free minutes are used up: calls abroad are now billed at the roaming tariff.',
       'warn.low': 'Only {0} free minutes left.',
       'warn.expiring': '{0} min expire {1} ({2}). Use them before then.',
-      offline: 'No connection: the minutes shown are as of {0}. They update when you are back online.'
+      offline: 'No connection: the minutes shown are as of {0}. They update when you are back online.',
+      otherUnits: 'Data and SMS', 'left.bytes': 'Data left', 'left.sms': 'SMS left', ofUnit: 'of {0}',
+      'pack.bytes': 'Data pack of {0}', 'pack.sms': 'Pack of {0} SMS', 'amount.sms': '{0} SMS',
+      'warn.none.bytes': 'Your data is used up: data abroad is now billed at the roaming tariff.',
+      'warn.none.sms': 'Your free SMS are used up: SMS abroad are now billed at the roaming tariff.'
     },
     'zh-CN': {
       title: '出海无忧 · 海上免费通话分钟',
@@ -51,7 +55,11 @@
       'warn.exhausted': '免费分钟已用完：境外通话现按漫游资费收费。',
       'warn.low': '免费分钟仅剩 {0} 分钟。',
       'warn.expiring': '{0} 分钟将于 {1}（{2}）到期，请尽快使用。',
-      offline: '无法连接网络：显示的是 {0} 的分钟数，恢复联网后自动更新。'
+      offline: '无法连接网络：显示的是 {0} 的分钟数，恢复联网后自动更新。',
+      otherUnits: '流量和短信', 'left.bytes': '剩余流量', 'left.sms': '剩余短信', ofUnit: '共 {0}',
+      'pack.bytes': '{0} 流量套餐', 'pack.sms': '{0} 条短信套餐', 'amount.sms': '{0} 条',
+      'warn.none.bytes': '免费流量已用完：境外流量现按漫游资费收费。',
+      'warn.none.sms': '免费短信已用完：境外短信现按漫游资费收费。'
     }
   });
 
@@ -143,12 +151,43 @@
     }
   }
 
+  // Units other than seconds (CONTRACT §7.2): data in bytes, SMS by count.
+  // Data is shown in MB or GB of 1024, as Chinese carriers count it.
+  function bytes(n) {
+    var gb = n / 1073741824, mb = n / 1048576;
+    if (gb >= 1) return W.num(Math.floor(gb * 10) / 10) + ' GB';
+    return W.num(mb >= 10 ? Math.floor(mb) : Math.floor(mb * 10) / 10) + ' MB';
+  }
+  function amount(unit, n) {
+    if (unit === 'bytes') return bytes(n);
+    if (unit === 'sms') return t('amount.sms', W.num(n));
+    return W.num(W.minutes(n)) + ' ' + t('min');
+  }
+  function unitOf(g) { return g.unit || 'seconds'; }
+  function grantedOf(g) { return unitOf(g) === 'seconds' ? g.granted_seconds : g.granted; }
+  function remainingOf(g) { return unitOf(g) === 'seconds' ? g.remaining_seconds : g.remaining; }
+
+  // renderOtherUnits shows a line per unit other than seconds the seafarer
+  // holds (the allowance's balances): what is left of the active packs.
+  function renderOtherUnits(a) {
+    var others = (a.balances || []).filter(function (b) { return b.unit !== 'seconds'; });
+    var list = W.clear($('other-units'));
+    others.forEach(function (b) {
+      list.appendChild(h('div', { 'data-unit': b.unit }, [
+        h('dt', {}, [t('left.' + b.unit)]),
+        h('dd', { class: b.remaining > 0 ? '' : 'warn-text' }, [amount(b.unit, b.remaining)]),
+        h('dd', { class: 'muted small' }, [t('ofUnit', amount(b.unit, b.granted))])
+      ]));
+    });
+    W.show('other-units-card', others.length > 0);
+  }
+
   function render() {
     var a = state.allowance;
     if (!a) return;
     W.show('view', true);
     var grants = a.grants || [];
-    var active = grants.filter(function (g) { return g.status === 'active'; });
+    var active = grants.filter(function (g) { return g.status === 'active' && unitOf(g) === 'seconds'; });
     var granted = active.reduce(function (s, g) { return s + g.granted_seconds; }, 0);
 
     $('remaining').textContent = W.num(a.remaining_minutes);
@@ -158,6 +197,7 @@
     $('overage').className = a.overage_seconds > 0 ? 'warn-text' : '';
     $('as-of').textContent = t('asOf', W.dateTime(a.as_of));
 
+    renderOtherUnits(a);
     renderWarnings(a, active, granted);
     renderPacks(grants);
     renderCalls();
@@ -172,6 +212,9 @@
     if (!active.length) add('danger', t('warn.none'));
     else if (a.remaining_seconds <= 0) add('danger', t('warn.exhausted'));
     else if (a.remaining_seconds * 5 < granted) add('warn', t('warn.low', W.num(a.remaining_minutes)));
+    (a.balances || []).forEach(function (b) {
+      if (b.unit !== 'seconds' && b.granted > 0 && b.remaining <= 0) add('danger', t('warn.none.' + b.unit));
+    });
     var now = Date.now();
     active.forEach(function (g) {
       var left = new Date(g.expires_at).getTime() - now;
@@ -199,14 +242,18 @@
       if (g.status === 'pending') when = t('startsOn', W.date(g.effective_at));
       else if (g.status === 'expired') when = t('expired', W.date(g.expires_at));
       else when = t('expires', W.date(g.expires_at)) + (live ? ' · ' + inDays(g.expires_at) : '');
-      var soon = g.status === 'active' && g.remaining_seconds > 0 && new Date(g.expires_at) - Date.now() < WEEK;
-      list.appendChild(h('li', { class: live ? 'pack' : 'pack done' }, [
+      var unit = unitOf(g), total = grantedOf(g), left = remainingOf(g);
+      var soon = g.status === 'active' && left > 0 && new Date(g.expires_at) - Date.now() < WEEK;
+      var title = unit === 'seconds' ? t('pack', W.num(W.minutes(total))) : t('pack.' + unit, unit === 'sms' ? W.num(total) : bytes(total));
+      var leftText = unit === 'seconds' ? t('packLeft', W.num(W.minutes(left)), W.num(W.minutes(total)))
+        : amount(unit, left) + ' / ' + amount(unit, total);
+      list.appendChild(h('li', { class: live ? 'pack' : 'pack done', 'data-unit': unit }, [
         h('div', { class: 'row' }, [
-          h('strong', {}, [t('pack', W.num(W.minutes(g.granted_seconds)))]),
+          h('strong', {}, [title]),
           h('span', { class: 'badge ' + g.status }, [t('status.' + g.status)])
         ]),
-        h('div', {}, [t('packLeft', W.num(W.minutes(g.remaining_seconds)), W.num(W.minutes(g.granted_seconds)))]),
-        W.bar(g.granted_seconds ? g.remaining_seconds / g.granted_seconds : 0, t('packLeft', W.minutes(g.remaining_seconds), W.minutes(g.granted_seconds))),
+        h('div', {}, [leftText]),
+        W.bar(total ? left / total : 0, leftText),
         h('div', { class: soon ? 'warn-text small' : 'muted small' }, [when])
       ]));
     });
