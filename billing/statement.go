@@ -97,19 +97,72 @@ func ParsePayer(s string) (Payer, error) {
 
 // Figures are what calls add up to. Money is summed in minor units; adding
 // figures in two different currencies is an error, never a conversion.
+//
+// Calls and the *_seconds figures count voice calls (unit seconds); the
+// money counts every unit. Units has the figures of data and SMS, one entry
+// per unit other than seconds that has any, in Units order.
 type Figures struct {
-	Calls           int64 `json:"calls"`
-	BillableSeconds int64 `json:"billable_seconds"`
-	CoveredSeconds  int64 `json:"covered_seconds"`
-	OverageSeconds  int64 `json:"overage_seconds"`
-	OverageAmount   Money `json:"overage_amount"`
-	WelfareCost     Money `json:"welfare_cost"`
+	Calls           int64         `json:"calls"`
+	BillableSeconds int64         `json:"billable_seconds"`
+	CoveredSeconds  int64         `json:"covered_seconds"`
+	OverageSeconds  int64         `json:"overage_seconds"`
+	OverageAmount   Money         `json:"overage_amount"`
+	WelfareCost     Money         `json:"welfare_cost"`
+	Units           []UnitFigures `json:"units,omitempty"`
+}
+
+// UnitFigures are the figures of one unit other than seconds: how many
+// usage events (data sessions, SMS), their billable, covered and overage
+// amounts in the unit, and their money (included in the Figures' money).
+type UnitFigures struct {
+	Unit          string `json:"unit"`
+	Events        int64  `json:"events"`
+	Billable      int64  `json:"billable"`
+	Covered       int64  `json:"covered"`
+	Overage       int64  `json:"overage"`
+	OverageAmount Money  `json:"overage_amount"`
+	WelfareCost   Money  `json:"welfare_cost"`
+}
+
+// AddUnits merges b's unit figures into a's (minor units added; the
+// currency is the first non-empty), in Units order.
+func AddUnits(a, b []UnitFigures) []UnitFigures {
+	if len(b) == 0 {
+		return a
+	}
+	by := map[string]UnitFigures{}
+	for _, list := range [][]UnitFigures{a, b} {
+		for _, u := range list {
+			t := by[u.Unit]
+			t.Unit = u.Unit
+			t.Events += u.Events
+			t.Billable += u.Billable
+			t.Covered += u.Covered
+			t.Overage += u.Overage
+			t.OverageAmount.Minor += u.OverageAmount.Minor
+			t.WelfareCost.Minor += u.WelfareCost.Minor
+			if t.OverageAmount.Currency == "" {
+				t.OverageAmount.Currency = u.OverageAmount.Currency
+			}
+			if t.WelfareCost.Currency == "" {
+				t.WelfareCost.Currency = u.WelfareCost.Currency
+			}
+			by[u.Unit] = t
+		}
+	}
+	out := make([]UnitFigures, 0, len(by))
+	for _, unit := range Units {
+		if u, ok := by[unit]; ok {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // IsZero reports figures of no call.
 func (f Figures) IsZero() bool {
 	return f.Calls == 0 && f.BillableSeconds == 0 && f.CoveredSeconds == 0 && f.OverageSeconds == 0 &&
-		f.OverageAmount.Minor == 0 && f.WelfareCost.Minor == 0
+		f.OverageAmount.Minor == 0 && f.WelfareCost.Minor == 0 && len(f.Units) == 0
 }
 
 // Add adds g to f. EUNPROCESSABLE when their money is in different currencies.
@@ -127,6 +180,7 @@ func (f *Figures) Add(g Figures) error {
 	f.CoveredSeconds += g.CoveredSeconds
 	f.OverageSeconds += g.OverageSeconds
 	f.OverageAmount, f.WelfareCost = oa, wc
+	f.Units = AddUnits(f.Units, g.Units)
 	return nil
 }
 
@@ -149,6 +203,19 @@ func (f Figures) withCurrency(currency string) Figures {
 	}
 	if f.WelfareCost.Currency == "" {
 		f.WelfareCost.Currency = currency
+	}
+	if len(f.Units) > 0 {
+		units := make([]UnitFigures, len(f.Units))
+		for i, u := range f.Units {
+			if u.OverageAmount.Currency == "" {
+				u.OverageAmount.Currency = currency
+			}
+			if u.WelfareCost.Currency == "" {
+				u.WelfareCost.Currency = currency
+			}
+			units[i] = u
+		}
+		f.Units = units
 	}
 	return f
 }

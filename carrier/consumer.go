@@ -701,9 +701,15 @@ func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, err
 	if n.Kind == quota.NoteExhausted {
 		typ = NotifyQuotaExhausted
 	}
+	// The amounts are in the note's unit: remaining and granted always,
+	// the *_seconds fields as v1 had them only for seconds (0 otherwise).
+	unit := quota.UnitName(n.Unit)
 	data := map[string]any{
-		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN,
-		"remaining_seconds": n.RemainingSeconds, "granted_seconds": n.GrantedSeconds, "event_id": u.EventID,
+		"seafarer_id": u.SeafarerID, "msisdn": u.MSISDN, "unit": unit, "remaining": n.RemainingSeconds, "granted": n.GrantedSeconds,
+		"remaining_seconds": int64(0), "granted_seconds": int64(0), "event_id": u.EventID,
+	}
+	if unit == billing.UnitSeconds {
+		data["remaining_seconds"], data["granted_seconds"] = n.RemainingSeconds, n.GrantedSeconds
 	}
 	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:min(len(n.GrantSet), 16)]
 	return c.cfg.Publisher.NotificationMessageAt(id, typ, u.SeafarerID, u.MSISDN, n.At, data)

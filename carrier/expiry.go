@@ -8,6 +8,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -81,7 +82,8 @@ func (w *ExpiryWarner) Scan(ctx context.Context) error {
 		}
 		m, err := w.Publisher.NotificationMessage("expiring-"+g.Grant.ID, NotifyGrantExpiring, g.SeafarerID, msisdn, map[string]any{
 			"seafarer_id": g.SeafarerID, "msisdn": msisdn, "grant_id": g.Grant.ID, "programme_id": g.Grant.ProgrammeID,
-			"remaining_seconds": g.Grant.RemainingSeconds, "expires_at": g.Grant.ExpiresAt,
+			"remaining_seconds": secondsOnly(g.Grant), "expires_at": g.Grant.ExpiresAt,
+			"unit": quota.UnitName(g.Grant.Unit), "remaining": g.Grant.RemainingSeconds,
 		})
 		if err != nil {
 			return err
@@ -92,4 +94,13 @@ func (w *ExpiryWarner) Scan(ctx context.Context) error {
 		return err
 	}
 	return w.Store.SetExpiryScan(ctx, to)
+}
+
+// secondsOnly is a grant's remaining amount when it is in seconds, else 0:
+// remaining_seconds never counts bytes or messages.
+func secondsOnly(g *quota.Grant) int64 {
+	if quota.UnitName(g.Unit) != billing.UnitSeconds {
+		return 0
+	}
+	return g.RemainingSeconds
 }

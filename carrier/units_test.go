@@ -93,7 +93,7 @@ func TestDataAndSMSAreMeteredInTheirOwnUnitsThroughTheConsumer(t *testing.T) {
 	for _, g := range []quota.GrantInput{
 		{ID: "gr_secs", Seconds: 600},
 		{ID: "gr_bytes", Seconds: 10 << 20, Unit: billing.UnitBytes},
-		{ID: "gr_sms", Seconds: 5, Unit: billing.UnitSMS},
+		{ID: "gr_sms", Seconds: 1, Unit: billing.UnitSMS},
 	} {
 		g.SeafarerID, g.ProgrammeID, g.Priority = "sf_1", "pr_1", 1
 		g.EffectiveAt, g.ExpiresAt = now.Add(-24*time.Hour), now.Add(30*24*time.Hour)
@@ -161,8 +161,23 @@ func TestDataAndSMSAreMeteredInTheirOwnUnitsThroughTheConsumer(t *testing.T) {
 	for _, b := range a.Balances {
 		remaining[b.Unit] = b.Remaining
 	}
-	require.Equal(t, map[string]int64{"seconds": 480, "bytes": 10<<20 - 1_000_448, "sms": 4}, remaining)
+	require.Equal(t, map[string]int64{"seconds": 480, "bytes": 10<<20 - 1_000_448, "sms": 0}, remaining, "the sms grant is used up")
 	require.Equal(t, int64(480), a.RemainingSeconds)
+
+	// The SMS took the sms grants to zero: exhausted is announced in sms,
+	// never as seconds (low is 20% of one message: nothing under it).
+	notes := map[string]map[string]any{}
+	for _, m := range f.read(t, f.topics.Notifications, 1) {
+		var ev struct {
+			Type string
+			Data map[string]any
+		}
+		require.NoError(t, json.Unmarshal(m.Value, &ev))
+		notes[ev.Type] = ev.Data
+	}
+	require.Equal(t, "sms", notes[NotifyQuotaExhausted]["unit"])
+	require.EqualValues(t, 1, notes[NotifyQuotaExhausted]["granted"])
+	require.EqualValues(t, 0, notes[NotifyQuotaExhausted]["granted_seconds"], "messages are never shown as seconds")
 
 	stored, _, err := f.ledger.Ledger(ctx, "sf_1", quota.LedgerFilter{})
 	require.NoError(t, err)

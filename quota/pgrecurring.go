@@ -102,12 +102,12 @@ FROM recurring_months WHERE programme_id = $1`, p.ID, month).Scan(&packs, &secon
 // ActiveRecurring lists the recurring programmes with starts_at ≤ at <
 // ends_at, oldest first (counters not filled).
 func (s *PGProgrammes) ActiveRecurring(ctx context.Context, at time.Time) ([]*Programme, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+programmeColumns+` FROM programmes
+	rows, err := s.pool.Query(ctx, `SELECT unit, `+programmeColumns+` FROM programmes
 WHERE recurrence_every IS NOT NULL AND starts_at <= $1 AND ends_at > $1 ORDER BY id`, at.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("quota: recurring programmes: %w", err)
 	}
-	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Programme, error) { return scanProgramme(r) })
+	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Programme, error) { return scanProgrammeWithUnit(r) })
 	if err != nil {
 		return nil, fmt.Errorf("quota: recurring programmes: %w", err)
 	}
@@ -204,12 +204,12 @@ FOR UPDATE`, programmeID, month).Scan(&budget, &issued)
 	}
 	g0 := grants[0]
 	rows, err := tx.Query(ctx, `
-INSERT INTO grants (id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, recurring_month)
-SELECT g.id, g.seafarer_id, $6, g.seconds, $7, g.effective_at, g.expires_at, $8, $9
+INSERT INTO grants (id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, recurring_month, unit)
+SELECT g.id, g.seafarer_id, $6, g.seconds, $7, g.effective_at, g.expires_at, $8, $9, $10
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
     AS g(id, seafarer_id, seconds, effective_at, expires_at)
 ON CONFLICT DO NOTHING
-RETURNING id, seconds`, ids, seafarers, seconds, effective, expires, programmeID, g0.Priority, issuedAt, month)
+RETURNING id, seconds`, ids, seafarers, seconds, effective, expires, programmeID, g0.Priority, issuedAt, month, unitOrSeconds(g0.Unit))
 	if err != nil {
 		return nil, pgProgrammeError("insert recurring grants", err)
 	}
@@ -254,7 +254,7 @@ WHERE programme_id = $1 AND month = $2`, programmeID, month, len(inserted), sum)
 func (s *PGProgrammes) UnannouncedGrants(ctx context.Context, n int) ([]UnannouncedGrant, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT g.id, g.seafarer_id, g.programme_id, g.seconds, g.priority, g.effective_at, g.expires_at, g.issued_at,
-    g.voided_at IS NOT NULL
+    g.voided_at IS NOT NULL, g.unit
 FROM (SELECT grant_id FROM recurring_unannounced LIMIT $1) u JOIN grants g ON g.id = u.grant_id`, n)
 	return collectRecurringGrants(rows, err)
 }
@@ -267,8 +267,9 @@ func collectRecurringGrants(rows pgx.Rows, err error) ([]UnannouncedGrant, error
 		var u UnannouncedGrant
 		g := &u.Grant
 		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt,
-			&g.IssuedAt, &u.Voided)
+			&g.IssuedAt, &u.Voided, &g.Unit)
 		g.EffectiveAt, g.ExpiresAt, g.IssuedAt = g.EffectiveAt.UTC(), g.ExpiresAt.UTC(), g.IssuedAt.UTC()
+		g.Unit = storedUnit(g.Unit)
 		return u, err
 	})
 	if err != nil {

@@ -231,6 +231,7 @@ func (a *usageAccumulator) add(adjusts, currency string, f billing.Figures) erro
 	target.OverageSeconds += f.OverageSeconds
 	target.OverageAmount.Minor += f.OverageAmount.Minor
 	target.WelfareCost.Minor += f.WelfareCost.Minor
+	target.Units = billing.AddUnits(target.Units, f.Units)
 	return nil
 }
 
@@ -253,13 +254,12 @@ func (a *usageAccumulator) usage() billing.SeafarerUsage {
 // index) in each seafarer's figures of period $1 (rows before its end $2),
 // by seafarer.
 const programmeUsageSQL = `
-SELECT e.seafarer_id, coalesce(e.adjusts_period, ''), coalesce(e.currency, e.welfare_cost_currency, ''),
-    count(*) FILTER (WHERE e.unit = 'seconds'),
-    coalesce(sum((s->>'seconds')::int8) FILTER (WHERE e.unit = 'seconds'), 0)::int8, sum((s->>'welfare_minor')::int8)::int8
+SELECT e.seafarer_id, coalesce(e.adjusts_period, ''), coalesce(e.currency, e.welfare_cost_currency, ''), e.unit,
+    count(*), sum((s->>'seconds')::int8)::int8, sum((s->>'welfare_minor')::int8)::int8
 FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.programme_shares) AS s
 WHERE e.kind = 'debit' AND e.statement_period = $1 AND e.filed_at < $2
     AND e.programme_shares @> $3::jsonb AND s->>'programme_id' = $4
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, 4
 ORDER BY 1`
 
 // programmeFilter is the jsonb containment that finds a programme's debits
@@ -286,26 +286,31 @@ func (s *PGStatements) ProgrammeUsage(ctx context.Context, period, programmeID s
 	if err != nil {
 		return fmt.Errorf("quota: programme statement: %w", err)
 	}
-	return eachUsage(rows, func(a *usageAccumulator, adjusts, currency string, calls, covered, welfare int64) error {
+	return eachUsage(rows, func(a *usageAccumulator, adjusts, currency, unit string, calls, covered, welfare int64) error {
+		if unit != billing.UnitSeconds { // the share's "seconds" are in the entry's unit
+			return a.add(adjusts, currency, billing.Figures{WelfareCost: billing.Money{Minor: welfare}, Units: []billing.UnitFigures{
+				{Unit: unit, Events: calls, Billable: covered, Covered: covered, WelfareCost: billing.Money{Minor: welfare}}}})
+		}
 		return a.add(adjusts, currency, billing.Figures{Calls: calls, BillableSeconds: covered, CoveredSeconds: covered,
 			WelfareCost: billing.Money{Minor: welfare}})
 	}, fn)
 }
 
-// eachUsage reads rows ordered by seafarer (seafarer, adjusts, currency,
+// eachUsage reads rows ordered by seafarer (seafarer, adjusts, currency, unit,
 // calls, then figures read by add) and calls fn once per seafarer.
-func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency string, calls, x, y int64) error,
+func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency, unit string, calls, x, y int64) error,
 	fn func(billing.SeafarerUsage) error) error {
 	defer rows.Close()
 	var (
 		a                   usageAccumulator
 		seafarer, current   string
 		adjusts, currency   string
+		unit                string
 		calls, first, other int64
 		started             bool
 	)
 	for rows.Next() {
-		if err := rows.Scan(&seafarer, &adjusts, &currency, &calls, &first, &other); err != nil {
+		if err := rows.Scan(&seafarer, &adjusts, &currency, &unit, &calls, &first, &other); err != nil {
 			return fmt.Errorf("quota: statement figures: %w", err)
 		}
 		if !started || seafarer != current {
@@ -317,7 +322,7 @@ func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency st
 			a.reset(seafarer)
 			current, started = seafarer, true
 		}
-		if err := add(&a, adjusts, currency, calls, first, other); err != nil {
+		if err := add(&a, adjusts, currency, unit, calls, first, other); err != nil {
 			return err
 		}
 	}
@@ -331,19 +336,16 @@ func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency st
 }
 
 // seafarersUsageSQL: the figures of seafarers $3 in period $1 (rows before
-// its end $2). Calls and seconds are the voice calls' (unit seconds: the
-// amount columns of other units hold bytes or messages); money counts
-// every unit.
+// its end $2), one row per unit. The amount columns hold the row's unit:
+// a seconds row gives the calls and *_seconds figures, another unit's its
+// Units entry; money counts every unit.
 const seafarersUsageSQL = `
-SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''),
-    count(*) FILTER (WHERE unit = 'seconds'),
-    coalesce(sum(billable_seconds) FILTER (WHERE unit = 'seconds'), 0)::int8,
-    coalesce(sum(covered_seconds) FILTER (WHERE unit = 'seconds'), 0)::int8,
-    coalesce(sum(overage_seconds) FILTER (WHERE unit = 'seconds'), 0)::int8,
+SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''), unit, count(*),
+    sum(billable_seconds)::int8, sum(covered_seconds)::int8, sum(overage_seconds)::int8,
     sum(overage_amount_minor)::int8, coalesce(sum(welfare_cost_minor), 0)::int8
 FROM ledger_entries
 WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND seafarer_id = ANY($3::text[])
-GROUP BY 1, 2, 3`
+GROUP BY 1, 2, 3, 4`
 
 // SeafarersUsage implements billing.StatementStore: the figures of each
 // listed seafarer in period's statement, in the order asked (zero figures
@@ -366,18 +368,24 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 		return nil, fmt.Errorf("quota: seafarers' statements: %w", err)
 	}
 	var (
-		id, adjusts, currency                              string
+		id, adjusts, currency, unit                        string
 		calls, billable, covered, overage, amount, welfare int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &adjusts, &currency, &calls, &billable, &covered, &overage, &amount, &welfare}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &adjusts, &currency, &unit, &calls, &billable, &covered, &overage, &amount, &welfare}, func() error {
 		a := byID[id]
 		if a == nil {
 			a = &usageAccumulator{}
 			a.reset(id)
 			byID[id] = a
 		}
-		return a.add(adjusts, currency, billing.Figures{Calls: calls, BillableSeconds: billable, CoveredSeconds: covered,
-			OverageSeconds: overage, OverageAmount: billing.Money{Minor: amount}, WelfareCost: billing.Money{Minor: welfare}})
+		f := billing.Figures{OverageAmount: billing.Money{Minor: amount}, WelfareCost: billing.Money{Minor: welfare}}
+		if unit == billing.UnitSeconds {
+			f.Calls, f.BillableSeconds, f.CoveredSeconds, f.OverageSeconds = calls, billable, covered, overage
+		} else {
+			f.Units = []billing.UnitFigures{{Unit: unit, Events: calls, Billable: billable, Covered: covered, Overage: overage,
+				OverageAmount: billing.Money{Minor: amount}, WelfareCost: billing.Money{Minor: welfare}}}
+		}
+		return a.add(adjusts, currency, f)
 	})
 	if err != nil {
 		var we *wuyou.Error
@@ -519,5 +527,13 @@ func (s *PGStatements) SecondsUsed(ctx context.Context, programmeID string) (int
 // withCurrency names the currency of f's amounts.
 func withCurrency(f billing.Figures, cur string) billing.Figures {
 	f.OverageAmount.Currency, f.WelfareCost.Currency = cur, cur
+	if len(f.Units) > 0 {
+		units := make([]billing.UnitFigures, len(f.Units))
+		for i, u := range f.Units {
+			u.OverageAmount.Currency, u.WelfareCost.Currency = cur, cur
+			units[i] = u
+		}
+		f.Units = units
+	}
 	return f
 }

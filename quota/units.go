@@ -35,6 +35,10 @@ func storedUnit(u string) string {
 	return u
 }
 
+// UnitName spells out a unit held by a Go value of this package ("" is
+// seconds), for what other packages publish.
+func UnitName(u string) string { return unitOrSeconds(u) }
+
 // unitOrSeconds reads a stored unit: "" (what v1 stored) is seconds.
 func unitOrSeconds(u string) string {
 	if u == "" {
@@ -283,10 +287,6 @@ func (in ProgrammeInput) packErrors() []wuyou.FieldError {
 			add(field, fmt.Sprintf("must be between %d and %d", minPackSeconds, maxPackSeconds))
 		}
 	default:
-		if in.Recurrence != nil {
-			// The monthly issue gives seconds grants only, for now.
-			add("unit", "a recurring programme is in seconds")
-		}
 		if in.PackSeconds != 0 {
 			add("pack_seconds", "is only for unit seconds; give a "+unit+" pack's amount as pack_amount")
 		}

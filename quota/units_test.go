@@ -485,13 +485,89 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, g.ID, g.SeafarerID, g.ProgrammeID,
 	require.Equal(t, [][2]any{{"gr_sms", int64(1)}}, drawsOf(rs[1].Entry))
 }
 
-// Until the monthly issue gives grants in a programme's unit, a recurring
-// programme in bytes or sms is refused naming the unit, rather than issuing
-// its amount as seconds.
-func TestARecurringProgrammeIsInSecondsForNow(t *testing.T) {
-	in := ProgrammeInput{Name: "Monthly data", Unit: billing.UnitBytes, PackAmount: 2 << 30, StartsAt: meterNow,
-		EndsAt: meterNow.Add(90 * meterDay), Recurrence: &Recurrence{Every: "month", While: "signed_on"}, All: true}
-	err := in.Validate()
-	require.Equal(t, wuyou.EINVALID, wuyou.ErrorCode(err))
-	require.Contains(t, err.Error(), "recurring programme is in seconds")
+// A recurring programme of 2 GB a month gives bytes grants: PostgreSQL and
+// Redis hold them in bytes, a data session draws them, a call does not, and
+// the ledger's grant entry is in bytes.
+func TestARecurringDataProgrammeGivesBytesGrantsEachMonth(t *testing.T) {
+	l := newRecurringLab(t, time.Date(2027, 3, 10, 12, 0, 0, 0, time.UTC))
+	co := l.company()
+	l.seafarer("sf_data", co, "", "2026-01-01", "")
+	in := recurringInput(co)
+	in.PackSeconds, in.Unit, in.PackAmount = 0, billing.UnitBytes, 2<<30
+	p := l.programme(in)
+	require.Equal(t, billing.UnitBytes, p.Unit)
+	require.Equal(t, 1, l.sweep().Issued)
+	gs := l.grants(p.ID)
+	require.Len(t, gs, 1)
+	require.EqualValues(t, 2<<30, gs[0].Seconds)
+	var unit string
+	require.NoError(t, l.pool.QueryRow(l.ctx, `SELECT unit FROM grants WHERE id = $1`, gs[0].ID).Scan(&unit))
+	require.Equal(t, "bytes", unit)
+
+	call := l.call("sf_data", 60)
+	require.Empty(t, call.Entry.Draws, "a call never draws the data grant")
+	r, err := l.hot.Debit(l.ctx, dataSession("sf_data", "d-1", l.clock(), 5<<20))
+	require.NoError(t, err)
+	require.Equal(t, [][2]any{{gs[0].ID, int64(5 << 20)}}, drawsOf(r.Entry))
+	require.Equal(t, int64(2<<30-5<<20), l.remaining("sf_data", gs[0].ID))
+}
+
+// A statement's seconds count only calls: a data session and an SMS add
+// their money to the figures and their amounts to units (bytes, sms), never
+// to calls or *_seconds.
+func TestStatementFiguresKeepUnitsApart(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{})
+	ledger, pool := MustPGLedger(t)
+	ctx := context.Background()
+	const sf = "sf-statement"
+	MustAddGrant(t, s, unitGrant(sf, "gr_bytes", billing.UnitBytes, 1<<20))
+	MustAddGrant(t, s, activeGrant(sf, "gr_secs", 60))
+	at := meterNow.Add(-time.Minute)
+	var entries []*LedgerEntry
+	for _, u := range []Usage{voiceCall(sf, "v-1", at, 120), dataSession(sf, "d-1", at, 3<<20), textMessage(sf, "s-1", at), textMessage(sf, "s-2", at)} {
+		entries = append(entries, MustDebit(t, s, u).Entry)
+	}
+	mustRecord(t, s, ledger, sf, entries...)
+
+	us, err := NewPGStatements(pool, func() time.Time { return meterNow }).SeafarersUsage(ctx, billing.PeriodOf(at), []string{sf})
+	require.NoError(t, err)
+	got := us[0].Period
+	require.Equal(t, int64(1), got.Calls, "one call; the data session and SMS are not calls")
+	require.Equal(t, int64(120), got.BillableSeconds)
+	require.Equal(t, int64(60), got.CoveredSeconds)
+	require.Equal(t, int64(60), got.OverageSeconds)
+	// Overage: a minute at 150, 2 MB of data at 300 each, two SMS at 100 each.
+	require.Equal(t, billing.Money{Minor: 150 + 600 + 200, Currency: "CNY"}, got.OverageAmount)
+	require.Equal(t, []billing.UnitFigures{
+		{Unit: billing.UnitBytes, Events: 1, Billable: 3 << 20, Covered: 1 << 20, Overage: 2 << 20,
+			OverageAmount: billing.Money{Minor: 600, Currency: "CNY"}, WelfareCost: billing.Money{Minor: 100, Currency: "CNY"}},
+		{Unit: billing.UnitSMS, Events: 2, Billable: 2, Overage: 2,
+			OverageAmount: billing.Money{Minor: 200, Currency: "CNY"}, WelfareCost: billing.Money{Minor: 0, Currency: "CNY"}},
+	}, got.Units)
+}
+
+// A programme's statement counts what its packs covered per unit: a data
+// programme's line has its bytes in units and its welfare cost, no seconds.
+func TestAProgrammeStatementCountsItsPacksInTheirUnit(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{})
+	ledger, pool := MustPGLedger(t)
+	ctx := context.Background()
+	const sf = "sf-prog-statement"
+	g := unitGrant(sf, "gr_bytes", billing.UnitBytes, 1<<20)
+	g.ProgrammeID = "pr_data"
+	MustAddGrant(t, s, g)
+	at := meterNow.Add(-time.Minute)
+	e := MustDebit(t, s, dataSession(sf, "d-1", at, 3<<20)).Entry
+	mustRecord(t, s, ledger, sf, e)
+
+	var got []billing.SeafarerUsage
+	err := NewPGStatements(pool, func() time.Time { return meterNow }).ProgrammeUsage(ctx, billing.PeriodOf(at), "pr_data",
+		func(u billing.SeafarerUsage) error { got = append(got, u); return nil })
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Zero(t, got[0].Period.Calls)
+	require.Zero(t, got[0].Period.CoveredSeconds, "bytes are never counted as seconds")
+	require.Equal(t, billing.Money{Minor: 100, Currency: "CNY"}, got[0].Period.WelfareCost, "one started MB covered, at 100")
+	require.Equal(t, []billing.UnitFigures{{Unit: billing.UnitBytes, Events: 1, Billable: 1 << 20, Covered: 1 << 20,
+		OverageAmount: billing.Money{Currency: "CNY"}, WelfareCost: billing.Money{Minor: 100, Currency: "CNY"}}}, got[0].Period.Units)
 }
