@@ -10,6 +10,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/audit"
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
 )
@@ -142,11 +143,16 @@ func (s *Server) createProgramme(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	summary := fmt.Sprintf("created programme %q: packs of %d s valid %d days, priority %d, budget %d packs (0: unlimited)",
-		p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks)
+	// Amounts in the programme's unit: "3600 s", "2147483648 bytes", "50 sms".
+	unit := "s"
+	if u := quota.UnitName(p.Unit); u != billing.UnitSeconds {
+		unit = u
+	}
+	summary := fmt.Sprintf("created programme %q: packs of %d %s valid %d days, priority %d, budget %d packs (0: unlimited)",
+		p.Name, p.PackSeconds, unit, p.ValidDays, p.Priority, p.BudgetPacks)
 	if r := p.Recurrence; r != nil {
-		summary = fmt.Sprintf("created recurring programme %q: %d s a month (rollover up to %d s, months of %s) while signed on, to %s, priority %d, budget %d packs a month (0: unlimited)",
-			p.Name, p.PackSeconds, r.RolloverMax, r.TimeZone, recurringAudience(p), p.Priority, p.BudgetPacks)
+		summary = fmt.Sprintf("created recurring programme %q: %d %s a month (rollover up to %d %s, months of %s) while signed on, to %s, priority %d, budget %d packs a month (0: unlimited)",
+			p.Name, p.PackSeconds, unit, r.RolloverMax, unit, r.TimeZone, recurringAudience(p), p.Priority, p.BudgetPacks)
 	}
 	noteWrite(c, audit.ActionProgrammeCreate, "programmes/"+p.ID, summary)
 	return c.Status(fiber.StatusCreated).JSON(p)

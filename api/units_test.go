@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -57,6 +58,9 @@ func TestDataProgrammesAllowanceAndUsageOverTheAPIAreAsDocumented(t *testing.T) 
 	require.EqualValues(t, 2<<30, created["pack_amount"])
 	require.EqualValues(t, 0, created["pack_seconds"], "bytes are never shown as seconds")
 	id := created["id"].(string)
+	trail := f.auditPage(t, f.union, url.Values{"resource": {"programmes/" + id}})
+	require.Len(t, trail.Items, 1)
+	require.Contains(t, trail.Items[0].Summary, "packs of 2147483648 bytes valid 30 days", "the audit trail names the unit")
 
 	iss, _, err := f.issuer.StartAndRun(ctx, id, "data-"+f.companyA.ID, quota.IssuanceTarget{CompanyID: f.companyA.ID}, 100)
 	require.NoError(t, err)

@@ -54,15 +54,17 @@ const MaxTopOverage = 50
 // overviewDaysSQL: the debits counted in period $1 (rows before its end
 // $2; ledger_debits_by_statement) by the UTC day of the call, the
 // adjustments (calls of other periods) on one line with an empty date.
+// Calls only (unit seconds): data sessions' and SMS's amounts are not
+// seconds.
 const overviewDaysSQL = `
 SELECT CASE WHEN adjusts_period IS NULL THEN to_char(call_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') ELSE '' END,
     count(*), sum(covered_seconds)::int8, sum(overage_seconds)::int8
 FROM ledger_entries
-WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND call_time IS NOT NULL
+WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND call_time IS NOT NULL AND unit = 'seconds'
 GROUP BY 1`
 
 // overviewTopSQL: the $3 companies with the most overage seconds among
-// the debits counted in period $1 (rows before its end $2). A seafarer
+// the calls (unit seconds) counted in period $1 (rows before its end $2). A seafarer
 // belongs to one company for good, so the crew's current company is the
 // company of every call.
 const overviewTopSQL = `
@@ -71,7 +73,7 @@ SELECT s.company_id, c.name, count(*), sum(e.overage_seconds)::int8, sum(e.overa
 FROM ledger_entries e
 JOIN seafarers s ON s.id = e.seafarer_id
 JOIN companies c ON c.id = s.company_id
-WHERE e.kind = 'debit' AND e.statement_period = $1 AND e.filed_at < $2 AND e.overage_seconds > 0
+WHERE e.kind = 'debit' AND e.statement_period = $1 AND e.filed_at < $2 AND e.overage_seconds > 0 AND e.unit = 'seconds'
 GROUP BY s.company_id, c.name
 ORDER BY 4 DESC, 1
 LIMIT $3`

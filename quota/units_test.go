@@ -544,6 +544,15 @@ func TestStatementFiguresKeepUnitsApart(t *testing.T) {
 		{Unit: billing.UnitSMS, Events: 2, Billable: 2, Overage: 2,
 			OverageAmount: billing.Money{Minor: 200, Currency: "CNY"}, WelfareCost: billing.Money{Minor: 0, Currency: "CNY"}},
 	}, got.Units)
+
+	// The month overview counts calls and seconds only.
+	o, err := NewPGStatements(pool, func() time.Time { return meterNow }).MonthOverview(ctx, billing.PeriodOf(at), 0)
+	require.NoError(t, err)
+	var calls, covered, overage int64
+	for _, d := range o.Days {
+		calls, covered, overage = calls+d.Calls, covered+d.CoveredSeconds, overage+d.OverageSeconds
+	}
+	require.Equal(t, [3]int64{1, 60, 60}, [3]int64{calls, covered, overage}, "no bytes or messages among the seconds")
 }
 
 // A programme's statement counts what its packs covered per unit: a data
