@@ -580,3 +580,35 @@ func TestAProgrammeStatementCountsItsPacksInTheirUnit(t *testing.T) {
 	require.Equal(t, []billing.UnitFigures{{Unit: billing.UnitBytes, Events: 1, Billable: 1 << 20, Covered: 1 << 20,
 		OverageAmount: billing.Money{Currency: "CNY"}, WelfareCost: billing.Money{Minor: 100, Currency: "CNY"}}}, got[0].Period.Units)
 }
+
+// The ledger audit compares units too: a seconds grant that Redis holds as
+// bytes (remaining and granted unchanged) is reported, and a data debit in
+// the ledger explains the bytes grant's remaining amount.
+func TestAuditComparesUnits(t *testing.T) {
+	l, a := auditLab(t)
+	ctx := context.Background()
+	const sf = "sf-a1"
+	g := unitGrant(sf, "gr_bytes", billing.UnitBytes, 1<<20)
+	g.ProgrammeID = "pr_a"
+	g.IssuedAt = l.clock.Now().Truncate(time.Millisecond)
+	_, err := l.pool.Exec(ctx, `INSERT INTO grants (id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, unit)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'bytes')`, g.ID, sf, g.ProgrammeID, g.Seconds, g.Priority,
+		g.EffectiveAt.Truncate(time.Second), g.ExpiresAt.Truncate(time.Second), g.IssuedAt)
+	require.NoError(t, err)
+	_, e, err := l.s.AddGrant(ctx, g)
+	require.NoError(t, err)
+	l.record(t, []SeafarerEntry{{SeafarerID: sf, Entry: e}})
+	l.settle(t, []Usage{dataSession(sf, "d-audit", l.clock.Now().Add(-time.Minute), 4096)})
+	require.True(t, mustAudit(t, a, sf).OK, "a data debit explains the bytes grant")
+
+	k := l.s.keys(sf)
+	v, err := l.rdb.HGet(ctx, k.grants, "g-sf-a1").Result()
+	require.NoError(t, err)
+	wrong, err := parseGrant("g-sf-a1", v)
+	require.NoError(t, err)
+	wrong.Unit = billing.UnitBytes
+	require.NoError(t, l.rdb.HSet(ctx, k.grants, "g-sf-a1", encodeGrant(wrong)).Err())
+	r := mustAudit(t, a, sf)
+	require.Equal(t, []string{AuditGranted + " g-sf-a1"}, kinds(r))
+	require.Contains(t, r.Differences[0].Detail, "unit differs: recorded seconds, Redis bytes")
+}
