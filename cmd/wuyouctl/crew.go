@@ -317,11 +317,24 @@ type allowance struct {
 	UsedSeconds      int64     `json:"used_seconds"`
 	OverageSeconds   int64     `json:"overage_seconds"`
 	AsOf             time.Time `json:"as_of"`
+	Balances         []balance `json:"balances"`
+}
+
+// balance is what the seafarer holds of one unit (CONTRACT 7.2).
+type balance struct {
+	Unit      string `json:"unit"`
+	Granted   int64  `json:"granted"`
+	Remaining int64  `json:"remaining"`
 }
 
 type grant struct {
-	ID               string    `json:"id"`
-	ProgrammeID      string    `json:"programme_id"`
+	ID          string `json:"id"`
+	ProgrammeID string `json:"programme_id"`
+	// Unit, Granted and Remaining are the grant's amounts in its unit;
+	// an answer without a unit (before units) has seconds only.
+	Unit             string    `json:"unit"`
+	Granted          int64     `json:"granted"`
+	Remaining        int64     `json:"remaining"`
 	GrantedSeconds   int64     `json:"granted_seconds"`
 	RemainingSeconds int64     `json:"remaining_seconds"`
 	EffectiveAt      time.Time `json:"effective_at"`
@@ -367,6 +380,11 @@ effective) is listed but not counted. --json prints the server's answer as is.`,
 func printAllowance(w io.Writer, a *allowance) error {
 	fmt.Fprintf(w, "%s: %d minutes left (%d s), as of %s\n", a.SeafarerID, a.RemainingMinutes, a.RemainingSeconds, a.AsOf.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "this period (%s): %s used, %s overage\n", a.Period, duration(a.UsedSeconds), duration(a.OverageSeconds))
+	for _, b := range a.Balances {
+		if b.Unit != "seconds" {
+			fmt.Fprintf(w, "%s: %s left of %s\n", unitTitle(b.Unit), amount(b.Unit, b.Remaining), amount(b.Unit, b.Granted))
+		}
+	}
 	if len(a.Grants) == 0 {
 		_, err := fmt.Fprintln(w, "no grants")
 		return err
@@ -375,10 +393,48 @@ func printAllowance(w io.Writer, a *allowance) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT\tPROGRAMME\tLEFT\tGRANTED\tEFFECTIVE\tEXPIRES\tSTATUS")
 	for _, g := range a.Grants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.ProgrammeID, duration(g.RemainingSeconds), duration(g.GrantedSeconds),
+		left, granted := duration(g.RemainingSeconds), duration(g.GrantedSeconds)
+		if g.Unit != "" && g.Unit != "seconds" {
+			left, granted = amount(g.Unit, g.Remaining), amount(g.Unit, g.Granted)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.ProgrammeID, left, granted,
 			g.EffectiveAt.UTC().Format(time.RFC3339), g.ExpiresAt.UTC().Format(time.RFC3339), g.Status)
 	}
 	return tw.Flush()
+}
+
+// unitTitle names a unit other than seconds for a person.
+func unitTitle(unit string) string {
+	switch unit {
+	case "bytes":
+		return "data"
+	case "sms":
+		return "SMS"
+	}
+	return unit
+}
+
+// amount renders an amount in its unit: seconds as duration does, bytes in
+// KB, MB or GB of 1024 (one decimal when not whole), sms as a count.
+func amount(unit string, n int64) string {
+	switch unit {
+	case "bytes":
+		for _, u := range []struct {
+			name string
+			size int64
+		}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}} {
+			if n >= u.size {
+				if n%u.size == 0 {
+					return fmt.Sprintf("%d %s", n/u.size, u.name)
+				}
+				return fmt.Sprintf("%.1f %s", float64(n)/float64(u.size), u.name)
+			}
+		}
+		return fmt.Sprintf("%d bytes", n)
+	case "sms":
+		return fmt.Sprintf("%d sms", n)
+	}
+	return duration(n)
 }
 
 // duration renders seconds as whole minutes and the seconds over: "60 min",

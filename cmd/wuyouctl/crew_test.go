@@ -492,3 +492,30 @@ func TestDefaultFailedOut(t *testing.T) {
 		require.Equal(t, want, defaultFailedOut(in), fmt.Sprintf("defaultFailedOut(%q)", in))
 	}
 }
+
+// A seafarer holding data and SMS packs sees what is left of each unit, and
+// each pack's amounts in its own unit, never bytes as seconds.
+func TestAllowance_PrintsDataAndSMSInTheirUnits(t *testing.T) {
+	const body = `{"seafarer_id":"sf_1","remaining_seconds":0,"remaining_minutes":0,"grants":[` +
+		`{"id":"gr_d","programme_id":"pg_d","unit":"bytes","granted":2147483648,"remaining":1610612736,"granted_seconds":0,"remaining_seconds":0,"effective_at":"2026-11-01T00:00:00Z","expires_at":"2026-12-01T00:00:00Z","priority":1,"status":"active"},` +
+		`{"id":"gr_s","programme_id":"pg_s","unit":"sms","granted":50,"remaining":47,"granted_seconds":0,"remaining_seconds":0,"effective_at":"2026-11-01T00:00:00Z","expires_at":"2026-12-01T00:00:00Z","priority":1,"status":"active"}],` +
+		`"period":"2026-11","used_seconds":0,"overage_seconds":0,"as_of":"2026-11-28T10:00:00Z",` +
+		`"balances":[{"unit":"bytes","granted":2147483648,"remaining":1610612736,"reserved":0,"expires_at":"2026-12-01T00:00:00Z"},` +
+		`{"unit":"sms","granted":50,"remaining":47,"reserved":0,"expires_at":"2026-12-01T00:00:00Z"}]}`
+	api := fakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	})
+	res := runCLI(api, "allowance", "sf_1")
+
+	require.NoError(t, res.err)
+	require.Equal(t, `sf_1: 0 minutes left (0 s), as of 2026-11-28T10:00:00Z
+this period (2026-11): 0 s used, 0 s overage
+data: 1.5 GB left of 2 GB
+SMS: 47 sms left of 50 sms
+
+GRANT  PROGRAMME  LEFT    GRANTED  EFFECTIVE             EXPIRES               STATUS
+gr_d   pg_d       1.5 GB  2 GB     2026-11-01T00:00:00Z  2026-12-01T00:00:00Z  active
+gr_s   pg_s       47 sms  50 sms   2026-11-01T00:00:00Z  2026-12-01T00:00:00Z  active
+`, res.stdout)
+}
