@@ -190,3 +190,19 @@ func TestDataAndSMSAreMeteredInTheirOwnUnitsThroughTheConsumer(t *testing.T) {
 	require.ElementsMatch(t, []string{"d-1:bytes", "s-1:sms", "d-home:bytes", "v-1:"}, units, "PostgreSQL keeps each entry's unit")
 	require.False(t, strings.Contains(fmt.Sprint(units), "d-bad"))
 }
+
+// A voice event's fingerprint is what it was before units (claims made
+// then still match its redeliveries), and a data session's names its
+// volume: the same identity with another volume is another event.
+func TestFingerprintsKeepVoiceAsBeforeAndNameADataSessionsVolume(t *testing.T) {
+	ev, err := DecodeUsageEvent([]byte(goodEvent))
+	require.NoError(t, err)
+	require.Equal(t, "38b61607adff77ef1dd043bd", fingerprint(ev), "as computed before units existed")
+
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	small, err := DecodeUsageEvent(dataEvent("d", "+8613800000001", at, "1024", "SG"))
+	require.NoError(t, err)
+	large, err := DecodeUsageEvent(dataEvent("d", "+8613800000001", at, "2048", "SG"))
+	require.NoError(t, err)
+	require.NotEqual(t, fingerprint(small), fingerprint(large))
+}
