@@ -88,6 +88,14 @@ func printStatement(w io.Writer, st *billing.Statement) error {
 	fmt.Fprintf(w, "statement of %s for %s (%s)\n", st.Period, payer, state)
 	fmt.Fprintf(w, "%d calls: %s billable, %s covered, %s overage\n", st.Calls,
 		duration(st.BillableSeconds), duration(st.CoveredSeconds), duration(st.OverageSeconds))
+	for _, u := range st.Units {
+		events := "sessions"
+		if u.Unit == "sms" {
+			events = "messages"
+		}
+		fmt.Fprintf(w, "%s: %d %s: %s billable, %s covered, %s overage (overage amount %s)\n", unitTitle(u.Unit), u.Events, events,
+			amount(u.Unit, u.Billable), amount(u.Unit, u.Covered), amount(u.Unit, u.Overage), money(u.OverageAmount))
+	}
 	fmt.Fprintf(w, "welfare cost %s, overage amount %s\n", money(st.WelfareCost), money(st.OverageAmount))
 	if len(st.Lines) == 0 {
 		_, err := fmt.Fprintln(w, "no lines")

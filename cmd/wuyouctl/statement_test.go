@@ -98,3 +98,24 @@ func TestStatement_ShowsThePayersAndSeafarersNamesWhenTheServerGivesThem(t *test
 	require.Contains(t, res.stdout, "NAME    COMPANY         SEAFARER  ADJUSTS")
 	require.Contains(t, res.stdout, "Li Wei  Alpha Shipping  sf_a")
 }
+
+// A statement with data and SMS prints a line per unit under the calls,
+// in the unit's own terms.
+func TestStatement_PrintsDataAndSMSFiguresInTheirUnits(t *testing.T) {
+	st := companyStatement()
+	st.Units = []billing.UnitFigures{
+		{Unit: "bytes", Events: 2, Billable: 3 << 20, Covered: 1 << 20, Overage: 2 << 20, OverageAmount: cny(600), WelfareCost: cny(100)},
+		{Unit: "sms", Events: 4, Billable: 4, Covered: 3, Overage: 1, OverageAmount: cny(100), WelfareCost: cny(120)},
+	}
+	st.Lines = nil
+	srv := statementAPI(t, "2026-11", "company:co_1", st)
+	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1")
+	require.NoError(t, res.err, res.stderr)
+	require.Equal(t, `statement of 2026-11 for company:co_1 (closed at 2026-12-02T09:00:00Z)
+4 calls: 6 min billable, 5 min covered, 1 min overage
+data: 2 sessions: 3 MB billable, 1 MB covered, 2 MB overage (overage amount 6.00 CNY)
+SMS: 4 messages: 4 sms billable, 3 sms covered, 1 sms overage (overage amount 1.00 CNY)
+welfare cost 2.25 CNY, overage amount 0.99 CNY
+no lines
+`, res.stdout)
+}
