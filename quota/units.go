@@ -12,11 +12,14 @@ package quota
 // seconds.
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
 
+	// Entries are encoded for every ledger message and API answer:
+	// goccy/go-json, as carrier and api use, writes what encoding/json
+	// would, faster.
+	json "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wuyou/wuyou"

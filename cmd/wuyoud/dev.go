@@ -19,6 +19,7 @@ import (
 
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/carrier/sim"
 	"github.com/wuyou/wuyou/crew"
@@ -333,6 +334,10 @@ type demoData struct {
 	msisdns    []string
 	programme  *quota.Programme
 	issuanceID string
+	// A data pack beside the minutes (CONTRACT 7.2), so the phone page and
+	// the allowance show a second unit.
+	dataProgramme  *quota.Programme
+	dataIssuanceID string
 }
 
 // The demo's company and programme, found again by these when a previous
@@ -341,6 +346,7 @@ const (
 	demoCompanyName    = "COSCO Demo Shipping 中远示范航运"
 	demoRegistrationNo = "91310000MA1FL0001X"
 	demoProgrammeName  = "出海无忧 2026 Q4 welfare pack"
+	demoDataName       = "出海无忧 data pack 2 GB"
 )
 
 // seedDemo enrols a company with three seafarers and issues each a pack.
@@ -367,7 +373,10 @@ func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 		d.msisdns = append(d.msisdns, sf.MSISDN)
 	}
 	now := time.Now().UTC()
-	if d.programme, err = demoProgramme(ctx, s.welfare, now); err != nil {
+	if d.programme, err = demoProgramme(ctx, s.welfare, now, quota.ProgrammeInput{
+		Name: demoProgrammeName, PackSeconds: 300 * 60, ValidDays: 90, Priority: 10,
+		BudgetPacks: 1000, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
+	}); err != nil {
 		return nil, fmt.Errorf("demo programme: %w", err)
 	}
 	iss, _, err := s.issuer.StartAndRun(ctx, d.programme.ID, "dev-seed", quota.IssuanceTarget{CompanyID: d.company.ID}, 100)
@@ -375,6 +384,17 @@ func seedDemo(ctx context.Context, s *service) (*demoData, error) {
 		return nil, err
 	}
 	d.issuanceID = iss.ID
+	if d.dataProgramme, err = demoProgramme(ctx, s.welfare, now, quota.ProgrammeInput{
+		Name: demoDataName, Unit: billing.UnitBytes, PackAmount: 2 << 30, ValidDays: 30, Priority: 10,
+		BudgetPacks: 1000, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
+	}); err != nil {
+		return nil, fmt.Errorf("demo data programme: %w", err)
+	}
+	iss, _, err = s.issuer.StartAndRun(ctx, d.dataProgramme.ID, "dev-seed-data", quota.IssuanceTarget{CompanyID: d.company.ID}, 100)
+	if err != nil {
+		return nil, err
+	}
+	d.dataIssuanceID = iss.ID
 	return d, nil
 }
 
@@ -403,17 +423,17 @@ func demoCompany(ctx context.Context, registry *crew.PGStore) (*crew.Company, er
 	}
 }
 
-// demoProgramme creates the demo programme, or finds the one a previous run
-// created while it still runs.
-func demoProgramme(ctx context.Context, welfare *quota.PGProgrammes, now time.Time) (*quota.Programme, error) {
-	f := wuyou.NameFilter{Query: demoProgrammeName}
+// demoProgramme creates a demo programme, or finds the one of that name a
+// previous run created while it still runs.
+func demoProgramme(ctx context.Context, welfare *quota.PGProgrammes, now time.Time, in quota.ProgrammeInput) (*quota.Programme, error) {
+	f := wuyou.NameFilter{Query: in.Name}
 	for {
 		page, next, err := welfare.Programmes(ctx, f)
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range page {
-			if p.Name == demoProgrammeName && now.Before(p.EndsAt) {
+			if p.Name == in.Name && now.Before(p.EndsAt) {
 				return p, nil
 			}
 		}
@@ -422,10 +442,7 @@ func demoProgramme(ctx context.Context, welfare *quota.PGProgrammes, now time.Ti
 		}
 		f.Cursor = next
 	}
-	return welfare.CreateProgramme(ctx, quota.ProgrammeInput{
-		Name: demoProgrammeName, PackSeconds: 300 * 60, ValidDays: 90, Priority: 10,
-		BudgetPacks: 1000, StartsAt: now.AddDate(0, -1, 0), EndsAt: now.AddDate(1, 0, 0),
-	})
+	return welfare.CreateProgramme(ctx, in)
 }
 
 func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) error {
@@ -458,6 +475,7 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 		fmt.Fprintf(tw, "seafarer\t%s  %s  %s\n", sf.ID, sf.Name, sf.MSISDN)
 	}
 	fmt.Fprintf(tw, "programme\t%s  %s (one pack of %d min each, issuance %s)\n", d.programme.ID, d.programme.Name, d.programme.PackSeconds/60, d.issuanceID)
+	fmt.Fprintf(tw, "programme\t%s  %s (one pack of %d MB of data each, issuance %s)\n", d.dataProgramme.ID, d.dataProgramme.Name, d.dataProgramme.PackSeconds>>20, d.dataIssuanceID)
 	tw.Flush()
 	fmt.Fprintf(w, "\nTokens (valid 24h):\n  export UNION_TOKEN=%s\n  export COMPANY_TOKEN=%s\n  export SEAFARER_TOKEN=%s\n  export CARRIER_TOKEN=%s\n", union, company, seafarer, carrierTok)
 	fmt.Fprintf(w, "\nTry (paste as they are):\n")

@@ -182,9 +182,12 @@ func TestDevRunAgainOnTheSameWUYOU_POSTGRES_URLUsesTheDemoDataThere(t *testing.T
 	}
 	require.Equal(t, 1, count("companies"), "one demo company")
 	require.Equal(t, 3, count("seafarers"), "three demo seafarers")
-	require.Equal(t, 1, count("programmes"), "one demo programme")
-	require.Equal(t, 1, count("issuances"), "one demo issuance")
-	require.Equal(t, 3, count("grants"), "a pack each, issued once")
+	require.Equal(t, 2, count("programmes"), "the demo's minutes and data programmes")
+	require.Equal(t, 2, count("issuances"), "one demo issuance of each")
+	require.Equal(t, 6, count("grants"), "a pack of each each, issued once")
+	var bytesGrants int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM grants WHERE unit = 'bytes' AND seconds = 2147483648").Scan(&bytesGrants))
+	require.Equal(t, 3, bytesGrants, "every demo seafarer has 2 GB of data")
 	require.NoError(t, second.stop(t))
 }
 
