@@ -712,6 +712,15 @@ func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, err
 		data["remaining_seconds"], data["granted_seconds"] = n.RemainingSeconds, n.GrantedSeconds
 	}
 	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:min(len(n.GrantSet), 16)]
+	// A low note names the programme's threshold it crossed (notify_at);
+	// the default's id stays as it was, another threshold's names it, so
+	// each threshold of a set has its own id.
+	if t := n.Threshold; t != nil {
+		data["threshold"] = *t
+		if *t != (quota.Threshold{Percent: quota.DefaultLowPercent}) {
+			id += "-" + t.Key()
+		}
+	}
 	return c.cfg.Publisher.NotificationMessageAt(id, typ, u.SeafarerID, u.MSISDN, n.At, data)
 }
 

@@ -39,7 +39,8 @@ func TestLowAndExhaustedAreAnnouncedOncePerGrantSet(t *testing.T) {
 	require.Empty(t, call(10, 60).Notes, "180 → 120: at 20%, not below")
 	low := call(2, 60) // 120 → 60: below 20% of 600
 	require.Len(t, low.Notes, 1)
-	require.Equal(t, Note{Kind: NoteLow, GrantSet: low.Notes[0].GrantSet, RemainingSeconds: 60, GrantedSeconds: 600, At: low.Notes[0].At}, low.Notes[0])
+	require.Equal(t, Note{Kind: NoteLow, GrantSet: low.Notes[0].GrantSet, RemainingSeconds: 60, GrantedSeconds: 600, At: low.Notes[0].At,
+		Threshold: &Threshold{Percent: 20}}, low.Notes[0])
 	for i := 3; i <= 4; i++ {
 		require.Empty(t, call(i, 20).Notes, "still low after call %d: nothing new", i)
 	}

@@ -386,14 +386,16 @@ func (s *PGProgrammes) hotGrants(ctx context.Context, q querier, ids []string) (
 		return nil, nil
 	}
 	rows, err := q.Query(ctx, `
-SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, unit
-FROM grants WHERE id = ANY($1::text[]) AND voided_at IS NULL`, ids)
+SELECT g.id, g.seafarer_id, g.programme_id, g.seconds, g.priority, g.effective_at, g.expires_at, g.issued_at, g.unit,
+    p.notify_at
+FROM grants g JOIN programmes p ON p.id = g.programme_id
+WHERE g.id = ANY($1::text[]) AND g.voided_at IS NULL`, ids)
 	if err != nil {
 		return nil, err
 	}
 	byID, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (GrantInput, error) {
 		var g GrantInput
-		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Unit)
+		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Unit, &g.NotifyAt)
 		g.EffectiveAt, g.ExpiresAt, g.IssuedAt = g.EffectiveAt.UTC(), g.ExpiresAt.UTC(), g.IssuedAt.UTC()
 		g.Unit = storedUnit(g.Unit)
 		return g, err

@@ -48,13 +48,16 @@ func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (
 		Priority: in.Priority, BudgetPacks: in.BudgetPacks,
 		StartsAt: in.StartsAt.UTC().Truncate(time.Microsecond), EndsAt: in.EndsAt.UTC().Truncate(time.Microsecond),
 		CreatedAt: now, Recurrence: in.Recurrence, CompanyID: in.CompanyID, VesselIMO: in.VesselIMO, All: in.All,
+		NotifyAt: normalNotifyAt(in.NotifyAt),
 	}
 	rec := recurrenceColumns(p)
 	_, err = s.pool.Exec(ctx, `
 INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at,
-    recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo, audience_all, unit)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-		append(append([]any{p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt}, rec...), unitOrSeconds(p.Unit))...)
+    recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo, audience_all, unit,
+    notify_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		append(append([]any{p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt}, rec...),
+			unitOrSeconds(p.Unit), p.NotifyAt)...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.ConstraintName == "programme_audience_company_fkey" {
 		return nil, wuyou.Invalid([]wuyou.FieldError{{Field: "company_id", Message: "names no company"}})

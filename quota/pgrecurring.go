@@ -19,7 +19,7 @@ var _ RecurringStore = (*PGProgrammes)(nil)
 // programmeColumns are read by scanProgramme, in its order.
 const programmeColumns = `id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at,
     packs_issued, recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo,
-    audience_all`
+    audience_all, notify_at`
 
 // scanProgramme reads a row of programmeColumns, with the counters of a
 // programme that is not recurring filled (fillRecurring fills the others').
@@ -29,7 +29,7 @@ func scanProgramme(row pgx.Row) (*Programme, error) {
 	var every, while, zone, company, vessel *string
 	var rollover *int64
 	err := row.Scan(&p.ID, &p.Name, &p.PackSeconds, &p.ValidDays, &p.Priority, &p.BudgetPacks, &p.StartsAt, &p.EndsAt,
-		&p.CreatedAt, &issued, &every, &while, &rollover, &zone, &company, &vessel, &p.All)
+		&p.CreatedAt, &issued, &every, &while, &rollover, &zone, &company, &vessel, &p.All, &p.NotifyAt)
 	if err != nil {
 		return nil, err
 	}
@@ -254,8 +254,9 @@ WHERE programme_id = $1 AND month = $2`, programmeID, month, len(inserted), sum)
 func (s *PGProgrammes) UnannouncedGrants(ctx context.Context, n int) ([]UnannouncedGrant, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT g.id, g.seafarer_id, g.programme_id, g.seconds, g.priority, g.effective_at, g.expires_at, g.issued_at,
-    g.voided_at IS NOT NULL, g.unit
-FROM (SELECT grant_id FROM recurring_unannounced LIMIT $1) u JOIN grants g ON g.id = u.grant_id`, n)
+    g.voided_at IS NOT NULL, g.unit, p.notify_at
+FROM (SELECT grant_id FROM recurring_unannounced LIMIT $1) u JOIN grants g ON g.id = u.grant_id
+    JOIN programmes p ON p.id = g.programme_id`, n)
 	return collectRecurringGrants(rows, err)
 }
 
@@ -267,7 +268,7 @@ func collectRecurringGrants(rows pgx.Rows, err error) ([]UnannouncedGrant, error
 		var u UnannouncedGrant
 		g := &u.Grant
 		err := r.Scan(&g.ID, &g.SeafarerID, &g.ProgrammeID, &g.Seconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt,
-			&g.IssuedAt, &u.Voided, &g.Unit)
+			&g.IssuedAt, &u.Voided, &g.Unit, &g.NotifyAt)
 		g.EffectiveAt, g.ExpiresAt, g.IssuedAt = g.EffectiveAt.UTC(), g.ExpiresAt.UTC(), g.IssuedAt.UTC()
 		g.Unit = storedUnit(g.Unit)
 		return u, err

@@ -57,6 +57,7 @@ func (in ProgrammeInput) Validate() error {
 		add("ends_at", "must be after starts_at")
 	}
 	errs = append(errs, in.recurrenceErrors()...)
+	errs = append(errs, notifyAtErrors(in.NotifyAt)...) // notify.go
 	return wuyou.Invalid(errs)
 }
 

@@ -66,6 +66,10 @@ type Programme struct {
 	VesselIMO  string      `json:"vessel_imo,omitempty"`
 	All        bool        `json:"all,omitempty"`
 
+	// NotifyAt are the thresholds of wuyou.quota.low (notify.go), never
+	// empty: the default is 20 percent.
+	NotifyAt []Threshold `json:"notify_at"`
+
 	PacksIssued          int64  `json:"packs_issued"`
 	BudgetRemainingPacks *int64 `json:"budget_remaining_packs"` // null when unlimited
 	SecondsGranted       int64  `json:"seconds_granted"`
@@ -89,6 +93,9 @@ type Grant struct {
 	Priority         int       `json:"priority"`
 	Status           string    `json:"status"`
 	Voided           bool      `json:"-"`
+	// NotifyAt are its programme's thresholds as its hot copy keeps them
+	// (nil: the default; notify.go).
+	NotifyAt []Threshold `json:"-"`
 }
 
 // ActiveAt reports whether the grant can be drawn from at t.
@@ -237,6 +244,8 @@ type Note struct {
 	RemainingSeconds int64
 	GrantedSeconds   int64
 	At               time.Time // when it was crossed
+	// Threshold is the threshold a low note crossed (nil for exhausted).
+	Threshold *Threshold
 }
 
 // Note kinds.
@@ -298,4 +307,7 @@ type ProgrammeInput struct {
 	CompanyID  string      `json:"company_id,omitempty"`
 	VesselIMO  string      `json:"vessel_imo,omitempty"`
 	All        bool        `json:"all,omitempty"`
+	// NotifyAt are the thresholds of wuyou.quota.low (notify.go); left
+	// out, the default 20 percent.
+	NotifyAt []Threshold `json:"notify_at,omitempty"`
 }

@@ -342,8 +342,10 @@ func readHot(ctx context.Context, tx pgx.Tx, ids []string, now, cutoff time.Time
 	wrap := func(what string, err error) error { return fmt.Errorf("quota: rebuild: %s: %w", what, err) }
 
 	rows, err := tx.Query(ctx, `
-SELECT id, seafarer_id, programme_id, seconds, priority, effective_at, expires_at, issued_at, voided_at IS NOT NULL, unit
-FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
+SELECT g.id, g.seafarer_id, g.programme_id, g.seconds, g.priority, g.effective_at, g.expires_at, g.issued_at,
+    g.voided_at IS NOT NULL, g.unit, p.notify_at
+FROM grants g LEFT JOIN programmes p ON p.id = g.programme_id
+WHERE g.seafarer_id = ANY($1) AND g.expires_at > $2`, ids, cutoff)
 	if err != nil {
 		return nil, wrap("grants", err)
 	}
@@ -352,7 +354,7 @@ FROM grants WHERE seafarer_id = ANY($1) AND expires_at > $2`, ids, cutoff)
 	for rows.Next() {
 		var g Grant
 		var sid string
-		if err := rows.Scan(&g.ID, &sid, &g.ProgrammeID, &g.GrantedSeconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Voided, &g.Unit); err != nil {
+		if err := rows.Scan(&g.ID, &sid, &g.ProgrammeID, &g.GrantedSeconds, &g.Priority, &g.EffectiveAt, &g.ExpiresAt, &g.IssuedAt, &g.Voided, &g.Unit, &g.NotifyAt); err != nil {
 			rows.Close()
 			return nil, wrap("grants", err)
 		}
@@ -470,8 +472,17 @@ func encodeGrant(g *Grant) string {
 	enc := fmt.Sprintf("%d:%d:%d:%d:%d:%d:%s:%s", g.GrantedSeconds, g.RemainingSeconds, g.EffectiveAt.Unix(),
 		g.ExpiresAt.Unix(), g.Priority, g.IssuedAt.UnixMilli(), void, g.ProgrammeID)
 	// A seconds grant is written as v1 wrote it, without the ninth field.
-	if u := unitOrSeconds(g.Unit); u != billing.UnitSeconds {
+	u := unitOrSeconds(g.Unit)
+	if u != billing.UnitSeconds {
 		enc += ":" + u
+	}
+	// Thresholds other than the default are a tenth field (notify.go);
+	// a seconds grant then has an empty ninth.
+	if t := encodeThresholds(g.NotifyAt); t != "" {
+		if u == billing.UnitSeconds {
+			enc += ":"
+		}
+		enc += ":" + t
 	}
 	return enc
 }
@@ -542,8 +553,10 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 					continue
 				}
 				v := fmt.Sprintf("rebuild %d %d %d", rem, granted, now.UnixMilli())
-				if rem < granted*lowPercent/100 {
-					p.HSet(ctx, k.notes, "low:"+set, v)
+				for _, t := range setThresholds(h.grants, storedUnit(unit), now) {
+					if rem < t.level(granted) {
+						p.HSet(ctx, k.notes, "low:"+t.Key()+":"+set, v)
+					}
 				}
 				if rem == 0 {
 					p.HSet(ctx, k.notes, "exhausted:"+set, v)

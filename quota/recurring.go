@@ -327,7 +327,7 @@ func (e *RecurringEngine) issue(ctx context.Context, p *Programme, now time.Time
 			grants[j] = GrantInput{
 				ID: RecurringGrantID(p.ID, month, c.SeafarerID), SeafarerID: c.SeafarerID, ProgrammeID: p.ID, Unit: p.Unit,
 				Seconds: p.PackSeconds + min(max(left[j], 0), p.Recurrence.RolloverMax), Priority: p.Priority,
-				EffectiveAt: effective.UTC(), ExpiresAt: end.UTC(), IssuedAt: issuedAt,
+				EffectiveAt: effective.UTC(), ExpiresAt: end.UTC(), IssuedAt: issuedAt, NotifyAt: p.NotifyAt,
 			}
 		}
 		inserted, err := e.store.IssueRecurring(ctx, p.ID, month, p.BudgetPacks, grants)

@@ -256,9 +256,10 @@ type scripter interface {
 	redis.Scripter
 }
 
-// lowPercent is the low-balance mark: wuyou.quota.low is announced when a
-// call takes the active grants' remaining below this share of their total.
-const lowPercent = 20
+// lowPercent is the threshold of a grant whose hot copy names none (the
+// default notify_at, notify.go): wuyou.quota.low is announced when a call
+// takes the active grants' remaining below this share of their total.
+const lowPercent = DefaultLowPercent
 
 // debitCall is the debit script's keys and arguments, named, in the order
 // the script reads them (scripts.go).
@@ -353,6 +354,8 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 		note.Unit = storedUnit(u.unit())
 		r.Notes = append(r.Notes, note)
 	}
+	// The notes hash answers a repeat in its own order: put them in one.
+	sort.SliceStable(r.Notes, func(i, j int) bool { return noteOrder(r.Notes[i]) < noteOrder(r.Notes[j]) })
 	rec, _ := vals[1].(string)
 	first := u.CallTime // the call time of the application whose record rec is
 	if score, _ := vals[4].(string); r.Duplicate && score != "" {
@@ -384,10 +387,12 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 }
 
 // parseNote reads one note of the debit script's reply:
-// "kind set remaining granted at_ms".
+// "kind set remaining granted at_ms[ threshold]" (a low note names its
+// threshold, notify.go; a low note announced before thresholds does not
+// and was the default's).
 func parseNote(s string) (Note, error) {
 	f := strings.Fields(s)
-	if len(f) != 5 {
+	if len(f) != 5 && len(f) != 6 {
 		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
 	}
 	rem, err1 := strconv.ParseInt(f[2], 10, 64)
@@ -396,7 +401,17 @@ func parseNote(s string) (Note, error) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
 	}
-	return Note{Kind: f[0], GrantSet: f[1], RemainingSeconds: rem, GrantedSeconds: granted, At: time.UnixMilli(ms).UTC()}, nil
+	n := Note{Kind: f[0], GrantSet: f[1], RemainingSeconds: rem, GrantedSeconds: granted, At: time.UnixMilli(ms).UTC()}
+	if n.Kind == NoteLow {
+		t := Threshold{Percent: DefaultLowPercent}
+		if len(f) == 6 {
+			if t, err1 = parseThreshold(f[5]); err1 != nil {
+				return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
+			}
+		}
+		n.Threshold = &t
+	}
+	return n, nil
 }
 
 // GrantInput is one pack to add to one seafarer.
@@ -414,6 +429,8 @@ type GrantInput struct {
 	// it (the last tie-break of the drawing order, so the same everywhere);
 	// zero means now.
 	IssuedAt time.Time
+	// NotifyAt are the programme's thresholds (nil: the default; notify.go).
+	NotifyAt []Threshold
 }
 
 // AddGrant adds a grant once; added is false when it already existed.
@@ -436,7 +453,7 @@ func (s *RedisStore) AddGrant(ctx context.Context, in GrantInput) (added bool, e
 		now = in.IssuedAt
 	}
 	enc := encodeGrant(&Grant{GrantedSeconds: in.Seconds, RemainingSeconds: in.Seconds, EffectiveAt: in.EffectiveAt,
-		ExpiresAt: in.ExpiresAt, Priority: in.Priority, IssuedAt: now, ProgrammeID: in.ProgrammeID, Unit: storedUnit(in.Unit)})
+		ExpiresAt: in.ExpiresAt, Priority: in.Priority, IssuedAt: now, ProgrammeID: in.ProgrammeID, Unit: storedUnit(in.Unit), NotifyAt: in.NotifyAt})
 	now = now.Truncate(time.Millisecond) // as the ledger keeps it
 	entry = &LedgerEntry{ID: "g_" + in.ID, Kind: KindGrant, Unit: storedUnit(in.Unit), At: now, GrantID: in.ID, ProgrammeID: in.ProgrammeID, Seconds: in.Seconds, Draws: []Draw{}}
 	k := s.keys(in.SeafarerID)
@@ -523,11 +540,19 @@ func (s *RedisStore) VoidGrant(ctx context.Context, seafarerID, grantID string) 
 
 func parseGrant(id, v string) (*Grant, error) {
 	f := strings.Split(v, ":")
-	if len(f) != 8 && len(f) != 9 {
+	if len(f) < 8 || len(f) > 10 {
 		return nil, fmt.Errorf("quota: grant %s: malformed %q", id, v)
 	}
+	var notifyAt []Threshold
+	if len(f) == 10 && f[9] != "" {
+		ts, err := parseThresholds(f[9])
+		if err != nil {
+			return nil, fmt.Errorf("quota: grant %s: %w", id, err)
+		}
+		notifyAt = ts
+	}
 	unit := ""
-	if len(f) == 9 && f[8] != "" {
+	if len(f) >= 9 && f[8] != "" {
 		if unit = f[8]; unit == billing.UnitSeconds || !billing.ValidUnit(unit) {
 			return nil, fmt.Errorf("quota: grant %s: unknown unit in %q", id, v)
 		}
@@ -543,7 +568,7 @@ func parseGrant(id, v string) (*Grant, error) {
 	return &Grant{
 		ID: id, ProgrammeID: f[7], Unit: unit, GrantedSeconds: n[0], RemainingSeconds: n[1],
 		EffectiveAt: time.Unix(n[2], 0).UTC(), ExpiresAt: time.Unix(n[3], 0).UTC(),
-		Priority: int(n[4]), IssuedAt: time.UnixMilli(n[5]).UTC(), Voided: f[6] == "1",
+		Priority: int(n[4]), IssuedAt: time.UnixMilli(n[5]).UTC(), Voided: f[6] == "1", NotifyAt: notifyAt,
 	}, nil
 }
 

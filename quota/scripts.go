@@ -3,11 +3,15 @@ package quota
 import "github.com/redis/go-redis/v9"
 
 // A grant is stored as one field of the seafarer's grants hash, its value
-// "granted:remaining:effective:expires:priority:issued_ms:voided:programme[:unit]"
+// "granted:remaining:effective:expires:priority:issued_ms:voided:programme[:unit[:thresholds]]"
 // (times in unix seconds, issued in unix milliseconds, voided 0 or 1,
 // amounts in the unit). The unit is bytes or sms; a seconds grant leaves
 // the ninth field out, as every grant written before units did, so "" or
-// absent is seconds. One compact string per grant keeps the hash in listpack
+// absent is seconds. The tenth field is the programme's notify_at other
+// than the default, its keys joined by commas ("p20,r600", notify.go);
+// absent is the default 20 percent, as every grant written before
+// thresholds has it (a seconds grant with thresholds has an empty ninth
+// field). One compact string per grant keeps the hash in listpack
 // encoding.
 //
 // Every script below touches only keys under one seafarer's hash tag
@@ -19,13 +23,14 @@ import "github.com/redis/go-redis/v9"
 // after earlier grants of the same call were already written.
 const luaParseGrant = `
 local function parse(id, v)
-  local granted, rem, eff, exp, prio, iss, void, prog, unit =
-    string.match(v, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):?([^:]*):?([^:]*)')
+  local granted, rem, eff, exp, prio, iss, void, prog, unit, notify =
+    string.match(v, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):([^:]*):?([^:]*):?([^:]*):?([^:]*)')
   return {id=id, granted=tonumber(granted), rem=tonumber(rem), eff=tonumber(eff), exp=tonumber(exp),
-          prio=tonumber(prio), iss=tonumber(iss), void=void, prog=prog, unit=unit}
+          prio=tonumber(prio), iss=tonumber(iss), void=void, prog=prog, unit=unit, notify=notify}
 end
 local function encode(g)
   local v = g.granted..':'..g.rem..':'..g.eff..':'..g.exp..':'..g.prio..':'..g.iss..':'..g.void..':'..g.prog
+  if g.notify ~= '' then return v..':'..g.unit..':'..g.notify end
   if g.unit ~= '' then v = v..':'..g.unit end
   return v
 end
@@ -60,11 +65,17 @@ end
 // seafarer's keys as they were.
 //
 // Notifications: the grant set is the sorted ids of the grants active at
-// now (its SHA-1); "low" is announced when this call takes the set's
-// remaining below lowPercent of its granted total, "exhausted" when it
-// takes it to zero. Within one set remaining only falls, so each is
-// announced at most once per set; the notes hash remembers which identity
-// announced it, so a redelivery repeats exactly the same notification.
+// now (its SHA-1). Its thresholds are the union of its grants' (the tenth
+// field; none is lowPercent percent); "low" is announced for each
+// threshold this call takes the set's remaining from at or above its level
+// to below it (level: floor(granted × percent / 100), or the remaining
+// amount), "exhausted" when it takes it to zero. Within one set remaining
+// only falls, so each is announced at most once per set (note key
+// "low:<threshold>:<set>", e.g. "low:p20:…", "low:r600:…", or
+// "exhausted:<set>"); the notes hash remembers which identity announced
+// it, so a redelivery repeats exactly the same notification. A low note
+// names its threshold as a sixth word. The thresholds are read only when
+// the call drew something.
 var debitScript = redis.NewScript(luaParseGrant + `
 local grantsKey, seenKey, pendingKey, monthKey, notesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 -- The texts are handed to redis.call as they came: a Lua number would be
@@ -101,14 +112,15 @@ end
 -- readGrants reads and parses the grants of the call's unit; it returns
 -- nil and an error reply when one cannot be read, before anything is
 -- written. For a bytes or sms call, a value not ending in ":<unit>" cannot
--- be of its unit and is skipped unparsed (a grant's value ending so is
--- still checked once parsed: its programme id might be the unit's word).
-local suffix = ':' .. unit
+-- be of its unit and is skipped unparsed, as is one without ":<unit>:"
+-- (thresholds follow the unit; a grant's value ending so is still checked
+-- once parsed: its programme id might be the unit's word).
+local suffix, infix = ':' .. unit, ':' .. unit .. ':'
 local function readGrants()
   local all, grants = redis.call('HGETALL', grantsKey), {}
   for i = 1, #all, 2 do
     local v = all[i+1]
-    if unit == '' or string.sub(v, -#suffix) == suffix then
+    if unit == '' or string.sub(v, -#suffix) == suffix or string.find(v, infix, 1, true) then
       local g = parse(all[i], v)
       if not (g.granted and g.rem and g.eff and g.exp and g.prio and g.iss) then
         return nil, redis.error_reply('EBADGRANT grant ' .. all[i] .. ' cannot be read: ' .. v)
@@ -125,7 +137,13 @@ local function notesOf()
     local who, rest = string.match(all[i+1], '^(%S+) (.*)$')
     if who == identity then
       local kind, set = string.match(all[i], '^(%a+):(%x+)$')
-      out[#out+1] = kind .. ' ' .. set .. ' ' .. rest
+      if kind then
+        out[#out+1] = kind .. ' ' .. set .. ' ' .. rest
+      else
+        local threshold
+        kind, threshold, set = string.match(all[i], '^(%a+):(%w+):(%x+)$')
+        out[#out+1] = kind .. ' ' .. set .. ' ' .. rest .. ' ' .. threshold
+      end
     end
   end
   return out
@@ -197,17 +215,39 @@ redis.call('HINCRBY', monthKey, monthOverage, need)
 local remAfter = activeTotals(grants)
 local notes = {}
 local set
-local function announce(kind)
+-- announce remembers a note under key once per set (threshold: the low
+-- note's, else nil).
+local function announce(kind, threshold)
   set = set or setOf(grants)
   local v = identity .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
-  if redis.call('HSETNX', notesKey, kind .. ':' .. set, v) == 1 then
-    notes[#notes+1] = kind .. ' ' .. set .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
-  end
+  local key, note = kind .. ':' .. set, kind .. ' ' .. set .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
+  if threshold then key, note = kind .. ':' .. threshold .. ':' .. set, note .. ' ' .. threshold end
+  if redis.call('HSETNX', notesKey, key, v) == 1 then notes[#notes+1] = note end
 end
-if grantedNow > 0 then
-  local low = math.floor(grantedNow * lowPercent / 100)
-  if remAfter < low and remBefore >= low then announce('low') end
-  if remAfter == 0 and remBefore > 0 then announce('exhausted') end
+-- crossed announces threshold key (p<percent> or r<remaining>) if this
+-- call took remaining from at or above its level to below it.
+local function crossed(key, done)
+  if done[key] then return end
+  done[key] = true
+  local n = tonumber(string.sub(key, 2))
+  if not n then return end
+  local level = n
+  if string.sub(key, 1, 1) == 'p' then level = math.floor(grantedNow * n / 100) end
+  if remAfter < level and remBefore >= level then announce('low', key) end
+end
+if grantedNow > 0 and remAfter < remBefore then
+  -- The set's thresholds: the union of its grants' (none: the default).
+  local done = {}
+  for _, g in ipairs(grants) do
+    if g.void == '0' and g.eff <= now and now < g.exp then
+      if g.notify == '' then
+        crossed('p' .. lowPercent, done)
+      else
+        for key in string.gmatch(g.notify, '[^,]+') do crossed(key, done) end
+      end
+    end
+  end
+  if remAfter == 0 then announce('exhausted') end
   if #notes > 0 then redis.call('EXPIRE', notesKey, notesTTL) end
 end
 local reply = {0, rec, remAfter, grantedNow, 0, notes}
