@@ -4,37 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
 )
-
-// mustGetDocumented sends GET path with the token and checks the answer
-// against api/openapi.json before returning its status and body.
-func mustGetDocumented(t *testing.T, f *apiFixture, doc *openapi3.T, path, tok string) (int, []byte) {
-	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, path, nil)
-	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+tok)
-	res, err := f.app.Test(req, 10_000)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	requireAnswerAsDocumented(t, doc, req, res, body)
-	return res.StatusCode, body
-}
 
 // mustWalk reads every page of a list at limit items a page and returns
 // the ids in order.
@@ -52,7 +34,7 @@ func mustWalk(t *testing.T, f *apiFixture, doc *openapi3.T, path string, limit i
 		if strings.Contains(path, "?") {
 			sep = "&"
 		}
-		status, body := mustGetDocumented(t, f, doc, path+sep+q.Encode(), f.union)
+		status, body := sendDocumented(t, f, doc, http.MethodGet, path+sep+q.Encode(), f.union, nil)
 		require.Equal(t, http.StatusOK, status, "%s", body)
 		var p struct {
 			Items []struct {
@@ -105,7 +87,7 @@ func TestCompaniesAreListedOldestFirstAPageAtATimeAndFoundByAnyPartOfTheirNameIn
 		})
 	}
 
-	status, body := mustGetDocumented(t, f, doc, "/v1/companies?q=alpha", f.union)
+	status, body := sendDocumented(t, f, doc, http.MethodGet, "/v1/companies?q=alpha", f.union, nil)
 	require.Equal(t, http.StatusOK, status)
 	var p page[crew.Company]
 	require.NoError(t, json.Unmarshal(body, &p))
@@ -129,7 +111,7 @@ func TestProgrammesAreListedWithTheirBudgetPacksIssuedAndSecondsUsed(t *testing.
 	require.NoError(t, err)
 
 	require.Equal(t, []string{f.programme.ID, other.ID}, mustWalk(t, f, doc, "/v1/programmes", 1))
-	status, body := mustGetDocumented(t, f, doc, "/v1/programmes?q=WORRY", f.union)
+	status, body := sendDocumented(t, f, doc, http.MethodGet, "/v1/programmes?q=WORRY", f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	var p page[quota.Programme]
 	require.NoError(t, json.Unmarshal(body, &p))
@@ -160,7 +142,7 @@ func TestListsRefuseABadLimitCursorOrQueryNamingTheField(t *testing.T) {
 			{"a query with a control character", "q=%01", "q"},
 		} {
 			t.Run(list.path+": "+tc.name, func(t *testing.T) {
-				status, body := mustGetDocumented(t, f, doc, list.path+"?"+tc.query, f.union)
+				status, body := sendDocumented(t, f, doc, http.MethodGet, list.path+"?"+tc.query, f.union, nil)
 				require.Equal(t, http.StatusBadRequest, status, "%s", body)
 				var p problemBody
 				require.NoError(t, json.Unmarshal(body, &p))
@@ -194,7 +176,7 @@ func TestACompanysSeafarersAreFoundByPartOfTheNameOrTheNumber(t *testing.T) {
 			require.ElementsMatch(t, tc.want, mustWalk(t, f, doc, crewOfA+"?q="+url.QueryEscape(tc.q), 500))
 		})
 	}
-	status, body := mustGetDocumented(t, f, doc, crewOfA+"?q=%01", f.union)
+	status, body := sendDocumented(t, f, doc, http.MethodGet, crewOfA+"?q=%01", f.union, nil)
 	require.Equal(t, http.StatusBadRequest, status, "%s", body)
 	var p problemBody
 	require.NoError(t, json.Unmarshal(body, &p))

@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/gofiber/fiber/v2"
+	"github.com/stretchr/testify/require"
 )
 
 // openAPIMethods are the operation keys of an OpenAPI path item.
@@ -298,6 +299,36 @@ func mustLoadOpenAPI(t *testing.T) *openapi3.T {
 		t.Fatalf("api/openapi.json is not a valid OpenAPI document: %v", err)
 	}
 	return doc
+}
+
+// sendDocumented sends method path with the token and a body (nil: none; a
+// []byte as it is; anything else as JSON) and checks the answer against the
+// operation of api/openapi.json documenting path, before returning its
+// status and body.
+func sendDocumented(t *testing.T, f *apiFixture, doc *openapi3.T, method, path, tok string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		require.NoError(t, err)
+		r = bytes.NewReader(j)
+	}
+	req := httptest.NewRequest(method, path, r)
+	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+tok)
+	if r != nil {
+		req.Header.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	}
+	res, err := f.app.Test(req, 10_000)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	answer, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	requireAnswerAsDocumented(t, doc, req, res, answer)
+	return res.StatusCode, answer
 }
 
 // requireAnswerAsDocumented checks a live answer of method path against the

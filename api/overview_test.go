@@ -30,7 +30,7 @@ func TestOverviewShowsTheMonthsCoveredAndOverageMinutesByDayAndTheCompaniesWithM
 	seeded := now.Add(-10 * time.Minute)                  // when the fixture's calls were made
 	period := billing.PeriodOf(seeded)
 
-	status, body := mustGetDocumented(t, f, doc, "/v1/ops/overview?period="+period, f.union)
+	status, body := sendDocumented(t, f, doc, http.MethodGet, "/v1/ops/overview?period="+period, f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	var o quota.MonthOverview
 	require.NoError(t, json.Unmarshal(body, &o))
@@ -66,12 +66,12 @@ func TestOverviewShowsTheMonthsCoveredAndOverageMinutesByDayAndTheCompaniesWithM
 	require.Equal(t, billing.Money{Minor: 4 * 300, Currency: "CNY"}, o.TopOverage[0].OverageAmount)
 	require.Equal(t, f.companyA.ID, o.TopOverage[1].CompanyID)
 
-	status, body = mustGetDocumented(t, f, doc, "/v1/ops/overview?top=1&period="+period, f.union)
+	status, body = sendDocumented(t, f, doc, http.MethodGet, "/v1/ops/overview?top=1&period="+period, f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	require.NoError(t, json.Unmarshal(body, &o))
 	require.Len(t, o.TopOverage, 1)
 
-	status, body = mustGetDocumented(t, f, doc, "/v1/ops/overview?period=2001-01", f.union)
+	status, body = sendDocumented(t, f, doc, http.MethodGet, "/v1/ops/overview?period=2001-01", f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	require.NoError(t, json.Unmarshal(body, &o))
 	require.Len(t, o.Days, 31)
@@ -86,7 +86,7 @@ func TestOverviewRefusesABadPeriodOrTopNamingTheField(t *testing.T) {
 		"period=2026-13": "period", "period=last": "period", "top=-1": "top", "top=51": "top", "top=many": "top",
 	} {
 		t.Run(query, func(t *testing.T) {
-			status, body := mustGetDocumented(t, f, doc, "/v1/ops/overview?"+query, f.union)
+			status, body := sendDocumented(t, f, doc, http.MethodGet, "/v1/ops/overview?"+query, f.union, nil)
 			require.Equal(t, http.StatusBadRequest, status, "%s", body)
 			var p problemBody
 			require.NoError(t, json.Unmarshal(body, &p))

@@ -201,7 +201,7 @@ func TestStatementsNameThePayerAndEachSeafarerAndCompanyBesideTheirIDs(t *testin
 		{"seafarer:" + f.a1.ID, "Li Wei", []line{{}}}, // one call line: the seafarer is the payer
 	} {
 		t.Run(tc.payer, func(t *testing.T) {
-			status, body := mustGetDocumented(t, f, doc, statementPath(period, tc.payer), f.union)
+			status, body := sendDocumented(t, f, doc, http.MethodGet, statementPath(period, tc.payer), f.union, nil)
 			require.Equal(t, http.StatusOK, status, "%s", body)
 			var st struct {
 				PayerName string `json:"payer_name"`

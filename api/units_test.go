@@ -44,12 +44,12 @@ func TestDataProgrammesAllowanceAndUsageOverTheAPIAreAsDocumented(t *testing.T) 
 		{base(map[string]any{"pack_seconds": 3600, "pack_amount": 1800}), "pack_amount"},
 		{base(map[string]any{"unit": "minutes", "pack_amount": 10}), "unit"},
 	} {
-		status, answer := sendAsDocumented(t, f, doc, http.MethodPost, "/v1/programmes", "/v1/programmes", f.union, bad.body)
+		status, answer := sendDocumented(t, f, doc, http.MethodPost, "/v1/programmes", f.union, bad.body)
 		require.Equal(t, http.StatusBadRequest, status, "%s", answer)
 		require.Contains(t, string(answer), `"field":"`+bad.field+`"`)
 	}
 
-	status, answer := sendAsDocumented(t, f, doc, http.MethodPost, "/v1/programmes", "/v1/programmes", f.union,
+	status, answer := sendDocumented(t, f, doc, http.MethodPost, "/v1/programmes", f.union,
 		base(map[string]any{"unit": "bytes", "pack_amount": 2 << 30}))
 	require.Equal(t, http.StatusCreated, status, "%s", answer)
 	var created map[string]any
@@ -72,7 +72,7 @@ func TestDataProgrammesAllowanceAndUsageOverTheAPIAreAsDocumented(t *testing.T) 
 		VisitedCountry: "SG", OveragePrice: billing.Money{Minor: 300, Currency: "CNY"}, Increment: billing.BytesPerMB,
 	})
 
-	status, answer = sendAsDocumented(t, f, doc, http.MethodGet, "/v1/seafarers/"+f.a1.ID+"/allowance", "/v1/seafarers/{id}/allowance", f.union, nil)
+	status, answer = sendDocumented(t, f, doc, http.MethodGet, "/v1/seafarers/"+f.a1.ID+"/allowance", f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", answer)
 	var a quota.Allowance
 	require.NoError(t, json.Unmarshal(answer, &a))
@@ -85,12 +85,11 @@ func TestDataProgrammesAllowanceAndUsageOverTheAPIAreAsDocumented(t *testing.T) 
 	require.EqualValues(t, 3600, a.RemainingSeconds, "remaining_seconds counts seconds only")
 	require.Equal(t, []quota.UnitFigure{{Unit: "seconds", Used: 180, Overage: 180}, {Unit: "bytes", Used: 3 << 20}}, a.Usage)
 
-	status, answer = sendAsDocumented(t, f, doc, http.MethodGet, "/v1/carrier/subscribers/"+msisdnPath(f.a1.MSISDN)+"/allowance",
-		"/v1/carrier/subscribers/{msisdn}/allowance", f.carrierToken, nil)
+	status, answer = sendDocumented(t, f, doc, http.MethodGet, "/v1/carrier/subscribers/"+msisdnPath(f.a1.MSISDN)+"/allowance", f.carrierToken, nil)
 	require.Equal(t, http.StatusOK, status, "%s", answer)
 	require.Contains(t, string(answer), `"remaining_seconds":3600`)
 
-	status, answer = sendAsDocumented(t, f, doc, http.MethodGet, "/v1/seafarers/"+f.a1.ID+"/usage", "/v1/seafarers/{id}/usage", f.union, nil)
+	status, answer = sendDocumented(t, f, doc, http.MethodGet, "/v1/seafarers/"+f.a1.ID+"/usage", f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", answer)
 	var usage struct {
 		Items []map[string]any `json:"items"`
@@ -108,7 +107,7 @@ func TestDataProgrammesAllowanceAndUsageOverTheAPIAreAsDocumented(t *testing.T) 
 	require.EqualValues(t, 3<<20, data["covered"])
 	require.EqualValues(t, 0, data["billable_seconds"])
 
-	status, answer = sendAsDocumented(t, f, doc, http.MethodGet, "/v1/programmes/"+id, "/v1/programmes/{id}", f.union, nil)
+	status, answer = sendDocumented(t, f, doc, http.MethodGet, "/v1/programmes/"+id, f.union, nil)
 	require.Equal(t, http.StatusOK, status, "%s", answer)
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(answer, &got))

@@ -1,63 +1,20 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/gofiber/fiber/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/crew"
 )
-
-// mustSendDocumented sends method path with the token and a JSON body (nil:
-// none) and checks the answer against the operation of api/openapi.json
-// documenting it.
-func mustSendDocumented(t *testing.T, f *apiFixture, doc *openapi3.T, method, path, tok string, body []byte) (int, []byte) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, r)
-	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+tok)
-	if body != nil {
-		req.Header.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	}
-	res, err := f.app.Test(req, 10_000)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	answer, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	documented := req.Clone(context.Background())
-	documented.URL.Path = documentedPath(req.URL.Path)
-	requireAnswerAsDocumented(t, doc, documented, res, answer)
-	return res.StatusCode, answer
-}
-
-// documentedPath is the document's templated path of a vessel signing or
-// seafarer path (the document's Find matches templates only).
-func documentedPath(path string) string {
-	if m := regexp.MustCompile(`^/v1/companies/[^/]+/vessels/[^/]+:(sign-off|sign-on)$`).FindStringSubmatch(path); m != nil {
-		return "/v1/companies/{id}/vessels/{imo}:" + m[1]
-	}
-	if regexp.MustCompile(`^/v1/seafarers/[^/]+$`).MatchString(path) {
-		return "/v1/seafarers/{id}"
-	}
-	return path
-}
 
 func (f *apiFixture) mustSeafarer(tb testing.TB, id string) *crew.Seafarer {
 	tb.Helper()
@@ -75,7 +32,7 @@ func TestAVesselsCrewIsSignedOffAndOnInOneRequestAndARepeatChangesNothing(t *tes
 	doc := mustLoadOpenAPI(t)
 	base := "/v1/companies/" + f.companyA.ID + "/vessels/"
 
-	status, body := mustSendDocumented(t, f, doc, "POST", base+"9074729:sign-off", f.companyAToken, []byte(`{"date":"2026-06-30"}`))
+	status, body := sendDocumented(t, f, doc, "POST", base+"9074729:sign-off", f.companyAToken, []byte(`{"date":"2026-06-30"}`))
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	var got crew.VesselSigned
 	require.NoError(t, json.Unmarshal(body, &got))
@@ -90,14 +47,14 @@ func TestAVesselsCrewIsSignedOffAndOnInOneRequestAndARepeatChangesNothing(t *tes
 		require.Equal(t, *sf, *f.mustSeafarer(t, sf.ID), "B's crew on the same vessel is untouched")
 	}
 
-	status, body = mustSendDocumented(t, f, doc, "POST", base+"IMO%209074729:sign-off", f.union, []byte(`{"date":"2026-06-30"}`))
+	status, body = sendDocumented(t, f, doc, "POST", base+"IMO%209074729:sign-off", f.union, []byte(`{"date":"2026-06-30"}`))
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	require.NoError(t, json.Unmarshal(body, &got))
 	require.Equal(t, crew.VesselSigned{VesselIMO: "9074729", Direction: crew.SignOff, Date: "2026-06-30", Unchanged: 2,
 		SeafarerIDs: []string{}}, got, "a repeat (by union staff, IMO prefix and all) changes nothing and says so")
 
 	// No body: today in UTC.
-	status, body = mustSendDocumented(t, f, doc, "POST", base+"9074729:sign-on", f.companyAToken, nil)
+	status, body = sendDocumented(t, f, doc, "POST", base+"9074729:sign-on", f.companyAToken, nil)
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	require.NoError(t, json.Unmarshal(body, &got))
 	today := time.Now().UTC().Format(time.DateOnly)
@@ -140,7 +97,7 @@ func TestAVesselSigningRefusesBadInputNamingTheFieldAndChangesNothing(t *testing
 		{"a vessel the company has no crew on is 404", "9319466:sign-off", `{}`, http.StatusNotFound, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := mustSendDocumented(t, f, doc, "POST", base+tc.path, f.companyAToken, []byte(tc.body))
+			status, body := sendDocumented(t, f, doc, "POST", base+tc.path, f.companyAToken, []byte(tc.body))
 			require.Equal(t, tc.status, status, "%s", body)
 			var p problem
 			require.NoError(t, json.Unmarshal(body, &p))
@@ -166,7 +123,7 @@ func TestPatchSignsOnAndOffAndRefusesDatesOutOfOrderNamingTheField(t *testing.T)
 	today := time.Now().UTC().Format(time.DateOnly)
 	patch := func(t *testing.T, body string) (int, crew.Seafarer, problem) {
 		t.Helper()
-		status, answer := mustSendDocumented(t, f, doc, "PATCH", path, f.companyAToken, []byte(body))
+		status, answer := sendDocumented(t, f, doc, "PATCH", path, f.companyAToken, []byte(body))
 		var sf crew.Seafarer
 		var p problem
 		if status == http.StatusOK {
