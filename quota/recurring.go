@@ -22,7 +22,6 @@ const (
 	EveryMonth       = "month"
 	WhileSignedOn    = "signed_on"
 	DefaultTimeZone  = "Asia/Shanghai"
-	maxRolloverMax   = maxPackSeconds
 	maxTimeZoneBytes = 100
 )
 
@@ -85,8 +84,9 @@ func (in ProgrammeInput) recurrenceErrors() []wuyou.FieldError {
 	if r.While != WhileSignedOn {
 		add("recurrence.while", `must be "signed_on"`)
 	}
-	if r.RolloverMax < 0 || r.RolloverMax > maxRolloverMax {
-		add("recurrence.rollover_max", fmt.Sprintf("must be between 0 and %d seconds", maxRolloverMax))
+	unit := unitOrSeconds(in.Unit)
+	if limit := maxPackAmount(unit); r.RolloverMax < 0 || r.RolloverMax > limit {
+		add("recurrence.rollover_max", fmt.Sprintf("must be between 0 and %d %s (the programme's unit)", limit, unit))
 	}
 	if _, err := recurrenceZone(r.TimeZone); err != nil {
 		add("recurrence.time_zone", err.Error())

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/internal/redistest"
 )
@@ -220,6 +221,10 @@ func TestARecurringProgrammeOfAnImpossibleShapeIsRefusedNamingTheField(t *testin
 		{"two audiences", func(in *ProgrammeInput) { in.All = true }, "audience"},
 		{"three audiences", func(in *ProgrammeInput) { in.All, in.VesselIMO = true, "9074729" }, "audience"},
 		{"negative rollover_max", func(in *ProgrammeInput) { in.Recurrence.RolloverMax = -1 }, "recurrence.rollover_max"},
+		{"rollover_max over the largest pack of seconds", func(in *ProgrammeInput) { in.Recurrence.RolloverMax = maxPackSeconds + 1 }, "recurrence.rollover_max"},
+		{"rollover_max over the largest pack of SMS", func(in *ProgrammeInput) {
+			in.Unit, in.PackSeconds, in.PackAmount, in.Recurrence.RolloverMax = billing.UnitSMS, 0, 20, maxPackSMS+1
+		}, "recurrence.rollover_max"},
 		{"every week", func(in *ProgrammeInput) { in.Recurrence.Every = "week" }, "recurrence.every"},
 		{"every missing", func(in *ProgrammeInput) { in.Recurrence.Every = "" }, "recurrence.every"},
 		{"while always", func(in *ProgrammeInput) { in.Recurrence.While = "always" }, "recurrence.while"},
@@ -255,6 +260,18 @@ func TestARecurringProgrammeOfAnImpossibleShapeIsRefusedNamingTheField(t *testin
 	var n int
 	require.NoError(t, l.pool.QueryRow(l.ctx, `SELECT count(*) FROM programmes`).Scan(&n))
 	require.Zero(t, n, "nothing refused is stored")
+
+	// The bound is the programme's unit's: 2 GB a month carrying over up to
+	// 2 GB is a data programme the union would make, far above any seconds.
+	data := recurringInput(co)
+	data.Unit, data.PackSeconds, data.PackAmount = billing.UnitBytes, 0, 2<<30
+	data.Recurrence = &Recurrence{Every: EveryMonth, While: WhileSignedOn, RolloverMax: 2 << 30}
+	p, err := l.store.CreateProgramme(l.ctx, data)
+	require.NoError(t, err)
+	require.EqualValues(t, 2<<30, p.Recurrence.RolloverMax)
+	got, err := l.store.Programme(l.ctx, p.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 2<<30, got.Recurrence.RolloverMax, "as stored")
 
 	for name, edit := range map[string]func(*ProgrammeInput){
 		"company": func(*ProgrammeInput) {},

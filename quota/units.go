@@ -293,15 +293,24 @@ func (in ProgrammeInput) packErrors() []wuyou.FieldError {
 		if in.PackSeconds != 0 {
 			add("pack_seconds", "is only for unit seconds; give a "+unit+" pack's amount as pack_amount")
 		}
-		limit := int64(maxPackSMS)
-		if unit == billing.UnitBytes {
-			limit = maxPackBytes
-		}
+		limit := maxPackAmount(unit)
 		if in.PackAmount < 1 || in.PackAmount > limit {
 			add("pack_amount", fmt.Sprintf("must be between 1 and %d %s", limit, unit))
 		}
 	}
 	return errs
+}
+
+// maxPackAmount is the largest pack of unit, and so the most a recurring
+// programme may carry over from one month to the next.
+func maxPackAmount(unit string) int64 {
+	switch unit {
+	case billing.UnitBytes:
+		return maxPackBytes
+	case billing.UnitSMS:
+		return maxPackSMS
+	}
+	return maxPackSeconds
 }
 
 // unitRow reads a programme row whose first column is its unit, then the
