@@ -561,15 +561,27 @@ func (s *Statements) now() time.Time {
 	return s.Now()
 }
 
+// csvUnitColumns are the CSV columns of each unit other than seconds, after
+// the seconds figures: events, then billable, covered and overage amounts
+// in the unit (their money is in the line's overage and welfare columns).
+var csvUnitColumns = []struct{ unit, events, amount string }{
+	{UnitBytes, "data_sessions", "bytes"},
+	{UnitSMS, "sms_messages", "sms"},
+}
+
 // WriteCSV writes the statement's lines as CSV with a header row. Seafarer
 // lines (programme and company payers) start with seafarer_id and the
 // names beside it (seafarer_name, company_id, company_name), call lines
-// (seafarer payer) with entry_id; both end with the figures, money in minor
-// units of the currency column.
+// (seafarer payer) with entry_id; both go on with the figures, money in
+// minor units of the currency column, and end with the figures of data and
+// SMS (csvUnitColumns; zeros for a line without any).
 func (st *Statement) WriteCSV(w io.Writer) error {
 	cw := wuyou.NewCSVWriter(w) // every cell made safe for spreadsheets
 	figures := []string{"adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
 		"overage_amount_minor", "welfare_cost_minor", "currency"}
+	for _, c := range csvUnitColumns {
+		figures = append(figures, c.events, "billable_"+c.amount, "covered_"+c.amount, "overage_"+c.amount)
+	}
 	calls := strings.HasPrefix(st.Payer, PayerSeafarer+":")
 	head := []string{"seafarer_id", "seafarer_name", "company_id", "company_name"}
 	if calls {
@@ -593,6 +605,15 @@ func (st *Statement) WriteCSV(w io.Writer) error {
 		}
 		rec = append(rec, l.AdjustsPeriod, num(l.Calls), num(l.BillableSeconds), num(l.CoveredSeconds),
 			num(l.OverageSeconds), num(l.OverageAmount.Minor), num(l.WelfareCost.Minor), l.OverageAmount.Currency)
+		for _, c := range csvUnitColumns {
+			var u UnitFigures
+			for _, f := range l.Units {
+				if f.Unit == c.unit {
+					u = f
+				}
+			}
+			rec = append(rec, num(u.Events), num(u.Billable), num(u.Covered), num(u.Overage))
+		}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
