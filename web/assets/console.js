@@ -60,6 +60,17 @@
       'aud.company': "Crew of {0}", 'aud.vessel': 'Crew of vessel IMO {0}', 'aud.all': 'Everyone enrolled',
       'prog.monthIssued': 'Packs issued in {0}', 'prog.allIssued': 'Packs issued, all months', 'prog.monthLeft': 'Packs left this month',
       'prog.perMonth': '{0} a month', 'prog.fixMarked': 'Correct the marked fields.',
+      'prog.unit': 'What packs hold', 'unit.seconds': 'Call minutes', 'unit.bytes': 'Data', 'unit.sms': 'SMS',
+      'prog.packData': 'Data per pack', 'prog.packSms': 'SMS per pack',
+      'prog.rolloverData': 'Most data carried over to the next month', 'prog.rolloverSms': 'Most SMS carried over to the next month',
+      'prog.lowPercent': 'Low-balance alert at this % left (optional)', 'prog.lowMinutes': '…or when this many minutes are left (optional)',
+      'prog.lowData': '…or when this much data is left (optional)', 'prog.lowSms': '…or when this many SMS are left (optional)',
+      'prog.lowHelp': 'With neither, seafarers are told when 20% of their packs is left.',
+      'prog.packAmount': '{0} per pack, valid {1} days, priority {2}', 'prog.monthAmount': '{0} a month, priority {1}',
+      'prog.recurrenceAmount': 'A pack every month ({0}) to each seafarer signed on; up to {1} unused carries over',
+      'prog.grantedAmount': 'Granted', 'prog.usedAmount': 'Used', 'prog.amountUsed': 'Granted amount used: {0}%',
+      'prog.notify': 'Low-balance alerts: {0}', 'prog.atPercent': 'at {0}% left', 'prog.atRemaining': 'at {0} left', 'prog.sep': ', ',
+      'prog.min': '{0} min', 'prog.sms': '{0} SMS',
       'issue.title': 'Issue packs', 'issue.to': 'Issue to', 'issue.company': "A company's crew", 'issue.vessel': "A vessel's crew",
       'issue.vesselImo': 'Vessel IMO', 'issue.send': 'Issue packs',
       'issue.help': "One pack per seafarer. Seafarers who are not active are skipped; nothing is issued beyond the programme's budget.",
@@ -118,6 +129,17 @@
       'aud.company': '{0} 的船员', 'aud.vessel': '船舶 IMO {0} 的船员', 'aud.all': '全体登记船员',
       'prog.monthIssued': '{0} 已发放套餐', 'prog.allIssued': '历月已发放套餐', 'prog.monthLeft': '本月剩余预算套餐',
       'prog.perMonth': '每月 {0}', 'prog.fixMarked': '请修改标出的字段。',
+      'prog.unit': '套餐内容', 'unit.seconds': '通话分钟', 'unit.bytes': '流量', 'unit.sms': '短信',
+      'prog.packData': '每个套餐流量', 'prog.packSms': '每个套餐短信条数',
+      'prog.rolloverData': '可结转到下月的最多流量', 'prog.rolloverSms': '可结转到下月的最多短信条数',
+      'prog.lowPercent': '余量低于此百分比时提醒（可选）', 'prog.lowMinutes': '…或剩余分钟数低于此值时提醒（可选）',
+      'prog.lowData': '…或剩余流量低于此值时提醒（可选）', 'prog.lowSms': '…或剩余短信条数低于此值时提醒（可选）',
+      'prog.lowHelp': '两项都不填时，套餐剩余 20% 时提醒船员。',
+      'prog.packAmount': '每个套餐 {0}，有效 {1} 天，优先级 {2}', 'prog.monthAmount': '每月 {0}，优先级 {1}',
+      'prog.recurrenceAmount': '每月（{0}）向每位在船船员发放一个套餐；未用部分最多结转 {1}',
+      'prog.grantedAmount': '已发放', 'prog.usedAmount': '已使用', 'prog.amountUsed': '已发放额度已用 {0}%',
+      'prog.notify': '余量提醒：{0}', 'prog.atPercent': '剩余 {0}% 时', 'prog.atRemaining': '剩余 {0} 时', 'prog.sep': '；',
+      'prog.min': '{0} 分钟', 'prog.sms': '{0} 条短信',
       'issue.title': '发放套餐', 'issue.to': '发放对象', 'issue.company': '某公司全体船员', 'issue.vessel': '某船全体船员',
       'issue.vesselImo': '船舶 IMO', 'issue.send': '发放套餐',
       'issue.help': '每位船员一个套餐。非在职船员将被跳过；发放不会超出计划预算。',
@@ -182,6 +204,8 @@
     companyNames = {};
     unmarkFields($('programme-form'));
     document.querySelector('input[name="prog-kind"][value="once"]').checked = true;
+    $('prog-unit').value = 'seconds';
+    ['prog-low-percent', 'prog-low-remaining'].forEach(function (id) { $(id).value = ''; });
     programmeKind();
     W.show('view', false);
     W.show('signout', false);
@@ -480,26 +504,85 @@
     var budget = $('prog-budget-label');
     budget.setAttribute('data-i18n', m ? 'prog.budgetMonthly' : 'prog.budget');
     budget.textContent = t(budget.getAttribute('data-i18n'));
+    programmeUnit();
+  }
+
+  // programmeUnit fits the amount fields to the unit chosen (CONTRACT
+  // §7.2): minutes, data in MB or GB (of 1024, as the phone page counts)
+  // or a number of SMS; the pack, the rollover and the low-balance amount
+  // are all typed in it.
+  function programmeUnit() {
+    var u = $('prog-unit').value, data = u === 'bytes';
+    var relabel = function (id, keys) {
+      var el = $(id);
+      el.setAttribute('data-i18n', keys[u]);
+      el.textContent = t(keys[u]);
+    };
+    relabel('prog-pack-label', { seconds: 'prog.packMinutes', bytes: 'prog.packData', sms: 'prog.packSms' });
+    relabel('prog-rollover-label', { seconds: 'prog.rollover', bytes: 'prog.rolloverData', sms: 'prog.rolloverSms' });
+    relabel('prog-low-label', { seconds: 'prog.lowMinutes', bytes: 'prog.lowData', sms: 'prog.lowSms' });
+    ['prog-minutes', 'prog-rollover', 'prog-low-remaining'].forEach(function (id) { $(id).step = data ? 'any' : '1'; });
+    $('prog-minutes').min = data ? '0.001' : '1';
+    $('prog-low-remaining').min = data ? '0.001' : '1';
+    W.show('prog-pack-scale', data);
+    $('prog-pack-scale').disabled = !data;
+    W.show('prog-low-scale', data);
+    $('prog-low-scale').disabled = !data;
+    var roll = data && !$('prog-rollover').disabled;
+    W.show('prog-rollover-scale', roll);
+    $('prog-rollover-scale').disabled = !roll;
+  }
+
+  var SCALE = { MB: 1048576, GB: 1073741824 };
+
+  // inUnit is what the form's amount field id says in the API's unit:
+  // seconds for minutes, bytes for MB or GB (scaleId), a count of SMS.
+  function inUnit(id, scaleId) {
+    var v = Number($(id).value), u = $('prog-unit').value;
+    if (u === 'seconds') return Math.round(v * 60);
+    if (u === 'bytes') return Math.round(v * SCALE[$(scaleId).value]);
+    return Math.round(v);
+  }
+
+  // amountOf writes n of unit as people read it: minutes, MB or GB (one
+  // decimal, never rounded up), SMS.
+  function amountOf(unit, n) {
+    n = n || 0;
+    if (unit === 'bytes') {
+      var gb = n / SCALE.GB, mb = n / SCALE.MB;
+      if (gb >= 1) return W.num(Math.floor(gb * 10) / 10) + ' GB';
+      return W.num(mb >= 10 ? Math.floor(mb) : Math.floor(mb * 10) / 10) + ' MB';
+    }
+    if (unit === 'sms') return t('prog.sms', W.num(n));
+    return t('prog.min', W.num(W.minutes(n)));
   }
 
   // programmeBody is the programme the form describes, as POST
   // /v1/programmes takes it: minutes become seconds.
   function programmeBody() {
+    var unit = $('prog-unit').value;
     var body = {
       name: $('prog-name').value.trim(),
-      pack_seconds: Math.round(Number($('prog-minutes').value) * 60),
+      unit: unit,
       priority: Number($('prog-priority').value),
       budget_packs: Number($('prog-budget').value),
       starts_at: $('prog-starts').value + 'T00:00:00Z',
       ends_at: $('prog-ends').value + 'T23:59:59Z'
     };
+    if (unit === 'seconds') body.pack_seconds = inUnit('prog-minutes');
+    else body.pack_amount = inUnit('prog-minutes', 'prog-pack-scale');
+    // Low-balance thresholds; none given leaves the API's 20% rule.
+    var notify = [];
+    if ($('prog-low-percent').value !== '') notify.push({ percent: Number($('prog-low-percent').value) });
+    if ($('prog-low-remaining').value !== '') notify.push({ remaining: inUnit('prog-low-remaining', 'prog-low-scale') });
+    if (notify.length) body.notify_at = notify;
     if (!monthly()) {
       body.valid_days = Number($('prog-days').value);
       return body;
     }
     body.recurrence = {
       every: 'month', while: 'signed_on',
-      rollover_max: Math.round(Number($('prog-rollover').value) * 60),
+      rollover_max: inUnit('prog-rollover', 'prog-rollover-scale'),
       time_zone: $('prog-tz').value.trim() || 'Asia/Shanghai'
     };
     var aud = audienceKind();
@@ -515,8 +598,20 @@
     priority: 'prog-priority', budget_packs: 'prog-budget', starts_at: 'prog-starts', ends_at: 'prog-ends',
     company_id: 'prog-company', vessel_imo: 'prog-vessel', all: 'prog-audience', audience: 'prog-audience',
     'recurrence.rollover_max': 'prog-rollover', 'recurrence.time_zone': 'prog-tz',
-    'recurrence.every': 'prog-kind', 'recurrence.while': 'prog-kind', recurrence: 'prog-kind'
+    'recurrence.every': 'prog-kind', 'recurrence.while': 'prog-kind', recurrence: 'prog-kind',
+    unit: 'prog-unit', notify_at: 'prog-low-percent'
   };
+
+  // programmeFields adds to PROGRAMME_FIELDS where each threshold of body
+  // sits: notify_at[i] is the percent or the amount, as they were sent.
+  function programmeFields(body) {
+    var where = Object.assign({}, PROGRAMME_FIELDS);
+    (body.notify_at || []).forEach(function (n, i) {
+      var id = 'percent' in n ? 'prog-low-percent' : 'prog-low-remaining';
+      ['', '.percent', '.remaining'].forEach(function (f) { where['notify_at[' + i + ']' + f] = id; });
+    });
+    return where;
+  }
 
   // markFields puts each field error of a 400 next to its field (the whole
   // list stays in the form's message, as for every form); unmarkFields
@@ -541,11 +636,11 @@
   async function createProgramme() {
     var form = $('programme-form');
     unmarkFields(form);
-    var p;
+    var p, body = programmeBody();
     try {
-      p = await W.api('/v1/programmes', { method: 'POST', body: programmeBody() });
+      p = await W.api('/v1/programmes', { method: 'POST', body: body });
     } catch (e) {
-      if (e.status === 400) markFields(form, PROGRAMME_FIELDS, e.problem && e.problem.errors);
+      if (e.status === 400) markFields(form, programmeFields(body), e.problem && e.problem.errors);
       throw e;
     }
     $('programme-id').value = p.id;
@@ -585,38 +680,48 @@
     shown.programme = p;
     var unlimited = !p.budget_packs, r = p.recurrence;
     var month = r ? (p.month || { period: '', packs_issued: 0 }) : null;
+    var unit = p.unit || 'seconds', secs = unit === 'seconds';
+    var pack = p.pack_amount || p.pack_seconds;
     var kids = [h('h3', {}, [
-      p.name, ' ', r ? h('span', { class: 'badge recurring', id: 'prog-recurring' }, [t('prog.recurring')]) : null, r ? ' ' : null,
+      p.name, ' ', h('span', { class: 'badge', id: 'prog-unit-badge', 'data-unit': unit }, [t('unit.' + unit)]), ' ',
+      r ? h('span', { class: 'badge recurring', id: 'prog-recurring' }, [t('prog.recurring')]) : null, r ? ' ' : null,
       h('span', { class: 'mono muted' }, [p.id])
     ])];
     if (r) {
       kids.push(
         h('p', { id: 'prog-audience-text' }, [h('strong', {}, [audience(p)])]),
-        h('p', {}, [t('prog.monthPack', W.num(W.minutes(p.pack_seconds)), p.priority)]),
-        h('p', { class: 'muted', id: 'prog-recurrence' }, [t('prog.recurrence', r.time_zone, W.num(W.minutes(r.rollover_max)))])
+        h('p', { id: 'prog-pack' }, [secs ? t('prog.monthPack', W.num(W.minutes(pack)), p.priority) : t('prog.monthAmount', amountOf(unit, pack), p.priority)]),
+        h('p', { class: 'muted', id: 'prog-recurrence' }, [secs ? t('prog.recurrence', r.time_zone, W.num(W.minutes(r.rollover_max)))
+          : t('prog.recurrenceAmount', r.time_zone, amountOf(unit, r.rollover_max))])
       );
     } else {
-      kids.push(h('p', {}, [t('prog.pack', W.num(W.minutes(p.pack_seconds)), p.valid_days, p.priority)]));
+      kids.push(h('p', { id: 'prog-pack' }, [secs ? t('prog.pack', W.num(W.minutes(pack)), p.valid_days, p.priority)
+        : t('prog.packAmount', amountOf(unit, pack), p.valid_days, p.priority)]));
     }
+    var notify = (p.notify_at && p.notify_at.length ? p.notify_at : [{ percent: 20 }]).map(function (n) {
+      return n.percent ? t('prog.atPercent', W.num(n.percent)) : t('prog.atRemaining', amountOf(unit, n.remaining));
+    });
+    kids.push(h('p', { class: 'muted', id: 'prog-notify' }, [t('prog.notify', notify.join(t('prog.sep')))]));
     kids.push(h('p', { class: 'muted' }, [t('prog.runs', W.date(p.starts_at), W.date(p.ends_at))]));
+    var granted = secs ? p.seconds_granted : p.granted, used = secs ? p.seconds_used : p.used;
+    var usage = secs ? [stat(t('prog.granted'), W.num(W.minutes(granted))), stat(t('prog.used'), W.num(W.minutes(used)), 'prog-used')]
+      : [stat(t('prog.grantedAmount'), amountOf(unit, granted)), stat(t('prog.usedAmount'), amountOf(unit, used), 'prog-used')];
     var budgetOf = function (n) { return W.num(n) + (unlimited ? '' : ' / ' + W.num(p.budget_packs)); };
     kids.push(h('div', { class: 'stats' }, r ? [
       stat(t('prog.monthIssued', month.period), budgetOf(month.packs_issued), 'prog-month'),
       stat(t('prog.monthLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs)),
-      stat(t('prog.allIssued'), W.num(p.packs_issued), 'prog-issued'),
-      stat(t('prog.granted'), W.num(W.minutes(p.seconds_granted))), stat(t('prog.used'), W.num(W.minutes(p.seconds_used)), 'prog-used')
-    ] : [
+      stat(t('prog.allIssued'), W.num(p.packs_issued), 'prog-issued')
+    ].concat(usage) : [
       stat(t('prog.issued'), budgetOf(p.packs_issued), 'prog-issued'),
-      stat(t('prog.budgetLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs)),
-      stat(t('prog.granted'), W.num(W.minutes(p.seconds_granted))), stat(t('prog.used'), W.num(W.minutes(p.seconds_used)), 'prog-used')
-    ]));
+      stat(t('prog.budgetLeft'), unlimited ? t('prog.unlimited') : W.num(p.budget_remaining_packs))
+    ].concat(usage)));
     if (!unlimited) {
-      var used = (r ? month.packs_issued : p.packs_issued) / p.budget_packs;
-      kids.push(h('p', { class: 'small' }, [t('prog.budgetUsed', Math.round(used * 100))]), W.bar(used, t('prog.budgetUsed', Math.round(used * 100))));
+      var spent = (r ? month.packs_issued : p.packs_issued) / p.budget_packs;
+      kids.push(h('p', { class: 'small' }, [t('prog.budgetUsed', Math.round(spent * 100))]), W.bar(spent, t('prog.budgetUsed', Math.round(spent * 100))));
     }
-    if (p.seconds_granted) {
-      var drawn = p.seconds_used / p.seconds_granted;
-      kids.push(h('p', { class: 'small' }, [t('prog.minutesUsed', Math.round(drawn * 100))]), W.bar(drawn, t('prog.minutesUsed', Math.round(drawn * 100))));
+    if (granted) {
+      var drawn = used / granted, key = secs ? 'prog.minutesUsed' : 'prog.amountUsed';
+      kids.push(h('p', { class: 'small' }, [t(key, Math.round(drawn * 100))]), W.bar(drawn, t(key, Math.round(drawn * 100))));
     }
     fill($('programme-view'), kids);
   }
@@ -828,6 +933,7 @@
     onSubmit('programme-form', 'button[type=submit]', createProgramme);
     var radios = document.querySelectorAll('input[name="prog-kind"], input[name="prog-audience"]');
     for (i = 0; i < radios.length; i++) radios[i].addEventListener('change', programmeKind);
+    $('prog-unit').addEventListener('change', programmeUnit);
     programmeKind();
     onSubmit('programme-lookup', 'button[type=submit]', showProgramme);
     onSubmit('issue-form', 'button[type=submit]', issue);
