@@ -225,14 +225,7 @@ func (a *usageAccumulator) add(adjusts, currency string, f billing.Figures) erro
 		}
 		target = a.adjusted[adjusts]
 	}
-	target.Calls += f.Calls
-	target.BillableSeconds += f.BillableSeconds
-	target.CoveredSeconds += f.CoveredSeconds
-	target.OverageSeconds += f.OverageSeconds
-	target.OverageAmount.Minor += f.OverageAmount.Minor
-	target.WelfareCost.Minor += f.WelfareCost.Minor
-	target.Units = billing.AddUnits(target.Units, f.Units)
-	return nil
+	return target.Add(f)
 }
 
 // usage is the seafarer's figures: one currency on every amount, as the
