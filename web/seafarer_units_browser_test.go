@@ -48,6 +48,18 @@ func (s *stack) use(sf *crew.Seafarer, id string, at time.Time, bytes int64) {
 	must(s.t, s.quota.Recorded(ctx, entries))
 }
 
+// requireTexts fails t for each of want that the texts of the elements
+// matching css (their whitespace folded, one a line) lack.
+func requireTexts(t *testing.T, tb *tab, what, css string, want ...string) {
+	t.Helper()
+	got := tb.eval(`[...document.querySelectorAll(` + quote(css) + `)].map(e => e.innerText.replace(/\s+/g, ' ')).join('\n')`)
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}
+
 // TestBrowser_SeafarerSeesDataAndSMSLeftBesideMinutes: a seafarer holding a
 // 2 GB data pack and a 20-SMS pack besides the minutes sees, after a
 // 300 MB session and two texts, 1.7 GB and 18 SMS left in their own card
@@ -74,18 +86,9 @@ func TestBrowser_SeafarerSeesDataAndSMSLeftBesideMinutes(t *testing.T) {
 	if got := tb.text("remaining"); got != "300" {
 		t.Errorf("minutes left = %q, want 300: data and SMS are not minutes", got)
 	}
-	units := tb.eval(`[...document.querySelectorAll('#other-units [data-unit]')].map(d => d.innerText.replace(/\s+/g, ' ')).join('\n')`)
-	for _, want := range []string{"Data left 1.7 GB of 2 GB", "SMS left 18 SMS of 20 SMS"} {
-		if !strings.Contains(units, want) {
-			t.Errorf("the data and SMS card lacks %q:\n%s", want, units)
-		}
-	}
-	packs := tb.eval(`[...document.querySelectorAll('#packs li')].map(li => li.innerText.replace(/\s+/g, ' ')).join('\n')`)
-	for _, want := range []string{"Data pack of 2 GB", "1.7 GB / 2 GB", "Pack of 20 SMS", "18 SMS / 20 SMS", "Pack of 300 min", "300 of 300 min left"} {
-		if !strings.Contains(packs, want) {
-			t.Errorf("packs lack %q:\n%s", want, packs)
-		}
-	}
+	requireTexts(t, tb, "the data and SMS card", "#other-units [data-unit]", "Data left 1.7 GB of 2 GB", "SMS left 18 SMS of 20 SMS")
+	requireTexts(t, tb, "the packs", "#packs li",
+		"Data pack of 2 GB", "1.7 GB / 2 GB", "Pack of 20 SMS", "18 SMS / 20 SMS", "Pack of 300 min", "300 of 300 min left")
 	tb.screenshot("seafarer-units-en-phone")
 
 	tb.checkClean()
@@ -93,12 +96,7 @@ func TestBrowser_SeafarerSeesDataAndSMSLeftBesideMinutes(t *testing.T) {
 	zh := mustTab(t, "zh-CN", phone)
 	zh.do(chromedp.Navigate(s.base + "/#token=" + s.token(token.RoleSeafarer, sf.ID, "")))
 	zh.waitFor("the data card in Chinese", `!document.getElementById('other-units-card').hidden && document.getElementById('other-units-title').textContent === '流量和短信'`)
-	units = zh.eval(`[...document.querySelectorAll('#other-units [data-unit]')].map(d => d.innerText.replace(/\s+/g, ' ')).join('\n')`)
-	for _, want := range []string{"剩余流量 1.7 GB 共 2 GB", "剩余短信 18 条 共 20 条"} {
-		if !strings.Contains(units, want) {
-			t.Errorf("in Chinese the card lacks %q:\n%s", want, units)
-		}
-	}
+	requireTexts(t, zh, "in Chinese the card", "#other-units [data-unit]", "剩余流量 1.7 GB 共 2 GB", "剩余短信 18 条 共 20 条")
 	zh.screenshot("seafarer-units-zh-phone")
 	zh.checkClean()
 
