@@ -38,6 +38,10 @@ const (
 	KindDebit = "debit"
 	KindGrant = "grant"
 	KindVoid  = "void"
+	// KindAdjust corrects a debit: the difference between a real-time
+	// session's charge and the carrier's record of the same call
+	// (sessions.go), its amounts and draws signed.
+	KindAdjust = "adjust"
 )
 
 // Programme is a welfare programme: what one pack is worth and how many packs
