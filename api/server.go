@@ -84,6 +84,9 @@ type Config struct {
 	Auditor LedgerAuditor
 	// Overview answers GET /v1/ops/overview; nil answers 503.
 	Overview Overview
+	// Sessions answers the carrier's real-time credit control; nil answers
+	// 503.
+	Sessions Sessions
 	// Audit is the staff audit trail (audit.go): every successful write of
 	// a person is recorded there, GET /v1/audit reads it. nil records
 	// nothing and answers 503.
@@ -213,6 +216,10 @@ func (s *Server) routes() {
 
 	// Union staff "may do everything" (CONTRACT §2), so they can ask as the carrier would.
 	v1.Get("/carrier/subscribers/:msisdn/allowance", Require(token.RoleCarrier, token.RoleUnion), s.carrierAllowance)
+	carrierOnly := Require(token.RoleCarrier, token.RoleUnion)
+	v1.Post("/carrier/sessions", carrierOnly, s.openSession)
+	v1.Post(`/carrier/sessions/:id\:update`, carrierOnly, s.updateSession)
+	v1.Post(`/carrier/sessions/:id\:terminate`, carrierOnly, s.terminateSession)
 
 	v1.Get("/statements", staff, s.getStatement)
 	v1.Post(`/periods/:period\:close`, union, s.closePeriod)

@@ -31,6 +31,24 @@ import (
 // The file format is documented by testdata/tariff.example.yaml.
 type Tariff struct {
 	versions []tariffVersion // effectiveFrom strictly increasing
+	// finalAction is what the carrier is told to do when a real-time
+	// session's final grant is used up (CONTRACT §7.3).
+	finalAction string
+}
+
+// Final actions of a tariff (final_action).
+const (
+	FinalContinueAsOverage = "continue_as_overage"
+	FinalTerminate         = "terminate"
+)
+
+// FinalAction is what the carrier does when a session's final grant is used
+// up: the tariff's final_action, continue_as_overage by default.
+func (t *Tariff) FinalAction() string {
+	if t.finalAction == "" {
+		return FinalContinueAsOverage
+	}
+	return t.finalAction
 }
 
 // tariffVersion is one validated version, indexed for rating.
@@ -228,7 +246,8 @@ func ParseTariff(b []byte, format string) (*Tariff, error) {
 // from one written as zero: a left-out increment takes the default, a
 // left-out price is an error rather than free calls.
 type tariffFile struct {
-	Versions versionList `json:"versions"`
+	Versions    versionList `json:"versions"`
+	FinalAction string      `json:"final_action"`
 }
 
 type versionFile struct {
@@ -425,7 +444,10 @@ func compile(f tariffFile) (*Tariff, error) {
 	if len(f.Versions) == 0 {
 		errs.add("versions", "at least one version is required")
 	}
-	t := &Tariff{versions: make([]tariffVersion, len(f.Versions))}
+	t := &Tariff{versions: make([]tariffVersion, len(f.Versions)), finalAction: f.FinalAction}
+	if a := f.FinalAction; a != "" && a != FinalContinueAsOverage && a != FinalTerminate {
+		errs.add("final_action", "%q is not one of %s, %s", a, FinalContinueAsOverage, FinalTerminate)
+	}
 	var prev time.Time // effective_from of the last version that had a valid one
 	for i, vf := range f.Versions {
 		path := fmt.Sprintf("versions[%d]", i)

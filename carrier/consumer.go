@@ -529,7 +529,7 @@ func (c *Consumer) Usage(seafarerID string, ev *UsageEvent) quota.Usage {
 		Unit: r.Unit, Billable: r.Billable, VolumeBytes: ev.Data.VolumeBytes,
 		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry,
 		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
-		Fingerprint: fingerprint(ev),
+		Fingerprint: fingerprint(ev), CallID: ev.Data.CallID,
 	}
 }
 
@@ -678,13 +678,22 @@ func (c *Consumer) countSettled(applied []appliedEvent) {
 
 // eventOutputs are an applied event's ledger message and notifications.
 func (c *Consumer) eventOutputs(u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
-	m, err := c.cfg.Publisher.LedgerMessage(u.SeafarerID, u.MSISDN, r.Entry)
-	if err != nil {
-		return nil, err
+	return debitMessages(c.cfg.Publisher, u, r)
+}
+
+// debitMessages are a debit's ledger message (when it has an entry) and
+// notifications.
+func debitMessages(p *Publisher, u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
+	var out []kafka.Message
+	if r.Entry != nil {
+		m, err := p.LedgerMessage(u.SeafarerID, u.MSISDN, r.Entry)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
 	}
-	out := []kafka.Message{m}
 	for _, n := range r.Notes {
-		m, err := c.notification(u, n)
+		m, err := notification(p, u, n)
 		if err != nil {
 			return nil, err
 		}
@@ -696,7 +705,7 @@ func (c *Consumer) eventOutputs(u quota.Usage, r *quota.DebitResult) ([]kafka.Me
 // notification announces a low or exhausted mark the debit crossed. The
 // debit decided it once per grant set and remembers it with the event, so
 // a redelivery publishes the same id with the same content.
-func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, error) {
+func notification(p *Publisher, u quota.Usage, n quota.Note) (kafka.Message, error) {
 	typ := NotifyQuotaLow
 	if n.Kind == quota.NoteExhausted {
 		typ = NotifyQuotaExhausted
@@ -721,7 +730,7 @@ func (c *Consumer) notification(u quota.Usage, n quota.Note) (kafka.Message, err
 			id += "-" + t.Key()
 		}
 	}
-	return c.cfg.Publisher.NotificationMessageAt(id, typ, u.SeafarerID, u.MSISDN, n.At, data)
+	return p.NotificationMessageAt(id, typ, u.SeafarerID, u.MSISDN, n.At, data)
 }
 
 // sleep waits d or until ctx is done; it reports whether the full d passed.

@@ -34,11 +34,11 @@ const batchTimeout = 5 * time.Second
 
 // allowanceRead is one Allowance waiting for its replies.
 type allowanceRead struct {
-	grantsKey, usageKey string
-	grants              *redis.MapStringStringCmd
-	usage               *redis.SliceCmd
-	err                 error
-	done                chan struct{}
+	grantsKey, usageKey, sessionsKey string
+	grants, sessions                 *redis.MapStringStringCmd
+	usage                            *redis.SliceCmd
+	err                              error
+	done                             chan struct{}
 }
 
 // read queues r and waits until its replies are in, or ctx ends.
@@ -81,6 +81,7 @@ func (b *readBatcher) flush(rdb redis.UniversalClient) {
 			for _, r := range batch {
 				r.grants = p.HGetAll(ctx, r.grantsKey)
 				r.usage = p.HMGet(ctx, r.usageKey, allMonthFields...)
+				r.sessions = p.HGetAll(ctx, r.sessionsKey)
 			}
 			return nil
 		})
@@ -90,6 +91,9 @@ func (b *readBatcher) flush(rdb redis.UniversalClient) {
 			r.err = r.grants.Err()
 			if r.err == nil {
 				r.err = r.usage.Err()
+			}
+			if r.err == nil {
+				r.err = r.sessions.Err()
 			}
 			close(r.done)
 		}

@@ -25,7 +25,12 @@ import (
 //	d <t> <identity> <at> <event id> <type> <msisdn> <duration> <called> <country>
 //	  <billable> <covered> <overage minor> <currency> <welfare minor>
 //	  <statement period> <adjusts period> [<grant>:<amount> ...]
+//	a … (as d)
 //	v <t> <at> <grant> <amount>
+//
+// "a" is an adjust (sessions.go): the carrier's record of a call a session
+// charged, settling the difference; its amounts, prices and draws are
+// signed, and its id is "a_<identity>".
 //
 // Amounts are in the entry's unit. <billable> is "<n>" for seconds, else
 // "<n>:<unit>" and, for bytes, "<n>:bytes:<volume bytes>"; a void's amount is
@@ -96,8 +101,9 @@ func decodeType(c string) string {
 	return unescapeField(strings.TrimPrefix(c, "="))
 }
 
-// debitRecordHead is a debit's record up to and including the billable
-// seconds and a trailing space; the script appends the rest.
+// debitRecordHead is a debit's record up to the billable amount, with a
+// trailing space; the script appends the amount, billableSuffix and the
+// rest.
 func debitRecordHead(u Usage, identity string, at time.Time) string {
 	call := u.CallTime.Unix()
 	start := ledgerBucket(u.CallTime) * ledgerWeek
@@ -110,8 +116,7 @@ func debitRecordHead(u Usage, identity string, at time.Time) string {
 	b.WriteByte(' ')
 	b.WriteString(strconv.FormatInt(at.UnixMilli()-call*1000, 10))
 	for _, f := range []string{escapeField(u.EventID), encodeType(u.Type), escapeField(u.MSISDN),
-		strconv.FormatInt(u.DurationSeconds, 10), escapeField(u.CalledNumber), escapeField(u.VisitedCountry),
-		billableField(u)} {
+		strconv.FormatInt(u.DurationSeconds, 10), escapeField(u.CalledNumber), escapeField(u.VisitedCountry)} {
 		b.WriteByte(' ')
 		b.WriteString(f)
 	}
@@ -119,17 +124,16 @@ func debitRecordHead(u Usage, identity string, at time.Time) string {
 	return b.String()
 }
 
-// billableField is a debit record's <billable>: the amount, and the unit
-// (and a data session's volume) unless it is seconds.
-func billableField(u Usage) string {
-	n := strconv.FormatInt(u.billable(), 10)
+// billableSuffix follows the amount in a debit record's <billable>: the
+// unit (and a data session's volume) unless it is seconds.
+func billableSuffix(u Usage) string {
 	switch unit := u.unit(); unit {
 	case billing.UnitSeconds:
-		return n
+		return ""
 	case billing.UnitBytes:
-		return n + ":" + unit + ":" + strconv.FormatInt(u.VolumeBytes, 10)
+		return ":" + unit + ":" + strconv.FormatInt(u.VolumeBytes, 10)
 	default:
-		return n + ":" + unit
+		return ":" + unit
 	}
 }
 
@@ -184,13 +188,13 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 	t := time.Unix(b*ledgerWeek+num(1), 0).UTC()
 	var e *LedgerEntry
 	switch f[0] {
-	case "d":
+	case "d", "a":
 		if len(f) < 17 {
 			return bad()
 		}
 		call := t
 		e = &LedgerEntry{
-			ID: "d_" + f[2], Kind: KindDebit, At: call.Add(time.Duration(num(3)) * time.Millisecond),
+			ID: f[0] + "_" + f[2], Kind: KindDebit, At: call.Add(time.Duration(num(3)) * time.Millisecond),
 			EventID: unescapeField(f[4]), Type: decodeType(f[5]), MSISDN: unescapeField(f[6]), CallTime: &call,
 			DurationSeconds: num(7), CalledNumber: unescapeField(f[8]), VisitedCountry: unescapeField(f[9]),
 			CoveredSeconds:  num(11),
@@ -203,6 +207,9 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 			return bad()
 		}
 		e.OverageSeconds = e.BillableSeconds - e.CoveredSeconds
+		if f[0] == "a" {
+			e.Kind = KindAdjust
+		}
 		for _, d := range f[17:] {
 			grant, sec, ok := strings.Cut(d, ":")
 			n, err := strconv.ParseInt(sec, 10, 64)

@@ -24,7 +24,7 @@ func FuzzLedgerRecord(f *testing.F) {
 		at := call.Add(90*time.Second + 250*time.Millisecond)
 		u := Usage{EventID: eventID, Source: "s", Type: typ, MSISDN: msisdn, CalledNumber: called,
 			VisitedCountry: country, CallTime: call, DurationSeconds: duration, BillableSeconds: 120}
-		rec := debitRecordHead(u, "0123456789abcdef0123", at) + "60 150 CNY 30 2026-12 2026-11 gr_1:40 gr_2:20"
+		rec := debitRecordHead(u, "0123456789abcdef0123", at) + "120" + billableSuffix(u) + " 60 150 CNY 30 2026-12 2026-11 gr_1:40 gr_2:20"
 		require.NotContains(t, rec, "\n", "a record is one line")
 		e, err := decodeRecord(ledgerBucket(call), rec)
 		require.NoError(t, err)

@@ -52,6 +52,9 @@ func pendingField(e *LedgerEntry) string {
 	if e.Kind == KindVoid {
 		return pendingVoidField(e.GrantID)
 	}
+	if e.Kind == KindAdjust {
+		return strings.TrimPrefix(e.ID, "a_")
+	}
 	return strings.TrimPrefix(e.ID, "d_")
 }
 

@@ -199,6 +199,11 @@ type Usage struct {
 	// WholesalePrice is what the welfare fund pays per started Increment of
 	// covered seconds (same currency as OveragePrice).
 	WholesalePrice billing.Money
+	// CallID is the carrier's call id (data.call_id): a call whose id is a
+	// session's settles that session (sessions.go) instead of being charged
+	// twice. terminates marks a session's own terminate (TerminateSession).
+	CallID     string
+	terminates bool
 	// Fingerprint names the event's content: two deliveries of one
 	// identity with different fingerprints are two different calls
 	// claiming one identity. Empty: derived from the fields above.

@@ -45,6 +45,8 @@ type Options struct {
 //	T:r   hash  ledger records applied here but not yet recorded in PostgreSQL (pending.go)
 //	T:m:YYYY-MM hash  billable and overage amounts of that month's calls per unit (monthFields; the allowance's figures)
 //	T:n   hash  "<low|exhausted>:<grant set>" -> the identity that announced it and what (debitScript)
+//	T:x   hash  session id -> the carrier session's reservation and charge (sessions.go)
+//	<prefix>:sx:<session id>  string  the seafarer a session is held for (sessions.go)
 //
 // Keys written by earlier versions (T:l:<week> ledger buckets, T:s, T:sl
 // and T:c statement figures, T:u, the programme usage and period keys) are
@@ -70,11 +72,11 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now wuyou.Clock, op
 // DedupeWindow is the window identities are remembered for.
 func (s *RedisStore) DedupeWindow() time.Duration { return s.opts.DedupeWindow }
 
-type seafarerKeys struct{ grants, seen, pending, notes string }
+type seafarerKeys struct{ grants, seen, pending, notes, sessions string }
 
 func (s *RedisStore) keys(seafarerID string) seafarerKeys {
 	t := crew.SeafarerTag(s.prefix, seafarerID)
-	return seafarerKeys{t + ":g", t + ":seen", t + ":r", t + ":n"}
+	return seafarerKeys{t + ":g", t + ":seen", t + ":r", t + ":n", t + ":x"}
 }
 
 // monthKey holds a seafarer's billable and overage seconds of the calls
@@ -264,7 +266,7 @@ const lowPercent = DefaultLowPercent
 // debitCall is the debit script's keys and arguments, named, in the order
 // the script reads them (scripts.go).
 type debitCall struct {
-	grants, seen, pending, month, notes string
+	grants, seen, pending, month, notes, sessions string
 
 	identity                   string
 	callTime, billable, cutoff int64
@@ -280,14 +282,20 @@ type debitCall struct {
 	// unit is "" for seconds (as seconds grants store it), else the unit;
 	// the month fields are monthFields(unit).
 	unit, monthBillable, monthOverage string
+	// billableSuffix follows the amount in the record's billable field
+	// (billableSuffix); sessionID and sessionMode link the call to a carrier
+	// session (sessions.go), sessionsTTL keeps the sessions hash.
+	billableSuffix, sessionID, sessionMode string
+	sessionsTTL                            int64
 }
 
 func (d *debitCall) run(ctx context.Context, r scripter) *redis.Cmd {
 	return debitScript.Run(ctx, r,
-		[]string{d.grants, d.seen, d.pending, d.month, d.notes},
+		[]string{d.grants, d.seen, d.pending, d.month, d.notes, d.sessions},
 		d.identity, d.callTime, d.billable, d.cutoff, d.recordHead, d.pendingTTL,
 		d.overagePrice, d.increment, d.currencyEscaped, d.now, d.wholesalePrice, d.period,
-		d.monthTTL, d.lowPercent, d.notesTTL, d.atMs, d.unit, d.monthBillable, d.monthOverage)
+		d.monthTTL, d.lowPercent, d.notesTTL, d.atMs, d.unit, d.monthBillable, d.monthOverage,
+		d.billableSuffix, d.sessionID, d.sessionMode, d.sessionsTTL)
 }
 
 func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.Cmd, error) {
@@ -320,6 +328,7 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	k := s.keys(u.SeafarerID)
 	d := debitCall{
 		grants: k.grants, seen: k.seen, pending: k.pending, month: s.monthKey(u.SeafarerID, period), notes: k.notes,
+		sessions: k.sessions,
 		identity: identity, callTime: u.CallTime.Unix(), billable: u.billable(),
 		cutoff:       DedupeCutoff(now, s.opts.DedupeWindow).Unix(),
 		recordHead:   debitRecordHead(u, identity, now),
@@ -330,6 +339,8 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 		lowPercent: lowPercent, notesTTL: int64((s.opts.DedupeWindow + 24*time.Hour) / time.Second),
 		atMs: now.UnixMilli(),
 		unit: scriptUnit, monthBillable: monthBillable, monthOverage: monthOverage,
+		billableSuffix: billableSuffix(u), sessionID: u.CallID, sessionMode: u.sessionMode(),
+		sessionsTTL: s.sessionsTTL(),
 	}
 	return d.run(ctx, r), nil
 }
@@ -343,7 +354,11 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 	if len(vals) < 6 {
 		return nil, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("debit script replied %d values", len(vals))}
 	}
-	r := &DebitResult{SeafarerID: u.SeafarerID, Duplicate: vals[0].(int64) == 1, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
+	code, _ := vals[0].(int64)
+	r := &DebitResult{SeafarerID: u.SeafarerID, Duplicate: code != 0, RemainingNow: vals[2].(int64), GrantedNow: vals[3].(int64)}
+	if code == 2 { // a terminate of a session the carrier's record charged
+		return r, nil
+	}
 	notes, _ := vals[5].([]any)
 	for _, n := range notes {
 		str, _ := n.(string)
@@ -619,7 +634,8 @@ func grantsFrom(m map[string]string, now time.Time) ([]*Grant, error) {
 func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowance, error) {
 	now := s.now()
 	period := billing.PeriodOf(now)
-	r := &allowanceRead{grantsKey: s.keys(seafarerID).grants, usageKey: s.monthKey(seafarerID, period), done: make(chan struct{})}
+	k := s.keys(seafarerID)
+	r := &allowanceRead{grantsKey: k.grants, usageKey: s.monthKey(seafarerID, period), sessionsKey: k.sessions, done: make(chan struct{})}
 	if err := s.reads.read(ctx, s.rdb, r); err != nil {
 		return nil, err
 	}
@@ -631,6 +647,10 @@ func (s *RedisStore) Allowance(ctx context.Context, seafarerID string) (*Allowan
 		return nil, err
 	}
 	a := &Allowance{SeafarerID: seafarerID, Grants: gs, Period: period, AsOf: now, Balances: balances(gs, now), Usage: []UnitFigure{}}
+	reserved := reservedOf(r.sessions.Val(), now)
+	for i := range a.Balances {
+		a.Balances[i].Reserved = min(reserved[a.Balances[i].Unit], a.Balances[i].Remaining)
+	}
 	for _, b := range a.Balances {
 		if b.Unit == billing.UnitSeconds {
 			a.RemainingSeconds = b.Remaining

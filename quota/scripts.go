@@ -76,8 +76,21 @@ end
 // it, so a redelivery repeats exactly the same notification. A low note
 // names its threshold as a sixth word. The thresholds are read only when
 // the call drew something.
+//
+// Sessions (sessions.go): the sessions hash holds the reservations of
+// real-time calls. Those of the call's unit still valid at now hold part of
+// the remaining amount, which this call cannot draw; the call's own
+// session (sessionID) holds nothing against it. sessionMode says what the
+// call is to its session: "term" is the session's terminate (its charge:
+// the session must be open, or already charged by this identity, a
+// repeat, or by the carrier's record, reply {2, …}); "cdr" is the
+// carrier's record of a call whose call_id is sessionID: it charges an open
+// session's call as any call and closes the session, and settles a
+// terminated one with an adjust entry of the difference (record kind "a",
+// amounts signed: more drawn, or covered time given back to the grants the
+// session drew, overage first); "" or a session of another unit: no link.
 var debitScript = redis.NewScript(luaParseGrant + `
-local grantsKey, seenKey, pendingKey, monthKey, notesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local grantsKey, seenKey, pendingKey, monthKey, notesKey, sessKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 -- The texts are handed to redis.call as they came: a Lua number would be
 -- formatted back into text on every call.
 local identity, callTimeText, billableText = ARGV[1], ARGV[2], ARGV[3]
@@ -87,6 +100,7 @@ local overagePrice, incr, currencyEscaped = tonumber(ARGV[7]), tonumber(ARGV[8])
 local now, wprice, period = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]
 local monthTTL, lowPercent, notesTTL, atMs = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15]), ARGV[16]
 local unit, monthBillable, monthOverage = ARGV[17], ARGV[18], ARGV[19]
+local billableSuffix, sessionID, sessionMode, sessionsTTL = ARGV[20], ARGV[21], ARGV[22], ARGV[23]
 
 -- activeTotals sums the grants active at now.
 local function activeTotals(grants)
@@ -151,6 +165,28 @@ end
 
 local grants, bad = readGrants()
 if not grants then return bad end
+-- The sessions: the call's own (sess), and what the others of its unit
+-- hold at now.
+local sess, held = nil, 0
+do
+  local all = redis.call('HGETALL', sessKey)
+  for i = 1, #all, 2 do
+    local s = cjson.decode(all[i+1])
+    if all[i] == sessionID then
+      sess = s
+    elseif s.st == 'open' and s.u == unit and s.exp > now then
+      held = held + s.hold
+    end
+  end
+end
+if sess and sess.u ~= unit then sess = nil end
+if sessionMode == 'term' then
+  if not sess then return redis.error_reply('ENOSESSION session ' .. sessionID .. ' is not open here') end
+  if sess.by == 'cdr' then
+    local rem, granted = activeTotals(grants)
+    return {2, cjson.encode(sess), rem, granted, '', {}}
+  end
+end
 -- Remember the identity unless it is remembered already (a repeat). The
 -- checks are behind us: from here on the script writes.
 if redis.call('ZADD', seenKey, 'NX', callTimeText, identity) == 0 then
@@ -164,40 +200,103 @@ if redis.call('ZADD', seenKey, 'NX', callTimeText, identity) == 0 then
   return reply
 end
 local remBefore, grantedNow = activeTotals(grants)
-local cand = {}
-for _, g in ipairs(grants) do
-  if g.void == '0' and g.rem > 0 and g.eff <= callTime and callTime < g.exp then cand[#cand+1] = g end
+-- What this entry bills: the call's billable amount, or for the carrier's
+-- record of a terminated session the difference from the session's charge.
+local adjusting = sessionMode == 'cdr' and sess ~= nil and sess.st == 'term'
+local amountBillable, head = billable, recordHead
+if adjusting then
+  amountBillable, head = billable - sess.ch, 'a' .. string.sub(recordHead, 2)
 end
-table.sort(cand, function(a, b)
-  if a.prio ~= b.prio then return a.prio < b.prio end
-  if a.exp ~= b.exp then return a.exp < b.exp end
-  if a.iss ~= b.iss then return a.iss < b.iss end
-  return a.id < b.id
-end)
-local need = billable
-local covered = 0
+local covered, overage = 0, 0
 local draws, taken = {}, {}
-for _, g in ipairs(cand) do
-  if need == 0 then break end
-  local take = math.min(need, g.rem)
-  g.rem = g.rem - take
-  need = need - take
-  covered = covered + take
-  redis.call('HSET', grantsKey, g.id, encode(g))
-  draws[#draws+1] = g.id .. ':' .. take
-  taken[#taken+1] = {g.prog, g.id}
+if amountBillable >= 0 then
+  local cand = {}
+  -- What the sessions of others hold is not this call's to draw.
+  local avail = -held
+  for _, g in ipairs(grants) do
+    if g.void == '0' and g.rem > 0 and g.eff <= callTime and callTime < g.exp then
+      cand[#cand+1] = g
+      avail = avail + g.rem
+    end
+  end
+  table.sort(cand, function(a, b)
+    if a.prio ~= b.prio then return a.prio < b.prio end
+    if a.exp ~= b.exp then return a.exp < b.exp end
+    if a.iss ~= b.iss then return a.iss < b.iss end
+    return a.id < b.id
+  end)
+  local need = math.max(0, math.min(amountBillable, avail))
+  for _, g in ipairs(cand) do
+    if need == 0 then break end
+    local take = math.min(need, g.rem)
+    g.rem = g.rem - take
+    need = need - take
+    covered = covered + take
+    redis.call('HSET', grantsKey, g.id, encode(g))
+    draws[#draws+1] = g.id .. ':' .. take
+    taken[#taken+1] = {g.prog, g.id}
+  end
+  overage = amountBillable - covered
+else
+  -- The carrier's record is shorter than the session's charge: give the
+  -- difference back, overage first, then covered time to the grants the
+  -- session drew, the last drawn first. A grant voided since keeps
+  -- nothing back, so the difference is then smaller than the records'.
+  local back = -amountBillable
+  overage = 0 - math.min(back, sess.ov) -- never -0, which HINCRBY refuses
+  back = back + overage
+  local drawn = {}
+  for d in string.gmatch(sess.dr or '', '%S+') do drawn[#drawn+1] = d end
+  local byID = {}
+  for _, g in ipairs(grants) do byID[g.id] = g end
+  for i = #drawn, 1, -1 do
+    if back == 0 then break end
+    local id, n = string.match(drawn[i], '^(.*):(%d+)$')
+    local g = byID[id]
+    if g and g.void == '0' then
+      local give = math.min(back, tonumber(n))
+      g.rem = g.rem + give
+      back = back - give
+      covered = covered - give
+      redis.call('HSET', grantsKey, g.id, encode(g))
+      draws[#draws+1] = g.id .. ':' .. (0 - give)
+      taken[#taken+1] = {g.prog, g.id}
+    end
+  end
+  amountBillable = covered + overage
 end
 -- Pricing per started increment, ceil(seconds / incr) * price: the rule's
 -- home is billing.PricePerStartedIncrement. A script cannot call Go, so the
 -- rule is written again here, and TestDebitScriptPricesPerStartedIncrementAsBillingDoes
 -- (quota) holds the overage amount and the welfare cost to billing's.
-local amount = math.floor((need + incr - 1) / incr) * overagePrice
--- Welfare cost: the wholesale price per started increment of covered time.
-local welfare = math.floor((covered + incr - 1) / incr) * wprice
+local function price(n, p) return math.floor((n + incr - 1) / incr) * p end
+local amount, welfare = price(overage, overagePrice), price(covered, wprice)
+if adjusting then
+  -- An adjust moves the call's figures to what the carrier's record
+  -- says: its prices are the difference of the whole call's.
+  amount = price(sess.ov + overage, overagePrice) - sess.amt
+  welfare = price(sess.cov + covered, wprice) - sess.wel
+end
 -- The statement period is the call's own; the system of record decides
 -- whether a closed period moves it (PGLedger.Append).
-local rec = recordHead .. covered .. ' ' .. amount .. ' ' .. currencyEscaped .. ' ' .. welfare .. ' ' .. period .. ' '
+local rec = head .. amountBillable .. billableSuffix .. ' ' .. covered .. ' ' .. amount .. ' ' .. currencyEscaped .. ' ' .. welfare .. ' ' .. period .. ' '
 if #draws > 0 then rec = rec .. ' ' .. table.concat(draws, ' ') end
+-- The session: a terminate charges it and keeps what it drew until the
+-- carrier's record comes; that record closes it (charging an open one as
+-- any call, or settling a terminated one with the adjust above).
+if sess and (sessionMode == 'term' or sessionMode == 'cdr') and sess.st ~= 'done' then
+  if adjusting then
+    sess.ch, sess.cov, sess.ov = billable, sess.cov + covered, sess.ov + overage
+    sess.amt, sess.wel = sess.amt + amount, sess.wel + welfare
+  else
+    sess.ch, sess.cov, sess.ov, sess.amt, sess.wel = billable, covered, overage, amount, welfare
+    sess.dr = table.concat(draws, ' ')
+  end
+  if sessionMode == 'term' then sess.st, sess.by = 'term', 'term' else sess.st, sess.by = 'done', sess.by or 'cdr' end
+  sess.hold, sess['end'] = 0, now
+  redis.call('HSET', sessKey, sessionID, cjson.encode(sess))
+  redis.call('EXPIRE', sessKey, sessionsTTL)
+end
 -- Forget identities older than the window, but never this call's own: a
 -- call at the window's edge must stay remembered, so a repeat later in the
 -- same batch is still a duplicate, answered with this record.
@@ -208,10 +307,13 @@ redis.call('HSET', pendingKey, identity, rec)
 redis.call('EXPIRE', pendingKey, pendingTTL)
 -- This month's figures, by call time, for the allowance. The key's expiry
 -- is a deadline after the month's end: set when a call creates the key.
-if redis.call('HINCRBY', monthKey, monthBillable, billableText) == billable then
+if adjusting then
+  redis.call('HINCRBY', monthKey, monthBillable, amountBillable)
+  if redis.call('TTL', monthKey) == -1 then redis.call('EXPIRE', monthKey, monthTTL) end
+elseif redis.call('HINCRBY', monthKey, monthBillable, amountBillable) == amountBillable then
   redis.call('EXPIRE', monthKey, monthTTL)
 end
-redis.call('HINCRBY', monthKey, monthOverage, need)
+redis.call('HINCRBY', monthKey, monthOverage, overage)
 local remAfter = activeTotals(grants)
 local notes = {}
 local set

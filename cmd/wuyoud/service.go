@@ -158,9 +158,12 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		}
 	}
 
+	recorder := carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota}
 	s.server = api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: grants, Issuer: s.issuer,
-		Ledger:  carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
+		Ledger: recorder,
+		Sessions: &carrier.Sessions{Store: s.quota, Resolver: s.crew, Tariff: tariff, HomeCountry: cfg.HomeCountry,
+			Recorder: recorder, FinalAction: tariff.FinalAction()},
 		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
 		Audit:    audit.NewPGLog(s.pg),
 		Billing:  newStatements(statements, s.welfare, s.crew, tariff, d.now),

@@ -1,0 +1,169 @@
+package carrier
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/quota"
+)
+
+// Real-time credit control (CONTRACT §7.3): the carrier opens a session at
+// a call's set-up, updates it while the call lasts and terminates it at the
+// end. Units granted are reserved in the seafarer's hot state (quota's
+// sessions.go) until used, released or lapsed; the terminate charges the
+// call as a CDR would, once; the CDR that follows (data.call_id = the
+// session id) settles the session instead of charging it again.
+
+// SessionStore keeps sessions beside the grants (quota.RedisStore).
+type SessionStore interface {
+	OpenSession(ctx context.Context, o quota.SessionOpen) (*quota.SessionGrant, error)
+	UpdateSession(ctx context.Context, sessionID string, used, requested int64, validity time.Duration) (*quota.SessionGrant, error)
+	SessionCallOf(ctx context.Context, sessionID string) (seafarerID string, call quota.SessionCall, err error)
+	TerminateSession(ctx context.Context, u quota.Usage) (*quota.DebitResult, *quota.SessionCharge, error)
+}
+
+// Sessions answers the carrier's session requests.
+type Sessions struct {
+	Store    SessionStore
+	Resolver Resolver
+	Tariff   *billing.Tariff
+	// HomeCountry: a call there draws nothing, so its session is granted
+	// what it asks and holds nothing.
+	HomeCountry string
+	// Recorder stores and publishes a terminate's ledger entry and
+	// notifications.
+	Recorder LedgerRecorder
+	// Validity is how long granted units stay reserved without an update
+	// (quota.DefaultSessionValidity when 0); FinalAction what the carrier
+	// is told to do when a final grant is used up (continue_as_overage when
+	// empty).
+	Validity    time.Duration
+	FinalAction string
+}
+
+// SessionRequest opens a session.
+type SessionRequest struct {
+	SessionID      string
+	MSISDN         string
+	Unit           string
+	Requested      int64
+	CallTime       time.Time
+	VisitedCountry string
+	CalledNumber   string
+}
+
+// typeOfUnit is the usage type whose calls draw unit.
+func typeOfUnit(unit string) string {
+	switch unit {
+	case billing.UnitBytes:
+		return billing.TypeData
+	case billing.UnitSMS:
+		return billing.TypeSMS
+	}
+	return billing.TypeVoice
+}
+
+// Open reserves units for a call at its set-up. An MSISDN nobody holds is
+// ENOTFOUND.
+func (s *Sessions) Open(ctx context.Context, r SessionRequest) (*quota.SessionGrant, error) {
+	ids, err := s.Resolver.SeafarerIDsByMSISDN(ctx, []string{r.MSISDN})
+	if err != nil {
+		return nil, err
+	}
+	seafarerID, ok := ids[r.MSISDN]
+	if !ok {
+		return nil, &wuyou.Error{Code: wuyou.ENOTFOUND, Message: "no seafarer holds this MSISDN"}
+	}
+	call := quota.SessionCall{MSISDN: r.MSISDN, Type: typeOfUnit(r.Unit), Unit: r.Unit, CallTime: r.CallTime.UTC(),
+		VisitedCountry: r.VisitedCountry, CalledNumber: r.CalledNumber}
+	rating := s.Tariff.Rate(s.billingCall(call, 0), s.HomeCountry)
+	return s.Store.OpenSession(ctx, quota.SessionOpen{
+		SessionID: r.SessionID, SeafarerID: seafarerID, Call: call, Requested: r.Requested,
+		Free: !rating.Eligible, FinalAction: s.FinalAction, Validity: s.Validity,
+	})
+}
+
+// Update reports the usage so far and asks for more.
+func (s *Sessions) Update(ctx context.Context, sessionID string, used, requested int64) (*quota.SessionGrant, error) {
+	return s.Store.UpdateSession(ctx, sessionID, used, requested, s.Validity)
+}
+
+// Terminate charges the session's call for used (its whole usage) and
+// releases the rest of its reservation. Its ledger entry is stored and
+// published before the answer; when that fails the call is charged all the
+// same, and terminating again records it (503 until then).
+func (s *Sessions) Terminate(ctx context.Context, sessionID string, used int64) (*quota.SessionCharge, error) {
+	seafarerID, call, err := s.Store.SessionCallOf(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	r := s.Tariff.Rate(s.billingCall(call, used), s.HomeCountry)
+	u := quota.Usage{
+		SeafarerID: seafarerID, MSISDN: call.MSISDN, Type: call.Type, CallTime: call.CallTime,
+		Unit: r.Unit, Billable: r.Billable, BillableSeconds: r.BillableSeconds,
+		CalledNumber: call.CalledNumber, VisitedCountry: call.VisitedCountry,
+		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
+		CallID: sessionID,
+	}
+	switch r.Unit {
+	case billing.UnitSeconds:
+		u.DurationSeconds = used
+	case billing.UnitBytes:
+		u.VolumeBytes = used
+	}
+	if used == 0 { // nothing was used: no SMS went out either
+		u.Billable, u.BillableSeconds = 0, 0
+	}
+	res, charge, err := s.Store.TerminateSession(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if res.Entry != nil || len(res.Notes) > 0 {
+		if err := s.Recorder.RecordDebit(ctx, u, res); err != nil {
+			return nil, &wuyou.Error{Code: wuyou.EUNAVAILABLE, Reason: "ledger_unavailable",
+				Message: "the call is charged, but its ledger entry could not be recorded yet; terminate again to record it"}
+		}
+	}
+	return charge, nil
+}
+
+// billingCall is the call to rate for a session that used used.
+func (s *Sessions) billingCall(c quota.SessionCall, used int64) billing.Call {
+	bc := billing.Call{Type: c.Type, Time: c.CallTime, VisitedCountry: c.VisitedCountry, Direction: "MO"}
+	switch c.Unit {
+	case billing.UnitBytes:
+		bc.VolumeBytes = used
+	case billing.UnitSeconds:
+		bc.DurationSeconds = used
+	}
+	return bc
+}
+
+// RecordDebit stores a debit's ledger entry (when it has one), publishes it
+// with its notifications, then lets the hot state forget the entry. Safe
+// to repeat.
+func (r LedgerRecorder) RecordDebit(ctx context.Context, u quota.Usage, res *quota.DebitResult) error {
+	var batch []quota.SeafarerEntry
+	if res.Entry != nil {
+		batch = []quota.SeafarerEntry{{SeafarerID: u.SeafarerID, Entry: res.Entry}}
+		if r.Ledger != nil {
+			if err := r.Ledger.Append(ctx, batch); err != nil {
+				return fmt.Errorf("carrier: record ledger entry %s: %w", res.Entry.ID, err)
+			}
+		}
+	}
+	msgs, err := debitMessages(r.Publisher, u, res)
+	if err != nil {
+		return err
+	}
+	if err := r.Publisher.Write(ctx, msgs...); err != nil {
+		return err
+	}
+	if r.Hot != nil && batch != nil {
+		_ = r.Hot.Recorded(ctx, batch)
+	}
+	return nil
+}
