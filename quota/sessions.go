@@ -134,13 +134,15 @@ func (s *RedisStore) sessionIndexKey(sessionID string) string { return s.prefix 
 // session then holds what it used, up to what there is, plus a new grant
 // of what is asked, up to what is left; an update repeating the last one's
 // used and requested answers the same. Either prunes the hash: sessions
-// charged long ago, or abandoned for the dedupe window.
+// the carrier's record settled an hour ago, sessions abandoned for a day
+// (their terminate could no longer find them: sessionIndexTTL), and
+// terminated ones whose record never came within the dedupe window.
 var sessionScript = redis.NewScript(luaParseGrant + `
 local grantsKey, sessKey = KEYS[1], KEYS[2]
 local sid, mode, unit = ARGV[1], ARGV[2], ARGV[3]
 local requested, used, now, validity = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local free, finalAction, info, ttl = ARGV[8] == '1', ARGV[9], ARGV[10], ARGV[11]
-local cutoff, doneCutoff = tonumber(ARGV[12]), tonumber(ARGV[13])
+local cutoff, doneCutoff, openCutoff = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 
 local all = redis.call('HGETALL', sessKey)
 local sess, held = nil, 0
@@ -148,7 +150,7 @@ for i = 1, #all, 2 do
   local s = cjson.decode(all[i+1])
   if all[i] == sid then
     sess = s
-  elseif (s.st == 'open' and s.exp < cutoff) or (s.st == 'term' and s['end'] < cutoff) or (s.st == 'done' and s['end'] < doneCutoff) then
+  elseif (s.st == 'open' and s.exp < openCutoff) or (s.st == 'term' and s['end'] < cutoff) or (s.st == 'done' and s['end'] < doneCutoff) then
     redis.call('HDEL', sessKey, all[i])
   elseif s.st == 'open' and s.u == unit and s.exp > now then
     held = held + s.hold
@@ -280,7 +282,7 @@ func (s *RedisStore) runSession(ctx context.Context, seafarerID, sessionID, mode
 	cutoff := DedupeCutoff(now, s.opts.DedupeWindow).Unix()
 	v, err := sessionScript.Run(ctx, s.rdb, []string{s.keys(seafarerID).grants, s.keys(seafarerID).sessions},
 		sessionID, mode, unit, requested, used, now.Unix(), int64(validity/time.Second), free, finalAction, info,
-		s.sessionsTTL(), cutoff, now.Add(-doneSessionTTL).Unix()).Text()
+		s.sessionsTTL(), cutoff, now.Add(-doneSessionTTL).Unix(), now.Add(-sessionIndexTTL).Unix()).Text()
 	if err != nil {
 		// Redis may put "ERR " before the script's own code.
 		msg := strings.TrimPrefix(err.Error(), "ERR ")

@@ -296,3 +296,34 @@ func TestAFreeSessionHoldsNothing(t *testing.T) {
 	require.False(t, g.Final)
 	require.Zero(t, reservedSeconds(t, s, "sf_1"))
 }
+
+// The sessions hash does not grow with every call: a session the carrier's
+// record settled goes an hour later, an abandoned one a day after it
+// lapsed, each when another session is opened; a terminated one waiting
+// for its record stays.
+func TestSettledAndAbandonedSessionsArePruned(t *testing.T) {
+	s, clock, rdb := MustMeterStore(t, Options{})
+	MustAddGrant(t, s, activeGrant("sf_1", "gr_1", 3000))
+	openCall(t, s, "sf_1", "settled", 60)
+	terminate(t, s, "sf_1", "settled", 60)
+	cdr(t, s, "sf_1", "settled", "cdr-1", 60)
+	openCall(t, s, "sf_1", "waiting", 60)
+	terminate(t, s, "sf_1", "waiting", 60)
+	openCall(t, s, "sf_1", "abandoned", 60)
+	sessions := func() []string {
+		ks, err := rdb.HKeys(context.Background(), s.keys("sf_1").sessions).Result()
+		require.NoError(t, err)
+		return ks
+	}
+
+	clock.Advance(2 * time.Hour)
+	openCall(t, s, "sf_1", "next", 60)
+	require.ElementsMatch(t, []string{"waiting", "abandoned", "next"}, sessions(), "the settled one went")
+
+	clock.Advance(25 * time.Hour)
+	openCall(t, s, "sf_1", "last", 60)
+	require.ElementsMatch(t, []string{"waiting", "last"}, sessions(), "lapsed a day ago: gone; waiting for its record: kept")
+	ttl, err := rdb.TTL(context.Background(), s.keys("sf_1").sessions).Result()
+	require.NoError(t, err)
+	require.Greater(t, ttl, 720*time.Hour, "kept as long as its record could still come")
+}
