@@ -169,6 +169,9 @@ type Event struct {
 	Eligible        bool
 	BillableSeconds int64 // an eligible call's duration rounded up to a whole minute; else 0
 	BillableBytes   int64 // an eligible data session's volume rounded up to 1024 bytes; else 0
+	// SessionID is set on the CDR of a call that went through the session
+	// API: its data.call_id, the session's id.
+	SessionID string
 }
 
 // Generator makes events one at a time. It is not safe for concurrent use.

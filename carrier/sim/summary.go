@@ -14,6 +14,17 @@ type Summary struct {
 	LastTime  time.Time          `json:"last_call_time,omitzero"`
 	Totals    Totals             `json:"totals"`
 	PerMSISDN map[string]*Totals `json:"per_msisdn"`
+	// Sessions counts the calls put through the session API (carriersim
+	// --sessions); nil when none were.
+	Sessions *SessionTotals `json:"sessions,omitempty"`
+}
+
+// RecordSession counts what became of one call's session.
+func (s *Summary) RecordSession(o Outcome) {
+	if s.Sessions == nil {
+		s.Sessions = &SessionTotals{}
+	}
+	s.Sessions.Add(o)
 }
 
 // Totals counts messages by what Wuyou must do with them. Sent = Distinct +
@@ -60,6 +71,12 @@ func (s *Summary) Record(ev Event) {
 	}
 	per.add(ev)
 	s.Totals.add(ev)
+	if ev.SessionID != "" {
+		if s.Sessions == nil {
+			s.Sessions = &SessionTotals{}
+		}
+		s.Sessions.CDRs++
+	}
 	if ev.Kind == Duplicate || ev.Kind == Malformed {
 		return
 	}
