@@ -80,6 +80,10 @@ func (d *deployment) newIssuer(tb testing.TB, log *slog.Logger) *quota.Issuer {
 	return issuer
 }
 
+// homeCountry is the deployment's home network: a session there draws
+// nothing.
+const homeCountry = "CN"
+
 // config is the server configuration wuyoud builds over the deployment
 // (without readiness checks, rate limit storage or a registry).
 func (d *deployment) config(issuer *quota.Issuer, v *Verifier, log *slog.Logger) Config {
@@ -90,6 +94,8 @@ func (d *deployment) config(issuer *quota.Issuer, v *Verifier, log *slog.Logger)
 		Auditor:  &quota.Auditor{Pool: d.pool, Store: d.quota},
 		Audit:    audit.NewPGLog(d.pool),
 		Overview: d.statements,
+		Sessions: &carrier.Sessions{Store: d.quota, Resolver: d.crew, Tariff: billing.DefaultTariff(), HomeCountry: homeCountry,
+			Recorder: carrier.LedgerRecorder{Ledger: d.ledger, Publisher: d.publisher, Hot: d.quota}},
 		Billing: &billing.Statements{
 			Store: d.statements, Registry: billing.JoinRegistry{Programmes: d.programmes, Crews: d.crew}, Now: wuyou.SystemClock, Currency: "CNY",
 			CrewNames: d.crew, ProgrammeNames: d.programmes,

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wuyou/wuyou/billing"
+	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
 	"github.com/wuyou/wuyou/token"
@@ -515,7 +516,57 @@ func tenancyRoutes() []tenancyRoute {
 			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/programmes" },
 			want: unionOnly(ok),
 		},
+		// Real-time sessions (CONTRACT §7.3) are the carrier's: union staff
+		// may do everything, nobody else reaches /v1/carrier/*. They are
+		// A2's calls, so A1's seeded usage stays as the usage case reads it.
+		{
+			method: "POST", route: "/v1/carrier/sessions", action: "opens a session for a call",
+			path: func(testing.TB, *apiFixture, tenant) string { return "/v1/carrier/sessions" },
+			body: jsonBody(func(f *apiFixture, _ tenant) any { return f.sessionOpen(fmt.Sprintf("tenancy-%d", f.next())) }),
+			want: carrierRoute(created),
+		},
+		{
+			method: "POST", route: `/v1/carrier/sessions/:id\:update`, action: "updates a session",
+			path: func(tb testing.TB, f *apiFixture, _ tenant) string {
+				return "/v1/carrier/sessions/" + f.mustOpenSession(tb) + ":update"
+			},
+			body: jsonBody(func(*apiFixture, tenant) any { return map[string]int64{"used": 30, "requested": 60} }),
+			want: carrierRoute(ok),
+		},
+		{
+			method: "POST", route: `/v1/carrier/sessions/:id\:terminate`, action: "terminates a session",
+			path: func(tb testing.TB, f *apiFixture, _ tenant) string {
+				return "/v1/carrier/sessions/" + f.mustOpenSession(tb) + ":terminate"
+			},
+			body: jsonBody(func(*apiFixture, tenant) any { return map[string]int64{"used": 30} }),
+			want: carrierRoute(ok),
+		},
 	}
+}
+
+// carrierRoute is the access of the carrier's routes: the carrier and union
+// staff, nobody else.
+func carrierRoute(status int) routeAccess {
+	return routeAccess{union: everyTenant(status), company: denied, seafarer: denied, carrier: everyTenant(status)}
+}
+
+// sessionOpen is the body opening session id for a 60-second voice call of
+// A's seafarer A2 abroad.
+func (f *apiFixture) sessionOpen(id string) map[string]any {
+	return map[string]any{"session_id": id, "msisdn": f.a2.MSISDN, "requested": 60, "visited_country": "SG", "called_number": "+6561234567"}
+}
+
+// mustOpenSession opens a new session for A2 through the server's sessions
+// service and returns its id.
+func (f *apiFixture) mustOpenSession(tb testing.TB) string {
+	tb.Helper()
+	id := fmt.Sprintf("tenancy-open-%d", f.next())
+	_, err := f.server.cfg.Sessions.Open(context.Background(), carrier.SessionRequest{
+		SessionID: id, MSISDN: f.a2.MSISDN, Unit: billing.UnitSeconds, Requested: 60,
+		CallTime: time.Now().UTC(), VisitedCountry: "SG", CalledNumber: "+6561234567",
+	})
+	require.NoError(tb, err)
+	return id
 }
 
 func keysOf(m map[string]any) []string {
