@@ -10,6 +10,13 @@
 // Events are identified by source and id (cdr-<seq>, from --first-seq): a
 // second run against the same Wuyou sends the same ids again, which Wuyou
 // drops as duplicates, unless it uses another --source or --first-seq.
+//
+// With --sessions it also plays the carrier's real-time credit control
+// (CONTRACT §7.3): each new voice call first goes through Wuyou's session
+// API (--server, --token of role carrier), then its CDR, whose
+// data.call_id is the session id, goes to Kafka and settles the session.
+//
+//	carriersim --sessions --server http://localhost:8080 --token "$CARRIER_TOKEN" --msisdn-range +8613800000001-+8613800000003 --count 20
 package main
 
 import (
@@ -19,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -26,6 +34,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"net/http"
+	"net/url"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/time/rate"
@@ -35,7 +46,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := runEnv(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, errUsage) {
 		os.Exit(2)
@@ -62,9 +73,26 @@ type options struct {
 	brokerWait  time.Duration
 	summaryPath string
 	sim         sim.Config
+	sessions    sessionOptions
 }
 
-func parseOptions(args []string, stderr io.Writer) (options, error) {
+// sessionOptions say how calls go through the session API (--sessions).
+type sessionOptions struct {
+	on      bool
+	server  string  // base URL of wuyoud
+	token   string  // bearer token of role carrier
+	share   float64 // of new voice calls
+	workers int     // calls driven at once
+}
+
+// Environment variables behind --server and --token, as wuyouctl reads them.
+const (
+	envServer     = "WUYOU_SERVER"
+	envToken      = "WUYOU_TOKEN"
+	defaultServer = "http://localhost:8080"
+)
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("carriersim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -72,6 +100,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 totals Wuyou should end up with.
 
 usage: carriersim --brokers HOST:PORT[,...] (--msisdn-range +FIRST-+LAST | --seafarers FILE) [flags]
+       carriersim --sessions --server URL --token CARRIER_TOKEN ... [flags]
+
+With --sessions each new voice call first goes through Wuyou's real-time
+session API (CONTRACT 7.3): open asking for 60 s, an update every minute of
+the call with the usage so far, a terminate with its duration (a call whose
+final grant runs out is cut there when Wuyou's final action is terminate);
+then its CDR, data.call_id = the session id, goes to Kafka and settles the
+session. Simulated minutes pass as fast as the API answers. The summary's
+"sessions" counts sessions opened, final grants, cut calls, terminates and
+CDRs sent. A number no seafarer holds gets no session (404): its CDR alone
+is sent. Redeliveries, late events, SMS and data go to Kafka only.
 
 `)
 		fs.PrintDefaults()
@@ -107,6 +146,12 @@ usage: carriersim --brokers HOST:PORT[,...] (--msisdn-range +FIRST-+LAST | --sea
 	fs.IntVar(&o.batch, "batch", 500, "most events per produce request")
 	fs.DurationVar(&o.brokerWait, "broker-wait", 30*time.Second, "how long to retry while the broker is unreachable or lacks the topic")
 	fs.StringVar(&o.summaryPath, "summary", "", "also write the JSON summary to this file")
+	fs.BoolVar(&o.sessions.on, "sessions", false, "put new voice calls through Wuyou's session API (--server, --token) before their CDRs")
+	fs.StringVar(&o.sessions.server, "server", defaultServer, "with --sessions: Wuyou API base URL (env "+envServer+")")
+	// The token's default is not shown in --help: it is a secret.
+	fs.StringVar(&o.sessions.token, "token", "", "with --sessions: bearer token of role carrier (env "+envToken+"; wuyoud dev prints one as CARRIER_TOKEN)")
+	fs.Float64Var(&o.sessions.share, "session-share", 1, "with --sessions: fraction of new voice calls that go through sessions (the rest send their CDR only)")
+	fs.IntVar(&o.sessions.workers, "session-workers", 8, "with --sessions: calls of a batch driven through the API at once")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -120,6 +165,34 @@ usage: carriersim --brokers HOST:PORT[,...] (--msisdn-range +FIRST-+LAST | --sea
 	}
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if so := &o.sessions; so.on {
+		if v := getenv(envServer); v != "" && !given["server"] {
+			so.server = v
+		}
+		if v := getenv(envToken); v != "" && !given["token"] {
+			so.token = v
+		}
+		if u, err := url.Parse(so.server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("--server: want the API's base URL, such as %s", defaultServer)
+		}
+		if so.token == "" {
+			return bad("--sessions needs a carrier token: pass --token or set %s (wuyoud dev prints one as CARRIER_TOKEN)", envToken)
+		}
+		if math.IsNaN(so.share) || so.share < 0 || so.share > 1 {
+			return bad("--session-share must be between 0 and 1")
+		}
+		if so.workers < 1 {
+			return bad("--session-workers must be positive")
+		}
+	} else {
+		for _, name := range []string{"server", "token", "session-share", "session-workers"} {
+			if given[name] {
+				return bad("--%s is for --sessions", name)
+			}
+		}
 	}
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -211,12 +284,22 @@ type report struct {
 	*sim.Summary
 }
 
-// run produces events until --count or --duration is reached or ctx is
+// run is runEnv with no environment variable set.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runEnv(ctx, args, func(string) string { return "" }, stdout, stderr)
+}
+
+// runEnv produces events until --count or --duration is reached or ctx is
 // cancelled, then prints the summary. Only messages the broker acknowledged
 // (acks=all) are counted in it, so it stays true when a run stops part way.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+//
+// With --sessions, each batch's new voice calls go through the session API
+// before the batch is written, so a call's terminate comes before its CDR.
+// A session API error stops the run after that batch is written: the CDRs
+// of calls whose sessions failed half way settle them.
+func runEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	stderr = &syncWriter{w: stderr} // kafka-go logs from its own goroutines
-	o, err := parseOptions(args, stderr)
+	o, err := parseOptions(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -261,6 +344,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "carriersim: producing to %s on %s, rate %s, %d MSISDNs, seed %d\n",
 		o.topic, strings.Join(o.brokers, ","), rateString(o.rate), len(o.sim.MSISDNs), o.sim.Seed)
 
+	var sessions *sim.SessionRunner
+	if o.sessions.on {
+		sessions = &sim.SessionRunner{
+			Driver: &sim.Driver{API: &sim.HTTPSessions{Base: o.sessions.server, Token: o.sessions.token,
+				Client: &http.Client{Timeout: 30 * time.Second}}},
+			Share: o.sessions.share, Workers: o.sessions.workers,
+		}
+		fmt.Fprintf(stderr, "carriersim: voice calls go through the session API at %s first (share %v)\n", o.sessions.server, o.sessions.share)
+	}
+
 	sum := sim.NewSummary(o.sim)
 	rep := report{Topic: o.topic, Brokers: o.brokers, StartedAt: time.Now().UTC(), Summary: sum}
 	var (
@@ -300,6 +393,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			generated++
 			ev := gen.Next(now)
 			evs = append(evs, ev)
+		}
+		var sessionErr error
+		if sessions != nil {
+			// Not cut short by an interrupt: a call in progress ends with
+			// its terminate, and its CDR is written below.
+			sessionErr = sessions.Run(context.WithoutCancel(ctx), gen, evs, sum)
+		}
+		for _, ev := range evs {
 			msgs = append(msgs, kafka.Message{Key: ev.Key, Value: ev.Value})
 		}
 		err := write(ctx, w, msgs, o.brokerWait, stderr)
@@ -318,6 +419,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			runErr = fmt.Errorf("writing to %s: %d of %d events failed: %w", o.topic, werrs.Count(), len(evs), firstError(werrs))
 		default:
 			runErr = fmt.Errorf("writing to %s: %w", o.topic, err)
+		}
+		if sessionErr != nil {
+			runErr = errors.Join(fmt.Errorf("session API at %s: %w", o.sessions.server, sessionErr), runErr)
 		}
 		if runErr != nil {
 			rep.Stopped = "error"
@@ -356,6 +460,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sum.Totals.Sent, rep.ElapsedSeconds, rep.Stopped, sum.Totals.Distinct, sum.Totals.Duplicates,
 		sum.Totals.Late, sum.Totals.Reordered, sum.Totals.Malformed, sum.Totals.BillableSeconds,
 		sum.Totals.BillableBytes, sum.Totals.EligibleSMS)
+	if st := sum.Sessions; st != nil {
+		fmt.Fprintf(stderr, "carriersim: sessions: %d opened, %d final grants, %d calls cut, %d terminated, %d CDRs sent; %d numbers without a seafarer (CDR only); terminates charged %d s (%d covered, %d overage)\n",
+			st.Opened, st.Final, st.Cut, st.Terminated, st.CDRs, st.Unknown, st.Charged, st.Covered, st.Overage)
+	}
 	return runErr
 }
 

@@ -253,7 +253,7 @@ func TestSeafarersFileMayBeACrewCSV(t *testing.T) {
 	dir := t.TempDir()
 	crew := filepath.Join(dir, "crew.csv")
 	os.WriteFile(crew, []byte("seafarer_book_no,name,msisdn\nB1,Li Wei,+8613800000001\nB2,Wang Fang,+8613800000002\n"), 0o644)
-	o, err := parseOptions([]string{"--seafarers", crew}, &bytes.Buffer{})
+	o, err := parseOptions([]string{"--seafarers", crew}, noEnv, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
