@@ -13,8 +13,8 @@ import (
 
 // MonthOverview is what union staff look at first for one statement
 // period: its calls by day and the companies whose crews ran up the most
-// overage. Figures are the period's statement's (the debits counted in it),
-// so they agree with GET /v1/statements.
+// overage. Figures are the period's statement's (the debits counted in it,
+// moved by the adjusts counted in it), so they agree with GET /v1/statements.
 type MonthOverview struct {
 	Period string `json:"period"`
 	Status string `json:"status"` // billing.PeriodOpen or billing.PeriodClosed
@@ -54,27 +54,47 @@ const MaxTopOverage = 50
 // overviewDaysSQL: the debits counted in period $1 (rows before its end
 // $2; ledger_debits_by_statement) by the UTC day of the call, the
 // adjustments (calls of other periods) on one line with an empty date.
-// Calls only (unit seconds): data sessions' and SMS's amounts are not
-// seconds.
+// Adjust entries counted in the period (filed from $3, adjustsFrom;
+// ledger_adjusts_by_statement) add their signed seconds to their call's
+// day but no call. Calls only (unit seconds): data sessions' and SMS's
+// amounts are not seconds.
 const overviewDaysSQL = `
 SELECT CASE WHEN adjusts_period IS NULL THEN to_char(call_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') ELSE '' END,
-    count(*), sum(covered_seconds)::int8, sum(overage_seconds)::int8
-FROM ledger_entries
-WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND call_time IS NOT NULL AND unit = 'seconds'
+    count(*) FILTER (WHERE kind = 'debit'), sum(covered_seconds)::int8, sum(overage_seconds)::int8
+FROM (
+    SELECT kind, adjusts_period, call_time, covered_seconds, overage_seconds
+    FROM ledger_entries
+    WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND call_time IS NOT NULL AND unit = 'seconds'
+    UNION ALL
+    SELECT kind, adjusts_period, call_time, covered_seconds, overage_seconds
+    FROM ledger_entries
+    WHERE kind = 'adjust' AND statement_period = $1 AND filed_at >= $3 AND call_time IS NOT NULL AND unit = 'seconds'
+) e
 GROUP BY 1`
 
 // overviewTopSQL: the $3 companies with the most overage seconds among
-// the calls (unit seconds) counted in period $1 (rows before its end $2). A seafarer
+// the calls (unit seconds) counted in period $1 (rows before its end $2),
+// the adjusts counted in it (filed from $4) adding their signed overage
+// but no call; a company left without overage is not ranked. A seafarer
 // belongs to one company for good, so the crew's current company is the
 // company of every call.
 const overviewTopSQL = `
-SELECT s.company_id, c.name, count(*), sum(e.overage_seconds)::int8, sum(e.overage_amount_minor)::int8,
-    coalesce(min(e.currency), '')
-FROM ledger_entries e
+SELECT s.company_id, c.name, count(*) FILTER (WHERE e.kind = 'debit'), sum(e.overage_seconds)::int8,
+    sum(e.overage_amount_minor)::int8, coalesce(min(e.currency), '')
+FROM (
+    SELECT seafarer_id, kind, overage_seconds, overage_amount_minor, currency
+    FROM ledger_entries
+    WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND overage_seconds > 0 AND unit = 'seconds'
+    UNION ALL
+    SELECT seafarer_id, kind, overage_seconds, overage_amount_minor, currency
+    FROM ledger_entries
+    WHERE kind = 'adjust' AND statement_period = $1 AND filed_at >= $4 AND unit = 'seconds'
+        AND (overage_seconds <> 0 OR overage_amount_minor <> 0)
+) e
 JOIN seafarers s ON s.id = e.seafarer_id
 JOIN companies c ON c.id = s.company_id
-WHERE e.kind = 'debit' AND e.statement_period = $1 AND e.filed_at < $2 AND e.overage_seconds > 0 AND e.unit = 'seconds'
 GROUP BY s.company_id, c.name
+HAVING sum(e.overage_seconds) > 0
 ORDER BY 4 DESC, 1
 LIMIT $3`
 
@@ -103,8 +123,8 @@ func (s *PGStatements) MonthOverview(ctx context.Context, period string, top int
 	}
 
 	b := &pgx.Batch{}
-	b.Queue(overviewDaysSQL, period, end)
-	b.Queue(overviewTopSQL, period, end, top)
+	b.Queue(overviewDaysSQL, period, end, adjustsFrom(start))
+	b.Queue(overviewTopSQL, period, end, top, adjustsFrom(start))
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	rows, err := br.Query()

@@ -310,15 +310,16 @@ func appendDrawsJSON(b []byte, draws []Draw) []byte {
 // batch is all or nothing, so a refused batch stores nothing. The months the
 // batch is filed under get their partitions first (EnsureMonths).
 //
-// Append decides which statement counts each debit (statement_periods, in
-// 00005_periods.sql): the period of its call time while that is open, else
+// Append decides which statement counts each debit and each adjust
+// (statement_periods, in 00005_periods.sql; an adjust is counted as its
+// call's debit would be): the period of its call time while that is open, else
 // the first open period after it, with AdjustsPeriod naming the call's own
 // period. It holds a shared advisory lock on every period it counts into,
 // taken before it reads which periods are closed, for the whole
 // transaction; PGStatements.ClosePeriod takes the exclusive one. So a close
 // waits for the batches counting into its period, and no batch counts into
 // a period once its close has committed. Append sets StatementPeriod and
-// AdjustsPeriod on the debits given (a redelivered one gets those its first
+// AdjustsPeriod on the debits and adjusts given (a redelivered one gets those its first
 // copy was stored with), so what the caller publishes afterwards says what
 // PostgreSQL holds.
 //
@@ -330,8 +331,9 @@ func appendDrawsJSON(b []byte, draws []Draw) []byte {
 // what is stored.
 //
 // Errors: EINVALID naming the rule when an entry breaks one of the table's
-// constraints (kind, seconds >= 0, covered >= 0, billable = covered +
-// overage for debits) or holds text PostgreSQL cannot keep; anything else
+// constraints (kind, seconds >= 0, covered >= 0 but for adjusts, billable =
+// covered + overage for debits and adjusts) or holds text PostgreSQL cannot
+// keep; anything else
 // wraps the driver's error.
 func (l *PGLedger) Append(ctx context.Context, entries []SeafarerEntry) error {
 	if len(entries) == 0 {
@@ -399,23 +401,30 @@ func (l *PGLedger) appendCounted(ctx context.Context, cols *ledgerColumns, locke
 	return nil, tx.Commit(ctx)
 }
 
-// callPeriods are the periods of the debits' call times, ascending.
+// counted reports whether row i is counted in a statement: a debit or an
+// adjust with a call time. An adjust's statement period is decided as a
+// debit's, from its call's period.
+func (c *ledgerColumns) counted(i int) bool {
+	return (c.kind[i] == KindDebit || c.kind[i] == KindAdjust) && c.callTime[i].Valid
+}
+
+// callPeriods are the periods of the counted rows' call times, ascending.
 func (c *ledgerColumns) callPeriods() []string {
 	var out []string
 	for i := range c.id {
-		if c.kind[i] == KindDebit && c.callTime[i].Valid {
+		if c.counted(i) {
 			out = unionSorted(out, []string{billing.PeriodOf(c.callTime[i].Time)})
 		}
 	}
 	return out
 }
 
-// countIn sets each debit's statement and adjusted period, given the closed
-// periods, and returns the periods counted into that locked lacks.
+// countIn sets each counted row's statement and adjusted period, given the
+// closed periods, and returns the periods counted into that locked lacks.
 func (c *ledgerColumns) countIn(closed map[string]bool, locked []string) []string {
 	var more []string
 	for i := range c.id {
-		if c.kind[i] != KindDebit || !c.callTime[i].Valid {
+		if !c.counted(i) {
 			continue
 		}
 		own := billing.PeriodOf(c.callTime[i].Time)
@@ -434,11 +443,11 @@ func (c *ledgerColumns) countIn(closed map[string]bool, locked []string) []strin
 	return more
 }
 
-// setPeriods gives the debits of entries (cols' rows, in order) the
-// statement periods they were stored with.
+// setPeriods gives the debits and adjusts of entries (cols' rows, in
+// order) the statement periods they were stored with.
 func (c *ledgerColumns) setPeriods(entries []SeafarerEntry) {
 	for i, se := range entries {
-		if c.kind[i] == KindDebit && c.callTime[i].Valid {
+		if c.counted(i) {
 			se.Entry.StatementPeriod, se.Entry.AdjustsPeriod = c.statementPeriod[i], c.adjustsPeriod[i]
 		}
 	}
@@ -466,7 +475,7 @@ type rowKey struct {
 }
 
 // appendSkippingStored inserts the rows of cols not stored yet, and gives
-// the debits that were stored already (by an earlier delivery, or earlier
+// the debits and adjusts that were stored already (by an earlier delivery, or earlier
 // in this batch) the statement periods of the stored copy.
 func appendSkippingStored(ctx context.Context, tx pgx.Tx, cols *ledgerColumns) error {
 	rows, err := tx.Query(ctx, appendSQL, cols.args()...)
@@ -507,7 +516,7 @@ func appendSkippingStored(ctx context.Context, tx pgx.Tx, cols *ledgerColumns) e
 		return err
 	}
 	for i := range cols.id {
-		if p, ok := stored[rowKey{cols.seafarerID[i], cols.filedAt[i].Unix(), cols.id[i]}]; ok && cols.kind[i] == KindDebit {
+		if p, ok := stored[rowKey{cols.seafarerID[i], cols.filedAt[i].Unix(), cols.id[i]}]; ok && cols.counted(i) {
 			cols.statementPeriod[i], cols.adjustsPeriod[i] = p[0], p[1]
 		}
 	}
@@ -547,16 +556,17 @@ func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
 // ledgerRules names, for each constraint of ledger_entries, the rule it
 // keeps, as said to whoever sent the entry.
 var ledgerRules = map[string]string{
-	"ledger_entry_ids_not_empty":                    "an entry names its seafarer and its id",
-	"ledger_kind_is_debit_grant_void_or_adjust":     "kind is debit, grant, void or adjust",
-	"ledger_seconds_not_negative":                   "seconds >= 0",
-	"ledger_covered_seconds_not_negative":           "covered seconds >= 0",
-	"ledger_debit_billable_is_covered_plus_overage": "a debit's billable seconds = covered + overage",
-	"ledger_welfare_cost_has_currency":              "a welfare cost has a currency",
-	"ledger_draws_are_an_array":                     "draws are a list",
-	"ledger_unit_known":                             "the unit is seconds, bytes or sms",
-	"ledger_volume_bytes_not_negative":              "volume bytes >= 0",
-	"ledger_filed_at_is_the_filing_second":          "an entry is filed under the second of its time",
+	"ledger_entry_ids_not_empty":                     "an entry names its seafarer and its id",
+	"ledger_kind_is_debit_grant_void_or_adjust":      "kind is debit, grant, void or adjust",
+	"ledger_seconds_not_negative":                    "seconds >= 0",
+	"ledger_covered_seconds_not_negative":            "covered seconds >= 0 (only an adjust's may be negative)",
+	"ledger_debit_billable_is_covered_plus_overage":  "a debit's billable seconds = covered + overage",
+	"ledger_adjust_billable_is_covered_plus_overage": "an adjust's billable seconds = covered + overage",
+	"ledger_welfare_cost_has_currency":               "a welfare cost has a currency",
+	"ledger_draws_are_an_array":                      "draws are a list",
+	"ledger_unit_known":                              "the unit is seconds, bytes or sms",
+	"ledger_volume_bytes_not_negative":               "volume bytes >= 0",
+	"ledger_filed_at_is_the_filing_second":           "an entry is filed under the second of its time",
 }
 
 // pgLedgerError turns a constraint violation or bad value into EINVALID
@@ -764,7 +774,8 @@ func SplitWelfare(e *LedgerEntry, increment int64, wholesale billing.Money) {
 	}
 }
 
-// programmePart is one programme's part of a debit (ledger_entries.programme_shares).
+// programmePart is one programme's part of a debit or an adjust
+// (ledger_entries.programme_shares).
 type programmePart struct {
 	ProgrammeID  string
 	Seconds      int64
@@ -772,14 +783,26 @@ type programmePart struct {
 }
 
 // programmeShares is the part each programme whose grants covered debit e
-// takes of it, in the order its draws first name them; nil for anything
-// else. The welfare shares are the draws' WelfareMinor when given (any
+// takes of it, in the order its draws first name them; nil for grants and
+// voids. The welfare shares are the draws' WelfareMinor when given (any
 // non-zero); else they are worked out as SplitWelfare does at the default
 // increment, with what that increment leaves unexplained (the debit was
 // rated at another) given to the first programme.
+//
+// An adjust's shares are signed, as its draws are: a programme's seconds
+// and welfare move by the adjust (a negative one gives back). Its welfare
+// shares are the draws' WelfareMinor when they add up to its welfare cost;
+// else (not given, or worked out by SplitWelfare as if the adjust were a
+// call of its own, which an adjust's price, the difference of the whole
+// call's, is not) its welfare cost is split in proportion to each
+// programme's seconds, the remainder (and all of it when the seconds add
+// up to nothing) to the first programme.
 func programmeShares(e *LedgerEntry) []programmePart {
-	if e.Kind != KindDebit || len(e.Draws) == 0 {
+	if (e.Kind != KindDebit && e.Kind != KindAdjust) || len(e.Draws) == 0 {
 		return nil
+	}
+	if e.Kind == KindAdjust {
+		return adjustShares(e)
 	}
 	given := slices.ContainsFunc(e.Draws, func(d Draw) bool { return d.WelfareMinor != 0 })
 	var price, rest, drawn int64
@@ -798,17 +821,60 @@ func programmeShares(e *LedgerEntry) []programmePart {
 		if !given {
 			welfare = (billing.StartedIncrements(drawn, billing.DefaultIncrement) - before) * price
 		}
-		i := slices.IndexFunc(out, func(s programmePart) bool { return s.ProgrammeID == d.ProgrammeID })
-		if i < 0 {
-			out = append(out, programmePart{ProgrammeID: d.ProgrammeID})
-			i = len(out) - 1
-		}
-		out[i].Seconds += d.Seconds
-		out[i].WelfareMinor += welfare
+		out = addShare(out, d.ProgrammeID, d.Seconds, welfare)
 	}
 	if len(out) > 0 {
 		out[0].WelfareMinor += rest
 	}
+	return out
+}
+
+// adjustShares is programmeShares of an adjust: signed, every draw of a
+// programme that moved anything counted.
+func adjustShares(e *LedgerEntry) []programmePart {
+	var cost, given int64
+	if e.WelfareCost != nil {
+		cost = e.WelfareCost.Minor
+	}
+	var out []programmePart
+	for _, d := range e.Draws {
+		given += d.WelfareMinor
+		if d.ProgrammeID == "" || d.Seconds == 0 && d.WelfareMinor == 0 {
+			continue
+		}
+		out = addShare(out, d.ProgrammeID, d.Seconds, d.WelfareMinor)
+	}
+	if len(out) == 0 || given == cost {
+		return out
+	}
+	for i := range out {
+		out[i].WelfareMinor = 0
+	}
+	var seconds int64
+	for _, s := range out {
+		seconds += s.Seconds
+	}
+	welfare, rest := cost, cost
+	if seconds != 0 {
+		for i := range out {
+			out[i].WelfareMinor = welfare * out[i].Seconds / seconds
+			rest -= out[i].WelfareMinor
+		}
+	}
+	out[0].WelfareMinor += rest
+	return out
+}
+
+// addShare adds seconds and welfare to programmeID's part of out, a part
+// of its own at the end when it has none yet.
+func addShare(out []programmePart, programmeID string, seconds, welfare int64) []programmePart {
+	i := slices.IndexFunc(out, func(s programmePart) bool { return s.ProgrammeID == programmeID })
+	if i < 0 {
+		out = append(out, programmePart{ProgrammeID: programmeID})
+		i = len(out) - 1
+	}
+	out[i].Seconds += seconds
+	out[i].WelfareMinor += welfare
 	return out
 }
 

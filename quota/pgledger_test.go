@@ -467,6 +467,9 @@ func TestPGLedgerRefusesABatchBreakingARuleAndStoresNothingOfIt(t *testing.T) {
 	}{
 		{"billable is not covered + overage", func(e *LedgerEntry) { e.OverageSeconds++ }, "ledger_debit_billable_is_covered_plus_overage"},
 		{"negative covered seconds", func(e *LedgerEntry) { e.CoveredSeconds, e.OverageSeconds = -60, 240 }, "ledger_covered_seconds_not_negative"},
+		{"an adjust's billable is not covered + overage", func(e *LedgerEntry) {
+			e.Kind, e.ID, e.CoveredSeconds, e.OverageSeconds = KindAdjust, "a_"+e.ID[2:], -60, 0
+		}, "ledger_adjust_billable_is_covered_plus_overage"},
 		{"negative seconds", func(e *LedgerEntry) { e.Seconds = -1 }, "ledger_seconds_not_negative"},
 		{"unknown kind", func(e *LedgerEntry) { e.Kind = "refund" }, "ledger_kind_is_debit_grant_void_or_adjust"},
 		{"no id", func(e *LedgerEntry) { e.ID = "" }, "ledger_entry_ids_not_empty"},

@@ -23,9 +23,9 @@ import (
 // internal/pgschema/migrations/00005_periods.sql).
 //
 // Nothing is counted as calls are metered: a statement is an aggregate of
-// the debits whose statement_period is its period, and PGLedger.Append
-// decides that period once, when it stores the debit, under the period's
-// shared advisory lock. ClosePeriod takes the exclusive lock and marks the
+// the debits and adjusts whose statement_period is its period, and
+// PGLedger.Append decides that period once, when it stores the entry, under
+// the period's shared advisory lock. ClosePeriod takes the exclusive lock and marks the
 // period closed in the same transaction, so the rows of a closed period are
 // exactly those stored before its close committed: its statements are
 // frozen without copying anything, and a call metered later is stored as
@@ -36,6 +36,14 @@ import (
 // partitions up to the period's end (later months are pruned: nothing is
 // counted in a period before the call was made); a programme's also by
 // ledger_debits_by_programme.
+//
+// Adjusts (kind 'adjust', 00015_adjust.sql) are added to every figure but
+// never counted as calls. They are read in a branch of their own (UNION
+// ALL), by ledger_adjusts_by_statement and ledger_adjusts_by_programme,
+// partial indexes of adjusts alone. An adjust is filed under the second it
+// was applied, which may be after its period's end (a CDR arriving after
+// the month ended, while the month is open), so later months are read too,
+// through those small indexes; earlier months are pruned (adjustsFrom).
 type PGStatements struct {
 	pool *pgxpool.Pool
 	now  wuyou.Clock
@@ -140,14 +148,26 @@ func (s *PGStatements) periodState(ctx context.Context, q rowQuerier, period str
 	return st, seafarers, nil
 }
 
+// adjustsFrom is the earliest filing time of an adjust counted in the
+// period starting at start. An adjust is counted in its call's period, or,
+// when that was closed, the first open one after; a period is closed only
+// once it has ended (billing.Statements.ClosePeriod). So an adjust was
+// applied after its statement period began: after its call, or after the
+// periods before were closed. The bound starts a day early for the clocks
+// of the carrier and of replicas that disagree.
+func adjustsFrom(start time.Time) time.Time { return start.Add(-24 * time.Hour) }
+
 // closeSQL marks period $1 closed at $2, counting the seafarers with
-// figures in it (rows before $3, its end). A period closed already keeps
-// its row.
+// figures in it (debits filed before $3, its end; adjusts from $4,
+// adjustsFrom). A period closed already keeps its row.
 const closeSQL = `
 INSERT INTO statement_periods (period, status, closed_at, seafarers)
 SELECT $1, 'closed', $2, count(DISTINCT seafarer_id)
-FROM ledger_entries
-WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $3
+FROM (
+    SELECT seafarer_id FROM ledger_entries WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $3
+    UNION ALL
+    SELECT seafarer_id FROM ledger_entries WHERE kind = 'adjust' AND statement_period = $1 AND filed_at >= $4
+) counted
 ON CONFLICT (period) DO UPDATE SET status = 'closed', closed_at = excluded.closed_at, seafarers = excluded.seafarers
     WHERE statement_periods.status <> 'closed'`
 
@@ -158,7 +178,7 @@ ON CONFLICT (period) DO UPDATE SET status = 'closed', closed_at = excluded.close
 // and returns its state. The reply says how many seafarers have figures in
 // it. EINVALID for a malformed period.
 func (s *PGStatements) ClosePeriod(ctx context.Context, period string) (*billing.PeriodState, error) {
-	_, end, err := billing.PeriodBounds(period)
+	start, end, err := billing.PeriodBounds(period)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +195,7 @@ func (s *PGStatements) ClosePeriod(ctx context.Context, period string) (*billing
 			return err
 		}
 		closedAt := time.Unix(s.now().Unix(), 0).UTC() // to the second, as the close is shown
-		if _, err := tx.Exec(ctx, closeSQL, period, closedAt, end); err != nil {
+		if _, err := tx.Exec(ctx, closeSQL, period, closedAt, end, adjustsFrom(start)); err != nil {
 			return err
 		}
 		st, seafarers, err = s.periodState(ctx, tx, period)
@@ -244,14 +264,21 @@ func (a *usageAccumulator) usage() billing.SeafarerUsage {
 }
 
 // programmeUsageSQL: the share of programme $4 (containment $3 for the
-// index) in each seafarer's figures of period $1 (rows before its end $2),
-// by seafarer.
+// indexes) in each seafarer's figures of period $1 (debits filed before its
+// end $2, adjusts from $5), by seafarer; calls count debits only.
 const programmeUsageSQL = `
 SELECT e.seafarer_id, coalesce(e.adjusts_period, ''), coalesce(e.currency, e.welfare_cost_currency, ''), e.unit,
-    count(*), sum((s->>'seconds')::int8)::int8, sum((s->>'welfare_minor')::int8)::int8
-FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.programme_shares) AS s
-WHERE e.kind = 'debit' AND e.statement_period = $1 AND e.filed_at < $2
-    AND e.programme_shares @> $3::jsonb AND s->>'programme_id' = $4
+    count(*) FILTER (WHERE e.kind = 'debit'), sum((s->>'seconds')::int8)::int8, sum((s->>'welfare_minor')::int8)::int8
+FROM (
+    SELECT seafarer_id, kind, adjusts_period, currency, welfare_cost_currency, unit, programme_shares
+    FROM ledger_entries
+    WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND programme_shares @> $3::jsonb
+    UNION ALL
+    SELECT seafarer_id, kind, adjusts_period, currency, welfare_cost_currency, unit, programme_shares
+    FROM ledger_entries
+    WHERE kind = 'adjust' AND statement_period = $1 AND filed_at >= $5 AND programme_shares @> $3::jsonb
+) e CROSS JOIN LATERAL jsonb_array_elements(e.programme_shares) AS s
+WHERE s->>'programme_id' = $4
 GROUP BY 1, 2, 3, 4
 ORDER BY 1`
 
@@ -268,14 +295,14 @@ func programmeFilter(programmeID string) string {
 // of the welfare cost, streamed by seafarer. EINVALID for a malformed period
 // or programme id; fn's error is returned as it is.
 func (s *PGStatements) ProgrammeUsage(ctx context.Context, period, programmeID string, fn func(billing.SeafarerUsage) error) error {
-	_, end, err := billing.PeriodBounds(period)
+	start, end, err := billing.PeriodBounds(period)
 	if err != nil {
 		return err
 	}
 	if !storableText(programmeID) {
 		return wuyou.Errorf(wuyou.EINVALID, "programme id is not valid UTF-8 text without NUL bytes")
 	}
-	rows, err := s.pool.Query(ctx, programmeUsageSQL, period, end, programmeFilter(programmeID), programmeID)
+	rows, err := s.pool.Query(ctx, programmeUsageSQL, period, end, programmeFilter(programmeID), programmeID, adjustsFrom(start))
 	if err != nil {
 		return fmt.Errorf("quota: programme statement: %w", err)
 	}
@@ -328,16 +355,27 @@ func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency, u
 	return nil
 }
 
-// seafarersUsageSQL: the figures of seafarers $3 in period $1 (rows before
-// its end $2), one row per unit. The amount columns hold the row's unit:
-// a seconds row gives the calls and *_seconds figures, another unit's its
-// Units entry; money counts every unit.
+// seafarersUsageSQL: the figures of seafarers $3 in period $1 (debits
+// filed before its end $2, adjusts from $4), one row per unit. The amount
+// columns hold the row's unit: a seconds row gives the calls and *_seconds
+// figures, another unit's its Units entry; money counts every unit. Calls
+// count debits only; adjusts add their signed amounts.
 const seafarersUsageSQL = `
-SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''), unit, count(*),
+SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''), unit,
+    count(*) FILTER (WHERE kind = 'debit'),
     sum(billable_seconds)::int8, sum(covered_seconds)::int8, sum(overage_seconds)::int8,
     sum(overage_amount_minor)::int8, coalesce(sum(welfare_cost_minor), 0)::int8
-FROM ledger_entries
-WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND seafarer_id = ANY($3::text[])
+FROM (
+    SELECT seafarer_id, kind, adjusts_period, currency, welfare_cost_currency, unit, billable_seconds, covered_seconds,
+        overage_seconds, overage_amount_minor, welfare_cost_minor
+    FROM ledger_entries
+    WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND seafarer_id = ANY($3::text[])
+    UNION ALL
+    SELECT seafarer_id, kind, adjusts_period, currency, welfare_cost_currency, unit, billable_seconds, covered_seconds,
+        overage_seconds, overage_amount_minor, welfare_cost_minor
+    FROM ledger_entries
+    WHERE kind = 'adjust' AND statement_period = $1 AND filed_at >= $4 AND seafarer_id = ANY($3::text[])
+) e
 GROUP BY 1, 2, 3, 4`
 
 // SeafarersUsage implements billing.StatementStore: the figures of each
@@ -345,7 +383,7 @@ GROUP BY 1, 2, 3, 4`
 // for one without calls). EINVALID for a malformed period; EUNPROCESSABLE
 // when a seafarer's figures are in two currencies.
 func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafarerIDs []string) ([]billing.SeafarerUsage, error) {
-	_, end, err := billing.PeriodBounds(period)
+	start, end, err := billing.PeriodBounds(period)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +394,7 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 		}
 	}
 	byID := map[string]*usageAccumulator{}
-	rows, err := s.pool.Query(ctx, seafarersUsageSQL, period, end, ids)
+	rows, err := s.pool.Query(ctx, seafarersUsageSQL, period, end, ids, adjustsFrom(start))
 	if err != nil {
 		return nil, fmt.Errorf("quota: seafarers' statements: %w", err)
 	}
@@ -398,11 +436,12 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 	return out, nil
 }
 
-// seafarerCallsSQL: the debits counted in seafarer $2's statement of
-// period $1 (rows before its end $3), by call time. A data session's or an
-// SMS's line has its money but no seconds (its amounts are not seconds).
+// seafarerCallsSQL: the debits and adjusts counted in seafarer $2's
+// statement of period $1 (debits filed before its end $3, adjusts from
+// $4), by call time. A data session's or an SMS's line has its money but
+// no seconds (its amounts are not seconds).
 const seafarerCallsSQL = `
-SELECT id, coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
+SELECT id, kind = 'debit', coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
     coalesce(adjusts_period, ''),
     CASE WHEN unit = 'seconds' THEN billable_seconds ELSE 0 END,
     CASE WHEN unit = 'seconds' THEN covered_seconds ELSE 0 END,
@@ -410,13 +449,24 @@ SELECT id, coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(vis
     coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')
 FROM ledger_entries
 WHERE kind = 'debit' AND statement_period = $1 AND seafarer_id = $2 AND filed_at < $3 AND call_time IS NOT NULL
-ORDER BY call_time, id`
+UNION ALL
+SELECT id, kind = 'debit', coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
+    coalesce(adjusts_period, ''),
+    CASE WHEN unit = 'seconds' THEN billable_seconds ELSE 0 END,
+    CASE WHEN unit = 'seconds' THEN covered_seconds ELSE 0 END,
+    CASE WHEN unit = 'seconds' THEN overage_seconds ELSE 0 END, overage_amount_minor,
+    coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')
+FROM ledger_entries
+WHERE kind = 'adjust' AND statement_period = $1 AND seafarer_id = $2 AND filed_at >= $4 AND call_time IS NOT NULL
+ORDER BY 4, 1`
 
 // SeafarerCalls implements billing.StatementStore: the calls counted in a
-// seafarer's statement of period, by call time then entry id. EINVALID for
-// a malformed period.
+// seafarer's statement of period, by call time then entry id. An adjust of
+// a call (a CDR settling a real-time session) is a line of its own, with
+// its signed amounts and no call (Calls 0): the call is its session's
+// debit. EINVALID for a malformed period.
 func (s *PGStatements) SeafarerCalls(ctx context.Context, period, seafarerID string) ([]billing.CallLine, error) {
-	_, end, err := billing.PeriodBounds(period)
+	start, end, err := billing.PeriodBounds(period)
 	if err != nil {
 		return nil, err
 	}
@@ -424,7 +474,7 @@ func (s *PGStatements) SeafarerCalls(ctx context.Context, period, seafarerID str
 	if !storableText(seafarerID) {
 		return lines, nil
 	}
-	rows, err := s.pool.Query(ctx, seafarerCallsSQL, period, seafarerID, end)
+	rows, err := s.pool.Query(ctx, seafarerCallsSQL, period, seafarerID, end, adjustsFrom(start))
 	if err != nil {
 		return nil, fmt.Errorf("quota: statement lines: %w", err)
 	}
@@ -432,12 +482,16 @@ func (s *PGStatements) SeafarerCalls(ctx context.Context, period, seafarerID str
 		l              billing.CallLine
 		currency, wcur string
 		welfare        *int64
+		call           bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&l.EntryID, &l.EventID, &l.CallTime, &l.MSISDN, &l.VisitedCountry, &l.AdjustsPeriod,
+	_, err = pgx.ForEachRow(rows, []any{&l.EntryID, &call, &l.EventID, &l.CallTime, &l.MSISDN, &l.VisitedCountry, &l.AdjustsPeriod,
 		&l.BillableSeconds, &l.CoveredSeconds, &l.OverageSeconds, &l.OverageAmount.Minor, &currency, &welfare, &wcur}, func() error {
 		line := l
 		line.CallTime = l.CallTime.UTC()
-		line.Calls = 1
+		line.Calls = 0
+		if call {
+			line.Calls = 1
+		}
 		line.OverageAmount.Currency = currency
 		line.WelfareCost = billing.Money{}
 		if welfare != nil {
@@ -453,13 +507,24 @@ func (s *PGStatements) SeafarerCalls(ctx context.Context, period, seafarerID str
 }
 
 // usageByMSISDNSQL: the calls made in [$1, $2) by call time, whatever
-// statement counts them, per seafarer and MSISDN. filed_at is the call's
-// second, so the range is one month's partition. Only voice calls (unit
+// statement counts them, per seafarer and MSISDN, with the adjusts of
+// those calls added to their seconds (not counted as calls). A debit's
+// filed_at is the call's second, so its range is one month's partition; an
+// adjust is filed when it was applied (from $3, adjustsFrom, on) and found
+// by its call time (ledger_adjusts_by_call_time). Only voice calls (unit
 // seconds): the carrier's settlement file counts calls and seconds.
 const usageByMSISDNSQL = `
-SELECT seafarer_id, coalesce(msisdn, ''), count(*), sum(billable_seconds)::int8, sum(covered_seconds)::int8
-FROM ledger_entries
-WHERE kind = 'debit' AND filed_at >= $1 AND filed_at < $2 AND call_time IS NOT NULL AND unit = 'seconds'
+SELECT seafarer_id, coalesce(msisdn, ''), count(*) FILTER (WHERE kind = 'debit'),
+    sum(billable_seconds)::int8, sum(covered_seconds)::int8
+FROM (
+    SELECT seafarer_id, msisdn, kind, billable_seconds, covered_seconds
+    FROM ledger_entries
+    WHERE kind = 'debit' AND filed_at >= $1 AND filed_at < $2 AND call_time IS NOT NULL AND unit = 'seconds'
+    UNION ALL
+    SELECT seafarer_id, msisdn, kind, billable_seconds, covered_seconds
+    FROM ledger_entries
+    WHERE kind = 'adjust' AND call_time >= $1 AND call_time < $2 AND filed_at >= $3 AND unit = 'seconds'
+) e
 GROUP BY 1, 2`
 
 // UsageByMSISDN implements billing.StatementStore: Wuyou's figures of every
@@ -470,7 +535,7 @@ func (s *PGStatements) UsageByMSISDN(ctx context.Context, period string, fn func
 	if err != nil {
 		return err
 	}
-	rows, err := s.pool.Query(ctx, usageByMSISDNSQL, start, end)
+	rows, err := s.pool.Query(ctx, usageByMSISDNSQL, start, end, adjustsFrom(start))
 	if err != nil {
 		return fmt.Errorf("quota: figures by MSISDN: %w", err)
 	}
@@ -491,14 +556,19 @@ func (s *PGStatements) UsageByMSISDN(ctx context.Context, period string, fn func
 }
 
 // programmeSecondsSQL: the seconds programme $2 (containment $1 for the
-// index) covered, over every period.
+// indexes) covered, over every period: its debits' shares and its adjusts'
+// signed ones.
 const programmeSecondsSQL = `
 SELECT coalesce(sum((s->>'seconds')::int8), 0)::int8
-FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.programme_shares) AS s
-WHERE e.kind = 'debit' AND e.programme_shares @> $1::jsonb AND s->>'programme_id' = $2`
+FROM (
+    SELECT programme_shares FROM ledger_entries WHERE kind = 'debit' AND programme_shares @> $1::jsonb
+    UNION ALL
+    SELECT programme_shares FROM ledger_entries WHERE kind = 'adjust' AND programme_shares @> $1::jsonb
+) e CROSS JOIN LATERAL jsonb_array_elements(e.programme_shares) AS s
+WHERE s->>'programme_id' = $2`
 
 // ProgrammeSecondsUsed returns the seconds drawn from the programme's
-// grants by every debit stored, over all periods (0 for a programme
+// grants by every debit stored, moved by every adjust, over all periods (0 for a programme
 // nothing drew from). EINVALID for an id PostgreSQL cannot hold.
 func (s *PGStatements) ProgrammeSecondsUsed(ctx context.Context, programmeID string) (int64, error) {
 	if !storableText(programmeID) {

@@ -64,6 +64,34 @@ func pgDebit(seafarerID, eventID string, at time.Time, billable, wholesale int64
 	return SeafarerEntry{SeafarerID: seafarerID, Entry: e}
 }
 
+// pgAdjust is an adjust of a call made at callTime, applied at at: its
+// billable difference, covered as the (signed) draws say, the rest overage,
+// priced as pgDebit prices (signed per started minute); the draws'
+// welfare shares left to the ledger.
+func pgAdjust(seafarerID, eventID string, callTime, at time.Time, billable, wholesale int64, draws ...Draw) SeafarerEntry {
+	callTime, at = callTime.UTC(), at.UTC()
+	covered := int64(0)
+	for _, d := range draws {
+		covered += d.Seconds
+	}
+	signed := func(n, price int64) int64 {
+		if n < 0 {
+			return -startedIncrements(-n) * price
+		}
+		return startedIncrements(n) * price
+	}
+	e := &LedgerEntry{
+		ID: "a_" + DebitEntryID(roamingCDRs, eventID)[2:], Kind: KindAdjust, At: at, EventID: eventID,
+		Source: roamingCDRs, Type: "carrier.usage.voice", MSISDN: msisdnOf(seafarerID), CallTime: &callTime,
+		DurationSeconds: max(billable, 0), BillableSeconds: billable, CoveredSeconds: covered, OverageSeconds: billable - covered,
+		OverageAmount:   billing.Money{Minor: signed(billable-covered, 99), Currency: "CNY"},
+		WelfareCost:     &billing.Money{Minor: signed(covered, wholesale), Currency: "CNY"},
+		StatementPeriod: billing.PeriodOf(callTime), CalledNumber: "+861012345678", VisitedCountry: "SG",
+		Draws: append([]Draw{}, draws...),
+	}
+	return SeafarerEntry{SeafarerID: seafarerID, Entry: e}
+}
+
 func mustAppend(tb require.TestingT, f *pgStatementFixture, entries ...SeafarerEntry) {
 	require.NoError(tb, f.ledger.Append(context.Background(), entries))
 }
@@ -540,9 +568,10 @@ func mustPlan(tb require.TestingT, pool *pgxpool.Pool, q string, args ...any) pl
 }
 
 // TestPGProgrammeStatementIsReadByIndexesNotByScanningMonths loads four
-// months of debits of many programmes and checks that the plans of a
-// programme's statement, a company's, and a programme's seconds used scan
-// no partition holding rows: they read indexes.
+// months of debits of many programmes, and some adjusts, and checks that
+// the plans of a programme's statement, a company's, a seafarer's and a
+// programme's seconds used scan no partition holding rows: they read
+// indexes, adjusts by their own.
 func TestPGProgrammeStatementIsReadByIndexesNotByScanningMonths(t *testing.T) {
 	t.Parallel()
 	f := MustPGStatementFixture(t, dec.Add(40*meterDay))
@@ -551,8 +580,12 @@ func TestPGProgrammeStatementIsReadByIndexesNotByScanningMonths(t *testing.T) {
 	for n := range 24_000 {
 		at := oct.Add(time.Duration(n%(120*24)) * time.Hour).Add(time.Duration(n) * time.Second)
 		pg := fmt.Sprintf("pg_%03d", n%200)
-		batch = append(batch, pgDebit(fmt.Sprintf("sf_%05d", n%3000), "cdr-"+strconv.Itoa(n), at, 120, 45, Draw{GrantID: "gr_" + pg, ProgrammeID: pg, Seconds: 60}))
-		if len(batch) == 2000 {
+		sf := fmt.Sprintf("sf_%05d", n%3000)
+		batch = append(batch, pgDebit(sf, "cdr-"+strconv.Itoa(n), at, 120, 45, Draw{GrantID: "gr_" + pg, ProgrammeID: pg, Seconds: 60}))
+		if n%40 == 0 {
+			batch = append(batch, pgAdjust(sf, "cdr-a-"+strconv.Itoa(n), at, at.Add(time.Hour), -30, 45, Draw{GrantID: "gr_" + pg, ProgrammeID: pg, Seconds: -30}))
+		}
+		if len(batch) >= 2000 {
 			mustAppend(t, f, batch...)
 			batch = batch[:0]
 		}
@@ -571,15 +604,15 @@ func TestPGProgrammeStatementIsReadByIndexesNotByScanningMonths(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.GreaterOrEqual(t, len(withRows), 4, "four months of rows")
 
-	_, end, _ := billing.PeriodBounds("2026-11")
+	start, end, _ := billing.PeriodBounds("2026-11")
 	crew := make([]string, 20) // a batch of a small crew: a large one in a small test table is cheaper to scan
 	for i := range crew {
 		crew[i] = fmt.Sprintf("sf_%05d", i*7)
 	}
 	for name, plan := range map[string]planNode{
-		"programme statement": mustPlan(t, f.pool, programmeUsageSQL, "2026-11", end, programmeFilter("pg_007"), "pg_007"),
-		"company statement":   mustPlan(t, f.pool, seafarersUsageSQL, "2026-11", end, crew),
-		"seafarer's calls":    mustPlan(t, f.pool, seafarerCallsSQL, "2026-11", "sf_00007", end),
+		"programme statement": mustPlan(t, f.pool, programmeUsageSQL, "2026-11", end, programmeFilter("pg_007"), "pg_007", adjustsFrom(start)),
+		"company statement":   mustPlan(t, f.pool, seafarersUsageSQL, "2026-11", end, crew, adjustsFrom(start)),
+		"seafarer's calls":    mustPlan(t, f.pool, seafarerCallsSQL, "2026-11", "sf_00007", end, adjustsFrom(start)),
 		"seconds used":        mustPlan(t, f.pool, programmeSecondsSQL, programmeFilter("pg_007"), "pg_007"),
 	} {
 		var indexes []string
@@ -624,8 +657,8 @@ func BenchmarkPGProgrammeStatement(b *testing.B) {
 	require.NoError(b, f.ledger.Append(ctx, batch))
 	_, err := f.pool.Exec(ctx, "ANALYZE ledger_entries")
 	require.NoError(b, err)
-	_, end, _ := billing.PeriodBounds("2026-11")
-	plan := mustPlan(b, f.pool, programmeUsageSQL, "2026-11", end, programmeFilter("pg_union"), "pg_union")
+	start, end, _ := billing.PeriodBounds("2026-11")
+	plan := mustPlan(b, f.pool, programmeUsageSQL, "2026-11", end, programmeFilter("pg_union"), "pg_union", adjustsFrom(start))
 	var nodes []string
 	plan.walk(func(n planNode) {
 		nodes = append(nodes, strings.TrimSpace(n.NodeType+" "+n.RelationName+" "+n.IndexName))
