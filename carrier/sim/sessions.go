@@ -372,7 +372,7 @@ func (r *SessionRunner) Run(ctx context.Context, g *Generator, evs []Event, sum 
 	}
 	var jobs []job
 	for i, ev := range evs {
-		if c, ok := SessionCallOf(ev); ok && chosen(c.SessionID, r.Share) {
+		if c, ok := SessionCallOf(ev); ok && ChosenForSession(c.SessionID, r.Share) {
 			jobs = append(jobs, job{i, c})
 		}
 	}
@@ -427,10 +427,10 @@ func (r *SessionRunner) Run(ctx context.Context, g *Generator, evs []Event, sum 
 	return firstErr
 }
 
-// chosen decides by the session id whether a call of the share goes
-// through a session (FNV-1a of the id, mixed by splitmix64's finaliser:
+// ChosenForSession decides by the session id whether a call goes through a
+// session when share of calls do (FNV-1a of the id, mixed by splitmix64's finaliser:
 // ids differ in their last bytes only).
-func chosen(id string, share float64) bool {
+func ChosenForSession(id string, share float64) bool {
 	if share >= 1 {
 		return true
 	}

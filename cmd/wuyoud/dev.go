@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -169,8 +171,18 @@ func runDevEnv(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	if *simulate {
-		go simulateCalls(ctx, cfg.KafkaBrokers, topics.Usage, demo.msisdns, stdout)
-		fmt.Fprintln(stdout, "\n--simulate: a call every 2 seconds from a demo seafarer abroad; watch the allowance go down.")
+		carrierTok, err := key.Mint(token.Claims{Issuer: devIssuer, Audience: "wuyou", Subject: "carrier-simulator", Role: token.RoleCarrier, TTL: 24 * time.Hour}, time.Now())
+		if err != nil {
+			return err
+		}
+		sessions := &sim.HTTPSessions{Base: devBaseURL(s.addr), Token: carrierTok, Client: &http.Client{Timeout: 30 * time.Second}}
+		go simulateCalls(ctx, cfg.KafkaBrokers, topics.Usage, demo.msisdns, sessions, stdout)
+		fmt.Fprintf(stdout, "\n--simulate: a call every %s from a demo seafarer, mostly abroad; watch the allowance go down.\n"+
+			" About half the calls go through the real-time session API first (CONTRACT 7.3), as the carrier's\n"+
+			" switch would: open, an update every minute of the call, terminate (a minute of these calls\n"+
+			" lasts %s, so the allowance shows what they hold as reserved meanwhile), then their CDR with\n"+
+			" data.call_id = the session id, which settles the session. The rest send their CDR only.\n",
+			simulateEvery, simulateMinute)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping;", stores.discarded())
@@ -484,8 +496,13 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 	fmt.Fprintf(w, "  curl -s %s/v1/seafarers/%s/usage -H 'Authorization: Bearer %s'\n", base, d.seafarers[0].ID, union)
 	fmt.Fprintf(w, "  curl -s %s/v1/carrier/subscribers/%s/allowance -H 'Authorization: Bearer %s'\n", base, strings.ReplaceAll(d.msisdns[0], "+", "%2B"), carrierTok)
 	fmt.Fprintf(w, "  curl -s %s/v1/programmes/%s -H 'Authorization: Bearer %s'\n", base, d.programme.ID, union)
-	fmt.Fprintf(w, "\nSend a call yourself: go run ./cmd/carriersim --brokers %s --count 10 --msisdn-range %s-%s\n",
-		strings.Join(s.cfg.KafkaBrokers, ","), d.msisdns[0], d.msisdns[len(d.msisdns)-1])
+	// One write, so a reader waiting for "Send a call yourself" sees both.
+	brokers, first, last := strings.Join(s.cfg.KafkaBrokers, ","), d.msisdns[0], d.msisdns[len(d.msisdns)-1]
+	fmt.Fprintf(w, "\nSend a call yourself: go run ./cmd/carriersim --brokers %s --count 10 --msisdn-range %s-%s\n"+
+		"Or as the carrier's switch, through the real-time session API first (open, an update a minute,\n"+
+		"terminate, then the CDR; --first-seq gives each run new call ids):\n"+
+		"  go run ./cmd/carriersim --brokers %s --count 10 --msisdn-range %s-%s --sessions --server %s --token %s --first-seq $(date +%%s)\n",
+		brokers, first, last, brokers, first, last, base, carrierTok)
 	return nil
 }
 
@@ -502,10 +519,22 @@ func devBaseURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// simulateCalls produces one carrier voice call every two seconds from the
+// How wuyoud dev --simulate paces its calls: one starts every
+// simulateEvery; a call through a session lasts simulateMinute per minute
+// of talk; simulateSessionShare of them go through sessions.
+const (
+	simulateEvery        = 2 * time.Second
+	simulateMinute       = time.Second
+	simulateSessionShare = 0.5
+)
+
+// simulateCalls starts one carrier voice call every simulateEvery from the
 // demo seafarers, made by carriersim's generator (mostly abroad, some
-// domestic, which draw nothing).
-func simulateCalls(ctx context.Context, brokers []string, topic string, msisdns []string, stdout io.Writer) {
+// domestic, which draw nothing). About half of them go through the session
+// API first (sim.Driver: open, an update every simulated minute,
+// terminate), each in its own goroutine, and say so on stdout; then the
+// call's CDR, data.call_id = the session id, is produced as any other.
+func simulateCalls(ctx context.Context, brokers []string, topic string, msisdns []string, sessions sim.SessionAPI, stdout io.Writer) {
 	cfg := sim.DefaultConfig()
 	cfg.Source, cfg.MSISDNs, cfg.VoiceShare = "urn:carrier:dev-simulator", msisdns, 1
 	cfg.Seed, cfg.FirstSeq = time.Now().UnixNano(), time.Now().Unix()
@@ -514,19 +543,64 @@ func simulateCalls(ctx context.Context, brokers []string, topic string, msisdns 
 		fmt.Fprintln(stdout, "simulate:", err)
 		return
 	}
+	var mu sync.Mutex // gen is not safe for concurrent use; nor is stdout
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, format+"\n", args...)
+	}
+	driver := &sim.Driver{API: sessions, Minute: simulateMinute}
 	w := carrier.NewWriter(brokers)
-	defer w.Close()
-	t := time.NewTicker(2 * time.Second)
+	var calls sync.WaitGroup
+	defer func() {
+		calls.Wait()
+		w.Close()
+	}()
+	produce := func(ev sim.Event) {
+		if err := w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: ev.Key, Value: ev.Value}); err != nil && ctx.Err() == nil {
+			say("simulate: produce failed: %v", err)
+		}
+	}
+	t := time.NewTicker(simulateEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			mu.Lock()
 			ev := gen.Next(now)
-			if err := w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: ev.Key, Value: ev.Value}); err != nil && ctx.Err() == nil {
-				fmt.Fprintln(stdout, "simulate: produce failed:", err)
+			mu.Unlock()
+			call, ok := sim.SessionCallOf(ev)
+			if !ok || !sim.ChosenForSession(call.SessionID, simulateSessionShare) {
+				produce(ev)
+				continue
 			}
+			calls.Add(1)
+			go func() {
+				defer calls.Done()
+				out, err := driver.Drive(ctx, call)
+				if ctx.Err() != nil {
+					return // stopping: the call is left to lapse
+				}
+				if err != nil {
+					say("simulate: session %s: %v (its CDR settles it)", call.SessionID, err)
+				}
+				if err == nil && out.Used != call.Duration {
+					mu.Lock()
+					ev, err = gen.WithDuration(ev, out.Used)
+					mu.Unlock()
+					if err != nil {
+						say("simulate: %v", err)
+						return
+					}
+				}
+				produce(ev)
+				if out.Terminated {
+					say("simulate: call %s went through a session: %d updates, terminated after %d s, charged %d s (%d covered, %d overage); CDR sent",
+						call.SessionID, out.Updates, out.Used, out.Charge.Charged, out.Charge.Covered, out.Charge.Overage)
+				}
+			}()
 		}
 	}
 }
