@@ -6,10 +6,11 @@ package quota
 // state metering changes. The audit compares the two, seafarer by
 // seafarer: for each grant,
 //
-//	granted (grants) − Σ drawn (the draws of its debit entries) = remaining in Redis (0 once voided)
+//	granted (grants) − Σ drawn (the draws of its debit and adjust entries) = remaining in Redis (0 once voided)
 //
-// and the identities Redis remembers (T:seen) are exactly those of the
-// debit entries inside the dedupe window, so a repeat of any recorded
+// (an adjust's draws are signed: a negative one gives seconds back), and
+// the identities Redis remembers (T:seen) are exactly those of the debit
+// and adjust entries inside the dedupe window, so a repeat of any recorded
 // event is recognised and no remembered event lacks its entry. It reads;
 // it never repairs (RebuildHotState does).
 //
@@ -94,7 +95,7 @@ const maxAuditPage = 500
 
 // AuditPage audits up to limit seafarers in id order after cursor (a
 // seafarer id; "" from the start): those with a grant not expired before
-// the dedupe window or a debit inside it. It returns the cursor of the
+// the dedupe window or a debit or adjust inside it. It returns the cursor of the
 // next page, "" at the end.
 func (a *Auditor) AuditPage(ctx context.Context, cursor string, limit int) ([]*AuditReport, string, error) {
 	if limit <= 0 || limit > maxAuditPage {
@@ -109,7 +110,7 @@ func (a *Auditor) AuditPage(ctx context.Context, cursor string, limit int) ([]*A
 SELECT seafarer_id FROM (
     SELECT seafarer_id FROM grants WHERE expires_at > $1 AND seafarer_id > $3
     UNION
-    SELECT seafarer_id FROM ledger_entries WHERE kind = 'debit' AND filed_at >= $2 AND seafarer_id > $3
+    SELECT seafarer_id FROM ledger_entries WHERE kind IN ('debit', 'adjust') AND filed_at >= $2 AND seafarer_id > $3
 ) s ORDER BY 1 LIMIT $4`, cutoff, cutoff.Truncate(1e9), cursor, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("quota: audit: %w", err)

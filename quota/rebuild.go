@@ -11,12 +11,14 @@ package quota
 //
 //	T:g     each grant not expired before the dedupe window began: its unit
 //	        and granted amount from grants, remaining = granted − what its
-//	        debits drew (0 once voided)
-//	T:seen  the identity of every debit whose call is inside the dedupe
-//	        window, so a redelivered event is a duplicate, not a second charge
+//	        debits and adjusts drew (an adjust's draws are signed: a
+//	        negative one gives back) (0 once voided)
+//	T:seen  the identity of every debit and adjust (a CDR that settled a
+//	        session) whose call is inside the dedupe window, so a
+//	        redelivered event is a duplicate, not a second charge
 //	T:n     low/exhausted already announced for each unit's grant set active now
 //	T:m:<this month>  billable and overage amounts of this month's calls,
-//	                  per unit (what the allowance shows)
+//	                  per unit, adjusts added (what the allowance shows)
 //	T:r     emptied: an entry not yet recorded is applied again when its
 //	        event is delivered again
 //	{id:xx} the global identity claims of the window's debits, when Redis
@@ -296,12 +298,12 @@ func EnsureHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opts
 }
 
 // hotSeafarers lists, in id order, the seafarers who have a grant not
-// expired before cutoff or a debit inside the window.
+// expired before cutoff or a debit or adjust inside the window.
 func hotSeafarers(ctx context.Context, tx pgx.Tx, cutoff time.Time) ([]string, error) {
 	rows, err := tx.Query(ctx, `
 SELECT seafarer_id FROM grants WHERE expires_at > $1
 UNION
-SELECT seafarer_id FROM ledger_entries WHERE kind = 'debit' AND filed_at >= $2
+SELECT seafarer_id FROM ledger_entries WHERE kind IN ('debit', 'adjust') AND filed_at >= $2
 ORDER BY 1`, cutoff, cutoff.Truncate(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("quota: rebuild: list seafarers: %w", err)
@@ -324,6 +326,11 @@ type hotSeafarer struct {
 	month map[string][2]int64
 }
 
+// seenDebit is an identity the seafarer's T:seen remembers. fingerprint is
+// its claim's; "" for an adjust's, whose claim is not written again: a
+// redelivery of its record then claims the identity afresh for the same
+// seafarer (its MSISDN's) and is a duplicate by T:seen, where a claim with
+// a fingerprint of the adjust's amounts would call it a conflict.
 type seenDebit struct {
 	identity    string
 	callTime    int64
@@ -374,11 +381,13 @@ WHERE g.seafarer_id = ANY($1) AND g.expires_at > $2`, ids, cutoff)
 	// Draws: a grant is drawn from only by calls made while it is active,
 	// and a debit is filed under its call time, so the debits filed since
 	// the earliest grant took effect hold every draw: an index range of
-	// each seafarer in each month partition since then.
+	// each seafarer in each month partition since then. An adjust of a
+	// call is filed when it is applied, after the call, so it is in the
+	// same range; its draws are signed (a negative one gives back).
 	rows, err = tx.Query(ctx, `
 SELECT e.seafarer_id, d->>'grant_id', sum((d->>'seconds')::bigint)
 FROM ledger_entries e CROSS JOIN LATERAL jsonb_array_elements(e.draws) d
-WHERE e.seafarer_id = ANY($1) AND e.kind = 'debit' AND e.filed_at >= $2
+WHERE e.seafarer_id = ANY($1) AND e.kind IN ('debit', 'adjust') AND e.filed_at >= $2
 GROUP BY 1, 2`, ids, earliest.Truncate(time.Second))
 	if err != nil {
 		return nil, wrap("draws", err)
@@ -404,12 +413,15 @@ GROUP BY 1, 2`, ids, earliest.Truncate(time.Second))
 	}
 
 	// Identities inside the window, with what decides whether a repeat is
-	// the same event (the fingerprint the claim keeps).
+	// the same event (the fingerprint the claim keeps): a debit's ("d_"
+	// + identity) and an adjust's ("a_" + the identity of the CDR that
+	// settled a session). An adjust is filed after its call, so every one
+	// whose call is inside the window is filed inside it.
 	rows, err = tx.Query(ctx, `
 SELECT seafarer_id, id, call_time, coalesce(msisdn, ''), coalesce(type, ''), duration_seconds, billable_seconds,
        coalesce(called_number, ''), coalesce(visited_country, ''), unit, volume_bytes
 FROM ledger_entries
-WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2`, ids, cutoff.Truncate(time.Second))
+WHERE seafarer_id = ANY($1) AND kind IN ('debit', 'adjust') AND filed_at >= $2`, ids, cutoff.Truncate(time.Second))
 	if err != nil {
 		return nil, wrap("identities", err)
 	}
@@ -423,23 +435,39 @@ WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2`, ids, cutoff.
 		if u.Unit = storedUnit(u.Unit); u.Unit != "" { // the amount is in the unit
 			u.Billable, u.BillableSeconds = u.BillableSeconds, 0
 		}
-		if !strings.HasPrefix(id, "d_") || u.CallTime.Before(cutoff) {
+		identity, debit := strings.CutPrefix(id, "d_")
+		adjust := false
+		if !debit {
+			identity, adjust = strings.CutPrefix(id, "a_")
+		}
+		if !debit && !adjust || u.CallTime.Before(cutoff) {
 			continue
 		}
+		// An adjust's amounts are the difference from its session's
+		// charge, not what the carrier's record said, so its fingerprint
+		// cannot be made again: its claim is left out (seenDebit).
+		fingerprint := ""
+		if debit {
+			fingerprint = u.fingerprint()
+		}
 		h := byID[sid]
-		h.seen = append(h.seen, seenDebit{identity: id[2:], callTime: u.CallTime.Unix(), fingerprint: u.fingerprint()})
+		h.seen = append(h.seen, seenDebit{identity: identity, callTime: u.CallTime.Unix(), fingerprint: fingerprint})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap("identities", err)
 	}
 
 	// This month's figures, as the allowance shows them: the calls made
-	// this month (a closed month's late calls count elsewhere).
+	// this month (a closed month's late calls count elsewhere), moved by
+	// their adjusts. A debit is filed under its call's second; an adjust
+	// when it was applied, after its call, so it is found from the month's
+	// start by its call time.
 	from, to := billing.PeriodBoundsOf(now)
 	rows, err = tx.Query(ctx, `
 SELECT seafarer_id, unit, sum(billable_seconds), sum(overage_seconds)
 FROM ledger_entries
-WHERE seafarer_id = ANY($1) AND kind = 'debit' AND filed_at >= $2 AND filed_at < $3 AND adjusts_period IS NULL
+WHERE seafarer_id = ANY($1) AND filed_at >= $2 AND adjusts_period IS NULL
+    AND (kind = 'debit' AND filed_at < $3 OR kind = 'adjust' AND call_time >= $2 AND call_time < $3)
 GROUP BY 1, 2`, ids, from, to)
 	if err != nil {
 		return nil, wrap("this month", err)
@@ -575,6 +603,9 @@ func (s *RedisStore) writeHot(ctx context.Context, hot []*hotSeafarer, now time.
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, h := range hot {
 			for _, d := range h.seen {
+				if d.fingerprint == "" {
+					continue // an adjust's (seenDebit)
+				}
 				claims, byTime := s.claimKeys(d.identity)
 				p.HSet(ctx, claims, d.identity, h.id+" "+d.fingerprint)
 				p.ZAdd(ctx, byTime, redis.Z{Score: float64(d.callTime), Member: d.identity})
