@@ -462,3 +462,76 @@ func TestTheCarriersRecordAndTheTerminateChargeASessionsCallOnce(t *testing.T) {
 	}
 	MustLedgerExplainEveryBalance(t, node.api, w.union)
 }
+
+// wuyoud is killed (SIGKILL) between a session's reservation and its
+// terminate: what the session holds is in Redis, so the service started
+// after it still shows it reserved, the terminate there charges the call
+// once (a repeat the same), and the reservation is gone.
+func TestASessionOutlivesACrashOfTheServiceAndItsTerminateChargesOnce(t *testing.T) {
+	t.Parallel()
+	bin := MustBuildWuyoud(t)
+	w := MustSessionsWorld(t)
+	procs := &processLog{dir: t.TempDir()}
+	t.Cleanup(func() { procs.RequireNoRaceOrPanic(t) })
+	first := procs.MustStart(t, bin, w.st, sessionsGroup)
+	sf := w.MustSeafarers(t, first.api, "1372", 600)[0]
+
+	require.Equal(t, int64(120), MustOpenSession(t, first.api, w.carrier, "crash-1", sf.MSISDN, 120, w.callTime).Granted)
+	require.Equal(t, int64(120), MustUpdateSession(t, first.api, w.carrier, "crash-1", 60, 120).Granted)
+	first.MustKill(t)
+
+	second := procs.MustStart(t, bin, w.st, sessionsGroup)
+	require.Equal(t, secondsBalance{Remaining: 600, Reserved: 180}, MustSecondsBalance(t, second.api, w.union, sf.ID),
+		"the crashed service's session still holds what it used and was granted")
+	want := sessionCharge{Charged: 180, Covered: 180}
+	require.Equal(t, want, MustTerminateSession(t, second.api, w.carrier, "crash-1", 150))
+	require.Equal(t, want, MustTerminateSession(t, second.api, w.carrier, "crash-1", 150), "a repeat answers the same")
+	require.Equal(t, secondsBalance{Remaining: 420, Used: 180}, MustSecondsBalance(t, second.api, w.union, sf.ID))
+
+	entries := MustPGCallEntries(t, w.st.MustPool(t), sf.ID)
+	require.Len(t, entries, 1)
+	require.Equal(t, callEntry{ID: entries[0].ID, Kind: "debit", EventID: "crash-1", Billable: 180, Covered: 180}, entries[0])
+	RequireLedgerPublished(t, w.st, sf.ID, entries)
+}
+
+// A session nobody updates or terminates (the carrier's switch went away)
+// holds its units for its validity only: on the service's clock, a second
+// after the validity the allowance shows nothing reserved and another call
+// is granted everything. A terminate that comes after all still charges
+// the call once.
+func TestAnAbandonedSessionReleasesItsReservationWhenItsValidityRunsOut(t *testing.T) {
+	t.Parallel()
+	w := MustSessionsWorld(t)
+	clock := &testClock{}
+	node := w.st.MustStartNodeWithClock(t, sessionsGroup, clock)
+	sf := w.MustSeafarers(t, node.api, "1373", 600)[0]
+
+	a := MustOpenSession(t, node.api, w.carrier, "abandoned-1", sf.MSISDN, 400, w.callTime)
+	require.Equal(t, int64(400), a.Granted)
+	require.Equal(t, int64(400), MustSecondsBalance(t, node.api, w.union, sf.ID).Reserved)
+	b := MustOpenSession(t, node.api, w.carrier, "other-1", sf.MSISDN, 400, w.callTime)
+	require.Equal(t, int64(200), b.Granted, "only what the first session left")
+	require.True(t, b.Final)
+	require.Equal(t, sessionCharge{}, MustTerminateSession(t, node.api, w.carrier, "other-1", 0), "the other call never connected")
+
+	clock.Advance(time.Duration(a.ValiditySeconds-1) * time.Second)
+	require.Equal(t, int64(400), MustSecondsBalance(t, node.api, w.union, sf.ID).Reserved, "held until its validity runs out")
+	clock.Advance(2 * time.Second)
+	require.Equal(t, secondsBalance{Remaining: 600}, MustSecondsBalance(t, node.api, w.union, sf.ID), "released after its validity")
+	c := MustOpenSession(t, node.api, w.carrier, "later-1", sf.MSISDN, 600, w.callTime)
+	require.Equal(t, int64(600), c.Granted, "another call is granted what the abandoned session held")
+	require.Equal(t, sessionCharge{Charged: 60, Covered: 60}, MustTerminateSession(t, node.api, w.carrier, "later-1", 45))
+
+	// The abandoned call's terminate, late: charged once, from what is left.
+	want := sessionCharge{Charged: 120, Covered: 120}
+	require.Equal(t, want, MustTerminateSession(t, node.api, w.carrier, "abandoned-1", 100))
+	require.Equal(t, want, MustTerminateSession(t, node.api, w.carrier, "abandoned-1", 100))
+	require.Equal(t, secondsBalance{Remaining: 420, Used: 180}, MustSecondsBalance(t, node.api, w.union, sf.ID))
+	entries := MustPGCallEntries(t, w.st.MustPool(t), sf.ID)
+	perEvent := map[string]int{}
+	for _, e := range entries {
+		perEvent[e.EventID]++
+	}
+	require.Equal(t, map[string]int{"other-1": 1, "later-1": 1, "abandoned-1": 1}, perEvent, "one entry per terminated call: %+v", entries)
+	RequireLedgerPublished(t, w.st, sf.ID, entries)
+}
