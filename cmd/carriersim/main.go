@@ -421,7 +421,11 @@ func runEnv(ctx context.Context, args []string, getenv func(string) string, stdo
 			runErr = fmt.Errorf("writing to %s: %w", o.topic, err)
 		}
 		if sessionErr != nil {
-			runErr = errors.Join(fmt.Errorf("session API at %s: %w", o.sessions.server, sessionErr), runErr)
+			hint := ""
+			if apiErr := (*sim.APIError)(nil); errors.As(sessionErr, &apiErr) && apiErr.Status == http.StatusConflict {
+				hint = " (session ids are the calls' ids, c-<seq>: a run before this one used them; pass another --first-seq)"
+			}
+			runErr = errors.Join(fmt.Errorf("session API at %s: %w%s", o.sessions.server, sessionErr, hint), runErr)
 		}
 		if runErr != nil {
 			rep.Stopped = "error"

@@ -163,3 +163,40 @@ func TestTheFlagBeatsWUYOU_SERVERAndWUYOU_SERVERBeatsTheDefault(t *testing.T) {
 		t.Fatalf("from the flags: %+v, %v", o.sessions, err)
 	}
 }
+
+// A session API that refuses (here 409: the session ids were used by an
+// earlier run) stops the run with the reason and a hint, after the batch's
+// CDRs are written: they settle whatever was left open.
+func TestASessionConflictStopsTheRunAfterItsBatchWithAHintAboutFirstSeq(t *testing.T) {
+	addr := MustKfake(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		if strings.HasSuffix(r.URL.Path, "/sessions") {
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte(`{"session_id":"x","granted":60,"validity_seconds":300,"final":false,"final_action":"continue_as_overage"}`))
+			return
+		}
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"title":"Conflict","status":409,"detail":"the session is terminated"}`))
+	}))
+	t.Cleanup(srv.Close)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{
+		"--brokers", addr, "--count", "50", "--rate", "max", "--batch", "50", "--voice-share", "1",
+		"--msisdn-range", "+8613800000001-+8613800000002", "--sessions", "--server", srv.URL, "--token", "t",
+	}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "the session is terminated") || !strings.Contains(err.Error(), "--first-seq") {
+		t.Fatalf("run returned %v; want the conflict and a hint about --first-seq", err)
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("summary: %v\n%s", err, stdout.String())
+	}
+	n := 0
+	for _, ms := range readAll(t, addr, usageTopic) {
+		n += len(ms)
+	}
+	if rep.Stopped != "error" || rep.Totals.Sent != 50 || n != 50 {
+		t.Fatalf("stopped %q after %d sent, %d on the topic; want the batch of 50 written, then error", rep.Stopped, rep.Totals.Sent, n)
+	}
+}
