@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,28 +54,63 @@ func amountField(errs []wuyou.FieldError, name string, v *int64, required bool) 
 func sessionBody(c *fiber.Ctx, v any) error {
 	d := json.NewDecoder(bytes.NewReader(c.Body()))
 	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return wuyou.Errorf(wuyou.EINVALID, "body must be a JSON object of the documented fields: %v", err)
-	}
-	if d.More() {
+	err := d.Decode(v)
+	if err == nil && d.More() {
 		return wuyou.Errorf(wuyou.EINVALID, "body must be one JSON object")
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return wuyou.Invalid([]wuyou.FieldError{{Field: typeErr.Field, Message: "must be " + jsonKind(typeErr.Type.String()) + ", not " + typeErr.Value}})
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return wuyou.Invalid([]wuyou.FieldError{{Field: name, Message: "is not a field of this request"}})
+	}
+	return wuyou.Errorf(wuyou.EINVALID, "body must be a JSON object of the documented fields: %v", err)
+}
+
+// jsonKind names a Go type as a JSON value.
+func jsonKind(goType string) string {
+	switch strings.TrimPrefix(goType, "*") {
+	case "int64":
+		return "a whole number"
+	case "string":
+		return "a string"
+	case "time.Time":
+		return "an RFC 3339 time"
+	}
+	return "a " + goType
+}
+
+// sessionOpenInput is the body of POST /v1/carrier/sessions.
+type sessionOpenInput struct {
+	SessionID      string     `json:"session_id"`
+	MSISDN         string     `json:"msisdn"`
+	Unit           string     `json:"unit"`
+	Requested      *int64     `json:"requested"`
+	CallTime       *time.Time `json:"call_time"`
+	VisitedCountry string     `json:"visited_country"`
+	CalledNumber   string     `json:"called_number"`
+}
+
+// sessionUpdateInput is the body of …:update; :terminate has only used.
+type sessionUpdateInput struct {
+	Used      *int64 `json:"used"`
+	Requested *int64 `json:"requested"`
+}
+
+type sessionTerminateInput struct {
+	Used *int64 `json:"used"`
 }
 
 func (s *Server) openSession(c *fiber.Ctx) error {
 	if s.cfg.Sessions == nil {
 		return errNoSessions
 	}
-	var in struct {
-		SessionID      string     `json:"session_id"`
-		MSISDN         string     `json:"msisdn"`
-		Unit           string     `json:"unit"`
-		Requested      *int64     `json:"requested"`
-		CallTime       *time.Time `json:"call_time"`
-		VisitedCountry string     `json:"visited_country"`
-		CalledNumber   string     `json:"called_number"`
-	}
+	var in sessionOpenInput
 	if err := sessionBody(c, &in); err != nil {
 		return err
 	}
@@ -112,14 +151,28 @@ func (s *Server) openSession(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(g)
 }
 
+// sessionIDParam is the session id of an :update or :terminate path, read
+// from the path as sent and decoded as RFC 3986 decodes a path segment: a
+// literal "+" stays "+" (Diameter and SIP session ids hold them, and
+// clients rarely escape them), where the server's UnescapePath would make
+// it a space and the session unknown (see pathSegment).
+func sessionIDParam(c *fiber.Ctx, verb string) string {
+	raw := string(c.Request().URI().PathOriginal())
+	if i := strings.LastIndexByte(raw, '/'); i >= 0 {
+		if seg, err := url.PathUnescape(raw[i+1:]); err == nil {
+			if id, ok := strings.CutSuffix(seg, ":"+verb); ok {
+				return id
+			}
+		}
+	}
+	return utils.CopyString(c.Params("id"))
+}
+
 func (s *Server) updateSession(c *fiber.Ctx) error {
 	if s.cfg.Sessions == nil {
 		return errNoSessions
 	}
-	var in struct {
-		Used      *int64 `json:"used"`
-		Requested *int64 `json:"requested"`
-	}
+	var in sessionUpdateInput
 	if err := sessionBody(c, &in); err != nil {
 		return err
 	}
@@ -128,7 +181,7 @@ func (s *Server) updateSession(c *fiber.Ctx) error {
 	if err := wuyou.Invalid(errs); err != nil {
 		return err
 	}
-	g, err := s.cfg.Sessions.Update(c.UserContext(), utils.CopyString(c.Params("id")), *in.Used, *in.Requested)
+	g, err := s.cfg.Sessions.Update(c.UserContext(), sessionIDParam(c, "update"), *in.Used, *in.Requested)
 	if err != nil {
 		return err
 	}
@@ -139,16 +192,14 @@ func (s *Server) terminateSession(c *fiber.Ctx) error {
 	if s.cfg.Sessions == nil {
 		return errNoSessions
 	}
-	var in struct {
-		Used *int64 `json:"used"`
-	}
+	var in sessionTerminateInput
 	if err := sessionBody(c, &in); err != nil {
 		return err
 	}
 	if err := wuyou.Invalid(amountField(nil, "used", in.Used, true)); err != nil {
 		return err
 	}
-	ch, err := s.cfg.Sessions.Terminate(c.UserContext(), utils.CopyString(c.Params("id")), *in.Used)
+	ch, err := s.cfg.Sessions.Terminate(c.UserContext(), sessionIDParam(c, "terminate"), *in.Used)
 	if err != nil {
 		return err
 	}

@@ -292,7 +292,8 @@ func (s *RedisStore) runSession(ctx context.Context, seafarerID, sessionID, mode
 		case strings.HasPrefix(msg, "ECLOSED"):
 			return nil, ErrSessionClosed
 		case strings.HasPrefix(msg, "EUSED"):
-			return nil, &wuyou.Error{Code: wuyou.EINVALID, Message: "used must not be less than the " + strings.TrimSpace(strings.TrimPrefix(msg, "EUSED")) + " reported before: it is the usage so far"}
+			return nil, wuyou.Invalid([]wuyou.FieldError{{Field: "used",
+				Message: "must not be less than the " + strings.TrimSpace(strings.TrimPrefix(msg, "EUSED")) + " reported before: it is the usage so far"}})
 		}
 		return nil, classify(err)
 	}
