@@ -6,20 +6,23 @@
 # hand.
 #
 #   bash bench/run.sh
+#   BENCH_ONLY="sessions" bash bench/run.sh   # only these steps (names as
+#       measure's, space-separated): their lines go into a section of
+#       BENCHMARKS.md of their own, the full run's lines are kept
 #
 # Redis: $WUYOU_TEST_REDIS_ADDRS, else whatever scripts/test-redis.sh finds
 # or starts. PostgreSQL: $WUYOU_TEST_POSTGRES_URL (a server on which each
 # measurement creates a fresh database and drops it), else the machine's
 # own at 127.0.0.1:5432. wrk is installed with apt-get when missing and we
 # are root. Bounded in time: every step has a timeout, and all of them
-# together share a budget of $BENCH_BUDGET seconds (default 1320; the
+# together share a budget of $BENCH_BUDGET seconds (default 1500; the
 # catch-up drain of 1,000,000 events, now stored in PostgreSQL too, is the
 # longest step). Exits non-zero when a measurement failed; BENCHMARKS.md is
 # still written, showing that line as not measured.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-budget=${BENCH_BUDGET:-1320}
+budget=${BENCH_BUDGET:-1500}
 started=$SECONDS
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -36,7 +39,13 @@ fi
 export WUYOU_TEST_REDIS_ADDRS=$addrs
 postgres=${WUYOU_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/test?sslmode=disable}
 export WUYOU_TEST_POSTGRES_URL=$postgres
+only=${BENCH_ONLY:-}
 command_line="WUYOU_TEST_REDIS_ADDRS=$addrs WUYOU_TEST_POSTGRES_URL='$postgres' bash bench/run.sh"
+if [[ -n $only ]]; then
+	command_line="BENCH_ONLY='$only' $command_line"
+fi
+# selected NAME: whether the step NAME runs (all of them without BENCH_ONLY).
+selected() { [[ -z $only || " $only " == *" $1 "* ]]; }
 
 date_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
@@ -57,6 +66,7 @@ timeout "$(step_timeout 180)" go build -o "$bin/" ./bench/cmd/...
 measure() {
 	local name=$1 want=$2 secs
 	shift 2
+	selected "$name" || return 0
 	secs=$(step_timeout "$want")
 	if ((secs < 10)); then
 		say "$name: skipped, the ${budget}s budget is spent"
@@ -86,12 +96,16 @@ measure recurring 240 "$bin/wuyoubench" recurring
 
 # wrk for the allowance reads: Debian packages it; wrk2 is not packaged, so
 # bench/cmd/loadgen measures the p99 at a fixed rate instead.
-if ! command -v wrk >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+if ! selected allowance; then
+	:
+elif ! command -v wrk >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
 	say "installing wrk with apt-get"
 	export DEBIAN_FRONTEND=noninteractive
 	{ apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2 || true
 fi
-if command -v wrk >/dev/null; then
+if ! selected allowance; then
+	:
+elif command -v wrk >/dev/null; then
 	measure allowance 120 "$bin/wuyoubench" allowance -wrk "$(command -v wrk)" -loadgen "$bin/loadgen"
 else
 	say "allowance: skipped, wrk is missing (install it, or run as root so this script can)"
@@ -130,9 +144,25 @@ measure script 360 "$bin/wuyoubench" gobench -key script -rounds 3 -- \
 measure statements 300 "$bin/wuyoubench" gobench -key statements -- \
 	go test -run '^$' -bench '^BenchmarkPGProgrammeStatement$' -benchtime 3x -timeout 10m ./quota/
 
+# The carrier's real-time sessions (CONTRACT 7.3): open+terminate pairs/s
+# against the allowance read rate, same client; the maximum open rate, then
+# the p99 of opens at half of it against a plain fiber handler. 10,000
+# seafarers enrolled (about 20 s), then 2 rounds of each load, 10 s a run:
+# about 2 minutes.
+sessions_profile=$work/sessions.pprof
+measure sessions 300 "$bin/wuyoubench" sessions -cpuprofile "$sessions_profile"
+# Where a pair's server CPU goes: the profile's entry points of Wuyou, the
+# drivers and the kernel, by time including callees.
+if [[ -s $sessions_profile ]]; then
+	go tool pprof -top -cum -nodecount=120 "$bin/wuyoubench" "$sessions_profile" 2>/dev/null |
+		awk '/^ *[0-9.]+(m?s)? +[0-9.]+%/ && $6 ~ /wuyou\/wuyou\/(api\.\(\*Server\)\.(open|terminate)Session|carrier\.|quota\.\(\*(RedisStore|PGLedger)\)\.(OpenSession|TerminateSession|Settle|Append|SessionCallOf)$)|^syscall\.(Syscall|write|read)$|encoding\/json\.(Marshal|Unmarshal)$|kfake\.\(\*Cluster\)\.run$|runtime\.gcBgMarkWorker$/ && n < 16 { n++; printf "info sessions.profile%02d %s %s (%s)\n", n, $6, $4, $5 }' >>"$results" || true
+fi
+
 # Bulk enrolment is a Go benchmark of its own; its rows/s metric goes in the table.
 bulk_command="go test -run x -bench BulkEnrol10k -benchtime 3x ./bench/"
-if [[ -f bench/bulk_enrol_test.go ]]; then
+if ! selected bulk_enrol; then
+	:
+elif [[ -f bench/bulk_enrol_test.go ]]; then
 	secs=$(step_timeout 240)
 	say "bulk enrolment: $bulk_command (at most ${secs}s)"
 	echo "info bulk_enrol.command $bulk_command" >>"$results"
@@ -165,7 +195,11 @@ if [[ -n ${BENCH_KEEP_RESULTS:-} ]]; then
 	cp "$results" "$BENCH_KEEP_RESULTS"
 fi
 echo
-"$bin/wuyoubench" report -results "$results" -out BENCHMARKS.md \
+report_only=()
+if [[ -n $only ]]; then
+	report_only=(-only "$only")
+fi
+"$bin/wuyoubench" report -results "$results" -out BENCHMARKS.md "${report_only[@]}" \
 	-date "$date_utc" -nproc "$(nproc)" -cpu "${cpu:-unknown}" -load "$load" -go "$go_version" -command "$command_line"
 echo
 say "wrote BENCHMARKS.md"

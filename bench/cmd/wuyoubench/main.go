@@ -41,6 +41,7 @@ const usageText = `usage:
   wuyoubench metering  [flags]   debit script vs HINCRBY script; end-to-end Kafka drain
   wuyoubench catchup   [flags]   drain a backlog of 1,000,000 events: time, events/s, first vs last tenth
   wuyoubench allowance [flags]   GET /v1/me/allowance under wrk vs a plain fiber handler
+  wuyoubench sessions  [flags]   carrier session open+terminate pairs vs allowance reads; open p99 at half the maximum vs a plain handler
   wuyoubench issuance  [flags]   issuance to 10,000 seafarers vs bare AddGrant calls
   wuyoubench recurring [flags]   a recurring programme's month to 100,000 seafarers vs bare grant writes; idle sweep
   wuyoubench memory    [flags]   Redis bytes per seafarer at steady state and per identity; fleet projection; claims in PostgreSQL
@@ -91,6 +92,10 @@ func run(ctx context.Context, args []string, env environment, stdout, stderr io.
 		return runCatchup(ctx, args[1:], env, out, progress)
 	case "allowance":
 		return runAllowance(ctx, args[1:], env, out, progress)
+	case "sessions":
+		return runSessions(ctx, args[1:], env, out, progress)
+	case "sessionload": // the load client of sessions, run by it
+		return runSessionLoad(ctx, args[1:], stdout)
 	case "issuance":
 		return runIssuance(ctx, args[1:], env, out, progress)
 	case "recurring":

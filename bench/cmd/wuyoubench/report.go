@@ -170,7 +170,8 @@ func (c *collected) rows() []row {
 	rows = append(rows, r)
 	rows = append(rows, c.memoryRows()...)
 	rows = append(rows, c.scalingRows()...)
-	return append(rows, c.ledgerRow(), c.statementRow())
+	rows = append(rows, c.ledgerRow(), c.statementRow())
+	return append(rows, c.sessionsRows()...)
 }
 
 func (c *collected) table() string {
@@ -245,6 +246,7 @@ func runReport(args []string, stdout io.Writer) error {
 	fs.StringVar(&m.Load, "load", "", "load average when the run started")
 	fs.StringVar(&m.Go, "go", "", "go version")
 	fs.StringVar(&m.Command, "command", "", "the command that ran the benchmarks")
+	only := fs.String("only", "", "the steps of a run narrowed to them (run.sh's BENCH_ONLY): the lines they measured go into a section of -out of their own, replaced by the next such run of the same steps, the rest of -out kept")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -256,6 +258,18 @@ func runReport(args []string, stdout io.Writer) error {
 	c, err := readCollected(f)
 	if err != nil {
 		return err
+	}
+	if *only != "" {
+		section := c.partialSection(m, *only)
+		fmt.Fprint(stdout, section)
+		if *doc == "" {
+			return nil
+		}
+		old, err := os.ReadFile(*doc)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return os.WriteFile(*doc, []byte(replaceSection(string(old), *only, section)), 0o644)
 	}
 	fmt.Fprint(stdout, c.table())
 	if *doc == "" {
