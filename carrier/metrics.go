@@ -18,7 +18,11 @@ type Metrics struct {
 	HeldExpired  prometheus.Counter
 	DeadLettered *prometheus.CounterVec
 	Lag          *prometheus.GaugeVec
-	healthy      atomic.Bool
+	// Sessions counts the carrier's session requests (sessions.go) by
+	// operation (open, update, terminate) and outcome (granted, final,
+	// charged, or the error code).
+	Sessions *prometheus.CounterVec
+	healthy  atomic.Bool
 }
 
 // NewMetrics registers the pipeline's metrics with reg.
@@ -45,7 +49,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Messages behind the partition's high watermark, as of the last message read.",
 		}, []string{"partition"}),
 	}
-	reg.MustRegister(m.DeadLettered, m.Lag)
+	m.Sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wuyou", Subsystem: "sessions", Name: "requests_total",
+		Help: "The carrier's real-time session requests, by operation and outcome (granted, final, charged, or the error code).",
+	}, []string{"op", "outcome"})
+	reg.MustRegister(m.DeadLettered, m.Lag, m.Sessions)
 	m.healthy.Store(true)
 	return m
 }

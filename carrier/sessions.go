@@ -42,6 +42,25 @@ type Sessions struct {
 	// empty).
 	Validity    time.Duration
 	FinalAction string
+	// Metrics, when set, counts the requests (Metrics.Sessions).
+	Metrics *Metrics
+}
+
+// count records one request's outcome.
+func (s *Sessions) count(op string, g *quota.SessionGrant, err error) {
+	if s.Metrics == nil {
+		return
+	}
+	outcome := "granted"
+	switch {
+	case err != nil:
+		outcome = wuyou.ErrorCode(err)
+	case op == "terminate":
+		outcome = "charged"
+	case g != nil && g.Final:
+		outcome = "final"
+	}
+	s.Metrics.Sessions.WithLabelValues(op, outcome).Inc()
 }
 
 // SessionRequest opens a session.
@@ -68,7 +87,8 @@ func typeOfUnit(unit string) string {
 
 // Open reserves units for a call at its set-up. An MSISDN nobody holds is
 // ENOTFOUND.
-func (s *Sessions) Open(ctx context.Context, r SessionRequest) (*quota.SessionGrant, error) {
+func (s *Sessions) Open(ctx context.Context, r SessionRequest) (g *quota.SessionGrant, err error) {
+	defer func() { s.count("open", g, err) }()
 	ids, err := s.Resolver.SeafarerIDsByMSISDN(ctx, []string{r.MSISDN})
 	if err != nil {
 		return nil, err
@@ -88,14 +108,17 @@ func (s *Sessions) Open(ctx context.Context, r SessionRequest) (*quota.SessionGr
 
 // Update reports the usage so far and asks for more.
 func (s *Sessions) Update(ctx context.Context, sessionID string, used, requested int64) (*quota.SessionGrant, error) {
-	return s.Store.UpdateSession(ctx, sessionID, used, requested, s.Validity)
+	g, err := s.Store.UpdateSession(ctx, sessionID, used, requested, s.Validity)
+	s.count("update", g, err)
+	return g, err
 }
 
 // Terminate charges the session's call for used (its whole usage) and
 // releases the rest of its reservation. Its ledger entry is stored and
 // published before the answer; when that fails the call is charged all the
 // same, and terminating again records it (503 until then).
-func (s *Sessions) Terminate(ctx context.Context, sessionID string, used int64) (*quota.SessionCharge, error) {
+func (s *Sessions) Terminate(ctx context.Context, sessionID string, used int64) (ch *quota.SessionCharge, err error) {
+	defer func() { s.count("terminate", nil, err) }()
 	seafarerID, call, err := s.Store.SessionCallOf(ctx, sessionID)
 	if err != nil {
 		return nil, err
