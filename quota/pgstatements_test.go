@@ -628,6 +628,22 @@ func TestPGProgrammeStatementIsReadByIndexesNotByScanningMonths(t *testing.T) {
 		sort.Strings(indexes)
 		t.Logf("%s: %s", name, strings.Join(slices.Compact(indexes), ", "))
 	}
+
+	// Reconciliation reads every call of the month, so it reads the
+	// month's partition whole; the adjusts of its calls, filed in it or
+	// later, are read by their call times' index, no other month scanned.
+	var read []string
+	mustPlan(t, f.pool, usageByMSISDNSQL, start, end, adjustsFrom(start)).walk(func(n planNode) {
+		if strings.HasPrefix(n.RelationName, "ledger_entries") {
+			read = append(read, strings.TrimSpace(n.NodeType+" "+n.RelationName+" "+n.IndexName))
+			if n.NodeType == "Seq Scan" && n.RelationName != "ledger_entries_202611" {
+				require.NotContains(t, withRows, n.RelationName, "reconciliation scans another month with rows")
+			}
+		}
+	})
+	require.Contains(t, read, "Seq Scan ledger_entries_202611")
+	require.NotContains(t, strings.Join(read, ","), "ledger_entries_202609", "no month before the period")
+	t.Logf("reconciliation: %s", strings.Join(read, ", "))
 }
 
 // BenchmarkPGProgrammeStatement reads the November statement of one

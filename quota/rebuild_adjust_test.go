@@ -88,6 +88,13 @@ func TestRebuildRemembersTheIdentityOfASeafarerWhoseOnlyRecentEntryIsAnAdjust(t 
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Seafarers)
 	require.Equal(t, []string{fmt.Sprintf("%s@%d", adjust.Entry.ID[2:], call.Unix())}, l.view(t, "sf_9").Seen)
+
+	reports, _, err := (&Auditor{Pool: l.pool, Store: l.s}).AuditPage(ctx, "", 10)
+	require.NoError(t, err)
+	require.Len(t, reports, 1, "the audit lists the seafarer too")
+	require.Equal(t, "sf_9", reports[0].SeafarerID)
+	require.True(t, reports[0].OK, "%v", reports[0].Differences)
+	require.Equal(t, 1, reports[0].IdentitiesChecked)
 }
 
 // The ledger audit counts an adjust's signed draws and its identity: the
