@@ -33,7 +33,8 @@
       otherUnits: 'Data and SMS', 'left.bytes': 'Data left', 'left.sms': 'SMS left', ofUnit: 'of {0}',
       'pack.bytes': 'Data pack of {0}', 'pack.sms': 'Pack of {0} SMS', 'amount.sms': '{0} SMS',
       'warn.none.bytes': 'Your data is used up: data abroad is now billed at the roaming tariff.',
-      'warn.none.sms': 'Your free SMS are used up: SMS abroad are now billed at the roaming tariff.'
+      'warn.none.sms': 'Your free SMS are used up: SMS abroad are now billed at the roaming tariff.',
+      inCall: 'In a call: {0} min reserved', inUse: 'In use: {0} reserved'
     },
     'zh-CN': {
       title: '出海无忧 · 海上免费通话分钟',
@@ -59,7 +60,8 @@
       otherUnits: '流量和短信', 'left.bytes': '剩余流量', 'left.sms': '剩余短信', ofUnit: '共 {0}',
       'pack.bytes': '{0} 流量套餐', 'pack.sms': '{0} 条短信套餐', 'amount.sms': '{0} 条',
       'warn.none.bytes': '免费流量已用完：境外流量现按漫游资费收费。',
-      'warn.none.sms': '免费短信已用完：境外短信现按漫游资费收费。'
+      'warn.none.sms': '免费短信已用完：境外短信现按漫游资费收费。',
+      inCall: '通话中：已预留 {0} 分钟', inUse: '使用中：已预留 {0}'
     }
   });
 
@@ -163,6 +165,12 @@
     if (unit === 'sms') return t('amount.sms', W.num(n));
     return W.num(W.minutes(n)) + ' ' + t('min');
   }
+  // reservedOf is what the carrier's open sessions hold of unit (CONTRACT
+  // §7.3): a call in progress. Still in remaining until the call is charged.
+  function reservedOf(a, unit) {
+    var b = (a.balances || []).filter(function (b) { return b.unit === unit; })[0];
+    return (b && b.reserved) || 0;
+  }
   function unitOf(g) { return g.unit || 'seconds'; }
   function grantedOf(g) { return unitOf(g) === 'seconds' ? g.granted_seconds : g.granted; }
   function remainingOf(g) { return unitOf(g) === 'seconds' ? g.remaining_seconds : g.remaining; }
@@ -177,7 +185,7 @@
         h('dt', {}, [t('left.' + b.unit)]),
         h('dd', { class: b.remaining > 0 ? '' : 'warn-text' }, [amount(b.unit, b.remaining)]),
         h('dd', { class: 'muted small' }, [t('ofUnit', amount(b.unit, b.granted))])
-      ]));
+      ].concat(b.reserved > 0 ? [h('dd', { class: 'small in-call' }, [t('inUse', amount(b.unit, b.reserved))])] : [])));
     });
     W.show('other-units-card', others.length > 0);
   }
@@ -192,6 +200,11 @@
 
     $('remaining').textContent = W.num(a.remaining_minutes);
     $('remaining-note').textContent = active.length ? t('ofActive', W.num(W.minutes(granted))) : '';
+    // A held part of a minute is shown as a minute: "0 min reserved" would
+    // say there is no call.
+    var reserved = reservedOf(a, 'seconds');
+    $('in-call').textContent = reserved > 0 ? t('inCall', W.num(Math.ceil(reserved / 60))) : '';
+    W.show('in-call', reserved > 0);
     $('used').textContent = W.num(W.minutes(a.used_seconds));
     $('overage').textContent = W.num(W.minutes(a.overage_seconds));
     $('overage').className = a.overage_seconds > 0 ? 'warn-text' : '';
