@@ -44,6 +44,27 @@ type Sessions struct {
 	FinalAction string
 	// Metrics, when set, counts the requests (Metrics.Sessions).
 	Metrics *Metrics
+	// FinalActions, when set, names a programme's own final action
+	// (quota.PGProgrammes): a final grant ending on one of its grants is
+	// given it instead of FinalAction.
+	FinalActions interface {
+		FinalAction(ctx context.Context, programmeID string) (string, error)
+	}
+}
+
+// finalAction puts the final grant's programme's own final action in g.
+func (s *Sessions) finalAction(ctx context.Context, g *quota.SessionGrant) (*quota.SessionGrant, error) {
+	if g == nil || !g.Final || g.FinalProgramme == "" || s.FinalActions == nil {
+		return g, nil
+	}
+	a, err := s.FinalActions.FinalAction(ctx, g.FinalProgramme)
+	if err != nil {
+		return nil, err
+	}
+	if a != "" {
+		g.FinalAction = a
+	}
+	return g, nil
 }
 
 // count records one request's outcome.
@@ -100,15 +121,22 @@ func (s *Sessions) Open(ctx context.Context, r SessionRequest) (g *quota.Session
 	call := quota.SessionCall{MSISDN: r.MSISDN, Type: typeOfUnit(r.Unit), Unit: r.Unit, CallTime: r.CallTime.UTC(),
 		VisitedCountry: r.VisitedCountry, CalledNumber: r.CalledNumber}
 	rating := s.Tariff.Rate(s.billingCall(call, 0), s.HomeCountry)
-	return s.Store.OpenSession(ctx, quota.SessionOpen{
+	g, err = s.Store.OpenSession(ctx, quota.SessionOpen{
 		SessionID: r.SessionID, SeafarerID: seafarerID, Call: call, Requested: r.Requested,
 		Free: !rating.Eligible, FinalAction: s.FinalAction, Validity: s.Validity,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return s.finalAction(ctx, g)
 }
 
 // Update reports the usage so far and asks for more.
 func (s *Sessions) Update(ctx context.Context, sessionID string, used, requested int64) (*quota.SessionGrant, error) {
 	g, err := s.Store.UpdateSession(ctx, sessionID, used, requested, s.Validity)
+	if err == nil {
+		g, err = s.finalAction(ctx, g)
+	}
 	s.count("update", g, err)
 	return g, err
 }

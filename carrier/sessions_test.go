@@ -23,7 +23,11 @@ type fakeSessions struct {
 
 func (f *fakeSessions) OpenSession(_ context.Context, o quota.SessionOpen) (*quota.SessionGrant, error) {
 	f.opened = append(f.opened, o)
-	return &quota.SessionGrant{SessionID: o.SessionID, Granted: o.Requested, Final: o.Requested > 100, FinalAction: o.FinalAction}, nil
+	g := &quota.SessionGrant{SessionID: o.SessionID, Granted: o.Requested, Final: o.Requested > 100, FinalAction: o.FinalAction}
+	if g.Final {
+		g.FinalProgramme = "pr_t"
+	}
+	return g, nil
 }
 
 func (f *fakeSessions) UpdateSession(context.Context, string, int64, int64, time.Duration) (*quota.SessionGrant, error) {
@@ -113,4 +117,28 @@ func TestSessionsTerminateRatesRecordsAndPublishes(t *testing.T) {
 
 	_, err = s.Terminate(ctx, "call-unknown", 60)
 	require.Equal(t, wuyou.ENOTFOUND, wuyou.ErrorCode(err))
+}
+
+// finalActions is a programme's own final action by id.
+type finalActions map[string]string
+
+func (f finalActions) FinalAction(_ context.Context, id string) (string, error) { return f[id], nil }
+
+// A final grant ending on a grant of a programme that names its own final
+// action is given that one; otherwise the tariff's.
+func TestSessionsGiveTheFinalProgrammesOwnFinalAction(t *testing.T) {
+	s, _, _, _, _ := newSessionsFixture(t)
+	s.FinalAction = billing.FinalContinueAsOverage
+	s.FinalActions = finalActions{"pr_t": billing.FinalTerminate}
+	ctx := context.Background()
+	g, err := s.Open(ctx, SessionRequest{SessionID: "call-1", MSISDN: "+8613800000001", Unit: billing.UnitSeconds, Requested: 600, VisitedCountry: "SG"})
+	require.NoError(t, err)
+	require.Equal(t, billing.FinalTerminate, g.FinalAction, "the final grant's programme says terminate")
+	g, err = s.Open(ctx, SessionRequest{SessionID: "call-2", MSISDN: "+8613800000001", Unit: billing.UnitSeconds, Requested: 60, VisitedCountry: "SG"})
+	require.NoError(t, err)
+	require.Equal(t, billing.FinalContinueAsOverage, g.FinalAction, "not final: the tariff's")
+	s.FinalActions = finalActions{}
+	g, err = s.Open(ctx, SessionRequest{SessionID: "call-3", MSISDN: "+8613800000001", Unit: billing.UnitSeconds, Requested: 600, VisitedCountry: "SG"})
+	require.NoError(t, err)
+	require.Equal(t, billing.FinalContinueAsOverage, g.FinalAction, "the programme leaves it to the tariff")
 }

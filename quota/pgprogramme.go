@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,8 @@ type PGProgrammes struct {
 	pool  *pgxpool.Pool
 	now   wuyou.Clock
 	usage ProgrammeUsage
+	// finalActions caches FinalAction by programme id.
+	finalActions sync.Map
 }
 
 // NewPGProgrammes returns the store over pool, whose database is migrated.
@@ -48,16 +51,16 @@ func (s *PGProgrammes) CreateProgramme(ctx context.Context, in ProgrammeInput) (
 		Priority: in.Priority, BudgetPacks: in.BudgetPacks,
 		StartsAt: in.StartsAt.UTC().Truncate(time.Microsecond), EndsAt: in.EndsAt.UTC().Truncate(time.Microsecond),
 		CreatedAt: now, Recurrence: in.Recurrence, CompanyID: in.CompanyID, VesselIMO: in.VesselIMO, All: in.All,
-		NotifyAt: normalNotifyAt(in.NotifyAt),
+		NotifyAt: normalNotifyAt(in.NotifyAt), FinalAction: in.FinalAction,
 	}
 	rec := recurrenceColumns(p)
 	_, err = s.pool.Exec(ctx, `
 INSERT INTO programmes (id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at,
     recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo, audience_all, unit,
-    notify_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+    notify_at, final_action)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, nullif($19, ''))`,
 		append(append([]any{p.ID, p.Name, p.PackSeconds, p.ValidDays, p.Priority, p.BudgetPacks, p.StartsAt, p.EndsAt, p.CreatedAt}, rec...),
-			unitOrSeconds(p.Unit), p.NotifyAt)...)
+			unitOrSeconds(p.Unit), p.NotifyAt, p.FinalAction)...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.ConstraintName == "programme_audience_company_fkey" {
 		return nil, wuyou.Invalid([]wuyou.FieldError{{Field: "company_id", Message: "names no company"}})
@@ -89,6 +92,25 @@ func (s *PGProgrammes) Programme(ctx context.Context, id string) (*Programme, er
 		p.SecondsUsed = used
 	}
 	return p, nil
+}
+
+// FinalAction is a programme's final_action for real-time sessions; ""
+// when it leaves it to the tariff (or is not known). A programme's
+// final_action never changes, so it is read once.
+func (s *PGProgrammes) FinalAction(ctx context.Context, id string) (string, error) {
+	if v, ok := s.finalActions.Load(id); ok {
+		return v.(string), nil
+	}
+	var a *string
+	err := s.pool.QueryRow(ctx, `SELECT final_action FROM programmes WHERE id = $1`, id).Scan(&a)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("quota: final action of %s: %w", id, err)
+	}
+	s.finalActions.Store(id, deref(a))
+	return deref(a), nil
 }
 
 // ProgrammeExists returns nil for a known programme. ENOTFOUND.

@@ -19,17 +19,17 @@ var _ RecurringStore = (*PGProgrammes)(nil)
 // programmeColumns are read by scanProgramme, in its order.
 const programmeColumns = `id, name, pack_seconds, valid_days, priority, budget_packs, starts_at, ends_at, created_at,
     packs_issued, recurrence_every, recurrence_while, rollover_max, time_zone, audience_company_id, audience_vessel_imo,
-    audience_all, notify_at`
+    audience_all, notify_at, final_action`
 
 // scanProgramme reads a row of programmeColumns, with the counters of a
 // programme that is not recurring filled (fillRecurring fills the others').
 func scanProgramme(row pgx.Row) (*Programme, error) {
 	p := &Programme{}
 	var issued int64
-	var every, while, zone, company, vessel *string
+	var every, while, zone, company, vessel, final *string
 	var rollover *int64
 	err := row.Scan(&p.ID, &p.Name, &p.PackSeconds, &p.ValidDays, &p.Priority, &p.BudgetPacks, &p.StartsAt, &p.EndsAt,
-		&p.CreatedAt, &issued, &every, &while, &rollover, &zone, &company, &vessel, &p.All, &p.NotifyAt)
+		&p.CreatedAt, &issued, &every, &while, &rollover, &zone, &company, &vessel, &p.All, &p.NotifyAt, &final)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func scanProgramme(row pgx.Row) (*Programme, error) {
 	if every != nil {
 		p.Recurrence = &Recurrence{Every: *every, While: deref(while), RolloverMax: derefInt(rollover), TimeZone: deref(zone)}
 	}
-	p.CompanyID, p.VesselIMO = deref(company), deref(vessel)
+	p.CompanyID, p.VesselIMO, p.FinalAction = deref(company), deref(vessel), deref(final)
 	p.fillCounters(issued, 0)
 	return p, nil
 }

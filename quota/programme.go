@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/billing"
 )
 
 // Programme limits (contract §4).
@@ -40,6 +41,9 @@ func (in ProgrammeInput) Validate() error {
 		add("valid_days", "must be left out of a recurring programme: its grants run to the month's end")
 	case in.Recurrence == nil && (in.ValidDays < minValidDays || in.ValidDays > maxValidDays):
 		add("valid_days", fmt.Sprintf("must be between %d and %d", minValidDays, maxValidDays))
+	}
+	if a := in.FinalAction; a != "" && a != billing.FinalContinueAsOverage && a != billing.FinalTerminate {
+		add("final_action", "must be continue_as_overage or terminate (left out: the tariff's)")
 	}
 	if in.Priority < 0 || in.Priority > maxPriority {
 		add("priority", fmt.Sprintf("must be between 0 and %d", maxPriority))

@@ -73,6 +73,9 @@ type Programme struct {
 	// NotifyAt are the thresholds of wuyou.quota.low (notify.go), never
 	// empty: the default is 20 percent.
 	NotifyAt []Threshold `json:"notify_at"`
+	// FinalAction is the programme's final_action for real-time sessions
+	// (sessions.go); "" leaves it to the tariff.
+	FinalAction string `json:"final_action,omitempty"`
 
 	PacksIssued          int64  `json:"packs_issued"`
 	BudgetRemainingPacks *int64 `json:"budget_remaining_packs"` // null when unlimited
@@ -319,4 +322,7 @@ type ProgrammeInput struct {
 	// NotifyAt are the thresholds of wuyou.quota.low (notify.go); left
 	// out, the default 20 percent.
 	NotifyAt []Threshold `json:"notify_at,omitempty"`
+	// FinalAction is what the carrier does when a session's final grant,
+	// one of this programme's, is used up; "" leaves it to the tariff.
+	FinalAction string `json:"final_action,omitempty"`
 }

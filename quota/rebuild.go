@@ -241,6 +241,17 @@ func RebuildHotState(ctx context.Context, pool *pgxpool.Pool, s *RedisStore, opt
 		if err := s.writeHot(ctx, hot, now); err != nil {
 			return nil, err
 		}
+		// Terminated sessions, so their carrier records settle them
+		// (rebuild_sessions.go).
+		ts, err := readTerminatedSessions(ctx, tx, chunk, cutoff)
+		if err != nil {
+			return nil, err
+		}
+		if len(ts) > 0 {
+			if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { return s.writeTerminatedSessions(ctx, p, ts) }); err != nil {
+				return nil, fmt.Errorf("quota: rebuild: sessions: %w", err)
+			}
+		}
 		for _, h := range hot {
 			rep.Grants += len(h.grants)
 			rep.Identities += len(h.seen)
@@ -419,7 +430,7 @@ GROUP BY 1, 2`, ids, earliest.Truncate(time.Second))
 	// whose call is inside the window is filed inside it.
 	rows, err = tx.Query(ctx, `
 SELECT seafarer_id, id, call_time, coalesce(msisdn, ''), coalesce(type, ''), duration_seconds, billable_seconds,
-       coalesce(called_number, ''), coalesce(visited_country, ''), unit, volume_bytes
+       coalesce(called_number, ''), coalesce(visited_country, ''), unit, volume_bytes, coalesce(event_source, ''), coalesce(event_id, '')
 FROM ledger_entries
 WHERE seafarer_id = ANY($1) AND kind IN ('debit', 'adjust') AND filed_at >= $2`, ids, cutoff.Truncate(time.Second))
 	if err != nil {
@@ -428,7 +439,7 @@ WHERE seafarer_id = ANY($1) AND kind IN ('debit', 'adjust') AND filed_at >= $2`,
 	for rows.Next() {
 		var sid, id string
 		var u Usage
-		if err := rows.Scan(&sid, &id, &u.CallTime, &u.MSISDN, &u.Type, &u.DurationSeconds, &u.BillableSeconds, &u.CalledNumber, &u.VisitedCountry, &u.Unit, &u.VolumeBytes); err != nil {
+		if err := rows.Scan(&sid, &id, &u.CallTime, &u.MSISDN, &u.Type, &u.DurationSeconds, &u.BillableSeconds, &u.CalledNumber, &u.VisitedCountry, &u.Unit, &u.VolumeBytes, &u.Source, &u.EventID); err != nil {
 			rows.Close()
 			return nil, wrap("identities", err)
 		}
@@ -447,7 +458,10 @@ WHERE seafarer_id = ANY($1) AND kind IN ('debit', 'adjust') AND filed_at >= $2`,
 		// charge, not what the carrier's record said, so its fingerprint
 		// cannot be made again: its claim is left out (seenDebit).
 		fingerprint := ""
-		if debit {
+		switch {
+		case debit && u.Source == SessionSource:
+			fingerprint = sessionFingerprint(u.EventID) // whatever it reported (TerminateSession)
+		case debit:
 			fingerprint = u.fingerprint()
 		}
 		h := byID[sid]

@@ -95,6 +95,9 @@ type SessionGrant struct {
 	ValiditySeconds int64  `json:"validity_seconds"`
 	Final           bool   `json:"final"`
 	FinalAction     string `json:"final_action"`
+	// FinalProgramme is the programme of the grant a final grant ends on,
+	// whose own final action, if it has one, is the one to give.
+	FinalProgramme string `json:"-"`
 }
 
 // SessionCharge is what a session's call was charged, in its unit.
@@ -124,8 +127,9 @@ func (s *RedisStore) sessionsTTL() int64 {
 func (s *RedisStore) sessionIndexKey(sessionID string) string { return s.prefix + ":sx:" + sessionID }
 
 // sessionScript opens or updates a session (ARGV mode "open" or "update")
-// against the grants of its unit active at now, less what the seafarer's
-// other open sessions hold. Reply: the answer as JSON; errors ENOSESSION,
+// against the grants of its unit active at the call's time (as its
+// terminate draws them), less what the seafarer's other open sessions
+// hold now. Reply: the answer as JSON; errors ENOSESSION,
 // ECLOSED, EUSED <used before>.
 //
 // Open: a known session id answers its first answer. Granted is what was
@@ -142,7 +146,7 @@ local grantsKey, sessKey = KEYS[1], KEYS[2]
 local sid, mode, unit = ARGV[1], ARGV[2], ARGV[3]
 local requested, used, now, validity = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local free, finalAction, info, ttl = ARGV[8] == '1', ARGV[9], ARGV[10], ARGV[11]
-local cutoff, doneCutoff, openCutoff = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local cutoff, doneCutoff, openCutoff, callTime = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 
 local all = redis.call('HGETALL', sessKey)
 local sess, held = nil, 0
@@ -162,14 +166,22 @@ if mode == 'update' then
   if sess.st ~= 'open' then return redis.error_reply('ECLOSED') end
   if used == sess.lu and requested == sess.lr then return cjson.encode(sess.la) end
   if used < sess.used then return redis.error_reply('EUSED ' .. sess.used) end
-  unit, free = sess.u, sess.free == 1
+  unit, free, callTime = sess.u, sess.free == 1, sess.ct or now
 end
 
 local avail = -held
-for i, v in ipairs(redis.call('HGETALL', grantsKey)) do
-  if i % 2 == 0 then
-    local g = parse('', v)
-    if g.rem and g.eff and g.exp and g.unit == unit and g.void == '0' and g.eff <= now and now < g.exp then avail = avail + g.rem end
+-- last: the grant drawn last, the one a final grant ends on (its programme
+-- may name the final action).
+local last
+local all = redis.call('HGETALL', grantsKey)
+for i = 2, #all, 2 do
+  local g = parse(all[i-1], all[i])
+  if g.rem and g.eff and g.exp and g.prio and g.iss and g.unit == unit and g.void == '0' and g.eff <= callTime and callTime < g.exp then
+    avail = avail + g.rem
+    if g.rem > 0 and (not last or g.prio > last.prio or (g.prio == last.prio and (g.exp > last.exp or
+        (g.exp == last.exp and (g.iss > last.iss or (g.iss == last.iss and g.id > last.id)))))) then
+      last = g
+    end
   end
 end
 avail = math.max(avail, 0)
@@ -179,9 +191,10 @@ if not free then
   granted = math.min(requested, avail - usedHeld)
 end
 local answer = {granted = granted, validity = validity, final = (not free) and avail - usedHeld - granted <= 0}
+if answer.final and last then answer.prog = last.prog end
 if mode == 'open' then
   answer.fa = finalAction
-  sess = {u = unit, st = 'open', used = 0, free = free and 1 or 0, fa = finalAction, info = info, ans = answer, lu = -1, lr = -1}
+  sess = {u = unit, st = 'open', used = 0, free = free and 1 or 0, fa = finalAction, info = info, ans = answer, lu = -1, lr = -1, ct = callTime}
 else
   answer.fa = sess.fa
   sess.used, sess.lu, sess.lr, sess.la = used, used, requested, answer
@@ -199,6 +212,7 @@ type sessionAnswer struct {
 	Validity    int64  `json:"validity"`
 	Final       bool   `json:"final"`
 	FinalAction string `json:"fa"`
+	Programme   string `json:"prog"`
 }
 
 // sessionRecord is the part of a session's record Go reads.
@@ -259,7 +273,7 @@ func (s *RedisStore) OpenSession(ctx context.Context, o SessionOpen) (*SessionGr
 	if o.Free {
 		free = "1"
 	}
-	return s.runSession(ctx, o.SeafarerID, o.SessionID, "open", storedUnit(unitOrSeconds(o.Call.Unit)), o.Requested, 0, o.Validity, free, o.FinalAction, string(info))
+	return s.runSession(ctx, o.SeafarerID, o.SessionID, "open", storedUnit(unitOrSeconds(o.Call.Unit)), o.Requested, 0, o.Validity, free, o.FinalAction, string(info), o.Call.CallTime)
 }
 
 // UpdateSession reports a call's usage so far (used, cumulative) and asks
@@ -274,15 +288,15 @@ func (s *RedisStore) UpdateSession(ctx context.Context, sessionID string, used, 
 		validity = DefaultSessionValidity
 	}
 	s.rdb.Expire(ctx, s.sessionIndexKey(sessionID), sessionIndexTTL)
-	return s.runSession(ctx, seafarerID, sessionID, "update", "", requested, used, validity, "0", "", "")
+	return s.runSession(ctx, seafarerID, sessionID, "update", "", requested, used, validity, "0", "", "", time.Time{}) // the call's time is the open's
 }
 
-func (s *RedisStore) runSession(ctx context.Context, seafarerID, sessionID, mode, unit string, requested, used int64, validity time.Duration, free, finalAction, info string) (*SessionGrant, error) {
+func (s *RedisStore) runSession(ctx context.Context, seafarerID, sessionID, mode, unit string, requested, used int64, validity time.Duration, free, finalAction, info string, callTime time.Time) (*SessionGrant, error) {
 	now := s.now()
 	cutoff := DedupeCutoff(now, s.opts.DedupeWindow).Unix()
 	v, err := sessionScript.Run(ctx, s.rdb, []string{s.keys(seafarerID).grants, s.keys(seafarerID).sessions},
 		sessionID, mode, unit, requested, used, now.Unix(), int64(validity/time.Second), free, finalAction, info,
-		s.sessionsTTL(), cutoff, now.Add(-doneSessionTTL).Unix(), now.Add(-sessionIndexTTL).Unix()).Text()
+		s.sessionsTTL(), cutoff, now.Add(-doneSessionTTL).Unix(), now.Add(-sessionIndexTTL).Unix(), callTime.Unix()).Text()
 	if err != nil {
 		// Redis may put "ERR " before the script's own code.
 		msg := strings.TrimPrefix(err.Error(), "ERR ")
@@ -301,7 +315,8 @@ func (s *RedisStore) runSession(ctx context.Context, seafarerID, sessionID, mode
 	if err := json.Unmarshal([]byte(v), &a); err != nil {
 		return nil, fmt.Errorf("quota: session answer %q: %w", v, err)
 	}
-	return &SessionGrant{SessionID: sessionID, Granted: a.Granted, ValiditySeconds: a.Validity, Final: a.Final, FinalAction: a.FinalAction}, nil
+	return &SessionGrant{SessionID: sessionID, Granted: a.Granted, ValiditySeconds: a.Validity, Final: a.Final, FinalAction: a.FinalAction,
+		FinalProgramme: a.Programme}, nil
 }
 
 // SessionSeafarer names the seafarer a session is held for.
@@ -364,7 +379,7 @@ func (s *RedisStore) TerminateSession(ctx context.Context, u Usage) (*DebitResul
 	u.Source, u.EventID, u.terminates = SessionSource, u.CallID, true
 	// A terminate's identity is the session's, whatever it reports: a
 	// repeat with another used is still the same terminate.
-	u.Fingerprint = "session:" + u.CallID
+	u.Fingerprint = sessionFingerprint(u.CallID)
 	r, err := s.Settle(ctx, []Usage{u})
 	if err != nil {
 		return nil, nil, err
@@ -387,6 +402,10 @@ func (s *RedisStore) TerminateSession(ctx context.Context, u Usage) (*DebitResul
 	}
 	return r[0], &SessionCharge{Charged: int64(rec.Ch), Covered: int64(rec.Cov), Overage: int64(rec.Ov)}, nil
 }
+
+// sessionFingerprint is the fingerprint of a session's terminate: the same
+// for every repeat, whatever it reports.
+func sessionFingerprint(sessionID string) string { return "session:" + sessionID }
 
 // Reserved sums what a seafarer's open sessions hold now, per unit
 // (spelled out).
@@ -418,7 +437,11 @@ func reservedOf(sessions map[string]string, now time.Time) map[string]int64 {
 // text.
 func checkSessionID(id string) error {
 	if problem := wuyou.CheckText(id, true, 128); problem != "" {
-		return &wuyou.Error{Code: wuyou.EINVALID, Message: "session_id " + problem}
+		return wuyou.Invalid([]wuyou.FieldError{{Field: "session_id", Message: problem}})
+	}
+	if strings.ContainsAny(id, "/?# ") {
+		// The session's :update and :terminate paths could not name it.
+		return wuyou.Invalid([]wuyou.FieldError{{Field: "session_id", Message: "must not contain /, ?, # or spaces: it is part of the session's paths"}})
 	}
 	return nil
 }

@@ -327,3 +327,80 @@ func TestSettledAndAbandonedSessionsArePruned(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, ttl, 720*time.Hour, "kept as long as its record could still come")
 }
+
+// A session reserves from the grants its call's time falls in, as its
+// terminate draws them: a call timed before a pack took effect is granted
+// nothing from it (it would be overage at the terminate).
+func TestASessionReservesFromTheGrantsActiveAtItsCallTime(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{})
+	later := activeGrant("sf_1", "gr_later", 600)
+	later.EffectiveAt = meterNow.Add(time.Hour)
+	MustAddGrant(t, s, later)
+	g, err := s.OpenSession(context.Background(), SessionOpen{SessionID: "early", SeafarerID: "sf_1", Requested: 120,
+		Call: SessionCall{Unit: billing.UnitSeconds, Type: billing.TypeVoice, CallTime: meterNow.Add(2 * time.Hour)}})
+	require.NoError(t, err)
+	require.Equal(t, int64(120), g.Granted, "the call's time is inside the pack")
+	g, err = s.OpenSession(context.Background(), SessionOpen{SessionID: "before", SeafarerID: "sf_1", Requested: 120,
+		Call: SessionCall{Unit: billing.UnitSeconds, Type: billing.TypeVoice, CallTime: meterNow}})
+	require.NoError(t, err)
+	require.Zero(t, g.Granted, "the pack takes effect an hour after the call")
+	require.True(t, g.Final)
+	u, err := s.UpdateSession(context.Background(), "before", 60, 60, 0)
+	require.NoError(t, err)
+	require.Zero(t, u.Granted, "an update goes by the call's time too")
+}
+
+// A session id is part of the session's paths: one with a slash, a
+// question mark, a hash or a space could never be updated or terminated,
+// so it is refused at the open, naming the field.
+func TestASessionIDThePathsCannotNameIsRefused(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{})
+	for _, id := range []string{"a/b", "a?b", "a#b", "a b", "", "a\x00b"} {
+		_, err := s.OpenSession(context.Background(), SessionOpen{SessionID: id, SeafarerID: "sf_1", Requested: 60,
+			Call: SessionCall{Unit: billing.UnitSeconds, Type: billing.TypeVoice, CallTime: meterNow}})
+		var we *wuyou.Error
+		require.ErrorAs(t, err, &we, "%q", id)
+		require.Equal(t, wuyou.EINVALID, we.Code)
+		require.Equal(t, "session_id", we.Fields[0].Field)
+	}
+}
+
+// A programme may name its own final action: it is stored, read back and
+// given for the grant a final session grant ends on, the one drawn last
+// (the highest priority number). Anything but the two actions is refused.
+func TestAProgrammesFinalActionIsTheOneOfTheGrantDrawnLast(t *testing.T) {
+	ctx := context.Background()
+	env := MustProgrammeStore(t)
+	in := validProgrammeInput()
+	in.FinalAction = billing.FinalTerminate
+	p, err := env.CreateProgramme(ctx, in)
+	require.NoError(t, err)
+	require.Equal(t, billing.FinalTerminate, p.FinalAction)
+	got, err := env.Programme(ctx, p.ID)
+	require.NoError(t, err)
+	require.Equal(t, billing.FinalTerminate, got.FinalAction)
+	a, err := env.FinalAction(ctx, p.ID)
+	require.NoError(t, err)
+	require.Equal(t, billing.FinalTerminate, a)
+	plain := MustProgramme(t, env, 0)
+	a, err = env.FinalAction(ctx, plain.ID)
+	require.NoError(t, err)
+	require.Empty(t, a, "left to the tariff")
+	in.FinalAction = "hang_up"
+	_, err = env.CreateProgramme(ctx, in)
+	require.Equal(t, []string{"final_action"}, fieldsOf(t, err))
+
+	s, _, _ := MustMeterStore(t, Options{})
+	first := activeGrant("sf_1", "gr_first", 60)
+	first.ProgrammeID = plain.ID
+	last := activeGrant("sf_1", "gr_last", 60)
+	last.ProgrammeID, last.Priority = p.ID, 5
+	MustAddGrant(t, s, first)
+	MustAddGrant(t, s, last)
+	g := openCall(t, s, "sf_1", "call-a", 60)
+	require.False(t, g.Final)
+	require.Empty(t, g.FinalProgramme)
+	g = openCall(t, s, "sf_1", "call-b", 600)
+	require.True(t, g.Final)
+	require.Equal(t, p.ID, g.FinalProgramme, "the call ends on the grant drawn last")
+}
