@@ -1,16 +1,20 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wuyou/wuyou/carrier"
 	"github.com/wuyou/wuyou/quota"
 )
 
@@ -374,4 +378,72 @@ func TestCarrierSession_RequestsAreNotRateLimited(t *testing.T) {
 		map[string]any{"session_id": "by-staff", "msisdn": f.a1.MSISDN, "requested": 60, "visited_country": "SG"})
 	require.Equal(t, http.StatusCreated, status, "%s", answer)
 	require.EqualValues(t, 3600-10*60, secondsBalance(t, f, doc, f.a1.ID).Remaining, "ten calls of 45 seconds, a minute each")
+}
+
+// flakyLedger is the system of record's ledger, out of reach while down.
+type flakyLedger struct {
+	carrier.LedgerWriter
+	down atomic.Bool
+}
+
+func (l *flakyLedger) Append(ctx context.Context, entries []quota.SeafarerEntry) error {
+	if l.down.Load() {
+		return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return l.LedgerWriter.Append(ctx, entries)
+}
+
+func TestCarrierSession_TerminateWhilePostgreSQLIsDownIs503AndTerminatingAgainRecordsIt(t *testing.T) {
+	t.Parallel()
+	f := MustAPIFixture(t)
+	doc := mustLoadOpenAPI(t)
+	ledger := &flakyLedger{LedgerWriter: f.ledger}
+	sessions := *f.server.cfg.Sessions.(*carrier.Sessions)
+	sessions.Recorder.Ledger = ledger
+	cfg := f.server.cfg
+	cfg.Sessions, cfg.Registry = &sessions, nil
+	f.server = New(cfg)
+	f.app = f.server.App()
+
+	const id = "terminated-in-an-outage"
+	status, answer := sendDocumented(t, f, doc, http.MethodPost, "/v1/carrier/sessions", f.carrierToken,
+		map[string]any{"session_id": id, "msisdn": f.a1.MSISDN, "requested": 120, "visited_country": "SG"})
+	require.Equal(t, http.StatusCreated, status, "%s", answer)
+
+	// The call is charged in the hot state, but its ledger entry cannot be
+	// stored: the carrier is told to come back.
+	ledger.down.Store(true)
+	status, answer = sendDocumented(t, f, doc, http.MethodPost, sessionPath(id, "terminate"), f.carrierToken, map[string]any{"used": 100})
+	require.Equal(t, http.StatusServiceUnavailable, status, "%s", answer)
+	require.Contains(t, string(answer), "terminate again")
+	b := secondsBalance(t, f, doc, f.a1.ID)
+	require.EqualValues(t, 3600-120, b.Remaining, "charged all the same")
+	require.EqualValues(t, 0, b.Reserved)
+	sessionEntries := func() int {
+		status, answer := sendDocumented(t, f, doc, http.MethodGet, "/v1/seafarers/"+f.a1.ID+"/usage", f.union, nil)
+		require.Equal(t, http.StatusOK, status, "%s", answer)
+		var usage struct {
+			Items []quota.LedgerEntry `json:"items"`
+		}
+		require.NoError(t, json.Unmarshal(answer, &usage))
+		n := 0
+		for _, e := range usage.Items {
+			if e.EventID == id {
+				n++
+			}
+		}
+		return n
+	}
+	require.Zero(t, sessionEntries(), "nothing in the ledger yet")
+
+	// PostgreSQL is back: terminating again records the entry and charges
+	// nothing more; a third terminate changes nothing.
+	ledger.down.Store(false)
+	for range 2 {
+		status, answer = sendDocumented(t, f, doc, http.MethodPost, sessionPath(id, "terminate"), f.carrierToken, map[string]any{"used": 100})
+		require.Equal(t, http.StatusOK, status, "%s", answer)
+		require.JSONEq(t, `{"charged":120,"covered":120,"overage":0}`, string(answer))
+	}
+	require.Equal(t, 1, sessionEntries(), "one ledger entry for the session")
+	require.EqualValues(t, 3600-120, secondsBalance(t, f, doc, f.a1.ID).Remaining, "charged once")
 }
