@@ -380,7 +380,13 @@ func (s *RedisStore) TerminateSession(ctx context.Context, u Usage) (*DebitResul
 	// A terminate's identity is the session's, whatever it reports: a
 	// repeat with another used is still the same terminate.
 	u.Fingerprint = sessionFingerprint(u.CallID)
-	r, err := s.Settle(ctx, []Usage{u})
+	// No global claim (DebitBatch): the identity is Wuyou's own, and the
+	// session index already binds it to its one seafarer, whose seen set
+	// makes a repeat a duplicate. That spares PostgreSQL a commit.
+	if err := s.checkHot(ctx); err != nil {
+		return nil, nil, err
+	}
+	r, err := s.debitPipeline(ctx, []Usage{u})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -389,9 +395,6 @@ func (s *RedisStore) TerminateSession(ctx context.Context, u Usage) (*DebitResul
 			return nil, nil, ErrSessionUnknown
 		}
 		return nil, nil, r[0].Err
-	}
-	if r[0].Conflicting {
-		return nil, nil, &wuyou.Error{Code: wuyou.ECONFLICT, Message: "the session's identity was claimed by another call"}
 	}
 	rec, err := s.session(ctx, u.SeafarerID, u.CallID)
 	if err != nil {

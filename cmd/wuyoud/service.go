@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,7 +164,9 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: grants, Issuer: s.issuer,
 		Ledger: recorder,
 		Sessions: &carrier.Sessions{Store: s.quota, Resolver: s.crew, Tariff: tariff, HomeCountry: cfg.HomeCountry,
-			Recorder: recorder, FinalAction: tariff.FinalAction(), Metrics: metrics,
+			// Terminates made at once share a ledger commit.
+			Recorder:    carrier.LedgerRecorder{Ledger: &carrier.GroupLedger{Ledger: s.ledger}, Publisher: publisher, Hot: s.quota},
+			FinalAction: tariff.FinalAction(), Metrics: metrics,
 			FinalActions: s.welfare},
 		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
 		Audit:    audit.NewPGLog(s.pg),
@@ -262,12 +265,26 @@ func (s *service) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// defaultPostgresConns is the connection pool's size unless
+// WUYOU_POSTGRES_URL says pool_max_conns.
+const defaultPostgresConns = 16
+
 // openPostgres connects to the system of record, migrates its schema
 // (replicas starting together apply each migration once) and makes sure
 // the ledger has this month's and next month's partitions.
 func (s *service) openPostgres(ctx context.Context, cfg Config, now wuyou.Clock) error {
 	target := maskPostgresURL(cfg.PostgresURL)
-	pool, err := pgxpool.New(ctx, cfg.PostgresURL)
+	pcfg, err := pgxpool.ParseConfig(cfg.PostgresURL)
+	if err != nil {
+		return fmt.Errorf("WUYOU_POSTGRES_URL (%s): %w", target, err)
+	}
+	if !strings.Contains(cfg.PostgresURL, "pool_max_conns") {
+		// pgx's default, the number of CPUs (4 at least), queues the
+		// API's requests behind each other: the carrier's session calls
+		// and allowance lookups come many at once.
+		pcfg.MaxConns = max(pcfg.MaxConns, defaultPostgresConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("WUYOU_POSTGRES_URL (%s): %w", target, err)
 	}
