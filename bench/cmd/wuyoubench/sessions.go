@@ -182,7 +182,7 @@ func runSessions(ctx context.Context, args []string, env environment, out *resul
 	fs.IntVar(&c.Workers, "workers", 16, "concurrent enrolments and grants in the setup")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the CPU profile of this process (API server and kfake) during the last pairs round to this file (empty: none)")
 	var pgConns int
-	fs.IntVar(&pgConns, "pg-conns", 0, "the server's PostgreSQL pool size (0: pgxpool's default, max(4, cores), as cmd/wuyoud opens it from a WUYOU_POSTGRES_URL without pool_max_conns)")
+	fs.IntVar(&pgConns, "pg-conns", 16, "the server's PostgreSQL pool size (16: what cmd/wuyoud opens from a WUYOU_POSTGRES_URL without pool_max_conns; 0: pgxpool's default, max(4, cores))")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -263,7 +263,8 @@ func runSessions(ctx context.Context, args []string, env environment, out *resul
 	var st sessionStages
 	tariff := billing.DefaultTariff()
 	recorder := carrier.LedgerRecorder{
-		Ledger:    timedLedger{p.ledger, &st.ledger},
+		// Terminates made at once share a commit, as in cmd/wuyoud.
+		Ledger:    &carrier.GroupLedger{Ledger: timedLedger{p.ledger, &st.ledger}},
 		Publisher: carrier.NewPublisher(timedProducer{writer, &st.kafka}, topics, wuyou.SystemClock),
 		Hot:       timedHot{p.store, &st.recorded},
 	}
