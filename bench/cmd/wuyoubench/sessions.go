@@ -97,8 +97,8 @@ var stageNames = []struct{ key, what string }{
 	{"resolve", "MSISDN → seafarer (crew.PGStore, one PostgreSQL query)"},
 	{"open", "RedisStore.OpenSession (hot-state check, SETNX of the session's index, the session script)"},
 	{"call_of", "RedisStore.SessionCallOf (GET of the index, HGET of the session)"},
-	{"terminate", "RedisStore.TerminateSession (identity claim INSERT in PostgreSQL, the debit script, HGET of the session)"},
-	{"ledger", "PGLedger.Append of the terminate's entry (one PostgreSQL transaction)"},
+	{"terminate", "RedisStore.TerminateSession (hot-state check, the debit script, HGET of the session)"},
+	{"ledger", "PGLedger.Append of the terminates' entries (one PostgreSQL transaction a group of terminates made at once, carrier.GroupLedger)"},
 	{"kafka", "the ledger message written to kfake, acks awaited (kafka-go Writer, 2 ms batch timeout)"},
 	{"recorded", "RedisStore.Recorded (HDEL of the pending record)"},
 }
@@ -434,7 +434,7 @@ func runSessions(ctx context.Context, args []string, env environment, out *resul
 	readCPU := float64(readsCost.SelfCPU.Microseconds()) / readsDone
 	out.figure("sessions.pairs.cpu_us", pairCPU, "µs/pair")
 	out.figure("sessions.reads.cpu_us", readCPU, "µs/req")
-	out.info("sessions.setup", "%d seafarers enrolled in PostgreSQL (crew.PGStore, the server's pool %d connections), two %d s grants each in Redis; api.New wired as cmd/wuyoud wires the session routes: carrier.Sessions over quota.RedisStore (hot-state guard, identity claims in PostgreSQL) and the registry, its terminates recorded by carrier.LedgerRecorder (quota.PGLedger in PostgreSQL, then published to kfake in process, then the pending record dropped); the load client `wuyoubench sessionload` in a process of its own, %d connections in a closed loop for %s a run: a pair opens a new session id (requested %d s, abroad) for the next of %d MSISDNs in turn and terminates it (used %d s); the allowance reads are GET %s rotating through %d seafarers' tokens (two grants and a call each, as line 3), same client and connections; %d rounds alternating reads and pairs, medians; checked: each terminate left one debit in the ledger",
+	out.info("sessions.setup", "%d seafarers enrolled in PostgreSQL (crew.PGStore, the server's pool %d connections), two %d s grants each in Redis; api.New wired as cmd/wuyoud wires the session routes: carrier.Sessions over quota.RedisStore (hot-state guard, identity claims in PostgreSQL) and the registry, its terminates recorded by carrier.LedgerRecorder (quota.PGLedger in PostgreSQL through carrier.GroupLedger, then published to kfake in process, then the pending record dropped); the load client `wuyoubench sessionload` in a process of its own, %d connections in a closed loop for %s a run: a pair opens a new session id (requested %d s, abroad) for the next of %d MSISDNs in turn and terminates it (used %d s); the allowance reads are GET %s rotating through %d seafarers' tokens (two grants and a call each, as line 3), same client and connections; %d rounds alternating reads and pairs, medians; checked: each terminate left one debit in the ledger",
 		c.Seafarers, pool.Config().MaxConns, sessionGrantSeconds, c.Conns, c.Duration, c.Requested, c.Seafarers-c.Readers, c.Used, allowancePath, c.Readers, c.Rounds)
 	redisPart := ""
 	if statsKnown {
