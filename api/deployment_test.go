@@ -95,7 +95,7 @@ func (d *deployment) config(issuer *quota.Issuer, v *Verifier, log *slog.Logger)
 		Audit:    audit.NewPGLog(d.pool),
 		Overview: d.statements,
 		Sessions: &carrier.Sessions{Store: d.quota, Resolver: d.crew, Tariff: billing.DefaultTariff(), HomeCountry: homeCountry,
-			Recorder: carrier.LedgerRecorder{Ledger: d.ledger, Publisher: d.publisher, Hot: d.quota}},
+			Recorder: carrier.LedgerRecorder{Ledger: d.ledger, Publisher: d.publisher, Hot: d.quota}, FinalActions: d.programmes},
 		Billing: &billing.Statements{
 			Store: d.statements, Registry: billing.JoinRegistry{Programmes: d.programmes, Crews: d.crew}, Now: wuyou.SystemClock, Currency: "CNY",
 			CrewNames: d.crew, ProgrammeNames: d.programmes,
