@@ -190,7 +190,7 @@ func (s *Server) limitWrites() fiber.Handler {
 		// The carrier's session requests are its switches' traffic, one
 		// per call set-up and update, not people's changes: not limited.
 		Next: func(c *fiber.Ctx) bool {
-			return budget < 0 || !isWrite(c.Method()) || strings.HasPrefix(c.Path(), "/v1/carrier/sessions")
+			return budget < 0 || !isWrite(c.Method()) || strings.HasPrefix(strings.ToLower(c.Path()), "/v1/carrier/sessions") // routes match any case
 		},
 		Max:          budget,
 		Expiration:   rateLimitWindow,

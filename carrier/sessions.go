@@ -44,6 +44,11 @@ type Sessions struct {
 	FinalAction string
 	// Metrics, when set, counts the requests (Metrics.Sessions).
 	Metrics *Metrics
+	// A call's time must lie within what the consumer would apply of its
+	// CDR: not after now + ClockSkew (24 h when 0), not before the dedupe
+	// window (720 h when 0), so the CDR can still settle the session.
+	ClockSkew, DedupeWindow time.Duration
+	Now                     wuyou.Clock
 	// FinalActions, when set, names a programme's own final action
 	// (quota.PGProgrammes): a final grant ending on one of its grants is
 	// given it instead of FinalAction.
@@ -95,6 +100,34 @@ type SessionRequest struct {
 	CalledNumber   string
 }
 
+// checkCallTime refuses a call time the consumer would refuse for the
+// call's CDR (beyond the clock skew) or send to the late topic (before the
+// dedupe window): such a session's CDR could never settle it.
+func (s *Sessions) checkCallTime(t time.Time) error {
+	now := s.now()
+	skew, window := s.ClockSkew, s.DedupeWindow
+	if skew <= 0 {
+		skew = 24 * time.Hour
+	}
+	if window <= 0 {
+		window = 720 * time.Hour
+	}
+	switch {
+	case t.After(now.Add(skew)):
+		return wuyou.Invalid([]wuyou.FieldError{{Field: "call_time", Message: "is more than " + skew.String() + " after now"}})
+	case quota.Late(t, now, window):
+		return wuyou.Invalid([]wuyou.FieldError{{Field: "call_time", Message: "is older than the dedupe window (" + window.String() + "): its CDR would be late"}})
+	}
+	return nil
+}
+
+func (s *Sessions) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return wuyou.SystemClock()
+}
+
 // typeOfUnit is the usage type whose calls draw unit.
 func typeOfUnit(unit string) string {
 	switch unit {
@@ -110,6 +143,12 @@ func typeOfUnit(unit string) string {
 // ENOTFOUND.
 func (s *Sessions) Open(ctx context.Context, r SessionRequest) (g *quota.SessionGrant, err error) {
 	defer func() { s.count("open", g, err) }()
+	if r.CallTime.IsZero() {
+		r.CallTime = s.now()
+	}
+	if err := s.checkCallTime(r.CallTime); err != nil {
+		return nil, err
+	}
 	ids, err := s.Resolver.SeafarerIDsByMSISDN(ctx, []string{r.MSISDN})
 	if err != nil {
 		return nil, err

@@ -142,3 +142,22 @@ func TestSessionsGiveTheFinalProgrammesOwnFinalAction(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, billing.FinalContinueAsOverage, g.FinalAction, "the programme leaves it to the tariff")
 }
+
+// A call time the consumer would refuse for the call's CDR (beyond the
+// clock skew) or send to the late topic (older than the dedupe window) is
+// refused at the open, naming call_time: that CDR could never settle the
+// session.
+func TestSessionsRefuseACallTimeTheirCDRCouldNotSettle(t *testing.T) {
+	s, store, _, _, _ := newSessionsFixture(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	s.Now, s.ClockSkew, s.DedupeWindow = func() time.Time { return now }, time.Hour, 24*time.Hour
+	for _, at := range []time.Time{now.Add(2 * time.Hour), now.Add(-25 * time.Hour), time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		_, err := s.Open(context.Background(), SessionRequest{SessionID: "c", MSISDN: "+8613800000001", Unit: billing.UnitSeconds, Requested: 60, CallTime: at})
+		var we *wuyou.Error
+		require.ErrorAs(t, err, &we, "%s", at)
+		require.Equal(t, "call_time", we.Fields[0].Field)
+	}
+	require.Empty(t, store.opened)
+	_, err := s.Open(context.Background(), SessionRequest{SessionID: "c", MSISDN: "+8613800000001", Unit: billing.UnitSeconds, Requested: 60, CallTime: now.Add(-23 * time.Hour)})
+	require.NoError(t, err)
+}

@@ -167,6 +167,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			// Terminates made at once share a ledger commit.
 			Recorder:    carrier.LedgerRecorder{Ledger: &carrier.GroupLedger{Ledger: s.ledger}, Publisher: publisher, Hot: s.quota},
 			FinalAction: tariff.FinalAction(), Metrics: metrics,
+			ClockSkew: cfg.ClockSkew, DedupeWindow: cfg.DedupeWindow, Now: d.now,
 			FinalActions: s.welfare},
 		Entries: s.ledger, Auditor: &quota.Auditor{Pool: s.pg, Store: s.quota}, Verifier: verifier,
 		Audit:    audit.NewPGLog(s.pg),
