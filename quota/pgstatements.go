@@ -441,24 +441,23 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 // $4), by call time. A data session's or an SMS's line has its money but
 // no seconds (its amounts are not seconds).
 const seafarerCallsSQL = `
-SELECT id, kind = 'debit', coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
-    coalesce(adjusts_period, ''),
-    CASE WHEN unit = 'seconds' THEN billable_seconds ELSE 0 END,
-    CASE WHEN unit = 'seconds' THEN covered_seconds ELSE 0 END,
-    CASE WHEN unit = 'seconds' THEN overage_seconds ELSE 0 END, overage_amount_minor,
-    coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')
+SELECT ` + seafarerCallColumns + `
 FROM ledger_entries
 WHERE kind = 'debit' AND statement_period = $1 AND seafarer_id = $2 AND filed_at < $3 AND call_time IS NOT NULL
 UNION ALL
-SELECT id, kind = 'debit', coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
+SELECT ` + seafarerCallColumns + `
+FROM ledger_entries
+WHERE kind = 'adjust' AND statement_period = $1 AND seafarer_id = $2 AND filed_at >= $4 AND call_time IS NOT NULL
+ORDER BY 4, 1`
+
+// seafarerCallColumns are what seafarerCallsSQL reads of a debit or an
+// adjust.
+const seafarerCallColumns = `id, kind = 'debit', coalesce(event_id, ''), call_time, coalesce(msisdn, ''), coalesce(visited_country, ''),
     coalesce(adjusts_period, ''),
     CASE WHEN unit = 'seconds' THEN billable_seconds ELSE 0 END,
     CASE WHEN unit = 'seconds' THEN covered_seconds ELSE 0 END,
     CASE WHEN unit = 'seconds' THEN overage_seconds ELSE 0 END, overage_amount_minor,
-    coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')
-FROM ledger_entries
-WHERE kind = 'adjust' AND statement_period = $1 AND seafarer_id = $2 AND filed_at >= $4 AND call_time IS NOT NULL
-ORDER BY 4, 1`
+    coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')`
 
 // SeafarerCalls implements billing.StatementStore: the calls counted in a
 // seafarer's statement of period, by call time then entry id. An adjust of

@@ -118,6 +118,13 @@ type wuyoudNode struct {
 // MustStop stopped it before.
 func (st *wuyouStack) MustStartNode(tb testing.TB, group string) *wuyoudNode {
 	tb.Helper()
+	return st.mustStartNode(tb, group, deps{})
+}
+
+// mustStartNode is MustStartNode with the service's dependencies d (a
+// clock: MustStartNodeWithClock).
+func (st *wuyouStack) mustStartNode(tb testing.TB, group string, d deps) *wuyoudNode {
+	tb.Helper()
 	env := st.env("127.0.0.1:0", group)
 	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
 	require.NoError(tb, err)
@@ -126,7 +133,7 @@ func (st *wuyouStack) MustStartNode(tb testing.TB, group string) *wuyoudNode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	svc, err := start(context.Background(), cfg, deps{}, log)
+	svc, err := start(context.Background(), cfg, d, log)
 	require.NoError(tb, err)
 	n := &wuyoudNode{svc: svc, api: apiClient{base: "http://" + svc.addr.String()}}
 	tb.Cleanup(func() {

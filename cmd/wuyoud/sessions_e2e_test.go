@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"sync"
@@ -248,19 +246,7 @@ func (c *testClock) Advance(d time.Duration) {
 // MustStartNodeWithClock is MustStartNode whose service reads clock.
 func (st *wuyouStack) MustStartNodeWithClock(tb testing.TB, group string, clock *testClock) *wuyoudNode {
 	tb.Helper()
-	env := st.env("127.0.0.1:0", group)
-	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
-	require.NoError(tb, err)
-	require.NoError(tb, cfg.Validate())
-	svc, err := start(context.Background(), cfg, deps{now: clock.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(tb, err)
-	n := &wuyoudNode{svc: svc, api: apiClient{base: "http://" + svc.addr.String()}}
-	tb.Cleanup(func() {
-		if !n.stopped {
-			n.MustStop(tb)
-		}
-	})
-	return n
+	return st.mustStartNode(tb, group, deps{now: clock.Now})
 }
 
 // Many calls of one seafarer open sessions at once against two services
