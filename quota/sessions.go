@@ -242,28 +242,34 @@ func (s *RedisStore) OpenSession(ctx context.Context, o SessionOpen) (*SessionGr
 	if err := checkSessionID(o.SessionID); err != nil {
 		return nil, err
 	}
-	if err := s.checkHot(ctx); err != nil {
-		return nil, err
-	}
 	if o.FinalAction == "" {
 		o.FinalAction = FinalContinueAsOverage
 	}
 	if o.Validity <= 0 {
 		o.Validity = DefaultSessionValidity
 	}
+	// One round trip: the hot-state mark (checkHot), the session's index
+	// claimed for this seafarer unless it is claimed, and who holds it. An
+	// index written while the mark is missing only names the seafarer.
 	idx := s.sessionIndexKey(o.SessionID)
-	ok, err := s.rdb.SetNX(ctx, idx, o.SeafarerID, sessionIndexTTL).Result()
-	if err != nil {
+	var mark *redis.IntCmd
+	var holder *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if s.opts.HotStateGuard {
+			mark = p.Exists(ctx, s.hotKey())
+		}
+		p.SetNX(ctx, idx, o.SeafarerID, sessionIndexTTL)
+		holder = p.Get(ctx, idx)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, classify(err)
 	}
-	if !ok {
-		holder, err := s.rdb.Get(ctx, idx).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, classify(err)
-		}
-		if holder != o.SeafarerID && holder != "" {
-			return nil, &wuyou.Error{Code: wuyou.ECONFLICT, Reason: "session_id_in_use", Message: "session_id " + strconv.Quote(o.SessionID) + " is in use for another subscriber"}
-		}
+	if mark != nil && mark.Val() == 0 {
+		return nil, &wuyou.Error{Code: wuyou.EUNAVAILABLE, Reason: "hot_state_missing", Message: ErrHotStateMissing.Error()}
+	}
+	if h := holder.Val(); h != o.SeafarerID && h != "" {
+		return nil, &wuyou.Error{Code: wuyou.ECONFLICT, Reason: "session_id_in_use", Message: "session_id " + strconv.Quote(o.SessionID) + " is in use for another subscriber"}
 	}
 	info, err := json.Marshal(o.Call)
 	if err != nil {

@@ -404,3 +404,19 @@ func TestAProgrammesFinalActionIsTheOneOfTheGrantDrawnLast(t *testing.T) {
 	require.True(t, g.Final)
 	require.Equal(t, p.ID, g.FinalProgramme, "the call ends on the grant drawn last")
 }
+
+// A guarded store whose Redis lacks the hot state (lost, being rebuilt)
+// reserves and charges nothing: what it would read is not the balance.
+func TestSessionsWaitForTheHotState(t *testing.T) {
+	s, _, _ := MustMeterStore(t, Options{HotStateGuard: true})
+	_, err := s.OpenSession(context.Background(), SessionOpen{SessionID: "call-a", SeafarerID: "sf_1", Requested: 60,
+		Call: SessionCall{Unit: billing.UnitSeconds, Type: billing.TypeVoice, CallTime: meterNow}})
+	require.Equal(t, wuyou.EUNAVAILABLE, wuyou.ErrorCode(err), "open: %v", err)
+	_, _, err = s.TerminateSession(context.Background(), sessionUsage("sf_1", "call-a", 60))
+	require.Equal(t, wuyou.EUNAVAILABLE, wuyou.ErrorCode(err), "terminate: %v", err)
+
+	require.NoError(t, s.MarkHotState(context.Background(), HotMark{RebuiltAt: meterNow, By: "empty"}))
+	MustAddGrant(t, s, activeGrant("sf_1", "gr_1", 600))
+	g := openCall(t, s, "sf_1", "call-a", 60)
+	require.Equal(t, int64(60), g.Granted, "the same session id opens once the state is there")
+}
