@@ -28,6 +28,9 @@ type Call struct {
 	VisitedCountry  string // ISO 3166 alpha-2
 	Direction       string // MO | MT
 	Network         string // terrestrial | maritime
+	// CalledNumber is the number called (voice and SMS); a call to one of
+	// the tariff's free_numbers is free (Rating.Free).
+	CalledNumber string
 }
 
 // The values of Call.Type, Call.Direction and Call.Network: the carrier's
@@ -113,6 +116,11 @@ type Rating struct {
 	// TariffVersion identifies the tariff version applied: its effective_from
 	// in RFC 3339 UTC.
 	TariffVersion string
+	// Free is true for a call to one of the tariff's free_numbers
+	// (emergency, medical advice, the union's hotline): it is never drawn
+	// from grants and never overage, so it is not Eligible and bills
+	// nothing, and the ledger records it as free.
+	Free bool
 }
 
 // OverageAmount prices overage seconds: every started increment costs

@@ -34,6 +34,9 @@ type Tariff struct {
 	// finalAction is what the carrier is told to do when a real-time
 	// session's final grant is used up (CONTRACT §7.3).
 	finalAction string
+	// freeNumbers are the E.164 prefixes (free_numbers) of numbers whose
+	// calls are always free, whatever the version.
+	freeNumbers []string
 }
 
 // Final actions of a tariff (final_action).
@@ -76,6 +79,17 @@ type zone struct {
 	smsOverage, smsWholesale   *int64
 }
 
+// FreeNumber reports whether a call to number is free: number starts with
+// one of the tariff's free_numbers prefixes.
+func (t *Tariff) FreeNumber(number string) bool {
+	for _, p := range t.freeNumbers {
+		if strings.HasPrefix(number, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Rate rates one call for a seafarer whose home network is in homeCountry
 // (ISO 3166 alpha-2). It uses the latest version whose effective_from is not
 // after c.Time; a call older than every version uses the first one, so there
@@ -89,11 +103,17 @@ type zone struct {
 // seconds are the duration rounded up to the version's increment, priced per
 // started increment; bytes are the volume rounded up to the version's data
 // increment, priced per started MB; an SMS is 1, priced per message.
+//
+// A call whose CalledNumber starts with one of the tariff's free_numbers is
+// Free: not eligible, whatever its unit, so it draws nothing and bills
+// nothing.
 func (t *Tariff) Rate(c Call, homeCountry string) Rating {
 	v := t.versionAt(c.Time)
 	z := v.zoneFor(c)
+	free := c.CalledNumber != "" && t.FreeNumber(c.CalledNumber)
 	r := Rating{
-		Eligible:       v.covers(c, homeCountry),
+		Free:           free,
+		Eligible:       !free && v.covers(c, homeCountry),
 		Unit:           UnitOf(c.Type),
 		Increment:      v.increment,
 		Zone:           z.name,
@@ -248,6 +268,9 @@ func ParseTariff(b []byte, format string) (*Tariff, error) {
 type tariffFile struct {
 	Versions    versionList `json:"versions"`
 	FinalAction string      `json:"final_action"`
+	// FreeNumbers are E.164 prefixes ("+" and 1 to 15 digits) of numbers
+	// whose calls are always free, in every version.
+	FreeNumbers []string `json:"free_numbers"`
 }
 
 type versionFile struct {
@@ -417,6 +440,7 @@ func lineOf(src []byte, off int64) string {
 // What a valid file may say.
 var (
 	countryCode  = regexp.MustCompile(`^[A-Z]{2}$`)
+	e164Prefix   = regexp.MustCompile(`^\+[0-9]{1,15}$`)
 	currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 
 	knownTypes      = []string{TypeVoice, TypeSMS, TypeData}
@@ -447,6 +471,16 @@ func compile(f tariffFile) (*Tariff, error) {
 	t := &Tariff{versions: make([]tariffVersion, len(f.Versions)), finalAction: f.FinalAction}
 	if a := f.FinalAction; a != "" && a != FinalContinueAsOverage && a != FinalTerminate {
 		errs.add("final_action", "%q is not one of %s, %s", a, FinalContinueAsOverage, FinalTerminate)
+	}
+	for i, p := range f.FreeNumbers {
+		path := fmt.Sprintf("free_numbers[%d]", i)
+		if !e164Prefix.MatchString(p) {
+			errs.add(path, "%q is not an E.164 prefix (+ and 1 to 15 digits, e.g. +112)", p)
+		} else if j := slices.Index(f.FreeNumbers, p); j < i {
+			errs.add(path, "%s is already free_numbers[%d]", p, j)
+		} else {
+			t.freeNumbers = append(t.freeNumbers, p)
+		}
 	}
 	var prev time.Time // effective_from of the last version that had a valid one
 	for i, vf := range f.Versions {
