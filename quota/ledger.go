@@ -28,6 +28,11 @@ import (
 //	a … (as d)
 //	v <t> <at> <grant> <amount>
 //
+// <type> is one letter for the carrier's own types (encodeType), with a
+// leading "!" when the call was free (Usage.Free: to one of the tariff's
+// free_numbers). Records written before free calls never start their type
+// with "!", so they read back as not free.
+//
 // "a" is an adjust (sessions.go): the carrier's record of a call a session
 // charged, settling the difference; its amounts, prices and draws are
 // signed, and its id is "a_<identity>".
@@ -101,6 +106,24 @@ func decodeType(c string) string {
 	return unescapeField(strings.TrimPrefix(c, "="))
 }
 
+// freeMark leads a free call's <type> in its record.
+const freeMark = "!"
+
+// encodeUsageType is a debit record's <type>: the usage's type, marked
+// when the call is free.
+func encodeUsageType(u Usage) string {
+	if u.Free {
+		return freeMark + encodeType(u.Type)
+	}
+	return encodeType(u.Type)
+}
+
+// decodeUsageType reads what encodeUsageType writes.
+func decodeUsageType(c string) (typ string, free bool) {
+	c, free = strings.CutPrefix(c, freeMark)
+	return decodeType(c), free
+}
+
 // debitRecordHead is a debit's record up to the billable amount, with a
 // trailing space; the script appends the amount, billableSuffix and the
 // rest.
@@ -115,7 +138,7 @@ func debitRecordHead(u Usage, identity string, at time.Time) string {
 	b.WriteString(identity)
 	b.WriteByte(' ')
 	b.WriteString(strconv.FormatInt(at.UnixMilli()-call*1000, 10))
-	for _, f := range []string{escapeField(u.EventID), encodeType(u.Type), escapeField(u.MSISDN),
+	for _, f := range []string{escapeField(u.EventID), encodeUsageType(u), escapeField(u.MSISDN),
 		strconv.FormatInt(u.DurationSeconds, 10), escapeField(u.CalledNumber), escapeField(u.VisitedCountry)} {
 		b.WriteByte(' ')
 		b.WriteString(f)
@@ -195,13 +218,14 @@ func decodeRecord(b int64, rec string) (*LedgerEntry, error) {
 		call := t
 		e = &LedgerEntry{
 			ID: f[0] + "_" + f[2], Kind: KindDebit, At: call.Add(time.Duration(num(3)) * time.Millisecond),
-			EventID: unescapeField(f[4]), Type: decodeType(f[5]), MSISDN: unescapeField(f[6]), CallTime: &call,
+			EventID: unescapeField(f[4]), MSISDN: unescapeField(f[6]), CallTime: &call,
 			DurationSeconds: num(7), CalledNumber: unescapeField(f[8]), VisitedCountry: unescapeField(f[9]),
 			CoveredSeconds:  num(11),
 			OverageAmount:   billing.Money{Minor: num(12), Currency: unescapeField(f[13])},
 			WelfareCost:     &billing.Money{Minor: num(14), Currency: unescapeField(f[13])},
 			StatementPeriod: f[15], AdjustsPeriod: f[16], Draws: make([]Draw, 0, len(f)-17),
 		}
+		e.Type, e.Free = decodeUsageType(f[5])
 		var ok bool
 		if e.BillableSeconds, e.Unit, e.VolumeBytes, ok = amountField(f[10]); !ok {
 			return bad()

@@ -96,21 +96,21 @@ const appendSQL = `
 INSERT INTO ledger_entries (seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes)
+    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes, free)
 SELECT seafarer_id, filed_at, id, kind, at, nullif(event_source, ''), nullif(event_id, ''), nullif(type, ''),
     nullif(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
     overage_amount_minor, nullif(currency, ''), welfare_cost_minor, welfare_cost_currency,
     nullif(statement_period, ''), nullif(adjusts_period, ''), nullif(called_number, ''), nullif(visited_country, ''),
     nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb, programme_shares::jsonb,
-    nullif(actor, ''), nullif(actor_role, ''), nullif(actor_company_id, ''), unit, volume_bytes
+    nullif(actor, ''), nullif(actor_role, ''), nullif(actor_company_id, ''), unit, volume_bytes, free
 FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::timestamptz[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
     $16::text[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-    $24::text[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::int8[])
+    $24::text[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[])
     AS e(seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes)
+    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes, free)
 ON CONFLICT DO NOTHING
 RETURNING seafarer_id, filed_at, id`
 
@@ -132,13 +132,14 @@ type ledgerColumns struct {
 	actor, actorRole, actorCompany                               []string      // grants' and voids' actor, "" for none
 	unit                                                         []string      // spelled out: seconds, bytes or sms
 	volume                                                       []int64
+	free                                                         []bool
 }
 
 func (c *ledgerColumns) args() []any {
 	return []any{c.seafarerID, c.filedAt, c.id, c.kind, c.at, c.source, c.eventID, c.typ, c.msisdn, c.callTime,
 		c.duration, c.billable, c.covered, c.overage, c.overageMinor, c.currency, c.welfareMinor, c.welfareCurrency,
 		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws, c.programmeShares,
-		c.actor, c.actorRole, c.actorCompany, c.unit, c.volume}
+		c.actor, c.actorRole, c.actorCompany, c.unit, c.volume, c.free}
 }
 
 // ledgerRows turns entries into columns, refusing what PostgreSQL cannot
@@ -158,7 +159,7 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		grantID: make([]string, 0, n), programmeID: make([]string, 0, n), seconds: make([]int64, 0, n),
 		draws: make([]string, 0, n), programmeShares: make([]pgtype.Text, 0, n),
 		actor: make([]string, 0, n), actorRole: make([]string, 0, n), actorCompany: make([]string, 0, n),
-		unit: make([]string, 0, n), volume: make([]int64, 0, n),
+		unit: make([]string, 0, n), volume: make([]int64, 0, n), free: make([]bool, 0, n),
 	}
 	var buf []byte
 	for i, se := range entries {
@@ -208,6 +209,7 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		c.seconds = append(c.seconds, e.Seconds)
 		c.unit = append(c.unit, unitOrSeconds(e.Unit))
 		c.volume = append(c.volume, e.VolumeBytes)
+		c.free = append(c.free, e.Free)
 		buf = appendDrawsJSON(buf[:0], e.Draws)
 		c.draws = append(c.draws, string(buf))
 		if shares := programmeShares(e); len(shares) > 0 {
@@ -528,7 +530,7 @@ var ledgerCopyColumns = []string{"seafarer_id", "filed_at", "id", "kind", "at", 
 	"call_time", "duration_seconds", "billable_seconds", "covered_seconds", "overage_seconds", "overage_amount_minor",
 	"currency", "welfare_cost_minor", "welfare_cost_currency", "statement_period", "adjusts_period", "called_number",
 	"visited_country", "grant_id", "programme_id", "seconds", "draws", "programme_shares", "actor", "actor_role", "actor_company_id",
-	"unit", "volume_bytes"}
+	"unit", "volume_bytes", "free"}
 
 // copyRows is c as COPY rows, empty text as NULL (as appendSQL stores it).
 func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
@@ -548,7 +550,7 @@ func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
 		row[21], row[22], row[23] = text(c.visitedCountry[i]), text(c.grantID[i]), text(c.programmeID[i])
 		row[24], row[25], row[26] = c.seconds[i], c.draws[i], c.programmeShares[i]
 		row[27], row[28], row[29] = text(c.actor[i]), text(c.actorRole[i]), text(c.actorCompany[i])
-		row[30], row[31] = c.unit[i], c.volume[i]
+		row[30], row[31], row[32] = c.unit[i], c.volume[i], c.free[i]
 		return row, nil
 	})
 }
@@ -567,6 +569,7 @@ var ledgerRules = map[string]string{
 	"ledger_unit_known":                              "the unit is seconds, bytes or sms",
 	"ledger_volume_bytes_not_negative":               "volume bytes >= 0",
 	"ledger_filed_at_is_the_filing_second":           "an entry is filed under the second of its time",
+	"ledger_free_call_bills_nothing":                 "a free call bills, covers and costs nothing",
 }
 
 // pgLedgerError turns a constraint violation or bad value into EINVALID
@@ -606,7 +609,7 @@ SELECT filed_at, id, kind, at, coalesce(event_source, ''), coalesce(event_id, ''
     overage_amount_minor, coalesce(currency, ''), welfare_cost_minor, welfare_cost_currency,
     coalesce(statement_period, ''), coalesce(adjusts_period, ''), coalesce(called_number, ''),
     coalesce(visited_country, ''), coalesce(grant_id, ''), coalesce(programme_id, ''), seconds, draws,
-    coalesce(actor, ''), coalesce(actor_role, ''), coalesce(actor_company_id, ''), unit, volume_bytes
+    coalesce(actor, ''), coalesce(actor_role, ''), coalesce(actor_company_id, ''), unit, volume_bytes, free
 FROM ledger_entries
 WHERE seafarer_id = $1`
 
@@ -726,7 +729,7 @@ func scanLedgerEntry(rows pgx.Rows) (*LedgerEntry, time.Time, error) {
 		&e.DurationSeconds, &e.BillableSeconds, &e.CoveredSeconds, &e.OverageSeconds,
 		&e.OverageAmount.Minor, &currency, &welfareMinor, &welfareCurrency,
 		&e.StatementPeriod, &e.AdjustsPeriod, &e.CalledNumber, &e.VisitedCountry,
-		&e.GrantID, &e.ProgrammeID, &e.Seconds, &draws, &actor.Sub, &actor.Role, &actor.CompanyID, &e.Unit, &e.VolumeBytes)
+		&e.GrantID, &e.ProgrammeID, &e.Seconds, &draws, &actor.Sub, &actor.Role, &actor.CompanyID, &e.Unit, &e.VolumeBytes, &e.Free)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -166,8 +166,12 @@ type LedgerEntry struct {
 	AdjustsPeriod   string `json:"adjusts_period,omitempty"`
 	CalledNumber    string `json:"called_number"`
 	VisitedCountry  string `json:"visited_country"`
-	MSISDN          string `json:"msisdn,omitempty"`
-	Draws           []Draw `json:"draws"`
+	// Free marks a call to one of the tariff's free_numbers (billing.Rating
+	// Free): it billed nothing, so it drew nothing and is never overage;
+	// statements count it apart.
+	Free   bool   `json:"free,omitempty"`
+	MSISDN string `json:"msisdn,omitempty"`
+	Draws  []Draw `json:"draws"`
 	// For grant and void entries: the grant and the seconds it added or removed.
 	GrantID     string `json:"grant_id,omitempty"`
 	ProgrammeID string `json:"programme_id,omitempty"`
@@ -195,6 +199,9 @@ type Usage struct {
 	VolumeBytes    int64
 	CalledNumber   string
 	VisitedCountry string
+	// Free: the call is to one of the tariff's free_numbers (billing.Rating
+	// Free). It must bill nothing; its ledger entry is marked free.
+	Free bool
 	// Overage pricing: OveragePrice per started Increment of the unit
 	// (billing.PricePerStartedIncrement; billing.DefaultIncrement when 0).
 	OveragePrice billing.Money

@@ -312,6 +312,9 @@ func (s *RedisStore) debitCmd(ctx context.Context, r scripter, u Usage) (*redis.
 	if unit != billing.UnitSeconds && u.BillableSeconds != 0 {
 		return nil, wuyou.Errorf(wuyou.EINVALID, "a usage in %s bills no seconds", unit)
 	}
+	if u.Free && u.billable() != 0 {
+		return nil, wuyou.Errorf(wuyou.EINVALID, "a free call bills nothing")
+	}
 	scriptUnit := unit
 	if unit == billing.UnitSeconds {
 		scriptUnit = ""
