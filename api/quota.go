@@ -12,6 +12,7 @@ import (
 	"github.com/wuyou/wuyou/audit"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/sms"
 	"github.com/wuyou/wuyou/token"
 )
 
@@ -49,9 +50,15 @@ func (s *Server) allowance(c *fiber.Ctx, id string) error {
 }
 
 // carrierAllowance answers the carrier's balance question by MSISDN, with
-// nothing about the seafarer beyond the balance.
+// nothing about the seafarer beyond the balance. With ?format=text it is one
+// SMS of text in the seafarer's language (or ?lang=) for the carrier's USSD
+// and IVR to read out as is (CONTRACT §7.4; the words are package sms's).
 func (s *Server) carrierAllowance(c *fiber.Ctx) error {
 	msisdn := pathSegment(c, "msisdn") // "+" as written or as %2B
+	text, lang, err := textQuery(c)
+	if err != nil {
+		return err
+	}
 	ctx := c.UserContext()
 	sf, err := s.cfg.Crew.SeafarerByMSISDN(ctx, msisdn)
 	if err != nil {
@@ -60,6 +67,17 @@ func (s *Server) carrierAllowance(c *fiber.Ctx) error {
 	a, err := s.cfg.Quota.Allowance(ctx, sf.ID)
 	if err != nil {
 		return err
+	}
+	if text {
+		if lang == "" {
+			lang = sms.Default
+		}
+		hs := make([]sms.Holding, len(a.Balances))
+		for i, b := range a.Balances {
+			hs[i] = sms.Holding{Unit: b.Unit, Remaining: b.Remaining, ExpiresAt: b.ExpiresAt}
+		}
+		c.Set(fiber.HeaderContentType, "text/plain; charset=utf-8")
+		return c.SendString(sms.Balance(lang, hs))
 	}
 	out := struct {
 		MSISDN           string     `json:"msisdn"`
@@ -71,6 +89,26 @@ func (s *Server) carrierAllowance(c *fiber.Ctx) error {
 		out.ExpiresAt = &t
 	}
 	return c.JSON(out)
+}
+
+// textQuery reads ?format= (json, the default, or text) and ?lang= (a
+// language of package sms, "" when not given).
+func textQuery(c *fiber.Ctx) (text bool, lang string, err error) {
+	var errs []wuyou.FieldError
+	switch c.Query("format") {
+	case "", "json":
+	case "text":
+		text = true
+	default:
+		errs = append(errs, wuyou.FieldError{Field: "format", Message: "must be json or text"})
+	}
+	if v := c.Query("lang"); v != "" {
+		var ok bool
+		if lang, ok = sms.Lang(v); !ok {
+			errs = append(errs, wuyou.FieldError{Field: "lang", Message: "must be one of " + strings.Join(sms.Langs, ", ")})
+		}
+	}
+	return text, lang, wuyou.Invalid(errs)
 }
 
 func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
