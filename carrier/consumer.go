@@ -522,12 +522,13 @@ func (c *Consumer) Usage(seafarerID string, ev *UsageEvent) quota.Usage {
 	r := c.cfg.Tariff.Rate(billing.Call{
 		Type: ev.Type, Time: ev.Time, DurationSeconds: ev.Data.DurationSeconds, VolumeBytes: ev.Data.VolumeBytes,
 		VisitedCountry: ev.Data.VisitedCountry, Direction: ev.Data.Direction, Network: ev.Data.Network,
+		CalledNumber: ev.Data.CalledNumber,
 	}, c.cfg.HomeCountry)
 	return quota.Usage{
 		SeafarerID: seafarerID, MSISDN: ev.Subject, Source: ev.Source, EventID: ev.ID, Type: ev.Type,
 		CallTime: ev.Time, DurationSeconds: ev.Data.DurationSeconds, BillableSeconds: r.BillableSeconds,
 		Unit: r.Unit, Billable: r.Billable, VolumeBytes: ev.Data.VolumeBytes,
-		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry,
+		CalledNumber: ev.Data.CalledNumber, VisitedCountry: ev.Data.VisitedCountry, Free: r.Free,
 		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
 		Fingerprint: fingerprint(ev), CallID: ev.Data.CallID,
 	}
