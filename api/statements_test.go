@@ -103,9 +103,10 @@ func TestStatementAsCSVHasAHeaderRowAndALinePerSeafarer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"seafarer_id", "seafarer_name", "company_id", "company_name", "adjusts_period", "calls",
 		"billable_seconds", "covered_seconds", "overage_seconds", "overage_amount_minor", "welfare_cost_minor", "currency",
-		"data_sessions", "billable_bytes", "covered_bytes", "overage_bytes", "sms_messages", "billable_sms", "covered_sms", "overage_sms"}, recs[0])
+		"data_sessions", "billable_bytes", "covered_bytes", "overage_bytes", "sms_messages", "billable_sms", "covered_sms", "overage_sms",
+		"free_calls", "free_seconds"}, recs[0])
 	require.Equal(t, [][]string{{f.a2.ID, "Wang Fang", f.companyA.ID, "Alpha Shipping", "", "1", "120", "120", "0", "0", "90", "CNY",
-		"0", "0", "0", "0", "0", "0", "0", "0"}}, recs[1:],
+		"0", "0", "0", "0", "0", "0", "0", "0", "0", "0"}}, recs[1:],
 		"A2's call is the one indexed; the programme pays for covered time only; names stand beside the ids")
 }
 

@@ -101,6 +101,10 @@ func ParsePayer(s string) (Payer, error) {
 // Calls and the *_seconds figures count voice calls (unit seconds); the
 // money counts every unit. Units has the figures of data and SMS, one entry
 // per unit other than seconds that has any, in Units order.
+//
+// FreeCalls are those of Calls made to the tariff's free_numbers (Rating
+// Free), and FreeSeconds their duration: they bill nothing, so they are in
+// no other figure but Calls.
 type Figures struct {
 	Calls           int64         `json:"calls"`
 	BillableSeconds int64         `json:"billable_seconds"`
@@ -109,6 +113,8 @@ type Figures struct {
 	OverageAmount   Money         `json:"overage_amount"`
 	WelfareCost     Money         `json:"welfare_cost"`
 	Units           []UnitFigures `json:"units,omitempty"`
+	FreeCalls       int64         `json:"free_calls"`
+	FreeSeconds     int64         `json:"free_seconds"`
 }
 
 // UnitFigures are the figures of one unit other than seconds: how many
@@ -162,7 +168,7 @@ func AddUnits(a, b []UnitFigures) []UnitFigures {
 // IsZero reports figures of no call.
 func (f Figures) IsZero() bool {
 	return f.Calls == 0 && f.BillableSeconds == 0 && f.CoveredSeconds == 0 && f.OverageSeconds == 0 &&
-		f.OverageAmount.Minor == 0 && f.WelfareCost.Minor == 0 && len(f.Units) == 0
+		f.OverageAmount.Minor == 0 && f.WelfareCost.Minor == 0 && len(f.Units) == 0 && f.FreeCalls == 0 && f.FreeSeconds == 0
 }
 
 // Add adds g to f. EUNPROCESSABLE when their money is in different currencies.
@@ -179,6 +185,8 @@ func (f *Figures) Add(g Figures) error {
 	f.BillableSeconds += g.BillableSeconds
 	f.CoveredSeconds += g.CoveredSeconds
 	f.OverageSeconds += g.OverageSeconds
+	f.FreeCalls += g.FreeCalls
+	f.FreeSeconds += g.FreeSeconds
 	f.OverageAmount, f.WelfareCost = oa, wc
 	f.Units = AddUnits(f.Units, g.Units)
 	return nil
@@ -573,8 +581,9 @@ var csvUnitColumns = []struct{ unit, events, amount string }{
 // lines (programme and company payers) start with seafarer_id and the
 // names beside it (seafarer_name, company_id, company_name), call lines
 // (seafarer payer) with entry_id; both go on with the figures, money in
-// minor units of the currency column, and end with the figures of data and
-// SMS (csvUnitColumns; zeros for a line without any).
+// minor units of the currency column, go on with the figures of data and
+// SMS (csvUnitColumns; zeros for a line without any) and end with the free
+// calls (free_calls, free_seconds).
 func (st *Statement) WriteCSV(w io.Writer) error {
 	cw := wuyou.NewCSVWriter(w) // every cell made safe for spreadsheets
 	figures := []string{"adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
@@ -582,6 +591,7 @@ func (st *Statement) WriteCSV(w io.Writer) error {
 	for _, c := range csvUnitColumns {
 		figures = append(figures, c.events, "billable_"+c.amount, "covered_"+c.amount, "overage_"+c.amount)
 	}
+	figures = append(figures, "free_calls", "free_seconds")
 	calls := strings.HasPrefix(st.Payer, PayerSeafarer+":")
 	head := []string{"seafarer_id", "seafarer_name", "company_id", "company_name"}
 	if calls {
@@ -614,6 +624,7 @@ func (st *Statement) WriteCSV(w io.Writer) error {
 			}
 			rec = append(rec, num(u.Events), num(u.Billable), num(u.Covered), num(u.Overage))
 		}
+		rec = append(rec, num(l.FreeCalls), num(l.FreeSeconds))
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

@@ -273,8 +273,8 @@ func TestStatementCSVHasAHeaderRowAndOneRowPerLine(t *testing.T) {
 				{SeafarerID: "sf_a", Figures: figures(2, 180, 120, 90)},
 				{SeafarerID: "sf_a", AdjustsPeriod: "2026-10", Figures: figures(1, 60, 60, 45)},
 			}},
-			header: "seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms",
-			row:    "sf_a,,,,,2,180,120,60,99,90,CNY,0,0,0,0,0,0,0,0",
+			header: "seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms,free_calls,free_seconds",
+			row:    "sf_a,,,,,2,180,120,60,99,90,CNY,0,0,0,0,0,0,0,0,0,0",
 		},
 		{
 			name: "a seafarer line with data and SMS ends with their figures in their units",
@@ -289,8 +289,8 @@ func TestStatementCSVHasAHeaderRowAndOneRowPerLine(t *testing.T) {
 				}()},
 				{SeafarerID: "sf_b", AdjustsPeriod: "2026-10", Figures: figures(1, 60, 60, 45)},
 			}},
-			header: "seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms",
-			row:    "sf_a,,,,,2,180,120,60,99,90,CNY,3,3145728,2097152,1048576,4,4,4,0",
+			header: "seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms,free_calls,free_seconds",
+			row:    "sf_a,,,,,2,180,120,60,99,90,CNY,3,3145728,2097152,1048576,4,4,4,0,0,0",
 		},
 		{
 			name: "call lines for a seafarer payer",
@@ -298,8 +298,17 @@ func TestStatementCSVHasAHeaderRowAndOneRowPerLine(t *testing.T) {
 				{EntryID: "d_1", EventID: "cdr-1", CallTime: &at, MSISDN: "+8613800000001", VisitedCountry: "SG", Figures: figures(1, 120, 60, 45)},
 				{EntryID: "d_2", EventID: "cdr-2", CallTime: &at, MSISDN: "+8613800000001", VisitedCountry: "SG", AdjustsPeriod: "2026-10", Figures: figures(1, 60, 60, 45)},
 			}},
-			header: "entry_id,event_id,call_time,msisdn,visited_country,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms",
-			row:    "d_1,cdr-1,2026-11-03T08:00:00Z,+8613800000001,SG,,1,120,60,60,99,45,CNY,0,0,0,0,0,0,0,0",
+			header: "entry_id,event_id,call_time,msisdn,visited_country,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms,free_calls,free_seconds",
+			row:    "d_1,cdr-1,2026-11-03T08:00:00Z,+8613800000001,SG,,1,120,60,60,99,45,CNY,0,0,0,0,0,0,0,0,0,0",
+		},
+		{
+			name: "a call to a free number ends its line with one free call and its duration",
+			st: Statement{Payer: "seafarer:sf_a", Lines: []Line{
+				{EntryID: "d_1", EventID: "cdr-1", CallTime: &at, MSISDN: "+8613800000001", VisitedCountry: "SG", Figures: Figures{Calls: 1, FreeCalls: 1, FreeSeconds: 305}},
+				{EntryID: "d_2", EventID: "cdr-2", CallTime: &at, MSISDN: "+8613800000001", VisitedCountry: "SG", AdjustsPeriod: "2026-10", Figures: figures(1, 60, 60, 45)},
+			}},
+			header: "entry_id,event_id,call_time,msisdn,visited_country,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms,free_calls,free_seconds",
+			row:    "d_1,cdr-1,2026-11-03T08:00:00Z,+8613800000001,SG,,1,0,0,0,0,0,,0,0,0,0,0,0,0,0,1,305",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

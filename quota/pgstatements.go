@@ -359,20 +359,22 @@ func eachUsage(rows pgx.Rows, add func(a *usageAccumulator, adjusts, currency, u
 // filed before its end $2, adjusts from $4), one row per unit. The amount
 // columns hold the row's unit: a seconds row gives the calls and *_seconds
 // figures, another unit's its Units entry; money counts every unit. Calls
-// count debits only; adjusts add their signed amounts.
+// count debits only; adjusts add their signed amounts. Free calls (debits
+// marked free) are counted, with their duration, apart as well.
 const seafarersUsageSQL = `
 SELECT seafarer_id, coalesce(adjusts_period, ''), coalesce(currency, welfare_cost_currency, ''), unit,
     count(*) FILTER (WHERE kind = 'debit'),
     sum(billable_seconds)::int8, sum(covered_seconds)::int8, sum(overage_seconds)::int8,
-    sum(overage_amount_minor)::int8, coalesce(sum(welfare_cost_minor), 0)::int8
+    sum(overage_amount_minor)::int8, coalesce(sum(welfare_cost_minor), 0)::int8,
+    count(*) FILTER (WHERE kind = 'debit' AND free), coalesce(sum(duration_seconds) FILTER (WHERE kind = 'debit' AND free), 0)::int8
 FROM (
     SELECT seafarer_id, kind, adjusts_period, currency, welfare_cost_currency, unit, billable_seconds, covered_seconds,
-        overage_seconds, overage_amount_minor, welfare_cost_minor
+        overage_seconds, overage_amount_minor, welfare_cost_minor, free, duration_seconds
     FROM ledger_entries
     WHERE kind = 'debit' AND statement_period = $1 AND filed_at < $2 AND seafarer_id = ANY($3::text[])
     UNION ALL
     SELECT seafarer_id, kind, adjusts_period, currency, welfare_cost_currency, unit, billable_seconds, covered_seconds,
-        overage_seconds, overage_amount_minor, welfare_cost_minor
+        overage_seconds, overage_amount_minor, welfare_cost_minor, free, duration_seconds
     FROM ledger_entries
     WHERE kind = 'adjust' AND statement_period = $1 AND filed_at >= $4 AND seafarer_id = ANY($3::text[])
 ) e
@@ -401,8 +403,10 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 	var (
 		id, adjusts, currency, unit                        string
 		calls, billable, covered, overage, amount, welfare int64
+		freeCalls, freeSeconds                             int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &adjusts, &currency, &unit, &calls, &billable, &covered, &overage, &amount, &welfare}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &adjusts, &currency, &unit, &calls, &billable, &covered, &overage, &amount, &welfare,
+		&freeCalls, &freeSeconds}, func() error {
 		a := byID[id]
 		if a == nil {
 			a = &usageAccumulator{}
@@ -412,6 +416,7 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 		f := billing.Figures{OverageAmount: billing.Money{Minor: amount}, WelfareCost: billing.Money{Minor: welfare}}
 		if unit == billing.UnitSeconds {
 			f.Calls, f.BillableSeconds, f.CoveredSeconds, f.OverageSeconds = calls, billable, covered, overage
+			f.FreeCalls, f.FreeSeconds = freeCalls, freeSeconds
 		} else {
 			f.Units = []billing.UnitFigures{{Unit: unit, Events: calls, Billable: billable, Covered: covered, Overage: overage,
 				OverageAmount: billing.Money{Minor: amount}, WelfareCost: billing.Money{Minor: welfare}}}
@@ -439,7 +444,8 @@ func (s *PGStatements) SeafarersUsage(ctx context.Context, period string, seafar
 // seafarerCallsSQL: the debits and adjusts counted in seafarer $2's
 // statement of period $1 (debits filed before its end $3, adjusts from
 // $4), by call time. A data session's or an SMS's line has its money but
-// no seconds (its amounts are not seconds).
+// no seconds (its amounts are not seconds). A free voice call's line says
+// so, with its duration (the last two columns).
 const seafarerCallsSQL = `
 SELECT ` + seafarerCallColumns + `
 FROM ledger_entries
@@ -457,7 +463,8 @@ const seafarerCallColumns = `id, kind = 'debit', coalesce(event_id, ''), call_ti
     CASE WHEN unit = 'seconds' THEN billable_seconds ELSE 0 END,
     CASE WHEN unit = 'seconds' THEN covered_seconds ELSE 0 END,
     CASE WHEN unit = 'seconds' THEN overage_seconds ELSE 0 END, overage_amount_minor,
-    coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, '')`
+    coalesce(currency, ''), welfare_cost_minor, coalesce(welfare_cost_currency, ''),
+    kind = 'debit' AND free AND unit = 'seconds', duration_seconds`
 
 // SeafarerCalls implements billing.StatementStore: the calls counted in a
 // seafarer's statement of period, by call time then entry id. An adjust of
@@ -481,15 +488,21 @@ func (s *PGStatements) SeafarerCalls(ctx context.Context, period, seafarerID str
 		l              billing.CallLine
 		currency, wcur string
 		welfare        *int64
-		call           bool
+		call, free     bool
+		duration       int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&l.EntryID, &call, &l.EventID, &l.CallTime, &l.MSISDN, &l.VisitedCountry, &l.AdjustsPeriod,
-		&l.BillableSeconds, &l.CoveredSeconds, &l.OverageSeconds, &l.OverageAmount.Minor, &currency, &welfare, &wcur}, func() error {
+		&l.BillableSeconds, &l.CoveredSeconds, &l.OverageSeconds, &l.OverageAmount.Minor, &currency, &welfare, &wcur,
+		&free, &duration}, func() error {
 		line := l
 		line.CallTime = l.CallTime.UTC()
 		line.Calls = 0
 		if call {
 			line.Calls = 1
+		}
+		line.FreeCalls, line.FreeSeconds = 0, 0
+		if free {
+			line.FreeCalls, line.FreeSeconds = 1, duration
 		}
 		line.OverageAmount.Currency = currency
 		line.WelfareCost = billing.Money{}

@@ -53,9 +53,9 @@ func TestStatement_CSVPrintsTheLinesWithAHeaderRow(t *testing.T) {
 	srv := statementAPI(t, "2026-11", "company:co_1", companyStatement())
 	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1", "--csv")
 	require.NoError(t, res.err, res.stderr)
-	require.Equal(t, `seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms
-sf_a,,,,,3,300,240,60,99,180,CNY,0,0,0,0,0,0,0,0
-sf_a,,,,2026-10,1,60,60,0,0,45,CNY,0,0,0,0,0,0,0,0
+	require.Equal(t, `seafarer_id,seafarer_name,company_id,company_name,adjusts_period,calls,billable_seconds,covered_seconds,overage_seconds,overage_amount_minor,welfare_cost_minor,currency,data_sessions,billable_bytes,covered_bytes,overage_bytes,sms_messages,billable_sms,covered_sms,overage_sms,free_calls,free_seconds
+sf_a,,,,,3,300,240,60,99,180,CNY,0,0,0,0,0,0,0,0,0,0
+sf_a,,,,2026-10,1,60,60,0,0,45,CNY,0,0,0,0,0,0,0,0,0,0
 `, res.stdout)
 }
 
