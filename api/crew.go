@@ -176,7 +176,7 @@ func updateSummary(u crew.SeafarerUpdate, after *crew.Seafarer) string {
 	for _, f := range [...]struct {
 		name string
 		v    *string
-	}{{"msisdn", u.MSISDN}, {"vessel_imo", u.VesselIMO}, {"vessel_name", u.VesselName}, {"sign_on", u.SignOn}, {"sign_off", u.SignOff}} {
+	}{{"msisdn", u.MSISDN}, {"vessel_imo", u.VesselIMO}, {"vessel_name", u.VesselName}, {"sign_on", u.SignOn}, {"sign_off", u.SignOff}, {"lang", u.Lang}} {
 		if f.v != nil {
 			set = append(set, f.name)
 		}

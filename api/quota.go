@@ -70,7 +70,7 @@ func (s *Server) carrierAllowance(c *fiber.Ctx) error {
 	}
 	if text {
 		if lang == "" {
-			lang = sms.Default
+			lang = sf.Lang
 		}
 		hs := make([]sms.Holding, len(a.Balances))
 		for i, b := range a.Balances {
@@ -104,8 +104,8 @@ func textQuery(c *fiber.Ctx) (text bool, lang string, err error) {
 	}
 	if v := c.Query("lang"); v != "" {
 		var ok bool
-		if lang, ok = sms.Lang(v); !ok {
-			errs = append(errs, wuyou.FieldError{Field: "lang", Message: "must be one of " + strings.Join(sms.Langs, ", ")})
+		if lang, ok = wuyou.Lang(v); !ok {
+			errs = append(errs, wuyou.FieldError{Field: "lang", Message: "must be one of " + strings.Join(wuyou.Langs, ", ")})
 		}
 	}
 	return text, lang, wuyou.Invalid(errs)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/sms"
 )
 
@@ -24,9 +25,9 @@ func TestCarrierReadsTheBalanceAsOneSMSOfText(t *testing.T) {
 	for _, tc := range []struct {
 		name, query, lang, prefix string
 	}{
-		{"lang=en reads English", "?format=text&lang=en", sms.LangEN, "Left: 60 min, expires "},
-		{"lang is case-insensitive", "?format=text&lang=ZH-cn", sms.LangZH, "剩余 60 分钟，"},
-		{"no lang reads the seafarer's, zh-CN by default", "?format=text", sms.LangZH, "剩余 60 分钟，"},
+		{"lang=en reads English", "?format=text&lang=en", wuyou.LangEN, "Left: 60 min, expires "},
+		{"lang is case-insensitive", "?format=text&lang=ZH-cn", wuyou.LangZH, "剩余 60 分钟，"},
+		{"no lang reads the seafarer's, zh-CN by default", "?format=text", wuyou.LangZH, "剩余 60 分钟，"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, header, body := f.do(t, apiRequest{method: http.MethodGet, path: path + tc.query, token: f.carrierToken})
@@ -51,6 +52,20 @@ func TestCarrierReadsTheBalanceAsOneSMSOfText(t *testing.T) {
 			require.Contains(t, string(body), `"field":"`+tc.field+`"`)
 		})
 	}
+
+	t.Run("no lang reads the seafarer's lang, set by a PATCH", func(t *testing.T) {
+		status, body := sendDocumented(t, f, doc, http.MethodPatch, "/v1/seafarers/"+f.a1.ID, f.union, map[string]any{"lang": "en"})
+		require.Equal(t, http.StatusOK, status, "%s", body)
+		require.Contains(t, string(body), `"lang":"en"`)
+		_, _, text := f.do(t, apiRequest{method: http.MethodGet, path: path + "?format=text", token: f.carrierToken})
+		require.True(t, strings.HasPrefix(string(text), "Left: 60 min, expires "), "%s", text)
+		_, _, text = f.do(t, apiRequest{method: http.MethodGet, path: path + "?format=text&lang=zh-CN", token: f.carrierToken})
+		require.True(t, strings.HasPrefix(string(text), "剩余 60 分钟，"), "lang= wins: %s", text)
+
+		status, body = sendDocumented(t, f, doc, http.MethodPatch, "/v1/seafarers/"+f.a1.ID, f.union, map[string]any{"lang": "fr"})
+		require.Equal(t, http.StatusBadRequest, status, "%s", body)
+		require.Contains(t, string(body), `"field":"lang"`)
+	})
 
 	t.Run("without format the answer is the JSON it always was", func(t *testing.T) {
 		status, body := sendDocumented(t, f, doc, http.MethodGet, path, f.carrierToken, nil)

@@ -45,6 +45,7 @@ type Seafarer struct {
 	SignOn        string    `json:"sign_on"`  // YYYY-MM-DD
 	SignOff       string    `json:"sign_off"` // YYYY-MM-DD
 	UnionMemberNo string    `json:"union_member_no"`
+	Lang          string    `json:"lang"` // of texts and notifications: zh-CN (default) or en
 	Status        string    `json:"status"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
@@ -71,6 +72,7 @@ type Enrolment struct {
 	SignOn        string `json:"sign_on"`
 	SignOff       string `json:"sign_off"`
 	UnionMemberNo string `json:"union_member_no"`
+	Lang          string `json:"lang"` // zh-CN or en; "" keeps the seafarer's (zh-CN when new)
 }
 
 // SeafarerUpdate changes some fields of a seafarer; nil fields stay as they
@@ -84,6 +86,7 @@ type SeafarerUpdate struct {
 	SignOn     *string `json:"sign_on"`
 	SignOff    *string `json:"sign_off"`
 	Status     *string `json:"status"`
+	Lang       *string `json:"lang"`
 }
 
 // Directions of a vessel's crew change (VesselSigning.Direction).
@@ -177,6 +180,9 @@ func applyEnrolment(sf *Seafarer, e Enrolment) {
 	sf.SignOn = e.SignOn
 	sf.SignOff = e.SignOff
 	sf.UnionMemberNo = e.UnionMemberNo
+	if e.Lang != "" {
+		sf.Lang = e.Lang
+	}
 }
 
 // each calls fn with every seafarer of the pages page reads, from f.Cursor

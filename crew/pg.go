@@ -199,12 +199,12 @@ type querier interface {
 // in scanProfile's order; dates as the contract writes them, "" for none.
 const profileColumns = `id, company_id, seafarer_book_no, name, nationality, msisdn, vessel_imo, vessel_name,
     coalesce(to_char(sign_on, 'YYYY-MM-DD'), ''), coalesce(to_char(sign_off, 'YYYY-MM-DD'), ''),
-    union_member_no, status, created_at, updated_at`
+    union_member_no, lang, status, created_at, updated_at`
 
 func scanProfile(row pgx.Row) (*Seafarer, error) {
 	sf := &Seafarer{}
 	err := row.Scan(&sf.ID, &sf.CompanyID, &sf.BookNo, &sf.Name, &sf.Nationality, &sf.MSISDN, &sf.VesselIMO,
-		&sf.VesselName, &sf.SignOn, &sf.SignOff, &sf.UnionMemberNo, &sf.Status, &sf.CreatedAt, &sf.UpdatedAt)
+		&sf.VesselName, &sf.SignOn, &sf.SignOff, &sf.UnionMemberNo, &sf.Lang, &sf.Status, &sf.CreatedAt, &sf.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -242,15 +242,15 @@ func (s *PGStore) Enrol(ctx context.Context, companyID string, e Enrolment) (*Se
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock()
-		sf = &Seafarer{ID: newSeafarerID(), CompanyID: companyID, BookNo: e.BookNo, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
+		sf = &Seafarer{ID: newSeafarerID(), CompanyID: companyID, BookNo: e.BookNo, Lang: wuyou.DefaultLang, Status: StatusActive, CreatedAt: now, UpdatedAt: now}
 		applyEnrolment(sf, e)
 		tag, err := tx.Exec(ctx, `
 INSERT INTO seafarers (id, company_id, seafarer_book_no, name, nationality, vessel_imo, vessel_name, sign_on, sign_off,
-    union_member_no, status, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, '')::date, nullif($9, '')::date, $10, $11, $12, $12)
+    union_member_no, status, created_at, updated_at, lang)
+VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, '')::date, nullif($9, '')::date, $10, $11, $12, $12, $13)
 ON CONFLICT (seafarer_book_no) DO NOTHING`,
 			sf.ID, sf.CompanyID, sf.BookNo, sf.Name, sf.Nationality, sf.VesselIMO, sf.VesselName, sf.SignOn, sf.SignOff,
-			sf.UnionMemberNo, sf.Status, now)
+			sf.UnionMemberNo, sf.Status, now, sf.Lang)
 		if err != nil {
 			return err
 		}
@@ -323,7 +323,7 @@ func lockSeafarer(ctx context.Context, tx pgx.Tx, column, value string) (*Seafar
 	sf := &Seafarer{}
 	err := tx.QueryRow(ctx, `SELECT `+profileColumns+`, msisdn_since FROM seafarer_profiles WHERE id = $1`, id).
 		Scan(&sf.ID, &sf.CompanyID, &sf.BookNo, &sf.Name, &sf.Nationality, &sf.MSISDN, &sf.VesselIMO,
-			&sf.VesselName, &sf.SignOn, &sf.SignOff, &sf.UnionMemberNo, &sf.Status, &sf.CreatedAt, &sf.UpdatedAt, &since)
+			&sf.VesselName, &sf.SignOn, &sf.SignOff, &sf.UnionMemberNo, &sf.Lang, &sf.Status, &sf.CreatedAt, &sf.UpdatedAt, &since)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -346,10 +346,10 @@ func (s *PGStore) write(ctx context.Context, tx pgx.Tx, cur, next *Seafarer, sin
 	next.UpdatedAt = now
 	_, err := tx.Exec(ctx, `
 UPDATE seafarers SET name = $2, nationality = $3, vessel_imo = $4, vessel_name = $5, sign_on = nullif($6, '')::date,
-    sign_off = nullif($7, '')::date, union_member_no = $8, status = $9, updated_at = $10
+    sign_off = nullif($7, '')::date, union_member_no = $8, status = $9, updated_at = $10, lang = $11
 WHERE id = $1`,
 		next.ID, next.Name, next.Nationality, next.VesselIMO, next.VesselName, next.SignOn, next.SignOff,
-		next.UnionMemberNo, next.Status, now)
+		next.UnionMemberNo, next.Status, now, next.Lang)
 	if err != nil || next.MSISDN == cur.MSISDN {
 		return time.Time{}, err
 	}

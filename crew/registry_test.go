@@ -193,7 +193,7 @@ func TestEnrolCreatesAnActiveSeafarerResolvableByMSISDN(t *testing.T) {
 	}
 	want := Seafarer{ID: sf.ID, CompanyID: co.ID, BookNo: "E1234567", Name: "张伟", Nationality: "CN",
 		MSISDN: "+8613800000001", VesselIMO: "9074729", VesselName: "COSCO Harmony", SignOn: "2026-10-01",
-		Status: StatusActive, CreatedAt: epoch, UpdatedAt: epoch}
+		Lang: wuyou.LangZH, Status: StatusActive, CreatedAt: epoch, UpdatedAt: epoch}
 	if !created || !strings.HasPrefix(sf.ID, "sf_") || *sf != want {
 		t.Fatalf("Enrol = %+v, created %v; want %+v, created", sf, created, want)
 	}

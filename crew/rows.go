@@ -87,6 +87,7 @@ var enrolmentFields = []struct {
 	{"sign_on", false, func(e *Enrolment) *string { return &e.SignOn }},
 	{"sign_off", false, func(e *Enrolment) *string { return &e.SignOff }},
 	{"union_member_no", false, func(e *Enrolment) *string { return &e.UnionMemberNo }},
+	{"lang", false, func(e *Enrolment) *string { return &e.Lang }},
 }
 
 // enrolmentField returns the index in enrolmentFields of a column name or

@@ -68,7 +68,7 @@ func updated(cur Seafarer, u SeafarerUpdate, today string) (Seafarer, error) {
 		dst *string
 		p   *string
 	}{{&next.MSISDN, u.MSISDN}, {&next.VesselIMO, u.VesselIMO}, {&next.VesselName, u.VesselName},
-		{&next.SignOn, u.SignOn}, {&next.SignOff, u.SignOff}, {&next.Status, u.Status}} {
+		{&next.SignOn, u.SignOn}, {&next.SignOff, u.SignOff}, {&next.Status, u.Status}, {&next.Lang, u.Lang}} {
 		if f.p != nil {
 			*f.dst = *f.p
 		}

@@ -34,6 +34,26 @@ func (e *Enrolment) Normalize() {
 	e.SignOn = strings.TrimSpace(e.SignOn)
 	e.SignOff = strings.TrimSpace(e.SignOff)
 	e.UnionMemberNo = strings.TrimSpace(e.UnionMemberNo)
+	e.Lang = normalizeLang(e.Lang)
+}
+
+// normalizeLang trims a language tag and spells a known one as wuyou.Lang
+// does (tags are case-insensitive); an unknown one stays for checkLang to
+// refuse.
+func normalizeLang(s string) string {
+	s = strings.TrimSpace(s)
+	if l, ok := wuyou.Lang(s); ok {
+		return l
+	}
+	return s
+}
+
+// checkLang is the rule for a seafarer's lang: one Wuyou speaks (wuyou.Langs).
+func checkLang(s string) string {
+	if _, ok := wuyou.Lang(s); !ok {
+		return "must be one of " + strings.Join(wuyou.Langs, ", ")
+	}
+	return ""
 }
 
 // Validate checks every field of an enrolment against the contract and
@@ -65,6 +85,9 @@ func (e Enrolment) fieldErrors() []wuyou.FieldError {
 	add("sign_on", signOnMsg)
 	add("sign_off", signOffMsg)
 	add("union_member_no", wuyou.CheckText(e.UnionMemberNo, false, maxUnionMemberRunes))
+	if e.Lang != "" {
+		add("lang", checkLang(e.Lang))
+	}
 	return errs
 }
 
@@ -106,6 +129,7 @@ func (u *SeafarerUpdate) Normalize() {
 	u.SignOn = trim(u.SignOn, strings.TrimSpace)
 	u.SignOff = trim(u.SignOff, strings.TrimSpace)
 	u.Status = trim(u.Status, strings.TrimSpace)
+	u.Lang = trim(u.Lang, normalizeLang)
 }
 
 // ValidateUpdate checks the fields present in u (non-nil) with the rules of
@@ -128,6 +152,7 @@ func ValidateUpdate(u SeafarerUpdate) error {
 	add("vessel_name", u.VesselName, func(s string) string { return wuyou.CheckText(s, false, maxVesselNameRunes) })
 	add("sign_on", u.SignOn, checkDate)
 	add("sign_off", u.SignOff, checkDate)
+	add("lang", u.Lang, checkLang)
 	add("status", u.Status, func(s string) string {
 		switch s {
 		case StatusActive, StatusSignedOff, StatusSuspended:

@@ -17,34 +17,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 )
 
-// Languages a seafarer reads (CONTRACT §7.4). Default is what a seafarer
-// has who never chose one.
-const (
-	LangZH  = "zh-CN"
-	LangEN  = "en"
-	Default = LangZH
-)
-
-// Langs lists every language, the default first.
-var Langs = []string{LangZH, LangEN}
-
-// Lang returns the language tag s names, in its canonical spelling (tags
-// are case-insensitive: "zh-cn" is zh-CN), and whether s names one.
-func Lang(s string) (string, bool) {
-	for _, l := range Langs {
-		if strings.EqualFold(s, l) {
-			return l, true
-		}
-	}
-	return "", false
-}
-
-// Limit is how many characters (runes) one SMS holds in lang.
+// Limit is how many characters (runes) one SMS holds in lang (a language
+// of wuyou.Langs; any other reads as the default, zh-CN).
 func Limit(lang string) int {
-	if lang == LangEN {
+	if lang == wuyou.LangEN {
 		return 160
 	}
 	return 70
@@ -178,7 +158,7 @@ type words struct {
 }
 
 func wordsFor(lang string) words {
-	if lang == LangEN {
+	if lang == wuyou.LangEN {
 		return english
 	}
 	return chinese

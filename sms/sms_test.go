@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/sms"
 )
@@ -32,16 +33,16 @@ func TestBalanceReadsEveryUnitAndTheEarliestExpiry(t *testing.T) {
 		hs         []sms.Holding
 		want       string
 	}{
-		{"zh-CN: minutes, GB with one decimal, SMS and the date", sms.LangZH, full, "剩余 123 分钟 / 1.5 GB / 20 条短信，4月30日到期"},
-		{"en: minutes, GB with one decimal, SMS and the date", sms.LangEN, full, "Left: 123 min / 1.5 GB / 20 SMS, expires 30 Apr"},
-		{"units read in a fixed order whatever order they come in", sms.LangEN, []sms.Holding{full[2], full[0]}, "Left: 123 min / 20 SMS, expires 30 Apr"},
-		{"data below 1 GB reads in whole MB", sms.LangEN, []sms.Holding{{Unit: billing.UnitBytes, Remaining: 512<<20 + 1000}}, "Left: 512 MB"},
-		{"a unit of \"\" is seconds", sms.LangZH, []sms.Holding{{Unit: "", Remaining: 60}}, "剩余 1 分钟"},
-		{"holding nothing reads as 0 minutes, no date", sms.LangZH, nil, "剩余 0 分钟"},
-		{"holding nothing reads as 0 min in en", sms.LangEN, nil, "Left: 0 min"},
-		{"a unit with nothing left gives no date", sms.LangEN, []sms.Holding{{Unit: billing.UnitSeconds, Remaining: 0, ExpiresAt: may1}}, "Left: 0 min"},
+		{"zh-CN: minutes, GB with one decimal, SMS and the date", wuyou.LangZH, full, "剩余 123 分钟 / 1.5 GB / 20 条短信，4月30日到期"},
+		{"en: minutes, GB with one decimal, SMS and the date", wuyou.LangEN, full, "Left: 123 min / 1.5 GB / 20 SMS, expires 30 Apr"},
+		{"units read in a fixed order whatever order they come in", wuyou.LangEN, []sms.Holding{full[2], full[0]}, "Left: 123 min / 20 SMS, expires 30 Apr"},
+		{"data below 1 GB reads in whole MB", wuyou.LangEN, []sms.Holding{{Unit: billing.UnitBytes, Remaining: 512<<20 + 1000}}, "Left: 512 MB"},
+		{"a unit of \"\" is seconds", wuyou.LangZH, []sms.Holding{{Unit: "", Remaining: 60}}, "剩余 1 分钟"},
+		{"holding nothing reads as 0 minutes, no date", wuyou.LangZH, nil, "剩余 0 分钟"},
+		{"holding nothing reads as 0 min in en", wuyou.LangEN, nil, "Left: 0 min"},
+		{"a unit with nothing left gives no date", wuyou.LangEN, []sms.Holding{{Unit: billing.UnitSeconds, Remaining: 0, ExpiresAt: may1}}, "Left: 0 min"},
 		{"an unknown language reads as the default", "fr", full[:1], "剩余 123 分钟，4月30日到期"},
-		{"an expiry within a day reads as the day before midnight", sms.LangEN, []sms.Holding{{Unit: billing.UnitSeconds, Remaining: 600, ExpiresAt: time.Date(2026, 4, 30, 15, 0, 0, 0, time.UTC)}}, "Left: 10 min, expires 30 Apr"},
+		{"an expiry within a day reads as the day before midnight", wuyou.LangEN, []sms.Holding{{Unit: billing.UnitSeconds, Remaining: 600, ExpiresAt: time.Date(2026, 4, 30, 15, 0, 0, 0, time.UTC)}}, "Left: 10 min, expires 30 Apr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, sms.Balance(tc.lang, tc.hs))
@@ -56,18 +57,18 @@ func TestNoticeSpeaksOfOneUnit(t *testing.T) {
 		expires                time.Time
 		want                   string
 	}{
-		{"zh-CN low minutes with the date", sms.LangZH, sms.KindLow, billing.UnitSeconds, 20 * 60, may1, "出海无忧提醒：通话剩余 20 分钟，4月30日到期"},
-		{"en low minutes with the date", sms.LangEN, sms.KindLow, billing.UnitSeconds, 20 * 60, may1, "Wuyou: 20 min of calls left, expires 30 Apr"},
-		{"en low minutes without a date", sms.LangEN, sms.KindLow, "", 20 * 60, time.Time{}, "Wuyou: 20 min of calls left"},
-		{"zh-CN exhausted minutes", sms.LangZH, sms.KindExhausted, billing.UnitSeconds, 0, may1, "出海无忧提醒：通话已用完"},
-		{"en exhausted minutes", sms.LangEN, sms.KindExhausted, billing.UnitSeconds, 0, may1, "Wuyou: your call minutes are used up"},
-		{"zh-CN low data", sms.LangZH, sms.KindLow, billing.UnitBytes, 300 << 20, time.Time{}, "出海无忧提醒：流量剩余 300 MB"},
-		{"en exhausted data", sms.LangEN, sms.KindExhausted, billing.UnitBytes, 0, time.Time{}, "Wuyou: your data is used up"},
-		{"zh-CN low SMS", sms.LangZH, sms.KindLow, billing.UnitSMS, 3, time.Time{}, "出海无忧提醒：短信剩余 3 条"},
-		{"en low SMS", sms.LangEN, sms.KindLow, billing.UnitSMS, 3, time.Time{}, "Wuyou: 3 SMS left"},
-		{"en exhausted SMS", sms.LangEN, sms.KindExhausted, billing.UnitSMS, 0, time.Time{}, "Wuyou: your SMS are used up"},
-		{"zh-CN issued minutes", sms.LangZH, sms.KindIssued, billing.UnitSeconds, 300 * 60, may1, "出海无忧提醒：已发放通话 300 分钟，4月30日到期"},
-		{"en issued data", sms.LangEN, sms.KindIssued, billing.UnitBytes, 2 * gib, may1, "Wuyou: 2.0 GB of data granted, expires 30 Apr"},
+		{"zh-CN low minutes with the date", wuyou.LangZH, sms.KindLow, billing.UnitSeconds, 20 * 60, may1, "出海无忧提醒：通话剩余 20 分钟，4月30日到期"},
+		{"en low minutes with the date", wuyou.LangEN, sms.KindLow, billing.UnitSeconds, 20 * 60, may1, "Wuyou: 20 min of calls left, expires 30 Apr"},
+		{"en low minutes without a date", wuyou.LangEN, sms.KindLow, "", 20 * 60, time.Time{}, "Wuyou: 20 min of calls left"},
+		{"zh-CN exhausted minutes", wuyou.LangZH, sms.KindExhausted, billing.UnitSeconds, 0, may1, "出海无忧提醒：通话已用完"},
+		{"en exhausted minutes", wuyou.LangEN, sms.KindExhausted, billing.UnitSeconds, 0, may1, "Wuyou: your call minutes are used up"},
+		{"zh-CN low data", wuyou.LangZH, sms.KindLow, billing.UnitBytes, 300 << 20, time.Time{}, "出海无忧提醒：流量剩余 300 MB"},
+		{"en exhausted data", wuyou.LangEN, sms.KindExhausted, billing.UnitBytes, 0, time.Time{}, "Wuyou: your data is used up"},
+		{"zh-CN low SMS", wuyou.LangZH, sms.KindLow, billing.UnitSMS, 3, time.Time{}, "出海无忧提醒：短信剩余 3 条"},
+		{"en low SMS", wuyou.LangEN, sms.KindLow, billing.UnitSMS, 3, time.Time{}, "Wuyou: 3 SMS left"},
+		{"en exhausted SMS", wuyou.LangEN, sms.KindExhausted, billing.UnitSMS, 0, time.Time{}, "Wuyou: your SMS are used up"},
+		{"zh-CN issued minutes", wuyou.LangZH, sms.KindIssued, billing.UnitSeconds, 300 * 60, may1, "出海无忧提醒：已发放通话 300 分钟，4月30日到期"},
+		{"en issued data", wuyou.LangEN, sms.KindIssued, billing.UnitBytes, 2 * gib, may1, "Wuyou: 2.0 GB of data granted, expires 30 Apr"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, sms.Notice(tc.lang, tc.kind, tc.unit, tc.amount, tc.expires))
@@ -87,18 +88,6 @@ func TestVolumeIs1024BasedAndRoundsDown(t *testing.T) {
 	}
 }
 
-func TestLangIsCaseInsensitiveAndKnowsOnlyZHAndEN(t *testing.T) {
-	for in, want := range map[string]string{"zh-CN": sms.LangZH, "zh-cn": sms.LangZH, "EN": sms.LangEN, "en": sms.LangEN} {
-		got, ok := sms.Lang(in)
-		require.True(t, ok, in)
-		require.Equal(t, want, got)
-	}
-	for _, in := range []string{"", "zh", "en-US", "fr", "zh-TW"} {
-		_, ok := sms.Lang(in)
-		require.False(t, ok, in)
-	}
-}
-
 // requireOneSMS checks a text fits one SMS as the network counts it: UCS-2
 // code units for zh-CN (70), GSM 7-bit septets for en (160, every character
 // from the basic set).
@@ -107,7 +96,7 @@ func requireOneSMS(t *testing.T, lang, text string) {
 	require.True(t, utf8.ValidString(text))
 	require.True(t, sms.Fits(lang, text), "%q is %d runes, more than %d", text, utf8.RuneCountInString(text), sms.Limit(lang))
 	require.LessOrEqual(t, len(utf16.Encode([]rune(text))), sms.Limit(lang), "%q in UCS-2", text)
-	if lang == sms.LangEN {
+	if lang == wuyou.LangEN {
 		for _, r := range text {
 			require.True(t, strings.ContainsRune(gsmBasic, r), "%q: %q is not in the GSM basic set", text, r)
 		}
@@ -134,7 +123,7 @@ func TestEveryTextFitsOneSMSForLargeAndZeroBalances(t *testing.T) {
 	zero := []sms.Holding{
 		{Unit: billing.UnitSeconds, ExpiresAt: may1}, {Unit: billing.UnitBytes, ExpiresAt: may1}, {Unit: billing.UnitSMS, ExpiresAt: may1},
 	}
-	for _, lang := range sms.Langs {
+	for _, lang := range wuyou.Langs {
 		for name, hs := range map[string][]sms.Holding{"large": large, "int64 max": huge, "zero": zero, "none": nil} {
 			t.Run(lang+" "+name, func(t *testing.T) {
 				text := sms.Balance(lang, hs)
@@ -164,7 +153,7 @@ func TestBalanceShortensWholeWordsOnly(t *testing.T) {
 		{Unit: billing.UnitBytes, Remaining: math.MaxInt64, ExpiresAt: may1},
 		{Unit: billing.UnitSMS, Remaining: math.MaxInt64, ExpiresAt: may1},
 	}
-	text := sms.Balance(sms.LangZH, huge)
+	text := sms.Balance(wuyou.LangZH, huge)
 	// Too long for 70 with the date: the date goes, every amount stays whole.
 	require.Equal(t, "剩余 153722867280912930 分钟 / 8589934591.9 GB / 9223372036854775807 条短信", text)
 
@@ -177,7 +166,7 @@ func TestBalanceShortensWholeWordsOnly(t *testing.T) {
 		{Unit: billing.UnitSMS, Remaining: math.MaxInt64, ExpiresAt: may1},
 		{Unit: billing.UnitSMS, Remaining: math.MaxInt64, ExpiresAt: may1},
 	}
-	require.Equal(t, "剩余 153722867280912930 分钟 / 9223372036854775807 条短信", sms.Balance(sms.LangZH, mixed))
+	require.Equal(t, "剩余 153722867280912930 分钟 / 9223372036854775807 条短信", sms.Balance(wuyou.LangZH, mixed))
 }
 
 // TestBalanceOfRandomHoldingsFitsOneSMS is the property: whatever a seafarer
@@ -209,10 +198,10 @@ func TestBalanceOfRandomHoldingsFitsOneSMS(t *testing.T) {
 				hs = append(hs, sms.Holding{Unit: u, Remaining: amount(), ExpiresAt: exp})
 			}
 		}
-		for _, lang := range sms.Langs {
+		for _, lang := range wuyou.Langs {
 			text := sms.Balance(lang, hs)
 			requireOneSMS(t, lang, text)
-			prefix := map[string]string{sms.LangZH: "剩余 ", sms.LangEN: "Left: "}[lang]
+			prefix := map[string]string{wuyou.LangZH: "剩余 ", wuyou.LangEN: "Left: "}[lang]
 			require.True(t, strings.HasPrefix(text, prefix), text)
 			for _, h := range hs {
 				requireOneSMS(t, lang, sms.Notice(lang, sms.KindLow, h.Unit, h.Remaining, h.ExpiresAt))
@@ -226,9 +215,9 @@ func FuzzBalance(f *testing.F) {
 	f.Add(int64(7380), int64(gib+gib/2), int64(20), int64(1777564800), true)
 	f.Add(int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(0), false)
 	f.Fuzz(func(t *testing.T, secs, bytes, count, expiry int64, en bool) {
-		lang := sms.LangZH
+		lang := wuyou.LangZH
 		if en {
-			lang = sms.LangEN
+			lang = wuyou.LangEN
 		}
 		exp := time.Unix(expiry%(1<<35), 0)
 		hs := []sms.Holding{{Unit: billing.UnitSeconds, Remaining: secs, ExpiresAt: exp}, {Unit: billing.UnitBytes, Remaining: bytes, ExpiresAt: exp}, {Unit: billing.UnitSMS, Remaining: count, ExpiresAt: exp}}
