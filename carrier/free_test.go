@@ -93,3 +93,50 @@ func TestACallToAFreeNumberIsRecordedFreeNeverOverageAndLeavesTheGrantsAlone(t *
 	require.Equal(t, map[string]bool{"hotline-empty": true}, free("sf_empty"), "PostgreSQL keeps the call as free")
 	require.Equal(t, map[string]bool{"hotline-1": true, "sos-1": true, "contains-1": false}, free("sf_1"))
 }
+
+// freeSessions is fakeSessions whose call-1 is to the number given.
+type freeSessions struct {
+	*fakeSessions
+	called string
+}
+
+func (f freeSessions) SessionCallOf(ctx context.Context, id string) (string, quota.SessionCall, error) {
+	sf, call, err := f.fakeSessions.SessionCallOf(ctx, id)
+	call.CalledNumber = f.called
+	return sf, call, err
+}
+
+// A real-time session to a free number holds nothing (it is granted what
+// it asks, as a call at home is), and its terminate charges nothing and is
+// recorded as free; a number that merely contains a free prefix is drawn.
+func TestASessionToAFreeNumberHoldsNothingAndItsTerminateIsFree(t *testing.T) {
+	tariff, err := billing.ParseTariff([]byte(hotlineTariff), "json")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		called string
+		free   bool
+	}{{"+112", true}, {"+861239500", true}, {"+4400112", false}} {
+		t.Run(tc.called, func(t *testing.T) {
+			s, store, _, _, _ := newSessionsFixture(t)
+			s.Tariff = tariff
+			s.Store = freeSessions{fakeSessions: store, called: tc.called}
+			store.result = &quota.DebitResult{SeafarerID: "sf_1"}
+			ctx := context.Background()
+			_, err := s.Open(ctx, SessionRequest{SessionID: "call-1", MSISDN: "+8613800000001", Unit: billing.UnitSeconds,
+				Requested: 600, VisitedCountry: "SG", CalledNumber: tc.called})
+			require.NoError(t, err)
+			require.Equal(t, tc.free, store.opened[0].Free, "a free call holds nothing")
+
+			_, err = s.Terminate(ctx, "call-1", 125)
+			require.NoError(t, err)
+			u := store.terminated[0]
+			require.Equal(t, tc.free, u.Free)
+			require.Equal(t, int64(125), u.DurationSeconds)
+			if tc.free {
+				require.Zero(t, u.BillableSeconds, "a free call bills nothing")
+			} else {
+				require.Equal(t, int64(180), u.BillableSeconds)
+			}
+		})
+	}
+}

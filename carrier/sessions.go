@@ -194,7 +194,7 @@ func (s *Sessions) Terminate(ctx context.Context, sessionID string, used int64) 
 	u := quota.Usage{
 		SeafarerID: seafarerID, MSISDN: call.MSISDN, Type: call.Type, CallTime: call.CallTime,
 		Unit: r.Unit, Billable: r.Billable, BillableSeconds: r.BillableSeconds,
-		CalledNumber: call.CalledNumber, VisitedCountry: call.VisitedCountry,
+		CalledNumber: call.CalledNumber, VisitedCountry: call.VisitedCountry, Free: r.Free,
 		OveragePrice: r.OveragePrice, Increment: r.Increment, WholesalePrice: r.WholesalePrice,
 		CallID: sessionID,
 	}
@@ -222,7 +222,7 @@ func (s *Sessions) Terminate(ctx context.Context, sessionID string, used int64) 
 
 // billingCall is the call to rate for a session that used used.
 func (s *Sessions) billingCall(c quota.SessionCall, used int64) billing.Call {
-	bc := billing.Call{Type: c.Type, Time: c.CallTime, VisitedCountry: c.VisitedCountry, Direction: "MO"}
+	bc := billing.Call{Type: c.Type, Time: c.CallTime, VisitedCountry: c.VisitedCountry, Direction: "MO", CalledNumber: c.CalledNumber}
 	switch c.Unit {
 	case billing.UnitBytes:
 		bc.VolumeBytes = used
