@@ -16,6 +16,7 @@ import (
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/sms"
 )
 
 // Delivery guarantee, implemented by Consumer.run and written down here:
@@ -492,7 +493,7 @@ func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
 		return err
 	}
 	out := append(append([]output(nil), d.out...), d.rejected...)
-	out = append(out, c.effects(d.applied)...)
+	out = append(out, c.effects(d.applied, c.langs(ctx, d.applied))...)
 	if err := c.publish(ctx, out); err != nil {
 		return fmt.Errorf("publish batch outputs: %w", err)
 	}
@@ -626,10 +627,44 @@ func (c *Consumer) forget(ctx context.Context, applied []appliedEvent) {
 	}
 }
 
+// LangReader is what a Resolver may also do: read the langs of many
+// seafarers in one query (crew.PGStore.Langs), so notifications speak each
+// seafarer's language (CONTRACT §7.4). A Resolver without it, or a failed
+// read, leaves notifications in the default language.
+type LangReader interface {
+	Langs(ctx context.Context, seafarerIDs []string) (map[string]string, error)
+}
+
+// langs reads, in one query, the langs of the seafarers a batch notifies;
+// a batch without notifications (most of them) asks nothing. Absent ids
+// read as the default language: a notification is never held back for
+// want of its words.
+func (c *Consumer) langs(ctx context.Context, applied []appliedEvent) map[string]string {
+	lr, ok := c.cfg.Resolver.(LangReader)
+	if !ok {
+		return nil
+	}
+	var ids []string
+	for _, a := range applied {
+		if r := a.result; r != nil && r.Err == nil && !r.Conflicting && len(r.Notes) > 0 {
+			ids = append(ids, a.usage.SeafarerID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	langs, err := lr.Langs(ctx, ids)
+	if err != nil {
+		c.cfg.Log.Warn("could not read seafarers' langs; notifications go out in the default language", "seafarers", len(ids), "err", err)
+		return nil
+	}
+	return langs
+}
+
 // effects turns settled events into their outputs: ledger messages and
-// notifications of those applied or repeated, dead letters of those quota
-// refused alone.
-func (c *Consumer) effects(applied []appliedEvent) []output {
+// notifications (in the seafarers' langs) of those applied or repeated,
+// dead letters of those quota refused alone.
+func (c *Consumer) effects(applied []appliedEvent, langs map[string]string) []output {
 	var out []output
 	for i := range applied {
 		a := &applied[i]
@@ -646,7 +681,7 @@ func (c *Consumer) effects(applied []appliedEvent) []output {
 		if r.Entry == nil {
 			continue // a repeat whose entry expired: nothing left to repeat
 		}
-		msgs, err := c.eventOutputs(u, r)
+		msgs, err := debitMessagesIn(c.cfg.Publisher, u, r, langs[u.SeafarerID])
 		if err != nil {
 			// Applied, but its outputs cannot be encoded: the event is
 			// dead-lettered so an operator sees it; the rest goes on.
@@ -677,14 +712,15 @@ func (c *Consumer) countSettled(applied []appliedEvent) {
 	}
 }
 
-// eventOutputs are an applied event's ledger message and notifications.
-func (c *Consumer) eventOutputs(u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
-	return debitMessages(c.cfg.Publisher, u, r)
+// debitMessages are a debit's ledger message (when it has an entry) and
+// notifications, in the default language.
+func debitMessages(p *Publisher, u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
+	return debitMessagesIn(p, u, r, "")
 }
 
-// debitMessages are a debit's ledger message (when it has an entry) and
-// notifications.
-func debitMessages(p *Publisher, u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
+// debitMessagesIn is debitMessages with notifications in lang ("" or an
+// unknown one: the default).
+func debitMessagesIn(p *Publisher, u quota.Usage, r *quota.DebitResult, lang string) ([]kafka.Message, error) {
 	var out []kafka.Message
 	if r.Entry != nil {
 		m, err := p.LedgerMessage(u.SeafarerID, u.MSISDN, r.Entry)
@@ -694,7 +730,7 @@ func debitMessages(p *Publisher, u quota.Usage, r *quota.DebitResult) ([]kafka.M
 		out = append(out, m)
 	}
 	for _, n := range r.Notes {
-		m, err := notification(p, u, n)
+		m, err := notification(p, u, n, lang)
 		if err != nil {
 			return nil, err
 		}
@@ -706,7 +742,8 @@ func debitMessages(p *Publisher, u quota.Usage, r *quota.DebitResult) ([]kafka.M
 // notification announces a low or exhausted mark the debit crossed. The
 // debit decided it once per grant set and remembers it with the event, so
 // a redelivery publishes the same id with the same content.
-func notification(p *Publisher, u quota.Usage, n quota.Note) (kafka.Message, error) {
+// It carries data.text, one SMS in the seafarer's lang, and data.lang.
+func notification(p *Publisher, u quota.Usage, n quota.Note, lang string) (kafka.Message, error) {
 	typ := NotifyQuotaLow
 	if n.Kind == quota.NoteExhausted {
 		typ = NotifyQuotaExhausted
@@ -721,6 +758,15 @@ func notification(p *Publisher, u quota.Usage, n quota.Note) (kafka.Message, err
 	if unit == billing.UnitSeconds {
 		data["remaining_seconds"], data["granted_seconds"] = n.RemainingSeconds, n.GrantedSeconds
 	}
+	if _, ok := wuyou.Lang(lang); !ok {
+		lang = wuyou.DefaultLang
+	}
+	kind := sms.KindLow
+	if n.Kind == quota.NoteExhausted {
+		kind = sms.KindExhausted
+	}
+	// A note does not carry its grants' expiry: the text names none.
+	data["text"], data["lang"] = sms.Notice(lang, kind, unit, n.RemainingSeconds, time.Time{}), lang
 	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:min(len(n.GrantSet), 16)]
 	// A low note names the programme's threshold it crossed (notify_at);
 	// the default's id stays as it was, another threshold's names it, so

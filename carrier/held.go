@@ -84,7 +84,7 @@ func (c *Consumer) ApplyHeld(ctx context.Context, msisdn, seafarerID string) err
 	if err := c.record(ctx, applied); err != nil {
 		return err
 	}
-	if err := c.publish(ctx, append(out, c.effects(applied)...)); err != nil {
+	if err := c.publish(ctx, append(out, c.effects(applied, c.langs(ctx, applied))...)); err != nil {
 		return fmt.Errorf("publish held events' effects: %w", err)
 	}
 	c.forget(ctx, applied)

@@ -1,0 +1,98 @@
+package carrier
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wuyou/wuyou"
+	"github.com/wuyou/wuyou/crew"
+	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/sms"
+)
+
+// crew.PGStore, wuyoud's Resolver, reads langs.
+var _ LangReader = (*crew.PGStore)(nil)
+
+// langHolders is the fake resolver that also reads langs, counting its
+// queries.
+type langHolders struct {
+	*holders
+	langs   map[string]string
+	queries atomic.Int32
+}
+
+func (h *langHolders) Langs(_ context.Context, ids []string) (map[string]string, error) {
+	h.queries.Add(1)
+	out := map[string]string{}
+	for _, id := range ids {
+		if l, ok := h.langs[id]; ok {
+			out[id] = l
+		}
+	}
+	return out, nil
+}
+
+// Notifications speak to the seafarer (CONTRACT §7.4): a low and an
+// exhausted notification carry data.text, one SMS in the seafarer's lang,
+// and data.lang; the langs of a batch are read in one query, and a batch
+// without notifications asks none.
+func TestNotificationsCarryTextInTheSeafarersLang(t *testing.T) {
+	f := newUnitFixture(t)
+	h := &holders{byNo: map[string]holding{}}
+	h.set("+8613800000001", "sf_1", time.Time{})
+	h.set("+8613800000002", "sf_2", time.Time{})
+	lh := &langHolders{holders: h, langs: map[string]string{"sf_1": wuyou.LangZH, "sf_2": wuyou.LangEN}}
+	f.c.cfg.Resolver = lh
+
+	require.NoError(t, f.runStages(t, batch(voiceEvent("quiet", "+8613800000001", f.now.Add(-time.Hour), 60))))
+	require.EqualValues(t, 0, lh.queries.Load(), "no notification, no query")
+
+	low := []quota.Note{{Kind: quota.NoteLow, GrantSet: "0123456789abcdef0123", RemainingSeconds: 20 * 60, GrantedSeconds: 6000, At: f.now}}
+	out := []quota.Note{{Kind: quota.NoteExhausted, GrantSet: "fedcba9876543210fedc", GrantedSeconds: 6000, At: f.now}}
+	f.meter.notes["low-zh"], f.meter.notes["out-zh"] = low, out
+	f.meter.notes["low-en"], f.meter.notes["out-en"] = low, out
+	require.NoError(t, f.runStages(t, batch(
+		voiceEvent("low-zh", "+8613800000001", f.now.Add(-time.Hour), 60),
+		voiceEvent("out-zh", "+8613800000001", f.now.Add(-time.Hour), 60),
+		voiceEvent("low-en", "+8613800000002", f.now.Add(-time.Hour), 60),
+		voiceEvent("out-en", "+8613800000002", f.now.Add(-time.Hour), 60),
+	)))
+	require.EqualValues(t, 1, lh.queries.Load(), "one query for the batch")
+
+	want := map[string]map[string]string{
+		"sf_1": {NotifyQuotaLow: "出海无忧提醒：通话剩余 20 分钟", NotifyQuotaExhausted: "出海无忧提醒：通话已用完"},
+		"sf_2": {NotifyQuotaLow: "Wuyou: 20 min of calls left", NotifyQuotaExhausted: "Wuyou: your call minutes are used up"},
+	}
+	n := f.producer.on(f.topics.Notifications)
+	require.Len(t, n, 4)
+	for _, m := range n {
+		var got struct {
+			Type string
+			Data map[string]any
+		}
+		require.NoError(t, json.Unmarshal(m.Value, &got))
+		sf := got.Data["seafarer_id"].(string)
+		text, lang := got.Data["text"].(string), got.Data["lang"].(string)
+		require.Equal(t, lh.langs[sf], lang)
+		require.Equal(t, want[sf][got.Type], text)
+		require.True(t, sms.Fits(lang, text), text)
+	}
+}
+
+// A resolver that cannot tell langs leaves notifications in zh-CN.
+func TestNotificationsWithoutLangsSpeakTheDefault(t *testing.T) {
+	f := newUnitFixture(t)
+	f.meter.notes["out"] = []quota.Note{{Kind: quota.NoteExhausted, GrantSet: "fedcba9876543210fedc", GrantedSeconds: 600, At: f.now}}
+	require.NoError(t, f.runStages(t, batch(voiceEvent("out", "+8613800000001", f.now.Add(-time.Hour), 60))))
+	n := f.producer.on(f.topics.Notifications)
+	require.Len(t, n, 1)
+	var got struct{ Data map[string]any }
+	require.NoError(t, json.Unmarshal(n[0].Value, &got))
+	require.Equal(t, wuyou.LangZH, got.Data["lang"])
+	require.Equal(t, "出海无忧提醒：通话已用完", got.Data["text"])
+}
