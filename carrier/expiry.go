@@ -10,6 +10,7 @@ import (
 	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/billing"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/sms"
 )
 
 // ExpiryWarning is how long before a grant's expiry wuyou.grant.expiring is sent.
@@ -74,17 +75,24 @@ func (w *ExpiryWarner) Scan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ids := make([]string, len(grants))
+	for i, g := range grants {
+		ids[i] = g.SeafarerID
+	}
+	langs := langsOf(ctx, w.MSISDNs, ids)
 	msgs := make([]kafka.Message, 0, len(grants))
 	for _, g := range grants {
 		msisdn, err := w.MSISDNs.MSISDNOf(ctx, g.SeafarerID)
 		if err != nil {
 			return err
 		}
-		m, err := w.Publisher.NotificationMessage("expiring-"+g.Grant.ID, NotifyGrantExpiring, g.SeafarerID, msisdn, map[string]any{
+		data := map[string]any{
 			"seafarer_id": g.SeafarerID, "msisdn": msisdn, "grant_id": g.Grant.ID, "programme_id": g.Grant.ProgrammeID,
 			"remaining_seconds": secondsOnly(g.Grant), "expires_at": g.Grant.ExpiresAt,
 			"unit": quota.UnitName(g.Grant.Unit), "remaining": g.Grant.RemainingSeconds,
-		})
+		}
+		withText(data, langs[g.SeafarerID], sms.KindExpiring, g.Grant.Unit, g.Grant.RemainingSeconds, g.Grant.ExpiresAt)
+		m, err := w.Publisher.NotificationMessage("expiring-"+g.Grant.ID, NotifyGrantExpiring, g.SeafarerID, msisdn, data)
 		if err != nil {
 			return err
 		}

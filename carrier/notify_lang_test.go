@@ -96,3 +96,45 @@ func TestNotificationsWithoutLangsSpeakTheDefault(t *testing.T) {
 	require.Equal(t, wuyou.LangZH, got.Data["lang"])
 	require.Equal(t, "出海无忧提醒：通话已用完", got.Data["text"])
 }
+
+// langMSISDNs finds MSISDNs and reads langs.
+type langMSISDNs struct {
+	fixedMSISDNs
+	langs map[string]string
+}
+
+func (m langMSISDNs) Langs(_ context.Context, ids []string) (map[string]string, error) {
+	return m.langs, nil
+}
+
+// A wuyou.grant.issued notification carries data.text and data.lang in the
+// seafarer's lang, naming the amount and the last day.
+func TestGrantIssuedNotificationsCarryTextInTheSeafarersLang(t *testing.T) {
+	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	producer := &fakeProducer{}
+	topics := NewTopics("")
+	p := GrantPublisher{Publisher: NewPublisher(producer, topics, func() time.Time { return now }),
+		MSISDNs: langMSISDNs{fixedMSISDNs{"sf_1": "+8613800000001", "sf_2": "+8613800000002"}, map[string]string{"sf_2": wuyou.LangEN}}}
+	expires := time.Date(2026, 5, 1, 0, 0, 0, 0, sms.Zone)
+	var grants []quota.IssuedGrant
+	for _, sf := range []string{"sf_1", "sf_2"} {
+		grants = append(grants, quota.IssuedGrant{
+			Grant: quota.GrantInput{ID: "gr_" + sf, SeafarerID: sf, ProgrammeID: "pg_1", Seconds: 300 * 60, EffectiveAt: now, ExpiresAt: expires, IssuedAt: now},
+			Entry: &quota.LedgerEntry{ID: "le_" + sf, Kind: "grant", At: now},
+		})
+	}
+	require.NoError(t, p.PublishGrants(context.Background(), grants))
+	want := map[string][2]string{
+		"sf_1": {wuyou.LangZH, "出海无忧提醒：已发放通话 300 分钟，4月30日到期"},
+		"sf_2": {wuyou.LangEN, "Wuyou: 300 min of calls granted, expires 30 Apr"},
+	}
+	n := producer.on(topics.Notifications)
+	require.Len(t, n, 2)
+	for _, m := range n {
+		var got struct{ Data map[string]any }
+		require.NoError(t, json.Unmarshal(m.Value, &got))
+		w := want[got.Data["seafarer_id"].(string)]
+		require.Equal(t, w[0], got.Data["lang"])
+		require.Equal(t, w[1], got.Data["text"])
+	}
+}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/wuyou/wuyou"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/sms"
 )
 
 // Notification types on wuyou.notifications.v1.
@@ -207,6 +209,11 @@ func (p GrantPublisher) PublishGrants(ctx context.Context, grants []quota.Issued
 			return fmt.Errorf("carrier: record grants' ledger entries: %w", err)
 		}
 	}
+	ids := make([]string, len(grants))
+	for i, g := range grants {
+		ids[i] = g.Grant.SeafarerID
+	}
+	langs := langsOf(ctx, p.MSISDNs, ids)
 	msgs := make([]kafka.Message, 0, 2*len(grants))
 	for _, g := range grants {
 		msisdn, err := p.MSISDNs.MSISDNOf(ctx, g.Grant.SeafarerID)
@@ -217,14 +224,39 @@ func (p GrantPublisher) PublishGrants(ctx context.Context, grants []quota.Issued
 		if err != nil {
 			return err
 		}
-		n, err := p.NotificationMessage("issued-"+g.Grant.ID, NotifyGrantIssued, g.Grant.SeafarerID, msisdn, map[string]any{
+		data := map[string]any{
 			"seafarer_id": g.Grant.SeafarerID, "msisdn": msisdn, "grant_id": g.Grant.ID, "programme_id": g.Grant.ProgrammeID,
 			"granted_seconds": g.Grant.Seconds, "effective_at": g.Grant.EffectiveAt.UTC(), "expires_at": g.Grant.ExpiresAt.UTC(),
-		})
+		}
+		withText(data, langs[g.Grant.SeafarerID], sms.KindIssued, g.Grant.Unit, g.Grant.Seconds, g.Grant.ExpiresAt)
+		n, err := p.NotificationMessage("issued-"+g.Grant.ID, NotifyGrantIssued, g.Grant.SeafarerID, msisdn, data)
 		if err != nil {
 			return err
 		}
 		msgs = append(msgs, m, n)
 	}
 	return p.Write(ctx, msgs...)
+}
+
+// langsOf reads the langs of seafarers in one query when src can
+// (LangReader), else or on failure none: the texts speak the default.
+func langsOf(ctx context.Context, src any, ids []string) map[string]string {
+	lr, ok := src.(LangReader)
+	if !ok || len(ids) == 0 {
+		return nil
+	}
+	langs, err := lr.Langs(ctx, ids)
+	if err != nil {
+		return nil
+	}
+	return langs
+}
+
+// withText adds a notification's data.text, one SMS in lang (the default
+// when "" or unknown) about amount of unit, and data.lang.
+func withText(data map[string]any, lang, kind, unit string, amount int64, expires time.Time) {
+	if _, ok := wuyou.Lang(lang); !ok {
+		lang = wuyou.DefaultLang
+	}
+	data["text"], data["lang"] = sms.Notice(lang, kind, unit, amount, expires), lang
 }
