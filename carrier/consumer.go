@@ -712,14 +712,8 @@ func (c *Consumer) countSettled(applied []appliedEvent) {
 	}
 }
 
-// debitMessages are a debit's ledger message (when it has an entry) and
-// notifications, in the default language.
-func debitMessages(p *Publisher, u quota.Usage, r *quota.DebitResult) ([]kafka.Message, error) {
-	return debitMessagesIn(p, u, r, "")
-}
-
-// debitMessagesIn is debitMessages with notifications in lang ("" or an
-// unknown one: the default).
+// debitMessagesIn are a debit's ledger message (when it has an entry) and
+// notifications, in lang ("" or an unknown one: the default).
 func debitMessagesIn(p *Publisher, u quota.Usage, r *quota.DebitResult, lang string) ([]kafka.Message, error) {
 	var out []kafka.Message
 	if r.Entry != nil {

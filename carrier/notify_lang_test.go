@@ -138,3 +138,21 @@ func TestGrantIssuedNotificationsCarryTextInTheSeafarersLang(t *testing.T) {
 		require.Equal(t, w[1], got.Data["text"])
 	}
 }
+
+// A real-time session's debit notifies in the seafarer's lang too.
+func TestASessionsDebitNotifiesInTheSeafarersLang(t *testing.T) {
+	producer := &fakeProducer{}
+	topics := NewTopics("")
+	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	r := LedgerRecorder{Publisher: NewPublisher(producer, topics, func() time.Time { return now }),
+		Langs: langMSISDNs{langs: map[string]string{"sf_2": wuyou.LangEN}}}
+	u := quota.Usage{SeafarerID: "sf_2", MSISDN: "+8613800000002", Source: "s", EventID: "e"}
+	res := &quota.DebitResult{Notes: []quota.Note{{Kind: quota.NoteExhausted, GrantSet: "fedcba9876543210fedc", At: now}}}
+	require.NoError(t, r.RecordDebit(context.Background(), u, res))
+	n := producer.on(topics.Notifications)
+	require.Len(t, n, 1)
+	var got struct{ Data map[string]any }
+	require.NoError(t, json.Unmarshal(n[0].Value, &got))
+	require.Equal(t, wuyou.LangEN, got.Data["lang"])
+	require.Equal(t, "Wuyou: your call minutes are used up", got.Data["text"])
+}

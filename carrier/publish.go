@@ -140,6 +140,9 @@ type LedgerRecorder struct {
 	Hot interface {
 		Recorded(ctx context.Context, entries []quota.SeafarerEntry) error
 	}
+	// Langs, when set, tells the seafarer's lang for a debit's
+	// notifications (nil: they speak the default).
+	Langs LangReader
 }
 
 // RecordLedger stores e, then publishes it. Both are safe to repeat.

@@ -245,7 +245,11 @@ func (r LedgerRecorder) RecordDebit(ctx context.Context, u quota.Usage, res *quo
 			}
 		}
 	}
-	msgs, err := debitMessages(r.Publisher, u, res)
+	lang := ""
+	if len(res.Notes) > 0 && r.Langs != nil {
+		lang = langsOf(ctx, r.Langs, []string{u.SeafarerID})[u.SeafarerID]
+	}
+	msgs, err := debitMessagesIn(r.Publisher, u, res, lang)
 	if err != nil {
 		return err
 	}

@@ -159,13 +159,13 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		}
 	}
 
-	recorder := carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota}
+	recorder := carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota, Langs: s.crew}
 	s.server = api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: grants, Issuer: s.issuer,
 		Ledger: recorder,
 		Sessions: &carrier.Sessions{Store: s.quota, Resolver: s.crew, Tariff: tariff, HomeCountry: cfg.HomeCountry,
 			// Terminates made at once share a ledger commit.
-			Recorder:    carrier.LedgerRecorder{Ledger: &carrier.GroupLedger{Ledger: s.ledger}, Publisher: publisher, Hot: s.quota},
+			Recorder:    carrier.LedgerRecorder{Ledger: &carrier.GroupLedger{Ledger: s.ledger}, Publisher: publisher, Hot: s.quota, Langs: s.crew},
 			FinalAction: tariff.FinalAction(), Metrics: metrics,
 			ClockSkew: cfg.ClockSkew, DedupeWindow: cfg.DedupeWindow, Now: d.now,
 			FinalActions: s.welfare},
