@@ -23,9 +23,10 @@ func TestDevSimulatePutsSomeCallsThroughSessionsThatTheirCDRsSettle(t *testing.T
 	t.Parallel()
 	url := pgtest.MustURL(t)
 	d := mustStartDevWith(t, map[string]string{"WUYOU_POSTGRES_URL": url}, "--http", "127.0.0.1:0", "--simulate")
-	out := d.out.String()
-	require.Contains(t, out, "--sessions --server http://127.0.0.1:")
-	require.Regexp(t, `--simulate: .*\n.*through the real-time session API first`, out)
+	// The --simulate line follows the guide once the simulator starts.
+	simulating := regexp.MustCompile(`--simulate: .*\n.*through the real-time session API first`)
+	MustWaitFor(t, 30*time.Second, "the --simulate line", func() bool { return simulating.MatchString(d.out.String()) })
+	require.Contains(t, d.out.String(), "--sessions --server http://127.0.0.1:")
 
 	var sessionID string
 	MustWaitFor(t, 90*time.Second, "a simulated call through a session", func() bool {
