@@ -755,12 +755,14 @@ func notification(p *Publisher, u quota.Usage, n quota.Note, lang string) (kafka
 	if _, ok := wuyou.Lang(lang); !ok {
 		lang = wuyou.DefaultLang
 	}
-	kind := sms.KindLow
+	// The date is the one the debit kept with the note: when what is left
+	// expires (low) or when more comes (exhausted), so a repeat says the
+	// same.
+	kind, date := sms.KindLow, n.ExpiresAt
 	if n.Kind == quota.NoteExhausted {
-		kind = sms.KindExhausted
+		kind, date = sms.KindExhausted, n.NextAt
 	}
-	// A note does not carry its grants' expiry: the text names none.
-	data["text"], data["lang"] = sms.Notice(lang, kind, unit, n.RemainingSeconds, time.Time{}), lang
+	data["text"], data["lang"] = sms.Notice(lang, kind, unit, n.RemainingSeconds, date), lang
 	id := n.Kind + "-" + u.SeafarerID + "-" + n.GrantSet[:min(len(n.GrantSet), 16)]
 	// A low note names the programme's threshold it crossed (notify_at);
 	// the default's id stays as it was, another threshold's names it, so

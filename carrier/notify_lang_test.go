@@ -3,6 +3,7 @@ package carrier
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,4 +156,63 @@ func TestASessionsDebitNotifiesInTheSeafarersLang(t *testing.T) {
 	require.NoError(t, json.Unmarshal(n[0].Value, &got))
 	require.Equal(t, wuyou.LangEN, got.Data["lang"])
 	require.Equal(t, "Wuyou: your call minutes are used up", got.Data["text"])
+}
+
+// End to end over the real Redis store (CONTRACT §7.4, issue 17): a low
+// notification's text names the day what is left expires (the earliest
+// expiry among the active grants that still hold something, not that of a
+// pack the call emptied), and an exhausted one the day the next pack
+// starts, in each seafarer's lang, each one SMS.
+func TestLowAndExhaustedTextsNameTheirDaysEndToEnd(t *testing.T) {
+	f := mustConsumerFixture(t, nil)
+	ctx := context.Background()
+	now := f.now()
+	soon, later, next := now.Add(5*24*time.Hour), now.Add(20*24*time.Hour), now.Add(25*24*time.Hour)
+	langs := map[string]string{"sf_zh": wuyou.LangZH, "sf_en": wuyou.LangEN}
+	msisdns := map[string]string{"sf_zh": "+8613800000001", "sf_en": "+8613800000002"}
+	f.consumer.cfg.Resolver = &langHolders{holders: f.holders, langs: langs}
+	for sf, msisdn := range msisdns {
+		f.holders.set(msisdn, sf, time.Time{})
+		for _, g := range []quota.GrantInput{
+			{ID: sf + "_soon", Seconds: 300, EffectiveAt: now.Add(-24 * time.Hour), ExpiresAt: soon},
+			{ID: sf + "_later", Seconds: 300, EffectiveAt: now.Add(-24 * time.Hour), ExpiresAt: later},
+			{ID: sf + "_next", Seconds: 600, EffectiveAt: next, ExpiresAt: next.Add(30 * 24 * time.Hour)},
+		} {
+			g.SeafarerID, g.ProgrammeID, g.Priority = sf, "pr_1", 1
+			_, _, err := f.store.AddGrant(ctx, g)
+			require.NoError(t, err)
+		}
+	}
+	f.run(t)
+	for sf, msisdn := range msisdns {
+		f.produce(t, voiceEvent(sf+"-1", msisdn, now.Add(-time.Hour), 540))   // 600 → 60: low
+		f.produce(t, voiceEvent(sf+"-2", msisdn, now.Add(-time.Minute), 120)) // 60 → 0: exhausted
+	}
+
+	lastDay := later.Add(-time.Second).In(sms.Zone) // an expiry at midnight is the day before's
+	startDay := next.In(sms.Zone)
+	want := map[string]map[string]string{
+		"sf_zh": {
+			NotifyQuotaLow:       fmt.Sprintf("出海无忧提醒：通话剩余 1 分钟，%d月%d日到期", lastDay.Month(), lastDay.Day()),
+			NotifyQuotaExhausted: fmt.Sprintf("出海无忧提醒：通话已用完，%d月%d日起有新额度", startDay.Month(), startDay.Day()),
+		},
+		"sf_en": {
+			NotifyQuotaLow:       fmt.Sprintf("Wuyou: 1 min of calls left, expires %d %s", lastDay.Day(), lastDay.Month().String()[:3]),
+			NotifyQuotaExhausted: fmt.Sprintf("Wuyou: your call minutes are used up; more from %d %s", startDay.Day(), startDay.Month().String()[:3]),
+		},
+	}
+	got := map[string]map[string]string{"sf_zh": {}, "sf_en": {}}
+	for _, m := range f.read(t, f.topics.Notifications, 4) {
+		var ev struct {
+			Type string
+			Data map[string]any
+		}
+		require.NoError(t, json.Unmarshal(m.Value, &ev))
+		sf := ev.Data["seafarer_id"].(string)
+		require.Equal(t, langs[sf], ev.Data["lang"])
+		text := ev.Data["text"].(string)
+		require.True(t, sms.Fits(langs[sf], text), text)
+		got[sf][ev.Type] = text
+	}
+	require.Equal(t, want, got)
 }

@@ -119,7 +119,7 @@ func TestASetAnnouncesTheUnionOfItsGrantsThresholds(t *testing.T) {
 	r2 := MustDebit(t, s, voiceCall(sf, "u-2", meterNow.Add(-time.Hour+time.Second), 60)) // 600 → 540
 	require.Equal(t, []string{"p20", "r600"}, lowKeys(r2), "both crossed, each once")
 	require.Equal(t, Note{Kind: NoteLow, GrantSet: r2.Notes[1].GrantSet, RemainingSeconds: 540, GrantedSeconds: 3000,
-		At: r2.Notes[1].At, Threshold: &Threshold{Remaining: 600}}, r2.Notes[1])
+		At: r2.Notes[1].At, Threshold: &Threshold{Remaining: 600}, ExpiresAt: meterNow.Add(30 * meterDay)}, r2.Notes[1])
 }
 
 // A programme that names no thresholds writes its grants as before

@@ -265,6 +265,14 @@ type Note struct {
 	At               time.Time // when it was crossed
 	// Threshold is the threshold a low note crossed (nil for exhausted).
 	Threshold *Threshold
+	// ExpiresAt, on a low note, is when what is left starts to lapse: the
+	// earliest expiry among the grants of Unit active when it was crossed
+	// with something left. NextAt, on an exhausted note, is when more
+	// comes: the earliest start of a pending grant of Unit with something
+	// left. Zero when there is none, and on notes announced before either
+	// was kept.
+	ExpiresAt time.Time
+	NextAt    time.Time
 }
 
 // Note kinds.

@@ -405,26 +405,45 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 }
 
 // parseNote reads one note of the debit script's reply:
-// "kind set remaining granted at_ms[ threshold]" (a low note names its
-// threshold, notify.go; a low note announced before thresholds does not
-// and was the default's).
+// "kind set remaining granted at_ms date[ threshold]" (a low note names its
+// threshold, notify.go). A note announced before dates has no date, one
+// announced before thresholds no threshold (a low one was the default's);
+// a date is all digits, a threshold never is.
 func parseNote(s string) (Note, error) {
+	malformed := &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
 	f := strings.Fields(s)
-	if len(f) != 5 && len(f) != 6 {
-		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
+	if len(f) < 5 || len(f) > 7 {
+		return Note{}, malformed
 	}
 	rem, err1 := strconv.ParseInt(f[2], 10, 64)
 	granted, err2 := strconv.ParseInt(f[3], 10, 64)
 	ms, err3 := strconv.ParseInt(f[4], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
-		return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
+		return Note{}, malformed
 	}
 	n := Note{Kind: f[0], GrantSet: f[1], RemainingSeconds: rem, GrantedSeconds: granted, At: time.UnixMilli(ms).UTC()}
+	rest := f[5:]
+	if len(rest) > 0 {
+		if date, err := strconv.ParseInt(rest[0], 10, 64); err == nil {
+			if date > 0 {
+				if n.Kind == NoteExhausted {
+					n.NextAt = time.Unix(date, 0).UTC()
+				} else {
+					n.ExpiresAt = time.Unix(date, 0).UTC()
+				}
+			}
+			rest = rest[1:]
+		}
+	}
+	if len(rest) > 1 {
+		return Note{}, malformed
+	}
 	if n.Kind == NoteLow {
 		t := Threshold{Percent: DefaultLowPercent}
-		if len(f) == 6 {
-			if t, err1 = parseThreshold(f[5]); err1 != nil {
-				return Note{}, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: fmt.Sprintf("malformed note %q", s)}
+		if len(rest) == 1 {
+			var err error
+			if t, err = parseThreshold(rest[0]); err != nil {
+				return Note{}, malformed
 			}
 		}
 		n.Threshold = &t

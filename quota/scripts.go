@@ -48,8 +48,9 @@ end
 // Reply: {duplicate 0|1, record, remaining now, granted now, first call
 // time, notes, grant id, programme id, …}: remaining and granted sum the
 // grants of the unit active at now; notes are the notifications this identity
-// triggered, each "kind set remaining granted at_ms" (kind low|exhausted;
-// set names the grant set, see below); the pairs name the programme of each
+// triggered, each "kind set remaining granted at_ms date" (kind
+// low|exhausted; set names the grant set, see below; date in unix seconds,
+// 0 for none, see dateOf); the pairs name the programme of each
 // grant drawn (records do not repeat it; every grant's on a duplicate). On a
 // duplicate nothing changes: the first call time is the stored one, the
 // notes are those the first application triggered, and the record is the
@@ -74,7 +75,8 @@ end
 // "low:<threshold>:<set>", e.g. "low:p20:…", "low:r600:…", or
 // "exhausted:<set>"); the notes hash remembers which identity announced
 // it, so a redelivery repeats exactly the same notification. A low note
-// names its threshold as a sixth word. The thresholds are read only when
+// names its threshold as its last word. Notes remembered before dates
+// have none (parseNote reads both). The thresholds are read only when
 // the call drew something.
 //
 // Sessions (sessions.go): the sessions hash holds the reservations of
@@ -317,12 +319,30 @@ redis.call('HINCRBY', monthKey, monthOverage, overage)
 local remAfter = activeTotals(grants)
 local notes = {}
 local set
+-- dateOf is the date a note names, unix seconds (0: none): for low, the
+-- earliest expiry among the grants active at now with something left
+-- (when what is left starts to lapse); for exhausted, the earliest start
+-- of a pending grant with something left (when more comes).
+local function dateOf(kind)
+  local d = 0
+  for _, g in ipairs(grants) do
+    if g.void == '0' and g.rem > 0 and g.eff < g.exp then
+      if kind == 'low' and g.eff <= now and now < g.exp then
+        if d == 0 or g.exp < d then d = g.exp end
+      elseif kind == 'exhausted' and now < g.eff then
+        if d == 0 or g.eff < d then d = g.eff end
+      end
+    end
+  end
+  return d
+end
 -- announce remembers a note under key once per set (threshold: the low
--- note's, else nil).
+-- note's, else nil), with its date, so a repeat names the same one.
 local function announce(kind, threshold)
   set = set or setOf(grants)
-  local v = identity .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
-  local key, note = kind .. ':' .. set, kind .. ' ' .. set .. ' ' .. remAfter .. ' ' .. grantedNow .. ' ' .. atMs
+  local figures = remAfter .. ' ' .. grantedNow .. ' ' .. atMs .. ' ' .. dateOf(kind)
+  local v = identity .. ' ' .. figures
+  local key, note = kind .. ':' .. set, kind .. ' ' .. set .. ' ' .. figures
   if threshold then key, note = kind .. ':' .. threshold .. ':' .. set, note .. ' ' .. threshold end
   if redis.call('HSETNX', notesKey, key, v) == 1 then notes[#notes+1] = note end
 end

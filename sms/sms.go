@@ -109,15 +109,21 @@ const (
 
 // Notice is a notification's text about one unit: kind is one of the Kind
 // constants, amount what is left (low, expiring) or was granted (issued) in
-// the unit's measure, expires the date to name (zero: none), e.g.
-// "出海无忧提醒：通话剩余 20 分钟，4月30日到期" or "Wuyou: 20 min of calls left,
-// expires 30 Apr". It always fits one SMS (the date goes first when not).
-func Notice(lang, kind, unit string, amount int64, expires time.Time) string {
+// the unit's measure, date the day to name (zero: none): when what is left
+// expires (low, expiring, issued), or, for exhausted, when more comes (the
+// start of the next grant), e.g. "出海无忧提醒：通话剩余 20 分钟，4月30日到期",
+// "Wuyou: 20 min of calls left, expires 30 Apr" or "出海无忧提醒：通话已用完，
+// 5月1日起有新额度". It always fits one SMS (the date goes first when not).
+func Notice(lang, kind, unit string, amount int64, date time.Time) string {
 	w := wordsFor(lang)
 	unit = unitName(unit)
 	s := w.notice(kind, unit, amount)
-	if !expires.IsZero() && kind != KindExhausted {
-		if d := s + w.expires(expires); Fits(lang, d) {
+	if !date.IsZero() {
+		d := s + w.expires(date)
+		if kind == KindExhausted {
+			d = s + w.next(date)
+		}
+		if Fits(lang, d) {
 			return d
 		}
 	}
@@ -154,7 +160,10 @@ type words struct {
 	left    string
 	amount  func(unit string, n int64) string
 	expires func(t time.Time) string
-	notice  func(kind, unit string, n int64) string
+	// next names the day more comes (t, the start of a grant, is that day
+	// itself, not the day before as an expiry is).
+	next   func(t time.Time) string
+	notice func(kind, unit string, n int64) string
 }
 
 func wordsFor(lang string) words {
@@ -178,6 +187,10 @@ var chinese = words{
 	expires: func(t time.Time) string {
 		d := lastDay(t)
 		return "，" + strconv.Itoa(int(d.Month())) + "月" + strconv.Itoa(d.Day()) + "日到期"
+	},
+	next: func(t time.Time) string {
+		d := t.In(Zone)
+		return "，" + strconv.Itoa(int(d.Month())) + "月" + strconv.Itoa(d.Day()) + "日起有新额度"
 	},
 	notice: func(kind, unit string, n int64) string {
 		const brand = "出海无忧提醒："
@@ -212,6 +225,10 @@ var english = words{
 	expires: func(t time.Time) string {
 		d := lastDay(t)
 		return ", expires " + strconv.Itoa(d.Day()) + " " + d.Month().String()[:3]
+	},
+	next: func(t time.Time) string {
+		d := t.In(Zone)
+		return "; more from " + strconv.Itoa(d.Day()) + " " + d.Month().String()[:3]
 	},
 	notice: func(kind, unit string, n int64) string {
 		const brand = "Wuyou: "

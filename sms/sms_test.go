@@ -22,6 +22,21 @@ var may1 = time.Date(2026, 5, 1, 0, 0, 0, 0, sms.Zone)
 
 const gib = 1 << 30
 
+// dec31 is the first instant of a year in China: a grant expiring then
+// reads "31 Dec", the longest day to name, and one starting then "1 Jan".
+var dec31 = time.Date(2027, 1, 1, 0, 0, 0, 0, sms.Zone)
+
+// namesDay reports whether a text names a day, as an expiry or as when
+// more comes.
+func namesDay(text string) bool {
+	for _, s := range []string{"日到期", "日起有新额度", ", expires ", "; more from "} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
+}
+
 func TestBalanceReadsEveryUnitAndTheEarliestExpiry(t *testing.T) {
 	full := []sms.Holding{
 		{Unit: billing.UnitSeconds, Remaining: 123*60 + 59, ExpiresAt: may1},
@@ -60,8 +75,14 @@ func TestNoticeSpeaksOfOneUnit(t *testing.T) {
 		{"zh-CN low minutes with the date", wuyou.LangZH, sms.KindLow, billing.UnitSeconds, 20 * 60, may1, "出海无忧提醒：通话剩余 20 分钟，4月30日到期"},
 		{"en low minutes with the date", wuyou.LangEN, sms.KindLow, billing.UnitSeconds, 20 * 60, may1, "Wuyou: 20 min of calls left, expires 30 Apr"},
 		{"en low minutes without a date", wuyou.LangEN, sms.KindLow, "", 20 * 60, time.Time{}, "Wuyou: 20 min of calls left"},
-		{"zh-CN exhausted minutes", wuyou.LangZH, sms.KindExhausted, billing.UnitSeconds, 0, may1, "出海无忧提醒：通话已用完"},
-		{"en exhausted minutes", wuyou.LangEN, sms.KindExhausted, billing.UnitSeconds, 0, may1, "Wuyou: your call minutes are used up"},
+		{"zh-CN exhausted minutes", wuyou.LangZH, sms.KindExhausted, billing.UnitSeconds, 0, time.Time{}, "出海无忧提醒：通话已用完"},
+		{"en exhausted minutes", wuyou.LangEN, sms.KindExhausted, billing.UnitSeconds, 0, time.Time{}, "Wuyou: your call minutes are used up"},
+		{"zh-CN exhausted minutes names the day more comes", wuyou.LangZH, sms.KindExhausted, billing.UnitSeconds, 0, may1, "出海无忧提醒：通话已用完，5月1日起有新额度"},
+		{"en exhausted minutes names the day more comes", wuyou.LangEN, sms.KindExhausted, billing.UnitSeconds, 0, may1, "Wuyou: your call minutes are used up; more from 1 May"},
+		{"the day more comes is the start's own day in China", wuyou.LangEN, sms.KindExhausted, billing.UnitBytes, 0, time.Date(2026, 4, 30, 16, 0, 0, 0, time.UTC), "Wuyou: your data is used up; more from 1 May"},
+		{"zh-CN low data with the date", wuyou.LangZH, sms.KindLow, billing.UnitBytes, gib + gib/2, may1, "出海无忧提醒：流量剩余 1.5 GB，4月30日到期"},
+		{"en low SMS with the date", wuyou.LangEN, sms.KindLow, billing.UnitSMS, 3, may1, "Wuyou: 3 SMS left, expires 30 Apr"},
+		{"zh-CN low with nothing left but a date", wuyou.LangZH, sms.KindLow, billing.UnitSeconds, 59, may1, "出海无忧提醒：通话剩余 0 分钟，4月30日到期"},
 		{"zh-CN low data", wuyou.LangZH, sms.KindLow, billing.UnitBytes, 300 << 20, time.Time{}, "出海无忧提醒：流量剩余 300 MB"},
 		{"en exhausted data", wuyou.LangEN, sms.KindExhausted, billing.UnitBytes, 0, time.Time{}, "Wuyou: your data is used up"},
 		{"zh-CN low SMS", wuyou.LangZH, sms.KindLow, billing.UnitSMS, 3, time.Time{}, "出海无忧提醒：短信剩余 3 条"},
@@ -135,10 +156,17 @@ func TestEveryTextFitsOneSMSForLargeAndZeroBalances(t *testing.T) {
 					require.Contains(t, text, "99999")
 					require.True(t, strings.HasSuffix(text, "4月30日到期") || strings.HasSuffix(text, "30 Apr"), text)
 				}
+				// Every notice names its date, whatever the amount: the
+				// longest day (31 Dec) with the largest amount still fits.
 				for _, unit := range billing.Units {
 					for _, kind := range []string{sms.KindLow, sms.KindExhausted, sms.KindExpiring, sms.KindIssued} {
 						for _, n := range []int64{0, 9_999_999 * 60, 999 * gib, 99_999, math.MaxInt64} {
-							requireOneSMS(t, lang, sms.Notice(lang, kind, unit, n, may1))
+							for _, date := range []time.Time{may1, dec31} {
+								text := sms.Notice(lang, kind, unit, n, date)
+								requireOneSMS(t, lang, text)
+								require.True(t, namesDay(text), "%q names no day", text)
+							}
+							requireOneSMS(t, lang, sms.Notice(lang, kind, unit, n, time.Time{}))
 						}
 					}
 				}
@@ -204,7 +232,11 @@ func TestBalanceOfRandomHoldingsFitsOneSMS(t *testing.T) {
 			prefix := map[string]string{wuyou.LangZH: "剩余 ", wuyou.LangEN: "Left: "}[lang]
 			require.True(t, strings.HasPrefix(text, prefix), text)
 			for _, h := range hs {
-				requireOneSMS(t, lang, sms.Notice(lang, sms.KindLow, h.Unit, h.Remaining, h.ExpiresAt))
+				for _, kind := range []string{sms.KindLow, sms.KindExhausted} {
+					text := sms.Notice(lang, kind, h.Unit, h.Remaining, h.ExpiresAt)
+					requireOneSMS(t, lang, text)
+					require.Equal(t, !h.ExpiresAt.IsZero(), namesDay(text), "%q: a notice names its date, always", text)
+				}
 			}
 		}
 	}
