@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -59,6 +60,13 @@ type Verifier struct {
 	parsers map[string]*jwt.Parser // by algorithm
 	now     func() time.Time
 
+	// own, when set, verifies the seafarer tokens Wuyou signs itself
+	// (AcceptOwn): a token whose iss is ownIssuer is checked against these
+	// keys only, and only the seafarer role is accepted from them.
+	own       OwnKeys
+	ownIssuer string
+	ownParser *jwt.Parser
+
 	// verified remembers tokens whose signature and claims were checked, so
 	// a client repeating its token (every request of a session) costs a
 	// hash and a map lookup instead of a signature verification. An entry
@@ -76,6 +84,32 @@ type verifiedToken struct {
 	// seen before.
 	kid    string
 	public crypto.PublicKey
+	own    bool
+}
+
+// OwnKeys are the keys Wuyou signs seafarer tokens with (signin.KeyRing).
+// A kid it does not know may make it read its keys again.
+type OwnKeys interface {
+	PublicKey(ctx context.Context, kid string) (ed25519.PublicKey, bool)
+}
+
+// AcceptOwn makes v accept the seafarer tokens Wuyou signs itself
+// (CONTRACT §7.4) beside the identity provider's: a token whose iss is
+// issuer is verified with keys only (EdDSA, the same audience), and must
+// carry the seafarer role; tokens of any other iss go to the provider's
+// keys as before, so neither set can vouch for the other's tokens. Call it
+// before the Verifier is used.
+func (v *Verifier) AcceptOwn(keys OwnKeys, issuer, audience string) {
+	v.own, v.ownIssuer = keys, issuer
+	v.ownParser = jwt.NewParser(
+		jwt.WithValidMethods([]string{token.AlgEdDSA}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(audience),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithLeeway(clockLeeway),
+		jwt.WithStrictDecoding(),
+	)
 }
 
 // maxVerifiedTokens bounds the cache of verified tokens (about 150 B each).
@@ -217,6 +251,12 @@ func (v *Verifier) key(kid string) (verificationKey, bool) {
 // for a fixed set, and for a remote one while the set has the same key
 // under that kid.
 func (v *Verifier) stillHolds(hit verifiedToken) bool {
+	if hit.own {
+		ctx, cancel := context.WithTimeout(context.Background(), keyLookupTimeout)
+		defer cancel()
+		k, ok := v.own.PublicKey(ctx, hit.kid)
+		return ok && k.Equal(hit.public)
+	}
 	if v.remote == nil {
 		return true
 	}
@@ -262,7 +302,7 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if len(v.verified) >= maxVerifiedTokens {
 		clear(v.verified) // rare; the next requests verify again
 	}
-	v.verified[sum] = verifiedToken{p: p, exp: exp, kid: used.kid, public: used.public}
+	v.verified[sum] = verifiedToken{p: p, exp: exp, kid: used.kid, public: used.public, own: used.own}
 	v.mu.Unlock()
 	return p, nil
 }
@@ -276,6 +316,7 @@ func (v *Verifier) verify(token string) (Principal, error) {
 type keyUsed struct {
 	kid    string
 	public crypto.PublicKey
+	own    bool
 }
 
 // verifyClaims checks everything about a token and returns its principal
@@ -303,6 +344,9 @@ func (v *Verifier) verifyClaims(raw string, used *keyUsed) (Principal, time.Time
 	// understands none.
 	if header.Crit != nil {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
+	}
+	if v.own != nil && issuedBy(raw, v.ownIssuer) {
+		return v.verifyOwn(raw, header, used)
 	}
 	key, ok := v.key(header.KID)
 	if !ok || header.Alg != key.alg {
@@ -340,6 +384,53 @@ func (v *Verifier) verifyClaims(raw string, used *keyUsed) (Principal, time.Time
 		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	return p, claims.ExpiresAt.Time, nil
+}
+
+// issuedBy reports whether the (not yet verified) payload of raw names iss
+// as its issuer. It only routes the token to a set of keys; the chosen
+// parser then checks iss with the signature.
+func issuedBy(raw, iss string) bool {
+	_, rest, _ := strings.Cut(raw, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	if err != nil {
+		return false
+	}
+	var claims struct {
+		Issuer string `json:"iss"`
+	}
+	return json.Unmarshal(b, &claims) == nil && claims.Issuer == iss
+}
+
+// verifyOwn checks a token Wuyou signed itself: its kid among the own keys,
+// EdDSA, the own issuer, and the seafarer role.
+func (v *Verifier) verifyOwn(raw string, header tokenHeader, used *keyUsed) (Principal, time.Time, error) {
+	if header.Alg != token.AlgEdDSA {
+		return Principal{}, time.Time{}, unauthorized("invalid token")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keyLookupTimeout)
+	defer cancel()
+	public, ok := v.own.PublicKey(ctx, header.KID)
+	if !ok {
+		return Principal{}, time.Time{}, unauthorized("invalid token")
+	}
+	if used != nil {
+		*used = keyUsed{kid: header.KID, public: public, own: true}
+	}
+	var claims token.Payload
+	_, err := v.ownParser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return public, nil })
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Principal{}, time.Time{}, unauthorized("token expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return Principal{}, time.Time{}, unauthorized("token not yet valid")
+	case err != nil:
+		return Principal{}, time.Time{}, unauthorized("invalid token")
+	}
+	if claims.Role != token.RoleSeafarer || claims.Subject == "" || claims.CompanyID != "" {
+		return Principal{}, time.Time{}, unauthorized("invalid token")
+	}
+	return Principal{Role: token.RoleSeafarer, Subject: claims.Subject}, claims.ExpiresAt.Time, nil
 }
 
 // principalKey is the c.Locals key under which Authenticate stores the Principal.

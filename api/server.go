@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -110,6 +111,14 @@ type Config struct {
 	// under /v1) one principal may make a minute; 0 means
 	// DefaultWriteRateLimit, negative no limit. Over it: 429 with Retry-After.
 	WriteRateLimit int
+	// SignIn is the seafarers' one-time-code sign-in; nil answers 503.
+	SignIn SignIn
+	// OwnKeys publishes the keys of Wuyou's own tokens at
+	// /.well-known/jwks.json; nil answers 404.
+	OwnKeys JWKSource
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client address sign-in limits count (WUYOU_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 	// RateLimitStorage holds the write budgets. nil keeps them in this
 	// process, so each replica limits alone; a RedisRateLimitStore shares
 	// them between every replica on the same Redis.
@@ -118,9 +127,10 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg Config
-	app *fiber.App
-	ln  net.Listener
+	cfg            Config
+	trustedProxies []netip.Prefix
+	app            *fiber.App
+	ln             net.Listener
 }
 
 // New builds the server and its routes.
@@ -140,7 +150,7 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, trustedProxies: cfg.TrustedProxies}
 	s.app = fiber.New(fiber.Config{
 		ErrorHandler: refuseOversized(errorHandler(cfg.Log)),
 		// Answers are encoded by goccy/go-json (encoding/json's output,
@@ -185,6 +195,13 @@ func (s *Server) routes() {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(openAPIDocument)
 	})
+
+	// Sign-in needs no token: registered before /v1's authentication,
+	// whose middleware it never reaches (CONTRACT §7.4).
+	app.Get("/.well-known/jwks.json", s.jwks)
+	small := []fiber.Handler{limitBody(signInBodyLimit), bufferChunkedBody(signInBodyLimit)}
+	app.Post("/v1/auth/otp", append(small, s.requestCode)...)
+	app.Post(`/v1/auth/otp\:verify`, append(small, s.verifyCode)...)
 
 	// Order matters: a request is authenticated before it may cost a Redis
 	// round trip (the rate limit) or a buffered body.

@@ -49,9 +49,9 @@ func amountField(errs []wuyou.FieldError, name string, v *int64, required bool) 
 	return errs
 }
 
-// sessionBody decodes a session request strictly: an unknown field or a
+// strictBody decodes a request body strictly: an unknown field or a
 // value of the wrong type is a 400 naming it.
-func sessionBody(c *fiber.Ctx, v any) error {
+func strictBody(c *fiber.Ctx, v any) error {
 	d := json.NewDecoder(bytes.NewReader(c.Body()))
 	d.DisallowUnknownFields()
 	err := d.Decode(v)
@@ -111,7 +111,7 @@ func (s *Server) openSession(c *fiber.Ctx) error {
 		return errNoSessions
 	}
 	var in sessionOpenInput
-	if err := sessionBody(c, &in); err != nil {
+	if err := strictBody(c, &in); err != nil {
 		return err
 	}
 	var errs []wuyou.FieldError
@@ -173,7 +173,7 @@ func (s *Server) updateSession(c *fiber.Ctx) error {
 		return errNoSessions
 	}
 	var in sessionUpdateInput
-	if err := sessionBody(c, &in); err != nil {
+	if err := strictBody(c, &in); err != nil {
 		return err
 	}
 	errs := amountField(nil, "used", in.Used, true)
@@ -193,7 +193,7 @@ func (s *Server) terminateSession(c *fiber.Ctx) error {
 		return errNoSessions
 	}
 	var in sessionTerminateInput
-	if err := sessionBody(c, &in); err != nil {
+	if err := strictBody(c, &in); err != nil {
 		return err
 	}
 	if err := wuyou.Invalid(amountField(nil, "used", in.Used, true)); err != nil {

@@ -90,17 +90,17 @@ func LoadSigningKey(pemPath, kid string) (*SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
 	}
-	k, err := parseSigningKeyPEM(data, kid)
+	k, err := ParseSigningKeyPEM(data, kid)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", pemPath, err)
 	}
 	return k, nil
 }
 
-// parseSigningKeyPEM is LoadSigningKey on the PEM bytes themselves. Blocks
+// ParseSigningKeyPEM is LoadSigningKey on the PEM bytes themselves. Blocks
 // other than a private key (such as "EC PARAMETERS", which openssl writes
 // before an EC key) are skipped.
-func parseSigningKeyPEM(data []byte, kid string) (*SigningKey, error) {
+func ParseSigningKeyPEM(data []byte, kid string) (*SigningKey, error) {
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)

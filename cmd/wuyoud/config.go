@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wuyou/wuyou/api"
+	"github.com/wuyou/wuyou/signin"
 )
 
 // Config is everything wuyoud reads from its environment (CONTRACT §1). It
@@ -46,6 +48,15 @@ type Config struct {
 	PostgresURL string
 	// LogLevel is the least severe level logged (WUYOU_LOG_LEVEL, §7.6).
 	LogLevel slog.Level
+	// SeafarerTokenTTL is how long a token from the one-time-code sign-in
+	// lives (WUYOU_SEAFARER_TOKEN_TTL, §7.4).
+	SeafarerTokenTTL time.Duration
+	// KeyRotation is how long one of Wuyou's own signing keys signs
+	// (WUYOU_SIGNING_KEY_ROTATION).
+	KeyRotation time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client address sign-in limits count (WUYOU_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 }
 
 // configVars lists every variable, for messages and docs.
@@ -54,6 +65,7 @@ var configVars = []string{
 	"WUYOU_KAFKA_BROKERS", "WUYOU_KAFKA_GROUP", "WUYOU_TOPIC_PREFIX", "WUYOU_JWT_JWKS", "WUYOU_JWT_ISSUER",
 	"WUYOU_JWT_AUDIENCE", "WUYOU_HOME_COUNTRY", "WUYOU_TARIFF", "WUYOU_DEDUPE_WINDOW",
 	"WUYOU_SHUTDOWN_TIMEOUT", "WUYOU_WRITE_RATE_LIMIT", "WUYOU_POSTGRES_URL", "WUYOU_CLOCK_SKEW", "WUYOU_LOG_LEVEL",
+	"WUYOU_SEAFARER_TOKEN_TTL", "WUYOU_SIGNING_KEY_ROTATION", "WUYOU_TRUSTED_PROXIES",
 }
 
 // ConfigFromEnv reads the configuration with its defaults. It fails on a
@@ -101,6 +113,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.DedupeWindow = duration("WUYOU_DEDUPE_WINDOW", "720h")
 	c.ClockSkew = duration("WUYOU_CLOCK_SKEW", "24h")
 	c.ShutdownTimeout = duration("WUYOU_SHUTDOWN_TIMEOUT", "30s")
+	c.SeafarerTokenTTL = duration("WUYOU_SEAFARER_TOKEN_TTL", "168h")
+	c.KeyRotation = duration("WUYOU_SIGNING_KEY_ROTATION", "720h")
+	if c.TrustedProxies, err = api.ParseTrustedProxies(getenv("WUYOU_TRUSTED_PROXIES")); err != nil {
+		errs = append(errs, fmt.Errorf("WUYOU_TRUSTED_PROXIES: %w", err))
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -151,6 +168,15 @@ func (c Config) Validate() error {
 	}
 	if c.ClockSkew <= 0 {
 		errs = append(errs, errors.New("WUYOU_CLOCK_SKEW must be positive"))
+	}
+	if c.SeafarerTokenTTL < time.Minute {
+		errs = append(errs, errors.New("WUYOU_SEAFARER_TOKEN_TTL must be at least 1m"))
+	}
+	if c.KeyRotation < time.Hour {
+		errs = append(errs, errors.New("WUYOU_SIGNING_KEY_ROTATION must be at least 1h"))
+	}
+	if c.JWTIssuer == signin.Issuer {
+		errs = append(errs, fmt.Errorf("WUYOU_JWT_ISSUER must not be %s, the issuer of Wuyou's own seafarer tokens", signin.Issuer))
 	}
 	if c.RedisDB < 0 || (c.RedisDB != 0 && len(c.RedisAddrs) > 1) {
 		errs = append(errs, errors.New("WUYOU_REDIS_DB must be 0 with Redis Cluster (several WUYOU_REDIS_ADDRS)"))
@@ -239,6 +265,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("write_rate_limit", c.WriteRateLimit),
 		slog.String("postgres_url", maskPostgresURL(c.PostgresURL)),
 		slog.String("log_level", strings.ToLower(c.LogLevel.String())),
+		slog.String("seafarer_token_ttl", c.SeafarerTokenTTL.String()),
+		slog.String("signing_key_rotation", c.KeyRotation.String()),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 	)
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/pgschema"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/signin"
 )
 
 // service is one running wuyoud: the HTTP API and the metering consumer in
@@ -45,6 +46,7 @@ type service struct {
 	claims    *quota.PGClaims
 	pg        *pgxpool.Pool // the system of record
 	ledger    *quota.PGLedger
+	signin    *signin.Service // seafarers' one-time-code sign-in
 	addr      net.Addr
 
 	stopConsumer context.CancelFunc
@@ -159,6 +161,26 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		}
 	}
 
+	// Seafarers sign in with a code by SMS (§7.4); Wuyou signs their tokens
+	// with its own keys, kept in PostgreSQL and rotated there.
+	keys, err := signin.OpenKeyRing(ctx, s.pg, d.now, signin.KeyOptions{RotateEvery: cfg.KeyRotation, TokenTTL: cfg.SeafarerTokenTTL, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	otpSecret, err := signin.Secret(ctx, s.pg, "otp", d.now())
+	if err != nil {
+		return nil, err
+	}
+	s.signin, err = signin.New(signin.Config{
+		Redis: s.rdb, Prefix: cfg.RedisPrefix, Secret: otpSecret, Counter: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
+		Holders: s.crew, SMS: publisher, Keys: keys, Issuer: signin.Issuer, Audience: cfg.JWTAudience,
+		TokenTTL: cfg.SeafarerTokenTTL, Now: d.now, Log: log, Registry: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	verifier.AcceptOwn(keys, signin.Issuer, cfg.JWTAudience)
+
 	recorder := carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota, Langs: s.crew}
 	s.server = api.New(api.Config{
 		Crew: s.crew, Quota: s.quota, Programmes: s.welfare, Grants: grants, Issuer: s.issuer,
@@ -175,6 +197,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 		Overview: statements,
 		Registry: reg, Log: log, Now: d.now, RecurringNudge: s.recurring.Nudge,
 		WriteRateLimit: cfg.WriteRateLimit, RateLimitStorage: api.NewRedisRateLimitStore(s.rdb, cfg.RedisPrefix),
+		SignIn: s.signin, OwnKeys: keys, TrustedProxies: cfg.TrustedProxies,
 		Ready: map[string]func(context.Context) error{
 			"redis":    s.checkHotState,
 			"postgres": s.pingPostgres,
@@ -202,7 +225,13 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("consumer stopped", "err", err)
 		}
 	}()
-	s.background.Add(6)
+	// Not cctx: at a stop the queued codes still go out (Close drains them).
+	s.signin.Start(context.WithoutCancel(ctx), 4)
+	s.background.Add(7)
+	go func() {
+		defer s.background.Done()
+		keys.Run(cctx)
+	}()
 	go func() {
 		defer s.background.Done()
 		s.consumer.RunHeldExpiry(cctx, time.Minute)
@@ -254,6 +283,7 @@ func (s *service) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("issuances: %w", err))
 	}
 	s.background.Wait()
+	s.signin.Close() // the codes asked for before the stop go out
 	if err := s.writer.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("kafka writer: %w", err))
 	}
