@@ -124,7 +124,10 @@ func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
 }
 
 // getUsage lists ledger entries, newest first. A company never sees the
-// numbers its crew called: they are masked to the last four digits.
+// numbers its crew called: they are masked to the last four digits. Nor
+// does it see calls to the tariff's free numbers at all (emergency,
+// medical advice, the union's hotline): that a seafarer called one is
+// theirs and the union's to know, not their employer's.
 func (s *Server) getUsage(c *fiber.Ctx) error {
 	sf, err := s.seafarerFor(c, c.Params("id"))
 	if err != nil {
@@ -145,11 +148,13 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 	if s.cfg.Entries == nil {
 		return wuyou.Errorf(wuyou.EUNAVAILABLE, "the ledger is not available")
 	}
-	entries, next, err := s.cfg.Entries.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit, Cursor: c.Query("cursor")})
+	company := PrincipalOf(c).Role == token.RoleCompany
+	entries, next, err := s.cfg.Entries.Ledger(c.UserContext(), sf.ID, quota.LedgerFilter{From: from, To: to, Limit: limit,
+		Cursor: c.Query("cursor"), WithoutFree: company})
 	if err != nil {
 		return err
 	}
-	if PrincipalOf(c).Role == token.RoleCompany {
+	if company {
 		for _, e := range entries {
 			e.CalledNumber = MaskNumber(e.CalledNumber)
 		}

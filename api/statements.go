@@ -45,7 +45,8 @@ func (s *Server) billing() (Billing, error) {
 
 // getStatement answers GET /v1/statements?period=&payer=. Union staff read
 // any statement; a company only its own company: statement (another
-// company's is not found, other payers are forbidden).
+// company's is not found, other payers are forbidden), without free calls
+// (billing.Statement.WithoutFreeCalls).
 func (s *Server) getStatement(c *fiber.Ctx) error {
 	var errs []wuyou.FieldError
 	period := c.Query("period")
@@ -75,16 +76,22 @@ func (s *Server) getStatement(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// A company never learns that its crew called a free number (the
+	// union's hotline about their employer): its view has no free calls.
+	var view interface{ WriteCSV(io.Writer) error } = st
+	if PrincipalOf(c).Role == token.RoleCompany {
+		view = st.WithoutFreeCalls()
+	}
 	if wantsCSV(c) {
 		var buf bytes.Buffer
-		if err := st.WriteCSV(&buf); err != nil {
+		if err := view.WriteCSV(&buf); err != nil {
 			return err
 		}
 		c.Set(fiber.HeaderContentType, mimeCSV+"; charset=utf-8")
 		c.Set(fiber.HeaderContentDisposition, `attachment; filename="statement-`+period+`-`+payer.Kind+`-`+payer.ID+`.csv"`)
 		return c.Send(buf.Bytes())
 	}
-	return c.JSON(st)
+	return c.JSON(view)
 }
 
 // closePeriod answers POST /v1/periods/{YYYY-MM}:close.

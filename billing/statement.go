@@ -584,14 +584,83 @@ var csvUnitColumns = []struct{ unit, events, amount string }{
 // minor units of the currency column, go on with the figures of data and
 // SMS (csvUnitColumns; zeros for a line without any) and end with the free
 // calls (free_calls, free_seconds).
-func (st *Statement) WriteCSV(w io.Writer) error {
+func (st *Statement) WriteCSV(w io.Writer) error { return st.writeCSV(w, true) }
+
+// CompanyStatement is a statement as a company reads it (WithoutFreeCalls):
+// the statement's JSON without free_calls and free_seconds anywhere, its
+// CSV without their columns. The fields below shadow the statement's (a
+// shallower field of the same JSON name wins, and an empty struct with
+// omitzero is never written), so every other field of a statement, today's
+// or one added later, shows here as it is.
+type CompanyStatement struct {
+	Statement
+	FreeCalls   absent         `json:"free_calls,omitzero"`
+	FreeSeconds absent         `json:"free_seconds,omitzero"`
+	Totals      companyFigures `json:"totals"`
+	Lines       []companyLine  `json:"lines"`
+}
+
+// absent is a JSON field that is never written (omitzero).
+type absent struct{}
+
+type companyFigures struct {
+	Figures
+	FreeCalls   absent `json:"free_calls,omitzero"`
+	FreeSeconds absent `json:"free_seconds,omitzero"`
+}
+
+type companyLine struct {
+	Line
+	FreeCalls   absent `json:"free_calls,omitzero"`
+	FreeSeconds absent `json:"free_seconds,omitzero"`
+}
+
+// WithoutFreeCalls is the statement as a company reads it. A company must
+// not learn that one of its crew called one of the tariff's free numbers
+// (a seafarer calling the union's hotline about their employer): its view
+// has no free_calls or free_seconds (left out, not zeros), counts in calls
+// only the calls that were not free, and leaves out a line that only free
+// calls made. Its seconds and money are the statement's: a free call bills
+// nothing. st is not changed.
+func (st *Statement) WithoutFreeCalls() *CompanyStatement {
+	hide := func(f Figures) Figures {
+		f.Calls -= f.FreeCalls
+		f.FreeCalls, f.FreeSeconds = 0, 0
+		return f
+	}
+	out := &CompanyStatement{Statement: *st}
+	out.Statement.Figures = hide(st.Figures)
+	out.Statement.Lines = make([]Line, 0, len(st.Lines))
+	for _, l := range st.Lines {
+		if l.Figures = hide(l.Figures); l.Figures.IsZero() {
+			continue
+		}
+		out.Statement.Lines = append(out.Statement.Lines, l)
+	}
+	out.Statement.Totals = out.Statement.Figures
+	out.Totals = companyFigures{Figures: out.Statement.Totals}
+	out.Lines = make([]companyLine, len(out.Statement.Lines))
+	for i, l := range out.Statement.Lines {
+		out.Lines[i] = companyLine{Line: l}
+	}
+	return out
+}
+
+// WriteCSV writes the lines as Statement.WriteCSV does, without the free
+// calls' columns.
+func (cs *CompanyStatement) WriteCSV(w io.Writer) error { return cs.Statement.writeCSV(w, false) }
+
+// writeCSV is WriteCSV, with the free calls' columns or without.
+func (st *Statement) writeCSV(w io.Writer, free bool) error {
 	cw := wuyou.NewCSVWriter(w) // every cell made safe for spreadsheets
 	figures := []string{"adjusts_period", "calls", "billable_seconds", "covered_seconds", "overage_seconds",
 		"overage_amount_minor", "welfare_cost_minor", "currency"}
 	for _, c := range csvUnitColumns {
 		figures = append(figures, c.events, "billable_"+c.amount, "covered_"+c.amount, "overage_"+c.amount)
 	}
-	figures = append(figures, "free_calls", "free_seconds")
+	if free {
+		figures = append(figures, "free_calls", "free_seconds")
+	}
 	calls := strings.HasPrefix(st.Payer, PayerSeafarer+":")
 	head := []string{"seafarer_id", "seafarer_name", "company_id", "company_name"}
 	if calls {
@@ -624,7 +693,9 @@ func (st *Statement) WriteCSV(w io.Writer) error {
 			}
 			rec = append(rec, num(u.Events), num(u.Billable), num(u.Covered), num(u.Overage))
 		}
-		rec = append(rec, num(l.FreeCalls), num(l.FreeSeconds))
+		if free {
+			rec = append(rec, num(l.FreeCalls), num(l.FreeSeconds))
+		}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

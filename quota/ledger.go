@@ -283,4 +283,8 @@ type LedgerFilter struct {
 	From, To time.Time
 	Limit    int
 	Cursor   string // opaque: the time and offset of the last entry returned
+	// WithoutFree leaves out entries of calls to the tariff's free numbers
+	// (LedgerEntry.Free), as a company reads its crew's usage; a page is
+	// still Limit entries when there are that many others.
+	WithoutFree bool
 }

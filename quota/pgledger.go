@@ -675,6 +675,9 @@ func (l *PGLedger) Ledger(ctx context.Context, seafarerID string, f LedgerFilter
 			q.WriteString(" AND filed_at <= " + arg(sec) + " AND (filed_at < " + arg(sec) + " OR " + exactLedgerTime + " < " + arg(to) + ")")
 		}
 	}
+	if f.WithoutFree {
+		q.WriteString(" AND NOT free")
+	}
 	if f.Cursor != "" {
 		filed, id, ok := parsePGCursor(f.Cursor)
 		if !ok {

@@ -644,3 +644,33 @@ func appendViaTempCopy(ctx context.Context, l *PGLedger, pool *pgxpool.Pool, ent
 		return err
 	})
 }
+
+// WithoutFree (what a company reads of its crew's usage) leaves out the
+// calls to free numbers, and its pages are still full.
+func TestLedgerWithoutFreeLeavesOutFreeCallsAndKeepsPagesFull(t *testing.T) {
+	forEachLedgerStore(t, func(t *testing.T, l ledgerUnderTest) {
+		const sf = "sf-without-free"
+		var all, paid []*LedgerEntry
+		for i := range 6 {
+			e := debitEntry(fmt.Sprintf("cdr-%d", i), ledgerSuiteT0.Add(time.Duration(i)*time.Hour))
+			if i%2 == 1 {
+				e.Free, e.CalledNumber = true, "+861239500"
+				e.BillableSeconds, e.CoveredSeconds, e.OverageSeconds, e.Draws = 0, 0, 0, nil
+				e.OverageAmount.Minor, e.WelfareCost = 0, nil
+			} else {
+				paid = append(paid, e)
+			}
+			all = append(all, e)
+		}
+		l.File(t, sf, all...)
+		require.Len(t, readAllPages(t, l, sf, LedgerFilter{}), 6, "everyone else reads every entry")
+		for _, limit := range []int{1, 2, 3, 50} {
+			got := readAllPages(t, l, sf, LedgerFilter{Limit: limit, WithoutFree: true})
+			require.Equal(t, ids(newestFirst(l, paid)), ids(got), "limit %d", limit)
+		}
+		page, next, err := l.Ledger(context.Background(), sf, LedgerFilter{Limit: 3, WithoutFree: true})
+		require.NoError(t, err)
+		require.Len(t, page, 3, "a page of three is the three paid calls")
+		require.Empty(t, next)
+	})
+}
