@@ -297,7 +297,8 @@ func TestBrowser_SeafarerSeesMinutesLeftPacksAndThisMonthsCalls(t *testing.T) {
 	// Pasting a token that is not one says so; the page stays on sign-in.
 	tb.do(chromedp.Navigate(s.base + "/"))
 	tb.waitFor("the sign-in form", `!document.getElementById('signin').hidden`)
-	tb.do(chromedp.SendKeys(chromedp.ID("token"), "not-a-token"), chromedp.Click(chromedp.CSS("#signin-form button")))
+	tb.do(chromedp.Click(chromedp.CSS(".token-signin summary")), // the token form is the second way in, folded
+		chromedp.SendKeys(chromedp.ID("token"), "not-a-token"), chromedp.Click(chromedp.CSS("#signin-form button")))
 	tb.waitFor("the bad-token message", `!document.getElementById('signin-error').hidden`)
 	if got := tb.text("signin-error"); !strings.Contains(got, "not a valid token") {
 		t.Errorf("bad token message = %q", got)

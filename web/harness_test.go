@@ -2,9 +2,11 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/wuyou/wuyou/crew"
 	"github.com/wuyou/wuyou/internal/pgtest"
 	"github.com/wuyou/wuyou/quota"
+	"github.com/wuyou/wuyou/signin"
 	"github.com/wuyou/wuyou/token"
 )
 
@@ -33,6 +36,7 @@ import (
 // ledger.
 type stack struct {
 	t          *testing.T
+	outbox     *outbox // the SMS the service wrote for the carrier's gateway
 	base       string
 	key        *token.SigningKey
 	crew       *crew.PGStore
@@ -45,11 +49,45 @@ type stack struct {
 	seafarers  []*crew.Seafarer
 }
 
-// discardProducer accepts every message and keeps none: the stack has no
-// broker.
-type discardProducer struct{}
+// outbox stands in for the broker: it keeps the messages written to the
+// SMS topic (sign-in codes, for the gateway) and drops every other.
+type outbox struct {
+	mu  sync.Mutex
+	sms []kafka.Message
+}
 
-func (discardProducer) WriteMessages(context.Context, ...kafka.Message) error { return nil }
+func (o *outbox) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, m := range msgs {
+		if m.Topic == carrier.NewTopics("").SMS {
+			o.sms = append(o.sms, m)
+		}
+	}
+	return nil
+}
+
+// smsTo is the text of every SMS written for msisdn, oldest first.
+func (o *outbox) smsTo(t *testing.T, msisdn string) []string {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var texts []string
+	for _, m := range o.sms {
+		var ev struct {
+			Type    string `json:"type"`
+			Subject string `json:"subject"`
+			Data    struct {
+				Text string `json:"text"`
+			} `json:"data"`
+		}
+		must(t, json.Unmarshal(m.Value, &ev))
+		if ev.Subject == msisdn && ev.Type == signin.KindCode {
+			texts = append(texts, ev.Data.Text)
+		}
+	}
+	return texts
+}
 
 const testIssuer = "https://issuer.web.test"
 
@@ -68,9 +106,9 @@ func mustStack(t *testing.T) *stack {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pool := pgtest.MustPool(t)
-	publisher := carrier.NewPublisher(discardProducer{}, carrier.NewTopics(""), time.Now)
+	s := &stack{t: t, key: key, outbox: &outbox{}}
+	publisher := carrier.NewPublisher(s.outbox, carrier.NewTopics(""), time.Now)
 	statements := quota.NewPGStatements(pool, wuyou.SystemClock)
-	s := &stack{t: t, key: key}
 	s.crew = crew.NewPGStore(pool, wuyou.SystemClock)
 	s.quota = quota.NewRedisStore(rdb, "wuyou", wuyou.SystemClock, quota.Options{})
 	s.ledger = quota.NewPGLedger(pool)
@@ -81,7 +119,22 @@ func mustStack(t *testing.T) *stack {
 	s.recurring = quota.NewRecurringEngine(s.programmes, s.quota, wuyou.SystemClock)
 	s.recurring.Log = log
 	s.recurring.Publisher = s.issuer.Publisher
+	// Sign-in by SMS code, its texts written to the outbox.
+	ctx := context.Background()
+	keys, err := signin.OpenKeyRing(ctx, pool, nil, signin.KeyOptions{TokenTTL: time.Hour})
+	must(t, err)
+	secret, err := signin.Secret(ctx, pool, "otp", time.Now())
+	must(t, err)
+	signIn, err := signin.New(signin.Config{Redis: rdb, Prefix: "wuyou", Secret: secret, Counter: api.NewRedisRateLimitStore(rdb, "wuyou"),
+		Holders: s.crew, SMS: publisher, Keys: keys, Issuer: signin.Issuer, Audience: "wuyou", TokenTTL: time.Hour})
+	must(t, err)
+	signCtx, stopSigning := context.WithCancel(ctx)
+	signIn.Start(signCtx, 1)
+	t.Cleanup(func() { stopSigning(); signIn.Close() })
+	verifier.AcceptOwn(keys, signin.Issuer, "wuyou")
+
 	server := api.New(api.Config{
+		SignIn: signIn, OwnKeys: keys,
 		Crew: s.crew, Quota: s.quota, Programmes: s.programmes, Grants: quota.NewPGGrants(pool), Issuer: s.issuer,
 		Ledger:   carrier.LedgerRecorder{Ledger: s.ledger, Publisher: publisher, Hot: s.quota},
 		Entries:  s.ledger,

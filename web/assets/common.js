@@ -60,7 +60,7 @@ var W = (function () {
   // .status and .problem (the problem+json body) attached.
   async function api(path, opts) {
     opts = opts || {};
-    var headers = Object.assign({ Authorization: 'Bearer ' + token() }, opts.headers || {});
+    var headers = Object.assign(token() ? { Authorization: 'Bearer ' + token() } : {}, opts.headers || {});
     var body = opts.body;
     if (body !== undefined && typeof body !== 'string' && !(body instanceof Blob)) {
       body = JSON.stringify(body);
@@ -75,7 +75,11 @@ var W = (function () {
     if (res.ok && opts.raw) return res;
     var text = await res.text(), data = null;
     if (text) { try { data = JSON.parse(text); } catch (e) { data = null; } }
-    if (!res.ok) throw failure(res.status, data);
+    if (!res.ok) {
+      var err = failure(res.status, data);
+      err.retryAfter = parseInt(res.headers.get('Retry-After'), 10) || 0; // seconds
+      throw err;
+    }
     return data;
   }
 

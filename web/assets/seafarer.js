@@ -11,8 +11,15 @@
   W.addStrings({
     en: {
       title: 'Wuyou · free call minutes at sea',
-      signInHelp: 'Open this page from your union app, or paste the token it gave you.',
-      wrongRole: 'This page is for seafarers. Staff use the console at /console.',
+      otpHelp: 'Enter your mobile number. We send you a code by SMS.',
+      msisdnLabel: 'Mobile number', msisdnPlaceholder: '+86 138 0000 0001', sendCode: 'Send code',
+      codeLabel: 'Code from the SMS', otherNumber: 'Use another number or send a new code',
+      tokenInstead: 'Have a token from your union app?',
+      codeSent: 'If {0} is enrolled with Wuyou, a code is on its way by SMS. It works for {1} minutes.',
+      badNumber: 'Enter the number with its country code, like +86 138 0000 0001.',
+      badCode: 'The code is the 6 digits in the SMS.',
+      wrongCode: 'That code is wrong or has expired. Check the SMS, or ask for a new code.',
+      tooMany: 'Too many tries. Try again in {0} min.',
       'wrongRole.company': 'This page is for seafarers. Company staff use the console at /console.',
       'wrongRole.union': 'This page is for seafarers. Union staff use the console at /console.',
       minutesLeft: 'Free minutes left', ofActive: 'of {0} min in your active packs',
@@ -38,8 +45,15 @@
     },
     'zh-CN': {
       title: '出海无忧 · 海上免费通话分钟',
-      signInHelp: '请从工会应用打开本页，或粘贴工会应用给您的令牌。',
-      wrongRole: '本页面供船员使用。工作人员请使用 /console 控制台。',
+      otpHelp: '请输入您的手机号码，我们将通过短信发送验证码。',
+      msisdnLabel: '手机号码', msisdnPlaceholder: '+86 138 0000 0001', sendCode: '发送验证码',
+      codeLabel: '短信验证码', otherNumber: '换一个号码或重新发送验证码',
+      tokenInstead: '有工会应用给的令牌？',
+      codeSent: '如果 {0} 已在无忧登记，验证码将通过短信发送，{1} 分钟内有效。',
+      badNumber: '请输入带国家代码的号码，例如 +86 138 0000 0001。',
+      badCode: '验证码是短信中的 6 位数字。',
+      wrongCode: '验证码错误或已过期。请查看短信，或重新获取验证码。',
+      tooMany: '尝试次数过多，请 {0} 分钟后再试。',
       'wrongRole.company': '本页面供船员使用。公司工作人员请使用 /console 控制台。',
       'wrongRole.union': '本页面供船员使用。工会工作人员请使用 /console 控制台。',
       minutesLeft: '剩余免费分钟', ofActive: '有效套餐共 {0} 分钟',
@@ -105,6 +119,67 @@
     setStatus('');
     $('signin-error').textContent = problem || '';
     W.show('signin-error', !!problem);
+  }
+
+  // Sign-in with a code by SMS (POST /v1/auth/otp, then :verify). The
+  // number is written as people write it: spaces and dashes go, 00 is +,
+  // and a Chinese mobile number without a country code gets +86.
+  var NUMBER_KEY = 'wuyou.msisdn';
+  var pendingNumber = '';
+
+  function normaliseNumber(raw) {
+    var n = (raw || '').replace(/[\s\-().]/g, '');
+    if (/^00\d/.test(n)) n = '+' + n.slice(2);
+    if (/^1\d{10}$/.test(n)) n = '+86' + n;
+    return n;
+  }
+
+  function signInFailed(e) {
+    var msg = e.message;
+    if (e.status === 429) msg = t('tooMany', Math.max(1, Math.ceil((e.retryAfter || 60) / 60)));
+    else if (e.status === 401) msg = t('wrongCode');
+    else if (e.status === 400) {
+      var field = e.problem && e.problem.errors && e.problem.errors[0] && e.problem.errors[0].field;
+      msg = field === 'code' ? t('badCode') : t('badNumber');
+    }
+    $('signin-error').textContent = msg;
+    W.show('signin-error', true);
+  }
+
+  function showCodeStep(on) {
+    W.show('otp-number-form', !on);
+    W.show('otp-code-form', on);
+    if (on) $('otp-code').focus();
+  }
+
+  async function sendCode(ev) {
+    ev.preventDefault();
+    W.show('signin-error', false);
+    var number = normaliseNumber($('msisdn').value);
+    try {
+      var res = await W.api('/v1/auth/otp', { method: 'POST', body: { msisdn: number } });
+      pendingNumber = number;
+      $('msisdn').value = number; // as the service read it
+      try { localStorage.setItem(NUMBER_KEY, number); } catch (e) { /* not remembered */ }
+      $('otp-sent').textContent = t('codeSent', number, Math.round((res.expires_in || 300) / 60));
+      $('otp-code').value = '';
+      showCodeStep(true);
+    } catch (e) {
+      // Asked again too soon: the code already sent still works.
+      if (e.status === 429 && number === pendingNumber) showCodeStep(true);
+      signInFailed(e);
+    }
+  }
+
+  async function verifyCode(ev) {
+    ev.preventDefault();
+    W.show('signin-error', false);
+    try {
+      var res = await W.api('/v1/auth/otp:verify', { method: 'POST', body: { msisdn: pendingNumber, code: $('otp-code').value.trim() } });
+      W.setToken(res.access_token);
+      showCodeStep(false);
+      load();
+    } catch (e) { signInFailed(e); }
   }
 
   async function load() {
@@ -296,6 +371,10 @@
     W.takeLinkToken();
     W.translate(document);
     W.onLang(render);
+    $('otp-number-form').addEventListener('submit', sendCode);
+    $('otp-code-form').addEventListener('submit', verifyCode);
+    $('otp-again').addEventListener('click', function () { W.show('signin-error', false); showCodeStep(false); });
+    try { $('msisdn').value = localStorage.getItem(NUMBER_KEY) || ''; } catch (e) { /* nothing remembered */ }
     $('signin-form').addEventListener('submit', function (ev) {
       ev.preventDefault();
       W.setToken($('token').value);
