@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -151,13 +153,30 @@ func (s *Server) getSeafarer(c *fiber.Ctx) error {
 	return c.JSON(sf)
 }
 
+// patchSeafarer answers PATCH /v1/seafarers/{id}: staff change what
+// crew.SeafarerUpdate holds; a seafarer changes their own lang, and only it
+// (seafarerUpdate).
 func (s *Server) patchSeafarer(c *fiber.Ctx) error {
-	sf, err := s.seafarerFor(c, c.Params("id"))
+	return s.patchSeafarerOf(c, c.Params("id"))
+}
+
+// patchMe answers PATCH /v1/me: a seafarer changes their own lang, as
+// PATCH /v1/seafarers/{their id} does.
+func (s *Server) patchMe(c *fiber.Ctx) error {
+	return s.patchSeafarerOf(c, PrincipalOf(c).Subject)
+}
+
+func (s *Server) patchSeafarerOf(c *fiber.Ctx, id string) error {
+	sf, err := s.seafarerFor(c, id)
 	if err != nil {
 		return err
 	}
 	var u crew.SeafarerUpdate
-	if err := bodyJSON(c, &u); err != nil {
+	if PrincipalOf(c).Role == token.RoleSeafarer {
+		if u, err = seafarerUpdate(c); err != nil {
+			return err
+		}
+	} else if err := bodyJSON(c, &u); err != nil {
 		return err
 	}
 	updated, err := s.cfg.Crew.UpdateSeafarer(c.UserContext(), sf.ID, u)
@@ -165,8 +184,44 @@ func (s *Server) patchSeafarer(c *fiber.Ctx) error {
 		return err
 	}
 	noteWrite(c, audit.ActionSeafarerUpdate, "seafarers/"+sf.ID, updateSummary(u, updated))
-	s.nudgeRecurring()
+	if u != (crew.SeafarerUpdate{Lang: u.Lang}) {
+		s.nudgeRecurring() // who is signed on may have changed; a lang alone changes nobody's
+	}
 	return c.JSON(updated)
+}
+
+// seafarerUpdate reads what a seafarer may change of themself: a body of
+// exactly {"lang"}. Any other field is EFORBIDDEN naming it (whatever its
+// value: the registry's fields are their company's and the union's to
+// set); no lang, or one that is not a string, is EINVALID naming lang; the
+// lang's value is the registry's rule (crew.PGStore.UpdateSeafarer: 400
+// naming lang).
+func seafarerUpdate(c *fiber.Ctx) (crew.SeafarerUpdate, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(c.Body(), &fields); err != nil || fields == nil {
+		return crew.SeafarerUpdate{}, wuyou.Errorf(wuyou.EINVALID, `body must be a JSON object: {"lang"}`)
+	}
+	var others []string
+	for name := range fields {
+		if name != "lang" {
+			others = append(others, name)
+		}
+	}
+	if len(others) > 0 {
+		sort.Strings(others)
+		return crew.SeafarerUpdate{}, wuyou.Errorf(wuyou.EFORBIDDEN,
+			"a seafarer may change only their lang, not %s: the rest is their company's or the union's to change", strings.Join(others, ", "))
+	}
+	var lang *string
+	if raw, ok := fields["lang"]; ok {
+		if err := json.Unmarshal(raw, &lang); err != nil {
+			return crew.SeafarerUpdate{}, wuyou.Invalid([]wuyou.FieldError{{Field: "lang", Message: "must be a string: one of " + strings.Join(wuyou.Langs, ", ")}})
+		}
+	}
+	if lang == nil {
+		return crew.SeafarerUpdate{}, wuyou.Invalid([]wuyou.FieldError{{Field: "lang", Message: "is required: one of " + strings.Join(wuyou.Langs, ", ")}})
+	}
+	return crew.SeafarerUpdate{Lang: lang}, nil
 }
 
 // updateSummary names the fields a PATCH set, with the new status; numbers
