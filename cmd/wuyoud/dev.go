@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -166,6 +167,12 @@ func runDevEnv(ctx context.Context, args []string, getenv func(string) string, s
 		_ = s.stop(context.Background())
 		return fmt.Errorf("seeding demo data: %w", err)
 	}
+	sms, err := smsPrinter(ctx, cfg.KafkaBrokers, topics.SMS)
+	if err != nil {
+		_ = s.stop(context.Background())
+		return fmt.Errorf("reading %s: %w", topics.SMS, err)
+	}
+	go sms(stdout)
 	stores.printBanner(stdout)
 	if err := printDevGuide(stdout, s, key, demo); err != nil {
 		return err
@@ -481,6 +488,7 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "API\t%s (OpenAPI at %s/openapi.json, metrics at %s/metrics)\n", base, base, base)
 	fmt.Fprintf(tw, "phone page\t%s/#token=%s (the first seafarer's page; open it in a phone-sized window)\n", base, seafarer)
+	fmt.Fprintf(tw, "sign in\t%s/ with a seafarer's number below: the code by SMS is printed here (the carrier's gateway would send it)\n", base)
 	fmt.Fprintf(tw, "console\t%s/console (staff console; paste UNION_TOKEN or COMPANY_TOKEN below)\n", base)
 	fmt.Fprintf(tw, "company\t%s  %s\n", d.company.ID, d.company.Name)
 	for _, sf := range d.seafarers {
@@ -504,6 +512,46 @@ func printDevGuide(w io.Writer, s *service, key *token.SigningKey, d *demoData) 
 		"  go run ./cmd/carriersim --brokers %s --count 10 --msisdn-range %s-%s --sessions --server %s --token %s --first-seq $(date +%%s)\n",
 		brokers, first, last, brokers, first, last, base, carrierTok)
 	return nil
+}
+
+// smsPrinter stands in for the carrier's SMS gateway: the function it
+// returns prints every text the service writes to wuyou.sms.v1 after this
+// call (sign-in codes), until ctx ends, so a demo can sign in on the phone
+// page.
+func smsPrinter(ctx context.Context, brokers []string, topic string) (func(io.Writer), error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := kafka.DialLeader(dctx, "tcp", brokers[0], topic, 0)
+	if err != nil {
+		return nil, err
+	}
+	end, err := conn.ReadLastOffset()
+	conn.Close()
+	if err != nil {
+		return nil, err
+	}
+	return func(stdout io.Writer) {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MaxWait: time.Second})
+		defer r.Close()
+		if err := r.SetOffset(end); err != nil {
+			return
+		}
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				return // ctx ended (or the broker went with it)
+			}
+			var ev struct {
+				Subject string `json:"subject"`
+				Data    struct {
+					Text string `json:"text"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(m.Value, &ev) == nil {
+				fmt.Fprintf(stdout, "SMS to %s (wuyou.sms.v1): %s\n", ev.Subject, ev.Data.Text)
+			}
+		}
+	}, nil
 }
 
 // devBaseURL is the URL of the listener at addr: its own host when it is

@@ -239,6 +239,36 @@ func TestDevListensOnWUYOU_HTTP_ADDRAndPrintsThePhonePageAndConsoleLinks(t *test
 	require.Contains(t, mustGet(t, base+"/metrics"), "wuyou_build_info{", "/metrics names the build")
 }
 
+// A demo signs in on the phone page: the code the service writes to
+// wuyou.sms.v1 is printed, as the carrier's SMS gateway would send it.
+func TestDevPrintsTheSignInCodeItSendsBySMS(t *testing.T) {
+	t.Parallel()
+	d := mustStartDev(t, map[string]string{"WUYOU_POSTGRES_URL": pgtest.MustURL(t)})
+	base := mustDevBase(t, d)
+	out := d.out.String()
+	require.Regexp(t, `(?m)^sign in\s+`+regexp.QuoteMeta(base)+`/ `, out)
+	m := regexp.MustCompile(`(?m)^seafarer\s+\S+\s+.+\s+(\+\d+)$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "the guide lists the seafarers' numbers:\n%s", out)
+	res, err := http.Post(base+"/v1/auth/otp", "application/json", strings.NewReader(`{"msisdn":"`+m[1]+`"}`))
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusAccepted, res.StatusCode)
+	line := regexp.MustCompile(`SMS to ` + regexp.QuoteMeta(m[1]) + ` \(wuyou.sms.v1\): (\d{6}) `)
+	var code string
+	MustWaitFor(t, 30*time.Second, "the SMS line", func() bool {
+		if c := line.FindStringSubmatch(d.out.String()); c != nil {
+			code = c[1]
+			return true
+		}
+		return false
+	})
+	res, err = http.Post(base+"/v1/auth/otp:verify", "application/json", strings.NewReader(`{"msisdn":"`+m[1]+`","code":"`+code+`"}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", body)
+}
+
 func TestDevHTTPFlagWinsOverWUYOU_HTTP_ADDR(t *testing.T) {
 	t.Parallel()
 	fromEnv := "127.0.0.1:" + strconv.Itoa(mustFreePort(t))
