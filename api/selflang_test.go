@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,29 +26,13 @@ import (
 // A seafarer sets their own lang (issue 17): PATCH /v1/seafarers/{own id}
 // and PATCH /v1/me, with a body of exactly {"lang"}.
 
-// selfLangApp serves the seafarer's lang routes: the server's own once
-// server.go routes them (PATCH /v1/seafarers/:id for every person, PATCH
-// /v1/me for the seafarer), until then the same handlers behind the same
-// authentication, role check and audit as server.go's /v1.
-func selfLangApp(f *apiFixture) *fiber.App {
-	if slices.Contains(v1Routes(f.server), "PATCH /v1/me") {
-		return f.app
-	}
-	s := f.server
-	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)))})
-	v1 := app.Group("/v1", Authenticate(s.cfg.Verifier), s.auditWrites())
-	v1.Patch("/seafarers/:id", Require(token.RoleUnion, token.RoleCompany, token.RoleSeafarer), s.patchSeafarer)
-	v1.Patch("/me", Require(token.RoleSeafarer), s.patchMe)
-	return app
-}
-
-// patch sends a PATCH with a JSON body through selfLangApp.
+// patch sends a PATCH with a JSON body to the server.
 func patch(t *testing.T, f *apiFixture, path, tok, body string) (int, http.Header, []byte) {
 	t.Helper()
 	req := httptest.NewRequest("PATCH", path, strings.NewReader(body))
 	req.Header.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	req.Header.Set(fiber.HeaderAuthorization, "Bearer "+tok)
-	res, err := selfLangApp(f).Test(req, 10_000)
+	res, err := f.app.Test(req, 10_000)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)

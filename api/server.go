@@ -217,7 +217,8 @@ func (s *Server) routes() {
 	v1.Post(`/companies/:id/seafarers\:bulk`, staff, s.bulkEnrol)
 	v1.Get("/companies/:id/seafarers", staff, s.listSeafarers)
 	v1.Get("/seafarers/:id", anyPerson, s.getSeafarer)
-	v1.Patch("/seafarers/:id", staff, s.patchSeafarer)
+	v1.Patch("/seafarers/:id", anyPerson, s.patchSeafarer) // a seafarer: their own lang only
+	v1.Patch("/me", Require(token.RoleSeafarer), s.patchMe)
 	v1.Post(`/companies/:id/vessels/:imo\:sign-off`, staff, s.signVessel(crew.SignOff))
 	v1.Post(`/companies/:id/vessels/:imo\:sign-on`, staff, s.signVessel(crew.SignOn))
 	v1.Get("/seafarers/:id/allowance", anyPerson, s.getAllowance)
