@@ -66,7 +66,9 @@ func strictBody(c *fiber.Ctx, v any) error {
 		return wuyou.Invalid([]wuyou.FieldError{{Field: typeErr.Field, Message: "must be " + jsonKind(typeErr.Type.String()) + ", not " + typeErr.Value}})
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, _ = strconv.Unquote(name)
+		if name, _ = strconv.Unquote(name); name == "" {
+			name = `""` // a member with an empty name: named as written
+		}
 		return wuyou.Invalid([]wuyou.FieldError{{Field: name, Message: "is not a field of this request"}})
 	}
 	return wuyou.Errorf(wuyou.EINVALID, "body must be a JSON object of the documented fields: %v", err)
