@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,6 +72,14 @@ func showStatement(ctx context.Context, c *client, w io.Writer, period, payer st
 		_, err := w.Write(append(bytes.TrimRight(raw, "\n"), '\n'))
 		return err
 	case asCSV:
+		// A company's own statement comes without the free calls (they are
+		// the seafarers' to know): its CSV leaves their columns out too.
+		var top map[string]json.RawMessage
+		if json.Unmarshal(raw, &top) == nil {
+			if _, has := top["free_calls"]; !has {
+				return st.WithoutFreeCalls().WriteCSV(w)
+			}
+		}
 		return st.WriteCSV(w)
 	}
 	return printStatement(w, &st)

@@ -59,6 +59,18 @@ sf_a,,,,2026-10,1,60,60,0,0,45,CNY,0,0,0,0,0,0,0,0,0,0
 `, res.stdout)
 }
 
+// A company reading its own statement gets it without the free calls; its
+// CSV then has no free columns either (not columns of zeros).
+func TestStatement_CSVOfACompanysOwnStatementHasNoFreeColumns(t *testing.T) {
+	full := companyStatement()
+	srv := fakeAPI(t, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, full.WithoutFreeCalls()) })
+	res := runCLI(srv, "statement", "--period", "2026-11", "--payer", "company:co_1", "--csv")
+	require.NoError(t, res.err, res.stderr)
+	header, _, _ := strings.Cut(res.stdout, "\n")
+	require.NotContains(t, header, "free_")
+	require.True(t, strings.HasSuffix(header, ",overage_sms"), "%s", header)
+}
+
 func TestStatement_ShowsTheServersProblem(t *testing.T) {
 	srv := fakeAPI(t, func(w http.ResponseWriter, _ *http.Request) {
 		writeProblem(w, http.StatusNotFound, "company co_9 not found")
