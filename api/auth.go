@@ -356,17 +356,9 @@ func (v *Verifier) verifyClaims(raw string, used *keyUsed) (Principal, time.Time
 		*used = keyUsed{kid: header.KID, public: key.public}
 	}
 
-	var claims token.Payload
-	_, err = key.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) {
-		return key.public, nil
-	})
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Principal{}, time.Time{}, unauthorized("token expired")
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return Principal{}, time.Time{}, unauthorized("token not yet valid")
-	case err != nil:
-		return Principal{}, time.Time{}, unauthorized("invalid token")
+	claims, err := parseClaims(key.parser, raw, key.public)
+	if err != nil {
+		return Principal{}, time.Time{}, err
 	}
 
 	p := Principal{Role: claims.Role, Subject: claims.Subject}
@@ -417,20 +409,31 @@ func (v *Verifier) verifyOwn(raw string, header tokenHeader, used *keyUsed) (Pri
 	if used != nil {
 		*used = keyUsed{kid: header.KID, public: public, own: true}
 	}
-	var claims token.Payload
-	_, err := v.ownParser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return public, nil })
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Principal{}, time.Time{}, unauthorized("token expired")
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return Principal{}, time.Time{}, unauthorized("token not yet valid")
-	case err != nil:
-		return Principal{}, time.Time{}, unauthorized("invalid token")
+	claims, err := parseClaims(v.ownParser, raw, public)
+	if err != nil {
+		return Principal{}, time.Time{}, err
 	}
 	if claims.Role != token.RoleSeafarer || claims.Subject == "" || claims.CompanyID != "" {
 		return Principal{}, time.Time{}, unauthorized("invalid token")
 	}
 	return Principal{Role: token.RoleSeafarer, Subject: claims.Subject}, claims.ExpiresAt.Time, nil
+}
+
+// parseClaims checks raw's signature with public and its claims with
+// parser (pinned to one algorithm, iss and aud): the payload, or the 401
+// that says what may be said.
+func parseClaims(parser *jwt.Parser, raw string, public any) (token.Payload, error) {
+	var claims token.Payload
+	_, err := parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return public, nil })
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return claims, unauthorized("token expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return claims, unauthorized("token not yet valid")
+	case err != nil:
+		return claims, unauthorized("invalid token")
+	}
+	return claims, nil
 }
 
 // principalKey is the c.Locals key under which Authenticate stores the Principal.
