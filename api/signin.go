@@ -107,25 +107,43 @@ func (s *Server) jwks(c *fiber.Ctx) error {
 
 // clientAddress is the address limits count a request under: the peer's,
 // or, when the peer is a trusted proxy (Config.TrustedProxies), the
-// nearest address in X-Forwarded-For that is not one. Entries a client
-// wrote itself sit left of its real address and are never reached.
+// nearest address in X-Forwarded-For that is not one. Every
+// X-Forwarded-For line is read, in order (a proxy may add a line of its
+// own rather than extend the client's), so entries a client wrote itself
+// sit left of its real address and are never reached. A hop written with a
+// port ("192.0.2.1:4711", "[2001:db8::1]:443") counts by its address.
 func (s *Server) clientAddress(c *fiber.Ctx) string {
 	peer := c.Context().RemoteIP().String()
 	if !s.trusted(peer) {
 		return peer
 	}
-	hops := strings.Split(c.Get(fiber.HeaderXForwardedFor), ",")
+	var hops []string
+	for _, line := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+		hops = append(hops, strings.Split(string(line), ",")...)
+	}
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		addr, err := netip.ParseAddr(hop)
-		if err != nil {
+		addr, ok := hopAddress(strings.TrimSpace(hops[i]))
+		if !ok {
 			break // a proxy wrote nonsense: count under the proxy
 		}
 		if !s.trusted(addr.String()) {
-			return addr.Unmap().String()
+			return addr.String()
 		}
 	}
 	return peer
+}
+
+// hopAddress reads one X-Forwarded-For entry: an address, with or without
+// a port.
+func hopAddress(hop string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(hop); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	addr, err := netip.ParseAddr(strings.Trim(hop, "[]"))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap(), true
 }
 
 func (s *Server) trusted(addr string) bool {

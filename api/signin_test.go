@@ -102,9 +102,8 @@ func mustSignInRig(t testing.TB, limits signin.Limits) *signInRig {
 	svc, err := signin.New(signin.Config{Redis: f.rdb, Prefix: f.prefix, Secret: secret, Counter: NewRedisRateLimitStore(f.rdb, f.prefix),
 		Holders: f.crew, SMS: box, Keys: keys, Issuer: signin.Issuer, Audience: "wuyou", TokenTTL: time.Hour, Limits: limits})
 	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	svc.Start(runCtx, 1)
-	t.Cleanup(func() { cancel(); svc.Close() })
+	svc.Start(1)
+	t.Cleanup(func() { svc.Close(context.Background()) })
 
 	jwks, err := token.JWKS(f.key)
 	require.NoError(t, err)
@@ -138,7 +137,9 @@ func (r *signInRig) post(t *testing.T, path, addr string, body any) (int, http.H
 	}
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Forwarded-For", addr)
+	for _, line := range strings.Split(addr, "\n") { // several lines: several headers
+		req.Header.Add("X-Forwarded-For", line)
+	}
 	res, err := r.app.Test(req, 10_000)
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -316,8 +317,13 @@ func TestSignIn_GuessingEndsIn429EvenForTheRightCode(t *testing.T) {
 func TestSignIn_FloodingSendsIsLimitedPerAddressWhateverTheClientForwards(t *testing.T) {
 	t.Parallel()
 	r := mustSignInRig(t, signin.Limits{SendsPerAddress: 5})
-	for i := range 5 {
-		forged := "10.0." + strconv.Itoa(i) + ".1, 198.51.100.77"
+	for i, forged := range []string{
+		"10.0.0.1, 198.51.100.77",      // the client's own entry, then the proxy's
+		"10.0.1.1\n198.51.100.77",      // the same as two header lines (a proxy adding a line of its own)
+		"10.0.2.1, 198.51.100.77:4711", // the proxy writes the client's port too
+		"198.51.100.77",
+		"[::ffff:198.51.100.77]:443",
+	} {
 		status, _, body := r.post(t, "/v1/auth/otp", forged, map[string]string{"msisdn": "+86137000000" + strconv.Itoa(10+i)})
 		require.Equal(t, http.StatusAccepted, status, "send %d: %s", i, body)
 	}

@@ -26,8 +26,10 @@ import (
 // (and can verify its tokens) before the first of them exists; a replica
 // that meets a kid it does not know reads the table again at once, at most
 // once per reloadGap. A key that stopped signing stays published until the
-// last token it signed has expired (TokenTTL and clock leeway after), then
-// it is deleted.
+// last token any replica may have signed with it has expired (its
+// retire_after, which each replica raises while the key signs there, and
+// TokenTTL and clock leeway after the next key took over), then it is
+// deleted.
 //
 // It is safe for concurrent use.
 type KeyRing struct {
@@ -44,10 +46,9 @@ type KeyRing struct {
 }
 
 type ringKey struct {
-	key        *token.SigningKey
-	public     ed25519.PublicKey
-	signsFrom  time.Time
-	signsUntil time.Time // zero while no later key exists
+	key       *token.SigningKey
+	public    ed25519.PublicKey
+	signsFrom time.Time
 }
 
 // KeyOptions tune the ring; zero values take the defaults.
@@ -129,7 +130,8 @@ func (r *KeyRing) Run(ctx context.Context) {
 }
 
 // Refresh rotates when due (writing the next key ahead of time, deleting
-// keys whose tokens have all expired) and reads the table.
+// keys whose tokens have all expired), vouches for the tokens this replica
+// may sign until its next refresh, and reads the table.
 func (r *KeyRing) Refresh(ctx context.Context) error {
 	r.reload.Lock()
 	defer r.reload.Unlock()
@@ -140,34 +142,42 @@ func (r *KeyRing) Refresh(ctx context.Context) error {
 		if rows, err = readKeys(ctx, tx); err != nil {
 			return err
 		}
-		if !r.rotationDue(rows, now) && !r.retiredPresent(rows, now) {
-			return nil
-		}
-		// Another replica may be rotating: take the lock, read again.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(keyRingLock)); err != nil {
-			return err
-		}
-		if rows, err = readKeys(ctx, tx); err != nil {
-			return err
-		}
-		if r.rotationDue(rows, now) {
-			row, err := r.nextKey(rows, now)
-			if err != nil {
+		if r.rotationDue(rows, now) || len(r.retiredRows(rows, now)) > 0 {
+			// Another replica may be rotating: take the lock, read again.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(keyRingLock)); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO signing_keys (kid, private_pem, created_at, signs_from) VALUES ($1, $2, $3, $4)`,
-				row.kid, row.pem, now, row.signsFrom); err != nil {
+			if rows, err = readKeys(ctx, tx); err != nil {
 				return err
 			}
-			rows = append(rows, row)
-			r.opts.Log.Info("signing key written", "kid", row.kid, "signs_from", row.signsFrom)
-		}
-		for i, row := range rows {
-			if i+1 < len(rows) && r.retired(rows[i+1].signsFrom, now) {
-				if _, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1`, row.kid); err != nil {
+			if r.rotationDue(rows, now) {
+				row, err := r.nextKey(rows, now)
+				if err != nil {
 					return err
 				}
-				r.opts.Log.Info("signing key retired: every token it signed has expired", "kid", row.kid)
+				if _, err := tx.Exec(ctx, `INSERT INTO signing_keys (kid, private_pem, created_at, signs_from) VALUES ($1, $2, $3, $4)`,
+					row.kid, row.pem, now, row.signsFrom); err != nil {
+					return err
+				}
+				rows = append(rows, row)
+				r.opts.Log.Info("signing key written", "kid", row.kid, "signs_from", row.signsFrom)
+			}
+			for _, kid := range r.retiredRows(rows, now) {
+				if _, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1`, kid); err != nil {
+					return err
+				}
+				r.opts.Log.Info("signing key retired: every token it signed has expired", "kid", kid)
+			}
+		}
+		// The key this replica signs with until its next refresh stays
+		// published until the last token it may sign meanwhile expires,
+		// whatever the other replicas' token lifetime (a rolling change of
+		// WUYOU_SEAFARER_TOKEN_TTL) or clocks.
+		if kid := signerAt(rows, now); kid != "" {
+			until := now.Add(r.opts.Refresh + r.opts.TokenTTL + r.opts.Leeway)
+			if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retire_after = $2
+WHERE kid = $1 AND (retire_after IS NULL OR retire_after < $2)`, kid, until); err != nil {
+				return err
 			}
 		}
 		rows, err = readKeys(ctx, tx)
@@ -181,20 +191,32 @@ func (r *KeyRing) Refresh(ctx context.Context) error {
 
 // keyRow is one row of signing_keys.
 type keyRow struct {
-	kid, pem  string
-	signsFrom time.Time
+	kid, pem    string
+	signsFrom   time.Time
+	retireAfter *time.Time
 }
 
 func readKeys(ctx context.Context, tx pgx.Tx) ([]keyRow, error) {
-	rows, err := tx.Query(ctx, `SELECT kid, private_pem, signs_from FROM signing_keys ORDER BY signs_from`)
+	rows, err := tx.Query(ctx, `SELECT kid, private_pem, signs_from, retire_after FROM signing_keys ORDER BY signs_from`)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (keyRow, error) {
 		var k keyRow
-		err := row.Scan(&k.kid, &k.pem, &k.signsFrom)
+		err := row.Scan(&k.kid, &k.pem, &k.signsFrom, &k.retireAfter)
 		return k, err
 	})
+}
+
+// signerAt is the kid of the key that signs at now among rows (by
+// signs_from), or "".
+func signerAt(rows []keyRow, now time.Time) string {
+	for i := len(rows) - 1; i >= 0; i-- {
+		if !rows[i].signsFrom.After(now) {
+			return rows[i].kid
+		}
+	}
+	return ""
 }
 
 // rotationDue reports whether the next key must be written now: there is
@@ -207,13 +229,26 @@ func (r *KeyRing) rotationDue(rows []keyRow, now time.Time) bool {
 	return !newest.Add(r.opts.RotateEvery).After(now.Add(r.opts.PublishAhead))
 }
 
-// retired reports whether a key replaced at replacedAt has no live token left.
-func (r *KeyRing) retired(replacedAt, now time.Time) bool {
-	return now.After(replacedAt.Add(r.opts.TokenTTL + r.opts.Leeway))
-}
+// retireMargin is how long past the last expiry a replica vouched for a key
+// is kept anyway: published keys cost nothing, refused tokens do.
+const retireMargin = 5 * time.Minute
 
-func (r *KeyRing) retiredPresent(rows []keyRow, now time.Time) bool {
-	return len(rows) > 1 && r.retired(rows[1].signsFrom, now)
+// retiredRows are the kids of keys no live token can need: replaced by a
+// later key for this replica's token lifetime and leeway, and past the
+// latest expiry any replica vouched for, with retireMargin.
+func (r *KeyRing) retiredRows(rows []keyRow, now time.Time) []string {
+	var out []string
+	for i := 0; i+1 < len(rows); i++ {
+		replaced := rows[i+1].signsFrom
+		if !now.After(replaced.Add(r.opts.TokenTTL + r.opts.Leeway)) {
+			continue
+		}
+		if ra := rows[i].retireAfter; ra != nil && !now.After(ra.Add(retireMargin)) {
+			continue
+		}
+		out = append(out, rows[i].kid)
+	}
+	return out
 }
 
 // nextKey makes the key that follows rows: the first one signs at once
@@ -229,7 +264,9 @@ func (r *KeyRing) nextKey(rows []keyRow, now time.Time) (keyRow, error) {
 	if err != nil {
 		return keyRow{}, err
 	}
-	from := now
+	// The first key signs at once, a minute back: a replica whose clock
+	// is behind the writer's has it in force too.
+	from := now.Add(-time.Minute)
 	if len(rows) > 0 {
 		from = rows[len(rows)-1].signsFrom.Add(r.opts.RotateEvery)
 		if earliest := now.Add(r.opts.PublishAhead); from.Before(earliest) {
@@ -256,9 +293,6 @@ func (r *KeyRing) load(rows []keyRow, now time.Time) error {
 	sort.Slice(keys, func(i, j int) bool { return keys[i].signsFrom.Before(keys[j].signsFrom) })
 	published := make([]*token.SigningKey, 0, len(keys))
 	for i := range keys {
-		if i+1 < len(keys) {
-			keys[i].signsUntil = keys[i+1].signsFrom
-		}
 		published = append(published, keys[i].key)
 	}
 	var jwks []byte

@@ -71,15 +71,16 @@ func TestKeyRingRotatesPublishingAheadAndRetiringAfterTheTokensExpire(t *testing
 		t.Fatalf("JWKS = %v, want only %s", kids, first.KID)
 	}
 
-	// Not yet due: nothing is written.
-	clk.Add(23*time.Hour + 49*time.Minute)
+	// Not yet due: nothing is written. (The first key signs from a minute
+	// before it was written, so it is due 24h − 11 min after.)
+	clk.Add(23*time.Hour + 47*time.Minute)
 	refreshBoth(t, a, b)
 	if kids := jwksKIDs(t, a.JWKS()); len(kids) != 1 {
-		t.Fatalf("rotated %s early: JWKS = %v", 24*time.Hour-11*time.Minute, kids)
+		t.Fatalf("rotated early: JWKS = %v", kids)
 	}
 
 	// Due: the next key is published, but the first still signs.
-	clk.Add(2 * time.Minute)
+	clk.Add(3 * time.Minute)
 	refreshBoth(t, a, b)
 	kids := jwksKIDs(t, b.JWKS())
 	if len(kids) != 2 {
@@ -139,6 +140,46 @@ func refreshBoth(t *testing.T, rings ...*KeyRing) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A key stays published while any replica's tokens from it may live: a
+// replica with a longer token lifetime (a rolling change of
+// WUYOU_SEAFARER_TOKEN_TTL) keeps it from being deleted by one with a
+// shorter.
+func TestKeyRingKeepsAKeyWhileAnyReplicasTokensLive(t *testing.T) {
+	pool := pgtest.MustPool(t)
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	short := KeyOptions{RotateEvery: 24 * time.Hour, TokenTTL: 2 * time.Hour}
+	long := short
+	long.TokenTTL = 10 * time.Hour
+	a, err := OpenKeyRing(ctx, pool, clk.Now, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenKeyRing(ctx, pool, clk.Now, long) // signs 10-hour tokens with the first key
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := b.Signer()
+	clk.Add(23*time.Hour + 55*time.Minute) // rotation due: the next key signs 10 min after it is written
+	refreshBoth(t, a, b)
+	clk.Add(11 * time.Minute)
+	refreshBoth(t, a)
+	if s, _ := a.Signer(); s.KID == first.KID {
+		t.Fatal("no rotation")
+	}
+	// Past the short replica's rule (2h), within the long one's tokens (10h).
+	clk.Add(3 * time.Hour)
+	refreshBoth(t, a)
+	if _, ok := a.PublicKey(ctx, first.KID); !ok {
+		t.Fatal("a key was deleted while the other replica's 10-hour tokens from it live")
+	}
+	clk.Add(8 * time.Hour)
+	refreshBoth(t, a)
+	if _, ok := a.PublicKey(ctx, first.KID); ok {
+		t.Fatal("the key is still published after every token it signed expired")
 	}
 }
 

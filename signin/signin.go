@@ -8,9 +8,11 @@
 //     shared by the replicas (PostgreSQL), single use, and expire after
 //     Limits.CodeTTL.
 //   - Sends are limited per number (a cooldown and a count per window) and
-//     per client address; tries are limited per code, per number and per
-//     client address. Over a limit the answer is a Limited error (429 with
+//     per client address (IPv6 by /64); tries are limited per code, per
+//     number (an hour and a day) and per client address. Over a limit the answer is a Limited error (429 with
 //     Retry-After) and nothing is compared.
+//   - A code signs in only the seafarer its SMS went to, while they hold
+//     the number, and gives one token however many verify it at once.
 //   - Nobody learns whether a number is enrolled: a request for any
 //     well-formed number is stored, limited and answered alike, and whether
 //     an SMS goes out is decided afterwards, off the request's path.
@@ -23,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -47,25 +50,27 @@ type Limits struct {
 	// shares one satellite address, so this is higher than per number.
 	SendsPerAddress int
 	// TriesPerCode wrong tries and the code is gone; TriesPerNumber tries
-	// per TryWindow for a number, whatever the codes; TriesPerAddress per
-	// TryWindow from one client address.
-	TriesPerCode    int
-	TriesPerNumber  int
-	TriesPerAddress int
-	TryWindow       time.Duration
+	// per TryWindow for a number, whatever the codes, and TriesPerNumberDay
+	// a day; TriesPerAddress per TryWindow from one client address.
+	TriesPerCode      int
+	TriesPerNumber    int
+	TriesPerNumberDay int
+	TriesPerAddress   int
+	TryWindow         time.Duration
 }
 
 // DefaultLimits are the limits a deployment runs with.
 var DefaultLimits = Limits{
-	CodeTTL:         5 * time.Minute,
-	SendCooldown:    time.Minute,
-	SendsPerNumber:  5,
-	SendWindow:      time.Hour,
-	SendsPerAddress: 60,
-	TriesPerCode:    5,
-	TriesPerNumber:  10,
-	TriesPerAddress: 100,
-	TryWindow:       time.Hour,
+	CodeTTL:           5 * time.Minute,
+	SendCooldown:      time.Minute,
+	SendsPerNumber:    5,
+	SendWindow:        time.Hour,
+	SendsPerAddress:   60,
+	TriesPerCode:      5,
+	TriesPerNumber:    10,
+	TriesPerNumberDay: 30,
+	TriesPerAddress:   100,
+	TryWindow:         time.Hour,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -87,6 +92,7 @@ func (l Limits) withDefaults() Limits {
 	pickN(&l.SendsPerAddress, d.SendsPerAddress)
 	pickN(&l.TriesPerCode, d.TriesPerCode)
 	pickN(&l.TriesPerNumber, d.TriesPerNumber)
+	pickN(&l.TriesPerNumberDay, d.TriesPerNumberDay)
 	pickN(&l.TriesPerAddress, d.TriesPerAddress)
 	pick(&l.TryWindow, d.TryWindow)
 	return l
@@ -156,8 +162,14 @@ type Service struct {
 	codes   codes
 	jobs    chan smsJob
 	wg      sync.WaitGroup
-	once    sync.Once
 	metrics *metrics
+
+	// mu guards closed: once Close began, a late request drops its SMS
+	// instead of sending on the closed queue.
+	mu     sync.RWMutex
+	closed bool
+	// stopWorkers ends the workers' sends when Close runs out of time.
+	stopWorkers context.CancelFunc
 }
 
 type smsJob struct{ msisdn, code string }
@@ -193,31 +205,67 @@ func (s *Service) TokenTTL() time.Duration { return s.cfg.TokenTTL }
 // CodeTTL is how long a code lives.
 func (s *Service) CodeTTL() time.Duration { return s.cfg.Limits.CodeTTL }
 
-// Start runs the SMS sender until ctx ends or Close.
-func (s *Service) Start(ctx context.Context, workers int) {
+// Start runs the SMS sender until Close, with workers sending at once.
+func (s *Service) Start(workers int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWorkers = cancel
 	for range max(workers, 1) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case job, ok := <-s.jobs:
-					if !ok {
-						return
-					}
-					s.send(ctx, job)
+			for job := range s.jobs {
+				if ctx.Err() != nil {
+					s.metrics.sms.WithLabelValues("dropped").Inc()
+					continue
 				}
+				s.send(ctx, job)
 			}
 		}()
 	}
 }
 
-// Close sends what is queued and stops the sender.
-func (s *Service) Close() {
-	s.once.Do(func() { close(s.jobs) })
-	s.wg.Wait()
+// Close stops taking codes and sends those queued until ctx ends; what is
+// left then is dropped (counted), the sends in flight are cut short, and
+// Close returns once the workers have.
+func (s *Service) Close(ctx context.Context) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.jobs)
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if s.stopWorkers != nil {
+			s.stopWorkers()
+		}
+		<-done
+	}
+	if s.stopWorkers != nil {
+		s.stopWorkers()
+	}
+}
+
+// enqueue hands a code to the SMS workers, or drops it (counted) when the
+// queue is full or the service is closing.
+func (s *Service) enqueue(job smsJob) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.metrics.sms.WithLabelValues("dropped").Inc()
+		return
+	}
+	select {
+	case s.jobs <- job:
+	default:
+		s.metrics.sms.WithLabelValues("dropped").Inc()
+		s.cfg.Log.Warn("sign-in SMS dropped: the send queue is full")
+	}
 }
 
 // RequestCode starts a sign-in for msisdn from the client address addr:
@@ -235,7 +283,7 @@ func (s *Service) RequestCode(ctx context.Context, msisdn, addr string) error {
 	if err != nil {
 		return err
 	}
-	wait, err := s.codes.store(ctx, msisdn, code, s.cfg.Limits, s.cfg.Now())
+	wait, err := s.codes.store(ctx, msisdn, code, s.cfg.Limits)
 	if err != nil {
 		return wuyou.Errorf(wuyou.EUNAVAILABLE, "sign-in codes cannot be stored now: %v", err)
 	}
@@ -243,12 +291,7 @@ func (s *Service) RequestCode(ctx context.Context, msisdn, addr string) error {
 		s.metrics.requests.WithLabelValues("send", "limited").Inc()
 		return &Limited{RetryAfter: wait, What: "code requests for this number"}
 	}
-	select {
-	case s.jobs <- smsJob{msisdn: msisdn, code: code}:
-	default:
-		s.metrics.sms.WithLabelValues("dropped").Inc()
-		s.cfg.Log.Warn("sign-in SMS dropped: the send queue is full")
-	}
+	s.enqueue(smsJob{msisdn: msisdn, code: code})
 	s.metrics.requests.WithLabelValues("send", "accepted").Inc()
 	return nil
 }
@@ -263,6 +306,17 @@ func (s *Service) send(ctx context.Context, job smsJob) {
 	if err != nil {
 		s.metrics.sms.WithLabelValues("failed").Inc()
 		s.cfg.Log.Warn("sign-in SMS not sent: the number's holder could not be read", "err", err)
+		return
+	}
+	// The code answers for this seafarer only: if the number changes hands
+	// before it is used, it signs nobody in.
+	if bound, err := s.codes.bind(ctx, job.msisdn, job.code, sf.ID); err != nil || !bound {
+		outcome := "superseded" // a newer code replaced it; its own job sends that one
+		if err != nil {
+			outcome = "failed"
+			s.cfg.Log.Warn("sign-in SMS not sent: the code could not be bound to its seafarer", "seafarer_id", sf.ID, "err", err)
+		}
+		s.metrics.sms.WithLabelValues(outcome).Inc()
 		return
 	}
 	text := sms.SignInCode(sf.Lang, job.code, s.cfg.Limits.CodeTTL)
@@ -306,19 +360,24 @@ func (s *Service) Verify(ctx context.Context, msisdn, code, addr string) (*Token
 	if err := s.countAddress(ctx, "try", addr, s.cfg.Limits.TriesPerAddress, s.cfg.Limits.TryWindow, "sign-in tries from this address"); err != nil {
 		return nil, err
 	}
-	ok, wait, err := s.codes.check(ctx, msisdn, code, s.cfg.Limits)
+	ok, sentTo, wait, err := s.codes.check(ctx, msisdn, code, s.cfg.Limits)
 	switch {
 	case err != nil:
 		return nil, wuyou.Errorf(wuyou.EUNAVAILABLE, "sign-in codes cannot be checked now: %v", err)
 	case wait > 0:
 		s.metrics.requests.WithLabelValues("verify", "limited").Inc()
 		return nil, &Limited{RetryAfter: wait, What: "sign-in tries for this number"}
-	case !ok:
+	case !ok || sentTo == "":
+		// sentTo is empty when no SMS carried the code: nobody holds the
+		// number, so nobody can know it.
 		s.metrics.requests.WithLabelValues("verify", "wrong").Inc()
 		return nil, errWrongCode
 	}
+	// The right code: a token for the seafarer it was sent to, if they hold
+	// the number still. Until the token is made the code stays usable, so
+	// an outage here costs the seafarer no new code.
 	sf, err := s.cfg.Holders.SeafarerByMSISDN(ctx, msisdn)
-	if wuyou.ErrorCode(err) == wuyou.ENOTFOUND {
+	if wuyou.ErrorCode(err) == wuyou.ENOTFOUND || (err == nil && sf.ID != sentTo) {
 		// The number changed hands since the code was sent.
 		s.metrics.requests.WithLabelValues("verify", "wrong").Inc()
 		return nil, errWrongCode
@@ -333,6 +392,15 @@ func (s *Service) Verify(ctx context.Context, msisdn, code, addr string) (*Token
 	if err != nil {
 		return nil, err
 	}
+	used, err := s.codes.consume(ctx, msisdn, code)
+	if err != nil {
+		return nil, wuyou.Errorf(wuyou.EUNAVAILABLE, "sign-in codes cannot be used now: %v", err)
+	}
+	if !used {
+		// Another verify of the same code won: one code, one token.
+		s.metrics.requests.WithLabelValues("verify", "wrong").Inc()
+		return nil, errWrongCode
+	}
 	s.metrics.requests.WithLabelValues("verify", "ok").Inc()
 	return &Token{AccessToken: raw, ExpiresIn: s.cfg.TokenTTL, SeafarerID: sf.ID}, nil
 }
@@ -341,7 +409,7 @@ func (s *Service) Verify(ctx context.Context, msisdn, code, addr string) (*Token
 // A counter that fails lets the request through (the number's own limits,
 // in the same Redis, still hold or fail the request).
 func (s *Service) countAddress(ctx context.Context, op, addr string, limit int, window time.Duration, what string) error {
-	hits, resetIn, err := s.cfg.Counter.Hit(ctx, "otp:"+op+":ip:"+addr, window)
+	hits, resetIn, err := s.cfg.Counter.Hit(ctx, "otp:"+op+":ip:"+addressGroup(addr), window)
 	if err != nil {
 		s.cfg.Log.Warn("sign-in address limit not checked", "op", op, "err", err)
 		return nil
@@ -352,6 +420,22 @@ func (s *Service) countAddress(ctx context.Context, op, addr string, limit int, 
 		return &Limited{RetryAfter: resetIn, What: what}
 	}
 	return nil
+}
+
+// addressGroup is what the per-address limits count a client address
+// under: an IPv4 address itself, an IPv6 address by its /64 (one
+// subscriber's usual share: counting single IPv6 addresses would give an
+// attacker 2^64 budgets).
+func addressGroup(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return ip.String()
 }
 
 const msisdnRule = "must be E.164: + and 8 to 15 digits"
@@ -389,7 +473,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op", "outcome"}),
 		sms: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wuyou_signin_sms_total",
-			Help: "Sign-in codes by what became of their SMS (sent, not_enrolled, failed, dropped).",
+			Help: "Sign-in codes by what became of their SMS (sent, not_enrolled, superseded, failed, dropped).",
 		}, []string{"outcome"}),
 	}
 	if reg != nil {

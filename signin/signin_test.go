@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,11 +25,15 @@ type holders struct {
 	by      map[string]*crew.Seafarer
 	lookups int
 	block   chan struct{}
+	down    atomic.Bool // the roster is out of reach
 }
 
 func (h *holders) SeafarerByMSISDN(_ context.Context, msisdn string) (*crew.Seafarer, error) {
 	if h.block != nil {
 		<-h.block
+	}
+	if h.down.Load() {
+		return nil, errors.New("roster unreachable")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -130,9 +135,8 @@ func newFixture(t *testing.T, limits Limits) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	f.svc.Start(runCtx, 2)
-	t.Cleanup(func() { cancel(); f.svc.Close() })
+	f.svc.Start(2)
+	t.Cleanup(func() { f.svc.Close(context.Background()) })
 	return f
 }
 
@@ -229,7 +233,7 @@ func TestCodeForAnotherNumberIsRefused(t *testing.T) {
 // right one fails; after TriesPerNumber tries in the window nothing is
 // compared at all, whatever codes were sent meanwhile.
 func TestGuessingStopsAtTheLimitsEvenForTheRightCode(t *testing.T) {
-	f := newFixture(t, Limits{TriesPerCode: 3, TriesPerNumber: 5, SendCooldown: time.Second})
+	f := newFixture(t, Limits{TriesPerCode: 3, TriesPerNumber: 5, SendCooldown: 100 * time.Millisecond})
 	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -242,14 +246,17 @@ func TestGuessingStopsAtTheLimitsEvenForTheRightCode(t *testing.T) {
 	if _, err := f.verify(enrolled, code, "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
 		t.Fatalf("the right code after %d wrong tries: err = %v, want unauthorized (the code is gone)", 3, err)
 	}
-	// A new code: the number has one try left in the window (5 − 4).
-	f.clock.Add(2 * time.Second)
+	// A new code: the number has two tries left in the window (5 − 3; the
+	// try after the code was gone compared nothing and counted nothing).
+	time.Sleep(150 * time.Millisecond) // the cooldown
 	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	code = f.box.codeFor(t, enrolled, 1)
-	if _, err := f.verify(enrolled, wrongCode(code), "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
-		t.Fatalf("fifth try: err = %v", err)
+	for i := range 2 {
+		if _, err := f.verify(enrolled, wrongCode(code), "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
+			t.Fatalf("try %d: err = %v", 4+i, err)
+		}
 	}
 	_, err := f.verify(enrolled, code, "10.0.0.1")
 	l, ok := isLimited(err)
@@ -268,29 +275,238 @@ func TestGuessingStopsAtTheLimitsEvenForTheRightCode(t *testing.T) {
 // Sends per number: a cooldown, then a count per window; both say when to
 // come back.
 func TestSendsPerNumberAreLimited(t *testing.T) {
-	f := newFixture(t, Limits{SendCooldown: time.Minute, SendsPerNumber: 3})
+	const cooldown = 300 * time.Millisecond
+	f := newFixture(t, Limits{SendCooldown: cooldown, SendsPerNumber: 3})
 	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	err := f.request(t, enrolled, "10.0.0.2")
-	if l, ok := isLimited(err); !ok || l.RetryAfter > time.Minute || l.RetryAfter <= 0 {
-		t.Fatalf("second send within the cooldown: %v, want limited for under a minute", err)
+	if l, ok := isLimited(err); !ok || l.RetryAfter > cooldown || l.RetryAfter <= 0 {
+		t.Fatalf("second send within the cooldown: %v, want limited for under the cooldown", err)
 	}
 	for i := range 2 {
-		f.clock.Add(time.Minute)
+		time.Sleep(cooldown + 50*time.Millisecond)
 		if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
 			t.Fatalf("send %d after the cooldown: %v", i+2, err)
 		}
 	}
-	f.clock.Add(time.Minute)
-	if _, ok := isLimited(f.request(t, enrolled, "10.0.0.1")); !ok {
-		t.Fatal("a fourth send in the window was not limited")
+	time.Sleep(cooldown + 50*time.Millisecond)
+	l, ok := isLimited(f.request(t, enrolled, "10.0.0.1"))
+	if !ok || l.RetryAfter <= cooldown {
+		t.Fatalf("a fourth send in the window: %v, want limited until the window's end", l)
 	}
 	// Only the accepted sends became SMS.
 	waitFor(t, func() bool { return len(f.box.all()) == 3 })
 	time.Sleep(100 * time.Millisecond)
 	if n := len(f.box.all()); n != 3 {
 		t.Fatalf("%d SMS, want 3", n)
+	}
+}
+
+// The cooldown outlives the code: burning a code with wrong tries, or
+// using it, does not let the next SMS go at once (SMS bombing a victim).
+func TestCooldownHoldsAfterTheCodeIsBurntOrUsed(t *testing.T) {
+	f := newFixture(t, Limits{TriesPerCode: 2, SendCooldown: time.Minute})
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.box.codeFor(t, enrolled, 0)
+	for range 2 {
+		f.verify(enrolled, wrongCode(code), "10.0.0.1")
+	}
+	if _, ok := isLimited(f.request(t, enrolled, "10.0.0.1")); !ok {
+		t.Fatal("a burnt code lifted the cooldown")
+	}
+	if err := f.request(t, enrolledEN, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code = f.box.codeFor(t, enrolledEN, 1)
+	if _, err := f.verify(enrolledEN, code, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := isLimited(f.request(t, enrolledEN, "10.0.0.1")); !ok {
+		t.Fatal("a used code lifted the cooldown")
+	}
+}
+
+// A code answers for the seafarer it was sent to: if the number changes
+// hands before it is used, it signs in nobody, neither the new holder nor
+// anyone; if nobody holds the number any more, likewise.
+func TestCodeSignsInOnlyTheSeafarerItWasSentTo(t *testing.T) {
+	f := newFixture(t, Limits{})
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.box.codeFor(t, enrolled, 0)
+	f.roll.mu.Lock()
+	f.roll.by[enrolled] = &crew.Seafarer{ID: "sf_next", MSISDN: enrolled, Lang: wuyou.LangZH}
+	f.roll.mu.Unlock()
+	if tok, err := f.verify(enrolled, code, "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
+		t.Fatalf("a code sent to sf_zh, the number now sf_next's: %+v, %v; want unauthorized", tok, err)
+	}
+	f.roll.mu.Lock()
+	delete(f.roll.by, enrolled)
+	f.roll.mu.Unlock()
+	if _, err := f.verify(enrolled, code, "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
+		t.Fatalf("a code for a number nobody holds now: %v; want unauthorized", err)
+	}
+}
+
+// Of many verifies of one right code at once, exactly one gets a token.
+func TestOneCodeOneTokenUnderConcurrentVerifies(t *testing.T) {
+	f := newFixture(t, Limits{TriesPerNumber: 100, TriesPerAddress: 1000})
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.box.codeFor(t, enrolled, 0)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	tokens, wrong := 0, 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := f.verify(enrolled, code, "10.0.0.1")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && tok != nil:
+				tokens++
+			case wuyou.ErrorCode(err) == wuyou.EUNAUTHORIZED:
+				wrong++
+			default:
+				t.Errorf("verify: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if tokens != 1 || wrong != 15 {
+		t.Fatalf("%d tokens and %d refusals for one code, want 1 and 15", tokens, wrong)
+	}
+}
+
+// A right code stays usable when the token cannot be made (the roster is
+// down): the seafarer tries again without a new SMS.
+func TestARightCodeSurvivesAnOutageBeforeTheToken(t *testing.T) {
+	f := newFixture(t, Limits{})
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.box.codeFor(t, enrolled, 0)
+	f.roll.down.Store(true)
+	if _, err := f.verify(enrolled, code, "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAVAILABLE {
+		t.Fatalf("with the roster down: %v, want unavailable", err)
+	}
+	f.roll.down.Store(false)
+	if _, err := f.verify(enrolled, code, "10.0.0.1"); err != nil {
+		t.Fatalf("the same code after the outage: %v", err)
+	}
+}
+
+// Tries are limited per client address too, IPv6 clients by their /64:
+// rotating addresses within one subscriber's prefix gains nothing.
+func TestTriesPerAddressCountIPv6ByItsSlash64(t *testing.T) {
+	f := newFixture(t, Limits{TriesPerAddress: 4, TriesPerNumber: 100})
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.box.codeFor(t, enrolled, 0)
+	for i := range 4 {
+		addr := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+		if _, err := f.verify(enrolled, "999999", addr); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
+			t.Fatalf("try %d from %s: %v", i+1, addr, err)
+		}
+	}
+	if _, ok := isLimited(func() error { _, err := f.verify(enrolled, code, "2001:db8:1:2:ffff::9"); return err }()); !ok {
+		t.Fatal("a fifth try from the same /64 was not limited")
+	}
+	if _, err := f.verify(enrolled, code, "2001:db8:1:3::1"); err != nil {
+		t.Fatalf("another /64: %v", err)
+	}
+}
+
+// A day's tries are limited too: an attacker who waits out each hour still
+// gets no more than TriesPerNumberDay guesses a day.
+func TestTriesPerNumberADayAreLimited(t *testing.T) {
+	f := newFixture(t, Limits{TriesPerNumber: 100, TriesPerNumberDay: 4, TriesPerCode: 100})
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	code := f.box.codeFor(t, enrolled, 0)
+	for range 4 {
+		f.verify(enrolled, wrongCode(code), "10.0.0.1")
+	}
+	_, err := f.verify(enrolled, code, "10.0.0.1")
+	if l, ok := isLimited(err); !ok || l.RetryAfter <= time.Hour {
+		t.Fatalf("the fifth try of the day: %v, want limited until the day's window ends", err)
+	}
+}
+
+// Tries without a live code count against nobody: a stranger cannot lock a
+// seafarer out without spending the number's sends first.
+func TestTriesWithoutACodeAreNotCounted(t *testing.T) {
+	f := newFixture(t, Limits{TriesPerNumber: 3})
+	for range 10 {
+		if _, err := f.verify(enrolled, "123456", "10.0.0.1"); wuyou.ErrorCode(err) != wuyou.EUNAUTHORIZED {
+			t.Fatalf("a try with no code sent: %v", err)
+		}
+	}
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.verify(enrolled, f.box.codeFor(t, enrolled, 0), "10.0.0.1"); err != nil {
+		t.Fatalf("the seafarer's own code after a stranger's tries: %v", err)
+	}
+}
+
+// A stop sends what was queued, and a request arriving after it began is
+// answered without a panic (its SMS dropped).
+func TestCloseSendsTheQueueAndLateRequestsDoNotPanic(t *testing.T) {
+	f := newFixture(t, Limits{SendsPerAddress: 1000})
+	f.roll.block = make(chan struct{})
+	for i := range 5 {
+		if err := f.request(t, fmt.Sprintf("+86139000%04d", i), "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.request(t, enrolled, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { f.svc.Close(context.Background()); close(closed) }()
+	time.Sleep(50 * time.Millisecond)
+	if err := f.request(t, enrolledEN, "10.0.0.1"); err != nil { // after Close began
+		t.Fatal(err)
+	}
+	close(f.roll.block)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if len(f.box.all()) != 1 || f.box.all()[0].msisdn != enrolled {
+		t.Fatalf("SMS after the stop: %+v, want the one queued for %s", f.box.all(), enrolled)
+	}
+	// A stop that runs out of time cuts the queue short and still returns.
+	g := newFixture(t, Limits{SendsPerAddress: 1000})
+	g.roll.block = make(chan struct{})
+	defer close(g.roll.block)
+	for i := range 3 {
+		if err := g.request(t, fmt.Sprintf("+86139000%04d", i), "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { g.svc.Close(ctx); close(done) }()
+	time.Sleep(200 * time.Millisecond)
+	g.roll.block <- struct{}{} // release the lookups in flight
+	g.roll.block <- struct{}{}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close past its deadline did not return")
 	}
 }
 
@@ -361,7 +577,7 @@ func TestAnswersDoNotTellWhetherANumberIsEnrolled(t *testing.T) {
 func (f *fixture) keysOf(t *testing.T, msisdn string) int {
 	t.Helper()
 	n := 0
-	for _, k := range f.svc.codes.keys(msisdn) {
+	for _, k := range f.svc.codes.keys(msisdn).all() {
 		c, err := f.rdb.Exists(context.Background(), k).Result()
 		if err != nil {
 			t.Fatal(err)

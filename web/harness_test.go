@@ -128,9 +128,8 @@ func mustStack(t *testing.T) *stack {
 	signIn, err := signin.New(signin.Config{Redis: rdb, Prefix: "wuyou", Secret: secret, Counter: api.NewRedisRateLimitStore(rdb, "wuyou"),
 		Holders: s.crew, SMS: publisher, Keys: keys, Issuer: signin.Issuer, Audience: "wuyou", TokenTTL: time.Hour})
 	must(t, err)
-	signCtx, stopSigning := context.WithCancel(ctx)
-	signIn.Start(signCtx, 1)
-	t.Cleanup(func() { stopSigning(); signIn.Close() })
+	signIn.Start(1)
+	t.Cleanup(func() { signIn.Close(context.Background()) })
 	verifier.AcceptOwn(keys, signin.Issuer, "wuyou")
 
 	server := api.New(api.Config{

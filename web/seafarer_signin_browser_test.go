@@ -73,11 +73,17 @@ func TestBrowser_SeafarerSignsInWithACodeBySMS(t *testing.T) {
 		t.Errorf("the number is not remembered for next time: %q", got)
 	}
 
-	// Signed out, the page offers the number it remembered.
-	tb.do(chromedp.Click(chromedp.ID("signout")))
-	tb.waitFor("the number step again", `!document.getElementById('otp-number-form').hidden`)
+	// A reload offers the number it remembered; signing out forgets it
+	// (crews share phones).
+	tb.do(chromedp.Reload())
+	tb.waitFor("the minutes again", `document.getElementById('remaining').textContent === '345'`)
 	if got := tb.eval(`document.getElementById('msisdn').value`); got != "+8613800000001" {
 		t.Errorf("remembered number = %q", got)
+	}
+	tb.do(chromedp.Click(chromedp.ID("signout")))
+	tb.waitFor("the number step again", `!document.getElementById('otp-number-form').hidden`)
+	if got := tb.eval(`document.getElementById('msisdn').value + '|' + (localStorage.getItem('wuyou.msisdn') || '')`); got != "|" {
+		t.Errorf("after sign-out the number is still there: %q", got)
 	}
 
 	// A Chinese phone: the same steps in Chinese; asking again at once is

@@ -225,8 +225,7 @@ func start(ctx context.Context, cfg Config, d deps, log *slog.Logger) (*service,
 			log.Error("consumer stopped", "err", err)
 		}
 	}()
-	// Not cctx: at a stop the queued codes still go out (Close drains them).
-	s.signin.Start(context.WithoutCancel(ctx), 4)
+	s.signin.Start(4) // stopped by stop(): the codes asked for before it still go out
 	s.background.Add(7)
 	go func() {
 		defer s.background.Done()
@@ -283,7 +282,7 @@ func (s *service) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("issuances: %w", err))
 	}
 	s.background.Wait()
-	s.signin.Close() // the codes asked for before the stop go out
+	s.signin.Close(ctx) // the codes asked for before the stop go out, as long as ctx lasts
 	if err := s.writer.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("kafka writer: %w", err))
 	}

@@ -367,7 +367,14 @@
   }
 
   function start() {
-    W.chrome(function () { showSignIn(''); });
+    // Signing out forgets the number too: crews share phones.
+    W.chrome(function () {
+      try { localStorage.removeItem(NUMBER_KEY); } catch (e) { /* nothing remembered */ }
+      $('msisdn').value = '';
+      pendingNumber = '';
+      showCodeStep(false);
+      showSignIn('');
+    });
     W.takeLinkToken();
     W.translate(document);
     W.onLang(render);

@@ -5,22 +5,24 @@
 -- /.well-known/jwks.json from the moment it is written; it signs from
 -- signs_from (written ahead of time, so every replica has read it before any
 -- token it signs reaches one) until the next key's signs_from, and stays
--- published until the tokens it signed have expired. Every replica reads
--- the table; the one that finds rotation due writes the next key under an
--- advisory lock. The private keys are as secret as the database's backups.
+-- published until the tokens it signed have expired: retire_after is the
+-- latest expiry any replica may have given a token it signed (each replica
+-- raises it, with its own token lifetime, while the key signs there).
+-- Every replica reads the table; the one that finds rotation due writes
+-- the next key under an advisory lock. The private keys are as secret as
+-- the database's backups.
 --
 -- signin_secrets holds named random secrets shared by every replica: the
 -- key of the HMAC that one-time codes are stored under in Redis, so that a
 -- copy of Redis reveals no live code.
 --
--- (00019 is left to the notifications' texts.)
-
 -- +goose Up
 CREATE TABLE signing_keys (
     kid         text PRIMARY KEY,
     private_pem text NOT NULL,
     created_at  timestamptz NOT NULL,
-    signs_from  timestamptz NOT NULL UNIQUE
+    signs_from  timestamptz NOT NULL UNIQUE,
+    retire_after timestamptz
 );
 
 CREATE TABLE signin_secrets (
