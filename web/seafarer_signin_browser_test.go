@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -72,6 +73,20 @@ func TestBrowser_SeafarerSignsInWithACodeBySMS(t *testing.T) {
 	if got := tb.eval(`localStorage.getItem('wuyou.msisdn') || ''`); got != "+8613800000001" {
 		t.Errorf("the number is not remembered for next time: %q", got)
 	}
+
+	// The seafarer chooses the language of their texts: Chinese until now,
+	// English from here on, and the next code comes in English.
+	tb.waitFor("the texts' language", `!document.getElementById('sms-lang').disabled`)
+	if got := tb.eval(`document.getElementById('sms-lang').value`); got != "zh-CN" {
+		t.Errorf("texts' language shown = %q, want zh-CN", got)
+	}
+	tb.do(chromedp.SetValue(chromedp.ID("sms-lang"), "en"))
+	tb.eval(`document.getElementById('sms-lang').dispatchEvent(new Event('change')); ''`)
+	tb.waitFor("saved", `document.getElementById('sms-lang-status').textContent.indexOf('Saved') === 0`)
+	if got, err := s.crew.Seafarer(context.Background(), sf.ID); err != nil || got.Lang != "en" {
+		t.Fatalf("the seafarer's lang after the change: %+v, %v", got, err)
+	}
+	tb.screenshot("seafarer-sms-lang-en-phone")
 
 	// A reload offers the number it remembered; signing out forgets it
 	// (crews share phones).

@@ -20,6 +20,9 @@
       badCode: 'The code is the 6 digits in the SMS.',
       wrongCode: 'That code is wrong or has expired. Check the SMS, or ask for a new code.',
       tooMany: 'Too many tries. Try again in {0} min.',
+      smsLangTitle: 'Texts from Wuyou', smsLangLabel: 'Language of the texts',
+      smsLangHelp: 'The language of the SMS Wuyou sends you: low balance, new packs, sign-in codes.',
+      smsLangSaved: 'Saved: texts come in {0} from now on.',
       'wrongRole.company': 'This page is for seafarers. Company staff use the console at /console.',
       'wrongRole.union': 'This page is for seafarers. Union staff use the console at /console.',
       minutesLeft: 'Free minutes left', ofActive: 'of {0} min in your active packs',
@@ -54,6 +57,9 @@
       badCode: '验证码是短信中的 6 位数字。',
       wrongCode: '验证码错误或已过期。请查看短信，或重新获取验证码。',
       tooMany: '尝试次数过多，请 {0} 分钟后再试。',
+      smsLangTitle: '无忧短信', smsLangLabel: '短信语言',
+      smsLangHelp: '无忧发给您的短信所用的语言：余额不足、新套餐、登录验证码。',
+      smsLangSaved: '已保存：今后短信将使用{0}。',
       'wrongRole.company': '本页面供船员使用。公司工作人员请使用 /console 控制台。',
       'wrongRole.union': '本页面供船员使用。工会工作人员请使用 /console 控制台。',
       minutesLeft: '剩余免费分钟', ofActive: '有效套餐共 {0} 分钟',
@@ -199,9 +205,36 @@
       setStatus('');
       setOffline(false);
       render();
+      if ($('sms-lang').disabled) loadSMSLang(id);
     } catch (e) {
       if (e.status === 401) { W.setToken(''); showSignIn(e.message); return; }
       failed(e);
+    }
+  }
+
+  // The language of the seafarer's texts (their lang, CONTRACT §7.4): read
+  // from their record, changed with PATCH /v1/me. Apart from the page's own
+  // language, which is the phone's choice.
+  async function loadSMSLang(id) {
+    try {
+      var me = await W.api('/v1/seafarers/' + encodeURIComponent(id));
+      $('sms-lang').value = me.lang || 'zh-CN';
+      $('sms-lang').disabled = false;
+    } catch (e) { /* the card stays disabled; the balance matters more */ }
+  }
+
+  async function saveSMSLang() {
+    var sel = $('sms-lang');
+    sel.disabled = true;
+    $('sms-lang-status').textContent = '';
+    try {
+      var me = await W.api('/v1/me', { method: 'PATCH', body: { lang: sel.value } });
+      sel.value = me.lang;
+      $('sms-lang-status').textContent = t('smsLangSaved', sel.options[sel.selectedIndex].textContent);
+    } catch (e) {
+      $('sms-lang-status').textContent = e.message;
+    } finally {
+      sel.disabled = false;
     }
   }
 
@@ -372,6 +405,8 @@
       try { localStorage.removeItem(NUMBER_KEY); } catch (e) { /* nothing remembered */ }
       $('msisdn').value = '';
       pendingNumber = '';
+      $('sms-lang').disabled = true; // read again for whoever signs in next
+      $('sms-lang-status').textContent = '';
       showCodeStep(false);
       showSignIn('');
     });
@@ -389,6 +424,7 @@
       load();
     });
     $('refresh').addEventListener('click', load);
+    $('sms-lang').addEventListener('change', saveSMSLang);
     $('more').addEventListener('click', more);
     window.addEventListener('hashchange', function () { if (/token=/.test(location.hash)) { W.takeLinkToken(); load(); } });
     window.addEventListener('offline', function () { setOffline(true); });
