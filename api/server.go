@@ -127,10 +127,9 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg            Config
-	trustedProxies []netip.Prefix
-	app            *fiber.App
-	ln             net.Listener
+	cfg Config
+	app *fiber.App
+	ln  net.Listener
 }
 
 // New builds the server and its routes.
@@ -150,7 +149,7 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, trustedProxies: cfg.TrustedProxies}
+	s := &Server{cfg: cfg}
 	s.app = fiber.New(fiber.Config{
 		ErrorHandler: refuseOversized(errorHandler(cfg.Log)),
 		// Answers are encoded by goccy/go-json (encoding/json's output,

@@ -152,7 +152,7 @@ func (s *Server) trusted(addr string) bool {
 		return false
 	}
 	ip = ip.Unmap()
-	for _, p := range s.trustedProxies {
+	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(ip) {
 			return true
 		}
