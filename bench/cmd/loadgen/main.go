@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -21,14 +20,13 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wuyou/wuyou/bench/internal/openloop"
 )
 
 func main() {
@@ -70,9 +68,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var auth []string
 	if c.Tokens != "" {
-		tokens, err := readLines(c.Tokens)
+		tokens, err := openloop.ReadLines(c.Tokens)
 		if err != nil {
 			return err
+		}
+		if len(tokens) == 0 {
+			return fmt.Errorf("%s: no tokens", c.Tokens)
 		}
 		for _, t := range tokens {
 			auth = append(auth, "Bearer "+t)
@@ -86,82 +87,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		ReadTimeout:        c.Timeout,
 		WriteTimeout:       c.Timeout,
 	}
-	n := int(c.Rate * c.Duration.Seconds())
-	latencies := make([]time.Duration, n)
 	var failed atomic.Int64
-	var wg sync.WaitGroup
-	interval := time.Duration(float64(time.Second) / c.Rate)
-	start := time.Now()
-	sent := 0
-	for ; sent < n; sent++ {
-		due := start.Add(time.Duration(sent) * interval)
-		if wait := time.Until(due); wait > 0 {
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-			}
+	latencies, sending := openloop.Run(ctx, c.Rate, c.Duration, func(i int, due time.Time) {
+		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(res)
+		req.SetRequestURI(c.URL)
+		if len(auth) > 0 {
+			req.Header.Set("Authorization", auth[i%len(auth)])
 		}
-		if ctx.Err() != nil {
-			break
+		if err := client.DoDeadline(req, res, due.Add(c.Timeout)); err != nil || res.StatusCode() != fasthttp.StatusOK {
+			failed.Add(1)
 		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(res)
-			req.SetRequestURI(c.URL)
-			if len(auth) > 0 {
-				req.Header.Set("Authorization", auth[i%len(auth)])
-			}
-			err := client.DoDeadline(req, res, due.Add(c.Timeout))
-			latencies[i] = time.Since(due)
-			if err != nil || res.StatusCode() != fasthttp.StatusOK {
-				failed.Add(1)
-			}
-		}(sent)
-	}
-	sending := time.Since(start)
-	wg.Wait()
+	})
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-
-	latencies = latencies[:sent]
-	slices.Sort(latencies)
-	pct := func(p float64) int64 {
-		i := int(p / 100 * float64(len(latencies)-1))
-		return latencies[i].Microseconds()
+	if len(latencies) == 0 {
+		return errors.New("nothing sent")
 	}
-	fmt.Fprintf(stdout, "requests %d\n", sent)
+	m := openloop.Percentiles("", latencies)
+	fmt.Fprintf(stdout, "requests %d\n", len(latencies))
 	fmt.Fprintf(stdout, "errors %d\n", failed.Load())
-	fmt.Fprintf(stdout, "achieved_rps %.1f\n", float64(sent)/sending.Seconds())
-	fmt.Fprintf(stdout, "p50_us %d\n", pct(50))
-	fmt.Fprintf(stdout, "p90_us %d\n", pct(90))
-	fmt.Fprintf(stdout, "p99_us %d\n", pct(99))
-	fmt.Fprintf(stdout, "max_us %d\n", latencies[len(latencies)-1].Microseconds())
+	fmt.Fprintf(stdout, "achieved_rps %.1f\n", float64(len(latencies))/sending.Seconds())
+	for _, name := range []string{"p50_us", "p90_us", "p99_us", "max_us"} {
+		fmt.Fprintf(stdout, "%s %d\n", name, int64(m[name]))
+	}
 	return nil
-}
-
-func readLines(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 64<<10)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			out = append(out, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no tokens", path)
-	}
-	return out, nil
 }

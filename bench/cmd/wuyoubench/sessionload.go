@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,16 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wuyou/wuyou/bench/internal/openloop"
 )
 
 // The load client of `wuyoubench sessions`, run as a process of its own
@@ -86,7 +85,7 @@ func runSessionLoad(ctx context.Context, args []string, stdout io.Writer) error 
 	if c.Conns <= 0 || c.Duration <= 0 || c.Rate < 0 {
 		return errors.New("-conns and -duration must be positive, -rate not negative")
 	}
-	tokens, err := readLinesFile(c.Tokens)
+	tokens, err := openloop.ReadLines(c.Tokens)
 	if err != nil {
 		return err
 	}
@@ -99,7 +98,7 @@ func runSessionLoad(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	var msisdns []string
 	if c.Mode != "get" {
-		if msisdns, err = readLinesFile(c.MSISDNs); err != nil {
+		if msisdns, err = openloop.ReadLines(c.MSISDNs); err != nil {
 			return err
 		}
 		if len(msisdns) == 0 {
@@ -261,15 +260,15 @@ func (l *sessionLoad) closedLoop(ctx context.Context) (map[string]float64, error
 	if len(total) == 0 {
 		return nil, fmt.Errorf("no request succeeded (%d failed): %s", l.failed.Load(), l.firstErrorText())
 	}
-	m := percentiles("", total)
+	m := openloop.Percentiles("", total)
 	m["requests"] = float64(len(total))
 	m["errors"] = float64(l.failed.Load())
 	m["rps"] = float64(len(total)) / wall.Seconds()
 	if l.c.Mode == "pairs" {
-		for k, v := range percentiles("open_", opens) {
+		for k, v := range openloop.Percentiles("open_", opens) {
 			m[k] = v
 		}
-		for k, v := range percentiles("terminate_", terms) {
+		for k, v := range openloop.Percentiles("terminate_", terms) {
 			m[k] = v
 		}
 	}
@@ -279,40 +278,16 @@ func (l *sessionLoad) closedLoop(ctx context.Context) (map[string]float64, error
 // openLoop sends opens at -rate, each on a goroutine of its own when due,
 // on at most -conns connections; a wait for a connection is latency too.
 func (l *sessionLoad) openLoop(ctx context.Context) (map[string]float64, error) {
-	n := int(l.c.Rate * l.c.Duration.Seconds())
-	latencies := make([]time.Duration, n)
-	ok := make([]bool, n)
-	interval := time.Duration(float64(time.Second) / l.c.Rate)
-	var wg sync.WaitGroup
-	start := time.Now()
-	sent := 0
-	for ; sent < n; sent++ {
-		due := start.Add(time.Duration(sent) * interval)
-		if wait := time.Until(due); wait > 0 {
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-			}
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			_, ok[i] = l.open(due.Add(l.c.Timeout))
-			latencies[i] = time.Since(due)
-		}(sent)
-	}
-	sending := time.Since(start)
-	wg.Wait()
-	if sent == 0 {
+	latencies, sending := openloop.Run(ctx, l.c.Rate, l.c.Duration, func(_ int, due time.Time) {
+		l.open(due.Add(l.c.Timeout))
+	})
+	if len(latencies) == 0 {
 		return nil, errors.New("nothing sent")
 	}
-	m := percentiles("", latencies[:sent])
-	m["requests"] = float64(sent)
+	m := openloop.Percentiles("", latencies)
+	m["requests"] = float64(len(latencies))
 	m["errors"] = float64(l.failed.Load())
-	m["achieved_rps"] = float64(sent) / sending.Seconds()
+	m["achieved_rps"] = float64(len(latencies)) / sending.Seconds()
 	return m, nil
 }
 
@@ -321,35 +296,4 @@ func (l *sessionLoad) firstErrorText() string {
 		return *e
 	}
 	return ""
-}
-
-// percentiles are p50, p90 and p99 and the maximum of ds (sorted in place),
-// in microseconds, under names prefixed by prefix.
-func percentiles(prefix string, ds []time.Duration) map[string]float64 {
-	m := map[string]float64{}
-	if len(ds) == 0 {
-		return m
-	}
-	slices.Sort(ds)
-	pct := func(p float64) float64 { return float64(ds[int(p/100*float64(len(ds)-1))].Microseconds()) }
-	m[prefix+"p50_us"], m[prefix+"p90_us"], m[prefix+"p99_us"] = pct(50), pct(90), pct(99)
-	m[prefix+"max_us"] = float64(ds[len(ds)-1].Microseconds())
-	return m
-}
-
-// readLinesFile is readLines for a file that may hold many lines.
-func readLinesFile(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out, sc.Err()
 }
