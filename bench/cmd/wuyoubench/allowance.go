@@ -278,6 +278,11 @@ func listenPlain() (net.Addr, func(), error) {
 	app.Get(allowancePath, func(c *fiber.Ctx) error {
 		return c.JSON(allowance{SeafarerID: "sf_plain", RemainingSeconds: 1800})
 	})
+	return listenApp(app)
+}
+
+// listenApp serves app on a free loopback port; the function stops it.
+func listenApp(app *fiber.App) (net.Addr, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err

@@ -580,12 +580,7 @@ func listenPlainSessions() (net.Addr, func(), error) {
 	app.Post("/v1/carrier/sessions", func(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusCreated).JSON(quota.SessionGrant{SessionID: "plain", Granted: 60, ValiditySeconds: 300, FinalAction: quota.FinalContinueAsOverage})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, err
-	}
-	go func() { _ = app.Listener(ln) }()
-	return ln.Addr(), func() { _ = app.Shutdown() }, nil
+	return listenApp(app)
 }
 
 // sessionsPerSeafarer is the mean length of the seafarers' sessions hashes.
