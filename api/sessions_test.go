@@ -101,6 +101,7 @@ func TestCarrierSession_OpenRepeatUpdateTerminateReserveThenChargeOnce(t *testin
 
 	// Less used than an earlier update said is refused: used is cumulative.
 	status, answer = sendDocumented(t, f, doc, http.MethodPost, sessionPath(id, "update"), f.carrierToken, map[string]any{"used": 30, "requested": 60})
+	require.Equal(t, http.StatusBadRequest, status, "%s", answer)
 	requireProblemNamesField(t, answer, "used")
 	require.Contains(t, string(answer), "must not be less than the 60 reported before")
 

@@ -235,14 +235,6 @@ func TestSignIn_OwnKeysVouchOnlyForSeafarersAndNeitherSetForTheOther(t *testing.
 	require.Equal(t, http.StatusOK, status, "%s", body)
 }
 
-// problemDetail is the detail of a problem+json answer.
-func problemDetail(t *testing.T, body []byte) string {
-	t.Helper()
-	var p problem
-	require.NoError(t, json.Unmarshal(body, &p), "%s", body)
-	return p.Detail
-}
-
 // Enumeration by status: a number nobody holds is answered exactly as an
 // enrolled one, for the request, the limit and the verification.
 func TestSignIn_AnswersAreTheSameForEnrolledAndUnknownNumbers(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -536,14 +535,4 @@ func TestRolloverAddsLastMonthsRemainderUpToRolloverMax(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 12, got.PacksIssued)
 	require.EqualValues(t, 4*3600+(4*3600+1600)+4*3600, got.SecondsGranted)
-}
-
-// sortedKeys is m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -13,7 +13,6 @@ package quota
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	// Entries are encoded for every ledger message and API answer:
@@ -237,20 +236,6 @@ func (g *Grant) UnmarshalJSON(b []byte) error {
 		g.GrantedSeconds, g.RemainingSeconds = in.Granted, in.Remaining
 	}
 	return nil
-}
-
-// sortedUnits is units in billing.Units order.
-func sortedUnits(units map[string]bool) []string {
-	out := make([]string, 0, len(units))
-	for u := range units {
-		out = append(out, u)
-	}
-	order := map[string]int{}
-	for i, u := range billing.Units {
-		order[u] = i
-	}
-	sort.Slice(out, func(i, j int) bool { return order[out[i]] < order[out[j]] })
-	return out
 }
 
 // ---- programmes ----
