@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -84,6 +85,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		p.RequestID = requestIDOf(c)
 		if p.Status == http.StatusServiceUnavailable {
 			c.Set(fiber.HeaderRetryAfter, "5")
+		}
+		// An error that knows when to come back says so (signin.Limited).
+		var wait interface{ RetryAfterSeconds() int64 }
+		if errors.As(err, &wait) {
+			c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(wait.RetryAfterSeconds(), 10))
 		}
 		c.Status(p.Status)
 		c.Set(fiber.HeaderContentType, "application/problem+json")

@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +49,7 @@ func (s *Server) requestCode(c *fiber.Ctx) error {
 		return err
 	}
 	if err := s.cfg.SignIn.RequestCode(c.UserContext(), in.MSISDN, s.clientAddress(c)); err != nil {
-		return limited(c, err)
+		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"expires_in": int64(s.cfg.SignIn.CodeTTL() / time.Second)})
@@ -72,7 +70,7 @@ func (s *Server) verifyCode(c *fiber.Ctx) error {
 		if wuyou.ErrorCode(err) == wuyou.EUNAUTHORIZED {
 			c.Set(fiber.HeaderWWWAuthenticate, bearerChallenge)
 		}
-		return limited(c, err)
+		return err
 	}
 	// RFC 6749 §5.1: token answers are not cached.
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -82,15 +80,6 @@ func (s *Server) verifyCode(c *fiber.Ctx) error {
 		"expires_in":   int64(tok.ExpiresIn / time.Second),
 		"seafarer_id":  tok.SeafarerID,
 	})
-}
-
-// limited sets Retry-After on a limit's refusal and returns err.
-func limited(c *fiber.Ctx, err error) error {
-	var l *signin.Limited
-	if errors.As(err, &l) {
-		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(l.Seconds(), 10))
-	}
-	return err
 }
 
 // jwks is GET /.well-known/jwks.json: the public keys of the tokens Wuyou

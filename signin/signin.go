@@ -105,11 +105,14 @@ type Limited struct {
 }
 
 func (e *Limited) Error() string {
-	return fmt.Sprintf("too many %s; retry in %d seconds", e.What, e.Seconds())
+	return fmt.Sprintf("too many %s; retry in %d seconds", e.What, e.RetryAfterSeconds())
 }
 
-// Seconds is RetryAfter in whole seconds, at least 1.
-func (e *Limited) Seconds() int64 { return max(int64((e.RetryAfter+time.Second-1)/time.Second), 1) }
+// RetryAfterSeconds is RetryAfter in whole seconds, at least 1: the
+// answer's Retry-After.
+func (e *Limited) RetryAfterSeconds() int64 {
+	return max(int64((e.RetryAfter+time.Second-1)/time.Second), 1)
+}
 
 // Unwrap makes a Limited a wuyou ERATELIMITED error.
 func (e *Limited) Unwrap() error { return &wuyou.Error{Code: wuyou.ERATELIMITED, Message: e.Error()} }

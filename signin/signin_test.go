@@ -550,7 +550,7 @@ func TestAnswersDoNotTellWhetherANumberIsEnrolled(t *testing.T) {
 	e1, e2 := f.request(t, enrolled, "10.0.0.1"), f.request(t, stranger, "10.0.0.1")
 	l1, ok1 := isLimited(e1)
 	l2, ok2 := isLimited(e2)
-	if !ok1 || !ok2 || l1.Seconds() != l2.Seconds() || wuyou.ErrorMessage(e1) != wuyou.ErrorMessage(e2) {
+	if !ok1 || !ok2 || l1.RetryAfterSeconds() != l2.RetryAfterSeconds() || wuyou.ErrorMessage(e1) != wuyou.ErrorMessage(e2) {
 		t.Fatalf("second sends: enrolled %v, stranger %v: want the same refusal", e1, e2)
 	}
 	// The same keys in Redis for both numbers.
