@@ -229,12 +229,24 @@ func (w *sessionsWorld) MustSeafarers(tb testing.TB, c apiClient, prefix string,
 type testClock struct {
 	mu     sync.Mutex
 	offset time.Duration
+	frozen time.Time // when set, the clock stands there (Freeze)
 }
 
 func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen.Add(c.offset)
+	}
 	return time.Now().UTC().Add(c.offset)
+}
+
+// Freeze stops the clock where it is: from then on only Advance moves it,
+// so a test's boundaries do not depend on how slowly the machine runs.
+func (c *testClock) Freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen = time.Now().UTC()
 }
 
 func (c *testClock) Advance(d time.Duration) {
@@ -492,6 +504,9 @@ func TestAnAbandonedSessionReleasesItsReservationWhenItsValidityRunsOut(t *testi
 	node := w.st.MustStartNodeWithClock(t, sessionsGroup, clock)
 	sf := w.MustSeafarers(t, node.api, "1373", 600)[0]
 
+	// The validity's edge is a second wide: the service's clock stands
+	// still, so a slow machine does not carry it past the edge meanwhile.
+	clock.Freeze()
 	a := MustOpenSession(t, node.api, w.carrier, "abandoned-1", sf.MSISDN, 400, w.callTime)
 	require.Equal(t, int64(400), a.Granted)
 	require.Equal(t, int64(400), MustSecondsBalance(t, node.api, w.union, sf.ID).Reserved)
