@@ -114,3 +114,63 @@ func TestOldClaimsAreForgotten(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM event_claims`).Scan(&left))
 	require.Equal(t, 10, left)
 }
+
+// A batch large enough to be debited in two lanes at once (debitLanes):
+// each seafarer's calls are drawn in the order given, whichever lane they
+// fall in, every result is in the place of its usage, and a repeat in the
+// same batch is a duplicate.
+func TestALargeBatchDrawsEachSeafarersCallsInOrderAndAnswersInPlace(t *testing.T) {
+	ctx := context.Background()
+	_, pool := MustPGLedger(t)
+	s, _, _ := MustMeterStore(t, Options{Claims: NewPGClaims(pool)})
+	const seafarers, calls = 16, 12 // 192 usages and the repeats: past laneMin
+	lanes := map[int]bool{}
+	for i := range seafarers {
+		sf := fmt.Sprintf("sf-lane-%02d", i)
+		lanes[laneOf(sf)] = true
+		MustAddGrant(t, s, activeGrant(sf, "gr-"+sf, 330)) // five calls and half of the sixth
+	}
+	require.Len(t, lanes, 2, "the seafarers fall in both lanes")
+	var us []Usage
+	for c := range calls { // interleaved: call c of every seafarer, then call c+1
+		for i := range seafarers {
+			u := voiceCall(fmt.Sprintf("sf-lane-%02d", i), fmt.Sprintf("cdr-%02d-%02d", i, c), meterNow.Add(-time.Hour+time.Duration(c)*time.Minute), 60)
+			us = append(us, u)
+			if c == 3 {
+				us = append(us, voiceCall(u.SeafarerID, fmt.Sprintf("cdr-%02d-%02d", i, 1), meterNow.Add(-time.Hour+time.Minute), 60))
+			}
+		}
+	}
+	require.GreaterOrEqual(t, len(us), laneMin)
+	rs, err := s.DebitBatch(ctx, us)
+	require.NoError(t, err)
+	require.Len(t, rs, len(us))
+	duplicates := 0
+	for j, u := range us {
+		r := rs[j]
+		require.NoError(t, r.Err)
+		require.Equal(t, u.SeafarerID, r.SeafarerID, "result %d answers usage %d", j, j)
+		require.Equal(t, u.EventID, r.Entry.EventID, "result %d answers usage %d", j, j)
+		var c, i int
+		_, err := fmt.Sscanf(u.EventID, "cdr-%02d-%02d", &i, &c)
+		require.NoError(t, err)
+		if r.Duplicate {
+			require.Equal(t, 1, c, "only the repeats of call 1 are duplicates")
+			duplicates++
+			continue
+		}
+		want := int64(60)
+		switch {
+		case c == 5:
+			want = 30
+		case c > 5:
+			want = 0
+		}
+		require.Equal(t, want, r.Entry.CoveredSeconds, "%s: drawn in the order given", u.EventID)
+	}
+	require.Equal(t, seafarers, duplicates, "each seafarer's repeat, and only it")
+	for i := range seafarers {
+		sf := fmt.Sprintf("sf-lane-%02d", i)
+		require.Equal(t, map[string]int64{"gr-" + sf: 0}, remainingByGrant(t, s, sf))
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -129,11 +131,40 @@ func (s *RedisStore) Debit(ctx context.Context, u Usage) (*DebitResult, error) {
 // crash came between claim and debit); one with another fingerprint is
 // Conflicting and changes nothing.
 func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult, error) {
-	out := make([]*DebitResult, len(us))
+	b, err := s.Claim(ctx, us)
+	if err != nil {
+		return nil, err
+	}
+	return s.debitClaimed(ctx, b)
+}
+
+// ClaimedBatch is a batch of usages whose event identities are claimed
+// (Claim): what is left of it is the debits (SettleClaimed).
+type ClaimedBatch struct {
+	us     []Usage
+	claims []identityClaim
+}
+
+// Claim claims the event identities of a batch of usages across all
+// seafarers (in the ClaimStore when there is one, else in Redis), the first
+// half of Settle: a caller that settles batches one after another can claim
+// the next batch while the one before is debited, as carrier.Consumer does.
+// Claiming again is harmless: a claim held for the same seafarer and
+// fingerprint is the same claim. An error means the claims' store could
+// not be reached: claim the batch again.
+func (s *RedisStore) Claim(ctx context.Context, us []Usage) (*ClaimedBatch, error) {
 	claims, err := s.claim(ctx, us)
 	if err != nil {
 		return nil, err
 	}
+	return &ClaimedBatch{us: us, claims: claims}, nil
+}
+
+// debitClaimed debits the usages of b that their claims let through, in
+// one pipeline; the others are answered from their claims.
+func (s *RedisStore) debitClaimed(ctx context.Context, b *ClaimedBatch) ([]*DebitResult, error) {
+	us, claims := b.us, b.claims
+	out := make([]*DebitResult, len(us))
 	todo := make([]Usage, 0, len(us))
 	at := make([]int, 0, len(us))
 	for i, u := range us {
@@ -149,7 +180,7 @@ func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult
 			at = append(at, i)
 		}
 	}
-	rs, err := s.debitPipeline(ctx, todo)
+	rs, err := s.debitLanes(ctx, todo)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +188,55 @@ func (s *RedisStore) DebitBatch(ctx context.Context, us []Usage) ([]*DebitResult
 		out[at[j]] = r
 	}
 	return out, nil
+}
+
+// laneMin is the smallest batch debitLanes splits.
+const laneMin = 128
+
+// debitLanes debits us in two pipelines at once, each seafarer's usages in
+// one of them in the order given, so that Redis runs one lane's scripts
+// while this process writes or reads the other's (a single pipeline leaves
+// Redis idle while its commands are encoded and its replies decoded).
+// A seafarer's calls are still drawn in order; calls of different
+// seafarers touch different keys, so their order does not matter. Results
+// are in the order of us; an error of either lane fails the batch, which
+// is settled again (idempotently).
+func (s *RedisStore) debitLanes(ctx context.Context, us []Usage) ([]*DebitResult, error) {
+	if len(us) < laneMin {
+		return s.debitPipeline(ctx, us)
+	}
+	var lanes [2]struct {
+		us  []Usage
+		at  []int
+		out []*DebitResult
+		err error
+	}
+	for i, u := range us {
+		l := &lanes[laneOf(u.SeafarerID)]
+		l.us, l.at = append(l.us, u), append(l.at, i)
+	}
+	var wg sync.WaitGroup
+	for i := range lanes {
+		wg.Go(func() { lanes[i].out, lanes[i].err = s.debitPipeline(ctx, lanes[i].us) })
+	}
+	wg.Wait()
+	out := make([]*DebitResult, len(us))
+	for _, l := range lanes {
+		if l.err != nil {
+			return nil, l.err
+		}
+		for j, r := range l.out {
+			out[l.at[j]] = r
+		}
+	}
+	return out, nil
+}
+
+// laneOf is the lane of a seafarer's usages (debitLanes): 0 or 1.
+func laneOf(seafarerID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(seafarerID))
+	return int(h.Sum32() & 1)
 }
 
 func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitResult, error) {

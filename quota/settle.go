@@ -24,6 +24,20 @@ func (s *RedisStore) Settle(ctx context.Context, us []Usage) ([]*DebitResult, er
 	return s.DebitBatch(ctx, us)
 }
 
+// SettleClaimed is Settle's second half, for a batch whose identities Claim
+// has claimed: the debits, once the store has checked that Redis holds the
+// hot state. Settling a batch again (after an outage, or with its
+// identities claimed again) repeats nothing.
+func (s *RedisStore) SettleClaimed(ctx context.Context, b *ClaimedBatch) ([]*DebitResult, error) {
+	if b == nil || len(b.us) == 0 {
+		return nil, nil
+	}
+	if err := s.checkHot(ctx); err != nil {
+		return nil, err
+	}
+	return s.debitClaimed(ctx, b)
+}
+
 // DedupeCutoff is the earliest call time whose identity is still
 // remembered at now: a call made before it is late (see Late).
 func DedupeCutoff(now time.Time, window time.Duration) time.Time { return now.Add(-window) }
