@@ -62,12 +62,17 @@ type Resolver interface {
 
 // Meter applies rated usage to balances.
 type Meter interface {
-	// Settle applies a batch and everything that follows from it in quota,
-	// idempotently: settling a batch again repeats nothing and completes
-	// what an earlier attempt cut short. Results are in the order given;
-	// one that quota refused alone says so (Conflicting, Err). An error
-	// means an outage: settle the batch again.
-	Settle(ctx context.Context, us []quota.Usage) ([]*quota.DebitResult, error)
+	// Claim claims the event identities of a batch across all seafarers,
+	// the first half of settling it. Claiming again is harmless. An error
+	// means an outage: claim the batch again.
+	Claim(ctx context.Context, us []quota.Usage) (*quota.ClaimedBatch, error)
+	// SettleClaimed applies a claimed batch and everything that follows
+	// from it in quota, idempotently: settling a batch again repeats
+	// nothing and completes what an earlier attempt cut short. Results are
+	// in the order of the usages claimed; one that quota refused alone says
+	// so (Conflicting, Err). An error means an outage: settle the batch
+	// again.
+	SettleClaimed(ctx context.Context, b *quota.ClaimedBatch) ([]*quota.DebitResult, error)
 	// Recorded says the entries are stored in the system of record and
 	// published: quota forgets what it kept to repeat them (a repeat of
 	// their events then has nothing left to finish).
@@ -116,11 +121,20 @@ type ConsumerConfig struct {
 	Metrics   *Metrics
 	Log       *slog.Logger
 	Now       wuyou.Clock
-	// BatchSize bounds one batch; BatchWait is how long to wait for a batch
-	// to fill once its first message has arrived.
+	// BatchSize bounds one batch (DefaultBatchSize when 0); BatchWait is
+	// how long to wait for a batch to fill once its first message has
+	// arrived.
 	BatchSize int
 	BatchWait time.Duration
 }
+
+// DefaultBatchSize bounds a batch unless ConsumerConfig says otherwise.
+// Live traffic rarely fills one within BatchWait; a backlog does, and then
+// every batch's fixed costs (a PostgreSQL transaction and its commit, a
+// Redis pipeline, a produce and a commit to Kafka) are shared by more
+// events: 1,000 drained a backlog about 8% faster than 500, and 2,000 no
+// faster than 1,000 (bench/run.sh, catchup, BENCHMARKS.md).
+const DefaultBatchSize = 1000
 
 // Consumer meters carrier.usage.v1 as a member of a consumer group.
 type Consumer struct {
@@ -131,7 +145,7 @@ type Consumer struct {
 // NewConsumer returns a consumer; Run starts it.
 func NewConsumer(cfg ConsumerConfig) *Consumer {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = DefaultBatchSize
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 5 * time.Millisecond
@@ -176,63 +190,124 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 // Run consumes until ctx is done, then returns after the batch in hand is
 // stored and committed (or abandoned uncommitted if the store is down).
 //
-// Batches go through three stages, each a batch ahead of the next: prepare
-// (fetch, decode, resolve MSISDNs), debit (quota's Settle), and finish
-// (publishing, commit). So the
-// consumer's own work and the broker's acknowledgements overlap Redis's
-// debits. Every stage takes batches in the order fetched, and only finish
-// commits, so offsets are committed in order and only for batches whose
-// effects are all stored. Fetching and committing thus run in different
-// goroutines; kafka.Reader is safe for concurrent use (its maintainers, in
-// segmentio/kafka-go#201).
+// Batches go through five stages, each a batch ahead of the next: prepare
+// (fetch, decode, resolve MSISDNs), claim (hold, rate, claim the event
+// identities: quota's Claim, in PostgreSQL), debit (quota's SettleClaimed,
+// in Redis), store (the ledger entries into PostgreSQL) and publish
+// (outputs, commit). So the consumer's own work, PostgreSQL's writes and
+// the broker's acknowledgements overlap Redis's debits, which bound the
+// rate (BENCHMARKS.md, catchup). Every stage takes batches in the
+// order fetched, a batch is published only after it is stored, and only
+// publish commits, so offsets are committed in order and only for batches
+// whose effects are all stored. Fetching and committing thus run in
+// different goroutines; kafka.Reader is safe for concurrent use (its
+// maintainers, in segmentio/kafka-go#201).
 func (c *Consumer) Run(ctx context.Context) error {
-	prepared := make(chan *preparedBatch) // unbuffered: one batch prepared ahead
-	debited := make(chan *debitedBatch)   // and one debited ahead of finishing
+	prepared := make(chan *preparedBatch) // unbuffered: one batch prepared ahead,
+	claimed := make(chan *claimedBatch)   // one claimed ahead of its debits,
+	debited := make(chan *debitedBatch)   // one debited ahead of storing
+	stored := make(chan *debitedBatch)    // and one stored ahead of publishing
 	prepCtx, stopPrep := context.WithCancel(ctx)
-	prepDone, finishDone := make(chan struct{}), make(chan struct{})
+	prepDone, claimDone := make(chan struct{}), make(chan struct{})
+	storeDone, finishDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(prepDone)
 		c.prepareLoop(prepCtx, prepared)
 	}()
 	go func() {
+		defer close(claimDone)
+		defer close(claimed)
+		c.claimLoop(prepCtx, prepared, claimed)
+	}()
+	go func() {
+		defer close(storeDone)
+		defer close(stored)
+		c.storeLoop(ctx, debited, stored, finishDone)
+	}()
+	go func() {
 		defer close(finishDone)
-		c.finishLoop(ctx, debited)
+		c.finishLoop(ctx, stored)
 	}()
 	defer func() {
 		stopPrep()
 		<-prepDone
+		<-claimDone
 		close(debited)
-		<-finishDone // the batch being finished is committed, even when stopping
+		<-storeDone
+		<-finishDone // the batches being stored and published are committed, even when stopping
 		c.reader.Close()
 	}()
 	for {
-		var p *preparedBatch
+		var cb *claimedBatch
 		select {
-		case p = <-prepared:
+		case cb = <-claimed:
 		case <-ctx.Done():
 			return nil
 		}
+		if cb == nil {
+			return nil // claiming stopped
+		}
 		var d *debitedBatch
-		if err := c.retry(ctx, func() (err error) { d, err = c.debit(context.WithoutCancel(ctx), p); return err }); err != nil {
+		if err := c.retry(ctx, func() (err error) { d, err = c.settle(context.WithoutCancel(ctx), cb); return err }); err != nil {
 			return nil // stopping: uncommitted, redelivered to the next owner
 		}
 		select {
 		case debited <- d:
-		case <-finishDone:
-			return nil // finishing stopped: this batch is redelivered
+		case <-storeDone:
+			return nil // storing stopped: this batch is redelivered
 		case <-ctx.Done():
 			return nil // stopping: debited but uncommitted; redelivery repairs its effects
 		}
 	}
 }
 
-// finishLoop stores the effects of debited batches and commits them, in
-// order, until debited is closed or a batch cannot be stored before stop.
-func (c *Consumer) finishLoop(stop context.Context, debited <-chan *debitedBatch) {
+// claimLoop holds, rates and claims prepared batches, in order, and hands
+// them on to be debited, until ctx is done. A claimed batch that is never
+// debited is harmless: its claims hold for the same events when they come
+// again.
+func (c *Consumer) claimLoop(ctx context.Context, prepared <-chan *preparedBatch, claimed chan<- *claimedBatch) {
+	for {
+		var p *preparedBatch
+		select {
+		case p = <-prepared:
+		case <-ctx.Done():
+			return
+		}
+		var cb *claimedBatch
+		if err := c.retry(ctx, func() (err error) { cb, err = c.claim(ctx, p); return err }); err != nil {
+			return // stopping: never applied, so never committed
+		}
+		select {
+		case claimed <- cb:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// storeLoop stores the ledger entries of debited batches, in order, and
+// hands them on to be published, until debited is closed, a batch cannot be
+// stored before stop, or publishing stopped.
+func (c *Consumer) storeLoop(stop context.Context, debited <-chan *debitedBatch, stored chan<- *debitedBatch, finishDone <-chan struct{}) {
 	for d := range debited {
-		// The batch in hand is finished even if stop is cancelled meanwhile:
+		// The batch in hand is stored even if stop is cancelled meanwhile:
 		// a graceful stop commits what it applied.
-		if err := c.retry(stop, func() error { return c.finish(context.WithoutCancel(stop), d) }); err != nil {
+		if err := c.retry(stop, func() error { return c.record(context.WithoutCancel(stop), d.applied) }); err != nil {
+			return // stopping: uncommitted, redelivered to the next owner
+		}
+		select {
+		case stored <- d:
+		case <-finishDone:
+			return // publishing stopped: this batch is redelivered
+		}
+	}
+}
+
+// finishLoop publishes the outputs of stored batches and commits them, in
+// order, until stored is closed or a batch cannot be published before stop.
+func (c *Consumer) finishLoop(stop context.Context, stored <-chan *debitedBatch) {
+	for d := range stored {
+		if err := c.retry(stop, func() error { return c.publishBatch(context.WithoutCancel(stop), d) }); err != nil {
 			return // stopping: uncommitted, redelivered to the next owner
 		}
 		if err := c.commit(stop, d.batch); err != nil {
@@ -432,48 +507,96 @@ type appliedEvent struct {
 }
 
 // debit holds the events of unregistered MSISDNs and applies the rest in one
-// pipeline. It returns an error only when something could not be stored; it
-// changes nothing of p, so a retry starts afresh.
+// pipeline: claim, then settle. It returns an error only when something
+// could not be stored; it changes nothing of p, so a retry starts afresh.
 func (c *Consumer) debit(ctx context.Context, p *preparedBatch) (*debitedBatch, error) {
-	d := &debitedBatch{preparedBatch: p}
-	var (
-		usages []quota.Usage
-		from   []kafka.Message
-	)
+	cb, err := c.claim(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return c.settle(ctx, cb)
+}
+
+// claimedBatch is a batch whose events are held or rated, and the
+// identities of the rated ones claimed (quota.Claim): ready to settle.
+type claimedBatch struct {
+	*preparedBatch
+	usages   []quota.Usage
+	from     []kafka.Message // the message of each usage
+	claimed  *quota.ClaimedBatch
+	rejected []output // dead letters of events that could not be rated
+	held     []string // MSISDNs whose events were held
+}
+
+// claim holds the events of unregistered MSISDNs, rates the rest and claims
+// their identities: the first half of debit, a stage of its own in Run so
+// that the next batch is claimed (in PostgreSQL) while Redis debits this
+// one. It changes nothing of p, so a retry starts afresh.
+func (c *Consumer) claim(ctx context.Context, p *preparedBatch) (*claimedBatch, error) {
+	cb := &claimedBatch{preparedBatch: p}
 	for _, v := range p.events {
 		if v.seafarer == "" {
 			if err := c.cfg.Held.Hold(ctx, v.ev.Subject, v.ev.Identity(), v.ev.Time, v.m); err != nil {
 				return nil, fmt.Errorf("hold event for an unregistered MSISDN: %w", err)
 			}
-			d.held = append(d.held, v.ev.Subject)
+			cb.held = append(cb.held, v.ev.Subject)
 			continue
 		}
 		u, err := c.rate(v.seafarer, v.ev)
 		if err != nil {
-			d.rejected = append(d.rejected, output{msg: c.deadLetter(v.m, err)})
+			cb.rejected = append(cb.rejected, output{msg: c.deadLetter(v.m, err)})
 			continue
 		}
-		usages = append(usages, u)
-		from = append(from, v.m)
+		cb.usages = append(cb.usages, u)
+		cb.from = append(cb.from, v.m)
 	}
-	applied, err := c.apply(ctx, usages, from)
+	if len(cb.usages) == 0 {
+		return cb, nil
+	}
+	claimed, err := c.cfg.Meter.Claim(ctx, cb.usages)
 	if err != nil {
 		return nil, err
 	}
-	d.applied = applied
+	cb.claimed = claimed
+	return cb, nil
+}
+
+// settle applies a claimed batch's debits: the second half of debit. It
+// changes nothing of cb, so a retry starts afresh.
+func (c *Consumer) settle(ctx context.Context, cb *claimedBatch) (*debitedBatch, error) {
+	d := &debitedBatch{preparedBatch: cb.preparedBatch, rejected: cb.rejected, held: cb.held}
+	if len(cb.usages) == 0 {
+		return d, nil
+	}
+	results, err := c.cfg.Meter.SettleClaimed(ctx, cb.claimed)
+	if err != nil {
+		return nil, err
+	}
+	d.applied = appliedEvents(cb.usages, cb.from, results)
 	return d, nil
 }
 
-// apply settles usages (read as the messages in from); what the meter
-// refused alone is in the results, for effects to dead-letter.
+// apply claims and settles usages (read as the messages in from) at once;
+// what the meter refused alone is in the results, for effects to
+// dead-letter.
 func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka.Message) ([]appliedEvent, error) {
 	if len(usages) == 0 {
 		return nil, nil
 	}
-	results, err := c.cfg.Meter.Settle(ctx, usages)
+	claimed, err := c.cfg.Meter.Claim(ctx, usages)
 	if err != nil {
 		return nil, err
 	}
+	results, err := c.cfg.Meter.SettleClaimed(ctx, claimed)
+	if err != nil {
+		return nil, err
+	}
+	return appliedEvents(usages, from, results), nil
+}
+
+// appliedEvents pairs each usage with its message and its result, charged
+// to the seafarer the result names.
+func appliedEvents(usages []quota.Usage, from []kafka.Message, results []*quota.DebitResult) []appliedEvent {
 	out := make([]appliedEvent, len(usages))
 	for i, r := range results {
 		out[i] = appliedEvent{m: from[i], usage: usages[i], result: r}
@@ -481,7 +604,7 @@ func (c *Consumer) apply(ctx context.Context, usages []quota.Usage, from []kafka
 			out[i].usage.SeafarerID = r.SeafarerID
 		}
 	}
-	return out, nil
+	return out
 }
 
 // finish stores a debited batch's effects and publishes its outputs (dead
@@ -492,6 +615,13 @@ func (c *Consumer) finish(ctx context.Context, d *debitedBatch) error {
 	if err := c.record(ctx, d.applied); err != nil {
 		return err
 	}
+	return c.publishBatch(ctx, d)
+}
+
+// publishBatch publishes a stored batch's outputs, forgets its pending
+// records and applies the events it held whose MSISDN is now enrolled: the
+// second half of finish, a stage of its own in Run.
+func (c *Consumer) publishBatch(ctx context.Context, d *debitedBatch) error {
 	out := append(append([]output(nil), d.out...), d.rejected...)
 	out = append(out, c.effects(d.applied, c.langs(ctx, d.applied))...)
 	if err := c.publish(ctx, out); err != nil {

@@ -302,3 +302,104 @@ func TestHeldEventsInPostgreSQLSurviveARedisLoss(t *testing.T) {
 	require.Equal(t, "held", entries[0].EventID)
 	require.Equal(t, int64(60), entries[0].OverageSeconds)
 }
+
+// Small batches through every stage at once (prepare, claim, debit,
+// store, publish: the next batch is claimed while the one before is
+// debited): one seafarer's calls are still drawn in the order the carrier
+// sent them, an identity sent again in a later batch is applied once, and
+// every call is in the ledger and its feed once, with the offsets of all
+// of them committed.
+func TestPipelinedBatchesDrawInStreamOrderAndApplyARepeatOnce(t *testing.T) {
+	f := mustConsumerFixture(t, nil)
+	f.consumer.cfg.BatchSize = 2
+	const msisdn, sf = "+8613800000001", "sf_1"
+	f.holders.set(msisdn, sf, time.Time{})
+	ctx := context.Background()
+	now := f.now()
+	_, _, err := f.store.AddGrant(ctx, quota.GrantInput{ID: "gr_1", SeafarerID: sf, ProgrammeID: "pr_1", Seconds: 330, Priority: 1,
+		EffectiveAt: now.Add(-24 * time.Hour), ExpiresAt: now.Add(30 * 24 * time.Hour)})
+	require.NoError(t, err)
+	f.run(t)
+
+	// Twelve calls of 60 s, a minute apart; three of them sent twice, the
+	// repeat a batch or more later. The grant covers the first five and
+	// half of the sixth, which is the second of its batch: drawn in any
+	// other order, another call would have that half.
+	var values [][]byte
+	call := func(i int) []byte {
+		return voiceEvent(fmt.Sprintf("call-%02d", i), msisdn, now.Add(-time.Hour+time.Duration(i)*time.Minute), 60)
+	}
+	for i := range 12 {
+		values = append(values, call(i))
+		if i == 3 || i == 6 || i == 9 {
+			values = append(values, call(i-2))
+		}
+	}
+	// In one write, so that the consumer finds them all at once and has a
+	// batch at each stage.
+	w := &kafka.Writer{Addr: kafka.TCP(f.broker.ListenAddrs()...), Topic: f.topics.Usage, RequiredAcks: kafka.RequireAll}
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Key: []byte(msisdn), Value: v}
+	}
+	require.NoError(t, w.WriteMessages(ctx, msgs...))
+	require.NoError(t, w.Close())
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(f.metrics.Applied)+testutil.ToFloat64(f.metrics.Duplicates) >= float64(len(values))
+	}, 20*time.Second, 20*time.Millisecond)
+
+	entries, _, err := f.ledger.Ledger(ctx, sf, quota.LedgerFilter{Limit: 100})
+	require.NoError(t, err)
+	covered := map[string]int64{}
+	for _, e := range entries {
+		if e.Kind == quota.KindDebit {
+			_, dup := covered[e.EventID]
+			require.False(t, dup, "%s is in the ledger twice", e.EventID)
+			covered[e.EventID] = e.CoveredSeconds
+		}
+	}
+	require.Len(t, covered, 12)
+	for i := range 12 {
+		want := int64(60)
+		switch {
+		case i == 5:
+			want = 30 // what was left
+		case i > 5:
+			want = 0 // drawn after the grant ran out: overage
+		}
+		require.Equal(t, want, covered[fmt.Sprintf("call-%02d", i)], "call-%02d, in the order sent", i)
+	}
+	a, err := f.store.Allowance(ctx, sf)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), a.RemainingSeconds)
+	require.Equal(t, int64(12*60-330), a.OverageSeconds)
+
+	// The feed may carry an entry twice (a repeat before its first batch
+	// was published publishes it again, with the same id); every call is
+	// on it.
+	feed := map[string]bool{}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.broker.ListenAddrs(), Topic: f.topics.Ledger, MaxBytes: 4 << 20, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for len(feed) < 12 {
+		m, err := r.ReadMessage(readCtx)
+		require.NoError(t, err, "the ledger feed has %d of the 12 calls", len(feed))
+		var e struct {
+			Data struct {
+				EventID string `json:"event_id"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(m.Value, &e))
+		feed[e.Data.EventID] = true
+	}
+
+	client := &kafka.Client{Addr: kafka.TCP(f.broker.ListenAddrs()...)}
+	require.Eventually(t, func() bool {
+		res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: "test", Topics: map[string][]int{f.topics.Usage: {0}}})
+		if err != nil || len(res.Topics[f.topics.Usage]) != 1 {
+			return false
+		}
+		return res.Topics[f.topics.Usage][0].CommittedOffset == int64(len(values))
+	}, 10*time.Second, 50*time.Millisecond, "every batch's offsets are committed")
+}

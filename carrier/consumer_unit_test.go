@@ -24,17 +24,18 @@ import (
 // same consumer over the real ones.
 
 // fakeMeter settles usages in memory. An event id listed in conflicting or
-// failing gets that outcome; outage makes the next Settle calls fail.
+// failing gets that outcome; outage makes the next SettleClaimed calls fail.
 type fakeMeter struct {
 	mu          sync.Mutex
 	settled     map[string]quota.Usage // by event id
 	conflicting map[string]bool
 	failing     map[string]bool
 	notes       map[string][]quota.Note
-	outages     int // Settle calls still to fail
+	outages     int // SettleClaimed calls still to fail
 	calls       int
 	recorded    []string // entry ids quota was told are stored and published
 	forgetFails bool
+	claimed     map[*quota.ClaimedBatch][]quota.Usage
 }
 
 func (m *fakeMeter) Recorded(_ context.Context, entries []quota.SeafarerEntry) error {
@@ -49,9 +50,22 @@ func (m *fakeMeter) Recorded(_ context.Context, entries []quota.SeafarerEntry) e
 	return nil
 }
 
-func (m *fakeMeter) Settle(_ context.Context, us []quota.Usage) ([]*quota.DebitResult, error) {
+// Claim hands back a batch the fake remembers the usages of.
+func (m *fakeMeter) Claim(_ context.Context, us []quota.Usage) (*quota.ClaimedBatch, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	b := new(quota.ClaimedBatch)
+	if m.claimed == nil {
+		m.claimed = map[*quota.ClaimedBatch][]quota.Usage{}
+	}
+	m.claimed[b] = us
+	return b, nil
+}
+
+func (m *fakeMeter) SettleClaimed(_ context.Context, b *quota.ClaimedBatch) ([]*quota.DebitResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	us := m.claimed[b]
 	m.calls++
 	if m.outages > 0 {
 		m.outages--

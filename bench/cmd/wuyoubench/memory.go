@@ -57,7 +57,7 @@ func runMemory(ctx context.Context, args []string, env environment, out *results
 	fs.IntVar(&c.Seafarers, "seafarers", 2_000, "seafarers enrolled, each with two grants and a dedupe window of calls")
 	fs.IntVar(&c.Calls, "calls", int(callsPerDay*dedupeWindow.Hours()/24), "calls per seafarer, spread evenly over the dedupe window (3 a day)")
 	fs.IntVar(&c.Workers, "workers", 32, "concurrent enrolments and grants")
-	fs.IntVar(&c.Batch, "batch", 500, "calls per batch (the consumer's batch size)")
+	fs.IntVar(&c.Batch, "batch", carrier.DefaultBatchSize, "calls per batch (the consumer's batch size)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
