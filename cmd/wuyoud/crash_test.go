@@ -91,9 +91,9 @@ func TestSIGKILLAtRandomPointsNeverLosesOrDoubleAppliesEvents(t *testing.T) {
 
 	// The stream arrives in kills+1 parts, one before each instance starts,
 	// so every instance finds work. Each instance is killed at a random
-	// point of its work: once it has read a random number of messages (up
-	// to three batches, so some kills fall before its first commit and some
-	// after), plus a random pause that lands in a debit, a publish or a
+	// point of its work: once it has read a random share of its part (up to
+	// 80%, so some kills fall before its first commit and some after), plus
+	// a random pause that lands in a claim, a debit, a store, a publish or a
 	// commit.
 	parts := splitEven(msgs, kills+1)
 	var busyKills int
