@@ -138,9 +138,11 @@ fi
 measure ledger 180 "$bin/wuyoubench" gobench -key ledger -rounds 3 -- \
 	go test -run '^$' -bench '^BenchmarkAppend(BareCopy)?$' -benchtime 100x ./quota/
 # The debit script alone against an empty script with the same keys and
-# arguments (the floor of any script call), alternating over three rounds.
-measure script 360 "$bin/wuyoubench" gobench -key script -rounds 3 -- \
-	go test -run '^$' -bench '^Benchmark(Debit|Empty)ScriptRedisTime$' -benchtime 20000x ./quota/
+# arguments (the floor of any script call), and against a script of the
+# debit's commands alone (the floor of any debit done by a script),
+# alternating over three rounds.
+measure script 420 "$bin/wuyoubench" gobench -key script -rounds 3 -- \
+	go test -run '^$' -bench '^Benchmark(Debit|Empty|CommandsOnly)ScriptRedisTime$' -benchtime 20000x ./quota/
 measure statements 300 "$bin/wuyoubench" gobench -key statements -- \
 	go test -run '^$' -bench '^BenchmarkPGProgrammeStatement$' -benchtime 3x -timeout 10m ./quota/
 

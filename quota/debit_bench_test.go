@@ -32,6 +32,27 @@ func BenchmarkEmptyScriptRedisTime(b *testing.B) {
 	benchmarkDebitRedisTime(b, redis.NewScript(`return {0, '', 0, 0, 0, {}}`))
 }
 
+// BenchmarkCommandsOnlyScriptRedisTime is the floor of any debit done by
+// a script: the same seafarers, keys, arguments and pipelines, to a script
+// that runs the commands a debit cannot do without and nothing else, no
+// Lua beyond calling them: the grants and the sessions read, the identity
+// remembered and the window trimmed, one grant written back, the pending
+// record and its expiry, this month's two counters. What the debit costs
+// above it is its logic (parsing, choosing the draws, the notes).
+func BenchmarkCommandsOnlyScriptRedisTime(b *testing.B) {
+	benchmarkDebitRedisTime(b, redis.NewScript(`
+local grants = redis.call('HGETALL', KEYS[1])
+redis.call('HGETALL', KEYS[6])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('HSET', KEYS[1], grants[1], grants[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('HINCRBY', KEYS[4], ARGV[18], ARGV[3])
+redis.call('HINCRBY', KEYS[4], ARGV[19], 0)
+return {0, '', 0, 0, 0, {}}`))
+}
+
 func benchmarkDebitRedisTime(b *testing.B, script *redis.Script) {
 	ctx := context.Background()
 	srv := redistest.MustServer(b)

@@ -156,7 +156,7 @@ func (c *collected) redisCPURow() row {
 // with the same keys and arguments (the floor of any script call).
 func (c *collected) scriptRow() row {
 	r := row{what: "2d. Redis CPU per debit, the script alone (BenchmarkDebitScriptRedisTime)", figure: c.notMeasured("script"), baseline: "—", ratio: "—",
-		setup:    "quota/debit_bench_test.go: a redis-server of its own, 500 seafarers with two grants each carried to the steady state (90 calls each, three a day, so about 90 identities in each seen set), then debits in pipelines of 500 through DebitBatch with the claims held (PostgreSQL's work, not Redis's) and their records dropped as the consumer drops them; the main thread's CPU time (INFO cpu, user and system) per debit. The baseline sends the same keys and arguments the same way to a script that reads and writes nothing; the two alternate, each figure the median of the rounds",
+		setup:    "quota/debit_bench_test.go: a redis-server of its own, 500 seafarers with two grants each carried to the steady state (90 calls each, three a day, so about 90 identities in each seen set), then debits in pipelines of 500 through DebitBatch with the claims held (PostgreSQL's work, not Redis's) and their records dropped as the consumer drops them; the main thread's CPU time (INFO cpu, user and system) per debit. The baseline sends the same keys and arguments the same way to a script that reads and writes nothing; the floor (BenchmarkCommandsOnlyScriptRedisTime) sends them to a script that only runs the commands a debit cannot do without (the grants and sessions read, the identity added and the window trimmed, one grant written, the pending record and its expiry, the month's two counters); the three alternate, each figure the median of the rounds",
 		bound:    "the baseline is what any script call costs Redis (reading 21 arguments, entering Lua, replying); above it is the debit's own work: about a dozen commands on the seafarer's keys (the seen set's listpack is scanned to add the identity and trimmed; the grants read and the drawn ones written; the pending record; this month's two counters) and the Lua that parses the grants and decides the draws",
 		commands: []string{"wuyoubench gobench -key script", c.infos["script.command"]}}
 	const debit, empty = "script.DebitScriptRedisTime.", "script.EmptyScriptRedisTime."
@@ -168,6 +168,10 @@ func (c *collected) scriptRow() row {
 		}
 		r.baseline = fmt.Sprintf("an empty script, same keys, arguments and pipelines: %.1f µs", e)
 		r.ratio = fmt.Sprintf("**%.1f×** (debit ÷ empty script)", d/e)
+		if floor := "script.CommandsOnlyScriptRedisTime.redis-cpu-us_per_debit"; c.has(floor) {
+			f := c.figures[floor]
+			r.figure += fmt.Sprintf("; the floor of any debit done by a script, its commands alone without its logic: %.1f µs (%.1f µs above the empty script), %.2f× the 15 µs target of line 2c", f, f-e, f/15)
+		}
 	}
 	return r
 }
