@@ -174,3 +174,39 @@ func TestALargeBatchDrawsEachSeafarersCallsInOrderAndAnswersInPlace(t *testing.T
 		require.Equal(t, map[string]int64{"gr-" + sf: 0}, remainingByGrant(t, s, sf))
 	}
 }
+
+// Redis that lost its scripts (a restart; here SCRIPT FLUSH) while a batch
+// is debited in two lanes: the lane that finds the script missing loads
+// it, and the other lane's calls sent after that are applied. Each call
+// refused is sent again, and only those: none comes back as a repeat of
+// itself, and every grant is drawn once per call.
+func TestALostScriptCacheRepeatsOnlyTheCallsItRefused(t *testing.T) {
+	ctx := context.Background()
+	_, pool := MustPGLedger(t)
+	s, _, rdb := MustMeterStore(t, Options{Claims: NewPGClaims(pool)})
+	const seafarers, rounds = 64, 40
+	for i := range seafarers {
+		sf := fmt.Sprintf("sf-noscript-%02d", i)
+		MustAddGrant(t, s, activeGrant(sf, "gr-"+sf, 100_000))
+	}
+	for round := range rounds {
+		require.NoError(t, rdb.ScriptFlush(ctx).Err())
+		var us []Usage
+		for c := range 4 {
+			for i := range seafarers {
+				us = append(us, voiceCall(fmt.Sprintf("sf-noscript-%02d", i), fmt.Sprintf("cdr-%d-%d-%d", round, i, c),
+					meterNow.Add(-time.Hour+time.Duration(round*4+c)*time.Second), 60))
+			}
+		}
+		rs, err := s.DebitBatch(ctx, us)
+		require.NoError(t, err)
+		for j, r := range rs {
+			require.NoError(t, r.Err)
+			require.False(t, r.Duplicate, "round %d: %s came back as a repeat of itself", round, us[j].EventID)
+		}
+	}
+	for i := range seafarers {
+		sf := fmt.Sprintf("sf-noscript-%02d", i)
+		require.Equal(t, map[string]int64{"gr-" + sf: 100_000 - rounds*4*60}, remainingByGrant(t, s, sf))
+	}
+}

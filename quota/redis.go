@@ -245,7 +245,9 @@ func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitRes
 	}
 	out := make([]*DebitResult, len(us))
 	cmds := make([]*redis.Cmd, len(us))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// Every command carries its own error (a lost connection's too), read
+	// below: the pipeline's is only the first of them.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, u := range us {
 			c, err := s.debitCmd(ctx, p, u)
 			if err != nil {
@@ -256,7 +258,11 @@ func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitRes
 		}
 		return nil
 	})
-	if isNoScript(err) { // a restarted Redis lost its script cache: load and retry
+	noScript := false
+	for _, c := range cmds {
+		noScript = noScript || c != nil && isNoScript(c.Err())
+	}
+	if noScript { // a restarted Redis lost its script cache: load and retry
 		// ... unless the restart cost data: a guarded store meters only on
 		// the Redis its hot state was written to (rebuild.go). The mark's
 		// check before the batch could not see a restart that came after.
@@ -270,7 +276,25 @@ func (s *RedisStore) debitPipeline(ctx context.Context, us []Usage) ([]*DebitRes
 		if err := debitScript.Load(ctx, s.rdb).Err(); err != nil {
 			return nil, fmt.Errorf("quota: load debit script: %w", err)
 		}
-		return s.debitPipeline(ctx, us)
+		// Only the calls refused: another client (another lane, another
+		// replica) may have loaded the script while this pipeline ran, and
+		// the calls after that were applied; sent again, they would come
+		// back as repeats of themselves.
+		var again []Usage
+		var at []int
+		for i, c := range cmds {
+			if c != nil && isNoScript(c.Err()) {
+				again, at = append(again, us[i]), append(at, i)
+				cmds[i] = nil
+			}
+		}
+		rs, err := s.debitPipeline(ctx, again)
+		if err != nil {
+			return nil, err
+		}
+		for j, r := range rs {
+			out[at[j]] = r
+		}
 	}
 	for i, c := range cmds {
 		if c == nil {
