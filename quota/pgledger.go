@@ -96,21 +96,25 @@ const appendSQL = `
 INSERT INTO ledger_entries (seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes, free)
+    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes, free,
+    call_id)
 SELECT seafarer_id, filed_at, id, kind, at, nullif(event_source, ''), nullif(event_id, ''), nullif(type, ''),
     nullif(msisdn, ''), call_time, duration_seconds, billable_seconds, covered_seconds, overage_seconds,
     overage_amount_minor, nullif(currency, ''), welfare_cost_minor, welfare_cost_currency,
     nullif(statement_period, ''), nullif(adjusts_period, ''), nullif(called_number, ''), nullif(visited_country, ''),
     nullif(grant_id, ''), nullif(programme_id, ''), seconds, draws::jsonb, programme_shares::jsonb,
-    nullif(actor, ''), nullif(actor_role, ''), nullif(actor_company_id, ''), unit, volume_bytes, free
+    nullif(actor, ''), nullif(actor_role, ''), nullif(actor_company_id, ''), unit, volume_bytes, free,
+    nullif(call_id, '')
 FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::timestamptz[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[],
     $16::text[], $17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-    $24::text[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[])
+    $24::text[], $25::int8[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[],
+    $34::text[])
     AS e(seafarer_id, filed_at, id, kind, at, event_source, event_id, type, msisdn, call_time,
     duration_seconds, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor, currency,
     welfare_cost_minor, welfare_cost_currency, statement_period, adjusts_period, called_number, visited_country,
-    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes, free)
+    grant_id, programme_id, seconds, draws, programme_shares, actor, actor_role, actor_company_id, unit, volume_bytes, free,
+    call_id)
 ON CONFLICT DO NOTHING
 RETURNING seafarer_id, filed_at, id`
 
@@ -133,13 +137,14 @@ type ledgerColumns struct {
 	unit                                                         []string      // spelled out: seconds, bytes or sms
 	volume                                                       []int64
 	free                                                         []bool
+	callID                                                       []string
 }
 
 func (c *ledgerColumns) args() []any {
 	return []any{c.seafarerID, c.filedAt, c.id, c.kind, c.at, c.source, c.eventID, c.typ, c.msisdn, c.callTime,
 		c.duration, c.billable, c.covered, c.overage, c.overageMinor, c.currency, c.welfareMinor, c.welfareCurrency,
 		c.statementPeriod, c.adjustsPeriod, c.calledNumber, c.visitedCountry, c.grantID, c.programmeID, c.seconds, c.draws, c.programmeShares,
-		c.actor, c.actorRole, c.actorCompany, c.unit, c.volume, c.free}
+		c.actor, c.actorRole, c.actorCompany, c.unit, c.volume, c.free, c.callID}
 }
 
 // ledgerRows turns entries into columns, refusing what PostgreSQL cannot
@@ -159,7 +164,7 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		grantID: make([]string, 0, n), programmeID: make([]string, 0, n), seconds: make([]int64, 0, n),
 		draws: make([]string, 0, n), programmeShares: make([]pgtype.Text, 0, n),
 		actor: make([]string, 0, n), actorRole: make([]string, 0, n), actorCompany: make([]string, 0, n),
-		unit: make([]string, 0, n), volume: make([]int64, 0, n), free: make([]bool, 0, n),
+		unit: make([]string, 0, n), volume: make([]int64, 0, n), free: make([]bool, 0, n), callID: make([]string, 0, n),
 	}
 	var buf []byte
 	for i, se := range entries {
@@ -210,6 +215,7 @@ func ledgerRows(entries []SeafarerEntry) (*ledgerColumns, error) {
 		c.unit = append(c.unit, unitOrSeconds(e.Unit))
 		c.volume = append(c.volume, e.VolumeBytes)
 		c.free = append(c.free, e.Free)
+		c.callID = append(c.callID, e.CallID)
 		buf = appendDrawsJSON(buf[:0], e.Draws)
 		c.draws = append(c.draws, string(buf))
 		if shares := programmeShares(e); len(shares) > 0 {
@@ -258,7 +264,7 @@ func pgText(i int, seafarerID string, e *LedgerEntry) error {
 		{"type", e.Type}, {"msisdn", e.MSISDN}, {"overage_amount.currency", e.OverageAmount.Currency},
 		{"statement_period", e.StatementPeriod}, {"adjusts_period", e.AdjustsPeriod},
 		{"called_number", e.CalledNumber}, {"visited_country", e.VisitedCountry},
-		{"grant_id", e.GrantID}, {"programme_id", e.ProgrammeID},
+		{"grant_id", e.GrantID}, {"programme_id", e.ProgrammeID}, {"call_id", e.CallID},
 	} {
 		if !ok(f.value) {
 			return bad(f.name)
@@ -530,7 +536,7 @@ var ledgerCopyColumns = []string{"seafarer_id", "filed_at", "id", "kind", "at", 
 	"call_time", "duration_seconds", "billable_seconds", "covered_seconds", "overage_seconds", "overage_amount_minor",
 	"currency", "welfare_cost_minor", "welfare_cost_currency", "statement_period", "adjusts_period", "called_number",
 	"visited_country", "grant_id", "programme_id", "seconds", "draws", "programme_shares", "actor", "actor_role", "actor_company_id",
-	"unit", "volume_bytes", "free"}
+	"unit", "volume_bytes", "free", "call_id"}
 
 // copyRows is c as COPY rows, empty text as NULL (as appendSQL stores it).
 func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
@@ -550,7 +556,7 @@ func (c *ledgerColumns) copyRows() pgx.CopyFromSource {
 		row[21], row[22], row[23] = text(c.visitedCountry[i]), text(c.grantID[i]), text(c.programmeID[i])
 		row[24], row[25], row[26] = c.seconds[i], c.draws[i], c.programmeShares[i]
 		row[27], row[28], row[29] = text(c.actor[i]), text(c.actorRole[i]), text(c.actorCompany[i])
-		row[30], row[31], row[32] = c.unit[i], c.volume[i], c.free[i]
+		row[30], row[31], row[32], row[33] = c.unit[i], c.volume[i], c.free[i], text(c.callID[i])
 		return row, nil
 	})
 }

@@ -171,6 +171,10 @@ type LedgerEntry struct {
 	// statements count it apart.
 	Free   bool   `json:"free,omitempty"`
 	MSISDN string `json:"msisdn,omitempty"`
+	// CallID is the carrier's call id of a debit or adjust that has one (a
+	// session's terminate: its session id). Kept in the system of record
+	// for rebuilding sessions (rebuild_sessions.go), not published.
+	CallID string `json:"-"`
 	Draws  []Draw `json:"draws"`
 	// For grant and void entries: the grant and the seconds it added or removed.
 	GrantID     string `json:"grant_id,omitempty"`

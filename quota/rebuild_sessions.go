@@ -15,7 +15,8 @@ import (
 // terminatedSession is a session's terminate as the ledger has it: what a
 // rebuild writes back so the carrier's record of the call, when it comes
 // after a loss of Redis, settles the session instead of charging the call
-// a second time.
+// a second time; or, when the record came before the loss (an adjust
+// entry with the session's call id), the session as it settled it.
 type terminatedSession struct {
 	seafarerID, sessionID string
 	at                    time.Time
@@ -89,7 +90,62 @@ WHERE seafarer_id = ANY($1) AND kind = 'debit' AND event_source = $2 AND filed_a
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("quota: rebuild: sessions: %w", err)
 	}
+	if err := settleTerminated(ctx, tx, out, cutoff); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// settleTerminated marks the sessions of ts that the carrier's record has
+// settled since their terminate done, as the debit script left them: the
+// record's adjust entry (its call id is the session's) moved the charge,
+// and its figures are added to the terminate's. A session so settled
+// charges a later record of the same call as a call of its own, as it
+// would have had Redis never been lost.
+func settleTerminated(ctx context.Context, tx pgx.Tx, ts []terminatedSession, cutoff time.Time) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	type key struct{ seafarerID, sessionID string }
+	byKey := make(map[key]*terminatedSession, len(ts))
+	seafarers, sessions := make([]string, 0, len(ts)), make([]string, 0, len(ts))
+	for i := range ts {
+		t := &ts[i]
+		byKey[key{t.seafarerID, t.sessionID}] = t
+		seafarers, sessions = append(seafarers, t.seafarerID), append(sessions, t.sessionID)
+	}
+	rows, err := tx.Query(ctx, `
+SELECT seafarer_id, call_id, at, billable_seconds, covered_seconds, overage_seconds, overage_amount_minor,
+    coalesce(welfare_cost_minor, 0)
+FROM ledger_entries
+WHERE seafarer_id = ANY($1) AND call_id = ANY($2) AND kind = 'adjust' AND filed_at >= $3
+ORDER BY at, id`, seafarers, sessions, cutoff.Truncate(time.Second))
+	if err != nil {
+		return fmt.Errorf("quota: rebuild: settled sessions: %w", err)
+	}
+	var (
+		k                                        key
+		at                                       time.Time
+		billable, covered, overage, amt, welfare int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.seafarerID, &k.sessionID, &at, &billable, &covered, &overage, &amt, &welfare}, func() error {
+		t, ok := byKey[k]
+		if !ok {
+			return nil
+		}
+		r := &t.record
+		r.State, r.End = "done", at.Unix()
+		r.Charged += billable
+		r.Covered += covered
+		r.Overage += overage
+		r.Amount += amt
+		r.Welfare += welfare
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("quota: rebuild: settled sessions: %w", err)
+	}
+	return nil
 }
 
 // writeTerminatedSessions writes the sessions back where Redis lost them

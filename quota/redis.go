@@ -489,7 +489,7 @@ func (s *RedisStore) debitResult(ctx context.Context, c *redis.Cmd, u Usage) (*D
 		if err != nil {
 			return nil, &wuyou.Error{Code: wuyou.EINTERNAL, Reason: "apply_failed", Message: err.Error()}
 		}
-		e.Source = u.Source
+		e.Source, e.CallID = u.Source, u.CallID
 		programmes := make(map[string]string, (len(vals)-6)/2)
 		for i := 6; i+1 < len(vals); i += 2 {
 			id, _ := vals[i].(string)
