@@ -60,30 +60,24 @@ func TestRebuildKeepsASessionTheCarriersRecordSettledSettled(t *testing.T) {
 	story := func(t *testing.T, lose bool) outcome {
 		ctx := context.Background()
 		l := newRebuildLab(t, Options{})
-		l.grant(t, GrantInput{ID: "gr_1", SeafarerID: "sf_1", ProgrammeID: "pr_a", Seconds: 600,
-			EffectiveAt: meterNow.Add(-meterDay), ExpiresAt: meterNow.Add(30 * meterDay), Priority: 1})
-		openCall(t, l.s, "sf_1", "call-a", 300)
-		r, _ := terminate(t, l.s, "sf_1", "call-a", 240)
-		l.record(t, []SeafarerEntry{{SeafarerID: "sf_1", Entry: r.Entry}})
-		first := sessionUsage("sf_1", "call-a", 300)
-		first.EventID = "cdr-a"
-		rs := l.settle(t, []Usage{first})
-		require.Equal(t, KindAdjust, rs[0].Entry.Kind, "the record settles the terminated session")
-		require.Equal(t, "call-a", rs[0].Entry.CallID)
+		adjustedSession(t, l) // call-b: terminated at 240 s, settled by its record at 180 s
+		var callID string
+		require.NoError(t, l.pool.QueryRow(ctx, `SELECT call_id FROM ledger_entries WHERE kind = 'adjust'`).Scan(&callID))
+		require.Equal(t, "call-b", callID, "the adjust names the session's call")
 		if lose {
 			l.lose(t)
 			_, err := RebuildHotState(ctx, l.pool, l.s, RebuildOptions{})
 			require.NoError(t, err)
 		}
-		_, repeat := terminate(t, l.s, "sf_1", "call-a", 240)
-		second := sessionUsage("sf_1", "call-a", 120)
-		second.EventID = "cdr-a-2"
+		_, repeat := terminate(t, l.s, "sf_1", "call-b", 240)
+		second := sessionUsage("sf_1", "call-b", 120)
+		second.EventID = "cdr-b-2"
 		e := l.settle(t, []Usage{second})[0].Entry
 		return outcome{Repeat: *repeat, Kind: e.Kind, Billable: e.BillableSeconds, Covered: e.CoveredSeconds, Over: e.OverageSeconds,
 			Remaining: remainingByGrant(t, l.s, "sf_1")}
 	}
 	kept := story(t, false)
-	require.Equal(t, outcome{Repeat: SessionCharge{Charged: 300, Covered: 300}, Kind: KindDebit, Billable: 120, Covered: 120,
-		Remaining: map[string]int64{"gr_1": 180}}, kept, "the story without a loss")
+	require.Equal(t, outcome{Repeat: SessionCharge{Charged: 180, Covered: 180}, Kind: KindDebit, Billable: 120, Covered: 120,
+		Remaining: map[string]int64{"gr_1": 300}}, kept, "the story without a loss")
 	require.Equal(t, kept, story(t, true), "after a loss and a rebuild")
 }
