@@ -698,7 +698,7 @@ func fingerprint(ev *UsageEvent) string {
 }
 
 // record stores the ledger entries of settled events (applied or repeated)
-// before anything about them is published or committed: dedupe (Settle) →
+// before anything about them is published or committed: dedupe (Claim, SettleClaimed) →
 // persist (here) → publish → commit. An entry the store refuses for what it
 // is (EINVALID: a rule of the ledger broken) is its event's failure alone,
 // found by storing the batch's entries one at a time, and dead-lettered as
